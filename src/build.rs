@@ -1,0 +1,553 @@
+//! Plan and build: the pipeline from `wso2img.toml` to written images.
+//!
+//! ```text
+//! config → base → walk customer folders → layer specs (per platform, shared
+//! when equal) → diff_ids (plan: hash only; build: hash + gzip) → configs →
+//! content digest and tags → manifests/index → one writer per destination
+//! ```
+//! The content digest depends only on uncompressed content, so `plan` and
+//! `build` always agree and a compressor change can never move a tag.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::{expand_tag, Config, LayerKind, LayerSource, TagValues};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::image::mutate::{self, AppendedLayer, ConfigChanges};
+use crate::image::{Blob, Descriptor, Image, ImageSet, MediaFamily, Platform};
+use crate::layer::{self, LayerSpec, Placement, SourceEntry};
+use crate::reference::{Location, Reference};
+use crate::transport::{self, archive, oci, Base};
+use crate::wso2::{self, Facts};
+
+/// File modification time in layers when SOURCE_DATE_EPOCH is not set:
+/// 1980-01-01T00:00:00Z (the zip epoch; avoids tools' special cases for 0).
+pub const DEFAULT_MTIME: i64 = 315_532_800;
+/// Label set when keystores are baked into the image.
+pub const KEYSTORES_LABEL: &str = "io.wso2img.keystores";
+/// Label and annotation naming the base image.
+pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
+/// Label and annotation with the base image's manifest (or index) digest.
+pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+
+/// What to build.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Path of `wso2img.toml`.
+    pub config: PathBuf,
+    /// Base override (`--base`), relative paths against the working directory.
+    pub base: Option<Location>,
+    /// Platforms to keep (`--platform`); empty keeps all.
+    pub platforms: Vec<Platform>,
+    /// Destinations (`--to`); empty means the default OCI layout.
+    pub outputs: Vec<Location>,
+    /// `--bake-keystores`.
+    pub bake_keystores: bool,
+    /// SOURCE_DATE_EPOCH, when set.
+    pub source_date_epoch: Option<i64>,
+}
+
+/// The default output folder, relative to the config file.
+pub const DEFAULT_OUTPUT: &str = "out";
+
+/// One customer layer in a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerReport {
+    /// Layer kind (`jars`, `themes`, …).
+    pub name: String,
+    /// Uncompressed digest.
+    pub diff_id: Digest,
+    /// Files and symlinks in it.
+    pub files: usize,
+    /// Bytes of file content.
+    pub bytes: u64,
+    /// Uncompressed tar size.
+    pub tar_size: u64,
+    /// Compressed digest (build only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    /// Compressed size (build only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// What the layer holds (its history line).
+    pub description: String,
+}
+
+/// One platform in a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformReport {
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    /// Digest of the new config (the image ID).
+    pub config_digest: Digest,
+    /// Digest of the new manifest (build only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_digest: Option<Digest>,
+    /// What was detected in the base.
+    pub detected: Facts,
+    /// Indexes into `layers` of the customer layers of this platform.
+    pub layers: Vec<usize>,
+}
+
+/// The base in a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct BaseReport {
+    /// Where it was read from.
+    pub location: String,
+    /// Its name (the base.name label).
+    pub name: String,
+    /// Its manifest or index digest, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    /// Docker or OCI media types.
+    pub media_types: MediaFamily,
+}
+
+/// A destination in a build report.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputReport {
+    /// The destination, transport-prefixed.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// Manifest or index digest written there.
+    pub digest: Digest,
+    /// `written` (later: `pushed`, `up-to-date`, `loaded`).
+    pub status: String,
+}
+
+/// What `plan` and `build` report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// `sha256:<hex>`: the config digest (one platform) or the digest of the
+    /// sorted (platform, config digest) list.
+    pub content_digest: Digest,
+    /// The content tag.
+    pub tag: String,
+    /// Content tag plus extra tags.
+    pub tags: Vec<String>,
+    /// The base.
+    pub base: BaseReport,
+    /// Per platform.
+    pub platforms: Vec<PlatformReport>,
+    /// Customer layers (shared across platforms when equal).
+    pub layers: Vec<LayerReport>,
+    /// Destinations written (build only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputReport>,
+}
+
+struct PlatformPrep {
+    image: usize,
+    facts: Facts,
+    layers: Vec<usize>,
+}
+
+struct Prepared {
+    config: Config,
+    base: Base,
+    specs: Vec<LayerSpec>,
+    platforms: Vec<PlatformPrep>,
+    labels: BTreeMap<String, String>,
+    created: Option<String>,
+}
+
+fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepared> {
+    let config = Config::load(&opts.config)?;
+    let (location, rel_dir) = match &opts.base {
+        Some(l) => (l.clone(), PathBuf::from(".")),
+        None => (config.base.image.parse::<Location>().map_err(|e| e.context(config.path.display())) ?, config.dir.clone()),
+    };
+    for out in &opts.outputs {
+        check_output(out)?;
+    }
+    let sources = config.layer_sources(opts.bake_keystores)?;
+    let walked: Vec<(LayerSource, Vec<SourceEntry>)> = sources
+        .into_iter()
+        .map(|s| layer::walk(&s.dir, &s.label).map(|e| (s, e)))
+        .collect::<Result<_>>()?;
+    let mut base = transport::open_base(&location, &rel_dir)?;
+    base.select_platforms(&opts.platforms)?;
+    log(&format!(
+        "base {} ({}, {} platform{})",
+        base.name,
+        base.images.iter().map(|i| i.platform.to_string()).collect::<Vec<_>>().join(", "),
+        base.images.len(),
+        if base.images.len() == 1 { "" } else { "s" }
+    ));
+    let mtime = opts.source_date_epoch.unwrap_or(DEFAULT_MTIME).max(0) as u64;
+    let owner = config.owner()?;
+    let mut specs: Vec<LayerSpec> = Vec::new();
+    let mut platforms = Vec::new();
+    for (i, img) in base.images.iter().enumerate() {
+        let facts = wso2::detect(&img.config_json, owner, &mut |p| transport::read_base_file(img, p))
+            .map_err(|e| e.context(format!("{} ({})", base.location, img.platform)))?;
+        let mut ids = Vec::new();
+        for (src, entries) in &walked {
+            let spec = layer_spec(src.kind, &src.label, entries, &facts, mtime)?;
+            if spec.is_empty() {
+                continue;
+            }
+            let id = match specs.iter().position(|s| *s == spec) {
+                Some(id) => id,
+                None => {
+                    specs.push(spec);
+                    specs.len() - 1
+                }
+            };
+            ids.push(id);
+        }
+        platforms.push(PlatformPrep { image: i, facts, layers: ids });
+    }
+    let mut labels = config.image.labels.clone();
+    labels.insert(BASE_NAME.into(), base.name.clone());
+    if let Some(d) = base.digest {
+        labels.insert(BASE_DIGEST.into(), d.to_string());
+    }
+    if config.bakes_keystores(opts.bake_keystores) && specs.iter().any(|s| s.name == LayerKind::Keystores.name()) {
+        labels.insert(KEYSTORES_LABEL.into(), "baked".into());
+    }
+    let created = opts.source_date_epoch.map(mutate::rfc3339);
+    Ok(Prepared { config, base, specs, platforms, labels, created })
+}
+
+/// Builds the layer of one kind for one base's facts.
+fn layer_spec(kind: LayerKind, label: &str, entries: &[SourceEntry], facts: &Facts, mtime: u64) -> Result<LayerSpec> {
+    let mut spec = LayerSpec::new(kind.name(), mtime);
+    let placement = Placement {
+        owner: facts.owner,
+        owned_root: facts.user_home.clone(),
+        file_mode: (kind == LayerKind::Keystores).then_some(0o640),
+    };
+    let root = match kind {
+        LayerKind::Overlays => facts.product_home.clone(),
+        k => format!("{}/{}", facts.product_home, wso2::kind_root(k)),
+    };
+    for e in entries {
+        let dest = match kind {
+            LayerKind::Themes => match wso2::theme_destination(facts, &e.rel)? {
+                Some(d) => d,
+                None => continue,
+            },
+            _ => format!("{root}/{}", e.rel),
+        };
+        spec.add(&dest, e, &placement).map_err(|err| err.context(label))?;
+    }
+    spec.description = format!(
+        "wso2img {}: {} file{} from {label}/ into {root} (owner {})",
+        kind.name(),
+        spec.file_count(),
+        if spec.file_count() == 1 { "" } else { "s" },
+        facts.owner
+    );
+    Ok(spec)
+}
+
+fn check_output(out: &Location) -> Result<()> {
+    match out {
+        Location::Oci { dir, .. } => {
+            if dir.exists() && !dir.is_dir() {
+                return Err(Error::usage(format!("{out}: {} exists and is not a folder", dir.display())));
+            }
+            let index = dir.join("index.json");
+            if index.exists() {
+                let bytes = std::fs::read(&index).map_err(|e| Error::io("reading", &index, e))?;
+                serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|_| {
+                    Error::usage(format!("{out}: {} is not valid JSON; move it away or pick another folder", index.display()))
+                })?;
+            }
+            Ok(())
+        }
+        Location::DockerArchive { path, .. } => {
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            if !parent.is_dir() {
+                return Err(Error::usage(format!("{out}: folder {} does not exist; create it first", parent.display())));
+            }
+            if path.is_dir() {
+                return Err(Error::usage(format!("{out}: {} is a folder; name a file", path.display())));
+            }
+            Ok(())
+        }
+        Location::Registry(r) => Err(Error::unsupported(format!(
+            "{out}: pushing to a registry is not available yet; write --to oci:DIR and copy it with `skopeo copy oci:DIR docker://{}`",
+            r.name()
+        ))),
+        Location::Daemon(_) => Err(Error::unsupported(format!(
+            "{out}: loading into the Docker daemon is not available yet; write --to docker-archive:FILE and run `docker load -i FILE`"
+        ))),
+        Location::Builtin(_) => Err(Error::usage(format!("{out}: builtin: is a source only; pick oci:DIR or docker-archive:FILE"))),
+    }
+}
+
+/// Per-platform configs and the content digest, from the layers' diff_ids.
+fn compose(p: &Prepared, diff_ids: &[Digest]) -> Result<(Vec<Vec<u8>>, Digest)> {
+    let mut configs = Vec::new();
+    for plat in &p.platforms {
+        let img = &p.base.images[plat.image];
+        let mut volumes: Vec<String> =
+            p.config.image.volumes.iter().map(|v| wso2::volume_path(&plat.facts, v)).collect();
+        volumes.sort();
+        volumes.dedup();
+        let changes = ConfigChanges {
+            layers: plat
+                .layers
+                .iter()
+                .map(|&i| AppendedLayer { diff_id: diff_ids[i], created_by: p.specs[i].description.clone() })
+                .collect(),
+            labels: p.labels.clone(),
+            env: p.config.image.env.clone(),
+            volumes,
+            created: p.created.clone(),
+        };
+        configs.push(mutate::apply_config(&img.config, &changes)?);
+    }
+    let content = if configs.len() == 1 {
+        Digest::of(&configs[0])
+    } else {
+        let entries: Vec<(Platform, Digest)> = p
+            .platforms
+            .iter()
+            .zip(&configs)
+            .map(|(pl, c)| (p.base.images[pl.image].platform.clone(), Digest::of(c)))
+            .collect();
+        mutate::multi_platform_content_digest(&entries)
+    };
+    Ok((configs, content))
+}
+
+fn tags(p: &Prepared, content: &Digest) -> Result<Vec<String>> {
+    let hex = content.hex();
+    let v = TagValues { base_tag: &p.base.tag, digest_hex: &hex, version: p.platforms[0].facts.version.as_deref() };
+    let mut out = vec![expand_tag(&p.config.target.tag, &v)?];
+    for t in &p.config.target.extra_tags {
+        let t = expand_tag(t, &v)?;
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+fn report(p: &Prepared, configs: &[Vec<u8>], content: Digest, tags: Vec<String>, layers: Vec<LayerReport>) -> Report {
+    Report {
+        content_digest: content,
+        tag: tags[0].clone(),
+        tags,
+        base: BaseReport {
+            location: p.base.location.to_string(),
+            name: p.base.name.clone(),
+            digest: p.base.digest,
+            media_types: p.base.family,
+        },
+        platforms: p
+            .platforms
+            .iter()
+            .zip(configs)
+            .map(|(pl, c)| PlatformReport {
+                platform: p.base.images[pl.image].platform.to_string(),
+                config_digest: Digest::of(c),
+                manifest_digest: None,
+                detected: pl.facts.clone(),
+                layers: pl.layers.clone(),
+            })
+            .collect(),
+        layers,
+        outputs: Vec::new(),
+    }
+}
+
+/// Computes what `build` would produce (content digest, tag, layers) without
+/// compressing anything or writing anywhere.
+pub fn plan(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
+    let p = prepare(opts, log)?;
+    let mut layers = Vec::new();
+    for spec in &p.specs {
+        let t = layer::diff_id(spec)?;
+        layers.push(LayerReport {
+            name: spec.name.clone(),
+            diff_id: t.diff_id,
+            files: spec.file_count(),
+            bytes: spec.content_bytes(),
+            tar_size: t.size,
+            digest: None,
+            size: None,
+            description: spec.description.clone(),
+        });
+    }
+    let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id).collect();
+    let (configs, content) = compose(&p, &diff_ids)?;
+    let tags = tags(&p, &content)?;
+    Ok(report(&p, &configs, content, tags, layers))
+}
+
+/// Builds the image and writes it to every destination.
+pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
+    let p = prepare(opts, log)?;
+    let outputs = if opts.outputs.is_empty() {
+        vec![Location::Oci { dir: p.config.dir.join(DEFAULT_OUTPUT), tag: None }]
+    } else {
+        opts.outputs.clone()
+    };
+    let staging_parent = outputs
+        .iter()
+        .find_map(|o| match o {
+            Location::Oci { dir, .. } => Some(dir.parent().map(Path::to_path_buf).unwrap_or_default()),
+            Location::DockerArchive { path, .. } => Some(path.parent().map(Path::to_path_buf).unwrap_or_default()),
+            _ => None,
+        })
+        .map(|d| if d.as_os_str().is_empty() { PathBuf::from(".") } else { d })
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    let staging = tempfile::Builder::new()
+        .prefix(".wso2img-staging-")
+        .tempdir_in(&staging_parent)
+        .map_err(|e| Error::io("creating a staging folder", &staging_parent, e))?;
+
+    let family = p.base.family;
+    let mut layers = Vec::new();
+    let mut blobs = Vec::new();
+    for spec in &p.specs {
+        let c = layer::build(spec, staging.path())?;
+        log(&format!(
+            "layer {}: {} files, {} -> {} gzip, {}",
+            spec.name,
+            spec.file_count(),
+            human(c.tar.size),
+            human(c.size),
+            c.tar.diff_id
+        ));
+        blobs.push(Blob::staged(Descriptor::new(family.layer_gzip(), c.digest, c.size), c.path.clone()));
+        layers.push(LayerReport {
+            name: spec.name.clone(),
+            diff_id: c.tar.diff_id,
+            files: spec.file_count(),
+            bytes: spec.content_bytes(),
+            tar_size: c.tar.size,
+            digest: Some(c.digest),
+            size: Some(c.size),
+            description: spec.description.clone(),
+        });
+    }
+    let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id).collect();
+    let (configs, content) = compose(&p, &diff_ids)?;
+    let tags = tags(&p, &content)?;
+
+    let mut annotations = BTreeMap::new();
+    annotations.insert(BASE_NAME.to_string(), p.base.name.clone());
+    if let Some(d) = p.base.digest {
+        annotations.insert(BASE_DIGEST.to_string(), d.to_string());
+    }
+    let mut compressed_base: HashMap<Digest, Blob> = HashMap::new();
+    let mut images = Vec::new();
+    for (plat, config) in p.platforms.iter().zip(&configs) {
+        let img = &p.base.images[plat.image];
+        let mut layer_blobs = Vec::new();
+        for l in &img.layers {
+            if !l.is_plain_tar() {
+                layer_blobs.push(l.blob.clone());
+                continue;
+            }
+            if let Some(b) = compressed_base.get(&l.diff_id) {
+                layer_blobs.push(b.clone());
+                continue;
+            }
+            let what = format!("{} layer {}", p.base.location, l.diff_id);
+            let reader = l.blob.open().map_err(|e| Error::source(format!("{what}: {e}")))?;
+            let c = layer::compress_reader(reader, staging.path(), &what)?;
+            if c.tar.diff_id != l.diff_id {
+                return Err(Error::source(format!("{what}: content has digest {}; the archive is corrupt", c.tar.diff_id)));
+            }
+            let b = Blob::staged(Descriptor::new(family.layer_gzip(), c.digest, c.size), c.path);
+            compressed_base.insert(l.diff_id, b.clone());
+            layer_blobs.push(b);
+        }
+        layer_blobs.extend(plat.layers.iter().map(|&i| blobs[i].clone()));
+        let config = Blob::bytes(family.config(), config.clone());
+        let descs: Vec<Descriptor> = layer_blobs.iter().map(|b| b.desc.clone()).collect();
+        let manifest = Blob::bytes(family.manifest(), mutate::manifest(family, &config.desc, &descs, &annotations));
+        images.push(Image { platform: img.platform.clone(), manifest, config, layers: layer_blobs });
+    }
+    let index = (images.len() > 1).then(|| {
+        let entries: Vec<Descriptor> = images
+            .iter()
+            .map(|i| Descriptor { platform: Some(i.platform.clone()), ..i.manifest.desc.clone() })
+            .collect();
+        Blob::bytes(family.index(), mutate::index(family, &entries, &annotations))
+    });
+    let set = ImageSet { family, images, index };
+
+    let mut rep = report(&p, &configs, content, tags.clone(), layers);
+    for (pr, img) in rep.platforms.iter_mut().zip(&set.images) {
+        pr.manifest_digest = Some(img.manifest.desc.digest);
+    }
+    for out in &outputs {
+        let digest = write_output(&p, out, &set, &tags, &opts.platforms)?;
+        log(&format!("wrote {out} ({digest})"));
+        rep.outputs.push(OutputReport { reference: out.to_string(), digest, status: "written".into() });
+    }
+    Ok(rep)
+}
+
+fn write_output(p: &Prepared, out: &Location, set: &ImageSet, tags: &[String], filter: &[Platform]) -> Result<Digest> {
+    match out {
+        Location::Oci { dir, tag } => {
+            let tags = tag.as_ref().map(|t| vec![t.clone()]).unwrap_or_else(|| tags.to_vec());
+            oci::write(dir, &tags, set)
+        }
+        Location::DockerArchive { path, reference } => {
+            let image = pick_platform(set, filter)?;
+            let repo_tags = match reference {
+                Some(r) => vec![r.clone()],
+                None => {
+                    let repo = match &p.config.target.repository {
+                        Some(r) => Reference::parse(r)?,
+                        None => {
+                            let last = p
+                                .base
+                                .name
+                                .parse::<Reference>()
+                                .ok()
+                                .and_then(|r| r.repository.rsplit('/').next().map(str::to_string))
+                                .unwrap_or_else(|| "wso2am".into());
+                            Reference::parse(&format!("localhost/{last}"))?
+                        }
+                    };
+                    tags.iter().map(|t| repo.with_tag(t)).collect()
+                }
+            };
+            archive::write(path, &repo_tags, image)
+        }
+        other => Err(Error::unsupported(format!("{other}: not available yet"))),
+    }
+}
+
+fn pick_platform<'a>(set: &'a ImageSet, filter: &[Platform]) -> Result<&'a Image> {
+    if set.images.len() == 1 {
+        return Ok(&set.images[0]);
+    }
+    let want = filter.first().cloned().unwrap_or_else(Platform::host);
+    set.images.iter().find(|i| i.platform.matches(&want)).ok_or_else(|| {
+        Error::usage(format!(
+            "docker-archive holds one platform and the image has {}; pick one with --platform",
+            set.images.iter().map(|i| i.platform.to_string()).collect::<Vec<_>>().join(", ")
+        ))
+    })
+}
+
+/// Bytes in a short human form (`1.2 MB`).
+pub fn human(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

@@ -1,0 +1,366 @@
+//! `wso2img.toml`: the one file that says what to build. Parsing is strict
+//! (unknown keys are errors, so a typo never silently does nothing) and every
+//! error is one line naming the file, the line and what to do.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{io_reason, Error, Result};
+use crate::layer::Owner;
+use crate::reference::{Location, Reference};
+
+/// The default config file name.
+pub const FILE_NAME: &str = "wso2img.toml";
+/// The default tag template.
+pub const DEFAULT_TAG: &str = "{base_tag}-{digest12}";
+/// The default volumes: the Solr index and the H2 databases.
+pub const DEFAULT_VOLUMES: [&str; 2] = ["solr", "repository/database"];
+
+/// A loaded and validated `wso2img.toml`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// The folder relative paths are resolved against.
+    pub dir: PathBuf,
+    /// `[base]`.
+    pub base: BaseSection,
+    /// `[layers]`.
+    pub layers: LayersSection,
+    /// `[image]`.
+    pub image: ImageSection,
+    /// `[target]`.
+    pub target: TargetSection,
+}
+
+/// `[base]`: the image to customize.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseSection {
+    /// Base image location, e.g. `wso2/wso2am:4.3.0` or `docker-archive:base.tar`.
+    pub image: String,
+}
+
+/// `[layers]`: the customer folders, relative to the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayersSection {
+    /// Jars for `repository/components/lib`.
+    pub jars: Option<String>,
+    /// OSGi bundles for `repository/components/dropins`.
+    pub dropins: Option<String>,
+    /// Portal themes.
+    pub themes: Option<String>,
+    /// Files laid over the product home, last.
+    pub overlays: Option<String>,
+    /// Keystores for `repository/resources/security`.
+    pub keystores: Option<String>,
+    /// Whether the keystores folder is baked into the image.
+    #[serde(default)]
+    pub bake_keystores: bool,
+    /// `uid:gid` to own the files instead of the base's runtime user.
+    pub owner: Option<String>,
+}
+
+/// `[image]`: config changes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSection {
+    /// Labels to add.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Environment variables to set.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Volumes; relative paths are relative to the product home.
+    #[serde(default = "default_volumes")]
+    pub volumes: Vec<String>,
+}
+
+impl Default for ImageSection {
+    fn default() -> Self {
+        ImageSection { labels: BTreeMap::new(), env: BTreeMap::new(), volumes: default_volumes() }
+    }
+}
+
+fn default_volumes() -> Vec<String> {
+    DEFAULT_VOLUMES.iter().map(|s| s.to_string()).collect()
+}
+
+/// `[target]`: where and under which tags the result goes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSection {
+    /// Registry repository, e.g. `registry.example.com/acme/wso2am`.
+    pub repository: Option<String>,
+    /// Tag template.
+    #[serde(default = "default_tag")]
+    pub tag: String,
+    /// More tags (templates too).
+    #[serde(default)]
+    pub extra_tags: Vec<String>,
+}
+
+impl Default for TargetSection {
+    fn default() -> Self {
+        TargetSection { repository: None, tag: default_tag(), extra_tags: Vec::new() }
+    }
+}
+
+fn default_tag() -> String {
+    DEFAULT_TAG.to_string()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    base: BaseSection,
+    #[serde(default)]
+    layers: LayersSection,
+    #[serde(default)]
+    image: ImageSection,
+    #[serde(default)]
+    target: TargetSection,
+}
+
+/// The customer layer kinds, in the fixed order their layers are stacked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerKind {
+    /// `repository/components/lib`.
+    Jars,
+    /// `repository/components/dropins`.
+    Dropins,
+    /// Portal themes.
+    Themes,
+    /// `repository/resources/security` (only when baked).
+    Keystores,
+    /// Over the product home; last so it overrides anything.
+    Overlays,
+}
+
+impl LayerKind {
+    /// Every kind in stacking order.
+    pub const ALL: [LayerKind; 5] =
+        [LayerKind::Jars, LayerKind::Dropins, LayerKind::Themes, LayerKind::Keystores, LayerKind::Overlays];
+
+    /// The key in `[layers]` and the default folder name.
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerKind::Jars => "jars",
+            LayerKind::Dropins => "dropins",
+            LayerKind::Themes => "themes",
+            LayerKind::Keystores => "keystores",
+            LayerKind::Overlays => "overlays",
+        }
+    }
+}
+
+/// A customer folder to turn into a layer.
+#[derive(Debug, Clone)]
+pub struct LayerSource {
+    /// Which kind.
+    pub kind: LayerKind,
+    /// The folder on disk.
+    pub dir: PathBuf,
+    /// How it is named to the user (relative to the config when possible).
+    pub label: String,
+}
+
+impl Config {
+    /// Reads and validates the config at `path`.
+    pub fn load(path: &Path) -> Result<Config> {
+        let shown = path.display();
+        let text = fs::read_to_string(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::config(format!("{shown}: not found; create it (see README) or pass -c FILE"))
+            } else {
+                Error::config(format!("{shown}: cannot read ({})", io_reason(&e)))
+            }
+        })?;
+        let raw: RawConfig = toml::from_str(&text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let msg = e.message().trim().replace('\n', " ");
+            match line {
+                Some(l) => Error::config(format!("{shown}:{l}: {msg}")),
+                None => Error::config(format!("{shown}: {msg}")),
+            }
+        })?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+        let cfg = Config { path: path.to_path_buf(), dir, base: raw.base, layers: raw.layers, image: raw.image, target: raw.target };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn err(&self, msg: impl std::fmt::Display) -> Error {
+        Error::config(format!("{}: {msg}", self.path.display()))
+    }
+
+    fn validate(&self) -> Result<()> {
+        self.base
+            .image
+            .parse::<Location>()
+            .map_err(|e| self.err(format!("[base] image: {e}")))?;
+        self.owner()?;
+        for k in self.image.labels.keys() {
+            if k.is_empty() {
+                return Err(self.err("[image] labels: a label name is empty"));
+            }
+        }
+        for k in self.image.env.keys() {
+            let ok = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok {
+                return Err(self.err(format!("[image] env: `{k}` is not a valid variable name (letters, digits, _)")));
+            }
+        }
+        for v in &self.image.volumes {
+            if v.is_empty() || v.split('/').any(|c| c == "..") {
+                return Err(self.err(format!("[image] volumes: `{v}` is not a usable path")));
+            }
+        }
+        if let Some(repo) = &self.target.repository {
+            let r = Reference::parse(repo).map_err(|e| self.err(format!("[target] repository: {e}")))?;
+            if r.tag.is_some() || r.digest.is_some() {
+                return Err(self.err(format!(
+                    "[target] repository: `{repo}` has a tag or digest; give the repository only and set [target] tag"
+                )));
+            }
+        }
+        for t in std::iter::once(&self.target.tag).chain(&self.target.extra_tags) {
+            check_template(t).map_err(|m| self.err(format!("[target] tag `{t}`: {m}")))?;
+        }
+        Ok(())
+    }
+
+    /// The `owner` override, parsed.
+    pub fn owner(&self) -> Result<Option<Owner>> {
+        let Some(s) = &self.layers.owner else { return Ok(None) };
+        let parsed = s
+            .split_once(':')
+            .and_then(|(u, g)| Some(Owner { uid: u.parse().ok()?, gid: g.parse().ok()? }));
+        parsed
+            .map(Some)
+            .ok_or_else(|| self.err(format!("[layers] owner = \"{s}\": expected \"UID:GID\" with numbers, e.g. \"10001:10001\"")))
+    }
+
+    /// The customer folders to build, in stacking order. Explicit folders must
+    /// exist; a default folder is used when present. Keystores only when baked.
+    pub fn layer_sources(&self, bake_keystores: bool) -> Result<Vec<LayerSource>> {
+        let mut out = Vec::new();
+        for kind in LayerKind::ALL {
+            if kind == LayerKind::Keystores && !(bake_keystores || self.layers.bake_keystores) {
+                continue;
+            }
+            let explicit = match kind {
+                LayerKind::Jars => &self.layers.jars,
+                LayerKind::Dropins => &self.layers.dropins,
+                LayerKind::Themes => &self.layers.themes,
+                LayerKind::Keystores => &self.layers.keystores,
+                LayerKind::Overlays => &self.layers.overlays,
+            };
+            let rel = explicit.clone().unwrap_or_else(|| kind.name().to_string());
+            let dir = self.dir.join(&rel);
+            if explicit.is_none() && !dir.is_dir() {
+                continue;
+            }
+            if !dir.is_dir() {
+                return Err(self.err(format!(
+                    "[layers] {} = \"{rel}\": folder {} not found; create it or remove the setting",
+                    kind.name(),
+                    dir.display()
+                )));
+            }
+            out.push(LayerSource { kind, dir, label: rel });
+        }
+        Ok(out)
+    }
+
+    /// Whether keystores are baked (config or flag).
+    pub fn bakes_keystores(&self, flag: bool) -> bool {
+        flag || self.layers.bake_keystores
+    }
+}
+
+/// Values a tag template can use.
+#[derive(Debug, Clone)]
+pub struct TagValues<'a> {
+    /// The base reference's tag (`latest` when it had none).
+    pub base_tag: &'a str,
+    /// The content digest's hex.
+    pub digest_hex: &'a str,
+    /// The product version, when known.
+    pub version: Option<&'a str>,
+}
+
+const PLACEHOLDERS: [&str; 4] = ["base_tag", "digest12", "digest", "version"];
+
+fn check_template(t: &str) -> std::result::Result<(), String> {
+    let mut rest = t;
+    while let Some(i) = rest.find('{') {
+        let after = &rest[i + 1..];
+        let j = after.find('}').ok_or("unclosed `{`")?;
+        let name = &after[..j];
+        if !PLACEHOLDERS.contains(&name) {
+            return Err(format!("unknown placeholder {{{name}}}; use {{base_tag}}, {{digest12}}, {{digest}} or {{version}}"));
+        }
+        rest = &after[j + 1..];
+    }
+    if t.is_empty() {
+        return Err("empty tag".into());
+    }
+    Ok(())
+}
+
+/// Expands a tag template and checks the result is a valid tag.
+pub fn expand_tag(template: &str, v: &TagValues<'_>) -> Result<String> {
+    let tag = template
+        .replace("{base_tag}", v.base_tag)
+        .replace("{digest12}", &v.digest_hex[..12])
+        .replace("{digest}", v.digest_hex)
+        .replace("{version}", v.version.unwrap_or("unknown"));
+    if !Reference::valid_tag(&tag) {
+        return Err(Error::config(format!(
+            "tag template `{template}` gives `{tag}`, which is not a valid tag (letters, digits, _ . -, at most 128)"
+        )));
+    }
+    Ok(tag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config> {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(FILE_NAME);
+        fs::write(&p, text).unwrap();
+        Config::load(&p)
+    }
+
+    #[test]
+    fn defaults_and_errors() {
+        let c = load("[base]\nimage = \"wso2/wso2am:4.3.0\"\n").unwrap();
+        assert_eq!(c.target.tag, DEFAULT_TAG);
+        assert_eq!(c.image.volumes, vec!["solr", "repository/database"]);
+        let e = load("[base]\nimage = \"wso2/wso2am:4.3.0\"\n[layers]\njar = \"x\"\n").unwrap_err();
+        assert!(e.message().contains(":4:") && e.message().contains("jar"), "{e}");
+        let e = load("[base]\nimage = \"Wso2/X\"\n").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let e = load("[base]\nimage = \"a\"\n[target]\ntag = \"{nope}\"\n").unwrap_err();
+        assert!(e.message().contains("{nope}"));
+        assert!(load("[base]\nimage = \"a\"\n[layers]\nowner = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn tag_expansion() {
+        let hex = "0123456789abcdef".repeat(4);
+        let v = TagValues { base_tag: "4.3.0", digest_hex: &hex, version: Some("4.3.0") };
+        assert_eq!(expand_tag(DEFAULT_TAG, &v).unwrap(), "4.3.0-0123456789ab");
+        assert!(expand_tag("a/b{digest12}", &v).is_err());
+    }
+}

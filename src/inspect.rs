@@ -1,0 +1,114 @@
+//! `inspect`: what an image at a location holds — top digest, platforms,
+//! layers with their history, labels and the WSO2 facts detected.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::image::MediaFamily;
+use crate::reference::Location;
+use crate::transport::{self, archive};
+use crate::wso2::{self, Facts};
+
+/// One layer of an inspected image.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerInfo {
+    /// Stored blob digest.
+    pub digest: Digest,
+    /// Stored size.
+    pub size: u64,
+    /// Media type.
+    pub media_type: String,
+    /// Uncompressed digest.
+    pub diff_id: Digest,
+    /// History line, when the config has one for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+}
+
+/// One platform of an inspected image.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformInfo {
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    /// Manifest digest, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_digest: Option<Digest>,
+    /// Config digest (the image ID).
+    pub config_digest: Digest,
+    /// Layers, base first.
+    pub layers: Vec<LayerInfo>,
+    /// Config labels.
+    pub labels: Value,
+    /// Runtime user.
+    pub user: String,
+    /// WSO2 facts, when it is a WSO2 image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detected: Option<Facts>,
+}
+
+/// What `inspect` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    /// The location inspected.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// Top-level manifest or index digest, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    /// Media type family.
+    pub media_types: MediaFamily,
+    /// Whether it is a multi-platform index.
+    pub multi_platform: bool,
+    /// Per platform.
+    pub platforms: Vec<PlatformInfo>,
+}
+
+/// Inspects the image at `location`.
+pub fn inspect(location: &Location) -> Result<Inspection> {
+    let base = transport::open_base(location, std::path::Path::new("."))?;
+    let mut digest = base.digest;
+    if let (None, Location::DockerArchive { path, .. }) = (digest, location) {
+        if let Some(index) = archive::read_member(path, &location.to_string(), "index.json")? {
+            let v: Value = serde_json::from_slice(&index).unwrap_or(Value::Null);
+            digest = v["manifests"][0]["digest"].as_str().and_then(|s| s.parse().ok());
+        }
+    }
+    let mut platforms = Vec::new();
+    for img in &base.images {
+        let history: Vec<&Value> = img.config_json["history"]
+            .as_array()
+            .map(|h| h.iter().filter(|e| !e["empty_layer"].as_bool().unwrap_or(false)).collect())
+            .unwrap_or_default();
+        let layers = img
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| LayerInfo {
+                digest: l.blob.desc.digest,
+                size: l.blob.desc.size,
+                media_type: l.blob.desc.media_type.clone(),
+                diff_id: l.diff_id,
+                created_by: history.get(i).and_then(|h| h["created_by"].as_str()).map(str::to_string),
+            })
+            .collect();
+        let detected = wso2::detect(&img.config_json, None, &mut |p| transport::read_base_file(img, p)).ok();
+        platforms.push(PlatformInfo {
+            platform: img.platform.to_string(),
+            manifest_digest: img.manifest_digest.or(if base.images.len() == 1 { digest } else { None }),
+            config_digest: Digest::of(&img.config),
+            layers,
+            labels: img.config_json["config"]["Labels"].clone(),
+            user: img.config_json["config"]["User"].as_str().unwrap_or("").to_string(),
+            detected,
+        });
+    }
+    Ok(Inspection {
+        reference: location.to_string(),
+        digest,
+        media_types: base.family,
+        multi_platform: base.multi_platform,
+        platforms,
+    })
+}

@@ -1,0 +1,309 @@
+//! The layer builder: turns customer files into deterministic tar layers and
+//! compresses them, computing the uncompressed digest (diff_id) and the
+//! compressed digest while streaming.
+//!
+//! A [`LayerSpec`] is the pure description of a layer (sorted entries with
+//! their final paths, modes and owners). [`diff_id`] hashes its tar without
+//! compressing (for `plan`); [`build`] writes the gzip blob to a folder.
+
+pub mod gzip;
+pub mod tar;
+pub mod walk;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::digest::{Digest, HashWriter};
+use crate::error::{io_reason, Error, Result};
+pub use walk::{walk, SourceEntry, SourceKind};
+
+/// Numeric owner of the files in a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Owner {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.uid, self.gid)
+    }
+}
+
+/// What a layer entry is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A directory.
+    Dir,
+    /// A file whose bytes come from `source`.
+    File {
+        /// The file on disk.
+        source: PathBuf,
+        /// Its size when planned.
+        size: u64,
+    },
+    /// A symbolic link.
+    Symlink {
+        /// Its target.
+        target: String,
+    },
+}
+
+/// One entry of a layer, with its final metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerEntry {
+    /// Path in the image, relative to `/`, without a trailing slash.
+    pub path: String,
+    /// What it is.
+    pub kind: EntryKind,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub owner: Owner,
+}
+
+/// How customer entries are placed: who owns them and which modes they get.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    /// Owner of the customer files and of directories at or below `owned_root`.
+    pub owner: Owner,
+    /// Absolute path at and below which parent directories belong to `owner`;
+    /// parents above it are root-owned (as `/` and `/home` are in the base).
+    pub owned_root: String,
+    /// Mode for every regular file (keystores: 0640); `None` means 0644, or
+    /// 0755 when the source has an execute bit.
+    pub file_mode: Option<u32>,
+}
+
+/// A layer described entry by entry, ready to be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerSpec {
+    /// Short name (`jars`, `themes`, …).
+    pub name: String,
+    /// What the layer holds, for the image history.
+    pub description: String,
+    /// The modification time of every entry.
+    pub mtime: u64,
+    entries: BTreeMap<String, LayerEntry>,
+}
+
+impl LayerSpec {
+    /// An empty layer.
+    pub fn new(name: &str, mtime: u64) -> Self {
+        LayerSpec { name: name.into(), description: String::new(), mtime, entries: BTreeMap::new() }
+    }
+
+    /// Adds `src` at absolute image path `dest`, with explicit entries for
+    /// every parent directory.
+    pub fn add(&mut self, dest: &str, src: &SourceEntry, placement: &Placement) -> Result<()> {
+        let path = dest.trim_start_matches('/').trim_end_matches('/').to_string();
+        if path.is_empty() || path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+            return Err(Error::input(format!("{}: cannot be placed at {dest}", src.path.display())));
+        }
+        let mut parent = String::new();
+        for comp in path.split('/').collect::<Vec<_>>().split_last().map(|(_, p)| p.to_vec()).unwrap_or_default() {
+            if !parent.is_empty() {
+                parent.push('/');
+            }
+            parent.push_str(comp);
+            self.ensure_dir(&parent, placement, &src.path)?;
+        }
+        let (kind, mode) = match &src.kind {
+            SourceKind::Dir => {
+                return self.ensure_dir(&path, placement, &src.path);
+            }
+            SourceKind::File { size, executable } => (
+                EntryKind::File { source: src.path.clone(), size: *size },
+                placement.file_mode.unwrap_or(if *executable { 0o755 } else { 0o644 }),
+            ),
+            SourceKind::Symlink { target } => (EntryKind::Symlink { target: target.clone() }, 0o777),
+        };
+        if let Some(existing) = self.entries.get(&path) {
+            return Err(Error::input(format!(
+                "{}: lands on /{path}, where {} already goes; keep only one of them",
+                src.path.display(),
+                describe(existing)
+            )));
+        }
+        self.entries.insert(path.clone(), LayerEntry { path, kind, mode, owner: placement.owner });
+        Ok(())
+    }
+
+    fn ensure_dir(&mut self, path: &str, placement: &Placement, from: &Path) -> Result<()> {
+        match self.entries.get(path) {
+            Some(e) if e.kind == EntryKind::Dir => Ok(()),
+            Some(e) => Err(Error::input(format!(
+                "{}: needs /{path} to be a folder, but {} goes there",
+                from.display(),
+                describe(e)
+            ))),
+            None => {
+                let abs = format!("/{path}");
+                let root = placement.owned_root.trim_end_matches('/');
+                let owned = abs == root || abs.starts_with(&format!("{root}/"));
+                let owner = if owned { placement.owner } else { Owner { uid: 0, gid: 0 } };
+                self.entries
+                    .insert(path.to_string(), LayerEntry { path: path.to_string(), kind: EntryKind::Dir, mode: 0o755, owner });
+                Ok(())
+            }
+        }
+    }
+
+    /// Entries in archive order.
+    pub fn entries(&self) -> impl Iterator<Item = &LayerEntry> {
+        self.entries.values()
+    }
+
+    /// Number of regular files and symlinks.
+    pub fn file_count(&self) -> usize {
+        self.entries.values().filter(|e| e.kind != EntryKind::Dir).count()
+    }
+
+    /// Total size of the regular files.
+    pub fn content_bytes(&self) -> u64 {
+        self.entries
+            .values()
+            .map(|e| match e.kind {
+                EntryKind::File { size, .. } => size,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Whether the layer has no files.
+    pub fn is_empty(&self) -> bool {
+        self.file_count() == 0
+    }
+
+    /// Writes the uncompressed tar to `out`.
+    pub fn write_tar(&self, out: &mut impl Write) -> Result<()> {
+        let mut buf = vec![0u8; 256 * 1024];
+        let werr = |e: io::Error| Error::new(crate::error::Kind::Io, format!("writing layer {}: {}", self.name, io_reason(&e)));
+        for e in self.entries.values() {
+            let dir_path;
+            let (path, kind, size, link) = match &e.kind {
+                EntryKind::Dir => {
+                    dir_path = format!("{}/", e.path);
+                    (dir_path.as_str(), tar::EntryType::Dir, 0, "")
+                }
+                EntryKind::File { size, .. } => (e.path.as_str(), tar::EntryType::File, *size, ""),
+                EntryKind::Symlink { target } => (e.path.as_str(), tar::EntryType::Symlink, 0, target.as_str()),
+            };
+            let h = tar::Header { path, kind, mode: e.mode, uid: e.owner.uid, gid: e.owner.gid, size, mtime: self.mtime, link };
+            tar::write_header(out, &h).map_err(werr)?;
+            if let EntryKind::File { source, size } = &e.kind {
+                copy_exact(source, *size, out, &mut buf)?;
+                tar::pad(out, *size).map_err(werr)?;
+            }
+        }
+        tar::finish(out).map_err(werr)
+    }
+}
+
+fn describe(e: &LayerEntry) -> String {
+    match &e.kind {
+        EntryKind::Dir => "a folder".into(),
+        EntryKind::File { source, .. } => source.display().to_string(),
+        EntryKind::Symlink { target } => format!("a symlink to {target}"),
+    }
+}
+
+/// Copies exactly `size` bytes of `source` to `out`, failing if the file
+/// changed size since it was planned.
+fn copy_exact(source: &Path, size: u64, out: &mut impl Write, buf: &mut [u8]) -> Result<()> {
+    let rerr = |e: io::Error| Error::input(format!("{}: cannot read ({})", source.display(), io_reason(&e)));
+    let mut f = File::open(source).map_err(rerr)?;
+    let mut left = size;
+    while left > 0 {
+        let want = buf.len().min(left as usize);
+        let n = f.read(&mut buf[..want]).map_err(rerr)?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n])
+            .map_err(|e| Error::new(crate::error::Kind::Io, format!("writing layer: {}", io_reason(&e))))?;
+        left -= n as u64;
+    }
+    let now = f.metadata().map_err(rerr)?.len();
+    if left != 0 || now != size {
+        return Err(Error::input(format!(
+            "{}: changed while the image was being built ({size} bytes planned, {now} now); run again",
+            source.display()
+        )));
+    }
+    Ok(())
+}
+
+/// A layer's uncompressed identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TarDigest {
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    /// Its length.
+    pub size: u64,
+}
+
+/// Hashes the layer's tar without compressing it.
+pub fn diff_id(spec: &LayerSpec) -> Result<TarDigest> {
+    let mut w = HashWriter::new(io::sink());
+    spec.write_tar(&mut w)?;
+    let (_, diff_id, size) = w.finish();
+    Ok(TarDigest { diff_id, size })
+}
+
+/// A compressed layer written to disk.
+#[derive(Debug, Clone)]
+pub struct CompressedLayer {
+    /// Uncompressed identity.
+    pub tar: TarDigest,
+    /// sha256 of the gzip bytes.
+    pub digest: Digest,
+    /// Length of the gzip bytes.
+    pub size: u64,
+    /// Where the gzip bytes are.
+    pub path: PathBuf,
+}
+
+/// Number of deflate threads: every core.
+pub fn threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Builds the layer's gzip blob as a new file in `dir`.
+pub fn build(spec: &LayerSpec, dir: &Path) -> Result<CompressedLayer> {
+    compress_with(dir, |w| spec.write_tar(w))
+}
+
+/// Compresses an existing uncompressed tar stream (a layer of a `docker save`
+/// archive) into a new file in `dir`.
+pub fn compress_reader(mut src: impl Read, dir: &Path, what: &str) -> Result<CompressedLayer> {
+    compress_with(dir, |w| {
+        io::copy(&mut src, w).map(|_| ()).map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))
+    })
+}
+
+fn compress_with(dir: &Path, fill: impl FnOnce(&mut HashWriter<gzip::ParallelGzip<HashWriter<BufWriter<File>>>>) -> Result<()>) -> Result<CompressedLayer> {
+    let tmp = tempfile::Builder::new()
+        .prefix(".layer-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("creating a layer file", dir, e))?;
+    let (file, tmp_path) = tmp.keep().map_err(|e| Error::io("creating a layer file", dir, e.error))?;
+    let result = (|| {
+        let out = HashWriter::new(BufWriter::with_capacity(1 << 20, file));
+        let mut w = HashWriter::new(gzip::ParallelGzip::new(out, threads()));
+        fill(&mut w)?;
+        let (gz, diff_id, tar_size) = w.finish();
+        let out = gz.finish().map_err(|e| Error::io("writing layer", &tmp_path, e))?;
+        let (buf, digest, size) = out.finish();
+        buf.into_inner().map_err(|e| Error::io("writing layer", &tmp_path, e.into_error()))?;
+        Ok(CompressedLayer { tar: TarDigest { diff_id, size: tar_size }, digest, size, path: tmp_path.clone() })
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp_path);
+    }
+    result
+}

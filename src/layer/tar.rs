@@ -1,0 +1,236 @@
+//! A deterministic tar writer. Every header byte is set here, explicitly:
+//! ustar headers (with the prefix field for long paths), a PAX record only
+//! when a path, link target or size does not fit, no user or group names, no
+//! atime/ctime, and the archive ends with two zero blocks, as Go's writer does.
+
+use std::io::{self, Write};
+
+const BLOCK: usize = 512;
+
+/// The kind of a tar entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryType {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+}
+
+/// The metadata of one tar entry.
+#[derive(Debug, Clone)]
+pub struct Header<'a> {
+    /// Path inside the archive, relative, `/`-separated; directories end with `/`.
+    pub path: &'a str,
+    /// Entry type.
+    pub kind: EntryType,
+    /// Permission bits.
+    pub mode: u32,
+    /// Numeric owner.
+    pub uid: u32,
+    /// Numeric group.
+    pub gid: u32,
+    /// Size of the data (files only).
+    pub size: u64,
+    /// Modification time, seconds since the epoch.
+    pub mtime: u64,
+    /// Symlink target.
+    pub link: &'a str,
+}
+
+/// Writes the header block(s) for `h` to `out`; the caller then writes exactly
+/// `h.size` bytes and calls [`pad`].
+pub fn write_header(out: &mut impl Write, h: &Header<'_>) -> io::Result<()> {
+    let mut pax: Vec<(&str, String)> = Vec::new();
+    let split = split_path(h.path);
+    if split.is_none() {
+        pax.push(("path", h.path.to_string()));
+    }
+    if h.link.len() > 100 {
+        pax.push(("linkpath", h.link.to_string()));
+    }
+    if h.size > 0o777_7777_7777 {
+        pax.push(("size", h.size.to_string()));
+    }
+    if !pax.is_empty() {
+        let mut body = Vec::new();
+        for (k, v) in &pax {
+            body.extend_from_slice(&pax_record(k, v));
+        }
+        let ph = raw_header(b"././@PaxHeader", b'x', 0o644, 0, 0, body.len() as u64, h.mtime, b"", b"")?;
+        out.write_all(&ph)?;
+        out.write_all(&body)?;
+        pad(out, body.len() as u64)?;
+    }
+    let (prefix, name) = split.unwrap_or((&[][..], truncate(h.path.as_bytes(), 100)));
+    let typeflag = match h.kind {
+        EntryType::File => b'0',
+        EntryType::Dir => b'5',
+        EntryType::Symlink => b'2',
+    };
+    let size = if h.kind == EntryType::File { h.size } else { 0 };
+    let size_field = if size > 0o777_7777_7777 { 0 } else { size };
+    let block = raw_header(
+        name,
+        typeflag,
+        h.mode,
+        h.uid,
+        h.gid,
+        size_field,
+        h.mtime,
+        truncate(h.link.as_bytes(), 100),
+        prefix,
+    )?;
+    out.write_all(&block)
+}
+
+/// Pads file data of `len` bytes to a whole block.
+pub fn pad(out: &mut impl Write, len: u64) -> io::Result<()> {
+    let rem = (len % BLOCK as u64) as usize;
+    if rem != 0 {
+        out.write_all(&[0u8; BLOCK][..BLOCK - rem])?;
+    }
+    Ok(())
+}
+
+/// Writes the end-of-archive marker (two zero blocks).
+pub fn finish(out: &mut impl Write) -> io::Result<()> {
+    out.write_all(&[0u8; BLOCK * 2])
+}
+
+/// Splits a path into ustar (prefix, name), or `None` if it needs PAX.
+fn split_path(path: &str) -> Option<(&[u8], &[u8])> {
+    let b = path.as_bytes();
+    if b.len() <= 100 {
+        return Some((&[], b));
+    }
+    if b.len() > 256 {
+        return None;
+    }
+    // The name part may keep a trailing '/' of a directory; split at a '/' so
+    // that prefix <= 155 and name <= 100 and both are non-empty.
+    let search_end = b.len() - 1;
+    (0..search_end)
+        .rev()
+        .filter(|&i| b[i] == b'/')
+        .find(|&i| i <= 155 && b.len() - i - 1 <= 100 && i > 0)
+        .map(|i| (&b[..i], &b[i + 1..]))
+}
+
+fn truncate(b: &[u8], n: usize) -> &[u8] {
+    &b[..b.len().min(n)]
+}
+
+/// One PAX record: `"<len> <key>=<value>\n"` where len counts the whole record.
+fn pax_record(key: &str, value: &str) -> Vec<u8> {
+    let body = format!(" {key}={value}\n");
+    let mut len = body.len() + 1;
+    loop {
+        let total = len.to_string().len() + body.len();
+        if total == len {
+            break;
+        }
+        len = total;
+    }
+    format!("{len}{body}").into_bytes()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn raw_header(
+    name: &[u8],
+    typeflag: u8,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    mtime: u64,
+    link: &[u8],
+    prefix: &[u8],
+) -> io::Result<[u8; BLOCK]> {
+    let mut b = [0u8; BLOCK];
+    b[..name.len()].copy_from_slice(name);
+    octal(&mut b[100..108], mode as u64)?;
+    octal(&mut b[108..116], uid as u64)?;
+    octal(&mut b[116..124], gid as u64)?;
+    octal(&mut b[124..136], size)?;
+    octal(&mut b[136..148], mtime)?;
+    b[156] = typeflag;
+    b[157..157 + link.len()].copy_from_slice(link);
+    b[257..263].copy_from_slice(b"ustar\0");
+    b[263..265].copy_from_slice(b"00");
+    octal(&mut b[329..337], 0)?;
+    octal(&mut b[337..345], 0)?;
+    b[345..345 + prefix.len()].copy_from_slice(prefix);
+    b[148..156].fill(b' ');
+    let sum: u32 = b.iter().map(|&x| x as u32).sum();
+    let chk = format!("{sum:06o}\0 ");
+    b[148..156].copy_from_slice(chk.as_bytes());
+    Ok(b)
+}
+
+/// Zero-padded octal with a trailing NUL, filling the field.
+fn octal(field: &mut [u8], v: u64) -> io::Result<()> {
+    let width = field.len() - 1;
+    let s = format!("{v:0width$o}");
+    if s.len() > width {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("value {v} does not fit a tar header")));
+    }
+    field[..width].copy_from_slice(s.as_bytes());
+    field[width] = 0;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(bytes: &[u8]) -> Vec<(String, u64, u32, u64)> {
+        let mut ar = ::tar::Archive::new(bytes);
+        ar.entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (
+                    e.path().unwrap().to_string_lossy().into_owned(),
+                    h.uid().unwrap(),
+                    h.mode().unwrap(),
+                    h.size().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn long_paths_round_trip_through_a_reader() {
+        let long = format!("{}/{}", "d".repeat(120), "f".repeat(90));
+        let very_long = format!("{}/{}", "x".repeat(200), "y".repeat(200));
+        let mut out = Vec::new();
+        for p in ["a/", "a/b.txt", long.as_str(), very_long.as_str()] {
+            let kind = if p.ends_with('/') { EntryType::Dir } else { EntryType::File };
+            let h = Header { path: p, kind, mode: 0o644, uid: 10001, gid: 10001, size: 3, mtime: 1, link: "" };
+            let h = Header { size: if kind == EntryType::File { 3 } else { 0 }, ..h };
+            write_header(&mut out, &h).unwrap();
+            if kind == EntryType::File {
+                out.extend_from_slice(b"abc");
+                pad(&mut out, 3).unwrap();
+            }
+        }
+        finish(&mut out).unwrap();
+        let got = entries(&out);
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[0].0, "a");
+        assert_eq!(got[2].0, long);
+        assert_eq!(got[3].0, very_long);
+        assert!(got.iter().all(|g| g.1 == 10001));
+    }
+
+    #[test]
+    fn pax_record_length_counts_itself() {
+        let r = pax_record("path", &"p".repeat(95));
+        let s = String::from_utf8(r).unwrap();
+        let n: usize = s.split(' ').next().unwrap().parse().unwrap();
+        assert_eq!(n, s.len());
+    }
+}

@@ -1,0 +1,7 @@
+//! The `wso2img` binary: a thin command line over the library.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

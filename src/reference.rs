@@ -1,0 +1,502 @@
+//! Image references and image locations (transport-prefixed, as skopeo spells them).
+
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+
+/// The registry that bare names such as `busybox` refer to.
+const DOCKER_HUB: &str = "docker.io";
+/// The accepted forms, quoted in error messages.
+const FORM: &str = "write NAME[:TAG|@sha256:DIGEST]";
+/// The longest `registry/repository`, as in docker.
+const NAME_MAX: usize = 255;
+/// The longest tag.
+const TAG_MAX: usize = 128;
+/// skopeo transports this tool does not read or write.
+const OTHER_TRANSPORTS: &[&str] = &["atomic", "containers-storage", "dir", "oci-archive", "ostree", "sif", "tarball"];
+
+/// A registry image reference, normalised as docker normalises it
+/// (`busybox` is `docker.io/library/busybox`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Reference {
+    /// Registry host with optional port, e.g. `docker.io`, `localhost:5000`.
+    pub registry: String,
+    /// Repository path in the registry, e.g. `library/busybox`.
+    pub repository: String,
+    /// The tag, if one was written.
+    pub tag: Option<String>,
+    /// The digest, if one was written.
+    pub digest: Option<Digest>,
+}
+
+impl Reference {
+    /// Parses `s` the way docker's `ParseNormalizedNamed` does: an optional
+    /// registry, a lowercase path, then `:TAG` and/or `@sha256:DIGEST`.
+    pub fn parse(s: &str) -> Result<Reference> {
+        let bad = |what: String| Error::usage(format!("{s:?}: {what}"));
+        if s.is_empty() {
+            return Err(bad(format!("empty image reference; {FORM}")));
+        }
+        if s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(bad(format!("looks like an image ID, not a name; {FORM}")));
+        }
+        let (rest, digest) = match s.split_once('@') {
+            Some((rest, d)) => (rest, Some(parse_digest(d).map_err(bad)?)),
+            None => (s, None),
+        };
+        // A tag colon is one after the last `/`; earlier ones are ports.
+        let last = rest.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match rest[last..].find(':') {
+            Some(i) => (&rest[..last + i], Some(&rest[last + i + 1..])),
+            None => (rest, None),
+        };
+        match tag {
+            Some("") => return Err(bad(format!("empty tag; {FORM}"))),
+            Some(t) if t.len() > TAG_MAX => return Err(bad(format!("tag is longer than {TAG_MAX} characters"))),
+            Some(t) if !Self::valid_tag(t) => {
+                return Err(bad(format!(
+                    "invalid tag {t:?}; a tag is letters, digits, '_', '.' and '-', not starting with '.' or '-'"
+                )))
+            }
+            _ => {}
+        }
+        if name.is_empty() {
+            return Err(bad(format!("missing repository name; {FORM}")));
+        }
+        let (registry, path) = match name.split_once('/') {
+            Some((d, p)) if d.contains(['.', ':']) || d == "localhost" => (d, p),
+            _ => (DOCKER_HUB, name),
+        };
+        if !valid_registry(registry) {
+            return Err(bad(format!("invalid registry {registry:?}; write HOST[:PORT]/PATH")));
+        }
+        if path.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(bad("repository names must be lowercase".into()));
+        }
+        for c in path.split('/') {
+            if c.is_empty() {
+                return Err(bad(format!("empty path component (stray '/'); {FORM}")));
+            }
+            if !valid_path_component(c) {
+                return Err(bad(format!(
+                    "invalid path component {c:?}; use lowercase letters and digits separated by '.', '_', '__' or '-'"
+                )));
+            }
+        }
+        let registry = if registry == "index.docker.io" { DOCKER_HUB } else { registry };
+        let repository =
+            if registry == DOCKER_HUB && !path.contains('/') { format!("library/{path}") } else { path.to_string() };
+        if registry.len() + 1 + repository.len() > NAME_MAX {
+            return Err(bad(format!("name is longer than {NAME_MAX} characters")));
+        }
+        Ok(Reference { registry: registry.to_string(), repository, tag: tag.map(str::to_string), digest })
+    }
+
+    /// The tag, or `latest` when none was written.
+    pub fn tag_or_latest(&self) -> &str {
+        self.tag.as_deref().unwrap_or("latest")
+    }
+
+    /// `registry/repository`, e.g. `docker.io/library/busybox`.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
+    /// Docker's short form of the name: `busybox`, `wso2/wso2am`,
+    /// `localhost:5000/acme/apim`.
+    pub fn familiar_name(&self) -> String {
+        if !self.is_docker_hub() {
+            return self.name();
+        }
+        match self.repository.strip_prefix("library/") {
+            Some(short) if !short.contains('/') => short.to_string(),
+            _ => self.repository.clone(),
+        }
+    }
+
+    /// The same name with `tag` and no digest; `tag` should satisfy
+    /// [`Reference::valid_tag`].
+    pub fn with_tag(&self, tag: &str) -> Reference {
+        Reference { tag: Some(tag.to_string()), digest: None, ..self.clone() }
+    }
+
+    /// The same reference pinned to `digest` (the tag is kept).
+    pub fn with_digest(&self, digest: Digest) -> Reference {
+        Reference { digest: Some(digest), ..self.clone() }
+    }
+
+    /// Whether the registry is Docker Hub.
+    pub fn is_docker_hub(&self) -> bool {
+        self.registry == DOCKER_HUB
+    }
+
+    /// Whether the registry host is `localhost`, `127.x.x.x` or `[::1]`, on any port.
+    pub fn is_loopback(&self) -> bool {
+        let (host, _) = host_port(&self.registry);
+        if let Some(ip) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            return ip.parse::<Ipv6Addr>().is_ok_and(|a| a.is_loopback());
+        }
+        host.eq_ignore_ascii_case("localhost") || host.parse::<Ipv4Addr>().is_ok_and(|a| a.is_loopback())
+    }
+
+    /// Whether `s` is a valid tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+    pub fn valid_tag(s: &str) -> bool {
+        let b = s.as_bytes();
+        let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+        !b.is_empty() && b.len() <= TAG_MAX && word(b[0]) && b[1..].iter().all(|&c| word(c) || c == b'.' || c == b'-')
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Reference {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Reference> {
+        Reference::parse(s)
+    }
+}
+
+/// Parses the text after `@`; the error is the message tail.
+fn parse_digest(d: &str) -> Result<Digest, String> {
+    match d.split_once(':') {
+        _ if d.is_empty() => Err(format!("empty digest; {FORM}")),
+        Some((algo, _)) if algo != "sha256" => {
+            Err(format!("digest algorithm {algo:?} is not supported; only sha256 is"))
+        }
+        _ => d.parse().map_err(|_| "invalid digest; write @sha256: and 64 lowercase hex digits".to_string()),
+    }
+}
+
+/// Splits a registry into host and port; a bracketed IPv6 host keeps its brackets.
+fn host_port(d: &str) -> (&str, Option<&str>) {
+    let end = if d.starts_with('[') { d.find(']').map_or(d.len(), |i| i + 1) } else { d.find(':').unwrap_or(d.len()) };
+    let (host, rest) = d.split_at(end);
+    match rest.strip_prefix(':') {
+        Some(port) => (host, Some(port)),
+        None if rest.is_empty() => (host, None),
+        None => (d, None),
+    }
+}
+
+/// `host[:port]`, where host is dot-separated hostname components or `[IPv6]`.
+fn valid_registry(d: &str) -> bool {
+    let (host, port) = host_port(d);
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(ip) => !ip.is_empty() && ip.bytes().all(|b| b.is_ascii_hexdigit() || b == b':'),
+        None => host.split('.').all(|c| {
+            let b = c.as_bytes();
+            match (b.first(), b.last()) {
+                (Some(first), Some(last)) => {
+                    first.is_ascii_alphanumeric()
+                        && last.is_ascii_alphanumeric()
+                        && b.iter().all(|&x| x.is_ascii_alphanumeric() || x == b'-')
+                }
+                _ => false,
+            }
+        }),
+    };
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    host_ok && port_ok
+}
+
+/// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`
+fn valid_path_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    let mut i = 0;
+    loop {
+        let start = i;
+        while i < b.len() && alnum(b[i]) {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+        if i == b.len() {
+            return true;
+        }
+        let sep_start = i;
+        while i < b.len() && !alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &b[sep_start..i];
+        if !(matches!(sep, b"." | b"_" | b"__") || sep.iter().all(|&x| x == b'-')) {
+            return false;
+        }
+    }
+}
+
+/// Where an image is read from or written to, spelled with skopeo's
+/// transport prefixes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// `oci:DIR[:TAG]`: an OCI image layout directory.
+    Oci {
+        /// The layout directory.
+        dir: PathBuf,
+        /// The image's ref name in the layout's index.
+        tag: Option<String>,
+    },
+    /// `docker-archive:FILE[:REF]`: a `docker save` tarball. A file name
+    /// containing `:` cannot be combined with a reference.
+    DockerArchive {
+        /// The tarball.
+        path: PathBuf,
+        /// The name the image carries inside the tarball.
+        reference: Option<Reference>,
+    },
+    /// `docker://REF` or a bare reference: an image in a registry.
+    Registry(Reference),
+    /// `docker-daemon:NAME[:TAG]`: an image in the local docker daemon.
+    Daemon(Reference),
+    /// `builtin:NAME`: a sample base image built into the tool.
+    Builtin(String),
+}
+
+impl Location {
+    /// The transport name: `oci`, `docker-archive`, `docker`, `docker-daemon` or `builtin`.
+    pub fn transport(&self) -> &'static str {
+        match self {
+            Location::Oci { .. } => "oci",
+            Location::DockerArchive { .. } => "docker-archive",
+            Location::Registry(_) => "docker",
+            Location::Daemon(_) => "docker-daemon",
+            Location::Builtin(_) => "builtin",
+        }
+    }
+}
+
+impl FromStr for Location {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Location> {
+        let bad = |what: &str| Error::usage(format!("{s:?}: {what}"));
+        if let Some(rest) = s.strip_prefix("oci:") {
+            let (dir, tag) = match rest.rsplit_once(':') {
+                Some((_, "")) => return Err(bad("empty tag; write oci:DIR[:TAG]")),
+                Some((dir, tag)) if Reference::valid_tag(tag) => (dir, Some(tag.to_string())),
+                _ => (rest, None),
+            };
+            if dir.is_empty() {
+                return Err(bad("empty directory; write oci:DIR[:TAG]"));
+            }
+            return Ok(Location::Oci { dir: PathBuf::from(dir), tag });
+        }
+        if let Some(rest) = s.strip_prefix("docker-archive:") {
+            let (path, reference) = match rest.split_once(':').map(|(p, r)| (p, Reference::parse(r))) {
+                Some((path, Ok(reference))) => (path, Some(reference)),
+                _ => (rest, None),
+            };
+            if path.is_empty() {
+                return Err(bad("empty file name; write docker-archive:FILE[:NAME[:TAG]]"));
+            }
+            if reference.as_ref().is_some_and(|r| r.digest.is_some()) {
+                return Err(bad("a docker archive cannot name a digest; write docker-archive:FILE[:NAME[:TAG]]"));
+            }
+            return Ok(Location::DockerArchive { path: PathBuf::from(path), reference });
+        }
+        if let Some(rest) = s.strip_prefix("docker-daemon:") {
+            if rest.is_empty() || rest.starts_with("sha256:") {
+                return Err(bad("write docker-daemon:NAME[:TAG]"));
+            }
+            let reference = Reference::parse(rest)?;
+            if reference.digest.is_some() {
+                return Err(bad("the docker daemon is not addressed by digest; write docker-daemon:NAME[:TAG]"));
+            }
+            return Ok(Location::Daemon(reference));
+        }
+        if let Some(rest) = s.strip_prefix("docker://") {
+            if rest.starts_with('/') {
+                return Err(bad("too many slashes; write docker://NAME[:TAG|@sha256:DIGEST]"));
+            }
+            return Reference::parse(rest).map(Location::Registry);
+        }
+        if let Some(name) = s.strip_prefix("builtin:") {
+            if name.is_empty() || !name.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-')) {
+                return Err(bad("write builtin:NAME, NAME being lowercase letters, digits, '.' and '-'"));
+            }
+            return Ok(Location::Builtin(name.to_string()));
+        }
+        match s.split_once(':') {
+            Some((word, _)) if OTHER_TRANSPORTS.contains(&word) => Err(bad(&format!(
+                "transport {word} is not supported; use one of oci:, docker-archive:, docker://, docker-daemon:"
+            ))),
+            _ => Reference::parse(s).map(Location::Registry),
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Oci { dir, tag } => {
+                write!(f, "oci:{}", dir.display())?;
+                tag.as_ref().map_or(Ok(()), |t| write!(f, ":{t}"))
+            }
+            Location::DockerArchive { path, reference } => {
+                write!(f, "docker-archive:{}", path.display())?;
+                reference.as_ref().map_or(Ok(()), |r| write!(f, ":{r}"))
+            }
+            Location::Registry(r) => write!(f, "docker://{r}"),
+            Location::Daemon(r) => write!(f, "docker-daemon:{r}"),
+            Location::Builtin(name) => write!(f, "builtin:{name}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEX: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    fn r(s: &str) -> Reference {
+        let parsed = Reference::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(Reference::parse(&parsed.to_string()).ok(), Some(parsed.clone()), "round trip of {s}");
+        parsed
+    }
+
+    fn err(s: &str) -> String {
+        match Reference::parse(s) {
+            Ok(x) => panic!("{s} parsed as {x}"),
+            Err(e) => {
+                assert_eq!(e.kind(), crate::error::Kind::Usage);
+                e.to_string()
+            }
+        }
+    }
+
+    #[test]
+    fn docker_hub_names() {
+        let b = r("busybox");
+        assert_eq!(
+            (b.name().as_str(), b.tag.as_deref(), b.tag_or_latest()),
+            ("docker.io/library/busybox", None, "latest")
+        );
+        assert_eq!((b.familiar_name().as_str(), b.to_string().as_str()), ("busybox", "docker.io/library/busybox"));
+        let w = r("wso2/wso2am:4.3.0");
+        assert_eq!(w.to_string(), "docker.io/wso2/wso2am:4.3.0");
+        assert_eq!(w.familiar_name(), "wso2/wso2am");
+        assert!(w.is_docker_hub() && !w.is_loopback());
+        assert_eq!(r("docker.io/wso2/wso2am"), r("wso2/wso2am"));
+        assert_eq!(r("index.docker.io/library/ubuntu:22.04").to_string(), "docker.io/library/ubuntu:22.04");
+        assert_eq!(r("docker.io/ubuntu").repository, "library/ubuntu");
+        assert_eq!(r("docker:24-dind").to_string(), "docker.io/library/docker:24-dind");
+    }
+
+    #[test]
+    fn other_registries() {
+        let l = r("localhost:5000/acme/apim:1.0");
+        assert_eq!(
+            (l.registry.as_str(), l.repository.as_str(), l.tag_or_latest()),
+            ("localhost:5000", "acme/apim", "1.0")
+        );
+        assert_eq!(l.familiar_name(), "localhost:5000/acme/apim");
+        assert!(l.is_loopback() && !l.is_docker_hub());
+        assert_eq!(r("localhost:5000/foo").tag, None);
+        let d = r(&format!("127.0.0.1:5000/a/b@sha256:{HEX}"));
+        assert_eq!((d.registry.as_str(), d.tag.as_deref()), ("127.0.0.1:5000", None));
+        assert_eq!(d.digest.map(|x| x.hex()), Some(HEX.to_string()));
+        assert!(d.is_loopback());
+        let both = r(&format!("registry.example.com/acme/wso2am:4.3.0@sha256:{HEX}"));
+        assert_eq!((both.tag.as_deref(), both.digest.is_some(), both.is_loopback()), (Some("4.3.0"), true, false));
+        let v6 = r("[::1]:5000/x:y");
+        assert_eq!((v6.registry.as_str(), v6.repository.as_str(), v6.tag.as_deref()), ("[::1]:5000", "x", Some("y")));
+        assert!(v6.is_loopback());
+        assert_eq!(r("Registry.Example.COM/a__b/c-d--e.f").registry, "Registry.Example.COM");
+    }
+
+    #[test]
+    fn reference_errors() {
+        assert_eq!(err("Wso2/wso2am:4.3.0"), "\"Wso2/wso2am:4.3.0\": repository names must be lowercase");
+        assert_eq!(err("wso2/wso2am:"), "\"wso2/wso2am:\": empty tag; write NAME[:TAG|@sha256:DIGEST]");
+        assert!(err("x@sha256:abc").contains("invalid digest"));
+        assert!(err(&format!("x@sha256:{}", HEX.to_uppercase())).contains("invalid digest"));
+        assert!(err(&format!("x@md5:{HEX}")).contains("only sha256"));
+        assert!(err("a//b").contains("empty path component"));
+        assert!(err("wso2/").contains("empty path component"));
+        assert!(err(&format!("x:{}", "a".repeat(129))).contains("longer than 128"));
+        assert!(Reference::parse(&format!("x:{}", "a".repeat(128))).is_ok());
+        assert!(err(&format!("{}/x", "a".repeat(250))).contains("longer than 255"));
+        let bad_refs = "x@ :tag a/-b a/b_-c a/b. my_reg.com/x reg.com:/x reg.com:5x/x [zz]:1/x x:.t é/x";
+        for bad in bad_refs.split(' ').chain(["", HEX]) {
+            err(bad);
+        }
+    }
+
+    #[test]
+    fn tags_and_helpers() {
+        assert!(Reference::valid_tag("_a.B-1") && !Reference::valid_tag("-a") && !Reference::valid_tag("a/b"));
+        let w = r("wso2/wso2am:4.3.0").with_digest(format!("sha256:{HEX}").parse().expect("digest"));
+        assert_eq!(w.to_string(), format!("docker.io/wso2/wso2am:4.3.0@sha256:{HEX}"));
+        assert_eq!(w.with_tag("4.4.0").to_string(), "docker.io/wso2/wso2am:4.4.0");
+        assert_eq!(r("library/a/b").familiar_name(), "library/a/b");
+        assert!(!r("128.0.0.1/x").is_loopback() && r("127.1.2.3/x").is_loopback());
+    }
+
+    fn loc(s: &str) -> Location {
+        let parsed: Location = s.parse().unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(parsed.to_string().parse::<Location>().ok(), Some(parsed.clone()), "round trip of {s}");
+        parsed
+    }
+
+    #[test]
+    fn locations() {
+        let oci = |dir: &str, tag: Option<&str>| Location::Oci { dir: dir.into(), tag: tag.map(Into::into) };
+        assert_eq!(loc("oci:out/apim:4.3.0"), oci("out/apim", Some("4.3.0")));
+        assert_eq!(loc("oci:out/apim"), oci("out/apim", None));
+        assert_eq!(loc("oci:a:b/c"), oci("a:b/c", None));
+        assert_eq!(loc("oci:out/apim:tag").to_string(), "oci:out/apim:tag");
+        let a = loc("docker-archive:a.tar");
+        assert_eq!((a.to_string().as_str(), a.transport()), ("docker-archive:a.tar", "docker-archive"));
+        let Location::DockerArchive { path, reference } = loc("docker-archive:out/a.tar:wso2/wso2am:4.3.0") else {
+            panic!("not an archive")
+        };
+        assert_eq!((path, reference), ("out/a.tar".into(), Some(r("wso2/wso2am:4.3.0"))));
+        assert_eq!(
+            loc("docker-archive:a.tar:Bad"),
+            Location::DockerArchive { path: "a.tar:Bad".into(), reference: None }
+        );
+        let reg = loc("docker://wso2/wso2am:4.3.0");
+        assert_eq!((reg.to_string().as_str(), reg.transport()), ("docker://docker.io/wso2/wso2am:4.3.0", "docker"));
+        assert_eq!(loc("wso2/wso2am:4.3.0"), reg);
+        assert_eq!(loc("localhost:5000/x"), Location::Registry(r("localhost:5000/x")));
+        let d = loc("docker-daemon:acme/apim:1");
+        assert_eq!((d.to_string().as_str(), d.transport()), ("docker-daemon:docker.io/acme/apim:1", "docker-daemon"));
+        let b = loc("builtin:wso2am-4.3.0");
+        assert_eq!((b.to_string().as_str(), b.transport()), ("builtin:wso2am-4.3.0", "builtin"));
+        assert_eq!(loc("oci:x").transport(), "oci");
+    }
+
+    #[test]
+    fn location_errors() {
+        let digest = format!("docker-daemon:x@sha256:{HEX}");
+        let archive_digest = format!("docker-archive:a.tar:x@sha256:{HEX}");
+        let bad_locations = "oci: oci::t oci:out: docker-archive: docker-archive::x docker-daemon: docker:///x \
+            docker:// docker://Wso2/x builtin: builtin:Bad x:-y";
+        for bad in bad_locations.split_whitespace().chain([digest.as_str(), archive_digest.as_str()]) {
+            let e = bad.parse::<Location>().expect_err(bad);
+            assert_eq!(e.kind(), crate::error::Kind::Usage, "{bad}");
+        }
+        let e = "oci-archive:x.tar".parse::<Location>().expect_err("oci-archive");
+        assert_eq!(
+            e.to_string(),
+            "\"oci-archive:x.tar\": transport oci-archive is not supported; use one of oci:, docker-archive:, docker://, docker-daemon:"
+        );
+        assert!("dir:/tmp/x".parse::<Location>().is_err());
+    }
+}

@@ -1,0 +1,319 @@
+//! Small WSO2-like base images, generated deterministically: the same tree and
+//! config shape as the official `wso2/wso2am` images (user, product home,
+//! entrypoint, env), a few kilobytes instead of a gigabyte. They back the
+//! `builtin:` transport (so the tool can be tried with no registry) and the
+//! tests; with a static busybox they even run under `docker run`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::digest::{Digest, HashWriter};
+use crate::error::{Error, Result};
+use crate::image::json::canonical;
+use crate::image::{mutate, Blob, Descriptor, Image, ImageSet, MediaFamily, Platform};
+use crate::layer::gzip::ParallelGzip;
+use crate::layer::tar::{self as tarw, EntryType};
+use crate::reference::Reference;
+use crate::transport::{archive, oci};
+
+/// How the sample base names its runtime user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SampleUser {
+    /// `USER <uid>` (4.3 and later).
+    Numeric(u32),
+    /// `USER wso2carbon`, resolved through /etc/passwd (older images).
+    Named(u32),
+}
+
+impl SampleUser {
+    fn uid(&self) -> u32 {
+        match self {
+            SampleUser::Numeric(u) | SampleUser::Named(u) => *u,
+        }
+    }
+}
+
+/// A recipe for a sample base.
+#[derive(Debug, Clone)]
+pub struct SampleBase {
+    /// Product version, e.g. `4.3.0`.
+    pub version: String,
+    /// Runtime user.
+    pub user: SampleUser,
+    /// Platforms (several make an index).
+    pub platforms: Vec<Platform>,
+    /// Media types.
+    pub family: MediaFamily,
+    /// A static busybox to include so the image runs (`/bin/busybox`).
+    pub busybox: Option<PathBuf>,
+    /// Add a BuildKit-style attestation entry to the index (OCI, multi-platform).
+    pub attestation: bool,
+}
+
+impl SampleBase {
+    /// The 4.3-like base: numeric user 10001, `webapps/`, OCI, one platform.
+    pub fn v430() -> Self {
+        SampleBase {
+            version: "4.3.0".into(),
+            user: SampleUser::Numeric(10001),
+            platforms: vec![Platform::new("linux", "amd64", None)],
+            family: MediaFamily::Oci,
+            busybox: None,
+            attestation: false,
+        }
+    }
+
+    /// The 4.1-like base: named user `wso2carbon` = 802, `jaggeryapps/`, Docker media types.
+    pub fn v410() -> Self {
+        SampleBase {
+            version: "4.1.0".into(),
+            user: SampleUser::Named(802),
+            platforms: vec![Platform::new("linux", "amd64", None)],
+            family: MediaFamily::Docker,
+            busybox: None,
+            attestation: false,
+        }
+    }
+
+    /// The built-in sample called `name` (`wso2am-4.3.0`, `wso2am-4.1.0`).
+    pub fn builtin(name: &str) -> Option<Self> {
+        match name {
+            "wso2am-4.3.0" => Some(Self::v430()),
+            "wso2am-4.1.0" => Some(Self::v410()),
+            _ => None,
+        }
+    }
+
+    /// Names accepted by [`SampleBase::builtin`].
+    pub const BUILTIN_NAMES: [&'static str; 2] = ["wso2am-4.3.0", "wso2am-4.1.0"];
+
+    /// Writes the base into an OCI layout under `tag`; returns the top digest.
+    pub fn write_oci(&self, dir: &Path, tag: &str) -> Result<Digest> {
+        let set = self.image_set()?;
+        oci::write(dir, &[tag.to_string()], &set)
+    }
+
+    /// Writes the base's first platform as a `docker save` archive tagged `repo_tag`.
+    pub fn write_docker_archive(&self, path: &Path, repo_tag: &str) -> Result<Digest> {
+        let set = self.image_set()?;
+        let r = Reference::parse(repo_tag)?;
+        archive::write(path, &[r], &set.images[0])
+    }
+
+    /// The base as an image set held in memory.
+    pub fn image_set(&self) -> Result<ImageSet> {
+        let home = "/home/wso2carbon".to_string();
+        let product = format!("{home}/wso2am-{}", self.version);
+        let os_layer = gzip_layer(&self.os_tar()?)?;
+        let product_layer = gzip_layer(&self.product_tar(&product)?)?;
+        let family = self.family;
+        let layer_type = family.layer_gzip();
+        let layers: Vec<Blob> = [&os_layer, &product_layer]
+            .iter()
+            .map(|(gz, _)| Blob::bytes(layer_type, gz.clone()))
+            .collect();
+        let mut images = Vec::new();
+        for p in &self.platforms {
+            let user = match self.user {
+                SampleUser::Numeric(u) => u.to_string(),
+                SampleUser::Named(_) => "wso2carbon".to_string(),
+            };
+            let mut cfg = json!({
+                "architecture": p.architecture,
+                "os": p.os,
+                "created": "2024-05-01T00:00:00Z",
+                "config": {
+                    "User": user,
+                    "Env": [
+                        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/java/openjdk/bin",
+                        "JAVA_HOME=/opt/java/openjdk",
+                        format!("WORKING_DIRECTORY={home}"),
+                        format!("WSO2_SERVER_HOME={product}"),
+                        "LANG=C.UTF-8",
+                    ],
+                    "Entrypoint": [format!("{home}/docker-entrypoint.sh")],
+                    "WorkingDir": home,
+                    "ExposedPorts": {"9443/tcp": {}, "8243/tcp": {}, "8280/tcp": {}, "9763/tcp": {}},
+                    "ArgsEscaped": true,
+                },
+                "rootfs": {"type": "layers", "diff_ids": [os_layer.1.to_string(), product_layer.1.to_string()]},
+                "history": [
+                    {"created": "2024-05-01T00:00:00Z", "created_by": "sample OS: busybox, passwd, group"},
+                    {"created": "2024-05-01T00:00:00Z", "created_by": format!("sample WSO2 API Manager {} tree", self.version)},
+                ],
+            });
+            if let Some(v) = &p.variant {
+                cfg["variant"] = json!(v);
+            }
+            let config = Blob::bytes(family.config(), canonical(&cfg));
+            let descs: Vec<Descriptor> = layers.iter().map(|l| l.desc.clone()).collect();
+            let manifest = Blob::bytes(family.manifest(), mutate::manifest(family, &config.desc, &descs, &BTreeMap::new()));
+            images.push(Image { platform: p.clone(), manifest, config, layers: layers.clone() });
+        }
+        let index = if images.len() > 1 {
+            let mut entries: Vec<Descriptor> = images
+                .iter()
+                .map(|i| Descriptor { platform: Some(i.platform.clone()), ..i.manifest.desc.clone() })
+                .collect();
+            let mut extra = Vec::new();
+            if self.attestation && family == MediaFamily::Oci {
+                let (att, blobs) = attestation(&images[0].manifest.desc.digest);
+                entries.push(att);
+                extra = blobs;
+            }
+            let idx = Blob::bytes(family.index(), mutate::index(family, &entries, &BTreeMap::new()));
+            if !extra.is_empty() {
+                // Attestation blobs ride along as an extra image without a platform of its own.
+                images.push(Image {
+                    platform: Platform::new("unknown", "unknown", None),
+                    manifest: extra[0].clone(),
+                    config: extra[1].clone(),
+                    layers: vec![extra[2].clone()],
+                });
+            }
+            Some(idx)
+        } else {
+            None
+        };
+        Ok(ImageSet { family, images, index })
+    }
+
+    fn os_tar(&self) -> Result<Vec<u8>> {
+        let uid = self.user.uid();
+        let mut t = TarBuf::default();
+        for d in ["bin/", "etc/", "home/", "opt/", "opt/java/", "opt/java/openjdk/", "opt/java/openjdk/bin/", "tmp/"] {
+            t.dir(d, if d == "tmp/" { 0o1777 } else { 0o755 }, 0);
+        }
+        if let Some(bb) = &self.busybox {
+            let bytes = std::fs::read(bb).map_err(|e| Error::io("reading busybox", bb, e))?;
+            t.file("bin/busybox", &bytes, 0o755, 0);
+            for applet in ["sh", "ls", "stat", "cat", "id", "echo", "find", "sleep", "test", "head", "wc", "env"] {
+                t.symlink(&format!("bin/{applet}"), "busybox");
+            }
+        }
+        t.file("etc/group", format!("root:x:0:\nwso2:x:{uid}:\n").as_bytes(), 0o644, 0);
+        t.file(
+            "etc/passwd",
+            format!("root:x:0:0:root:/root:/bin/sh\nwso2carbon:x:{uid}:{uid}::/home/wso2carbon:/bin/sh\n").as_bytes(),
+            0o644,
+            0,
+        );
+        t.file("opt/java/openjdk/release", b"JAVA_VERSION=\"17.0.10\"\n", 0o644, 0);
+        Ok(t.finish())
+    }
+
+    fn product_tar(&self, product: &str) -> Result<Vec<u8>> {
+        let uid = self.user.uid();
+        let p = product.trim_start_matches('/');
+        let apps = crate::wso2::portal_apps_dir(Some(&self.version));
+        let theme_file = if apps == "webapps" { "userTheme.json" } else { "userTheme.js" };
+        let mut t = TarBuf::default();
+        let own = |t: &mut TarBuf, d: &str| t.dir(d, 0o755, uid);
+        own(&mut t, "home/wso2carbon/");
+        t.file(
+            "home/wso2carbon/docker-entrypoint.sh",
+            format!(
+                "#!/bin/sh\nset -e\nfor v in wso2-config-volume wso2-artifact-volume; do\n  if [ -d \"$HOME/$v\" ]; then cp -R \"$HOME/$v\"/. \"{product}\"/; fi\ndone\nexec sh \"{product}/bin/api-manager.sh\" \"$@\"\n"
+            )
+            .as_bytes(),
+            0o755,
+            uid,
+        );
+        for d in ["solr/", "solr/indexed-data/", "solr/database/"] {
+            own(&mut t, &format!("home/wso2carbon/{d}"));
+        }
+        for d in [
+            "",
+            "bin/",
+            "repository/",
+            "repository/components/",
+            "repository/components/lib/",
+            "repository/components/dropins/",
+            "repository/conf/",
+            "repository/database/",
+            "repository/deployment/",
+            "repository/deployment/server/",
+            &format!("repository/deployment/server/{apps}/"),
+            &format!("repository/deployment/server/{apps}/devportal/"),
+            &format!("repository/deployment/server/{apps}/devportal/site/"),
+            &format!("repository/deployment/server/{apps}/devportal/site/public/"),
+            &format!("repository/deployment/server/{apps}/devportal/site/public/theme/"),
+            "repository/resources/",
+            "repository/resources/security/",
+        ] {
+            own(&mut t, &format!("{p}/{d}"));
+        }
+        t.file(
+            &format!("{p}/bin/api-manager.sh"),
+            format!("#!/bin/sh\necho \"WSO2 API Manager {} (sample) starting with: $*\"\n", self.version).as_bytes(),
+            0o755,
+            uid,
+        );
+        t.file(&format!("{p}/repository/conf/deployment.toml"), b"[server]\nhostname = \"localhost\"\n", 0o644, uid);
+        t.file(
+            &format!("{p}/repository/deployment/server/{apps}/devportal/site/public/theme/{theme_file}"),
+            b"{}\n",
+            0o644,
+            uid,
+        );
+        t.file(
+            &format!("{p}/repository/resources/security/wso2carbon.jks"),
+            &[0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2, 0, 0, 0, 0],
+            0o644,
+            uid,
+        );
+        Ok(t.finish())
+    }
+}
+
+fn attestation(subject: &Digest) -> (Descriptor, Vec<Blob>) {
+    let statement = canonical(&json!({"_type": "https://in-toto.io/Statement/v0.1", "subject": [{"digest": {"sha256": subject.hex()}}]}));
+    let layer = Blob::bytes("application/vnd.in-toto+json", statement);
+    let config = Blob::bytes(crate::image::media::OCI_CONFIG, canonical(&json!({"architecture": "unknown", "os": "unknown"})));
+    let manifest = Blob::bytes(
+        crate::image::media::OCI_MANIFEST,
+        mutate::manifest(MediaFamily::Oci, &config.desc, &[layer.desc.clone()], &BTreeMap::new()),
+    );
+    let mut d = manifest.desc.clone();
+    d.platform = Some(Platform::new("unknown", "unknown", None));
+    d.annotations.insert("vnd.docker.reference.type".into(), "attestation-manifest".into());
+    d.annotations.insert("vnd.docker.reference.digest".into(), subject.to_string());
+    (d, vec![manifest, config, layer])
+}
+
+fn gzip_layer(tar: &[u8]) -> Result<(Vec<u8>, Digest)> {
+    let mut w = HashWriter::new(ParallelGzip::new(Vec::new(), 1));
+    std::io::Write::write_all(&mut w, tar).map_err(|e| Error::source(format!("sample layer: {e}")))?;
+    let (gz, diff_id, _) = w.finish();
+    let gz = gz.finish().map_err(|e| Error::source(format!("sample layer: {e}")))?;
+    Ok((gz, diff_id))
+}
+
+#[derive(Default)]
+struct TarBuf(Vec<u8>);
+
+impl TarBuf {
+    const MTIME: u64 = 1_714_521_600;
+
+    fn header(&mut self, path: &str, kind: EntryType, mode: u32, uid: u32, size: u64, link: &str) {
+        let h = tarw::Header { path, kind, mode, uid, gid: uid, size, mtime: Self::MTIME, link };
+        tarw::write_header(&mut self.0, &h).expect("writing to memory cannot fail");
+    }
+    fn dir(&mut self, path: &str, mode: u32, uid: u32) {
+        self.header(path, EntryType::Dir, mode, uid, 0, "");
+    }
+    fn file(&mut self, path: &str, data: &[u8], mode: u32, uid: u32) {
+        self.header(path, EntryType::File, mode, uid, data.len() as u64, "");
+        self.0.extend_from_slice(data);
+        tarw::pad(&mut self.0, data.len() as u64).expect("writing to memory cannot fail");
+    }
+    fn symlink(&mut self, path: &str, target: &str) {
+        self.header(path, EntryType::Symlink, 0o777, 0, 0, target);
+    }
+    fn finish(mut self) -> Vec<u8> {
+        tarw::finish(&mut self.0).expect("writing to memory cannot fail");
+        self.0
+    }
+}

@@ -1,0 +1,224 @@
+//! Transports: where images are read from and written to. Every transport
+//! reads a base into the same [`Base`] model and writes the same
+//! [`ImageSet`](crate::image::ImageSet).
+//!
+//! - [`oci`]: an OCI image layout folder (`oci:DIR[:TAG]`).
+//! - [`archive`]: a `docker save` tar (`docker-archive:FILE`).
+//! - [`builtin`]: small WSO2-like sample bases generated in place (`builtin:NAME`).
+
+pub mod archive;
+pub mod builtin;
+pub mod oci;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::digest::Digest;
+use crate::error::{io_reason, Error, Result};
+use crate::image::{layer_is_gzip, Blob, MediaFamily, Platform};
+use crate::reference::Location;
+
+/// One platform of a base image.
+#[derive(Debug, Clone)]
+pub struct BaseImage {
+    /// Its platform.
+    pub platform: Platform,
+    /// Digest of its manifest, when the source has one.
+    pub manifest_digest: Option<Digest>,
+    /// The exact config bytes.
+    pub config: Vec<u8>,
+    /// The config, parsed.
+    pub config_json: Value,
+    /// Its layers, bottom first.
+    pub layers: Vec<BaseLayer>,
+}
+
+/// A base layer: its uncompressed identity and its stored blob (gzip, or a
+/// plain tar in `docker save` archives).
+#[derive(Debug, Clone)]
+pub struct BaseLayer {
+    /// Digest of the uncompressed tar.
+    pub diff_id: Digest,
+    /// The blob as stored in the source.
+    pub blob: Blob,
+}
+
+impl BaseLayer {
+    /// Whether the stored blob is an uncompressed tar (as in `docker save`).
+    pub fn is_plain_tar(&self) -> bool {
+        layer_is_gzip(&self.blob.desc.media_type) == Some(false)
+    }
+}
+
+/// A base image read from any transport.
+#[derive(Debug)]
+pub struct Base {
+    /// Where it was read from.
+    pub location: Location,
+    /// Name for the `org.opencontainers.image.base.name` label.
+    pub name: String,
+    /// The tag to use for `{base_tag}`.
+    pub tag: String,
+    /// Digest of the top-level manifest or index, when the source has one.
+    pub digest: Option<Digest>,
+    /// Media type family of its manifests.
+    pub family: MediaFamily,
+    /// Whether it was a multi-platform index.
+    pub multi_platform: bool,
+    /// Its images, in index order, attestations removed.
+    pub images: Vec<BaseImage>,
+    _keep: Option<tempfile::TempDir>,
+}
+
+impl Base {
+    /// Keeps `dir` alive as long as the base (its blobs live there).
+    pub(crate) fn keep(&mut self, dir: tempfile::TempDir) {
+        self._keep = Some(dir);
+    }
+    /// Keeps only the platforms `filter` selects (all when empty).
+    pub fn select_platforms(&mut self, filter: &[Platform]) -> Result<()> {
+        if filter.is_empty() {
+            return Ok(());
+        }
+        let available: Vec<String> = self.images.iter().map(|i| i.platform.to_string()).collect();
+        self.images.retain(|i| filter.iter().any(|f| i.platform.matches(f)));
+        if self.images.is_empty() {
+            let asked: Vec<String> = filter.iter().map(|p| p.to_string()).collect();
+            return Err(Error::usage(format!(
+                "{}: has no platform {} (it has {})",
+                self.location,
+                asked.join(", "),
+                available.join(", ")
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Opens the base image at `location`. Relative paths are resolved against `dir`.
+pub fn open_base(location: &Location, dir: &Path) -> Result<Base> {
+    match location {
+        Location::Oci { dir: d, tag } => oci::read_base(location, &resolve(dir, d), tag.as_deref()),
+        Location::DockerArchive { path, reference } => archive::read_base(location, &resolve(dir, path), reference.as_ref()),
+        Location::Builtin(name) => builtin::read_base(location, name),
+        Location::Registry(r) => Err(Error::unsupported(format!(
+            "{r}: reading bases from a registry is not available yet; run `docker save {} > base.tar` and use --base docker-archive:base.tar",
+            r.familiar_name()
+        ))),
+        Location::Daemon(r) => Err(Error::unsupported(format!(
+            "docker-daemon:{}: the Docker daemon transport is not available yet; run `docker save {} > base.tar` and use --base docker-archive:base.tar",
+            r.familiar_name(),
+            r.familiar_name()
+        ))),
+    }
+}
+
+/// `p` made absolute against `dir` when relative.
+pub fn resolve(dir: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        dir.join(p)
+    }
+}
+
+impl Base {
+    /// Assembles a base (used by the transports).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        location: &Location,
+        name: String,
+        tag: String,
+        digest: Option<Digest>,
+        family: MediaFamily,
+        multi_platform: bool,
+        images: Vec<BaseImage>,
+        keep: Option<tempfile::TempDir>,
+    ) -> Self {
+        Base { location: location.clone(), name, tag, digest, family, multi_platform, images, _keep: keep }
+    }
+}
+
+/// Parses a base config and pairs its diff_ids with the layer blobs.
+pub(crate) fn base_image(
+    what: &str,
+    manifest_digest: Option<Digest>,
+    config: Vec<u8>,
+    layers: Vec<Blob>,
+    platform: Option<Platform>,
+) -> Result<BaseImage> {
+    let config_json: Value =
+        serde_json::from_slice(&config).map_err(|e| Error::source(format!("{what}: image config is not valid JSON: {e}")))?;
+    let diff_ids: Vec<Digest> = config_json["rootfs"]["diff_ids"]
+        .as_array()
+        .ok_or_else(|| Error::source(format!("{what}: image config has no rootfs.diff_ids")))?
+        .iter()
+        .map(|v| v.as_str().unwrap_or("").parse::<Digest>())
+        .collect::<Result<_>>()
+        .map_err(|e| e.context(what))?;
+    if diff_ids.len() != layers.len() {
+        return Err(Error::source(format!(
+            "{what}: manifest has {} layers but the config lists {} diff_ids",
+            layers.len(),
+            diff_ids.len()
+        )));
+    }
+    let platform = platform.unwrap_or_else(|| Platform::from_config(&config_json));
+    let layers = diff_ids.into_iter().zip(layers).map(|(diff_id, blob)| BaseLayer { diff_id, blob }).collect();
+    Ok(BaseImage { platform, manifest_digest, config, config_json, layers })
+}
+
+/// Reads a small blob (manifest, config) and verifies its digest.
+pub(crate) fn read_verified(blob: &Blob, what: &str) -> Result<Vec<u8>> {
+    const MAX: u64 = 16 << 20;
+    if blob.desc.size > MAX {
+        return Err(Error::source(format!("{what}: {} is {} bytes, too large for a manifest or config", blob.desc.digest, blob.desc.size)));
+    }
+    let bytes = blob.read_all().map_err(|e| Error::source(format!("{what}: cannot read {}: {}", blob.origin(), io_reason(&e))))?;
+    let got = Digest::of(&bytes);
+    if got != blob.desc.digest {
+        return Err(Error::source(format!("{what}: {} has digest {got}; the blob is corrupt", blob.desc.digest)));
+    }
+    Ok(bytes)
+}
+
+/// Reads the file at `path` (relative, e.g. `etc/passwd`) from the base's
+/// filesystem: layers are scanned top-down, headers streamed, and only the
+/// matching entry's bytes read. Whiteouts are honoured.
+pub fn read_base_file(image: &BaseImage, path: &str) -> Result<Option<Vec<u8>>> {
+    let (dir, name) = match path.rsplit_once('/') {
+        Some((d, n)) => (d.to_string(), n.to_string()),
+        None => (String::new(), path.to_string()),
+    };
+    let whiteout = if dir.is_empty() { format!(".wh.{name}") } else { format!("{dir}/.wh.{name}") };
+    for layer in image.layers.iter().rev() {
+        let what = format!("base layer {}", layer.blob.desc.digest);
+        let raw = layer.blob.open().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
+        let reader: Box<dyn Read> = if !layer.is_plain_tar() { Box::new(flate2::read::GzDecoder::new(raw)) } else { raw };
+        let mut ar = tar::Archive::new(reader);
+        let entries = ar.entries().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
+        let mut hidden = false;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| Error::source(format!("{what}: not a valid tar ({})", io_reason(&e))))?;
+            let p = entry.path().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
+            let p = p.to_string_lossy();
+            let p = p.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/');
+            if p == path && entry.header().entry_type().is_file() {
+                let mut buf = Vec::new();
+                entry
+                    .read_to_end(&mut buf)
+                    .map_err(|e| Error::source(format!("{what}: reading /{path}: {}", io_reason(&e))))?;
+                return Ok(Some(buf));
+            }
+            if p == whiteout || (!dir.is_empty() && p == format!("{dir}/.wh..wh..opq")) {
+                hidden = true;
+            }
+        }
+        if hidden {
+            return Ok(None);
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,279 @@
+//! What wso2img knows about WSO2 API Manager images: where the product home
+//! is, which user runs it, where each kind of customization goes for a given
+//! product version, and where the volumes are. Everything else consults this
+//! module instead of hard-coding WSO2 paths.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::LayerKind;
+use crate::error::{Error, Result};
+use crate::layer::Owner;
+
+/// Facts detected from a base image config (and, for a named user, its /etc/passwd).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Facts {
+    /// Absolute product home, e.g. `/home/wso2carbon/wso2am-4.3.0`.
+    pub product_home: String,
+    /// Product version from the home's name, e.g. `4.3.0`.
+    pub version: Option<String>,
+    /// The runtime user as the config names it (`10001`, `wso2carbon`).
+    pub user: String,
+    /// Numeric owner for customer files.
+    pub owner: Owner,
+    /// How the owner was found (`USER`, `/etc/passwd`, `owner` setting).
+    pub owner_from: String,
+    /// The runtime user's home; folders at and below it belong to the owner.
+    pub user_home: String,
+}
+
+/// The runtime user named by a config's `User` field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserSpec {
+    /// No `USER`: root.
+    Root,
+    /// A numeric uid, with a numeric gid when given.
+    Numeric(u32, Option<u32>),
+    /// A user name (and a group name or number when given).
+    Named(String, Option<String>),
+}
+
+impl UserSpec {
+    /// Parses a config `User` value.
+    pub fn parse(user: &str) -> UserSpec {
+        if user.is_empty() {
+            return UserSpec::Root;
+        }
+        let (u, g) = match user.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (user, None),
+        };
+        match (u.parse::<u32>(), g.map(|g| g.parse::<u32>())) {
+            (Ok(uid), None) => UserSpec::Numeric(uid, None),
+            (Ok(uid), Some(Ok(gid))) => UserSpec::Numeric(uid, Some(gid)),
+            _ => UserSpec::Named(u.to_string(), g.map(str::to_string)),
+        }
+    }
+}
+
+/// A `passwd` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswdEntry {
+    /// User name.
+    pub name: String,
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Home directory.
+    pub home: String,
+}
+
+/// Parses `/etc/passwd` text.
+pub fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() < 7 {
+                return None;
+            }
+            Some(PasswdEntry { name: f[0].into(), uid: f[2].parse().ok()?, gid: f[3].parse().ok()?, home: f[5].into() })
+        })
+        .collect()
+}
+
+/// Looks up a group id by name in `/etc/group` text.
+pub fn group_id(text: &str, name: &str) -> Option<u32> {
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 3 && f[0] == name).then(|| f[2].parse().ok()).flatten()
+    })
+}
+
+/// The value of `key` in a config's `Env`.
+pub fn env(config: &Value, key: &str) -> Option<String> {
+    config["config"]["Env"].as_array()?.iter().filter_map(Value::as_str).find_map(|e| {
+        let (k, v) = e.split_once('=')?;
+        (k == key).then(|| v.to_string())
+    })
+}
+
+/// Detects the facts of a base. `read_file` reads a file from the base's
+/// filesystem (used only for a named user); `owner` is the config override.
+pub fn detect(
+    config: &Value,
+    owner_override: Option<Owner>,
+    read_file: &mut dyn FnMut(&str) -> Result<Option<Vec<u8>>>,
+) -> Result<Facts> {
+    let product_home = env(config, "WSO2_SERVER_HOME")
+        .filter(|h| h.starts_with('/'))
+        .ok_or_else(|| {
+            Error::source("base image has no WSO2_SERVER_HOME in its environment; is it a WSO2 API Manager image?")
+        })?;
+    let product_home = product_home.trim_end_matches('/').to_string();
+    let version = version_of(&product_home);
+    let user = config["config"]["User"].as_str().unwrap_or("").to_string();
+    let default_home = env(config, "WORKING_DIRECTORY")
+        .or_else(|| config["config"]["WorkingDir"].as_str().filter(|s| !s.is_empty()).map(str::to_string))
+        .unwrap_or_else(|| parent(&product_home));
+    let (owner, owner_from, user_home) = match (owner_override, UserSpec::parse(&user)) {
+        (Some(o), _) => (o, "owner setting".to_string(), default_home),
+        (None, UserSpec::Root) => (Owner { uid: 0, gid: 0 }, "no USER (root)".to_string(), default_home),
+        (None, UserSpec::Numeric(uid, gid)) => {
+            (Owner { uid, gid: gid.unwrap_or(uid) }, "USER".to_string(), default_home)
+        }
+        (None, UserSpec::Named(name, group)) => {
+            let passwd = read_file("etc/passwd")?.ok_or_else(|| {
+                Error::source(format!(
+                    "base image runs as user `{name}` but has no /etc/passwd to resolve it; set [layers] owner = \"UID:GID\""
+                ))
+            })?;
+            let entry = parse_passwd(&String::from_utf8_lossy(&passwd))
+                .into_iter()
+                .find(|e| e.name == name)
+                .ok_or_else(|| {
+                    Error::source(format!(
+                        "base image runs as user `{name}`, which is not in its /etc/passwd; set [layers] owner = \"UID:GID\""
+                    ))
+                })?;
+            let gid = match group {
+                None => entry.gid,
+                Some(g) => match g.parse::<u32>() {
+                    Ok(n) => n,
+                    Err(_) => {
+                        let groups = read_file("etc/group")?.unwrap_or_default();
+                        group_id(&String::from_utf8_lossy(&groups), &g).ok_or_else(|| {
+                            Error::source(format!(
+                                "base image runs as group `{g}`, which is not in its /etc/group; set [layers] owner = \"UID:GID\""
+                            ))
+                        })?
+                    }
+                },
+            };
+            (Owner { uid: entry.uid, gid }, "/etc/passwd".to_string(), entry.home)
+        }
+    };
+    Ok(Facts { product_home, version, user, owner, owner_from, user_home })
+}
+
+fn parent(p: &str) -> String {
+    match p.rfind('/') {
+        Some(0) | None => "/".into(),
+        Some(i) => p[..i].into(),
+    }
+}
+
+/// The product version in a home folder name like `wso2am-4.3.0`.
+pub fn version_of(product_home: &str) -> Option<String> {
+    let name = product_home.rsplit('/').next()?;
+    let v = name.strip_prefix("wso2am-")?;
+    let ok = !v.is_empty() && v.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    ok.then(|| v.to_string())
+}
+
+fn major_minor(version: Option<&str>) -> Option<(u32, u32)> {
+    let mut it = version?.split('.');
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// The folder under `repository/deployment/server` that serves the portals:
+/// `jaggeryapps` up to 4.1, `webapps` from 4.2 (and when the version is unknown).
+pub fn portal_apps_dir(version: Option<&str>) -> &'static str {
+    match major_minor(version) {
+        Some((m, n)) if m < 4 || (m == 4 && n <= 1) => "jaggeryapps",
+        _ => "webapps",
+    }
+}
+
+/// Where a layer kind's folder goes, relative to the product home (themes are
+/// mapped file by file with [`theme_destination`]).
+pub fn kind_root(kind: LayerKind) -> &'static str {
+    match kind {
+        LayerKind::Jars => "repository/components/lib",
+        LayerKind::Dropins => "repository/components/dropins",
+        LayerKind::Themes => "repository/deployment/server",
+        LayerKind::Keystores => "repository/resources/security",
+        LayerKind::Overlays => "",
+    }
+}
+
+/// The portals a `themes/` folder may hold, and where each one's theme files go
+/// inside the portal app.
+const PORTALS: [(&str, &str); 3] =
+    [("devportal", "site/public/theme"), ("publisher", "site/public/conf"), ("admin", "site/public/conf")];
+
+/// Maps a path inside `themes/` to its absolute destination in the image.
+/// Returns `Ok(None)` for the top-level portal folders themselves.
+pub fn theme_destination(facts: &Facts, rel: &str) -> Result<Option<String>> {
+    let apps = format!("{}/repository/deployment/server/{}", facts.product_home, portal_apps_dir(facts.version.as_deref()));
+    let mut parts = rel.splitn(2, '/');
+    let top = parts.next().unwrap_or("");
+    let rest = parts.next();
+    if top == "tenants" {
+        let Some(rest) = rest else { return Ok(None) };
+        return Ok(Some(format!("{apps}/devportal/site/public/tenant_themes/{rest}")));
+    }
+    match PORTALS.iter().find(|(p, _)| *p == top) {
+        Some((portal, sub)) => Ok(rest.map(|r| format!("{apps}/{portal}/{sub}/{r}"))),
+        None => Err(Error::input(format!(
+            "themes/{top}: not a portal; themes/ may hold devportal/, publisher/, admin/ and tenants/<tenant>/"
+        ))),
+    }
+}
+
+/// The absolute path of a volume: absolute paths stay; `solr` is the user
+/// home's `solr` folder that the official images create for the index; `~/x`
+/// is relative to the user home; anything else is relative to the product home.
+pub fn volume_path(facts: &Facts, v: &str) -> String {
+    let v = v.trim_end_matches('/');
+    if v.starts_with('/') {
+        v.to_string()
+    } else if v == "solr" {
+        format!("{}/solr", facts.user_home)
+    } else if let Some(rest) = v.strip_prefix("~/") {
+        format!("{}/{rest}", facts.user_home)
+    } else {
+        format!("{}/{v}", facts.product_home)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cfg(user: &str, home: &str) -> Value {
+        json!({"config": {"User": user, "Env": [format!("WSO2_SERVER_HOME={home}"), "WORKING_DIRECTORY=/home/wso2carbon"]}})
+    }
+
+    #[test]
+    fn numeric_and_named_users() {
+        let mut none = |_: &str| -> Result<Option<Vec<u8>>> { Ok(None) };
+        let f = detect(&cfg("10001", "/home/wso2carbon/wso2am-4.3.0"), None, &mut none).unwrap();
+        assert_eq!(f.owner, Owner { uid: 10001, gid: 10001 });
+        assert_eq!(f.version.as_deref(), Some("4.3.0"));
+        let mut passwd = |p: &str| -> Result<Option<Vec<u8>>> {
+            Ok((p == "etc/passwd").then(|| b"root:x:0:0::/root:/bin/sh\nwso2carbon:x:802:802::/home/wso2carbon:/bin/sh\n".to_vec()))
+        };
+        let f = detect(&cfg("wso2carbon", "/home/wso2carbon/wso2am-4.1.0"), None, &mut passwd).unwrap();
+        assert_eq!(f.owner, Owner { uid: 802, gid: 802 });
+        assert!(detect(&cfg("nobody", "/x/wso2am-4.1.0"), None, &mut passwd).is_err());
+        assert!(detect(&json!({"config": {}}), None, &mut none).is_err());
+    }
+
+    #[test]
+    fn theme_paths_follow_the_version() {
+        let mut none = |_: &str| -> Result<Option<Vec<u8>>> { Ok(None) };
+        let f43 = detect(&cfg("10001", "/h/wso2am-4.3.0"), None, &mut none).unwrap();
+        let f41 = detect(&cfg("10001", "/h/wso2am-4.1.0"), None, &mut none).unwrap();
+        assert_eq!(
+            theme_destination(&f43, "devportal/userTheme.json").unwrap().unwrap(),
+            "/h/wso2am-4.3.0/repository/deployment/server/webapps/devportal/site/public/theme/userTheme.json"
+        );
+        assert!(theme_destination(&f41, "devportal/x").unwrap().unwrap().contains("/jaggeryapps/devportal/"));
+        assert!(theme_destination(&f43, "tenants/acme/a.css").unwrap().unwrap().ends_with("tenant_themes/acme/a.css"));
+        assert!(theme_destination(&f43, "portal/x").is_err());
+        assert_eq!(volume_path(&f43, "solr"), "/home/wso2carbon/solr");
+        assert_eq!(volume_path(&f43, "repository/database"), "/h/wso2am-4.3.0/repository/database");
+    }
+}
