@@ -220,7 +220,7 @@ mod tests {
         finish(&mut out).unwrap();
         let got = entries(&out);
         assert_eq!(got.len(), 4);
-        assert_eq!(got[0].0, "a");
+        assert_eq!(got[0].0, "a/");
         assert_eq!(got[2].0, long);
         assert_eq!(got[3].0, very_long);
         assert!(got.iter().all(|g| g.1 == 10001));
