@@ -170,13 +170,6 @@ fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepared> {
         .collect::<Result<_>>()?;
     let mut base = transport::open_base(&location, &rel_dir)?;
     base.select_platforms(&opts.platforms)?;
-    log(&format!(
-        "base {} ({}, {} platform{})",
-        base.name,
-        base.images.iter().map(|i| i.platform.to_string()).collect::<Vec<_>>().join(", "),
-        base.images.len(),
-        if base.images.len() == 1 { "" } else { "s" }
-    ));
     let mtime = opts.source_date_epoch.unwrap_or(DEFAULT_MTIME).max(0) as u64;
     let owner = config.owner()?;
     let mut specs: Vec<LayerSpec> = Vec::new();
@@ -209,6 +202,13 @@ fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepared> {
     if config.bakes_keystores(opts.bake_keystores) && specs.iter().any(|s| s.name == LayerKind::Keystores.name()) {
         labels.insert(KEYSTORES_LABEL.into(), "baked".into());
     }
+    log(&format!(
+        "base {} ({}, {} platform{})",
+        base.name,
+        base.images.iter().map(|i| i.platform.to_string()).collect::<Vec<_>>().join(", "),
+        base.images.len(),
+        if base.images.len() == 1 { "" } else { "s" }
+    ));
     let created = opts.source_date_epoch.map(mutate::rfc3339);
     Ok(Prepared { config, base, specs, platforms, labels, created })
 }

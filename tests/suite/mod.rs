@@ -1,0 +1,7 @@
+mod support;
+
+mod docker;
+mod errors;
+mod golden;
+mod outputs;
+mod reproducible;

@@ -1,0 +1,135 @@
+//! Same inputs, same bytes: copies of the inputs that differ in mtimes, umask,
+//! creation order and working directory give identical digests and archives.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use super::support::*;
+
+fn config() -> &'static str {
+    "[base]\nimage = \"oci:base:4.3.0\"\n[layers]\nkeystores = \"keystores\"\nbake_keystores = true\n[image]\nlabels = { team = \"acme\" }\n"
+}
+
+/// Recreates `src` under `dst` in reverse order, under umask 077, with old mtimes.
+fn scrambled_copy(src: &Path, dst: &Path) {
+    let mut files = Vec::new();
+    for e in walk(src) {
+        files.push(e);
+    }
+    files.reverse();
+    let mut script = String::from("set -e\numask 077\n");
+    for rel in &files {
+        let s = src.join(rel);
+        let d = dst.join(rel);
+        if s.is_dir() {
+            script += &format!("mkdir -p '{}'\n", d.display());
+        } else {
+            script += &format!("mkdir -p '{}'\ncat '{}' > '{}'\n", d.parent().unwrap().display(), s.display(), d.display());
+            if fs::metadata(&s).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o100 != 0).unwrap() {
+                script += &format!("chmod u+x '{}'\n", d.display());
+            }
+        }
+        script += &format!("touch -h -d @1000000000 '{}'\n", d.display());
+    }
+    ok(Command::new("sh").arg("-c").arg(script));
+}
+
+fn walk(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![String::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = if rel.is_empty() { root.to_path_buf() } else { root.join(&rel) };
+        let mut names: Vec<String> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        for n in names {
+            let r = if rel.is_empty() { n } else { format!("{rel}/{n}") };
+            if root.join(&r).is_dir() {
+                stack.push(r.clone());
+            }
+            out.push(r);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn copies_with_different_metadata_build_identical_images() {
+    let a = Workspace::new();
+    a.customization();
+    a.config(config());
+    sample_430(false, &[]).write_oci(&a.join("base"), "4.3.0").unwrap();
+
+    let b = Workspace::new();
+    scrambled_copy(a.path(), b.path());
+    assert_ne!(
+        fs::metadata(a.join("jars/acme-driver-1.0.jar")).unwrap().modified().unwrap(),
+        fs::metadata(b.join("jars/acme-driver-1.0.jar")).unwrap().modified().unwrap()
+    );
+
+    let ra = json(&a.run_ok(&["build", "--json", "--to", "oci:out", "--to", "docker-archive:img.tar"]));
+    let cfg_b = b.join("wso2img.toml");
+    let out_b = b.join("out");
+    let tar_b = b.join("img.tar");
+    let rb = json(&ok(bin().current_dir("/").args([
+        "-c",
+        cfg_b.to_str().unwrap(),
+        "build",
+        "--json",
+        "--to",
+        &format!("oci:{}", out_b.display()),
+        "--to",
+        &format!("docker-archive:{}", tar_b.display()),
+    ])));
+
+    assert_eq!(ra["content_digest"], rb["content_digest"]);
+    assert_eq!(ra["tag"], rb["tag"]);
+    assert_eq!(ra["layers"], rb["layers"]);
+    assert_eq!(ra["outputs"][0]["digest"], rb["outputs"][0]["digest"]);
+    assert_eq!(fs::read(a.join("img.tar")).unwrap(), fs::read(&tar_b).unwrap(), "docker archives differ");
+    assert_eq!(ra["layers"].as_array().unwrap().len(), 4, "jars, themes, keystores, overlays");
+}
+
+#[test]
+fn plan_equals_build_and_unchanged_kinds_keep_their_digest() {
+    let ws = Workspace::new();
+    ws.customization();
+    ws.config("[base]\nimage = \"builtin:wso2am-4.3.0\"\n");
+    let plan = json(&ws.run_ok(&["plan", "--json"]));
+    let built = json(&ws.run_ok(&["build", "--json"]));
+    assert_eq!(plan["content_digest"], built["content_digest"]);
+    assert_eq!(plan["tag"], built["tag"]);
+    for (p, b) in plan["layers"].as_array().unwrap().iter().zip(built["layers"].as_array().unwrap()) {
+        assert_eq!(p["diff_id"], b["diff_id"]);
+        assert_eq!(p["files"], b["files"]);
+        assert_eq!(p["bytes"], b["bytes"]);
+    }
+    assert!(plan["layers"][0].get("digest").is_none(), "plan must not compress");
+
+    ws.write("themes/devportal/userTheme.json", b"{\"custom\":{\"title\":\"changed\"}}\n");
+    let again = json(&ws.run_ok(&["build", "--json"]));
+    let by_name = |r: &serde_json::Value, n: &str| {
+        r["layers"].as_array().unwrap().iter().find(|l| l["name"] == n).cloned().unwrap()
+    };
+    assert_eq!(by_name(&built, "jars"), by_name(&again, "jars"));
+    assert_eq!(by_name(&built, "overlays"), by_name(&again, "overlays"));
+    assert_ne!(by_name(&built, "themes")["diff_id"], by_name(&again, "themes")["diff_id"]);
+    assert_ne!(built["content_digest"], again["content_digest"]);
+}
+
+#[test]
+fn source_date_epoch_sets_mtimes_and_created() {
+    let ws = Workspace::new();
+    ws.customization();
+    ws.config("[base]\nimage = \"builtin:wso2am-4.3.0\"\n");
+    let plain = json(&ws.run_ok(&["plan", "--json"]));
+    let out = ok(bin().current_dir(ws.path()).env("SOURCE_DATE_EPOCH", "1700000000").args(["build", "--json", "--to", "oci:sde"]));
+    let r = json(&out);
+    assert_ne!(plain["content_digest"], r["content_digest"]);
+    let cfg = layout_json(&ws.join("sde"), r["platforms"][0]["config_digest"].as_str().unwrap());
+    assert_eq!(cfg["created"], "2023-11-14T22:13:20Z");
+    let last = cfg["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["created"], "2023-11-14T22:13:20Z");
+    assert!(!last["created_by"].as_str().unwrap().contains(env!("CARGO_PKG_VERSION")));
+}

@@ -1,0 +1,169 @@
+//! Shared helpers: a workspace with a config and customer trees, sample
+//! bases, running the binary, and access to the external checkers.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use wso2img::image::{MediaFamily, Platform};
+use wso2img::sample::SampleBase;
+
+/// The binary under test.
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wso2img"));
+    c.env_remove("SOURCE_DATE_EPOCH");
+    c
+}
+
+/// Whether this run is CI, where every external tool must be present.
+pub fn in_ci() -> bool {
+    std::env::var("CI").map(|v| !v.is_empty() && v != "false").unwrap_or(false)
+}
+
+/// Returns whether `tool` can run; in CI a missing tool fails the test.
+pub fn have(tool: &str, probe: &[&str]) -> bool {
+    let ok = Command::new(tool).args(probe).output().map(|o| o.status.success()).unwrap_or(false);
+    if !ok {
+        assert!(!in_ci(), "{tool} is required in CI (run the README test command)");
+        eprintln!("skipping: {tool} not available (run the README test command to install it)");
+    }
+    ok
+}
+
+/// Path of the static busybox that sample bases embed to be runnable.
+pub fn busybox() -> Option<PathBuf> {
+    let p = PathBuf::from("/bin/busybox");
+    if p.exists() {
+        Some(p)
+    } else {
+        assert!(!in_ci(), "/bin/busybox (busybox-static) is required in CI");
+        None
+    }
+}
+
+/// Runs a command and returns its output, failing with its stderr if it failed.
+pub fn ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("command runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Parses a command's stdout as JSON.
+pub fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// A temporary folder with a `wso2img.toml` and customer trees.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Workspace { dir: tempfile::Builder::new().prefix("wso2img-test-").tempdir().unwrap() }
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+    /// Writes a file (creating parents).
+    pub fn write(&self, rel: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, bytes).unwrap();
+        p
+    }
+    /// Writes `wso2img.toml`.
+    pub fn config(&self, text: &str) -> PathBuf {
+        self.write("wso2img.toml", text.as_bytes())
+    }
+    /// The standard customization: jars, a theme, an overlay, a keystore.
+    pub fn customization(&self) {
+        self.write("jars/acme-driver-1.0.jar", &fake_jar("acme-driver", 20_000));
+        self.write("jars/acme-handler-2.1.jar", &fake_jar("acme-handler", 5_000));
+        self.write("themes/devportal/userTheme.json", b"{\"custom\":{}}\n");
+        self.write("themes/devportal/images/logo.svg", b"<svg/>\n");
+        self.write("overlays/repository/conf/deployment.toml", b"[server]\nhostname = \"acme\"\n");
+        let s = self.write("overlays/bin/acme-start.sh", b"#!/bin/sh\necho acme\n");
+        set_mode(&s, 0o700);
+        self.write("keystores/wso2carbon.jks", &[0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2, 1, 2, 3]);
+    }
+    /// Runs the binary in this workspace.
+    pub fn run(&self, args: &[&str]) -> Output {
+        bin().current_dir(self.path()).args(args).output().expect("wso2img runs")
+    }
+    /// Runs the binary and requires success.
+    pub fn run_ok(&self, args: &[&str]) -> Output {
+        ok(bin().current_dir(self.path()).args(args))
+    }
+}
+
+pub fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Bytes that look like a jar (zip magic) of about `size` bytes, seeded by name.
+pub fn fake_jar(name: &str, size: usize) -> Vec<u8> {
+    let mut v = b"PK\x03\x04".to_vec();
+    let mut x: u64 = name.bytes().fold(1469598103934665603, |h, b| (h ^ b as u64).wrapping_mul(1099511628211));
+    while v.len() < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.push((x >> 32) as u8);
+    }
+    v
+}
+
+/// The 4.3-like sample base, optionally runnable and multi-platform.
+pub fn sample_430(runnable: bool, platforms: &[&str]) -> SampleBase {
+    let mut s = SampleBase::v430();
+    if runnable {
+        s.busybox = busybox();
+    }
+    if !platforms.is_empty() {
+        s.platforms = platforms.iter().map(|p| Platform::parse(p).unwrap()).collect();
+    }
+    s
+}
+
+/// The 4.1-like sample base (named user 802, Docker media types).
+pub fn sample_410(runnable: bool) -> SampleBase {
+    let mut s = SampleBase::v410();
+    assert_eq!(s.family, MediaFamily::Docker);
+    if runnable {
+        s.busybox = busybox();
+    }
+    s
+}
+
+/// Reads an OCI layout's index.json.
+pub fn layout_index(dir: &Path) -> Value {
+    serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap()
+}
+
+/// Reads a blob of an OCI layout as JSON.
+pub fn layout_json(dir: &Path, digest: &str) -> Value {
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    serde_json::from_slice(&fs::read(dir.join("blobs/sha256").join(hex)).unwrap()).unwrap()
+}
+
+/// A reachable Docker daemon, or None (a failure in CI).
+pub fn docker() -> bool {
+    have("docker", &["info", "--format", "{{.ServerVersion}}"])
+}
+
+/// Runs `docker` with args and returns stdout, requiring success.
+pub fn docker_ok(args: &[&str]) -> String {
+    String::from_utf8(ok(Command::new("docker").args(args)).stdout).unwrap()
+}
