@@ -4,7 +4,7 @@
 //! writes the result — the same bytes on every machine.
 //!
 //! Modules, from the outside in:
-//! - [`config`]: `wso2img.toml`.
+//! - [`config`]: the `wso2img.toml` file.
 //! - [`reference`]: image references and transport-prefixed locations.
 //! - [`build`]: the plan/build pipeline; [`inspect`]: reading results back.
 //! - [`wso2`]: what wso2img knows about WSO2 API Manager images.

@@ -274,7 +274,7 @@ fn attestation(subject: &Digest) -> (Descriptor, Vec<Blob>) {
     let config = Blob::bytes(crate::image::media::OCI_CONFIG, canonical(&json!({"architecture": "unknown", "os": "unknown"})));
     let manifest = Blob::bytes(
         crate::image::media::OCI_MANIFEST,
-        mutate::manifest(MediaFamily::Oci, &config.desc, &[layer.desc.clone()], &BTreeMap::new()),
+        mutate::manifest(MediaFamily::Oci, &config.desc, std::slice::from_ref(&layer.desc), &BTreeMap::new()),
     );
     let mut d = manifest.desc.clone();
     d.platform = Some(Platform::new("unknown", "unknown", None));

@@ -299,7 +299,8 @@ fn compress_with(dir: &Path, fill: impl FnOnce(&mut HashWriter<gzip::ParallelGzi
         let (gz, diff_id, tar_size) = w.finish();
         let out = gz.finish().map_err(|e| Error::io("writing layer", &tmp_path, e))?;
         let (buf, digest, size) = out.finish();
-        buf.into_inner().map_err(|e| Error::io("writing layer", &tmp_path, e.into_error()))?;
+        let file = buf.into_inner().map_err(|e| Error::io("writing layer", &tmp_path, e.into_error()))?;
+        crate::transport::oci::readable(&file, &tmp_path)?;
         Ok(CompressedLayer { tar: TarDigest { diff_id, size: tar_size }, digest, size, path: tmp_path.clone() })
     })();
     if result.is_err() {

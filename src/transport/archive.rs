@@ -200,7 +200,8 @@ pub fn write(path: &Path, repo_tags: &[Reference], image: &Image) -> Result<Dige
         member(&mut out, name, &mut &bytes[..], bytes.len() as u64)?;
     }
     tarw::finish(&mut out).map_err(werr)?;
-    out.into_inner().map_err(|e| werr(e.into_error()))?;
+    let file = out.into_inner().map_err(|e| werr(e.into_error()))?;
+    super::oci::readable(&file, path)?;
     tmp_path.persist(path).map_err(|e| Error::io("writing archive", path, e.error))?;
     Ok(image.manifest.desc.digest)
 }

@@ -104,13 +104,15 @@ pub fn open_base(location: &Location, dir: &Path) -> Result<Base> {
         Location::DockerArchive { path, reference } => archive::read_base(location, &resolve(dir, path), reference.as_ref()),
         Location::Builtin(name) => builtin::read_base(location, name),
         Location::Registry(r) => Err(Error::unsupported(format!(
-            "{r}: reading bases from a registry is not available yet; run `docker save {} > base.tar` and use --base docker-archive:base.tar",
-            r.familiar_name()
+            "{r}: reading bases from a registry is not available yet; run `docker save {}:{} > base.tar` and use --base docker-archive:base.tar",
+            r.familiar_name(),
+            r.tag_or_latest()
         ))),
         Location::Daemon(r) => Err(Error::unsupported(format!(
-            "docker-daemon:{}: the Docker daemon transport is not available yet; run `docker save {} > base.tar` and use --base docker-archive:base.tar",
+            "docker-daemon:{}: the Docker daemon transport is not available yet; run `docker save {}:{} > base.tar` and use --base docker-archive:base.tar",
             r.familiar_name(),
-            r.familiar_name()
+            r.familiar_name(),
+            r.tag_or_latest()
         ))),
     }
 }

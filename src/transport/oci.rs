@@ -186,8 +186,16 @@ pub fn store_blob(dir: &Path, blob: &Blob) -> Result<()> {
             blob.desc.size
         )));
     }
+    readable(tmp.as_file(), &dest)?;
     tmp.persist(&dest).map_err(|e| Error::io("writing blob", &dest, e.error))?;
     Ok(())
+}
+
+/// Makes a file wso2img wrote readable by everyone (0644), as `docker save`
+/// and skopeo leave theirs; temporary files start as 0600.
+pub fn readable(f: &std::fs::File, shown: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    f.set_permissions(fs::Permissions::from_mode(0o644)).map_err(|e| Error::io("setting permissions", shown, e))
 }
 
 fn copy(src: &mut impl Read, dst: &mut impl Write) -> io::Result<u64> {
@@ -211,16 +219,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .tempfile_in(parent)
         .map_err(|e| Error::io("writing", parent, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io("writing", path, e))?;
+    readable(tmp.as_file(), path)?;
     tmp.persist(path).map_err(|e| Error::io("writing", path, e.error))?;
     Ok(())
-}
-
-/// Lists the images of a layout: (tag or digest, descriptor).
-pub fn list(dir: &Path, shown: &str) -> Result<Vec<Descriptor>> {
-    Ok(read_index(dir, shown)?.manifests)
-}
-
-/// Opens a blob of the layout by descriptor.
-pub fn blob(dir: &Path, desc: &Descriptor) -> Blob {
-    layout_blob(dir, desc)
 }

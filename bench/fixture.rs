@@ -1,0 +1,88 @@
+//! Writes the benchmark customization: the shape measured in
+//! ../shared/notes/peers.md — 109 jars (85 small, 24 of 0.2–5 MB and
+//! incompressible), a 1,600-file devportal theme (PNG-like and JS files), two
+//! keystores and a deployment.toml: about 110 MB. Deterministic: the same
+//! bytes on every run, so timings compare like with like.
+//!
+//! Usage: cargo run --release --example bench-fixture -- DIR [BASE]
+
+use std::fs;
+use std::path::Path;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(n + 8);
+        while v.len() < n {
+            v.extend_from_slice(&self.next().to_le_bytes());
+        }
+        v.truncate(n);
+        v
+    }
+}
+
+fn write(root: &Path, rel: &str, bytes: &[u8]) {
+    let p = root.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, bytes).unwrap();
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let root = args.next().expect("usage: bench-fixture DIR [BASE]");
+    let base = args.next().unwrap_or_else(|| "builtin:wso2am-4.3.0".into());
+    let root = Path::new(&root);
+    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let mut total = 0usize;
+    for i in 0..85 {
+        let n = 8_000 + (rng.next() % 60_000) as usize;
+        let mut b = b"PK\x03\x04".to_vec();
+        b.extend(rng.bytes(n));
+        total += b.len();
+        write(root, &format!("jars/lib-small-{i:03}-1.0.{}.jar", i % 7), &b);
+    }
+    for i in 0..24 {
+        let n = if i < 4 { 200_000 + i * 250_000 } else { 4_600_000 + (i % 5) * 100_000 };
+        let mut b = b"PK\x03\x04".to_vec();
+        b.extend(rng.bytes(n));
+        total += b.len();
+        write(root, &format!("jars/vendor-big-{i:02}-2.{i}.0.jar"), &b);
+    }
+    for i in 0..1_600 {
+        let (rel, b) = if i % 2 == 0 {
+            let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
+            let n = 1_000 + (rng.next() % 3_000) as usize;
+            b.extend(rng.bytes(n));
+            (format!("themes/devportal/images/icons/set{:02}/icon-{i:04}.png", i % 40), b)
+        } else {
+            let mut s = String::new();
+            for k in 0..(20 + rng.next() % 60) {
+                s += &format!("export const style{k} = {{ color: '#{:06x}', margin: {} }};\n", rng.next() % 0xffffff, k % 16);
+            }
+            (format!("themes/devportal/js/module{:02}/part-{i:04}.js", i % 40), s.into_bytes())
+        };
+        total += b.len();
+        write(root, &rel, &b);
+    }
+    write(root, "themes/devportal/userTheme.json", b"{\"custom\":{\"title\":{\"prefix\":\"BENCH\"}}}\n");
+    for k in ["wso2carbon.jks", "client-truststore.jks"] {
+        let mut b = vec![0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2];
+        b.extend(rng.bytes(40_000));
+        total += b.len();
+        write(root, &format!("keystores/{k}"), &b);
+    }
+    write(root, "overlays/repository/conf/deployment.toml", b"[server]\nhostname = \"bench.example\"\n");
+    write(
+        root,
+        "wso2img.toml",
+        format!("[base]\nimage = \"{base}\"\n[layers]\nbake_keystores = true\n[target]\nrepository = \"localhost:5000/bench/wso2am\"\n").as_bytes(),
+    );
+    eprintln!("bench-fixture: {} MB of customization in {}", total / 1_000_000, root.display());
+}
