@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -20,6 +21,8 @@ use crate::image::mutate::{self, AppendedLayer, ConfigChanges};
 use crate::image::{Blob, Descriptor, Image, ImageSet, MediaFamily, Platform};
 use crate::layer::{self, LayerSpec, Placement, SourceEntry};
 use crate::reference::{Location, Reference};
+use crate::registry::push::{self, TagState};
+use crate::registry::{self, Registries};
 use crate::transport::{self, archive, oci, Base};
 use crate::wso2::{self, Facts};
 
@@ -48,6 +51,12 @@ pub struct Options {
     pub bake_keystores: bool,
     /// SOURCE_DATE_EPOCH, when set.
     pub source_date_epoch: Option<i64>,
+    /// `--push`: also push to `[target] repository`.
+    pub push: bool,
+    /// `--force`: move a content tag that names different content.
+    pub force: bool,
+    /// Registry settings (TLS, insecure hosts, retries).
+    pub registry: registry::Options,
 }
 
 /// The default output folder, relative to the config file.
@@ -114,7 +123,7 @@ pub struct OutputReport {
     pub reference: String,
     /// Manifest or index digest written there.
     pub digest: Digest,
-    /// `written` (later: `pushed`, `up-to-date`, `loaded`).
+    /// `written`, `pushed` or `up-to-date`.
     pub status: String,
 }
 
@@ -137,6 +146,9 @@ pub struct Report {
     /// Destinations written (build only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<OutputReport>,
+    /// Blob bytes uploaded to registries (build only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uploaded_bytes: Option<u64>,
 }
 
 struct PlatformPrep {
@@ -146,6 +158,8 @@ struct PlatformPrep {
 }
 
 struct Prepared {
+    registries: Arc<Registries>,
+    outputs: Vec<Location>,
     config: Config,
     base: Base,
     specs: Vec<LayerSpec>,
@@ -160,15 +174,23 @@ fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepared> {
         Some(l) => (l.clone(), PathBuf::from(".")),
         None => (config.base.image.parse::<Location>().map_err(|e| e.context(config.path.display())) ?, config.dir.clone()),
     };
-    for out in &opts.outputs {
+    let mut outputs = opts.outputs.clone();
+    if opts.push {
+        let repo = config.target.repository.as_ref().ok_or_else(|| {
+            Error::usage(format!("--push: set [target] repository in {} or use --to docker://HOST/REPO", config.path.display()))
+        })?;
+        outputs.push(Location::Registry(Reference::parse(repo)?));
+    }
+    for out in &outputs {
         check_output(out)?;
     }
+    let registries = Registries::new(opts.registry.clone());
     let sources = config.layer_sources(opts.bake_keystores)?;
     let walked: Vec<(LayerSource, Vec<SourceEntry>)> = sources
         .into_iter()
         .map(|s| layer::walk(&s.dir, &s.label).map(|e| (s, e)))
         .collect::<Result<_>>()?;
-    let mut base = transport::open_base(&location, &rel_dir)?;
+    let mut base = transport::open_base(&location, &rel_dir, &registries)?;
     base.select_platforms(&opts.platforms)?;
     let mtime = opts.source_date_epoch.unwrap_or(DEFAULT_MTIME).max(0) as u64;
     let owner = config.owner()?;
@@ -210,7 +232,7 @@ fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepared> {
         if base.images.len() == 1 { "" } else { "s" }
     ));
     let created = opts.source_date_epoch.map(mutate::rfc3339);
-    Ok(Prepared { config, base, specs, platforms, labels, created })
+    Ok(Prepared { registries, outputs, config, base, specs, platforms, labels, created })
 }
 
 /// Builds the layer of one kind for one base's facts.
@@ -270,10 +292,10 @@ fn check_output(out: &Location) -> Result<()> {
             }
             Ok(())
         }
-        Location::Registry(r) => Err(Error::unsupported(format!(
-            "{out}: pushing to a registry is not available yet; write --to oci:DIR and copy it with `skopeo copy oci:DIR docker://{}`",
-            r.name()
-        ))),
+        Location::Registry(r) => match r.digest {
+            Some(_) => Err(Error::usage(format!("{out}: a destination takes a tag, not a digest"))),
+            None => Ok(()),
+        },
         Location::Daemon(_) => Err(Error::unsupported(format!(
             "{out}: loading into the Docker daemon is not available yet; write --to docker-archive:FILE and run `docker load -i FILE`"
         ))),
@@ -355,6 +377,7 @@ fn report(p: &Prepared, configs: &[Vec<u8>], content: Digest, tags: Vec<String>,
             .collect(),
         layers,
         outputs: Vec::new(),
+        uploaded_bytes: None,
     }
 }
 
@@ -362,34 +385,63 @@ fn report(p: &Prepared, configs: &[Vec<u8>], content: Digest, tags: Vec<String>,
 /// compressing anything or writing anywhere.
 pub fn plan(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let p = prepare(opts, log)?;
-    let mut layers = Vec::new();
-    for spec in &p.specs {
-        let t = layer::diff_id(spec)?;
-        layers.push(LayerReport {
-            name: spec.name.clone(),
-            diff_id: t.diff_id,
-            files: spec.file_count(),
-            bytes: spec.content_bytes(),
-            tar_size: t.size,
-            digest: None,
-            size: None,
-            description: spec.description.clone(),
-        });
-    }
+    let layers = hash_layers(&p)?;
     let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id).collect();
     let (configs, content) = compose(&p, &diff_ids)?;
     let tags = tags(&p, &content)?;
     Ok(report(&p, &configs, content, tags, layers))
 }
 
-/// Builds the image and writes it to every destination.
+/// Builds the image and writes it to every destination. Registry
+/// destinations whose content tag already names the same content are
+/// reported `up-to-date` without compressing or uploading anything.
 pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let p = prepare(opts, log)?;
-    let outputs = if opts.outputs.is_empty() {
+    let outputs = if p.outputs.is_empty() {
         vec![Location::Oci { dir: p.config.dir.join(DEFAULT_OUTPUT), tag: None }]
     } else {
-        opts.outputs.clone()
+        p.outputs.clone()
     };
+    let mut planned: Option<(Vec<LayerReport>, Digest, Vec<String>)> = None;
+    let mut up_to_date: Vec<(Location, Digest)> = Vec::new();
+    if outputs.iter().any(|o| matches!(o, Location::Registry(_))) {
+        let layers = hash_layers(&p)?;
+        let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id).collect();
+        let (configs, content) = compose(&p, &diff_ids)?;
+        let tags = tags(&p, &content)?;
+        for out in &outputs {
+            let Location::Registry(r) = out else { continue };
+            match push::tag_state(&p.registries, r, &tags[0], &content)? {
+                TagState::Same(top) => {
+                    let extra: Vec<String> = tags[1..].iter().cloned().chain(r.tag.clone()).collect();
+                    push::retag_missing(&p.registries, r, &top, &extra)?;
+                    log(&format!("{out}: {} already holds this content ({top}); nothing to push", tags[0]));
+                    up_to_date.push((out.clone(), top));
+                }
+                TagState::Different(top) if !opts.force => {
+                    return Err(Error::new(
+                        crate::error::Kind::Source,
+                        format!(
+                            "{}:{} already names different content ({top}); tags are immutable here — change [target] tag or pass --force",
+                            r.name(),
+                            tags[0]
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if up_to_date.len() == outputs.len() {
+            let mut rep = report(&p, &configs, content, tags, layers);
+            rep.outputs = up_to_date
+                .into_iter()
+                .map(|(o, d)| OutputReport { reference: o.to_string(), digest: d, status: "up-to-date".into() })
+                .collect();
+            rep.uploaded_bytes = Some(0);
+            return Ok(rep);
+        }
+        planned = Some((layers, content, tags));
+    }
     let staging_parent = outputs
         .iter()
         .find_map(|o| match o {
@@ -431,6 +483,13 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
         });
     }
     let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id).collect();
+    if let Some((hashed, _, _)) = &planned {
+        for (h, l) in hashed.iter().zip(&layers) {
+            if h.diff_id != l.diff_id {
+                return Err(Error::input(format!("layer {}: its files changed while the image was being built; run again", l.name)));
+            }
+        }
+    }
     let (configs, content) = compose(&p, &diff_ids)?;
     let tags = tags(&p, &content)?;
 
@@ -483,11 +542,42 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
         pr.manifest_digest = Some(img.manifest.desc.digest);
     }
     for out in &outputs {
-        let digest = write_output(&p, out, &set, &tags, &opts.platforms)?;
-        log(&format!("wrote {out} ({digest})"));
-        rep.outputs.push(OutputReport { reference: out.to_string(), digest, status: "written".into() });
+        if let Some((_, d)) = up_to_date.iter().find(|(o, _)| o == out) {
+            rep.outputs.push(OutputReport { reference: out.to_string(), digest: *d, status: "up-to-date".into() });
+            continue;
+        }
+        let (digest, status) = match out {
+            Location::Registry(r) => {
+                let mut all = tags.clone();
+                all.extend(r.tag.clone().filter(|t| !tags.contains(t)));
+                (push::push(&p.registries, &set, r, &all, log)?, "pushed")
+            }
+            _ => (write_output(&p, out, &set, &tags, &opts.platforms)?, "written"),
+        };
+        log(&format!("{status} {out} ({digest})"));
+        rep.outputs.push(OutputReport { reference: out.to_string(), digest, status: status.into() });
     }
+    rep.uploaded_bytes = Some(p.registries.uploaded_bytes());
     Ok(rep)
+}
+
+fn hash_layers(p: &Prepared) -> Result<Vec<LayerReport>> {
+    p.specs
+        .iter()
+        .map(|spec| {
+            let t = layer::diff_id(spec)?;
+            Ok(LayerReport {
+                name: spec.name.clone(),
+                diff_id: t.diff_id,
+                files: spec.file_count(),
+                bytes: spec.content_bytes(),
+                tar_size: t.size,
+                digest: None,
+                size: None,
+                description: spec.description.clone(),
+            })
+        })
+        .collect()
 }
 
 fn write_output(p: &Prepared, out: &Location, set: &ImageSet, tags: &[String], filter: &[Platform]) -> Result<Digest> {

@@ -1,6 +1,8 @@
 //! `inspect`: what an image at a location holds — top digest, platforms,
 //! layers with their history, labels and the WSO2 facts detected.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -8,6 +10,7 @@ use crate::digest::Digest;
 use crate::error::Result;
 use crate::image::MediaFamily;
 use crate::reference::Location;
+use crate::registry::Registries;
 use crate::transport::{self, archive};
 use crate::wso2::{self, Facts};
 
@@ -66,8 +69,8 @@ pub struct Inspection {
 }
 
 /// Inspects the image at `location`.
-pub fn inspect(location: &Location) -> Result<Inspection> {
-    let base = transport::open_base(location, std::path::Path::new("."))?;
+pub fn inspect(location: &Location, registries: &Arc<Registries>) -> Result<Inspection> {
+    let base = transport::open_base(location, std::path::Path::new("."), registries)?;
     let mut digest = base.digest;
     if let (None, Location::DockerArchive { path, .. }) = (digest, location) {
         if let Some(index) = archive::read_member(path, &location.to_string(), "index.json")? {

@@ -22,6 +22,7 @@ pub mod image;
 pub mod inspect;
 pub mod layer;
 pub mod reference;
+pub mod registry;
 pub mod sample;
 pub mod transport;
 pub mod wso2;

@@ -249,9 +249,22 @@ pub struct Index {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// Blobs that live elsewhere, e.g. in a registry repository.
+pub trait RemoteBlobs: Send + Sync {
+    /// Opens a blob for reading; the reader fails at the end if the bytes do
+    /// not match the descriptor's digest and size.
+    fn open(&self, desc: &Descriptor) -> io::Result<Box<dyn Read + Send>>;
+    /// Where the blobs are, for messages (`registry/repository`).
+    fn describe(&self) -> String;
+    /// For transports that can copy between remotes without reading (mounts).
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
 /// Where a blob's bytes are.
 #[derive(Clone)]
 pub enum BlobData {
+    /// In a remote repository.
+    Remote(Arc<dyn RemoteBlobs>),
     /// In memory (manifests, configs).
     Bytes(Arc<Vec<u8>>),
     /// A byte range of a file (an OCI layout blob, a member of a tar archive,
@@ -317,13 +330,14 @@ impl Blob {
                 Ok(Box::new(f.take(*len)))
             }
             BlobData::Staged { path, len } => Ok(Box::new(File::open(path)?.take(*len))),
+            BlobData::Remote(r) => r.open(&self.desc),
         }
     }
     /// The bytes, for small blobs already in memory; reads files otherwise.
     pub fn read_all(&self) -> io::Result<Vec<u8>> {
         match &self.data {
             BlobData::Bytes(b) => Ok(b.as_ref().clone()),
-            BlobData::File { .. } | BlobData::Staged { .. } => {
+            BlobData::File { .. } | BlobData::Staged { .. } | BlobData::Remote(_) => {
                 let mut v = Vec::new();
                 self.open()?.read_to_end(&mut v)?;
                 Ok(v)
@@ -337,6 +351,7 @@ impl Blob {
             BlobData::File { path, .. } | BlobData::Staged { path, .. } => {
                 format!("{} in {}", self.desc.digest, path.display())
             }
+            BlobData::Remote(r) => format!("{} in {}", self.desc.digest, r.describe()),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod oci;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -19,6 +20,7 @@ use crate::digest::Digest;
 use crate::error::{io_reason, Error, Result};
 use crate::image::{layer_is_gzip, Blob, MediaFamily, Platform};
 use crate::reference::Location;
+use crate::registry::Registries;
 
 /// One platform of a base image.
 #[derive(Debug, Clone)]
@@ -97,17 +99,14 @@ impl Base {
     }
 }
 
-/// Opens the base image at `location`. Relative paths are resolved against `dir`.
-pub fn open_base(location: &Location, dir: &Path) -> Result<Base> {
+/// Opens the base image at `location`. Relative paths are resolved against
+/// `dir`; registries are reached through `registries`.
+pub fn open_base(location: &Location, dir: &Path, registries: &Arc<Registries>) -> Result<Base> {
     match location {
         Location::Oci { dir: d, tag } => oci::read_base(location, &resolve(dir, d), tag.as_deref()),
         Location::DockerArchive { path, reference } => archive::read_base(location, &resolve(dir, path), reference.as_ref()),
         Location::Builtin(name) => builtin::read_base(location, name),
-        Location::Registry(r) => Err(Error::unsupported(format!(
-            "{r}: reading bases from a registry is not available yet; run `docker save {}:{} > base.tar` and use --base docker-archive:base.tar",
-            r.familiar_name(),
-            r.tag_or_latest()
-        ))),
+        Location::Registry(r) => crate::registry::pull::read_base(location, r, registries),
         Location::Daemon(r) => Err(Error::unsupported(format!(
             "docker-daemon:{}: the Docker daemon transport is not available yet; run `docker save {}:{} > base.tar` and use --base docker-archive:base.tar",
             r.familiar_name(),

@@ -1,0 +1,111 @@
+//! `build` and `plan`.
+
+use clap::Args;
+
+use super::{print_json, print_line, Global};
+use wso2img::build::{self, Options, Report};
+use wso2img::image::Platform;
+use wso2img::reference::Location;
+use wso2img::{Error, Result};
+
+/// Flags shared by `build` and `plan`.
+#[derive(Args)]
+pub struct Common {
+    /// Base image instead of [base] image (docker://…, oci:DIR[:TAG], docker-archive:FILE, builtin:NAME).
+    #[arg(long, value_name = "REF")]
+    base: Option<String>,
+    /// Keep only this platform of a multi-platform base (repeatable), e.g. linux/arm64.
+    #[arg(long, value_name = "OS/ARCH")]
+    platform: Vec<String>,
+    /// Bake the keystores folder into the image.
+    #[arg(long)]
+    bake_keystores: bool,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `build` flags.
+#[derive(Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Destination (repeatable): docker://HOST/REPO[:TAG], oci:DIR[:TAG] or docker-archive:FILE[:REF].
+    /// Default: oci:<config folder>/out.
+    #[arg(long = "to", value_name = "REF")]
+    to: Vec<String>,
+    /// Also push to [target] repository.
+    #[arg(long)]
+    push: bool,
+    /// Move a content tag that already names different content.
+    #[arg(long)]
+    force: bool,
+}
+
+/// `plan` flags.
+#[derive(Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    common: Common,
+}
+
+fn options(g: &Global, c: &Common, outputs: &[String]) -> Result<Options> {
+    let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(s) if !s.is_empty() => Some(s.trim().parse::<i64>().map_err(|_| {
+            Error::usage(format!("SOURCE_DATE_EPOCH={s}: expected a number of seconds since 1970"))
+        })?),
+        _ => None,
+    };
+    Ok(Options {
+        config: g.config.clone(),
+        base: c.base.as_deref().map(str::parse).transpose()?,
+        platforms: c.platform.iter().map(|p| Platform::parse(p)).collect::<Result<_>>()?,
+        outputs: outputs.iter().map(|o| o.parse::<Location>()).collect::<Result<_>>()?,
+        bake_keystores: c.bake_keystores,
+        source_date_epoch,
+        push: false,
+        force: false,
+        registry: g.registry(),
+    })
+}
+
+/// Runs `build`.
+pub fn build(g: &Global, a: BuildArgs) -> Result<()> {
+    let mut opts = options(g, &a.common, &a.to)?;
+    opts.push = a.push;
+    opts.force = a.force;
+    let mut log = g.log();
+    let rep = build::build(&opts, &mut log)?;
+    if a.common.json {
+        print_json(&rep)
+    } else {
+        log(&format!("content digest {} tag {}", rep.content_digest, rep.tag));
+        print_line(&rep.content_digest.to_string())
+    }
+}
+
+/// Runs `plan`.
+pub fn plan(g: &Global, a: PlanArgs) -> Result<()> {
+    let opts = options(g, &a.common, &[])?;
+    let rep = build::plan(&opts, &mut g.log())?;
+    if a.common.json {
+        print_json(&rep)
+    } else {
+        print_line(&plan_text(&rep))
+    }
+}
+
+fn plan_text(r: &Report) -> String {
+    let mut s = format!("content digest  {}\ntag             {}\n", r.content_digest, r.tags.join(", "));
+    s += &format!("base            {}\n", r.base.name);
+    for p in &r.platforms {
+        s += &format!(
+            "platform        {}  config {}  home {}  owner {} ({})\n",
+            p.platform, p.config_digest, p.detected.product_home, p.detected.owner, p.detected.owner_from
+        );
+    }
+    for l in &r.layers {
+        s += &format!("layer {:<10} {:>6} files {:>10}  {}\n", l.name, l.files, build::human(l.bytes), l.diff_id);
+    }
+    s.trim_end().to_string()
+}

@@ -1,0 +1,512 @@
+//! An HTTP client for one registry host: scheme selection (HTTPS, or plain
+//! HTTP only for loopback and `--insecure-registry` hosts), TLS roots
+//! (system, `--ca-cert`, `/etc/docker/certs.d/<host>/ca.crt`), basic and
+//! bearer auth with cached tokens per scope, and retries with exponential
+//! backoff and jitter on 408, 429 (honouring Retry-After), 5xx, resets and
+//! timeouts.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+
+use super::auth::{self, Challenge, Credential, Found};
+use crate::error::{Error, Kind, Result};
+
+/// Settings shared by every registry client.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Extra CA certificates (PEM files) trusted for every registry.
+    pub ca_certs: Vec<PathBuf>,
+    /// Hosts allowed over plain HTTP (or with unverified TLS).
+    pub insecure: Vec<String>,
+    /// Upload in chunks of this many bytes instead of one PUT.
+    pub chunk_size: Option<u64>,
+    /// Attempts per request before giving up.
+    pub max_attempts: u32,
+    /// Uploads in flight at once.
+    pub concurrency: usize,
+    /// First backoff delay.
+    pub backoff: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            ca_certs: Vec::new(),
+            insecure: Vec::new(),
+            chunk_size: None,
+            max_attempts: 6,
+            concurrency: 4,
+            backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+/// The outcome of one failed attempt.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub error: Error,
+    pub retryable: bool,
+    pub retry_after: Option<Duration>,
+}
+
+impl Failure {
+    fn fatal(error: Error) -> Self {
+        Failure { error, retryable: false, retry_after: None }
+    }
+    fn transient(error: Error, retry_after: Option<Duration>) -> Self {
+        Failure { error, retryable: true, retry_after }
+    }
+}
+
+/// A client for one registry.
+pub struct Client {
+    /// The host as references name it (`docker.io`, `127.0.0.1:5000`).
+    pub host: String,
+    base: String,
+    http: reqwest::Client,
+    found: Option<Found>,
+    challenge: Challenge,
+    tokens: Mutex<HashMap<String, String>>,
+    pub(crate) opts: Options,
+    uploaded: AtomicU64,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Client({})", self.base)
+    }
+}
+
+fn api_host(host: &str) -> &str {
+    if host == "docker.io" {
+        "registry-1.docker.io"
+    } else {
+        host
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let h = host.rsplit_once(':').map(|(h, p)| if p.chars().all(|c| c.is_ascii_digit()) { h } else { host }).unwrap_or(host);
+    h.eq_ignore_ascii_case("localhost") || h.starts_with("127.") || h == "[::1]"
+}
+
+impl Client {
+    /// Connects to `host`: picks the scheme, reads the auth challenge and finds credentials.
+    pub async fn connect(host: &str, opts: &Options) -> Result<Client> {
+        let insecure_ok = is_loopback(host) || opts.insecure.iter().any(|h| h == host);
+        let unverified = opts.insecure.iter().any(|h| h == host);
+        let http = build_http(host, opts, unverified)?;
+        let found = auth::lookup(host)?;
+        let https = format!("https://{}", api_host(host));
+        let (base, resp) = match ping(&http, &https, opts).await {
+            Ok(r) => (https, r),
+            Err(tls_err) if insecure_ok => {
+                let plain = format!("http://{}", api_host(host));
+                match ping(&http, &plain, opts).await {
+                    Ok(r) if r.status() == StatusCode::OK || r.status() == StatusCode::UNAUTHORIZED => (plain, r),
+                    _ => return Err(tls_err),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        let challenge = match resp.status() {
+            StatusCode::UNAUTHORIZED => resp
+                .headers()
+                .get(WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .map(auth::parse_challenge)
+                .unwrap_or(Challenge::Basic),
+            s if s.is_success() => Challenge::None,
+            s => {
+                return Err(Error::source(format!("{host}: GET /v2/ answered {s}; is this a container registry?")));
+            }
+        };
+        Ok(Client {
+            host: host.to_string(),
+            base,
+            http,
+            found,
+            challenge,
+            tokens: Mutex::new(HashMap::new()),
+            opts: opts.clone(),
+            uploaded: AtomicU64::new(0),
+        })
+    }
+
+    /// Bytes of blob data uploaded so far.
+    pub fn uploaded_bytes(&self) -> u64 {
+        self.uploaded.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_upload(&self, n: u64) {
+        self.uploaded.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// `base/v2/<path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/v2/{}", self.base, path)
+    }
+
+    /// Resolves a `Location` header against the registry.
+    pub fn absolute(&self, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_string()
+        } else if location.starts_with('/') {
+            format!("{}{location}", self.base)
+        } else {
+            format!("{}/{location}", self.base)
+        }
+    }
+
+    /// The scrubbed one-line form of an error text: secrets replaced.
+    fn scrub(&self, s: String) -> String {
+        let mut s = s;
+        if let Some(f) = &self.found {
+            for secret in f.credential.secrets() {
+                if !secret.is_empty() {
+                    s = s.replace(secret, "<redacted>");
+                }
+            }
+        }
+        s
+    }
+
+    /// The Authorization header for `scopes`.
+    async fn authorization(&self, scopes: &[String], fresh: bool) -> Result<Option<HeaderValue>> {
+        match &self.challenge {
+            Challenge::None => Ok(None),
+            Challenge::Basic => Ok(self
+                .found
+                .as_ref()
+                .and_then(|f| f.credential.basic_header())
+                .and_then(|h| HeaderValue::from_str(&h).ok())),
+            Challenge::Bearer { realm, service, .. } => {
+                let key = scopes.join(" ");
+                if !fresh {
+                    if let Some(t) = self.tokens.lock().expect("token cache").get(&key) {
+                        return Ok(HeaderValue::from_str(&format!("Bearer {t}")).ok());
+                    }
+                }
+                let token = self.fetch_token(realm, service.as_deref(), scopes).await?;
+                self.tokens.lock().expect("token cache").insert(key, token.clone());
+                Ok(HeaderValue::from_str(&format!("Bearer {token}")).ok())
+            }
+        }
+    }
+
+    async fn fetch_token(&self, realm: &str, service: Option<&str>, scopes: &[String]) -> Result<String> {
+        let mut last = None;
+        for attempt in 0..self.opts.max_attempts {
+            if attempt > 0 {
+                tokio::time::sleep(backoff(self.opts.backoff, attempt, last.take())).await;
+            }
+            let req = match self.found.as_ref().map(|f| &f.credential) {
+                Some(Credential::IdentityToken(t)) => {
+                    let mut form = vec![
+                        ("grant_type", "refresh_token".to_string()),
+                        ("refresh_token", t.clone()),
+                        ("client_id", "wso2img".to_string()),
+                        ("scope", scopes.join(" ")),
+                    ];
+                    if let Some(s) = service {
+                        form.push(("service", s.to_string()));
+                    }
+                    let body = form
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", urlencode(v)))
+                        .collect::<Vec<_>>()
+                        .join("&");
+                    self.http
+                        .post(realm)
+                        .header("Content-Type", "application/x-www-form-urlencoded")
+                        .body(body)
+                }
+                cred => {
+                    let mut q: Vec<(&str, String)> = Vec::new();
+                    if let Some(s) = service {
+                        q.push(("service", s.to_string()));
+                    }
+                    for s in scopes {
+                        q.push(("scope", s.clone()));
+                    }
+                    let mut r = self.http.get(realm).query(&q);
+                    if let Some(h) = cred.and_then(Credential::basic_header) {
+                        r = r.header(AUTHORIZATION, h);
+                    }
+                    r
+                }
+            };
+            match req.send().await {
+                Ok(resp) if resp.status().is_success() => {
+                    let body = resp.bytes().await.unwrap_or_default();
+                    let v: serde_json::Value = serde_json::from_slice(&body)
+                        .map_err(|e| Error::source(format!("{}: token response from {realm} is not JSON ({e})", self.host)))?;
+                    let token = v["token"].as_str().or_else(|| v["access_token"].as_str()).unwrap_or("");
+                    if token.is_empty() {
+                        return Err(Error::source(format!("{}: token server {realm} returned no token", self.host)));
+                    }
+                    return Ok(token.to_string());
+                }
+                Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED || resp.status() == StatusCode::FORBIDDEN => {
+                    return Err(self.auth_error(resp.status(), &format!("token server {realm}")));
+                }
+                Ok(resp) if retryable_status(resp.status()) => {
+                    last = retry_after(resp.headers());
+                }
+                Ok(resp) => {
+                    return Err(Error::source(format!("{}: token server {realm} answered {}", self.host, resp.status())));
+                }
+                Err(e) => {
+                    if !(e.is_connect() || e.is_timeout() || e.is_request()) {
+                        return Err(Error::source(self.scrub(format!("{}: token server {realm}: {}", self.host, one_line(&e)))));
+                    }
+                }
+            }
+        }
+        Err(Error::source(format!("{}: token server {realm} kept failing after {} attempts", self.host, self.opts.max_attempts)))
+    }
+
+    /// The error for a 401/403: names the registry and whether credentials were found.
+    pub fn auth_error(&self, status: StatusCode, what: &str) -> Error {
+        let host = &self.host;
+        let msg = match &self.found {
+            Some(f) => format!(
+                "{host}: {what} refused the credentials from {} ({status}); check them with `docker login {host}`",
+                f.source
+            ),
+            None => format!(
+                "{host}: {what} needs credentials ({status}) and none were found; run `docker login {host}` or set {} and {}",
+                auth::ENV_USERNAME,
+                auth::ENV_PASSWORD
+            ),
+        };
+        Error::new(Kind::Source, msg)
+    }
+
+    /// One attempt: builds the request with `make`, adds auth for `scopes`,
+    /// sends it. A 401 refreshes the token once within the attempt.
+    pub(crate) async fn attempt(
+        &self,
+        scopes: &[String],
+        make: &(dyn Fn(&reqwest::Client) -> RequestBuilder + Send + Sync),
+    ) -> std::result::Result<Response, Failure> {
+        let mut fresh = false;
+        loop {
+            let auth = self.authorization(scopes, fresh).await.map_err(Failure::fatal)?;
+            let mut req = make(&self.http);
+            if let Some(a) = auth {
+                req = req.header(AUTHORIZATION, a);
+            }
+            match req.send().await {
+                Ok(resp) => {
+                    let st = resp.status();
+                    if st == StatusCode::UNAUTHORIZED && !fresh && matches!(self.challenge, Challenge::Bearer { .. }) {
+                        fresh = true;
+                        continue;
+                    }
+                    if retryable_status(st) {
+                        let ra = retry_after(resp.headers());
+                        let detail = error_detail(resp).await;
+                        return Err(Failure::transient(Error::source(format!("{}: {st}{detail}", self.host)), ra));
+                    }
+                    return Ok(resp);
+                }
+                Err(e) => {
+                    let text = self.scrub(format!("{}: {}", self.host, one_line(&e)));
+                    let transient = e.is_connect() || e.is_timeout() || e.is_request() || e.is_body();
+                    return Err(if transient { Failure::transient(Error::source(text), None) } else { Failure::fatal(Error::source(text)) });
+                }
+            }
+        }
+    }
+
+    /// Sends a request with retries (the body must be re-creatable by `make`).
+    pub async fn send(
+        &self,
+        scopes: &[String],
+        make: &(dyn Fn(&reqwest::Client) -> RequestBuilder + Send + Sync),
+    ) -> Result<Response> {
+        let mut last: Option<Failure> = None;
+        for attempt in 0..self.opts.max_attempts {
+            if let Some(f) = &last {
+                tokio::time::sleep(backoff(self.opts.backoff, attempt, f.retry_after)).await;
+            }
+            match self.attempt(scopes, make).await {
+                Ok(r) => return Ok(r),
+                Err(f) if f.retryable => last = Some(f),
+                Err(f) => return Err(f.error),
+            }
+        }
+        let f = last.expect("at least one attempt");
+        Err(f.error.context(format!("gave up after {} attempts", self.opts.max_attempts)))
+    }
+
+    /// Turns a non-success response into an error naming `what`.
+    pub async fn status_error(&self, resp: Response, what: &str) -> Error {
+        let st = resp.status();
+        if st == StatusCode::UNAUTHORIZED || st == StatusCode::FORBIDDEN {
+            return self.auth_error(st, what);
+        }
+        let detail = error_detail(resp).await;
+        Error::source(self.scrub(format!("{}: {what}: {st}{detail}", self.host)))
+    }
+
+    /// A request to `path` under `/v2/` with `method`.
+    pub(crate) fn request(&self, http: &reqwest::Client, method: Method, path: &str) -> RequestBuilder {
+        http.request(method, self.url(path))
+    }
+}
+
+fn build_http(host: &str, opts: &Options, unverified: bool) -> Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .user_agent(concat!("wso2img/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(120))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .no_proxy();
+    if let Ok(proxy) = std::env::var("HTTPS_PROXY").or_else(|_| std::env::var("https_proxy")) {
+        if !proxy.is_empty() && !is_loopback(host) {
+            let p = reqwest::Proxy::all(&proxy).map_err(|e| Error::config(format!("HTTPS_PROXY={proxy}: {e}")))?;
+            b = b.proxy(p);
+        }
+    }
+    let mut files = opts.ca_certs.clone();
+    let certs_d = PathBuf::from("/etc/docker/certs.d").join(host).join("ca.crt");
+    if certs_d.exists() {
+        files.push(certs_d);
+    }
+    for f in files {
+        let pem = std::fs::read(&f).map_err(|e| Error::usage(format!("--ca-cert {}: cannot read ({})", f.display(), crate::error::io_reason(&e))))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|_| Error::usage(format!("--ca-cert {}: not a PEM certificate bundle", f.display())))?;
+        if certs.is_empty() {
+            return Err(Error::usage(format!("--ca-cert {}: no certificate in it", f.display())));
+        }
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    if unverified {
+        b = b.danger_accept_invalid_certs(true);
+    }
+    b.build().map_err(|e| Error::source(format!("{host}: cannot set up HTTP client: {e}")))
+}
+
+async fn ping(http: &reqwest::Client, base: &str, opts: &Options) -> Result<Response> {
+    let host = base.split("://").nth(1).unwrap_or(base).to_string();
+    let mut last: Option<Error> = None;
+    let mut wait = None;
+    for attempt in 0..opts.max_attempts {
+        if attempt > 0 {
+            tokio::time::sleep(backoff(opts.backoff, attempt, wait.take())).await;
+        }
+        match http.get(format!("{base}/v2/")).send().await {
+            Ok(r) if retryable_status(r.status()) => {
+                wait = retry_after(r.headers());
+                last = Some(Error::source(format!("{host}: GET /v2/ answered {}", r.status())));
+            }
+            Ok(r) => return Ok(r),
+            Err(e) => {
+                let text = one_line(&e);
+                let lower = text.to_lowercase();
+                if lower.contains("certificate") || lower.contains("unknownissuer") {
+                    return Err(Error::source(format!(
+                        "{host}: TLS failed ({text}); pass the registry's CA with --ca-cert FILE or put it in /etc/docker/certs.d/{host}/ca.crt"
+                    )));
+                }
+                let err = Error::source(format!("{host}: cannot reach the registry ({text})"));
+                if !e.is_timeout() {
+                    return Err(err);
+                }
+                last = Some(err);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::source(format!("{host}: unreachable"))))
+}
+
+/// Whether a status is worth retrying.
+pub fn retryable_status(s: StatusCode) -> bool {
+    s == StatusCode::REQUEST_TIMEOUT || s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error()
+}
+
+fn retry_after(h: &HeaderMap) -> Option<Duration> {
+    h.get("Retry-After")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|s| Duration::from_secs(s.min(60)))
+}
+
+/// Exponential backoff with ±50 % jitter, or the server's Retry-After.
+pub(crate) fn backoff(first: Duration, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    if let Some(ra) = retry_after {
+        return ra;
+    }
+    let exp = first.saturating_mul(1u32 << attempt.saturating_sub(1).min(6));
+    let capped = exp.min(Duration::from_secs(10));
+    let jitter = 0.5 + fastrand::f64();
+    capped.mul_f64(jitter)
+}
+
+/// The registry's `errors[].message`, if the body has one.
+async fn error_detail(resp: Response) -> String {
+    let text = resp.text().await.unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let msgs: Vec<String> = v["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| format!("{} {}", e["code"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or("")).trim().to_string())
+        .collect();
+    if msgs.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", msgs.join("; "))
+    }
+}
+
+/// A reqwest error with its causes, on one line.
+pub(crate) fn one_line(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = c.source();
+    }
+    s.replace('\n', " ")
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_and_backoff() {
+        assert!(is_loopback("127.0.0.1:5000"));
+        assert!(is_loopback("localhost"));
+        assert!(!is_loopback("registry.example.com:5000"));
+        let d = backoff(Duration::from_millis(100), 3, None);
+        assert!(d >= Duration::from_millis(200) && d <= Duration::from_millis(600), "{d:?}");
+        assert_eq!(backoff(Duration::from_millis(100), 1, Some(Duration::from_secs(2))), Duration::from_secs(2));
+        assert_eq!(urlencode("a b/c"), "a%20b%2Fc");
+    }
+}

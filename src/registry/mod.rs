@@ -1,0 +1,285 @@
+//! The registry transport: talk to registries directly over the distribution
+//! API. [`client`] is one registry host (scheme, TLS, auth, retries),
+//! [`auth`] finds credentials and parses challenges, [`pull`] reads a base
+//! (manifests and configs only; layers stay remote until something needs their
+//! bytes) and [`push`] writes results (HEAD, mount, stream, upload; manifests
+//! after blobs, tags last), and adds tags or copies images.
+//!
+//! Async stays inside this module: the rest of wso2img calls it through
+//! [`runtime`] and sees plain `Read`ers.
+
+pub mod auth;
+pub mod client;
+pub mod pull;
+pub mod push;
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use futures_util::stream::{BoxStream, StreamExt};
+use reqwest::{Method, StatusCode};
+
+pub use client::{Client, Options};
+
+use crate::digest::{Digest, Hasher};
+use crate::error::{Error, Result};
+use crate::image::{media, Descriptor, RemoteBlobs};
+
+/// The runtime that drives registry and daemon I/O.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("wso2img-io")
+            .enable_all()
+            .build()
+            .expect("the I/O runtime starts")
+    })
+}
+
+/// Every manifest media type wso2img reads.
+pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// A session with any number of registries, one connected client per host.
+pub struct Registries {
+    opts: Options,
+    clients: tokio::sync::Mutex<HashMap<String, Arc<Client>>>,
+}
+
+impl Registries {
+    /// A session with `opts`.
+    pub fn new(opts: Options) -> Arc<Self> {
+        Arc::new(Registries { opts, clients: tokio::sync::Mutex::new(HashMap::new()) })
+    }
+    /// The client for `host`, connecting on first use.
+    pub async fn client(&self, host: &str) -> Result<Arc<Client>> {
+        let mut map = self.clients.lock().await;
+        if let Some(c) = map.get(host) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(Client::connect(host, &self.opts).await?);
+        map.insert(host.to_string(), c.clone());
+        Ok(c)
+    }
+    /// Blob bytes uploaded to every registry so far.
+    pub fn uploaded_bytes(&self) -> u64 {
+        runtime().block_on(async { self.clients.lock().await.values().map(|c| c.uploaded_bytes()).sum() })
+    }
+}
+
+/// A manifest or index exactly as the registry serves it.
+#[derive(Debug, Clone)]
+pub struct RawManifest {
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// Its media type.
+    pub media_type: String,
+    /// The digest of the bytes.
+    pub digest: Digest,
+}
+
+fn pull_scope(repo: &str) -> Vec<String> {
+    vec![format!("repository:{repo}:pull")]
+}
+
+fn push_scope(repo: &str) -> Vec<String> {
+    vec![format!("repository:{repo}:pull,push")]
+}
+
+impl Client {
+    /// Fetches a manifest by tag or digest; `None` when it does not exist.
+    /// Asked by digest, the bytes are verified.
+    pub async fn get_manifest(&self, repo: &str, reference: &str) -> Result<Option<RawManifest>> {
+        let path = format!("{repo}/manifests/{reference}");
+        let resp = self
+            .send(&pull_scope(repo), &|h| self.request(h, Method::GET, &path).header("Accept", ACCEPT))
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(self.status_error(resp, &format!("GET manifest {repo}:{reference}")).await);
+        }
+        let ct = resp.headers().get("Content-Type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| Error::source(format!("{}: reading manifest {repo}:{reference}: {}", self.host, client::one_line(&e))))?
+            .to_vec();
+        let digest = Digest::of(&bytes);
+        if let Ok(want) = reference.parse::<Digest>() {
+            if want != digest {
+                return Err(Error::source(format!(
+                    "{}/{repo}@{want}: the registry served a manifest with digest {digest}; refusing it",
+                    self.host
+                )));
+            }
+        }
+        let media_type = if ct.contains("json") && !ct.starts_with("application/json") {
+            ct.split(';').next().unwrap_or("").trim().to_string()
+        } else {
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            match v["mediaType"].as_str() {
+                Some(m) => m.to_string(),
+                None if v.get("manifests").is_some() => media::OCI_INDEX.to_string(),
+                None => media::OCI_MANIFEST.to_string(),
+            }
+        };
+        Ok(Some(RawManifest { bytes, media_type, digest }))
+    }
+
+    /// Stores a manifest under a tag or its digest.
+    pub async fn put_manifest(&self, repo: &str, reference: &str, bytes: &[u8], media_type: &str) -> Result<()> {
+        let path = format!("{repo}/manifests/{reference}");
+        let body = Bytes::copy_from_slice(bytes);
+        let resp = self
+            .send(&push_scope(repo), &|h| {
+                self.request(h, Method::PUT, &path).header("Content-Type", media_type).body(body.clone())
+            })
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self.status_error(resp, &format!("PUT manifest {repo}:{reference}")).await);
+        }
+        Ok(())
+    }
+
+    /// Whether the repository has the blob.
+    pub async fn blob_exists(&self, repo: &str, digest: &Digest, push: bool) -> Result<bool> {
+        let path = format!("{repo}/blobs/{digest}");
+        let scopes = if push { push_scope(repo) } else { pull_scope(repo) };
+        let resp = self.send(&scopes, &|h| self.request(h, Method::HEAD, &path)).await?;
+        match resp.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(self.status_error(resp, &format!("HEAD blob {repo}@{digest}")).await),
+        }
+    }
+
+    /// Fetches a small blob (a config) and verifies it.
+    pub async fn get_small_blob(&self, repo: &str, desc: &Descriptor) -> Result<Vec<u8>> {
+        if desc.size > 16 << 20 {
+            return Err(Error::source(format!("{}/{repo}: config {} is {} bytes; refusing", self.host, desc.digest, desc.size)));
+        }
+        let mut s = blob_stream(self, repo, desc).await?;
+        let mut out = Vec::with_capacity(desc.size as usize);
+        while let Some(c) = s.next().await {
+            out.extend_from_slice(&c.map_err(|e| Error::source(e.to_string()))?);
+        }
+        Ok(out)
+    }
+}
+
+/// Streams a blob, verifying size and digest: the stream ends with an error
+/// instead of its last chunk when they do not match.
+pub async fn blob_stream(client: &Client, repo: &str, desc: &Descriptor) -> Result<BoxStream<'static, io::Result<Bytes>>> {
+    let path = format!("{repo}/blobs/{}", desc.digest);
+    let resp = client.send(&pull_scope(repo), &|h| client.request(h, Method::GET, &path)).await?;
+    if !resp.status().is_success() {
+        return Err(client.status_error(resp, &format!("GET blob {repo}@{}", desc.digest)).await);
+    }
+    let host = client.host.clone();
+    let inner = resp.bytes_stream().map(move |r| r.map_err(|e| io::Error::other(format!("{host}: {}", client::one_line(&e)))));
+    Ok(verify_stream(inner, desc.digest, desc.size, format!("{}/{repo}", client.host)))
+}
+
+/// Wraps a byte stream so it fails at its end unless it had `size` bytes with `digest`.
+fn verify_stream(
+    inner: impl futures_util::Stream<Item = io::Result<Bytes>> + Send + 'static,
+    digest: Digest,
+    size: u64,
+    what: String,
+) -> BoxStream<'static, io::Result<Bytes>> {
+    struct State<S> {
+        inner: S,
+        hasher: Option<Hasher>,
+    }
+    let st = State { inner: Box::pin(inner), hasher: Some(Hasher::new()) };
+    futures_util::stream::unfold(st, move |mut st| {
+        let what = what.clone();
+        async move {
+            let hasher = st.hasher.as_mut()?;
+            match st.inner.next().await {
+                Some(Ok(chunk)) => {
+                    hasher.update(&chunk);
+                    Some((Ok(chunk), st))
+                }
+                Some(Err(e)) => {
+                    st.hasher = None;
+                    Some((Err(e), st))
+                }
+                None => {
+                    let (got, n) = st.hasher.take().expect("present").finish();
+                    if got == digest && n == size {
+                        None
+                    } else {
+                        Some((Err(io::Error::other(format!("{what}@{digest}: received {n} bytes with digest {got}; the blob is corrupt"))), st))
+                    }
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+/// A repository's blobs, readable from synchronous code.
+#[derive(Clone)]
+pub struct RemoteRepo {
+    /// The registry client.
+    pub client: Arc<Client>,
+    /// The repository.
+    pub repository: String,
+}
+
+impl RemoteBlobs for RemoteRepo {
+    fn open(&self, desc: &Descriptor) -> io::Result<Box<dyn Read + Send>> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Bytes>>(8);
+        let me = self.clone();
+        let desc = desc.clone();
+        runtime().spawn(async move {
+            match blob_stream(&me.client, &me.repository, &desc).await {
+                Ok(mut s) => {
+                    while let Some(c) = s.next().await {
+                        if tx.send(c).is_err() {
+                            break;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(io::Error::other(e.to_string())));
+                }
+            }
+        });
+        Ok(Box::new(ChannelReader { rx, buf: Bytes::new() }))
+    }
+    fn describe(&self) -> String {
+        format!("{}/{}", self.client.host, self.repository)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Bytes>>,
+    buf: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.buf.is_empty() {
+            match self.rx.recv() {
+                Ok(Ok(b)) => self.buf = b,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf[..n]);
+        let _ = self.buf.split_to(n);
+        Ok(n)
+    }
+}

@@ -1,0 +1,413 @@
+//! Writing to a registry: every blob is HEADed first; a blob from another
+//! repository of the same registry is mounted (falling back to an upload on
+//! 202, 401, 403 or 404); anything else is streamed — from a local file or
+//! straight from the source registry — with one PUT, or in chunks where the
+//! registry needs them. Several blobs go up at once. Manifests follow their
+//! blobs, an index its manifests, and tags come last, so an interrupted push
+//! never leaves a tag pointing at an incomplete image.
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use reqwest::{Body, Method, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::client::Failure;
+use super::{blob_stream, runtime, Client, Registries, RemoteRepo};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::image::mutate::multi_platform_content_digest;
+use crate::image::{media, Blob, BlobData, ImageSet, Index, Manifest, Platform};
+use crate::reference::Reference;
+use crate::transport::oci::is_attestation;
+
+/// What a tag currently names in a registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagState {
+    /// The tag does not exist.
+    Absent,
+    /// It names an image with the same content digest (its top digest given).
+    Same(Digest),
+    /// It names different content (its top digest given).
+    Different(Digest),
+}
+
+/// Checks what `tag` in `target`'s repository names, compared by content digest.
+pub fn tag_state(registries: &Arc<Registries>, target: &Reference, tag: &str, content: &Digest) -> Result<TagState> {
+    runtime().block_on(async {
+        let client = registries.client(&target.registry).await?;
+        let Some(top) = client.get_manifest(&target.repository, tag).await? else { return Ok(TagState::Absent) };
+        let found = content_digest_of(&client, &target.repository, &top.bytes, &top.media_type).await?;
+        Ok(if found.as_ref() == Some(content) { TagState::Same(top.digest) } else { TagState::Different(top.digest) })
+    })
+}
+
+/// The content digest (see [`crate::build`]) of a manifest or index in a registry.
+async fn content_digest_of(client: &Client, repo: &str, bytes: &[u8], media_type: &str) -> Result<Option<Digest>> {
+    if media_type == media::OCI_INDEX || media_type == media::DOCKER_LIST {
+        let idx: Index = serde_json::from_slice(bytes).map_err(|e| Error::source(format!("{repo}: invalid index: {e}")))?;
+        let mut entries: Vec<(Platform, Digest)> = Vec::new();
+        for m in idx.manifests.iter().filter(|m| !is_attestation(m)) {
+            let Some(child) = client.get_manifest(repo, &m.digest.to_string()).await? else { return Ok(None) };
+            let Ok(cm) = serde_json::from_slice::<Manifest>(&child.bytes) else { return Ok(None) };
+            let Some(p) = m.platform.clone() else { return Ok(None) };
+            entries.push((p, cm.config.digest));
+        }
+        if entries.len() == 1 {
+            return Ok(Some(entries[0].1));
+        }
+        Ok(Some(multi_platform_content_digest(&entries)))
+    } else {
+        Ok(serde_json::from_slice::<Manifest>(bytes).ok().map(|m| m.config.digest))
+    }
+}
+
+/// How one blob got to the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobOutcome {
+    /// Already there.
+    Present,
+    /// Mounted from another repository of the same registry.
+    Mounted,
+    /// Uploaded (bytes sent).
+    Uploaded(u64),
+}
+
+/// Pushes `set` to `target`'s repository and tags it with every tag in `tags`.
+/// Returns the top-level digest.
+pub fn push(registries: &Arc<Registries>, set: &ImageSet, target: &Reference, tags: &[String], log: &mut dyn FnMut(&str)) -> Result<Digest> {
+    let blobs: Vec<Blob> = set.blobs_in_write_order().into_iter().cloned().collect();
+    let layers_and_configs: Vec<Blob> = blobs
+        .iter()
+        .filter(|b| !set.images.iter().any(|i| i.manifest.desc.digest == b.desc.digest))
+        .filter(|b| set.index.as_ref().is_none_or(|i| i.desc.digest != b.desc.digest))
+        .cloned()
+        .collect();
+    let manifests: Vec<Blob> = set.images.iter().map(|i| i.manifest.clone()).collect();
+    push_graph(registries, target, &layers_and_configs, &manifests, set.top(), tags, log)
+}
+
+/// Pushes blobs, then child manifests by digest, then `top` by digest and by each tag.
+pub fn push_graph(
+    registries: &Arc<Registries>,
+    target: &Reference,
+    blobs: &[Blob],
+    children: &[Blob],
+    top: &Blob,
+    tags: &[String],
+    log: &mut dyn FnMut(&str),
+) -> Result<Digest> {
+    let (outcomes, client) = runtime().block_on(async {
+        let client = registries.client(&target.registry).await?;
+        let repo = target.repository.clone();
+        let results: Vec<Result<(Digest, BlobOutcome)>> = stream::iter(blobs.iter().cloned())
+            .map(|b| {
+                let client = client.clone();
+                let repo = repo.clone();
+                async move { push_blob(&client, &repo, &b).await.map(|o| (b.desc.digest, o)) }
+            })
+            .buffer_unordered(client.opts.concurrency.max(1))
+            .collect()
+            .await;
+        let outcomes = results.into_iter().collect::<Result<Vec<_>>>()?;
+        for m in children {
+            let bytes = m.read_all().map_err(|e| Error::source(format!("{}: {e}", m.origin())))?;
+            client.put_manifest(&repo, &m.desc.digest.to_string(), &bytes, &m.desc.media_type).await?;
+        }
+        let top_bytes = top.read_all().map_err(|e| Error::source(format!("{}: {e}", top.origin())))?;
+        if !children.iter().any(|c| c.desc.digest == top.desc.digest) {
+            client.put_manifest(&repo, &top.desc.digest.to_string(), &top_bytes, &top.desc.media_type).await?;
+        }
+        for t in tags {
+            client.put_manifest(&repo, t, &top_bytes, &top.desc.media_type).await?;
+        }
+        Ok::<_, Error>((outcomes, client))
+    })?;
+    let (mut present, mut mounted, mut uploaded, mut bytes) = (0, 0, 0, 0u64);
+    for (_, o) in &outcomes {
+        match o {
+            BlobOutcome::Present => present += 1,
+            BlobOutcome::Mounted => mounted += 1,
+            BlobOutcome::Uploaded(n) => {
+                uploaded += 1;
+                bytes += n;
+            }
+        }
+    }
+    let _ = client;
+    log(&format!(
+        "pushed {}/{}: {uploaded} blobs uploaded ({}), {mounted} mounted, {present} already there; tags {}",
+        target.registry,
+        target.repository,
+        crate::build::human(bytes),
+        if tags.is_empty() { "-".to_string() } else { tags.join(", ") }
+    ));
+    Ok(top.desc.digest)
+}
+
+/// Gets one blob into `repo`: HEAD, then mount, then upload.
+async fn push_blob(client: &Arc<Client>, repo: &str, blob: &Blob) -> Result<BlobOutcome> {
+    if client.blob_exists(repo, &blob.desc.digest, true).await? {
+        return Ok(BlobOutcome::Present);
+    }
+    if let BlobData::Remote(r) = &blob.data {
+        if let Some(src) = r.as_any().downcast_ref::<RemoteRepo>() {
+            if src.client.host == client.host && src.repository != repo {
+                if mount(client, repo, &blob.desc.digest, &src.repository).await? {
+                    return Ok(BlobOutcome::Mounted);
+                }
+            }
+        }
+    }
+    upload(client, repo, blob).await.map(BlobOutcome::Uploaded)
+}
+
+/// Tries a cross-repository mount; `false` means "upload instead".
+async fn mount(client: &Client, repo: &str, digest: &Digest, from: &str) -> Result<bool> {
+    let path = format!("{repo}/blobs/uploads/?mount={digest}&from={from}");
+    let scopes = vec![format!("repository:{repo}:pull,push"), format!("repository:{from}:pull")];
+    let resp = client.send(&scopes, &|h| client.request(h, Method::POST, &path)).await?;
+    match resp.status() {
+        StatusCode::CREATED => Ok(true),
+        StatusCode::ACCEPTED => {
+            if let Some(loc) = resp.headers().get("Location").and_then(|v| v.to_str().ok()) {
+                let url = client.absolute(loc);
+                let _ = client.send(&scopes, &|h| h.request(Method::DELETE, url.clone())).await;
+            }
+            Ok(false)
+        }
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => Ok(false),
+        _ => Err(client.status_error(resp, &format!("mount {digest} from {from} into {repo}")).await),
+    }
+}
+
+/// Opens the bytes of a blob as a stream, wherever they are.
+async fn open_stream(blob: &Blob) -> Result<BoxStream<'static, io::Result<Bytes>>> {
+    match &blob.data {
+        BlobData::Bytes(b) => Ok(stream::once(futures_util::future::ready(Ok(Bytes::copy_from_slice(b.as_ref())))).boxed()),
+        BlobData::File { path, offset, len } => file_stream(path, *offset, *len).await,
+        BlobData::Staged { path, len } => file_stream(path, 0, *len).await,
+        BlobData::Remote(r) => match r.as_any().downcast_ref::<RemoteRepo>() {
+            Some(src) => blob_stream(&src.client, &src.repository, &blob.desc).await,
+            None => Err(Error::source(format!("{}: unsupported remote source", blob.origin()))),
+        },
+    }
+}
+
+async fn file_stream(path: &std::path::Path, offset: u64, len: u64) -> Result<BoxStream<'static, io::Result<Bytes>>> {
+    let mut f = tokio::fs::File::open(path).await.map_err(|e| Error::io("reading", path, e))?;
+    f.seek(io::SeekFrom::Start(offset)).await.map_err(|e| Error::io("reading", path, e))?;
+    Ok(tokio_util::io::ReaderStream::with_capacity(f.take(len), 1 << 20).boxed())
+}
+
+/// Uploads a blob, restarting from a fresh upload session on transient
+/// failures. Returns the bytes sent.
+async fn upload(client: &Arc<Client>, repo: &str, blob: &Blob) -> Result<u64> {
+    let mut last: Option<Failure> = None;
+    let mut chunked = client.opts.chunk_size.is_some();
+    for attempt in 0..client.opts.max_attempts {
+        if let Some(f) = &last {
+            tokio::time::sleep(super::client::backoff(client.opts.backoff, attempt, f.retry_after)).await;
+        }
+        match upload_once(client, repo, blob, chunked).await {
+            Ok(n) => return Ok(n),
+            Err(f) if f.error.message().contains("413") && !chunked => {
+                chunked = true;
+                last = Some(Failure { error: f.error, retryable: true, retry_after: Some(std::time::Duration::ZERO) });
+            }
+            Err(f) if f.retryable => last = Some(f),
+            Err(f) => return Err(f.error),
+        }
+    }
+    Err(last.expect("an attempt failed").error.context(format!("upload gave up after {} attempts", client.opts.max_attempts)))
+}
+
+async fn upload_once(client: &Arc<Client>, repo: &str, blob: &Blob, chunked: bool) -> std::result::Result<u64, Failure> {
+    let scopes = vec![format!("repository:{repo}:pull,push")];
+    let start = format!("{repo}/blobs/uploads/");
+    let resp = client.attempt(&scopes, &|h| client.request(h, Method::POST, &start).header("Content-Length", "0")).await?;
+    if resp.status() != StatusCode::ACCEPTED {
+        return Err(Failure { error: client.status_error(resp, &format!("start upload to {repo}")).await, retryable: false, retry_after: None });
+    }
+    let mut location = location(client, &resp)?;
+    let fatal = |e: Error| Failure { error: e, retryable: false, retry_after: None };
+    let digest = blob.desc.digest;
+    let size = blob.desc.size;
+    let counter = client.clone();
+    let source = open_stream(blob)
+        .await
+        .map_err(|e| Failure { error: e, retryable: true, retry_after: None })?
+        .inspect_ok(move |c| counter.count_upload(c.len() as u64));
+    if !chunked {
+        let url = with_digest(&location, &digest);
+        let body = std::sync::Mutex::new(Some(Body::wrap_stream(source)));
+        let resp = client
+            .attempt(&scopes, &|h| {
+                let b = body.lock().expect("body").take().unwrap_or_else(|| Body::from(Vec::new()));
+                h.request(Method::PUT, url.clone())
+                    .header("Content-Type", "application/octet-stream")
+                    .header("Content-Length", size.to_string())
+                    .body(b)
+            })
+            .await?;
+        return finish(client, resp, repo, &digest, size).await;
+    }
+    let chunk = client.opts.chunk_size.unwrap_or(4 << 20).max(1) as usize;
+    let mut source = Box::pin(source);
+    let mut buf: Vec<u8> = Vec::with_capacity(chunk);
+    let mut sent: u64 = 0;
+    let mut done = false;
+    while !done {
+        while buf.len() < chunk {
+            match source.next().await {
+                Some(Ok(b)) => buf.extend_from_slice(&b),
+                Some(Err(e)) => return Err(Failure { error: Error::source(e.to_string()), retryable: true, retry_after: None }),
+                None => {
+                    done = true;
+                    break;
+                }
+            }
+        }
+        while !buf.is_empty() && (buf.len() >= chunk || done) {
+            let take = buf.len().min(chunk);
+            let piece = Bytes::from(buf.drain(..take).collect::<Vec<u8>>());
+            let range = format!("{}-{}", sent, sent + piece.len() as u64 - 1);
+            let url = location.clone();
+            let resp = client
+                .attempt(&scopes, &|h| {
+                    h.request(Method::PATCH, url.clone())
+                        .header("Content-Type", "application/octet-stream")
+                        .header("Content-Range", range.clone())
+                        .header("Content-Length", piece.len().to_string())
+                        .body(piece.clone())
+                })
+                .await?;
+            if resp.status() != StatusCode::ACCEPTED {
+                return Err(fatal(client.status_error(resp, &format!("upload chunk to {repo}")).await));
+            }
+            location = location_of(client, &resp).unwrap_or(location);
+            sent += piece.len() as u64;
+        }
+    }
+    let url = with_digest(&location, &digest);
+    let resp = client
+        .attempt(&scopes, &|h| h.request(Method::PUT, url.clone()).header("Content-Length", "0"))
+        .await?;
+    finish(client, resp, repo, &digest, sent).await
+}
+
+async fn finish(client: &Client, resp: reqwest::Response, repo: &str, digest: &Digest, n: u64) -> std::result::Result<u64, Failure> {
+    match resp.status() {
+        StatusCode::CREATED | StatusCode::NO_CONTENT | StatusCode::OK => Ok(n),
+        StatusCode::PAYLOAD_TOO_LARGE => Err(Failure {
+            error: Error::source(format!("{}: upload of {digest} refused with 413", client.host)),
+            retryable: true,
+            retry_after: None,
+        }),
+        _ => Err(Failure { error: client.status_error(resp, &format!("upload {digest} to {repo}")).await, retryable: false, retry_after: None }),
+    }
+}
+
+fn location_of(client: &Client, resp: &reqwest::Response) -> Option<String> {
+    resp.headers().get("Location").and_then(|v| v.to_str().ok()).map(|l| client.absolute(l))
+}
+
+fn location(client: &Client, resp: &reqwest::Response) -> std::result::Result<String, Failure> {
+    location_of(client, resp).ok_or_else(|| Failure {
+        error: Error::source(format!("{}: upload started without a Location header", client.host)),
+        retryable: false,
+        retry_after: None,
+    })
+}
+
+fn with_digest(location: &str, digest: &Digest) -> String {
+    let sep = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{sep}digest={digest}")
+}
+
+/// Points each of `tags` in `target`'s repository at the manifest `digest`,
+/// skipping tags that already do. Returns how many tags moved.
+pub fn retag_missing(registries: &Arc<Registries>, target: &Reference, digest: &Digest, tags: &[String]) -> Result<usize> {
+    if tags.is_empty() {
+        return Ok(0);
+    }
+    runtime().block_on(async {
+        let client = registries.client(&target.registry).await?;
+        let m = client
+            .get_manifest(&target.repository, &digest.to_string())
+            .await?
+            .ok_or_else(|| Error::source(format!("{}@{digest}: vanished from the registry", target.name())))?;
+        let mut moved = 0;
+        for t in tags {
+            let current = client.get_manifest(&target.repository, t).await?;
+            if current.map(|c| c.digest) != Some(*digest) {
+                client.put_manifest(&target.repository, t, &m.bytes, &m.media_type).await?;
+                moved += 1;
+            }
+        }
+        Ok(moved)
+    })
+}
+
+/// Adds `tags` (in `src`'s repository) to the image `src` names, without
+/// moving any blob. Returns the image's digest.
+pub fn tag(registries: &Arc<Registries>, src: &Reference, tags: &[String]) -> Result<Digest> {
+    runtime().block_on(async {
+        let client = registries.client(&src.registry).await?;
+        let wanted = src.digest.map(|d| d.to_string()).unwrap_or_else(|| src.tag_or_latest().to_string());
+        let m = client
+            .get_manifest(&src.repository, &wanted)
+            .await?
+            .ok_or_else(|| Error::source(format!("{src}: not found in the registry")))?;
+        for t in tags {
+            client.put_manifest(&src.repository, t, &m.bytes, &m.media_type).await?;
+        }
+        Ok(m.digest)
+    })
+}
+
+/// Copies the image `src` names to `dst` (every platform and attestation,
+/// byte for byte, so the digest is kept): blobs are mounted within a registry
+/// and streamed between registries. Returns the digest.
+pub fn copy(registries: &Arc<Registries>, src: &Reference, dst: &Reference, log: &mut dyn FnMut(&str)) -> Result<Digest> {
+    let (blobs, children, top) = runtime().block_on(async {
+        let client = registries.client(&src.registry).await?;
+        let wanted = src.digest.map(|d| d.to_string()).unwrap_or_else(|| src.tag_or_latest().to_string());
+        let top = client
+            .get_manifest(&src.repository, &wanted)
+            .await?
+            .ok_or_else(|| Error::source(format!("{src}: not found in the registry")))?;
+        let remote: Arc<dyn crate::image::RemoteBlobs> =
+            Arc::new(RemoteRepo { client: client.clone(), repository: src.repository.clone() });
+        let mut manifests = Vec::new();
+        let mut children = Vec::new();
+        if top.media_type == media::OCI_INDEX || top.media_type == media::DOCKER_LIST {
+            let idx: Index = serde_json::from_slice(&top.bytes).map_err(|e| Error::source(format!("{src}: invalid index: {e}")))?;
+            for m in &idx.manifests {
+                let child = client
+                    .get_manifest(&src.repository, &m.digest.to_string())
+                    .await?
+                    .ok_or_else(|| Error::source(format!("{src}: index lists {} but the registry lacks it", m.digest)))?;
+                children.push(Blob::bytes(&child.media_type, child.bytes.clone()));
+                manifests.push(child);
+            }
+        } else {
+            manifests.push(top.clone());
+        }
+        let mut blobs: Vec<Blob> = Vec::new();
+        for m in &manifests {
+            let parsed: Manifest = serde_json::from_slice(&m.bytes).map_err(|e| Error::source(format!("{src}: manifest {}: {e}", m.digest)))?;
+            for d in std::iter::once(&parsed.config).chain(parsed.layers.iter()) {
+                if !blobs.iter().any(|b| b.desc.digest == d.digest) {
+                    blobs.push(Blob { desc: d.clone(), data: BlobData::Remote(remote.clone()) });
+                }
+            }
+        }
+        let top_blob = Blob::bytes(&top.media_type, top.bytes.clone());
+        Ok::<_, Error>((blobs, children, top_blob))
+    })?;
+    let tags: Vec<String> = dst.tag.clone().or_else(|| src.tag.clone()).into_iter().collect();
+    push_graph(registries, dst, &blobs, &children, &top, &tags, log)
+}
