@@ -420,7 +420,7 @@ async fn ping(http: &reqwest::Client, base: &str, opts: &Options) -> Result<Resp
                         "{host}: TLS failed ({text}); pass the registry's CA with --ca-cert FILE or put it in /etc/docker/certs.d/{host}/ca.crt"
                     )));
                 }
-                let err = Error::source(format!("{host}: cannot reach the registry ({text})"));
+                let err = Error::source(format!("{host}: cannot reach the registry ({})", root_cause(&e)));
                 if !e.is_timeout() {
                     return Err(err);
                 }
@@ -468,6 +468,19 @@ async fn error_detail(resp: Response) -> String {
         String::new()
     } else {
         format!(" ({})", msgs.join("; "))
+    }
+}
+
+/// The root cause of an error, without "(os error N)" (e.g. "Connection refused").
+pub(crate) fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut cur: &dyn std::error::Error = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    let s = cur.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
     }
 }
 
