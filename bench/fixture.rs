@@ -4,7 +4,11 @@
 //! keystores and a deployment.toml: about 110 MB. Deterministic: the same
 //! bytes on every run, so timings compare like with like.
 //!
-//! Usage: cargo run --release --example bench-fixture -- DIR [BASE]
+//! With `--base-layout LAYOUT`, it also writes a WSO2-like base of about
+//! 700 MB (an OS layer, three incompressible layers standing for the JDK and
+//! product jars, the product tree) as an OCI layout tagged `4.3.0`.
+//!
+//! Usage: cargo run --release --example bench-fixture -- DIR [BASE] [--base-layout LAYOUT]
 
 use std::fs;
 use std::path::Path;
@@ -35,9 +39,21 @@ fn write(root: &Path, rel: &str, bytes: &[u8]) {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let root = args.next().expect("usage: bench-fixture DIR [BASE]");
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let layout = args.iter().position(|a| a == "--base-layout").map(|i| {
+        let v = args.get(i + 1).cloned().expect("--base-layout needs a folder");
+        args.drain(i..i + 2);
+        v
+    });
+    let mut args = args.into_iter();
+    let root = args.next().expect("usage: bench-fixture DIR [BASE] [--base-layout LAYOUT]");
     let base = args.next().unwrap_or_else(|| "builtin:wso2am-4.3.0".into());
+    if let Some(layout) = layout {
+        let mut sample = wso2img::sample::SampleBase::v430();
+        sample.filler = vec![80_000_000, 170_000_000, 450_000_000];
+        let d = sample.write_oci(Path::new(&layout), "4.3.0").expect("writing the base");
+        eprintln!("bench-fixture: base of about 700 MB in {layout} ({d})");
+    }
     let root = Path::new(&root);
     let mut rng = Rng(0x5eed_1234_abcd_ef01);
     let mut total = 0usize;

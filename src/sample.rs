@@ -50,6 +50,9 @@ pub struct SampleBase {
     pub busybox: Option<PathBuf>,
     /// Add a BuildKit-style attestation entry to the index (OCI, multi-platform).
     pub attestation: bool,
+    /// Sizes of extra layers of incompressible bytes (in files of at most
+    /// 8 MB under `opt/filler-N/`), to give the base a realistic weight.
+    pub filler: Vec<u64>,
 }
 
 impl SampleBase {
@@ -62,6 +65,7 @@ impl SampleBase {
             family: MediaFamily::Oci,
             busybox: None,
             attestation: false,
+            filler: Vec::new(),
         }
     }
 
@@ -74,6 +78,7 @@ impl SampleBase {
             family: MediaFamily::Docker,
             busybox: None,
             attestation: false,
+            filler: Vec::new(),
         }
     }
 
@@ -110,10 +115,18 @@ impl SampleBase {
         let product_layer = gzip_layer(&self.product_tar(&product)?)?;
         let family = self.family;
         let layer_type = family.layer_gzip();
-        let layers: Vec<Blob> = [&os_layer, &product_layer]
-            .iter()
-            .map(|(gz, _)| Blob::bytes(layer_type, gz.clone()))
-            .collect();
+        let mut built = vec![os_layer];
+        for (i, size) in self.filler.iter().enumerate() {
+            built.push(gzip_layer(&filler_tar(i, *size))?);
+        }
+        built.push(product_layer);
+        let layers: Vec<Blob> = built.iter().map(|(gz, _)| Blob::bytes(layer_type, gz.clone())).collect();
+        let diff_ids: Vec<String> = built.iter().map(|(_, d)| d.to_string()).collect();
+        let mut history = vec![json!({"created": "2024-05-01T00:00:00Z", "created_by": "sample OS: busybox, passwd, group"})];
+        for (i, size) in self.filler.iter().enumerate() {
+            history.push(json!({"created": "2024-05-01T00:00:00Z", "created_by": format!("sample filler {i}: {size} bytes")}));
+        }
+        history.push(json!({"created": "2024-05-01T00:00:00Z", "created_by": format!("sample WSO2 API Manager {} tree", self.version)}));
         let mut images = Vec::new();
         for p in &self.platforms {
             let user = match self.user {
@@ -138,11 +151,8 @@ impl SampleBase {
                     "ExposedPorts": {"9443/tcp": {}, "8243/tcp": {}, "8280/tcp": {}, "9763/tcp": {}},
                     "ArgsEscaped": true,
                 },
-                "rootfs": {"type": "layers", "diff_ids": [os_layer.1.to_string(), product_layer.1.to_string()]},
-                "history": [
-                    {"created": "2024-05-01T00:00:00Z", "created_by": "sample OS: busybox, passwd, group"},
-                    {"created": "2024-05-01T00:00:00Z", "created_by": format!("sample WSO2 API Manager {} tree", self.version)},
-                ],
+                "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                "history": history,
             });
             if let Some(v) = &p.variant {
                 cfg["variant"] = json!(v);
@@ -283,8 +293,32 @@ fn attestation(subject: &Digest) -> (Descriptor, Vec<Blob>) {
     (d, vec![manifest, config, layer])
 }
 
+/// A layer of `size` incompressible bytes in files of at most 8 MB.
+fn filler_tar(index: usize, size: u64) -> Vec<u8> {
+    let mut t = TarBuf::default();
+    t.dir(&format!("opt/filler-{index}/"), 0o755, 0);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ index as u64;
+    let mut left = size;
+    let mut n = 0;
+    while left > 0 {
+        let len = left.min(8 << 20) as usize;
+        let mut data = Vec::with_capacity(len + 8);
+        while data.len() < len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            data.extend_from_slice(&x.to_le_bytes());
+        }
+        data.truncate(len);
+        t.file(&format!("opt/filler-{index}/part-{n:04}.bin"), &data, 0o644, 0);
+        left -= len as u64;
+        n += 1;
+    }
+    t.finish()
+}
+
 fn gzip_layer(tar: &[u8]) -> Result<(Vec<u8>, Digest)> {
-    let mut w = HashWriter::new(ParallelGzip::new(Vec::new(), 1));
+    let mut w = HashWriter::new(ParallelGzip::new(Vec::new(), crate::layer::threads()));
     std::io::Write::write_all(&mut w, tar).map_err(|e| Error::source(format!("sample layer: {e}")))?;
     let (gz, diff_id, _) = w.finish();
     let gz = gz.finish().map_err(|e| Error::source(format!("sample layer: {e}")))?;

@@ -3,7 +3,9 @@
 //! The input is cut into fixed-size chunks; each chunk is deflated on its own
 //! (no shared dictionary) by a pool of threads with the pinned pure-Rust
 //! `miniz_oxide`, ending in a sync flush so the pieces concatenate into one
-//! valid deflate stream. The output therefore depends only on the input bytes,
+//! valid deflate stream. A chunk whose first 64 KiB do not shrink by 2 % at
+//! level 1 (jars are already deflated) is stored instead of compressed —
+//! a decision made from the bytes alone, so still deterministic. The output therefore depends only on the input bytes,
 //! the chunk size and the level — never on the number of threads or timing.
 //! Memory is bounded: at most a few chunks are in flight.
 
@@ -167,8 +169,41 @@ impl<W: Write + Send + 'static> Drop for ParallelGzip<W> {
     }
 }
 
-/// Deflates one chunk as raw deflate; a sync flush unless it is the last.
+/// Bytes sampled to decide whether a chunk is worth compressing.
+const SAMPLE: usize = 64 * 1024;
+
+/// Deflates one chunk as raw deflate, or stores it when it is incompressible;
+/// byte-aligned at the end, final only if it is the last.
 fn deflate_chunk(data: &[u8], last: bool) -> Vec<u8> {
+    if data.len() >= SAMPLE {
+        let probe = compress_raw(&data[..SAMPLE], true);
+        if probe.len() * 100 >= SAMPLE * 98 {
+            return stored(data, last);
+        }
+    }
+    compress_raw(data, last)
+}
+
+/// Deflate stored blocks (at most 65,535 bytes each) holding `data`.
+fn stored(data: &[u8], last: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 65_535 * 5 + 10);
+    let mut blocks = data.chunks(65_535).peekable();
+    if blocks.peek().is_none() {
+        out.extend_from_slice(&[last as u8, 0, 0, 0xff, 0xff]);
+    }
+    while let Some(b) = blocks.next() {
+        let fin = last && blocks.peek().is_none();
+        let len = b.len() as u16;
+        out.push(fin as u8);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(b);
+    }
+    out
+}
+
+/// Deflates `data` with miniz_oxide at [`LEVEL`].
+fn compress_raw(data: &[u8], last: bool) -> Vec<u8> {
     let flags = create_comp_flags_from_zip_params(LEVEL as i32, -15, 0);
     let mut c = CompressorOxide::new(flags);
     let mut out = vec![0u8; data.len() + data.len() / 8 + 1024];
@@ -213,6 +248,25 @@ mod tests {
                 if i % 3 == 0 { (x >> 24) as u8 } else { b"wso2 api manager "[i % 17] }
             })
             .collect()
+    }
+
+    #[test]
+    fn incompressible_chunks_are_stored_and_still_decode() {
+        let mut x: u64 = 7;
+        let data: Vec<u8> = (0..3 * CHUNK + 999)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let out = gz(&data, 2);
+        assert!(out.len() < data.len() + data.len() / 1000 + 64, "stored blocks add little: {}", out.len());
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&out[..]).read_to_end(&mut back).unwrap();
+        assert_eq!(back, data);
+        assert_eq!(stored(&[], true), [1, 0, 0, 0xff, 0xff]);
     }
 
     #[test]
