@@ -341,7 +341,7 @@ fn compose(p: &Prepared, diff_ids: &[Digest]) -> Result<(Vec<Vec<u8>>, Digest)> 
 
 fn tags(p: &Prepared, content: &Digest) -> Result<Vec<String>> {
     let hex = content.hex();
-    let v = TagValues { base_tag: &p.base.tag, digest_hex: &hex, version: p.platforms[0].facts.version.as_deref() };
+    let v = TagValues { base_tag: &p.base.tag, digest_hex: &hex, version: p.platforms[0].facts.version.as_deref(), variant: None };
     let mut out = vec![expand_tag(&p.config.target.tag, &v)?];
     for t in &p.config.target.extra_tags {
         let t = expand_tag(t, &v)?;

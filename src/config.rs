@@ -34,6 +34,31 @@ pub struct Config {
     pub image: ImageSection,
     /// `[target]`.
     pub target: TargetSection,
+    /// `[[variant]]`: one more image per deployment profile.
+    pub variants: Vec<VariantSection>,
+}
+
+/// `[[variant]]`: an image that starts in one deployment profile, with
+/// optional extra folders laid over the main customization.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantSection {
+    /// Short name (`gateway`), used in the tag.
+    pub name: String,
+    /// The profile it starts in (`gateway-worker`), checked against the base's version.
+    pub profile: String,
+    /// Tag template; default: the content tag followed by `-{variant}`.
+    pub tag: Option<String>,
+    /// Extra jars for this variant only.
+    pub jars: Option<String>,
+    /// Extra dropins for this variant only.
+    pub dropins: Option<String>,
+    /// Extra themes for this variant only.
+    pub themes: Option<String>,
+    /// Extra overlays for this variant only.
+    pub overlays: Option<String>,
+    /// Extra keystores for this variant only (baked only when keystores are).
+    pub keystores: Option<String>,
 }
 
 /// `[base]`: the image to customize.
@@ -102,11 +127,15 @@ pub struct TargetSection {
     /// More tags (templates too).
     #[serde(default)]
     pub extra_tags: Vec<String>,
+    /// Registry hosts to treat as public (Docker Hub always is): baked
+    /// keystores are never pushed there without `--allow-public-keystores`.
+    #[serde(default)]
+    pub public_registries: Vec<String>,
 }
 
 impl Default for TargetSection {
     fn default() -> Self {
-        TargetSection { repository: None, tag: default_tag(), extra_tags: Vec::new() }
+        TargetSection { repository: None, tag: default_tag(), extra_tags: Vec::new(), public_registries: Vec::new() }
     }
 }
 
@@ -124,6 +153,8 @@ struct RawConfig {
     image: ImageSection,
     #[serde(default)]
     target: TargetSection,
+    #[serde(default, rename = "variant")]
+    variants: Vec<VariantSection>,
 }
 
 /// The customer layer kinds, in the fixed order their layers are stacked.
@@ -191,7 +222,15 @@ impl Config {
         })?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-        let cfg = Config { path: path.to_path_buf(), dir, base: raw.base, layers: raw.layers, image: raw.image, target: raw.target };
+        let cfg = Config {
+            path: path.to_path_buf(),
+            dir,
+            base: raw.base,
+            layers: raw.layers,
+            image: raw.image,
+            target: raw.target,
+            variants: raw.variants,
+        };
         cfg.validate()?;
         Ok(cfg)
     }
@@ -234,7 +273,52 @@ impl Config {
         for t in std::iter::once(&self.target.tag).chain(&self.target.extra_tags) {
             check_template(t).map_err(|m| self.err(format!("[target] tag `{t}`: {m}")))?;
         }
+        let mut names: Vec<&str> = Vec::new();
+        for v in &self.variants {
+            let ok = v.name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && v.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && v.name.len() <= 40;
+            if !ok {
+                return Err(self.err(format!("[[variant]] name = \"{}\": use lowercase letters, digits and -", v.name)));
+            }
+            if names.contains(&v.name.as_str()) {
+                return Err(self.err(format!("[[variant]] name = \"{}\" is used twice", v.name)));
+            }
+            names.push(&v.name);
+            if let Some(t) = &v.tag {
+                check_template(t).map_err(|m| self.err(format!("[[variant]] {} tag `{t}`: {m}", v.name)))?;
+            }
+        }
         Ok(())
+    }
+
+    /// The extra folders of a variant, in stacking order; each must exist.
+    pub fn variant_sources(&self, v: &VariantSection, bake_keystores: bool) -> Result<Vec<LayerSource>> {
+        let mut out = Vec::new();
+        for kind in LayerKind::ALL {
+            let rel = match kind {
+                LayerKind::Jars => &v.jars,
+                LayerKind::Dropins => &v.dropins,
+                LayerKind::Themes => &v.themes,
+                LayerKind::Keystores => &v.keystores,
+                LayerKind::Overlays => &v.overlays,
+            };
+            let Some(rel) = rel else { continue };
+            if kind == LayerKind::Keystores && !self.bakes_keystores(bake_keystores) {
+                continue;
+            }
+            let dir = self.dir.join(rel);
+            if !dir.is_dir() {
+                return Err(self.err(format!(
+                    "[[variant]] {} {} = \"{rel}\": folder {} not found; create it or remove the setting",
+                    v.name,
+                    kind.name(),
+                    dir.display()
+                )));
+            }
+            out.push(LayerSource { kind, dir, label: rel.clone() });
+        }
+        Ok(out)
     }
 
     /// The `owner` override, parsed.
@@ -295,9 +379,11 @@ pub struct TagValues<'a> {
     pub digest_hex: &'a str,
     /// The product version, when known.
     pub version: Option<&'a str>,
+    /// The variant name, for variant tags.
+    pub variant: Option<&'a str>,
 }
 
-const PLACEHOLDERS: [&str; 4] = ["base_tag", "digest12", "digest", "version"];
+const PLACEHOLDERS: [&str; 5] = ["base_tag", "digest12", "digest", "version", "variant"];
 
 fn check_template(t: &str) -> std::result::Result<(), String> {
     let mut rest = t;
@@ -306,7 +392,9 @@ fn check_template(t: &str) -> std::result::Result<(), String> {
         let j = after.find('}').ok_or("unclosed `{`")?;
         let name = &after[..j];
         if !PLACEHOLDERS.contains(&name) {
-            return Err(format!("unknown placeholder {{{name}}}; use {{base_tag}}, {{digest12}}, {{digest}} or {{version}}"));
+            return Err(format!(
+                "unknown placeholder {{{name}}}; use {{base_tag}}, {{digest12}}, {{digest}}, {{version}} or {{variant}}"
+            ));
         }
         rest = &after[j + 1..];
     }
@@ -322,7 +410,8 @@ pub fn expand_tag(template: &str, v: &TagValues<'_>) -> Result<String> {
         .replace("{base_tag}", v.base_tag)
         .replace("{digest12}", &v.digest_hex[..12])
         .replace("{digest}", v.digest_hex)
-        .replace("{version}", v.version.unwrap_or("unknown"));
+        .replace("{version}", v.version.unwrap_or("unknown"))
+        .replace("{variant}", v.variant.unwrap_or("main"));
     if !Reference::valid_tag(&tag) {
         return Err(Error::config(format!(
             "tag template `{template}` gives `{tag}`, which is not a valid tag (letters, digits, _ . -, at most 128)"
@@ -359,7 +448,7 @@ mod tests {
     #[test]
     fn tag_expansion() {
         let hex = "0123456789abcdef".repeat(4);
-        let v = TagValues { base_tag: "4.3.0", digest_hex: &hex, version: Some("4.3.0") };
+        let v = TagValues { base_tag: "4.3.0", digest_hex: &hex, version: Some("4.3.0"), variant: None };
         assert_eq!(expand_tag(DEFAULT_TAG, &v).unwrap(), "4.3.0-0123456789ab");
         assert!(expand_tag("a/b{digest12}", &v).is_err());
     }

@@ -10,7 +10,8 @@
 //! - [`wso2`]: what wso2img knows about WSO2 API Manager images.
 //! - [`layer`]: deterministic tar layers and parallel gzip.
 //! - [`image`]: the image model, canonical JSON and pure mutations.
-//! - [`transport`]: OCI layouts, `docker save` archives, built-in samples.
+//! - [`transport`]: OCI layouts, `docker save` archives, built-in samples;
+//!   [`registry`]: the registry API; [`daemon`]: the Docker Engine API.
 //! - [`sample`]: the small WSO2-like bases used by `builtin:` and the tests.
 #![deny(missing_docs)]
 
@@ -24,6 +25,7 @@ pub mod layer;
 pub mod reference;
 pub mod registry;
 pub mod sample;
+pub mod sbom;
 pub mod transport;
 pub mod wso2;
 

@@ -92,31 +92,53 @@ fn push_scope(repo: &str) -> Vec<String> {
 
 impl Client {
     /// Fetches a manifest by tag or digest; `None` when it does not exist.
-    /// Asked by digest, the bytes are verified.
+    /// Asked by digest, the bytes are verified. A connection that breaks
+    /// while the body is read is retried like any transient failure.
     pub async fn get_manifest(&self, repo: &str, reference: &str) -> Result<Option<RawManifest>> {
+        let mut attempt = 0;
+        loop {
+            match self.get_manifest_once(repo, reference).await {
+                Err((e, true)) if attempt + 1 < self.opts.max_attempts => {
+                    attempt += 1;
+                    let _ = e;
+                    tokio::time::sleep(client::backoff(self.opts.backoff, attempt, None)).await;
+                }
+                Err((e, _)) => return Err(e),
+                Ok(m) => return Ok(m),
+            }
+        }
+    }
+
+    async fn get_manifest_once(&self, repo: &str, reference: &str) -> std::result::Result<Option<RawManifest>, (Error, bool)> {
         let path = format!("{repo}/manifests/{reference}");
         let resp = self
             .send(&pull_scope(repo), &|h| self.request(h, Method::GET, &path).header("Accept", ACCEPT))
-            .await?;
+            .await
+            .map_err(|e| (e, false))?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
         if !resp.status().is_success() {
-            return Err(self.status_error(resp, &format!("GET manifest {repo}:{reference}")).await);
+            return Err((self.status_error(resp, &format!("GET manifest {repo}:{reference}")).await, false));
         }
         let ct = resp.headers().get("Content-Type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         let bytes = resp
             .bytes()
             .await
-            .map_err(|e| Error::source(format!("{}: reading manifest {repo}:{reference}: {}", self.host, client::one_line(&e))))?
+            .map_err(|e| {
+                (Error::source(format!("{}: reading manifest {repo}:{reference}: {}", self.host, client::root_cause(&e))), true)
+            })?
             .to_vec();
         let digest = Digest::of(&bytes);
         if let Ok(want) = reference.parse::<Digest>() {
             if want != digest {
-                return Err(Error::source(format!(
-                    "{}/{repo}@{want}: the registry served a manifest with digest {digest}; refusing it",
-                    self.host
-                )));
+                return Err((
+                    Error::source(format!(
+                        "{}/{repo}@{want}: the registry served a manifest with digest {digest}; refusing it",
+                        self.host
+                    )),
+                    false,
+                ));
             }
         }
         let media_type = if ct.contains("json") && !ct.starts_with("application/json") {
@@ -159,17 +181,34 @@ impl Client {
         }
     }
 
-    /// Fetches a small blob (a config) and verifies it.
+    /// Fetches a small blob (a config) and verifies it, retrying broken reads.
     pub async fn get_small_blob(&self, repo: &str, desc: &Descriptor) -> Result<Vec<u8>> {
         if desc.size > 16 << 20 {
             return Err(Error::source(format!("{}/{repo}: config {} is {} bytes; refusing", self.host, desc.digest, desc.size)));
         }
-        let mut s = blob_stream(self, repo, desc).await?;
-        let mut out = Vec::with_capacity(desc.size as usize);
-        while let Some(c) = s.next().await {
-            out.extend_from_slice(&c.map_err(|e| Error::source(e.to_string()))?);
+        let mut attempt = 0;
+        loop {
+            let mut s = blob_stream(self, repo, desc).await?;
+            let mut out = Vec::with_capacity(desc.size as usize);
+            let mut failed = None;
+            while let Some(c) = s.next().await {
+                match c {
+                    Ok(c) => out.extend_from_slice(&c),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            match failed {
+                None => return Ok(out),
+                Some(e) if attempt + 1 >= self.opts.max_attempts => return Err(Error::source(e.to_string())),
+                Some(_) => {
+                    attempt += 1;
+                    tokio::time::sleep(client::backoff(self.opts.backoff, attempt, None)).await;
+                }
+            }
         }
-        Ok(out)
     }
 }
 

@@ -61,6 +61,7 @@ fn docker_media_type_base_from_docker_save_runs_as_named_user() {
     }
     let ws = Workspace::new();
     ws.customization();
+    ws.theme_for_41();
     sample_410(true).write_docker_archive(&ws.join("base.tar"), "wso2img-test/wso2am:4.1.0").unwrap();
     ws.config("[base]\nimage = \"docker-archive:base.tar\"\n");
     let r = json(&ws.run_ok(&["build", "--json", "--to", "docker-archive:img.tar"]));
@@ -71,7 +72,7 @@ fn docker_media_type_base_from_docker_save_runs_as_named_user() {
     let home = "/home/wso2carbon/wso2am-4.1.0";
     let out = run_in(
         &image,
-        &format!("id -un; stat -c '%u:%g %a' {home}/repository/deployment/server/jaggeryapps/devportal/site/public/theme/userTheme.json"),
+        &format!("id -un; stat -c '%u:%g %a' {home}/repository/deployment/server/jaggeryapps/devportal/site/public/theme/userTheme.js"),
     );
     assert_eq!(out, "wso2carbon\n802:802 644\n");
     let _ = Command::new("docker").args(["rmi", "-f", &image]).output();

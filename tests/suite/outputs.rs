@@ -164,7 +164,7 @@ fn multi_platform_base_gives_multi_platform_result_without_attestations() {
 fn docker_media_type_base_gives_docker_media_types_and_named_user() {
     let ws = Workspace::new();
     ws.customization();
-    ws.write("themes/devportal/userTheme.js", b"const Configurations = {};\n");
+    ws.theme_for_41();
     sample_410(false).write_docker_archive(&ws.join("base.tar"), "wso2/wso2am:4.1.0").unwrap();
     ws.config("[base]\nimage = \"docker-archive:base.tar\"\n");
     let r = json(&ws.run_ok(&["build", "--json", "--to", "oci:out"]));

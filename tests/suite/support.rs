@@ -97,6 +97,11 @@ impl Workspace {
         set_mode(&s, 0o700);
         self.write("keystores/wso2carbon.jks", &[0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2, 1, 2, 3]);
     }
+    /// Swaps the devportal theme for the 3.2–4.1 kind (`userTheme.js`).
+    pub fn theme_for_41(&self) {
+        fs::remove_file(self.join("themes/devportal/userTheme.json")).unwrap();
+        self.write("themes/devportal/userTheme.js", b"const Configurations = { custom: {} };\n");
+    }
     /// Runs the binary in this workspace.
     pub fn run(&self, args: &[&str]) -> Output {
         bin().current_dir(self.path()).args(args).output().expect("wso2img runs")

@@ -3,6 +3,10 @@
 //! product version, and where the volumes are. Everything else consults this
 //! module instead of hard-coding WSO2 paths.
 
+pub mod checks;
+pub mod jar;
+pub mod keystore;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -211,13 +215,40 @@ pub fn theme_destination(facts: &Facts, rel: &str) -> Result<Option<String>> {
     let rest = parts.next();
     if top == "tenants" {
         let Some(rest) = rest else { return Ok(None) };
+        check_theme_kind(facts, rel)?;
         return Ok(Some(format!("{apps}/devportal/site/public/tenant_themes/{rest}")));
+    }
+    if top == "devportal" {
+        check_theme_kind(facts, rel)?;
     }
     match PORTALS.iter().find(|(p, _)| *p == top) {
         Some((portal, sub)) => Ok(rest.map(|r| format!("{apps}/{portal}/{sub}/{r}"))),
         None => Err(Error::input(format!(
             "themes/{top}: not a portal; themes/ may hold devportal/, publisher/, admin/ and tenants/<tenant>/"
         ))),
+    }
+}
+
+/// A devportal theme file of the wrong kind for the version is an error:
+/// 3.2–4.1 read `userTheme.js`, 4.2 and later `userTheme.json`.
+fn check_theme_kind(facts: &Facts, rel: &str) -> Result<()> {
+    let name = rel.rsplit('/').next().unwrap_or("");
+    let jaggery = portal_apps_dir(facts.version.as_deref()) == "jaggeryapps";
+    let version = facts.version.as_deref().unwrap_or("unknown");
+    let (wrong, wants) = if jaggery { ("userTheme.json", "userTheme.js") } else { ("userTheme.js", "userTheme.json") };
+    if name == wrong {
+        return Err(Error::input(format!(
+            "themes/{rel}: API Manager {version} reads {wants}, not {wrong}; convert the theme for this version"
+        )));
+    }
+    Ok(())
+}
+
+/// The deployment profiles a product version can start in.
+pub fn profiles(version: Option<&str>) -> &'static [&'static str] {
+    match major_minor(version) {
+        Some((m, _)) if m < 4 => &["default", "gateway-worker", "api-key-manager", "traffic-manager", "api-devportal", "api-publisher"],
+        _ => &["default", "control-plane", "gateway-worker", "traffic-manager"],
     }
 }
 
