@@ -32,6 +32,47 @@ impl Rng {
     }
 }
 
+/// A valid jar: one stored entry of `body` and a pom.properties.
+fn jar(artifact: &str, body: &[u8]) -> Vec<u8> {
+    let pom = format!("groupId=com.bench\nartifactId={artifact}\nversion=1.0\n");
+    let entries: [(String, &[u8]); 2] =
+        [(format!("META-INF/maven/com.bench/{artifact}/pom.properties"), pom.as_bytes()), ("lib/blob.bin".to_string(), body)];
+    let mut out = Vec::with_capacity(body.len() + 512);
+    let mut cd = Vec::new();
+    for (name, data) in &entries {
+        let off = out.len() as u32;
+        let crc = crc32fast::hash(data);
+        let fields = |sig: &[u8], central: bool| {
+            let mut h = sig.to_vec();
+            if central {
+                h.extend_from_slice(&[20, 0]);
+            }
+            h.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+            h.extend_from_slice(&crc.to_le_bytes());
+            h.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            h.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            h.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            h.extend_from_slice(&[0, 0]);
+            if central {
+                h.extend_from_slice(&[0; 10]);
+                h.extend_from_slice(&off.to_le_bytes());
+            }
+            h.extend_from_slice(name.as_bytes());
+            h
+        };
+        out.extend(fields(b"PK\x03\x04", false));
+        out.extend_from_slice(data);
+        cd.extend(fields(b"PK\x01\x02", true));
+    }
+    let cd_off = out.len() as u32;
+    out.extend_from_slice(&cd);
+    out.extend_from_slice(b"PK\x05\x06\0\0\0\0\x02\0\x02\0");
+    out.extend_from_slice(&(cd.len() as u32).to_le_bytes());
+    out.extend_from_slice(&cd_off.to_le_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out
+}
+
 fn write(root: &Path, rel: &str, bytes: &[u8]) {
     let p = root.join(rel);
     fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -59,15 +100,13 @@ fn main() {
     let mut total = 0usize;
     for i in 0..85 {
         let n = 8_000 + (rng.next() % 60_000) as usize;
-        let mut b = b"PK\x03\x04".to_vec();
-        b.extend(rng.bytes(n));
+        let b = jar(&format!("lib-small-{i:03}"), &rng.bytes(n));
         total += b.len();
         write(root, &format!("jars/lib-small-{i:03}-1.0.{}.jar", i % 7), &b);
     }
     for i in 0..24 {
         let n = if i < 4 { 200_000 + i * 250_000 } else { 4_600_000 + (i % 5) * 100_000 };
-        let mut b = b"PK\x03\x04".to_vec();
-        b.extend(rng.bytes(n));
+        let b = jar(&format!("vendor-big-{i:02}"), &rng.bytes(n));
         total += b.len();
         write(root, &format!("jars/vendor-big-{i:02}-2.{i}.0.jar"), &b);
     }

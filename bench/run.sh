@@ -77,7 +77,9 @@ wso2img_run() { # scenario
   T[wso2img_up_$1]=$(echo "$out" | sed -n 's/.*"uploaded_bytes": \([0-9]*\).*/\1/p')
   T[wso2img_status_$1]=$(echo "$out" | sed -n 's/.*"status": "\([a-z-]*\)".*/\1/p' | head -1)
 }
-change_jar() { printf 'changed %s\n' "$1" >>"$work/ctx/jars/lib-small-000-1.0.0.jar"; }
+change_jar() { # rewrite one byte inside a jar's stored entry: still a valid jar
+  printf 'X' | dd of="$work/ctx/jars/lib-small-000-1.0.0.jar" bs=1 seek=200 conv=notrunc status=none
+}
 
 echo "== cold (nothing local; base only in the registry)"
 fresh_docker; T[legacy_cold]=$(docker_run legacy 0 v1)

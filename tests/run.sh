@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(docker.io docker-registry skopeo umoci busybox-static apache2-utils util-linux openssl)
+packages=(docker.io docker-registry skopeo umoci busybox-static apache2-utils util-linux python3-venv openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -40,6 +40,15 @@ if ! docker info >/dev/null 2>&1; then
   tail -20 "$state/dockerd.log" >&2
   exit 1
 fi
+
+# The SBOM test validates against the CycloneDX 1.5 schema with the
+# reference implementation, cyclonedx-python-lib, in a venv kept in target/.
+venv=target/test-venv
+if ! "$venv/bin/python" -c 'import cyclonedx.validation.json, jsonschema' 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q 'cyclonedx-python-lib[json-validation]==11.12.0'
+fi
+export WSO2IMG_TEST_PYTHON="$PWD/$venv/bin/python"
 
 # With CI set, a test whose tool is missing fails instead of skipping.
 export CI="${CI:-true}"

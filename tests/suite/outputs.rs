@@ -195,7 +195,7 @@ fn oci_output_keeps_other_images_in_the_layout() {
     ws.customization();
     ws.config("[base]\nimage = \"builtin:wso2am-4.3.0\"\n");
     let first = json(&ws.run_ok(&["build", "--json", "--to", "oci:out"]));
-    ws.write("jars/acme-extra-1.0.jar", &fake_jar("extra", 1000));
+    ws.write("jars/acme-extra-1.0.jar", &real_jar("com.acme", "acme-extra", "1.0"));
     let second = json(&ws.run_ok(&["build", "--json", "--to", "oci:out", "--to", "oci:out:pinned"]));
     assert_ne!(first["tag"], second["tag"]);
     let idx = layout_index(&ws.join("out"));

@@ -476,7 +476,7 @@ fn registry_push_skips_present_content_and_refuses_to_move_a_tag() {
     assert_eq!(pushed(&again, &repo, "up-to-date"), d1);
     no_uploads_or_manifest_puts(&reg.requests_since(mark));
 
-    ws.write("jars/acme-driver-1.0.jar", &fake_jar("acme-driver-1.0.1", 20_000));
+    ws.write("jars/acme-driver-1.0.jar", &real_jar("com.acme", "acme-driver", "1.0.1"));
     let changed = run_json(&ws, &["build", "--push", "--json"]);
     let d2 = pushed(&changed, &repo, "pushed");
     assert_ne!(changed["tag"], first["tag"], "new content, new tag");
@@ -488,7 +488,7 @@ fn registry_push_skips_present_content_and_refuses_to_move_a_tag() {
     let fixed = run_json(&ws, &["build", "--push", "--json"]);
     assert_eq!(fixed["tag"], "fixed");
     assert_eq!(pushed(&fixed, &repo, "pushed"), d2, "same content, new tag");
-    ws.write("jars/acme-driver-1.0.jar", &fake_jar("acme-driver-1.0.2", 20_000));
+    ws.write("jars/acme-driver-1.0.jar", &real_jar("com.acme", "acme-driver", "1.0.2"));
     let mark = reg.mark();
     let refused = wso2img_run(&ws, &["-q", "build", "--push", "--json"]);
     let line = one_line_error(&refused, 1);

@@ -88,8 +88,8 @@ impl Workspace {
     }
     /// The standard customization: jars, a theme, an overlay, a keystore.
     pub fn customization(&self) {
-        self.write("jars/acme-driver-1.0.jar", &fake_jar("acme-driver", 20_000));
-        self.write("jars/acme-handler-2.1.jar", &fake_jar("acme-handler", 5_000));
+        self.write("jars/acme-driver-1.0.jar", &real_jar("com.acme", "acme-driver", "1.0"));
+        self.write("jars/acme-handler-2.1.jar", &real_jar("com.acme", "acme-handler", "2.1"));
         self.write("themes/devportal/userTheme.json", b"{\"custom\":{}}\n");
         self.write("themes/devportal/images/logo.svg", b"<svg/>\n");
         self.write("overlays/repository/conf/deployment.toml", b"[server]\nhostname = \"acme\"\n");
@@ -128,6 +128,60 @@ pub fn fake_jar(name: &str, size: usize) -> Vec<u8> {
         v.push((x >> 32) as u8);
     }
     v
+}
+
+/// A real (stored) jar with Maven coordinates in pom.properties.
+pub fn real_jar(group: &str, artifact: &str, version: &str) -> Vec<u8> {
+    let pom = format!("groupId={group}\nartifactId={artifact}\nversion={version}\n");
+    let entries: Vec<(String, Vec<u8>)> = vec![
+        ("META-INF/MANIFEST.MF".into(), b"Manifest-Version: 1.0\n".to_vec()),
+        (format!("META-INF/maven/{group}/{artifact}/pom.properties"), pom.into_bytes()),
+        (format!("{}/Main.class", artifact.replace('-', "/")), fake_jar(artifact, 3000)),
+    ];
+    let mut out = Vec::new();
+    let mut cd = Vec::new();
+    for (name, data) in &entries {
+        let off = out.len() as u32;
+        let crc = crc32(data);
+        let mut local = vec![0x50, 0x4b, 0x03, 0x04, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        local.extend_from_slice(&crc.to_le_bytes());
+        local.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        local.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        local.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        local.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&local);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(data);
+        let mut c = vec![0x50, 0x4b, 0x01, 0x02, 20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        c.extend_from_slice(&crc.to_le_bytes());
+        c.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        c.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        c.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        c.extend_from_slice(&[0; 12]);
+        c.extend_from_slice(&off.to_le_bytes());
+        cd.extend_from_slice(&c);
+        cd.extend_from_slice(name.as_bytes());
+    }
+    let cd_off = out.len() as u32;
+    out.extend_from_slice(&cd);
+    out.extend_from_slice(&[0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0]);
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(cd.len() as u32).to_le_bytes());
+    out.extend_from_slice(&cd_off.to_le_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
 }
 
 /// The 4.3-like sample base, optionally runnable and multi-platform.
