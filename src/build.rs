@@ -15,6 +15,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::config::{expand_tag, Config, LayerKind, LayerSource, TagValues};
+use crate::daemon::{self, Daemon};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::mutate::{self, AppendedLayer, ConfigChanges};
@@ -55,8 +56,23 @@ pub struct Options {
     pub push: bool,
     /// `--force`: move a content tag that names different content.
     pub force: bool,
+    /// `--pull`: have the Docker daemon pull a `docker-daemon:` base first.
+    pub pull: bool,
+    /// `--via`: how registry destinations are reached.
+    pub via: Via,
     /// Registry settings (TLS, insecure hosts, retries).
     pub registry: registry::Options,
+}
+
+/// How registry destinations (`--push`, `--to docker://…`) are reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Via {
+    /// Directly over the registry API (the default).
+    #[default]
+    Registry,
+    /// Through the Docker daemon: load the image into it, tag and
+    /// `docker push`, so the daemon's mirrors, proxies and credentials apply.
+    Docker,
 }
 
 /// The default output folder, relative to the config file.
@@ -121,9 +137,11 @@ pub struct OutputReport {
     /// The destination, transport-prefixed.
     #[serde(rename = "ref")]
     pub reference: String,
-    /// Manifest or index digest written there.
+    /// Manifest or index digest written there; for `docker-daemon:` the
+    /// image ID; pushed through the daemon, the manifest digest it pushed.
     pub digest: Digest,
-    /// `written`, `pushed` or `up-to-date`.
+    /// `written`, `pushed`, `loaded` (into the Docker daemon) or `up-to-date`
+    /// (the registry tag or the daemon already had this content; only tags set).
     pub status: String,
 }
 
@@ -159,6 +177,7 @@ struct PlatformPrep {
 
 struct Prepared {
     registries: Arc<Registries>,
+    daemon: Option<Daemon>,
     outputs: Vec<Location>,
     config: Config,
     base: Base,
@@ -184,12 +203,20 @@ fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepared> {
     for out in &outputs {
         check_output(out)?;
     }
+    if opts.pull && !matches!(location, Location::Daemon(_)) {
+        return Err(Error::usage(format!("--pull: applies to a docker-daemon: base; {location} is read directly")));
+    }
+    let needs_daemon = outputs.iter().any(|o| through_daemon(o, opts.via)) || opts.pull;
+    let daemon = if needs_daemon { Some(Daemon::connect()?) } else { None };
     let registries = Registries::new(opts.registry.clone());
     let sources = config.layer_sources(opts.bake_keystores)?;
     let walked: Vec<(LayerSource, Vec<SourceEntry>)> = sources
         .into_iter()
         .map(|s| layer::walk(&s.dir, &s.label).map(|e| (s, e)))
         .collect::<Result<_>>()?;
+    if let (true, Location::Daemon(r), Some(d)) = (opts.pull, &location, &daemon) {
+        d.pull(r, log)?;
+    }
     let mut base = transport::open_base(&location, &rel_dir, &registries)?;
     base.select_platforms(&opts.platforms)?;
     let mtime = opts.source_date_epoch.unwrap_or(DEFAULT_MTIME).max(0) as u64;
@@ -232,7 +259,7 @@ fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepared> {
         if base.images.len() == 1 { "" } else { "s" }
     ));
     let created = opts.source_date_epoch.map(mutate::rfc3339);
-    Ok(Prepared { registries, outputs, config, base, specs, platforms, labels, created })
+    Ok(Prepared { registries, daemon, outputs, config, base, specs, platforms, labels, created })
 }
 
 /// Builds the layer of one kind for one base's facts.
@@ -296,9 +323,7 @@ fn check_output(out: &Location) -> Result<()> {
             Some(_) => Err(Error::usage(format!("{out}: a destination takes a tag, not a digest"))),
             None => Ok(()),
         },
-        Location::Daemon(_) => Err(Error::unsupported(format!(
-            "{out}: loading into the Docker daemon is not available yet; write --to docker-archive:FILE and run `docker load -i FILE`"
-        ))),
+        Location::Daemon(_) => Ok(()),
         Location::Builtin(_) => Err(Error::usage(format!("{out}: builtin: is a source only; pick oci:DIR or docker-archive:FILE"))),
     }
 }
@@ -404,13 +429,27 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     };
     let mut planned: Option<(Vec<LayerReport>, Digest, Vec<String>)> = None;
     let mut up_to_date: Vec<(Location, Digest)> = Vec::new();
-    if outputs.iter().any(|o| matches!(o, Location::Registry(_))) {
+    if outputs.iter().any(|o| matches!(o, Location::Registry(_) | Location::Daemon(_))) {
         let layers = hash_layers(&p)?;
         let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id).collect();
         let (configs, content) = compose(&p, &diff_ids)?;
         let tags = tags(&p, &content)?;
         for out in &outputs {
-            let Location::Registry(r) = out else { continue };
+            let r = match out {
+                Location::Registry(r) if opts.via == Via::Registry => r,
+                Location::Daemon(r) => {
+                    let platforms: Vec<&Platform> = p.platforms.iter().map(|pl| &p.base.images[pl.image].platform).collect();
+                    let id = Digest::of(&configs[pick_index(&platforms, &opts.platforms, "the Docker daemon")?]);
+                    let d = daemon_of(&p)?;
+                    if d.image_id(&id.to_string())?.is_some() {
+                        d.tag_all(&id.to_string(), &daemon_tags(r, &tags))?;
+                        log(&format!("{out}: the daemon already has this image ({id}); nothing to load"));
+                        up_to_date.push((out.clone(), id));
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
             match push::tag_state(&p.registries, r, &tags[0], &content)? {
                 TagState::Same(top) => {
                     let extra: Vec<String> = tags[1..].iter().cloned().chain(r.tag.clone()).collect();
@@ -457,6 +496,11 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
         .tempdir_in(&staging_parent)
         .map_err(|e| Error::io("creating a staging folder", &staging_parent, e))?;
 
+    // Base layers stored uncompressed (`docker save`) are gzipped only for a
+    // destination that stores wso2img's manifest; the Docker daemon takes
+    // them as they are (and usually has them already).
+    let stores_manifest =
+        outputs.iter().any(|o| !through_daemon(o, opts.via) && !up_to_date.iter().any(|(u, _)| u == o));
     let family = p.base.family;
     let mut layers = Vec::new();
     let mut blobs = Vec::new();
@@ -504,7 +548,7 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
         let img = &p.base.images[plat.image];
         let mut layer_blobs = Vec::new();
         for l in &img.layers {
-            if !l.is_plain_tar() {
+            if !l.is_plain_tar() || !stores_manifest {
                 layer_blobs.push(l.blob.clone());
                 continue;
             }
@@ -539,7 +583,7 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
 
     let mut rep = report(&p, &configs, content, tags.clone(), layers);
     for (pr, img) in rep.platforms.iter_mut().zip(&set.images) {
-        pr.manifest_digest = Some(img.manifest.desc.digest);
+        pr.manifest_digest = stores_manifest.then_some(img.manifest.desc.digest);
     }
     for out in &outputs {
         if let Some((_, d)) = up_to_date.iter().find(|(o, _)| o == out) {
@@ -547,12 +591,13 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
             continue;
         }
         let (digest, status) = match out {
+            Location::Registry(r) if opts.via == Via::Docker => (push_via_daemon(&p, &set, r, &tags, &opts.platforms, log)?, "pushed"),
             Location::Registry(r) => {
                 let mut all = tags.clone();
                 all.extend(r.tag.clone().filter(|t| !tags.contains(t)));
                 (push::push(&p.registries, &set, r, &all, log)?, "pushed")
             }
-            _ => (write_output(&p, out, &set, &tags, &opts.platforms)?, "written"),
+            _ => write_output(&p, out, &set, &tags, &opts.platforms, log)?,
         };
         log(&format!("{status} {out} ({digest})"));
         rep.outputs.push(OutputReport { reference: out.to_string(), digest, status: status.into() });
@@ -580,14 +625,27 @@ fn hash_layers(p: &Prepared) -> Result<Vec<LayerReport>> {
         .collect()
 }
 
-fn write_output(p: &Prepared, out: &Location, set: &ImageSet, tags: &[String], filter: &[Platform]) -> Result<Digest> {
+/// Writes one destination; returns the digest written there and the status.
+fn write_output(
+    p: &Prepared,
+    out: &Location,
+    set: &ImageSet,
+    tags: &[String],
+    filter: &[Platform],
+    log: &mut dyn FnMut(&str),
+) -> Result<(Digest, &'static str)> {
     match out {
         Location::Oci { dir, tag } => {
             let tags = tag.as_ref().map(|t| vec![t.clone()]).unwrap_or_else(|| tags.to_vec());
-            oci::write(dir, &tags, set)
+            Ok((oci::write(dir, &tags, set)?, "written"))
+        }
+        Location::Daemon(r) => {
+            let image = pick_platform(set, filter, "the Docker daemon")?;
+            let loaded = daemon_of(p)?.load(image, &daemon_tags(r, tags), &daemon_hints(p), log)?;
+            Ok((loaded.id, if loaded.up_to_date { "up-to-date" } else { "loaded" }))
         }
         Location::DockerArchive { path, reference } => {
-            let image = pick_platform(set, filter)?;
+            let image = pick_platform(set, filter, "docker-archive")?;
             let repo_tags = match reference {
                 Some(r) => vec![r.clone()],
                 None => {
@@ -607,21 +665,88 @@ fn write_output(p: &Prepared, out: &Location, set: &ImageSet, tags: &[String], f
                     tags.iter().map(|t| repo.with_tag(t)).collect()
                 }
             };
-            archive::write(path, &repo_tags, image)
+            Ok((archive::write(path, &repo_tags, image)?, "written"))
         }
         other => Err(Error::unsupported(format!("{other}: not available yet"))),
     }
 }
 
-fn pick_platform<'a>(set: &'a ImageSet, filter: &[Platform]) -> Result<&'a Image> {
-    if set.images.len() == 1 {
-        return Ok(&set.images[0]);
+/// Whether a destination is reached through the Docker daemon.
+fn through_daemon(out: &Location, via: Via) -> bool {
+    matches!(out, Location::Daemon(_)) || (via == Via::Docker && matches!(out, Location::Registry(_)))
+}
+
+fn daemon_of(p: &Prepared) -> Result<&Daemon> {
+    p.daemon.as_ref().ok_or_else(|| Error::new(crate::error::Kind::Io, "the Docker daemon was not connected"))
+}
+
+/// The daemon tags of a destination: the content tag, the extra tags and
+/// the destination's own tag.
+fn daemon_tags(r: &Reference, tags: &[String]) -> Vec<Reference> {
+    let mut all: Vec<String> = tags.to_vec();
+    all.extend(r.tag.clone().filter(|t| !tags.contains(t)));
+    all.iter().map(|t| r.with_tag(t)).collect()
+}
+
+/// Daemon images that may share the base layers: the base itself.
+fn daemon_hints(p: &Prepared) -> Vec<String> {
+    let mut hints = Vec::new();
+    if let Location::Daemon(r) = &p.base.location {
+        hints.push(daemon::daemon_name(r));
+    }
+    if let Ok(r) = Reference::parse(&p.base.name) {
+        hints.push(daemon::daemon_name(&r));
+    }
+    hints
+}
+
+/// `--via docker`: loads the image into the daemon, tags it in `r`'s
+/// repository and has the daemon push every tag. Returns the manifest digest
+/// the daemon pushed for the content tag.
+fn push_via_daemon(
+    p: &Prepared,
+    set: &ImageSet,
+    r: &Reference,
+    tags: &[String],
+    filter: &[Platform],
+    log: &mut dyn FnMut(&str),
+) -> Result<Digest> {
+    let d = daemon_of(p)?;
+    let image = pick_platform(set, filter, "the Docker daemon")?;
+    if set.images.len() > 1 {
+        log(&format!("docker://{r}: the Docker daemon holds one platform; pushing {} only", image.platform));
+    }
+    let refs = daemon_tags(r, tags);
+    let loaded = d.load(image, &refs, &daemon_hints(p), log)?;
+    let mut pushed = None;
+    for t in &refs {
+        let digest = d.push(t, log)?;
+        pushed.get_or_insert(digest);
+    }
+    let digest = pushed.ok_or_else(|| Error::usage(format!("docker://{r}: no tag to push")))?;
+    log(&format!(
+        "docker://{r}: the daemon compressed the layers itself, so the manifest ({digest}) differs from a direct push; the image ID {} is the same",
+        loaded.id
+    ));
+    Ok(digest)
+}
+
+fn pick_platform<'a>(set: &'a ImageSet, filter: &[Platform], what: &str) -> Result<&'a Image> {
+    let platforms: Vec<&Platform> = set.images.iter().map(|i| &i.platform).collect();
+    Ok(&set.images[pick_index(&platforms, filter, what)?])
+}
+
+/// The platform a one-platform destination (`what`) takes: the only one, the
+/// first `--platform`, else the host's.
+fn pick_index(platforms: &[&Platform], filter: &[Platform], what: &str) -> Result<usize> {
+    if platforms.len() == 1 {
+        return Ok(0);
     }
     let want = filter.first().cloned().unwrap_or_else(Platform::host);
-    set.images.iter().find(|i| i.platform.matches(&want)).ok_or_else(|| {
+    platforms.iter().position(|p| p.matches(&want)).ok_or_else(|| {
         Error::usage(format!(
-            "docker-archive holds one platform and the image has {}; pick one with --platform",
-            set.images.iter().map(|i| i.platform.to_string()).collect::<Vec<_>>().join(", ")
+            "{what} holds one platform and the image has {}; pick one with --platform",
+            platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
         ))
     })
 }

@@ -17,6 +17,7 @@
 
 pub mod build;
 pub mod config;
+pub mod daemon;
 pub mod digest;
 pub mod error;
 pub mod image;

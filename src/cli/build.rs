@@ -1,9 +1,9 @@
 //! `build` and `plan`.
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use super::{print_json, print_line, Global};
-use wso2img::build::{self, Options, Report};
+use wso2img::build::{self, Options, Report, Via};
 use wso2img::image::Platform;
 use wso2img::reference::Location;
 use wso2img::{Error, Result};
@@ -11,9 +11,12 @@ use wso2img::{Error, Result};
 /// Flags shared by `build` and `plan`.
 #[derive(Args)]
 pub struct Common {
-    /// Base image instead of [base] image (docker://…, oci:DIR[:TAG], docker-archive:FILE, builtin:NAME).
+    /// Base image instead of [base] image (docker://…, docker-daemon:NAME[:TAG], oci:DIR[:TAG], docker-archive:FILE, builtin:NAME).
     #[arg(long, value_name = "REF")]
     base: Option<String>,
+    /// With a docker-daemon: base, have the Docker daemon pull it first (credentials from the Docker config).
+    #[arg(long)]
+    pull: bool,
     /// Keep only this platform of a multi-platform base (repeatable), e.g. linux/arm64.
     #[arg(long, value_name = "OS/ARCH")]
     platform: Vec<String>,
@@ -30,8 +33,8 @@ pub struct Common {
 pub struct BuildArgs {
     #[command(flatten)]
     common: Common,
-    /// Destination (repeatable): docker://HOST/REPO[:TAG], oci:DIR[:TAG] or docker-archive:FILE[:REF].
-    /// Default: oci:<config folder>/out.
+    /// Destination (repeatable): docker://HOST/REPO[:TAG], docker-daemon:NAME[:TAG], oci:DIR[:TAG] or
+    /// docker-archive:FILE[:REF]. Default: oci:<config folder>/out.
     #[arg(long = "to", value_name = "REF")]
     to: Vec<String>,
     /// Also push to [target] repository.
@@ -40,6 +43,19 @@ pub struct BuildArgs {
     /// Move a content tag that already names different content.
     #[arg(long)]
     force: bool,
+    /// How --push and docker:// destinations reach the registry: directly, or through the Docker daemon
+    /// (load, tag, `docker push`; uses the daemon's mirrors, proxies and network).
+    #[arg(long, value_enum, default_value_t = ViaArg::Registry, value_name = "HOW")]
+    via: ViaArg,
+}
+
+/// Values of `--via`.
+#[derive(Clone, Copy, ValueEnum)]
+enum ViaArg {
+    /// Over the registry API.
+    Registry,
+    /// Through the Docker daemon.
+    Docker,
 }
 
 /// `plan` flags.
@@ -65,6 +81,8 @@ fn options(g: &Global, c: &Common, outputs: &[String]) -> Result<Options> {
         source_date_epoch,
         push: false,
         force: false,
+        pull: c.pull,
+        via: Via::Registry,
         registry: g.registry(),
     })
 }
@@ -74,6 +92,10 @@ pub fn build(g: &Global, a: BuildArgs) -> Result<()> {
     let mut opts = options(g, &a.common, &a.to)?;
     opts.push = a.push;
     opts.force = a.force;
+    opts.via = match a.via {
+        ViaArg::Registry => Via::Registry,
+        ViaArg::Docker => Via::Docker,
+    };
     let mut log = g.log();
     let rep = build::build(&opts, &mut log)?;
     if a.common.json {

@@ -69,7 +69,7 @@ impl Global {
 #[derive(Subcommand)]
 enum Command {
     /// Build the image and write or push it to every destination.
-    #[command(after_help = "Examples:\n  wso2img build\n  wso2img build --push --json\n  wso2img build --to oci:out/apim --to docker-archive:apim.tar\n  wso2img build --base docker-archive:base.tar")]
+    #[command(after_help = "Examples:\n  wso2img build\n  wso2img build --push --json\n  wso2img build --to oci:out/apim --to docker-archive:apim.tar\n  wso2img build --base docker-archive:base.tar\n  wso2img build --base docker-daemon:wso2/wso2am:4.3.0 --to docker-daemon:acme/apim\n  wso2img build --push --via docker")]
     Build(build::BuildArgs),
     /// Show the content digest, tag and layers a build would produce, without compressing or writing.
     #[command(after_help = "Example:\n  wso2img plan --json")]

@@ -154,10 +154,11 @@ async fn push_blob(client: &Arc<Client>, repo: &str, blob: &Blob) -> Result<Blob
     }
     if let BlobData::Remote(r) = &blob.data {
         if let Some(src) = r.as_any().downcast_ref::<RemoteRepo>() {
-            if src.client.host == client.host && src.repository != repo {
-                if mount(client, repo, &blob.desc.digest, &src.repository).await? {
-                    return Ok(BlobOutcome::Mounted);
-                }
+            if src.client.host == client.host
+                && src.repository != repo
+                && mount(client, repo, &blob.desc.digest, &src.repository).await?
+            {
+                return Ok(BlobOutcome::Mounted);
             }
         }
     }

@@ -3,9 +3,9 @@
 //! `manifest.json`) and on current Docker (OCI layout), with each blob stored
 //! once and referenced by both.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, BufWriter, Read};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 
 use serde::Deserialize;
@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::{base_image, Base};
 use crate::digest::{Digest, HashReader};
-use crate::error::{io_reason, Error, Result};
+use crate::error::{io_reason, Error, Kind, Result};
 use crate::image::json::canonical;
 use crate::image::{media, Blob, Descriptor, Image, MediaFamily};
 use crate::layer::tar as tarw;
@@ -149,32 +149,51 @@ pub fn write(path: &Path, repo_tags: &[Reference], image: &Image) -> Result<Dige
         .map_err(|e| Error::io("creating archive", parent, e))?;
     let (file, tmp_path) = tmp.into_parts();
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    let werr = |e: io::Error| Error::io("writing archive", path, e);
+    write_stream(&mut out, repo_tags, image, &HashSet::new(), &path.display().to_string())?;
+    let file = out.into_inner().map_err(|e| Error::io("writing archive", path, e.into_error()))?;
+    super::oci::readable(&file, path)?;
+    tmp_path.persist(path).map_err(|e| Error::io("writing archive", path, e.error))?;
+    Ok(image.manifest.desc.digest)
+}
 
-    let member = |out: &mut BufWriter<File>, name: &str, data: &mut dyn Read, size: u64| -> Result<()> {
+/// Writes `image` as a `docker load`-able tar stream to `out`: the blobs
+/// under `blobs/sha256/`, an OCI `index.json` and the legacy `manifest.json`
+/// naming `repo_tags`. Layers whose digest is in `omit` are listed in
+/// `manifest.json` without their files: `docker load` (classic image store)
+/// opens a layer's file only when it lacks that chain of layers, so a daemon
+/// that has the bottom layers needs only the rest. `shown` names the
+/// destination in errors.
+pub fn write_stream<W: Write>(
+    out: &mut W,
+    repo_tags: &[Reference],
+    image: &Image,
+    omit: &HashSet<Digest>,
+    shown: &str,
+) -> Result<()> {
+    let werr = |e: io::Error| Error::new(Kind::Io, format!("{shown}: writing archive: {}", io_reason(&e)));
+    let member = |out: &mut W, name: &str, data: &mut dyn Read, size: u64| -> Result<()> {
         let h = tarw::Header { path: name, kind: tarw::EntryType::File, mode: 0o644, uid: 0, gid: 0, size, mtime: 0, link: "" };
         tarw::write_header(out, &h).map_err(werr)?;
-        let mut r = HashReader::new(data.take(size));
-        let n = io::copy(&mut r, out).map_err(werr)?;
+        let n = io::copy(&mut data.take(size), out).map_err(werr)?;
         if n != size {
             return Err(Error::source(format!("{name}: expected {size} bytes, got {n}")));
         }
         tarw::pad(out, size).map_err(werr)
     };
-    let dir = |out: &mut BufWriter<File>, name: &str| -> Result<()> {
+    let dir = |out: &mut W, name: &str| -> Result<()> {
         let h = tarw::Header { path: name, kind: tarw::EntryType::Dir, mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 0, link: "" };
         tarw::write_header(out, &h).map_err(werr)
     };
 
-    dir(&mut out, "blobs/")?;
-    dir(&mut out, "blobs/sha256/")?;
-    let mut seen = std::collections::HashSet::new();
+    dir(out, "blobs/")?;
+    dir(out, "blobs/sha256/")?;
+    let mut seen = HashSet::new();
     for blob in image.layers.iter().chain([&image.config, &image.manifest]) {
-        if !seen.insert(blob.desc.digest) {
+        if omit.contains(&blob.desc.digest) || !seen.insert(blob.desc.digest) {
             continue;
         }
         let mut r = HashReader::new(blob.open().map_err(|e| Error::source(format!("{}: {}", blob.origin(), io_reason(&e))))?);
-        member(&mut out, &format!("blobs/sha256/{}", blob.desc.digest.hex()), &mut r, blob.desc.size)?;
+        member(out, &format!("blobs/sha256/{}", blob.desc.digest.hex()), &mut r, blob.desc.size)?;
         let (d, _) = r.finish();
         if d != blob.desc.digest {
             return Err(Error::source(format!("{}: content does not match its digest", blob.origin())));
@@ -197,13 +216,9 @@ pub fn write(path: &Path, repo_tags: &[Reference], image: &Image) -> Result<Dige
         ("index.json", canonical(&index)),
         ("manifest.json", canonical(&legacy)),
     ] {
-        member(&mut out, name, &mut &bytes[..], bytes.len() as u64)?;
+        member(out, name, &mut &bytes[..], bytes.len() as u64)?;
     }
-    tarw::finish(&mut out).map_err(werr)?;
-    let file = out.into_inner().map_err(|e| werr(e.into_error()))?;
-    super::oci::readable(&file, path)?;
-    tmp_path.persist(path).map_err(|e| Error::io("writing archive", path, e.error))?;
-    Ok(image.manifest.desc.digest)
+    tarw::finish(out).map_err(werr)
 }
 
 /// Reads a small JSON member of an archive (for `inspect`).

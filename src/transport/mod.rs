@@ -5,6 +5,9 @@
 //! - [`oci`]: an OCI image layout folder (`oci:DIR[:TAG]`).
 //! - [`archive`]: a `docker save` tar (`docker-archive:FILE`).
 //! - [`builtin`]: small WSO2-like sample bases generated in place (`builtin:NAME`).
+//!
+//! Registries (`docker://`) live in [`crate::registry`], the Docker daemon
+//! (`docker-daemon:`) in [`crate::daemon`].
 
 pub mod archive;
 pub mod builtin;
@@ -107,12 +110,7 @@ pub fn open_base(location: &Location, dir: &Path, registries: &Arc<Registries>) 
         Location::DockerArchive { path, reference } => archive::read_base(location, &resolve(dir, path), reference.as_ref()),
         Location::Builtin(name) => builtin::read_base(location, name),
         Location::Registry(r) => crate::registry::pull::read_base(location, r, registries),
-        Location::Daemon(r) => Err(Error::unsupported(format!(
-            "docker-daemon:{}: the Docker daemon transport is not available yet; run `docker save {}:{} > base.tar` and use --base docker-archive:base.tar",
-            r.familiar_name(),
-            r.familiar_name(),
-            r.tag_or_latest()
-        ))),
+        Location::Daemon(r) => crate::daemon::read_base(location, r),
     }
 }
 

@@ -134,7 +134,8 @@ fn output_problems_are_found_before_anything_is_written() {
     let ws = ready();
     check(&ws.run(&["build", "--to", "oci:out", "--to", "docker-archive:no/such/dir/img.tar"]), 2, &["no/such/dir"], &ws);
     check(&ws.run(&["-q", "build", "--to", "oci:out", "--to", "docker://127.0.0.1:1/x"]), 1, &["127.0.0.1:1", "cannot reach"], &ws);
-    check(&ws.run(&["build", "--to", "oci:out", "--to", "docker-daemon:acme/x"]), 1, &["not available yet"], &ws);
+    let no_daemon = bin().current_dir(ws.path()).env("DOCKER_HOST", "unix:///nonexistent.sock").args(["build", "--to", "oci:out", "--to", "docker-daemon:acme/x"]).output().unwrap();
+    check(&no_daemon, 1, &["/nonexistent.sock", "start dockerd"], &ws);
     check(&ws.run(&["build", "--push"]), 2, &["--push", "[target] repository"], &ws);
     check(&ws.run(&["build", "--to", "oci:out", "--platform", "linux/s390x"]), 2, &["s390x", "linux/amd64"], &ws);
 }

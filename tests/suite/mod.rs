@@ -1,5 +1,6 @@
 mod support;
 
+mod daemon;
 mod docker;
 mod errors;
 mod golden;
