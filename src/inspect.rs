@@ -96,7 +96,7 @@ pub fn inspect(location: &Location, registries: &Arc<Registries>) -> Result<Insp
                 created_by: history.get(i).and_then(|h| h["created_by"].as_str()).map(str::to_string),
             })
             .collect();
-        let detected = wso2::detect(&img.config_json, None, &mut |p| transport::read_base_file(img, p)).ok();
+        let detected = wso2::detect(&img.config_json, None, &mut transport::LayerFs(img)).ok();
         platforms.push(PlatformInfo {
             platform: img.platform.to_string(),
             manifest_digest: img.manifest_digest.or(if base.images.len() == 1 { digest } else { None }),

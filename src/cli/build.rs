@@ -47,6 +47,12 @@ pub struct BuildArgs {
     /// (load, tag, `docker push`; uses the daemon's mirrors, proxies and network).
     #[arg(long, value_enum, default_value_t = ViaArg::Registry, value_name = "HOW")]
     via: ViaArg,
+    /// Push baked keystores to a public registry (Docker Hub, [target] public_registries) anyway.
+    #[arg(long)]
+    allow_public_keystores: bool,
+    /// Write a CycloneDX 1.5 SBOM of what the customization adds to FILE.
+    #[arg(long, value_name = "FILE")]
+    sbom: Option<std::path::PathBuf>,
 }
 
 /// Values of `--via`.
@@ -84,6 +90,8 @@ fn options(g: &Global, c: &Common, outputs: &[String]) -> Result<Options> {
         pull: c.pull,
         via: Via::Registry,
         registry: g.registry(),
+        allow_public_keystores: false,
+        sbom: None,
     })
 }
 
@@ -92,6 +100,8 @@ pub fn build(g: &Global, a: BuildArgs) -> Result<()> {
     let mut opts = options(g, &a.common, &a.to)?;
     opts.push = a.push;
     opts.force = a.force;
+    opts.allow_public_keystores = a.allow_public_keystores;
+    opts.sbom = a.sbom.clone();
     opts.via = match a.via {
         ViaArg::Registry => Via::Registry,
         ViaArg::Docker => Via::Docker,

@@ -35,6 +35,8 @@ pub struct ConfigChanges {
     /// RFC 3339 timestamp for `created` and the new history entries; `None`
     /// keeps the base's `created`.
     pub created: Option<String>,
+    /// A new `Cmd` (the arguments the entrypoint gets), when set.
+    pub cmd: Option<Vec<String>>,
 }
 
 /// Applies `changes` to the raw base config and returns the new canonical bytes.
@@ -73,6 +75,9 @@ pub fn apply_config(base_config: &[u8], changes: &ConfigChanges) -> Result<Vec<u
             }
         }
         config.insert("Env".into(), Value::from(env));
+    }
+    if let Some(cmd) = &changes.cmd {
+        config.insert("Cmd".into(), Value::from(cmd.clone()));
     }
     if !changes.volumes.is_empty() {
         let volumes = object_entry(config, "Volumes")?;
@@ -204,6 +209,7 @@ mod tests {
             env: [("A".to_string(), "2".to_string()), ("B".to_string(), "3".to_string())].into(),
             volumes: vec!["/data".into()],
             created: None,
+            cmd: None,
         };
         let out: Value = serde_json::from_slice(&apply_config(base, &changes).unwrap()).unwrap();
         assert_eq!(out["x-unknown"]["k"], 1);

@@ -135,6 +135,13 @@ pub fn read_base(location: &Location, path: &Path, reference: Option<&Reference>
 /// Writes `image` as a `docker load`-able archive at `path` with `repo_tags`.
 /// The file appears only when complete. Returns the manifest digest.
 pub fn write(path: &Path, repo_tags: &[Reference], image: &Image) -> Result<Digest> {
+    write_many(path, &[(repo_tags, image)])
+}
+
+/// Writes several images (each with its tags) into one archive at `path`;
+/// returns the first image's manifest digest.
+pub fn write_many(path: &Path, images: &[(&[Reference], &Image)]) -> Result<Digest> {
+    let first = images.first().ok_or_else(|| Error::usage(format!("docker-archive:{}: no image to write", path.display())))?;
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -149,11 +156,11 @@ pub fn write(path: &Path, repo_tags: &[Reference], image: &Image) -> Result<Dige
         .map_err(|e| Error::io("creating archive", parent, e))?;
     let (file, tmp_path) = tmp.into_parts();
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    write_stream(&mut out, repo_tags, image, &HashSet::new(), &path.display().to_string())?;
+    write_stream_many(&mut out, images, &HashSet::new(), &path.display().to_string())?;
     let file = out.into_inner().map_err(|e| Error::io("writing archive", path, e.into_error()))?;
     super::oci::readable(&file, path)?;
     tmp_path.persist(path).map_err(|e| Error::io("writing archive", path, e.error))?;
-    Ok(image.manifest.desc.digest)
+    Ok(first.1.manifest.desc.digest)
 }
 
 /// Writes `image` as a `docker load`-able tar stream to `out`: the blobs
@@ -167,6 +174,17 @@ pub fn write_stream<W: Write>(
     out: &mut W,
     repo_tags: &[Reference],
     image: &Image,
+    omit: &HashSet<Digest>,
+    shown: &str,
+) -> Result<()> {
+    write_stream_many(out, &[(repo_tags, image)], omit, shown)
+}
+
+/// Like [`write_stream`], for several images in one archive (each with its
+/// tags); blobs they share are stored once.
+pub fn write_stream_many<W: Write>(
+    out: &mut W,
+    images: &[(&[Reference], &Image)],
     omit: &HashSet<Digest>,
     shown: &str,
 ) -> Result<()> {
@@ -188,7 +206,8 @@ pub fn write_stream<W: Write>(
     dir(out, "blobs/")?;
     dir(out, "blobs/sha256/")?;
     let mut seen = HashSet::new();
-    for blob in image.layers.iter().chain([&image.config, &image.manifest]) {
+    let blobs = images.iter().flat_map(|(_, image)| image.layers.iter().chain([&image.config, &image.manifest]));
+    for blob in blobs {
         if omit.contains(&blob.desc.digest) || !seen.insert(blob.desc.digest) {
             continue;
         }
@@ -199,18 +218,24 @@ pub fn write_stream<W: Write>(
             return Err(Error::source(format!("{}: content does not match its digest", blob.origin())));
         }
     }
-    let tags: Vec<String> = repo_tags.iter().map(|r| format!("{}:{}", r.familiar_name(), r.tag_or_latest())).collect();
-    let mut manifest_desc = image.manifest.desc.clone();
-    if let Some(first) = repo_tags.first() {
-        manifest_desc.annotations.insert("io.containerd.image.name".into(), first.to_string());
-        manifest_desc.annotations.insert(super::oci::REF_NAME.into(), first.tag_or_latest().to_string());
+    let mut manifests = Vec::new();
+    let mut legacy = Vec::new();
+    for (repo_tags, image) in images {
+        let tags: Vec<String> = repo_tags.iter().map(|r| format!("{}:{}", r.familiar_name(), r.tag_or_latest())).collect();
+        let mut manifest_desc = image.manifest.desc.clone();
+        if let Some(first) = repo_tags.first() {
+            manifest_desc.annotations.insert("io.containerd.image.name".into(), first.to_string());
+            manifest_desc.annotations.insert(super::oci::REF_NAME.into(), first.tag_or_latest().to_string());
+        }
+        manifests.push(manifest_desc);
+        legacy.push(json!({
+            "Config": format!("blobs/sha256/{}", image.config.desc.digest.hex()),
+            "RepoTags": tags,
+            "Layers": image.layers.iter().map(|l| format!("blobs/sha256/{}", l.desc.digest.hex())).collect::<Vec<_>>(),
+        }));
     }
-    let index = json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": [manifest_desc]});
-    let legacy = json!([{
-        "Config": format!("blobs/sha256/{}", image.config.desc.digest.hex()),
-        "RepoTags": tags,
-        "Layers": image.layers.iter().map(|l| format!("blobs/sha256/{}", l.desc.digest.hex())).collect::<Vec<_>>(),
-    }]);
+    let index = json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": manifests});
+    let legacy = serde_json::Value::Array(legacy);
     for (name, bytes) in [
         ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
         ("index.json", canonical(&index)),

@@ -183,6 +183,54 @@ pub(crate) fn read_verified(blob: &Blob, what: &str) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// A base image's filesystem, read from its layers on demand.
+pub struct LayerFs<'a>(pub &'a BaseImage);
+
+impl crate::wso2::BaseFs for LayerFs<'_> {
+    fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>> {
+        read_base_file(self.0, path)
+    }
+    fn list_dir(&mut self, dir: &str) -> Result<Vec<String>> {
+        list_base_dir(self.0, dir)
+    }
+}
+
+/// The names in folder `dir` (relative, e.g. `home/wso2carbon`) of the base's
+/// filesystem: every layer's headers are streamed, bottom up, honouring whiteouts.
+pub fn list_base_dir(image: &BaseImage, dir: &str) -> Result<Vec<String>> {
+    let dir = dir.trim_matches('/');
+    let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+    let mut names = std::collections::BTreeSet::new();
+    for layer in &image.layers {
+        let what = format!("base layer {}", layer.blob.desc.digest);
+        let raw = layer.blob.open().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
+        let reader: Box<dyn Read> = if !layer.is_plain_tar() { Box::new(flate2::read::GzDecoder::new(raw)) } else { raw };
+        let mut ar = tar::Archive::new(reader);
+        let entries = ar.entries().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
+        let mut added = std::collections::BTreeSet::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::source(format!("{what}: not a valid tar ({})", io_reason(&e))))?;
+            let p = entry.path().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
+            let p = p.to_string_lossy();
+            let p = p.trim_start_matches("./").trim_start_matches('/');
+            let Some(rest) = p.strip_prefix(&prefix) else { continue };
+            let child = rest.split('/').next().unwrap_or("");
+            if child.is_empty() {
+                continue;
+            }
+            if child == ".wh..wh..opq" {
+                names.retain(|n| added.contains(n));
+            } else if let Some(gone) = child.strip_prefix(".wh.") {
+                names.remove(gone);
+            } else {
+                names.insert(child.to_string());
+                added.insert(child.to_string());
+            }
+        }
+    }
+    Ok(names.into_iter().collect())
+}
+
 /// Reads the file at `path` (relative, e.g. `etc/passwd`) from the base's
 /// filesystem: layers are scanned top-down, headers streamed, and only the
 /// matching entry's bytes read. Whiteouts are honoured.

@@ -102,24 +102,50 @@ pub fn env(config: &Value, key: &str) -> Option<String> {
     })
 }
 
-/// Detects the facts of a base. `read_file` reads a file from the base's
-/// filesystem (used only for a named user); `owner` is the config override.
-pub fn detect(
-    config: &Value,
-    owner_override: Option<Owner>,
-    read_file: &mut dyn FnMut(&str) -> Result<Option<Vec<u8>>>,
-) -> Result<Facts> {
-    let product_home = env(config, "WSO2_SERVER_HOME")
-        .filter(|h| h.starts_with('/'))
-        .ok_or_else(|| {
-            Error::source("base image has no WSO2_SERVER_HOME in its environment; is it a WSO2 API Manager image?")
-        })?;
+/// Read access to a base image's filesystem, consulted only when the config
+/// alone does not say enough (a named user, no `WSO2_SERVER_HOME`).
+pub trait BaseFs {
+    /// The bytes of a regular file (path relative to `/`), if it exists.
+    fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>>;
+    /// The names in a folder (path relative to `/`).
+    fn list_dir(&mut self, dir: &str) -> Result<Vec<String>>;
+}
+
+/// Detects the facts of a base from its config, reading its filesystem
+/// through `fs` only when needed; `owner` is the config override.
+pub fn detect(config: &Value, owner_override: Option<Owner>, fs: &mut dyn BaseFs) -> Result<Facts> {
+    let workdir = env(config, "WORKING_DIRECTORY")
+        .or_else(|| config["config"]["WorkingDir"].as_str().filter(|s| !s.is_empty()).map(str::to_string));
+    let product_home = match env(config, "WSO2_SERVER_HOME").filter(|h| h.starts_with('/')) {
+        Some(h) => h,
+        None => {
+            let dir = workdir.clone().unwrap_or_else(|| "/home/wso2carbon".into());
+            let found: Vec<String> = fs
+                .list_dir(dir.trim_start_matches('/'))?
+                .into_iter()
+                .filter(|n| n.starts_with("wso2am-"))
+                .collect();
+            match found.as_slice() {
+                [one] => format!("{}/{one}", dir.trim_end_matches('/')),
+                [] => {
+                    return Err(Error::source(format!(
+                        "base image has no WSO2_SERVER_HOME and no wso2am-* folder in {dir}; is it a WSO2 API Manager image?"
+                    )))
+                }
+                many => {
+                    return Err(Error::source(format!(
+                        "base image has no WSO2_SERVER_HOME and several product folders in {dir} ({}); set WSO2_SERVER_HOME in [image] env",
+                        many.join(", ")
+                    )))
+                }
+            }
+        }
+    };
     let product_home = product_home.trim_end_matches('/').to_string();
+    let mut read_file = |p: &str| fs.read_file(p);
     let version = version_of(&product_home);
     let user = config["config"]["User"].as_str().unwrap_or("").to_string();
-    let default_home = env(config, "WORKING_DIRECTORY")
-        .or_else(|| config["config"]["WorkingDir"].as_str().filter(|s| !s.is_empty()).map(str::to_string))
-        .unwrap_or_else(|| parent(&product_home));
+    let default_home = workdir.unwrap_or_else(|| parent(&product_home));
     let (owner, owner_from, user_home) = match (owner_override, UserSpec::parse(&user)) {
         (Some(o), _) => (o, "owner setting".to_string(), default_home),
         (None, UserSpec::Root) => (Owner { uid: 0, gid: 0 }, "no USER (root)".to_string(), default_home),
@@ -273,30 +299,45 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    struct Fake(Option<&'static [u8]>, Vec<String>);
+
+    impl BaseFs for Fake {
+        fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>> {
+            Ok(self.0.filter(|_| path == "etc/passwd").map(|b| b.to_vec()))
+        }
+        fn list_dir(&mut self, _dir: &str) -> Result<Vec<String>> {
+            Ok(self.1.clone())
+        }
+    }
+
+    fn none() -> Fake {
+        Fake(None, Vec::new())
+    }
+
     fn cfg(user: &str, home: &str) -> Value {
         json!({"config": {"User": user, "Env": [format!("WSO2_SERVER_HOME={home}"), "WORKING_DIRECTORY=/home/wso2carbon"]}})
     }
 
     #[test]
     fn numeric_and_named_users() {
-        let mut none = |_: &str| -> Result<Option<Vec<u8>>> { Ok(None) };
-        let f = detect(&cfg("10001", "/home/wso2carbon/wso2am-4.3.0"), None, &mut none).unwrap();
+        let f = detect(&cfg("10001", "/home/wso2carbon/wso2am-4.3.0"), None, &mut none()).unwrap();
         assert_eq!(f.owner, Owner { uid: 10001, gid: 10001 });
         assert_eq!(f.version.as_deref(), Some("4.3.0"));
-        let mut passwd = |p: &str| -> Result<Option<Vec<u8>>> {
-            Ok((p == "etc/passwd").then(|| b"root:x:0:0::/root:/bin/sh\nwso2carbon:x:802:802::/home/wso2carbon:/bin/sh\n".to_vec()))
-        };
+        let mut passwd = Fake(Some(b"root:x:0:0::/root:/bin/sh\nwso2carbon:x:802:802::/home/wso2carbon:/bin/sh\n"), Vec::new());
         let f = detect(&cfg("wso2carbon", "/home/wso2carbon/wso2am-4.1.0"), None, &mut passwd).unwrap();
         assert_eq!(f.owner, Owner { uid: 802, gid: 802 });
         assert!(detect(&cfg("nobody", "/x/wso2am-4.1.0"), None, &mut passwd).is_err());
-        assert!(detect(&json!({"config": {}}), None, &mut none).is_err());
+        assert!(detect(&json!({"config": {}}), None, &mut none()).is_err());
+        let mut listing = Fake(None, vec!["solr".into(), "wso2am-4.2.0".into()]);
+        let f = detect(&json!({"config": {"User": "802", "WorkingDir": "/home/wso2carbon"}}), None, &mut listing).unwrap();
+        assert_eq!(f.product_home, "/home/wso2carbon/wso2am-4.2.0");
+        assert_eq!(f.version.as_deref(), Some("4.2.0"));
     }
 
     #[test]
     fn theme_paths_follow_the_version() {
-        let mut none = |_: &str| -> Result<Option<Vec<u8>>> { Ok(None) };
-        let f43 = detect(&cfg("10001", "/h/wso2am-4.3.0"), None, &mut none).unwrap();
-        let f41 = detect(&cfg("10001", "/h/wso2am-4.1.0"), None, &mut none).unwrap();
+        let f43 = detect(&cfg("10001", "/h/wso2am-4.3.0"), None, &mut none()).unwrap();
+        let f41 = detect(&cfg("10001", "/h/wso2am-4.1.0"), None, &mut none()).unwrap();
         assert_eq!(
             theme_destination(&f43, "devportal/userTheme.json").unwrap().unwrap(),
             "/h/wso2am-4.3.0/repository/deployment/server/webapps/devportal/site/public/theme/userTheme.json"

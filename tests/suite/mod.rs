@@ -8,3 +8,4 @@ mod outputs;
 mod registry;
 mod registry_support;
 mod reproducible;
+mod wso2;
