@@ -68,6 +68,8 @@ pub struct Options {
     pub allow_public_keystores: bool,
     /// `--sbom FILE`: write a CycloneDX SBOM of the main image there.
     pub sbom: Option<PathBuf>,
+    /// `--locked`: fail when `wso2img.lock` is missing or the base moved, instead of refreshing it.
+    pub locked: bool,
 }
 
 /// How registry destinations (`--push`, `--to docker://…`) are reached.
@@ -167,8 +169,7 @@ pub struct Report {
     pub platforms: Vec<PlatformReport>,
     /// Customer layers (shared across platforms when equal).
     pub layers: Vec<LayerReport>,
-    /// Destinations written (build only).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Destinations written (build; empty for plan).
     pub outputs: Vec<OutputReport>,
     /// Blob bytes uploaded to registries (build only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -297,6 +298,7 @@ fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepared> {
         d.pull(r, log)?;
     }
     let mut base = transport::open_base(&location, &rel_dir, &registries)?;
+    let lock = crate::lock::check(&config, opts.base.as_ref(), &base, opts.locked)?;
     base.select_platforms(&opts.platforms)?;
     let mtime = opts.source_date_epoch.unwrap_or(DEFAULT_MTIME).max(0) as u64;
     let owner = config.owner()?;
@@ -363,6 +365,9 @@ fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepared> {
         if base.images.len() == 1 { "" } else { "s" }
     ));
     let created = opts.source_date_epoch.map(mutate::rfc3339);
+    if let Some(l) = lock {
+        l.save(log)?;
+    }
     Ok(Prepared { registries, daemon, outputs, config, base, specs, products, labels, created, checked, keystores_baked })
 }
 

@@ -8,10 +8,10 @@ use serde_json::Value;
 
 use crate::digest::Digest;
 use crate::error::Result;
-use crate::image::MediaFamily;
+use crate::image::{mutate, MediaFamily};
 use crate::reference::Location;
 use crate::registry::Registries;
-use crate::transport::{self, archive};
+use crate::transport::{self, archive, Base};
 use crate::wso2::{self, Facts};
 
 /// One layer of an inspected image.
@@ -60,6 +60,15 @@ pub struct Inspection {
     /// Top-level manifest or index digest, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<Digest>,
+    /// The content digest, as `build` computes it: the config digest for one
+    /// platform, else the digest of the sorted (platform, config digest) list.
+    pub content_digest: Digest,
+    /// The tag the location names (or the layout's or archive's only tag);
+    /// `null` when there is none, e.g. a reference by digest.
+    pub tag: Option<String>,
+    /// Always empty: `inspect` writes nothing (the field keeps the output
+    /// contract of `build`, `tag` and `copy`).
+    pub outputs: Vec<crate::build::OutputReport>,
     /// Media type family.
     pub media_types: MediaFamily,
     /// Whether it is a multi-platform index.
@@ -110,8 +119,33 @@ pub fn inspect(location: &Location, registries: &Arc<Registries>) -> Result<Insp
     Ok(Inspection {
         reference: location.to_string(),
         digest,
+        content_digest: content_digest(&base),
+        tag: location_tag(location, &base),
         media_types: base.family,
         multi_platform: base.multi_platform,
         platforms,
+        outputs: Vec::new(),
     })
+}
+
+/// The content digest of an image read as a base: its config digest when it
+/// has one platform, else the multi-platform content digest `build` computes.
+pub fn content_digest(base: &Base) -> Digest {
+    match base.images.as_slice() {
+        [one] => Digest::of(&one.config),
+        many => mutate::multi_platform_content_digest(
+            &many.iter().map(|i| (i.platform.clone(), Digest::of(&i.config))).collect::<Vec<_>>(),
+        ),
+    }
+}
+
+/// The tag a location names; for a layout, an archive or a built-in sample
+/// without one, the tag the image was found under.
+fn location_tag(location: &Location, base: &Base) -> Option<String> {
+    match location {
+        Location::Registry(r) | Location::Daemon(r) => r.tag.clone(),
+        Location::Oci { tag: Some(t), .. } => Some(t.clone()),
+        Location::DockerArchive { reference: Some(r), .. } => r.tag.clone(),
+        _ => Some(base.tag.clone()).filter(|t| !t.is_empty()),
+    }
 }

@@ -13,6 +13,7 @@
 //! - [`transport`]: OCI layouts, `docker save` archives, built-in samples;
 //!   [`registry`]: the registry API; [`daemon`]: the Docker Engine API.
 //! - [`sample`]: the small WSO2-like bases used by `builtin:` and the tests.
+//! - [`lock`]: `wso2img.lock`; [`init`]: scaffolding a new project.
 #![deny(missing_docs)]
 
 pub mod build;
@@ -21,10 +22,13 @@ pub mod daemon;
 pub mod digest;
 pub mod error;
 pub mod image;
+pub mod init;
 pub mod inspect;
 pub mod layer;
+pub mod lock;
 pub mod reference;
 pub mod registry;
+pub mod progress;
 pub mod sample;
 pub mod sbom;
 pub mod transport;

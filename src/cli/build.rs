@@ -26,6 +26,9 @@ pub struct Common {
     /// Print one JSON object on stdout.
     #[arg(long)]
     json: bool,
+    /// Fail (exit 1) when wso2img.lock is missing or the base resolves differently, instead of refreshing the lock.
+    #[arg(long)]
+    locked: bool,
 }
 
 /// `build` flags.
@@ -53,6 +56,12 @@ pub struct BuildArgs {
     /// Write a CycloneDX 1.5 SBOM of what the customization adds to FILE.
     #[arg(long, value_name = "FILE")]
     sbom: Option<std::path::PathBuf>,
+    /// Write the main image's digest (the first destination's) to FILE, like buildah's --digestfile.
+    #[arg(long, value_name = "FILE")]
+    digest_file: Option<std::path::PathBuf>,
+    /// Write a JSON object like `docker buildx build --metadata-file` to FILE.
+    #[arg(long, value_name = "FILE")]
+    metadata_file: Option<std::path::PathBuf>,
 }
 
 /// Values of `--via`.
@@ -92,6 +101,7 @@ fn options(g: &Global, c: &Common, outputs: &[String]) -> Result<Options> {
         registry: g.registry(),
         allow_public_keystores: false,
         sbom: None,
+        locked: c.locked,
     })
 }
 
@@ -106,8 +116,10 @@ pub fn build(g: &Global, a: BuildArgs) -> Result<()> {
         ViaArg::Registry => Via::Registry,
         ViaArg::Docker => Via::Docker,
     };
+    let files = super::metadata::Files::new(a.digest_file.clone(), a.metadata_file.clone())?;
     let mut log = g.log();
     let rep = build::build(&opts, &mut log)?;
+    files.write(&rep)?;
     if a.common.json {
         print_json(&rep)
     } else {

@@ -3,7 +3,12 @@
 //! object with `--json`), messages on stderr. One file per group of commands.
 
 mod build;
+mod completions;
+mod init;
 mod inspect;
+mod lock;
+mod metadata;
+mod output;
 mod registry;
 
 use std::io::Write;
@@ -32,8 +37,11 @@ pub struct Global {
     #[arg(short, long, global = true, default_value = wso2img::config::FILE_NAME, value_name = "FILE")]
     pub config: PathBuf,
     /// Print only errors on stderr.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Also print per-blob details (exists, mounted, uploaded, retried).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     /// Trust this CA certificate (PEM) for registries, in addition to the system's (repeatable).
     #[arg(long, global = true, value_name = "FILE")]
     pub ca_cert: Vec<PathBuf>,
@@ -55,24 +63,19 @@ impl Global {
             ..Default::default()
         }
     }
-    /// A logger for stderr messages, silent with `-q`.
+    /// A logger for progress messages (see [`output`]); silent with `-q`.
     pub fn log(&self) -> impl FnMut(&str) {
-        let quiet = self.quiet;
-        move |m: &str| {
-            if !quiet {
-                let _ = writeln!(std::io::stderr(), "wso2img: {m}");
-            }
-        }
+        |m: &str| wso2img::progress::message(m)
     }
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Build the image and write or push it to every destination.
-    #[command(after_help = "Examples:\n  wso2img build\n  wso2img build --push --json\n  wso2img build --to oci:out/apim --to docker-archive:apim.tar\n  wso2img build --base docker-archive:base.tar\n  wso2img build --base docker-daemon:wso2/wso2am:4.3.0 --to docker-daemon:acme/apim\n  wso2img build --push --via docker")]
+    #[command(after_help = "Examples:\n  wso2img build\n  wso2img build --push --json\n  wso2img build --to oci:out/apim --to docker-archive:apim.tar\n  wso2img build --base docker-archive:base.tar\n  wso2img build --base docker-daemon:wso2/wso2am:4.3.0 --to docker-daemon:acme/apim\n  wso2img build --push --via docker\n  wso2img build --push --locked --digest-file digest.txt --metadata-file metadata.json")]
     Build(build::BuildArgs),
     /// Show the content digest, tag and layers a build would produce, without compressing or writing.
-    #[command(after_help = "Example:\n  wso2img plan --json")]
+    #[command(after_help = "Examples:\n  wso2img plan --json\n  wso2img plan --locked")]
     Plan(build::PlanArgs),
     /// Show what an image holds: digest, platforms, layers, labels.
     #[command(after_help = "Examples:\n  wso2img inspect oci:out:4.3.0-0123456789ab\n  wso2img inspect registry.example.com/acme/wso2am:4.3.0-0123456789ab --json")]
@@ -83,18 +86,39 @@ enum Command {
     /// Copy an image to another repository or registry, keeping its digest.
     #[command(after_help = "Example:\n  wso2img copy registry.example.com/acme/wso2am:4.3.0-0123456789ab prod.example.com/acme/wso2am:4.3.0-0123456789ab")]
     Copy(registry::CopyArgs),
+    /// Create wso2img.toml, its lock and the customer folders for a base (never overwrites).
+    #[command(after_help = "Examples:\n  wso2img init --base wso2/wso2am:4.3.0\n  wso2img init --base docker-archive:base.tar -c apim/wso2img.toml\n  wso2img init --base builtin:wso2am-4.1.0")]
+    Init(init::InitArgs),
+    /// Resolve the base again and record its digests in wso2img.lock.
+    #[command(after_help = "Examples:\n  wso2img update\n  wso2img update --json\n  wso2img update --base docker-archive:base.tar")]
+    Update(lock::LockArgs),
+    /// Say whether the base tag now points elsewhere than wso2img.lock (exit 1 when it does).
+    #[command(after_help = "Exit status: 0 when the lock is current, 1 when the base moved or is not locked,\n2 on a usage or configuration error.\n\nExamples:\n  wso2img outdated || wso2img update\n  wso2img outdated --json")]
+    Outdated(lock::LockArgs),
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:\n  wso2img completions bash > /etc/bash_completion.d/wso2img\n  wso2img completions zsh > \"${fpath[1]}/_wso2img\"\n  wso2img completions fish > ~/.config/fish/completions/wso2img.fish")]
+    Completions(completions::CompletionsArgs),
 }
 
 /// Runs the command line and maps errors to exit codes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let global = cli.global.clone();
+    output::install(global.quiet, global.verbose);
     let result = match cli.command {
         Command::Build(a) => build::build(&global, a),
         Command::Plan(a) => build::plan(&global, a),
         Command::Inspect(a) => inspect::run(&global, a),
         Command::Tag(a) => registry::tag(&global, a),
         Command::Copy(a) => registry::copy(&global, a),
+        Command::Init(a) => init::run(&global, a),
+        Command::Update(a) => lock::update(&global, a),
+        Command::Outdated(a) => match lock::outdated(&global, a) {
+            Ok(true) => return ExitCode::FAILURE,
+            Ok(false) => Ok(()),
+            Err(e) => Err(e),
+        },
+        Command::Completions(a) => completions::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

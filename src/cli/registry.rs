@@ -1,5 +1,7 @@
 //! `tag` and `copy`: release operations on images already in a registry.
 
+use std::path::Path;
+
 use clap::Args;
 use serde::Serialize;
 
@@ -8,6 +10,7 @@ use wso2img::build::OutputReport;
 use wso2img::digest::Digest;
 use wso2img::reference::{Location, Reference};
 use wso2img::registry::{push, Registries};
+use wso2img::transport;
 use wso2img::{Error, Result};
 
 /// `tag` flags.
@@ -35,10 +38,22 @@ pub struct CopyArgs {
     json: bool,
 }
 
+/// What `tag` and `copy` print with `--json`.
 #[derive(Serialize)]
 struct Outcome {
+    /// The image's content digest, as `build` computes it.
+    content_digest: Digest,
+    /// `tag`: the first tag added; `copy`: the destination's tag (`null` when copied by digest).
+    tag: Option<String>,
+    /// The manifest or index digest (unchanged by `tag` and `copy`).
     digest: Digest,
     outputs: Vec<OutputReport>,
+}
+
+/// The content digest of the image `r@digest`, read back (manifests and configs only).
+fn content_digest(regs: &std::sync::Arc<Registries>, r: &Reference, digest: Digest) -> Result<Digest> {
+    let base = transport::open_base(&Location::Registry(r.with_digest(digest)), Path::new("."), regs)?;
+    Ok(wso2img::inspect::content_digest(&base))
 }
 
 fn registry_ref(s: &str, what: &str) -> Result<Reference> {
@@ -73,7 +88,11 @@ pub fn tag(g: &Global, a: TagArgs) -> Result<()> {
         .iter()
         .map(|t| OutputReport { reference: format!("docker://{}", src.with_tag(t)), digest, status: "pushed".into() })
         .collect();
-    finish(a.json, Outcome { digest, outputs }, &src.name())
+    if !a.json {
+        return print_line(&format!("{}@{digest}", src.name()));
+    }
+    let content_digest = content_digest(&regs, &src, digest)?;
+    print_json(&Outcome { content_digest, tag: tags.first().cloned(), digest, outputs })
 }
 
 /// Runs `copy`.
@@ -90,13 +109,9 @@ pub fn copy(g: &Global, a: CopyArgs) -> Result<()> {
         _ => dst.with_digest(digest),
     };
     let outputs = vec![OutputReport { reference: format!("docker://{out}"), digest, status: "pushed".into() }];
-    finish(a.json, Outcome { digest, outputs }, &dst.name())
-}
-
-fn finish(json: bool, o: Outcome, name: &str) -> Result<()> {
-    if json {
-        print_json(&o)
-    } else {
-        print_line(&format!("{name}@{}", o.digest))
+    if !a.json {
+        return print_line(&format!("{}@{digest}", dst.name()));
     }
+    let content_digest = content_digest(&regs, &dst, digest)?;
+    print_json(&Outcome { content_digest, tag: out.tag.clone(), digest, outputs })
 }

@@ -275,14 +275,18 @@ pub fn threads() -> usize {
 
 /// Builds the layer's gzip blob as a new file in `dir`.
 pub fn build(spec: &LayerSpec, dir: &Path) -> Result<CompressedLayer> {
-    compress_with(dir, |w| spec.write_tar(w))
+    let task = crate::progress::Task::start(&format!("compress {}", spec.name), Some(spec.content_bytes()));
+    compress_with(dir, |w| spec.write_tar(&mut crate::progress::Counting { inner: w, task: &task }))
 }
 
 /// Compresses an existing uncompressed tar stream (a layer of a `docker save`
 /// archive) into a new file in `dir`.
 pub fn compress_reader(mut src: impl Read, dir: &Path, what: &str) -> Result<CompressedLayer> {
+    let task = crate::progress::Task::start("compress base layer", None);
     compress_with(dir, |w| {
-        io::copy(&mut src, w).map(|_| ()).map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))
+        io::copy(&mut src, &mut crate::progress::Counting { inner: w, task: &task })
+            .map(|_| ())
+            .map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))
     })
 }
 

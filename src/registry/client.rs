@@ -303,7 +303,13 @@ impl Client {
             if let Some(a) = auth {
                 req = req.header(AUTHORIZATION, a);
             }
-            match req.send().await {
+            let started = std::time::Instant::now();
+            let sent = req.send().await;
+            match &sent {
+                Ok(r) => tracing::debug!(host = %self.host, url = %r.url(), status = %r.status(), ms = started.elapsed().as_millis() as u64, "registry request"),
+                Err(e) => tracing::debug!(host = %self.host, error = %one_line(e), "registry request failed"),
+            }
+            match sent {
                 Ok(resp) => {
                     let st = resp.status();
                     if st == StatusCode::UNAUTHORIZED && !fresh && matches!(self.challenge, Challenge::Bearer { .. }) {

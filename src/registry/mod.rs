@@ -277,6 +277,7 @@ impl RemoteBlobs for RemoteRepo {
     fn open(&self, desc: &Descriptor) -> io::Result<Box<dyn Read + Send>> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Bytes>>(8);
         let me = self.clone();
+        let task = crate::progress::Task::start(&format!("pull {}", desc.digest.short(12)), Some(desc.size));
         let desc = desc.clone();
         runtime().spawn(async move {
             match blob_stream(&me.client, &me.repository, &desc).await {
@@ -292,7 +293,7 @@ impl RemoteBlobs for RemoteRepo {
                 }
             }
         });
-        Ok(Box::new(ChannelReader { rx, buf: Bytes::new() }))
+        Ok(Box::new(ChannelReader { rx, buf: Bytes::new(), task }))
     }
     fn describe(&self) -> String {
         format!("{}/{}", self.client.host, self.repository)
@@ -305,13 +306,17 @@ impl RemoteBlobs for RemoteRepo {
 struct ChannelReader {
     rx: std::sync::mpsc::Receiver<io::Result<Bytes>>,
     buf: Bytes,
+    task: crate::progress::Task,
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.buf.is_empty() {
             match self.rx.recv() {
-                Ok(Ok(b)) => self.buf = b,
+                Ok(Ok(b)) => {
+                    self.task.advance(b.len() as u64);
+                    self.buf = b
+                }
                 Ok(Err(e)) => return Err(e),
                 Err(_) => return Ok(0),
             }

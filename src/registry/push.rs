@@ -149,7 +149,9 @@ pub fn push_graph(
 
 /// Gets one blob into `repo`: HEAD, then mount, then upload.
 async fn push_blob(client: &Arc<Client>, repo: &str, blob: &Blob) -> Result<BlobOutcome> {
+    let short = blob.desc.digest.short(12);
     if client.blob_exists(repo, &blob.desc.digest, true).await? {
+        crate::progress::detail(&format!("{}/{repo}: {short} already there", client.host));
         return Ok(BlobOutcome::Present);
     }
     if let BlobData::Remote(r) = &blob.data {
@@ -158,11 +160,14 @@ async fn push_blob(client: &Arc<Client>, repo: &str, blob: &Blob) -> Result<Blob
                 && src.repository != repo
                 && mount(client, repo, &blob.desc.digest, &src.repository).await?
             {
+                crate::progress::detail(&format!("{}/{repo}: {short} mounted from {}", client.host, src.repository));
                 return Ok(BlobOutcome::Mounted);
             }
         }
     }
-    upload(client, repo, blob).await.map(BlobOutcome::Uploaded)
+    let n = upload(client, repo, blob).await?;
+    crate::progress::detail(&format!("{}/{repo}: {short} uploaded ({})", client.host, crate::build::human(n)));
+    Ok(BlobOutcome::Uploaded(n))
 }
 
 /// Tries a cross-repository mount; `false` means "upload instead".
@@ -208,11 +213,13 @@ async fn file_stream(path: &std::path::Path, offset: u64, len: u64) -> Result<Bo
 async fn upload(client: &Arc<Client>, repo: &str, blob: &Blob) -> Result<u64> {
     let mut last: Option<Failure> = None;
     let mut chunked = client.opts.chunk_size.is_some();
+    let task = Arc::new(crate::progress::Task::start(&format!("upload {}", blob.desc.digest.short(12)), Some(blob.desc.size)));
     for attempt in 0..client.opts.max_attempts {
         if let Some(f) = &last {
+            crate::progress::detail(&format!("{}: retrying upload of {} ({})", client.host, blob.desc.digest.short(12), f.error));
             tokio::time::sleep(super::client::backoff(client.opts.backoff, attempt, f.retry_after)).await;
         }
-        match upload_once(client, repo, blob, chunked).await {
+        match upload_once(client, repo, blob, chunked, &task).await {
             Ok(n) => return Ok(n),
             Err(f) if f.error.message().contains("413") && !chunked => {
                 chunked = true;
@@ -225,7 +232,13 @@ async fn upload(client: &Arc<Client>, repo: &str, blob: &Blob) -> Result<u64> {
     Err(last.expect("an attempt failed").error.context(format!("upload gave up after {} attempts", client.opts.max_attempts)))
 }
 
-async fn upload_once(client: &Arc<Client>, repo: &str, blob: &Blob, chunked: bool) -> std::result::Result<u64, Failure> {
+async fn upload_once(
+    client: &Arc<Client>,
+    repo: &str,
+    blob: &Blob,
+    chunked: bool,
+    task: &Arc<crate::progress::Task>,
+) -> std::result::Result<u64, Failure> {
     let scopes = vec![format!("repository:{repo}:pull,push")];
     let start = format!("{repo}/blobs/uploads/");
     let resp = client.attempt(&scopes, &|h| client.request(h, Method::POST, &start).header("Content-Length", "0")).await?;
@@ -237,10 +250,14 @@ async fn upload_once(client: &Arc<Client>, repo: &str, blob: &Blob, chunked: boo
     let digest = blob.desc.digest;
     let size = blob.desc.size;
     let counter = client.clone();
+    let task = task.clone();
     let source = open_stream(blob)
         .await
         .map_err(|e| Failure { error: e, retryable: true, retry_after: None })?
-        .inspect_ok(move |c| counter.count_upload(c.len() as u64));
+        .inspect_ok(move |c| {
+            counter.count_upload(c.len() as u64);
+            task.advance(c.len() as u64);
+        });
     if !chunked {
         let url = with_digest(&location, &digest);
         let body = std::sync::Mutex::new(Some(Body::wrap_stream(source)));

@@ -128,7 +128,8 @@ fn loads_into_the_daemon_runs_and_reloads_only_what_changed() {
     assert_eq!(image_id(&format!("{repo}:dev")), content3);
     assert!(run_in(&format!("{repo}:dev"), &format!("cat {home}/repository/conf/deployment.toml")).contains("acme-2"));
     for line in stderr(&changed).lines() {
-        assert!(line.starts_with("wso2img: ") && !line.chars().any(|c| c.is_control()), "{line:?}");
+        let msg = line.split_once(' ').map(|(_, m)| m).unwrap_or("");
+        assert!(msg.starts_with("wso2img: ") && !line.chars().any(|c| c.is_control()), "{line:?}");
     }
     rmi(&names);
     rmi(&[format!("{repo}:{}", r3["tag"].as_str().unwrap())]);

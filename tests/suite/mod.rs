@@ -2,6 +2,7 @@ mod support;
 
 mod daemon;
 mod docker;
+mod ergonomics;
 mod errors;
 mod golden;
 mod outputs;

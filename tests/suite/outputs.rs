@@ -212,3 +212,24 @@ fn oci_output_keeps_other_images_in_the_layout() {
         assert_eq!(v["Digest"], rep["outputs"][0]["digest"]);
     }
 }
+
+#[test]
+fn non_terminal_output_is_plain_timestamped_lines() {
+    let ws = Workspace::new();
+    ws.customization();
+    ws.config("[base]\nimage = \"builtin:wso2am-4.3.0\"\n");
+    ws.write("jars/big-1.0.jar", &real_jar("com.acme", "big", "1.0"));
+    let out = ws.run_ok(&["-v", "build", "--to", "oci:out"]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.lines().count() >= 4, "{err}");
+    for line in err.lines() {
+        assert!(!line.chars().any(|c| c.is_control()), "control character in {line:?}");
+        let (stamp, rest) = line.split_once(' ').unwrap();
+        assert!(stamp.len() == 24 && stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T', "timestamp: {line}");
+        assert!(rest.starts_with("wso2img: "), "{line}");
+    }
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.trim().starts_with("sha256:") && stdout.lines().count() == 1, "data only on stdout: {stdout}");
+    let quiet = ws.run_ok(&["-q", "build", "--to", "oci:out"]);
+    assert!(quiet.stderr.is_empty(), "-q prints nothing but errors");
+}

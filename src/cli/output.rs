@@ -1,0 +1,146 @@
+//! How progress looks: bars with bytes and rates on a terminal; plain,
+//! timestamped lines (no control characters) when stderr is not a terminal
+//! or `CI` is set; nothing but errors with `-q`. `-v` adds per-blob details,
+//! `NO_COLOR` turns colour off, `RUST_LOG` turns on tracing of requests.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use wso2img::build::human;
+use wso2img::progress::{self, Sink, TaskView};
+
+/// Installs the sink the flags and the environment ask for.
+pub fn install(quiet: bool, verbose: bool) {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .with_ansi(!no_color && std::io::stderr().is_terminal())
+            .try_init();
+    }
+    if quiet {
+        return;
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+    let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
+    let sink: Arc<dyn Sink> = if std::io::stderr().is_terminal() && !ci && !dumb {
+        Arc::new(Bars { multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), verbose, color: !no_color })
+    } else {
+        Arc::new(Lines { verbose })
+    };
+    progress::install(sink);
+}
+
+fn summary(bytes: u64, secs: f64) -> String {
+    let rate = if secs > 0.0 { bytes as f64 / secs } else { 0.0 };
+    format!("{} in {secs:.2} s ({}/s)", human(bytes), human(rate as u64))
+}
+
+/// Plain lines, each with a UTC timestamp.
+struct Lines {
+    verbose: bool,
+}
+
+fn stamp() -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let base = wso2img::image::mutate::rfc3339(now.as_secs() as i64);
+    format!("{}.{:03}Z", base.trim_end_matches('Z'), now.subsec_millis())
+}
+
+/// Drops control characters so a line stays one plain line.
+fn clean(msg: &str) -> String {
+    msg.chars().filter(|c| !c.is_control()).collect()
+}
+
+impl Lines {
+    fn line(&self, msg: &str) {
+        let _ = writeln!(std::io::stderr(), "{} wso2img: {}", stamp(), clean(msg));
+    }
+}
+
+impl Sink for Lines {
+    fn message(&self, msg: &str) {
+        self.line(msg);
+    }
+    fn detail(&self, msg: &str) {
+        if self.verbose {
+            self.line(msg);
+        }
+    }
+    fn start(&self, what: &str, _total: Option<u64>) -> Box<dyn TaskView> {
+        Box::new(LineTask { what: what.to_string(), verbose: self.verbose })
+    }
+}
+
+struct LineTask {
+    what: String,
+    verbose: bool,
+}
+
+impl TaskView for LineTask {
+    fn advance(&self, _n: u64) {}
+    fn finish(&self, bytes: u64, secs: f64) {
+        if self.verbose || bytes >= 1 << 20 {
+            Lines { verbose: self.verbose }.line(&format!("{}: {}", self.what, summary(bytes, secs)));
+        }
+    }
+}
+
+/// Progress bars on a terminal.
+struct Bars {
+    multi: MultiProgress,
+    verbose: bool,
+    color: bool,
+}
+
+impl Sink for Bars {
+    fn message(&self, msg: &str) {
+        let _ = self.multi.println(format!("wso2img: {}", clean(msg)));
+    }
+    fn detail(&self, msg: &str) {
+        if self.verbose {
+            self.message(msg);
+        }
+    }
+    fn start(&self, what: &str, total: Option<u64>) -> Box<dyn TaskView> {
+        let bar = match total {
+            Some(t) if t > 0 => ProgressBar::new(t),
+            _ => ProgressBar::no_length(),
+        };
+        let template = if self.color {
+            "{prefix:>22.bold} [{bar:30.cyan/blue}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12}"
+        } else {
+            "{prefix:>22} [{bar:30}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12}"
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix(what.to_string());
+        let bar = self.multi.add(bar);
+        Box::new(BarTask { bar, what: what.to_string(), multi: self.multi.clone(), verbose: self.verbose })
+    }
+}
+
+struct BarTask {
+    bar: ProgressBar,
+    what: String,
+    multi: MultiProgress,
+    verbose: bool,
+}
+
+impl TaskView for BarTask {
+    fn advance(&self, n: u64) {
+        self.bar.inc(n);
+    }
+    fn finish(&self, bytes: u64, secs: f64) {
+        self.bar.finish_and_clear();
+        self.multi.remove(&self.bar);
+        if self.verbose || bytes >= 1 << 20 {
+            let _ = self.multi.println(format!("wso2img: {}: {}", self.what, summary(bytes, secs)));
+        }
+    }
+}
