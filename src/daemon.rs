@@ -41,6 +41,7 @@ use crate::error::{io_reason, Error, Kind, Result};
 use crate::image::{media, Blob, BlobData, Descriptor, Image, MediaFamily, RemoteBlobs};
 use crate::reference::{Location, Reference};
 use crate::registry::auth::{self, Credential, Found};
+use crate::registry::client::urlencode as escape;
 use crate::registry::runtime;
 use crate::transport::{archive, base_image, Base};
 
@@ -745,15 +746,6 @@ fn clean(s: &str) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Percent-encodes a query value.
-fn escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 /// Percent-encodes an image name for a path, keeping `/` and `:`.
 fn escape_path(s: &str) -> String {

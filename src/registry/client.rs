@@ -505,7 +505,8 @@ pub(crate) fn one_line(e: &dyn std::error::Error) -> String {
     s.replace('\n', " ")
 }
 
-fn urlencode(s: &str) -> String {
+/// Percent-encodes a query value (RFC 3986 unreserved characters kept).
+pub(crate) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
