@@ -35,8 +35,10 @@ impl Rng {
 /// A valid jar: one stored entry of `body` and a pom.properties.
 fn jar(artifact: &str, body: &[u8]) -> Vec<u8> {
     let pom = format!("groupId=com.bench\nartifactId={artifact}\nversion=1.0\n");
-    let entries: [(String, &[u8]); 2] =
-        [(format!("META-INF/maven/com.bench/{artifact}/pom.properties"), pom.as_bytes()), ("lib/blob.bin".to_string(), body)];
+    let entries: [(String, &[u8]); 2] = [
+        (format!("META-INF/maven/com.bench/{artifact}/pom.properties"), pom.as_bytes()),
+        ("lib/blob.bin".to_string(), body),
+    ];
     let mut out = Vec::with_capacity(body.len() + 512);
     let mut cd = Vec::new();
     for (name, data) in &entries {
@@ -119,7 +121,11 @@ fn main() {
         } else {
             let mut s = String::new();
             for k in 0..(20 + rng.next() % 60) {
-                s += &format!("export const style{k} = {{ color: '#{:06x}', margin: {} }};\n", rng.next() % 0xffffff, k % 16);
+                s += &format!(
+                    "export const style{k} = {{ color: '#{:06x}', margin: {} }};\n",
+                    rng.next() % 0xffffff,
+                    k % 16
+                );
             }
             (format!("themes/devportal/js/module{:02}/part-{i:04}.js", i % 40), s.into_bytes())
         };

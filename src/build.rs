@@ -24,8 +24,8 @@ use crate::layer::{self, LayerSpec, Placement, SourceEntry};
 use crate::reference::{Location, Reference};
 use crate::registry::push::{self, TagState};
 use crate::registry::{self, Registries};
-use crate::transport::{self, archive, oci, Base};
 use crate::sbom;
+use crate::transport::{self, archive, oci, Base};
 use crate::wso2::checks::CheckedFile;
 use crate::wso2::{self, Facts};
 
@@ -247,12 +247,17 @@ fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepared> {
     let config = Config::load(&opts.config)?;
     let (location, rel_dir) = match &opts.base {
         Some(l) => (l.clone(), PathBuf::from(".")),
-        None => (config.base.image.parse::<Location>().map_err(|e| e.context(config.path.display())) ?, config.dir.clone()),
+        None => {
+            (config.base.image.parse::<Location>().map_err(|e| e.context(config.path.display()))?, config.dir.clone())
+        }
     };
     let mut outputs = opts.outputs.clone();
     if opts.push {
         let repo = config.target.repository.as_ref().ok_or_else(|| {
-            Error::usage(format!("--push: set [target] repository in {} or use --to docker://HOST/REPO", config.path.display()))
+            Error::usage(format!(
+                "--push: set [target] repository in {} or use --to docker://HOST/REPO",
+                config.path.display()
+            ))
         })?;
         outputs.push(Location::Registry(Reference::parse(repo)?));
     }
@@ -271,7 +276,8 @@ fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepared> {
         variant_walks.push(walk(config.variant_sources(v, opts.bake_keystores)?)?);
     }
     let has_keystores = |w: &[(LayerSource, Vec<SourceEntry>)]| {
-        w.iter().any(|(s, e)| s.kind == LayerKind::Keystores && e.iter().any(|e| !matches!(e.kind, layer::SourceKind::Dir)))
+        w.iter()
+            .any(|(s, e)| s.kind == LayerKind::Keystores && e.iter().any(|e| !matches!(e.kind, layer::SourceKind::Dir)))
     };
     let keystores_baked = has_keystores(&walked) || variant_walks.iter().any(|w| has_keystores(w));
     if keystores_baked && !opts.allow_public_keystores {
@@ -343,7 +349,10 @@ fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepared> {
                     vids.push(intern(spec));
                 }
             }
-            let product = products.iter_mut().find(|p| p.variant.as_ref().is_some_and(|pv| pv.name == v.name)).expect("variant product");
+            let product = products
+                .iter_mut()
+                .find(|p| p.variant.as_ref().is_some_and(|pv| pv.name == v.name))
+                .expect("variant product");
             product.platforms.push(PlatformPrep { image: i, facts: facts.clone(), layers: vids });
         }
         products[0].platforms.push(PlatformPrep { image: i, facts, layers: ids });
@@ -368,7 +377,19 @@ fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepared> {
     if let Some(l) = lock {
         l.save(log)?;
     }
-    Ok(Prepared { registries, daemon, outputs, config, base, specs, products, labels, created, checked, keystores_baked })
+    Ok(Prepared {
+        registries,
+        daemon,
+        outputs,
+        config,
+        base,
+        specs,
+        products,
+        labels,
+        created,
+        checked,
+        keystores_baked,
+    })
 }
 
 /// Where a file of a customer folder goes in the image (`None`: nowhere,
@@ -428,7 +449,10 @@ fn check_output(out: &Location) -> Result<()> {
             if index.exists() {
                 let bytes = std::fs::read(&index).map_err(|e| Error::io("reading", &index, e))?;
                 serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|_| {
-                    Error::usage(format!("{out}: {} is not valid JSON; move it away or pick another folder", index.display()))
+                    Error::usage(format!(
+                        "{out}: {} is not valid JSON; move it away or pick another folder",
+                        index.display()
+                    ))
                 })?;
             }
             Ok(())
@@ -436,7 +460,10 @@ fn check_output(out: &Location) -> Result<()> {
         Location::DockerArchive { path, .. } => {
             let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
             if !parent.is_dir() {
-                return Err(Error::usage(format!("{out}: folder {} does not exist; create it first", parent.display())));
+                return Err(Error::usage(format!(
+                    "{out}: folder {} does not exist; create it first",
+                    parent.display()
+                )));
             }
             if path.is_dir() {
                 return Err(Error::usage(format!("{out}: {} is a folder; name a file", path.display())));
@@ -448,7 +475,9 @@ fn check_output(out: &Location) -> Result<()> {
             None => Ok(()),
         },
         Location::Daemon(_) => Ok(()),
-        Location::Builtin(_) => Err(Error::usage(format!("{out}: builtin: is a source only; pick oci:DIR or docker-archive:FILE"))),
+        Location::Builtin(_) => {
+            Err(Error::usage(format!("{out}: builtin: is a source only; pick oci:DIR or docker-archive:FILE")))
+        }
     }
 }
 
@@ -608,7 +637,11 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
             let mut rep = report(&p, &composed, layers);
             for (oi, out) in outputs.iter().enumerate() {
                 for pi in 0..p.products.len() {
-                    let o = OutputReport { reference: out.to_string(), digest: up_to_date[&(oi, pi)], status: "up-to-date".into() };
+                    let o = OutputReport {
+                        reference: out.to_string(),
+                        digest: up_to_date[&(oi, pi)],
+                        status: "up-to-date".into(),
+                    };
                     output_slot(&mut rep, pi).push(o);
                 }
             }
@@ -636,10 +669,9 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     // Base layers stored uncompressed (`docker save`) are gzipped only for a
     // destination that stores wso2img's manifest; the Docker daemon takes
     // them as they are (and usually has them already).
-    let stores_manifest = outputs
-        .iter()
-        .enumerate()
-        .any(|(oi, o)| !through_daemon(o, opts.via) && (0..p.products.len()).any(|pi| !up_to_date.contains_key(&(oi, pi))));
+    let stores_manifest = outputs.iter().enumerate().any(|(oi, o)| {
+        !through_daemon(o, opts.via) && (0..p.products.len()).any(|pi| !up_to_date.contains_key(&(oi, pi)))
+    });
     let family = p.base.family;
     let mut layers = Vec::new();
     let mut blobs = Vec::new();
@@ -669,7 +701,10 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     if let Some(hashed) = &planned {
         for (h, l) in hashed.iter().zip(&layers) {
             if h.diff_id != l.diff_id {
-                return Err(Error::input(format!("layer {}: its files changed while the image was being built; run again", l.name)));
+                return Err(Error::input(format!(
+                    "layer {}: its files changed while the image was being built; run again",
+                    l.name
+                )));
             }
         }
     }
@@ -700,7 +735,10 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
                 let reader = l.blob.open().map_err(|e| Error::source(format!("{what}: {e}")))?;
                 let cl = layer::compress_reader(reader, staging.path(), &what)?;
                 if cl.tar.diff_id != l.diff_id {
-                    return Err(Error::source(format!("{what}: content has digest {}; the archive is corrupt", cl.tar.diff_id)));
+                    return Err(Error::source(format!(
+                        "{what}: content has digest {}; the archive is corrupt",
+                        cl.tar.diff_id
+                    )));
                 }
                 let b = Blob::staged(Descriptor::new(family.layer_gzip(), cl.digest, cl.size), cl.path);
                 compressed_base.insert(l.diff_id, b.clone());
@@ -737,7 +775,9 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
             for (pi, (set, c)) in sets.iter().zip(&composed).enumerate() {
                 let refs = match (reference, pi) {
                     (Some(r), 0) => vec![r.clone()],
-                    _ => archive_repo(&p)?.map(|repo| c.tags.iter().map(|t| repo.with_tag(t)).collect()).unwrap_or_default(),
+                    _ => archive_repo(&p)?
+                        .map(|repo| c.tags.iter().map(|t| repo.with_tag(t)).collect())
+                        .unwrap_or_default(),
                 };
                 entries.push((refs, pick_platform(set, &opts.platforms, "docker-archive")?));
             }
@@ -746,20 +786,30 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
             log(&format!("written {out} ({digest})"));
             for (pi, (_, img)) in entries.iter().enumerate() {
                 let d = if pi == 0 { digest } else { img.manifest.desc.digest };
-                output_slot(&mut rep, pi).push(OutputReport { reference: out.to_string(), digest: d, status: "written".into() });
+                output_slot(&mut rep, pi).push(OutputReport {
+                    reference: out.to_string(),
+                    digest: d,
+                    status: "written".into(),
+                });
             }
             continue;
         }
         for (pi, (set, c)) in sets.iter().zip(&composed).enumerate() {
             if let Some(d) = up_to_date.get(&(oi, pi)) {
-                output_slot(&mut rep, pi).push(OutputReport { reference: out.to_string(), digest: *d, status: "up-to-date".into() });
+                output_slot(&mut rep, pi).push(OutputReport {
+                    reference: out.to_string(),
+                    digest: *d,
+                    status: "up-to-date".into(),
+                });
                 continue;
             }
             let own_tag = if pi == 0 { out_tag(out) } else { None };
             let mut tags = c.tags.clone();
             tags.extend(own_tag.filter(|t| !c.tags.contains(t)));
             let (digest, status) = match out {
-                Location::Registry(r) if opts.via == Via::Docker => (push_via_daemon(&p, set, r, &tags, &opts.platforms, log)?, "pushed"),
+                Location::Registry(r) if opts.via == Via::Docker => {
+                    (push_via_daemon(&p, set, r, &tags, &opts.platforms, log)?, "pushed")
+                }
                 Location::Registry(r) => (push::push(&p.registries, set, r, &tags, log)?, "pushed"),
                 Location::Oci { dir, tag } => {
                     let t = match (tag, pi) {

@@ -240,10 +240,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
-        self.base
-            .image
-            .parse::<Location>()
-            .map_err(|e| self.err(format!("[base] image: {e}")))?;
+        self.base.image.parse::<Location>().map_err(|e| self.err(format!("[base] image: {e}")))?;
         self.owner()?;
         for k in self.image.labels.keys() {
             if k.is_empty() {
@@ -324,12 +321,10 @@ impl Config {
     /// The `owner` override, parsed.
     pub fn owner(&self) -> Result<Option<Owner>> {
         let Some(s) = &self.layers.owner else { return Ok(None) };
-        let parsed = s
-            .split_once(':')
-            .and_then(|(u, g)| Some(Owner { uid: u.parse().ok()?, gid: g.parse().ok()? }));
-        parsed
-            .map(Some)
-            .ok_or_else(|| self.err(format!("[layers] owner = \"{s}\": expected \"UID:GID\" with numbers, e.g. \"10001:10001\"")))
+        let parsed = s.split_once(':').and_then(|(u, g)| Some(Owner { uid: u.parse().ok()?, gid: g.parse().ok()? }));
+        parsed.map(Some).ok_or_else(|| {
+            self.err(format!("[layers] owner = \"{s}\": expected \"UID:GID\" with numbers, e.g. \"10001:10001\""))
+        })
     }
 
     /// The customer folders to build, in stacking order. Explicit folders must

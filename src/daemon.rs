@@ -197,8 +197,7 @@ impl Daemon {
     pub fn pull(&self, r: &Reference, log: &mut dyn FnMut(&str)) -> Result<()> {
         let found = auth::lookup(&r.registry)?;
         let header = registry_auth(found.as_ref().map(|f| &f.credential), &r.registry);
-        let path =
-            format!("/images/create?fromImage={}&tag={}", escape(&r.familiar_name()), escape(r.tag_or_latest()));
+        let path = format!("/images/create?fromImage={}&tag={}", escape(&r.familiar_name()), escape(r.tag_or_latest()));
         log(&format!("daemon: pulling {}", daemon_name(r)));
         let what = format!("docker-daemon:{}: pulling", daemon_name(r));
         runtime()
@@ -243,16 +242,16 @@ impl Daemon {
             ))
         })?;
         let id = id_of(&info, &name)?;
-        let diff_ids: Vec<Digest> = info
-            .root_fs
-            .and_then(|f| f.layers)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|l| l.parse().ok())
-            .collect();
+        let diff_ids: Vec<Digest> =
+            info.root_fs.and_then(|f| f.layers).unwrap_or_default().iter().filter_map(|l| l.parse().ok()).collect();
         let lazy = match cache::get(&id, diff_ids.len()) {
             Some((config, sizes)) if !self.containerd_store() => {
-                let saved = Arc::new(SavedLayers { daemon: self.clone(), id, location: location.clone(), saved: OnceLock::new() });
+                let saved = Arc::new(SavedLayers {
+                    daemon: self.clone(),
+                    id,
+                    location: location.clone(),
+                    saved: OnceLock::new(),
+                });
                 let layers = diff_ids
                     .iter()
                     .zip(sizes)
@@ -268,7 +267,9 @@ impl Daemon {
             _ => None,
         };
         let mut base = match lazy {
-            Some(image) => Base::new(location, name, String::new(), None, MediaFamily::Docker, false, vec![image], None),
+            Some(image) => {
+                Base::new(location, name, String::new(), None, MediaFamily::Docker, false, vec![image], None)
+            }
             None => {
                 let (mut base, dir) = self.save_base(location, &id)?;
                 if !self.containerd_store() {
@@ -309,7 +310,13 @@ impl Daemon {
     /// named by `hints` and the images of the tags' repositories, else in any
     /// of its images). The
     /// archive is streamed: it is never held in memory nor written to disk.
-    pub fn load(&self, image: &Image, tags: &[Reference], hints: &[String], log: &mut dyn FnMut(&str)) -> Result<Loaded> {
+    pub fn load(
+        &self,
+        image: &Image,
+        tags: &[Reference],
+        hints: &[String],
+        log: &mut dyn FnMut(&str),
+    ) -> Result<Loaded> {
         let shown = format!("docker-daemon:{}", tags.first().map(daemon_name).unwrap_or_default());
         let config_id = image.config.desc.digest;
         if self.inspect(&config_id.to_string())?.is_some() {
@@ -366,7 +373,8 @@ impl Daemon {
             });
             (writer.join(), answer)
         });
-        let written = written.unwrap_or_else(|_| Err(Error::new(Kind::Io, format!("{shown}: the archive writer failed"))));
+        let written =
+            written.unwrap_or_else(|_| Err(Error::new(Kind::Io, format!("{shown}: the archive writer failed"))));
         match (written, answer) {
             (Ok(()), Ok(())) => {}
             (Err(e), _) if !e.message().contains(STOPPED_READING) => return Err(e),
@@ -375,7 +383,10 @@ impl Daemon {
         }
         let first = tags.first().map(daemon_name).unwrap_or_else(|| config_id.to_string());
         let info = self.inspect(&first)?.ok_or_else(|| {
-            Error::new(Kind::Io, format!("{shown}: the daemon accepted the archive but has no image {first} afterwards"))
+            Error::new(
+                Kind::Io,
+                format!("{shown}: the daemon accepted the archive but has no image {first} afterwards"),
+            )
         })?;
         let id = id_of(&info, &first)?;
         self.tag_all(&id.to_string(), tags)?;
@@ -448,16 +459,22 @@ impl Daemon {
             filters: repo.map(|r| HashMap::from([("reference".to_string(), vec![r.to_string()])])),
             ..Default::default()
         };
-        let mut images = runtime().block_on(self.docker.list_images(Some(options))).map_err(|e| {
-            self.bollard_failure(e, &format!("docker-daemon:{}: listing images", repo.unwrap_or("*")))
-        })?;
+        let mut images = runtime()
+            .block_on(self.docker.list_images(Some(options)))
+            .map_err(|e| self.bollard_failure(e, &format!("docker-daemon:{}: listing images", repo.unwrap_or("*"))))?;
         images.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
         Ok(images.into_iter().take(max).map(|i| i.id).collect())
     }
 
     /// Raises `best` to the longest prefix of `want` among the layers of the
     /// images `names` (skipping those in `seen`).
-    fn longest_prefix(&self, names: &[String], want: &[String], seen: &mut HashSet<String>, best: &mut usize) -> Result<()> {
+    fn longest_prefix(
+        &self,
+        names: &[String],
+        want: &[String],
+        seen: &mut HashSet<String>,
+        best: &mut usize,
+    ) -> Result<()> {
         for name in names {
             if *best == want.len() {
                 break;
@@ -480,7 +497,8 @@ impl Daemon {
             let info = runtime().block_on(self.get_json("/info"));
             match info {
                 Ok(v) => v["DriverStatus"].as_array().is_some_and(|rows| {
-                    rows.iter().any(|r| r[0] == "driver-type" && r[1].as_str().is_some_and(|s| s.contains("containerd")))
+                    rows.iter()
+                        .any(|r| r[0] == "driver-type" && r[1].as_str().is_some_and(|s| s.contains("containerd")))
                 }),
                 Err(_) => true,
             }
@@ -495,17 +513,27 @@ impl Daemon {
             BollardError::DockerResponseServerError { status_code: 404, message } => {
                 Error::source(format!("{what}: not found in the Docker daemon ({})", clean(&message)))
             }
-            other => Error::new(Kind::Io, format!("{what}: the Docker daemon at {} reports: {}", self.host, reason(&other))),
+            other => {
+                Error::new(Kind::Io, format!("{what}: the Docker daemon at {} reports: {}", self.host, reason(&other)))
+            }
         }
     }
 
     fn failure(&self, f: Failure, what: &str, registry: &str, found: Option<&Found>) -> Error {
         match f {
             Failure::Connect(e) => unreachable_error(&self.host, self.from_env, &io_reason(&e)),
-            Failure::Io(m) => Error::new(Kind::Io, format!("{what}: connection to the Docker daemon at {} broke: {m}", self.host)),
+            Failure::Io(m) => {
+                Error::new(Kind::Io, format!("{what}: connection to the Docker daemon at {} broke: {m}", self.host))
+            }
             Failure::Daemon(m) => {
                 let lower = m.to_lowercase();
-                let auth = ["unauthorized", "authentication required", "no basic auth credentials", "denied", "incorrect username or password"];
+                let auth = [
+                    "unauthorized",
+                    "authentication required",
+                    "no basic auth credentials",
+                    "denied",
+                    "incorrect username or password",
+                ];
                 let missing = ["not found", "manifest unknown", "does not exist", "no such image"];
                 if auth.iter().any(|k| lower.contains(k)) {
                     let hint = match found {
@@ -541,7 +569,12 @@ impl Daemon {
     /// `POST path` with an `X-Registry-Auth` header; every message of the
     /// answer's JSON stream goes to `on`. An `errorDetail` message ends it
     /// with that error.
-    async fn post_stream(&self, path: &str, auth: &str, on: &mut dyn FnMut(Message)) -> std::result::Result<(), Failure> {
+    async fn post_stream(
+        &self,
+        path: &str,
+        auth: &str,
+        on: &mut dyn FnMut(Message),
+    ) -> std::result::Result<(), Failure> {
         let (code, mut body) = self.request("POST", path, Some(auth)).await?;
         let mut pending: Vec<u8> = Vec::new();
         let mut all = Vec::new();
@@ -745,7 +778,6 @@ fn clean(s: &str) -> String {
     }
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
-
 
 /// Percent-encodes an image name for a path, keeping `/` and `:`.
 fn escape_path(s: &str) -> String {
@@ -980,10 +1012,13 @@ mod tests {
     #[test]
     fn push_digest_from_aux_or_status() {
         let hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-        let aux: Message =
-            serde_json::from_str(&format!(r#"{{"progressDetail":{{}},"aux":{{"Tag":"t","Digest":"sha256:{hex}","Size":1}}}}"#)).unwrap();
+        let aux: Message = serde_json::from_str(&format!(
+            r#"{{"progressDetail":{{}},"aux":{{"Tag":"t","Digest":"sha256:{hex}","Size":1}}}}"#
+        ))
+        .unwrap();
         assert_eq!(pushed_digest(&aux).map(|d| d.hex()), Some(hex.to_string()));
-        let status: Message = serde_json::from_str(&format!(r#"{{"status":"t: digest: sha256:{hex} size: 528"}}"#)).unwrap();
+        let status: Message =
+            serde_json::from_str(&format!(r#"{{"status":"t: digest: sha256:{hex} size: 528"}}"#)).unwrap();
         assert_eq!(pushed_digest(&status).map(|d| d.hex()), Some(hex.to_string()));
         assert!(pushed_digest(&Message::default()).is_none());
     }
@@ -991,7 +1026,10 @@ mod tests {
     #[test]
     fn errors_in_streams_end_them() {
         let mut n = 0;
-        let err = handle_line(br#"{"errorDetail":{"message":"unauthorized: authentication required"},"error":"x"}"#, &mut |_| n += 1);
+        let err = handle_line(
+            br#"{"errorDetail":{"message":"unauthorized: authentication required"},"error":"x"}"#,
+            &mut |_| n += 1,
+        );
         assert!(matches!(err, Err(Failure::Daemon(m)) if m == "unauthorized: authentication required"));
         assert!(handle_line(br#"{"status":"ok"}"#, &mut |_| n += 1).is_ok());
         assert_eq!(n, 1);

@@ -78,7 +78,10 @@ pub fn init(config: &Path, base: &str, registry: &registry::Options, log: &mut d
     for f in folders {
         let p = dir.join(f);
         if p.symlink_metadata().is_ok() && !p.is_dir() {
-            return Err(Error::usage(format!("{}: exists and is not a folder; move it away or pick another -c", p.display())));
+            return Err(Error::usage(format!(
+                "{}: exists and is not a folder; move it away or pick another -c",
+                p.display()
+            )));
         }
     }
 
@@ -307,6 +310,9 @@ mod tests {
         let cwd = std::env::current_dir().unwrap();
         let got = base_for_config("oci:base:4.3.0", &loc, &cwd.join("proj")).unwrap();
         assert_eq!(got, "oci:../base:4.3.0");
-        assert_eq!(base_for_config("wso2/wso2am:4.3.0", &"wso2/wso2am:4.3.0".parse().unwrap(), Path::new("x")).unwrap(), "wso2/wso2am:4.3.0");
+        assert_eq!(
+            base_for_config("wso2/wso2am:4.3.0", &"wso2/wso2am:4.3.0".parse().unwrap(), Path::new("x")).unwrap(),
+            "wso2/wso2am:4.3.0"
+        );
     }
 }

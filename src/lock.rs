@@ -92,7 +92,12 @@ impl LockedBase {
             many => {
                 let entries: Vec<(Platform, Digest)> = many
                     .iter()
-                    .map(|p| (Platform::parse(&p.platform).unwrap_or_else(|_| Platform::new("unknown", "unknown", None)), p.config_digest))
+                    .map(|p| {
+                        (
+                            Platform::parse(&p.platform).unwrap_or_else(|_| Platform::new("unknown", "unknown", None)),
+                            p.config_digest,
+                        )
+                    })
                     .collect();
                 mutate::multi_platform_content_digest(&entries)
             }
@@ -308,7 +313,9 @@ pub fn check(config: &Config, base_override: Option<&Location>, base: &Base, loc
 fn open(config: &Config, base_override: Option<&Location>, registry: &crate::registry::Options) -> Result<Base> {
     let (location, dir) = match base_override {
         Some(l) => (l.clone(), PathBuf::from(".")),
-        None => (config.base.image.parse::<Location>().map_err(|e| e.context(config.path.display()))?, config.dir.clone()),
+        None => {
+            (config.base.image.parse::<Location>().map_err(|e| e.context(config.path.display()))?, config.dir.clone())
+        }
     };
     let registries: Arc<Registries> = Registries::new(registry.clone());
     transport::open_base(&location, &dir, &registries)
@@ -316,7 +323,11 @@ fn open(config: &Config, base_override: Option<&Location>, registry: &crate::reg
 
 /// `wso2img update`: resolves the base again and records it in the lock.
 /// The comparison says what the lock held before.
-pub fn update(config_path: &Path, base_override: Option<&Location>, registry: &crate::registry::Options) -> Result<Comparison> {
+pub fn update(
+    config_path: &Path,
+    base_override: Option<&Location>,
+    registry: &crate::registry::Options,
+) -> Result<Comparison> {
     let config = Config::load(config_path)?;
     let base = open(&config, base_override, registry)?;
     let mut lock = Lockfile::load(&path_for(&config.path))?;
@@ -331,7 +342,11 @@ pub fn update(config_path: &Path, base_override: Option<&Location>, registry: &c
 
 /// `wso2img outdated`: resolves the base again and compares it with the
 /// lock, writing nothing.
-pub fn outdated(config_path: &Path, base_override: Option<&Location>, registry: &crate::registry::Options) -> Result<Comparison> {
+pub fn outdated(
+    config_path: &Path,
+    base_override: Option<&Location>,
+    registry: &crate::registry::Options,
+) -> Result<Comparison> {
     let config = Config::load(config_path)?;
     let base = open(&config, base_override, registry)?;
     let lock = Lockfile::load(&path_for(&config.path))?;
@@ -350,7 +365,11 @@ mod tests {
         LockedBase {
             location: loc.into(),
             digest: top,
-            platforms: vec![LockedPlatform { platform: "linux/amd64".into(), manifest_digest: Some(d(2)), config_digest: d(3) }],
+            platforms: vec![LockedPlatform {
+                platform: "linux/amd64".into(),
+                manifest_digest: Some(d(2)),
+                config_digest: d(3),
+            }],
         }
     }
 

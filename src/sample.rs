@@ -122,9 +122,12 @@ impl SampleBase {
         built.push(product_layer);
         let layers: Vec<Blob> = built.iter().map(|(gz, _)| Blob::bytes(layer_type, gz.clone())).collect();
         let diff_ids: Vec<String> = built.iter().map(|(_, d)| d.to_string()).collect();
-        let mut history = vec![json!({"created": "2024-05-01T00:00:00Z", "created_by": "sample OS: busybox, passwd, group"})];
+        let mut history =
+            vec![json!({"created": "2024-05-01T00:00:00Z", "created_by": "sample OS: busybox, passwd, group"})];
         for (i, size) in self.filler.iter().enumerate() {
-            history.push(json!({"created": "2024-05-01T00:00:00Z", "created_by": format!("sample filler {i}: {size} bytes")}));
+            history.push(
+                json!({"created": "2024-05-01T00:00:00Z", "created_by": format!("sample filler {i}: {size} bytes")}),
+            );
         }
         history.push(json!({"created": "2024-05-01T00:00:00Z", "created_by": format!("sample WSO2 API Manager {} tree", self.version)}));
         let mut images = Vec::new();
@@ -159,7 +162,8 @@ impl SampleBase {
             }
             let config = Blob::bytes(family.config(), canonical(&cfg));
             let descs: Vec<Descriptor> = layers.iter().map(|l| l.desc.clone()).collect();
-            let manifest = Blob::bytes(family.manifest(), mutate::manifest(family, &config.desc, &descs, &BTreeMap::new()));
+            let manifest =
+                Blob::bytes(family.manifest(), mutate::manifest(family, &config.desc, &descs, &BTreeMap::new()));
             images.push(Image { platform: p.clone(), manifest, config, layers: layers.clone() });
         }
         let index = if images.len() > 1 {
@@ -279,9 +283,12 @@ impl SampleBase {
 }
 
 fn attestation(subject: &Digest) -> (Descriptor, Vec<Blob>) {
-    let statement = canonical(&json!({"_type": "https://in-toto.io/Statement/v0.1", "subject": [{"digest": {"sha256": subject.hex()}}]}));
+    let statement = canonical(
+        &json!({"_type": "https://in-toto.io/Statement/v0.1", "subject": [{"digest": {"sha256": subject.hex()}}]}),
+    );
     let layer = Blob::bytes("application/vnd.in-toto+json", statement);
-    let config = Blob::bytes(crate::image::media::OCI_CONFIG, canonical(&json!({"architecture": "unknown", "os": "unknown"})));
+    let config =
+        Blob::bytes(crate::image::media::OCI_CONFIG, canonical(&json!({"architecture": "unknown", "os": "unknown"})));
     let manifest = Blob::bytes(
         crate::image::media::OCI_MANIFEST,
         mutate::manifest(MediaFamily::Oci, &config.desc, std::slice::from_ref(&layer.desc), &BTreeMap::new()),

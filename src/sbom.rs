@@ -40,9 +40,11 @@ pub struct Placed<'a> {
 }
 
 fn sha256_of(f: &CheckedFile) -> Result<Digest> {
-    let file = File::open(&f.path).map_err(|e| Error::input(format!("{}: cannot read ({})", f.label, io_reason(&e))))?;
+    let file =
+        File::open(&f.path).map_err(|e| Error::input(format!("{}: cannot read ({})", f.label, io_reason(&e))))?;
     let mut r = HashReader::new(file);
-    io::copy(&mut r, &mut io::sink()).map_err(|e| Error::input(format!("{}: cannot read ({})", f.label, io_reason(&e))))?;
+    io::copy(&mut r, &mut io::sink())
+        .map_err(|e| Error::input(format!("{}: cannot read ({})", f.label, io_reason(&e))))?;
     Ok(r.finish().0)
 }
 
@@ -107,7 +109,8 @@ pub fn cyclonedx(subject: &Subject<'_>, files: &[Placed<'_>]) -> Result<Vec<u8>>
     }
     let refs: Vec<Value> = components.iter().map(|c| c["bom-ref"].clone()).collect();
     let hex = subject.content_digest.hex();
-    let serial = format!("urn:uuid:{}-{}-5{}-8{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32]);
+    let serial =
+        format!("urn:uuid:{}-{}-5{}-8{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32]);
     let doc = json!({
         "bomFormat": "CycloneDX",
         "specVersion": "1.5",

@@ -81,12 +81,13 @@ pub struct PlanArgs {
 }
 
 fn options(g: &Global, c: &Common, outputs: &[String]) -> Result<Options> {
-    let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(s) if !s.is_empty() => Some(s.trim().parse::<i64>().map_err(|_| {
-            Error::usage(format!("SOURCE_DATE_EPOCH={s}: expected a number of seconds since 1970"))
-        })?),
-        _ => None,
-    };
+    let source_date_epoch =
+        match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(s) if !s.is_empty() => Some(s.trim().parse::<i64>().map_err(|_| {
+                Error::usage(format!("SOURCE_DATE_EPOCH={s}: expected a number of seconds since 1970"))
+            })?),
+            _ => None,
+        };
     Ok(Options {
         config: g.config.clone(),
         base: c.base.as_deref().map(str::parse).transpose()?,

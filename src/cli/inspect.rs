@@ -38,7 +38,12 @@ fn text(i: &Inspection) -> String {
             s += &format!("  product home {} (version {})\n", d.product_home, d.version.as_deref().unwrap_or("?"));
         }
         for l in &p.layers {
-            s += &format!("  layer {} {:>10}  {}\n", l.digest, build::human(l.size), l.created_by.as_deref().unwrap_or(""));
+            s += &format!(
+                "  layer {} {:>10}  {}\n",
+                l.digest,
+                build::human(l.size),
+                l.created_by.as_deref().unwrap_or("")
+            );
         }
         if let Some(labels) = p.labels.as_object() {
             for (k, v) in labels {

@@ -27,7 +27,11 @@ impl Files {
             let Some(p) = p else { continue };
             let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
             if !parent.is_dir() {
-                return Err(Error::usage(format!("{flag} {}: folder {} does not exist; create it first", p.display(), parent.display())));
+                return Err(Error::usage(format!(
+                    "{flag} {}: folder {} does not exist; create it first",
+                    p.display(),
+                    parent.display()
+                )));
             }
             if p.is_dir() {
                 return Err(Error::usage(format!("{flag} {}: is a folder; name a file", p.display())));
@@ -40,7 +44,8 @@ impl Files {
     pub fn write(&self, rep: &Report) -> Result<()> {
         let main = rep.outputs.first().map(|o| o.digest);
         if let Some(p) = &self.digest {
-            let d = main.ok_or_else(|| Error::usage(format!("--digest-file {}: the build wrote no output", p.display())))?;
+            let d =
+                main.ok_or_else(|| Error::usage(format!("--digest-file {}: the build wrote no output", p.display())))?;
             write_atomic(p, d.to_string().as_bytes())?;
         }
         if let Some(p) = &self.metadata {

@@ -72,31 +72,47 @@ impl Global {
 #[derive(Subcommand)]
 enum Command {
     /// Build the image and write or push it to every destination.
-    #[command(after_help = "Examples:\n  wso2img build\n  wso2img build --push --json\n  wso2img build --to oci:out/apim --to docker-archive:apim.tar\n  wso2img build --base docker-archive:base.tar\n  wso2img build --base docker-daemon:wso2/wso2am:4.3.0 --to docker-daemon:acme/apim\n  wso2img build --push --via docker\n  wso2img build --push --locked --digest-file digest.txt --metadata-file metadata.json")]
+    #[command(
+        after_help = "Examples:\n  wso2img build\n  wso2img build --push --json\n  wso2img build --to oci:out/apim --to docker-archive:apim.tar\n  wso2img build --base docker-archive:base.tar\n  wso2img build --base docker-daemon:wso2/wso2am:4.3.0 --to docker-daemon:acme/apim\n  wso2img build --push --via docker\n  wso2img build --push --locked --digest-file digest.txt --metadata-file metadata.json"
+    )]
     Build(build::BuildArgs),
     /// Show the content digest, tag and layers a build would produce, without compressing or writing.
     #[command(after_help = "Examples:\n  wso2img plan --json\n  wso2img plan --locked")]
     Plan(build::PlanArgs),
     /// Show what an image holds: digest, platforms, layers, labels.
-    #[command(after_help = "Examples:\n  wso2img inspect oci:out:4.3.0-0123456789ab\n  wso2img inspect registry.example.com/acme/wso2am:4.3.0-0123456789ab --json")]
+    #[command(
+        after_help = "Examples:\n  wso2img inspect oci:out:4.3.0-0123456789ab\n  wso2img inspect registry.example.com/acme/wso2am:4.3.0-0123456789ab --json"
+    )]
     Inspect(inspect::InspectArgs),
     /// Add tags to an image in a registry, without moving any layer.
-    #[command(after_help = "Example:\n  wso2img tag registry.example.com/acme/wso2am:4.3.0-0123456789ab release-2026.11 latest")]
+    #[command(
+        after_help = "Example:\n  wso2img tag registry.example.com/acme/wso2am:4.3.0-0123456789ab release-2026.11 latest"
+    )]
     Tag(registry::TagArgs),
     /// Copy an image to another repository or registry, keeping its digest.
-    #[command(after_help = "Example:\n  wso2img copy registry.example.com/acme/wso2am:4.3.0-0123456789ab prod.example.com/acme/wso2am:4.3.0-0123456789ab")]
+    #[command(
+        after_help = "Example:\n  wso2img copy registry.example.com/acme/wso2am:4.3.0-0123456789ab prod.example.com/acme/wso2am:4.3.0-0123456789ab"
+    )]
     Copy(registry::CopyArgs),
     /// Create wso2img.toml, its lock and the customer folders for a base (never overwrites).
-    #[command(after_help = "Examples:\n  wso2img init --base wso2/wso2am:4.3.0\n  wso2img init --base docker-archive:base.tar -c apim/wso2img.toml\n  wso2img init --base builtin:wso2am-4.1.0")]
+    #[command(
+        after_help = "Examples:\n  wso2img init --base wso2/wso2am:4.3.0\n  wso2img init --base docker-archive:base.tar -c apim/wso2img.toml\n  wso2img init --base builtin:wso2am-4.1.0"
+    )]
     Init(init::InitArgs),
     /// Resolve the base again and record its digests in wso2img.lock.
-    #[command(after_help = "Examples:\n  wso2img update\n  wso2img update --json\n  wso2img update --base docker-archive:base.tar")]
+    #[command(
+        after_help = "Examples:\n  wso2img update\n  wso2img update --json\n  wso2img update --base docker-archive:base.tar"
+    )]
     Update(lock::LockArgs),
     /// Say whether the base tag now points elsewhere than wso2img.lock (exit 1 when it does).
-    #[command(after_help = "Exit status: 0 when the lock is current, 1 when the base moved or is not locked,\n2 on a usage or configuration error.\n\nExamples:\n  wso2img outdated || wso2img update\n  wso2img outdated --json")]
+    #[command(
+        after_help = "Exit status: 0 when the lock is current, 1 when the base moved or is not locked,\n2 on a usage or configuration error.\n\nExamples:\n  wso2img outdated || wso2img update\n  wso2img outdated --json"
+    )]
     Outdated(lock::LockArgs),
     /// Print a shell completion script.
-    #[command(after_help = "Examples:\n  wso2img completions bash > /etc/bash_completion.d/wso2img\n  wso2img completions zsh > \"${fpath[1]}/_wso2img\"\n  wso2img completions fish > ~/.config/fish/completions/wso2img.fish")]
+    #[command(
+        after_help = "Examples:\n  wso2img completions bash > /etc/bash_completion.d/wso2img\n  wso2img completions zsh > \"${fpath[1]}/_wso2img\"\n  wso2img completions fish > ~/.config/fish/completions/wso2img.fish"
+    )]
     Completions(completions::CompletionsArgs),
 }
 

@@ -28,7 +28,11 @@ pub fn install(quiet: bool, verbose: bool) {
     let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
     let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
     let sink: Arc<dyn Sink> = if std::io::stderr().is_terminal() && !ci && !dumb {
-        Arc::new(Bars { multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), verbose, color: !no_color })
+        Arc::new(Bars {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            verbose,
+            color: !no_color,
+        })
     } else {
         Arc::new(Lines { verbose })
     };

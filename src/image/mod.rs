@@ -121,7 +121,9 @@ impl Platform {
     /// Parses `os/arch[/variant]`.
     pub fn parse(s: &str) -> Result<Self> {
         let parts: Vec<&str> = s.split('/').collect();
-        let ok = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
+        let ok = |p: &str| {
+            !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+        };
         match parts.as_slice() {
             [os, arch] if ok(os) && ok(arch) => Ok(Platform::new(os, arch, None)),
             [os, arch, v] if ok(os) && ok(arch) && ok(v) => Ok(Platform::new(os, arch, Some(v))),
@@ -130,12 +132,7 @@ impl Platform {
     }
     /// A platform from its parts.
     pub fn new(os: &str, arch: &str, variant: Option<&str>) -> Self {
-        Platform {
-            os: os.into(),
-            architecture: arch.into(),
-            variant: variant.map(Into::into),
-            os_version: None,
-        }
+        Platform { os: os.into(), architecture: arch.into(), variant: variant.map(Into::into), os_version: None }
     }
     /// The platform described by an image config (`os`, `architecture`, `variant`).
     pub fn from_config(config: &serde_json::Value) -> Self {
@@ -201,13 +198,7 @@ pub struct Descriptor {
 impl Descriptor {
     /// A descriptor with no platform and no annotations.
     pub fn new(media_type: &str, digest: Digest, size: u64) -> Self {
-        Descriptor {
-            media_type: media_type.into(),
-            digest,
-            size,
-            platform: None,
-            annotations: BTreeMap::new(),
-        }
+        Descriptor { media_type: media_type.into(), digest, size, platform: None, annotations: BTreeMap::new() }
     }
     /// The descriptor of `bytes`.
     pub fn of(media_type: &str, bytes: &[u8]) -> Self {
@@ -305,10 +296,7 @@ impl fmt::Debug for Blob {
 impl Blob {
     /// A blob held in memory.
     pub fn bytes(media_type: &str, bytes: Vec<u8>) -> Self {
-        Blob {
-            desc: Descriptor::of(media_type, &bytes),
-            data: BlobData::Bytes(Arc::new(bytes)),
-        }
+        Blob { desc: Descriptor::of(media_type, &bytes), data: BlobData::Bytes(Arc::new(bytes)) }
     }
     /// A blob that is a whole file or a range of one.
     pub fn file(desc: Descriptor, path: PathBuf, offset: u64) -> Self {

@@ -43,9 +43,7 @@ pub struct ConfigChanges {
 pub fn apply_config(base_config: &[u8], changes: &ConfigChanges) -> Result<Vec<u8>> {
     let mut root: Value = serde_json::from_slice(base_config)
         .map_err(|e| Error::source(format!("base image config is not valid JSON: {e}")))?;
-    let obj = root
-        .as_object_mut()
-        .ok_or_else(|| Error::source("base image config is not a JSON object"))?;
+    let obj = root.as_object_mut().ok_or_else(|| Error::source("base image config is not a JSON object"))?;
 
     let created = match &changes.created {
         Some(c) => {
@@ -89,17 +87,14 @@ pub fn apply_config(base_config: &[u8], changes: &ConfigChanges) -> Result<Vec<u
     let rootfs = object_entry(obj, "rootfs")?;
     rootfs.insert("type".into(), Value::String("layers".into()));
     let diff_ids = rootfs.entry("diff_ids").or_insert_with(|| Value::Array(Vec::new()));
-    let diff_ids = diff_ids
-        .as_array_mut()
-        .ok_or_else(|| Error::source("base image config: rootfs.diff_ids is not an array"))?;
+    let diff_ids =
+        diff_ids.as_array_mut().ok_or_else(|| Error::source("base image config: rootfs.diff_ids is not an array"))?;
     for l in &changes.layers {
         diff_ids.push(Value::String(l.diff_id.to_string()));
     }
 
     let history = obj.entry("history").or_insert_with(|| Value::Array(Vec::new()));
-    let history = history
-        .as_array_mut()
-        .ok_or_else(|| Error::source("base image config: history is not an array"))?;
+    let history = history.as_array_mut().ok_or_else(|| Error::source("base image config: history is not an array"))?;
     for l in &changes.layers {
         let mut h = Map::new();
         if let Some(c) = &created {
@@ -117,8 +112,7 @@ fn object_entry<'a>(obj: &'a mut Map<String, Value>, key: &str) -> Result<&'a mu
     if v.is_null() {
         *v = Value::Object(Map::new());
     }
-    v.as_object_mut()
-        .ok_or_else(|| Error::source(format!("base image config: {key} is not an object")))
+    v.as_object_mut().ok_or_else(|| Error::source(format!("base image config: {key} is not an object")))
 }
 
 /// Canonical bytes of an image manifest.
@@ -227,9 +221,6 @@ mod tests {
     fn multi_digest_ignores_order() {
         let a = (Platform::new("linux", "amd64", None), Digest::of(b"a"));
         let b = (Platform::new("linux", "arm64", None), Digest::of(b"b"));
-        assert_eq!(
-            multi_platform_content_digest(&[a.clone(), b.clone()]),
-            multi_platform_content_digest(&[b, a])
-        );
+        assert_eq!(multi_platform_content_digest(&[a.clone(), b.clone()]), multi_platform_content_digest(&[b, a]));
     }
 }

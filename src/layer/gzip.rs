@@ -14,7 +14,9 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
-use miniz_oxide::deflate::core::{compress, create_comp_flags_from_zip_params, CompressorOxide, TDEFLFlush, TDEFLStatus};
+use miniz_oxide::deflate::core::{
+    compress, create_comp_flags_from_zip_params, CompressorOxide, TDEFLFlush, TDEFLStatus,
+};
 
 /// Uncompressed bytes per independently deflated chunk. Part of the output
 /// format: changing it changes every compressed digest.
@@ -245,7 +247,11 @@ mod tests {
         (0..n)
             .map(|i| {
                 x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                if i % 3 == 0 { (x >> 24) as u8 } else { b"wso2 api manager "[i % 17] }
+                if i % 3 == 0 {
+                    (x >> 24) as u8
+                } else {
+                    b"wso2 api manager "[i % 17]
+                }
             })
             .collect()
     }

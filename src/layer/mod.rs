@@ -146,8 +146,10 @@ impl LayerSpec {
                 let root = placement.owned_root.trim_end_matches('/');
                 let owned = abs == root || abs.starts_with(&format!("{root}/"));
                 let owner = if owned { placement.owner } else { Owner { uid: 0, gid: 0 } };
-                self.entries
-                    .insert(path.to_string(), LayerEntry { path: path.to_string(), kind: EntryKind::Dir, mode: 0o755, owner });
+                self.entries.insert(
+                    path.to_string(),
+                    LayerEntry { path: path.to_string(), kind: EntryKind::Dir, mode: 0o755, owner },
+                );
                 Ok(())
             }
         }
@@ -182,7 +184,9 @@ impl LayerSpec {
     /// Writes the uncompressed tar to `out`.
     pub fn write_tar(&self, out: &mut impl Write) -> Result<()> {
         let mut buf = vec![0u8; 256 * 1024];
-        let werr = |e: io::Error| Error::new(crate::error::Kind::Io, format!("writing layer {}: {}", self.name, io_reason(&e)));
+        let werr = |e: io::Error| {
+            Error::new(crate::error::Kind::Io, format!("writing layer {}: {}", self.name, io_reason(&e)))
+        };
         for e in self.entries.values() {
             let dir_path;
             let (path, kind, size, link) = match &e.kind {
@@ -193,7 +197,16 @@ impl LayerSpec {
                 EntryKind::File { size, .. } => (e.path.as_str(), tar::EntryType::File, *size, ""),
                 EntryKind::Symlink { target } => (e.path.as_str(), tar::EntryType::Symlink, 0, target.as_str()),
             };
-            let h = tar::Header { path, kind, mode: e.mode, uid: e.owner.uid, gid: e.owner.gid, size, mtime: self.mtime, link };
+            let h = tar::Header {
+                path,
+                kind,
+                mode: e.mode,
+                uid: e.owner.uid,
+                gid: e.owner.gid,
+                size,
+                mtime: self.mtime,
+                link,
+            };
             tar::write_header(out, &h).map_err(werr)?;
             if let EntryKind::File { source, size } = &e.kind {
                 copy_exact(source, *size, out, &mut buf)?;
@@ -290,7 +303,10 @@ pub fn compress_reader(mut src: impl Read, dir: &Path, what: &str) -> Result<Com
     })
 }
 
-fn compress_with(dir: &Path, fill: impl FnOnce(&mut HashWriter<gzip::ParallelGzip<HashWriter<BufWriter<File>>>>) -> Result<()>) -> Result<CompressedLayer> {
+fn compress_with(
+    dir: &Path,
+    fill: impl FnOnce(&mut HashWriter<gzip::ParallelGzip<HashWriter<BufWriter<File>>>>) -> Result<()>,
+) -> Result<CompressedLayer> {
     let tmp = tempfile::Builder::new()
         .prefix(".layer-")
         .tempfile_in(dir)

@@ -43,7 +43,10 @@ pub struct SourceEntry {
 /// not included.
 pub fn walk(root: &Path, label: &str) -> Result<Vec<SourceEntry>> {
     let meta = fs::metadata(root).map_err(|e| {
-        Error::config(format!("{label}: folder not found or unreadable ({}); create it or fix the path in wso2img.toml", io_reason(&e)))
+        Error::config(format!(
+            "{label}: folder not found or unreadable ({}); create it or fix the path in wso2img.toml",
+            io_reason(&e)
+        ))
     })?;
     if !meta.is_dir() {
         return Err(Error::config(format!("{label}: is not a folder; point the setting in wso2img.toml at a folder")));
@@ -57,7 +60,11 @@ pub fn walk(root: &Path, label: &str) -> Result<Vec<SourceEntry>> {
 fn walk_dir(dir: &Path, rel: &str, label: &str, out: &mut Vec<SourceEntry>) -> Result<()> {
     let shown = |r: &str| if r.is_empty() { label.to_string() } else { format!("{label}/{r}") };
     let rd = fs::read_dir(dir).map_err(|e| {
-        Error::input(format!("{}: cannot read folder ({}); fix its permissions or remove it", shown(rel), io_reason(&e)))
+        Error::input(format!(
+            "{}: cannot read folder ({}); fix its permissions or remove it",
+            shown(rel),
+            io_reason(&e)
+        ))
     })?;
     let mut names = Vec::new();
     for ent in rd {
@@ -79,7 +86,11 @@ fn walk_dir(dir: &Path, rel: &str, label: &str, out: &mut Vec<SourceEntry>) -> R
             SourceKind::Dir
         } else if ft.is_file() {
             File::open(&path).map_err(|e| {
-                Error::input(format!("{}: cannot read ({}); fix its permissions or remove it", shown(&child_rel), io_reason(&e)))
+                Error::input(format!(
+                    "{}: cannot read ({}); fix its permissions or remove it",
+                    shown(&child_rel),
+                    io_reason(&e)
+                ))
             })?;
             SourceKind::File { size: md.len(), executable: md.permissions().mode() & 0o111 != 0 }
         } else if ft.is_symlink() {

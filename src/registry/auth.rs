@@ -78,9 +78,17 @@ pub struct Found {
 
 /// The keys under which a registry may appear in an `auths` map.
 fn keys_for(host: &str) -> Vec<String> {
-    let mut keys = vec![host.to_string(), format!("https://{host}"), format!("http://{host}"), format!("https://{host}/v1/"), format!("https://{host}/v2/")];
+    let mut keys = vec![
+        host.to_string(),
+        format!("https://{host}"),
+        format!("http://{host}"),
+        format!("https://{host}/v1/"),
+        format!("https://{host}/v2/"),
+    ];
     if host == "docker.io" || host == "registry-1.docker.io" || host == "index.docker.io" {
-        keys.extend(["https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io"].map(String::from));
+        keys.extend(
+            ["https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io"].map(String::from),
+        );
     }
     keys
 }
@@ -99,7 +107,10 @@ pub fn lookup(host: &str) -> Result<Option<Found>> {
     if let (Ok(u), Ok(p)) = (std::env::var(ENV_USERNAME), std::env::var(ENV_PASSWORD)) {
         let scoped = std::env::var(ENV_HOST).ok().filter(|h| !h.is_empty());
         if scoped.as_deref().is_none_or(|h| h == host) && !u.is_empty() {
-            return Ok(Some(Found { credential: Credential::Basic { username: u, password: p }, source: format!("{ENV_USERNAME}/{ENV_PASSWORD}") }));
+            return Ok(Some(Found {
+                credential: Credential::Basic { username: u, password: p },
+                source: format!("{ENV_USERNAME}/{ENV_PASSWORD}"),
+            }));
         }
     }
     let mut files: Vec<(PathBuf, String)> = Vec::new();
@@ -131,13 +142,16 @@ fn from_file(path: &Path, label: &str, host: &str) -> Result<Option<Found>> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::config(format!("{}: cannot read ({})", path.display(), crate::error::io_reason(&e)))),
+        Err(e) => {
+            return Err(Error::config(format!("{}: cannot read ({})", path.display(), crate::error::io_reason(&e))))
+        }
     };
     let v: Value = serde_json::from_slice(&bytes)
         .map_err(|e| Error::config(format!("{}: not valid JSON ({e}); fix or remove it", path.display())))?;
     let keys = keys_for(host);
     if let Some(helper) = keys.iter().find_map(|k| v["credHelpers"][k].as_str()) {
-        return helper_get(helper, host).map(|c| c.map(|credential| Found { credential, source: format!("docker-credential-{helper}") }));
+        return helper_get(helper, host)
+            .map(|c| c.map(|credential| Found { credential, source: format!("docker-credential-{helper}") }));
     }
     if let Some(entry) = keys.iter().find_map(|k| v["auths"].get(k)) {
         if let Some(c) = parse_entry(entry) {
@@ -145,7 +159,8 @@ fn from_file(path: &Path, label: &str, host: &str) -> Result<Option<Found>> {
         }
     }
     if let Some(store) = v["credsStore"].as_str().filter(|s| !s.is_empty()) {
-        return helper_get(store, host).map(|c| c.map(|credential| Found { credential, source: format!("docker-credential-{store}") }));
+        return helper_get(store, host)
+            .map(|c| c.map(|credential| Found { credential, source: format!("docker-credential-{store}") }));
     }
     Ok(None)
 }
@@ -175,11 +190,17 @@ fn helper_get(helper: &str, host: &str) -> Result<Option<Credential>> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::config(format!("{prog}: cannot run ({}); install it or fix credHelpers/credsStore", crate::error::io_reason(&e))))?;
+        .map_err(|e| {
+            Error::config(format!(
+                "{prog}: cannot run ({}); install it or fix credHelpers/credsStore",
+                crate::error::io_reason(&e)
+            ))
+        })?;
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(helper_server(host).as_bytes());
     }
-    let out = child.wait_with_output().map_err(|e| Error::config(format!("{prog}: {}", crate::error::io_reason(&e))))?;
+    let out =
+        child.wait_with_output().map_err(|e| Error::config(format!("{prog}: {}", crate::error::io_reason(&e))))?;
     if !out.status.success() {
         let msg = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
         if msg.to_lowercase().contains("not found") {
@@ -187,7 +208,8 @@ fn helper_get(helper: &str, host: &str) -> Result<Option<Credential>> {
         }
         return Err(Error::config(format!("{prog} get {host}: failed ({})", msg.lines().next().unwrap_or("").trim())));
     }
-    let v: Value = serde_json::from_slice(&out.stdout).map_err(|_| Error::config(format!("{prog} get {host}: output is not JSON")))?;
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|_| Error::config(format!("{prog} get {host}: output is not JSON")))?;
     let user = v["Username"].as_str().unwrap_or("");
     let secret = v["Secret"].as_str().unwrap_or("").to_string();
     if secret.is_empty() {
@@ -267,7 +289,9 @@ mod tests {
     #[test]
     fn challenges() {
         assert_eq!(
-            parse_challenge(r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull""#),
+            parse_challenge(
+                r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull""#
+            ),
             Challenge::Bearer {
                 realm: "https://auth.docker.io/token".into(),
                 service: Some("registry.docker.io".into()),

@@ -92,7 +92,10 @@ fn api_host(host: &str) -> &str {
 }
 
 fn is_loopback(host: &str) -> bool {
-    let h = host.rsplit_once(':').map(|(h, p)| if p.chars().all(|c| c.is_ascii_digit()) { h } else { host }).unwrap_or(host);
+    let h = host
+        .rsplit_once(':')
+        .map(|(h, p)| if p.chars().all(|c| c.is_ascii_digit()) { h } else { host })
+        .unwrap_or(host);
     h.eq_ignore_ascii_case("localhost") || h.starts_with("127.") || h == "[::1]"
 }
 
@@ -217,15 +220,8 @@ impl Client {
                     if let Some(s) = service {
                         form.push(("service", s.to_string()));
                     }
-                    let body = form
-                        .iter()
-                        .map(|(k, v)| format!("{k}={}", urlencode(v)))
-                        .collect::<Vec<_>>()
-                        .join("&");
-                    self.http
-                        .post(realm)
-                        .header("Content-Type", "application/x-www-form-urlencoded")
-                        .body(body)
+                    let body = form.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&");
+                    self.http.post(realm).header("Content-Type", "application/x-www-form-urlencoded").body(body)
                 }
                 cred => {
                     let mut q: Vec<(&str, String)> = Vec::new();
@@ -245,8 +241,9 @@ impl Client {
             match req.send().await {
                 Ok(resp) if resp.status().is_success() => {
                     let body = resp.bytes().await.unwrap_or_default();
-                    let v: serde_json::Value = serde_json::from_slice(&body)
-                        .map_err(|e| Error::source(format!("{}: token response from {realm} is not JSON ({e})", self.host)))?;
+                    let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+                        Error::source(format!("{}: token response from {realm} is not JSON ({e})", self.host))
+                    })?;
                     let token = v["token"].as_str().or_else(|| v["access_token"].as_str()).unwrap_or("");
                     if token.is_empty() {
                         return Err(Error::source(format!("{}: token server {realm} returned no token", self.host)));
@@ -260,16 +257,27 @@ impl Client {
                     last = retry_after(resp.headers());
                 }
                 Ok(resp) => {
-                    return Err(Error::source(format!("{}: token server {realm} answered {}", self.host, resp.status())));
+                    return Err(Error::source(format!(
+                        "{}: token server {realm} answered {}",
+                        self.host,
+                        resp.status()
+                    )));
                 }
                 Err(e) => {
                     if !(e.is_connect() || e.is_timeout() || e.is_request()) {
-                        return Err(Error::source(self.scrub(format!("{}: token server {realm}: {}", self.host, one_line(&e)))));
+                        return Err(Error::source(self.scrub(format!(
+                            "{}: token server {realm}: {}",
+                            self.host,
+                            one_line(&e)
+                        ))));
                     }
                 }
             }
         }
-        Err(Error::source(format!("{}: token server {realm} kept failing after {} attempts", self.host, self.opts.max_attempts)))
+        Err(Error::source(format!(
+            "{}: token server {realm} kept failing after {} attempts",
+            self.host, self.opts.max_attempts
+        )))
     }
 
     /// The error for a 401/403: names the registry and whether credentials were found.
@@ -306,7 +314,9 @@ impl Client {
             let started = std::time::Instant::now();
             let sent = req.send().await;
             match &sent {
-                Ok(r) => tracing::debug!(host = %self.host, url = %r.url(), status = %r.status(), ms = started.elapsed().as_millis() as u64, "registry request"),
+                Ok(r) => {
+                    tracing::debug!(host = %self.host, url = %r.url(), status = %r.status(), ms = started.elapsed().as_millis() as u64, "registry request")
+                }
                 Err(e) => tracing::debug!(host = %self.host, error = %one_line(e), "registry request failed"),
             }
             match sent {
@@ -326,7 +336,11 @@ impl Client {
                 Err(e) => {
                     let text = self.scrub(format!("{}: {}", self.host, one_line(&e)));
                     let transient = e.is_connect() || e.is_timeout() || e.is_request() || e.is_body();
-                    return Err(if transient { Failure::transient(Error::source(text), None) } else { Failure::fatal(Error::source(text)) });
+                    return Err(if transient {
+                        Failure::transient(Error::source(text), None)
+                    } else {
+                        Failure::fatal(Error::source(text))
+                    });
                 }
             }
         }
@@ -388,7 +402,9 @@ fn build_http(host: &str, opts: &Options, unverified: bool) -> Result<reqwest::C
         files.push(certs_d);
     }
     for f in files {
-        let pem = std::fs::read(&f).map_err(|e| Error::usage(format!("--ca-cert {}: cannot read ({})", f.display(), crate::error::io_reason(&e))))?;
+        let pem = std::fs::read(&f).map_err(|e| {
+            Error::usage(format!("--ca-cert {}: cannot read ({})", f.display(), crate::error::io_reason(&e)))
+        })?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|_| Error::usage(format!("--ca-cert {}: not a PEM certificate bundle", f.display())))?;
         if certs.is_empty() {
@@ -468,7 +484,9 @@ async fn error_detail(resp: Response) -> String {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|e| format!("{} {}", e["code"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or("")).trim().to_string())
+        .map(|e| {
+            format!("{} {}", e["code"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or("")).trim().to_string()
+        })
         .collect();
     if msgs.is_empty() {
         String::new()

@@ -109,7 +109,11 @@ impl Client {
         }
     }
 
-    async fn get_manifest_once(&self, repo: &str, reference: &str) -> std::result::Result<Option<RawManifest>, (Error, bool)> {
+    async fn get_manifest_once(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> std::result::Result<Option<RawManifest>, (Error, bool)> {
         let path = format!("{repo}/manifests/{reference}");
         let resp = self
             .send(&pull_scope(repo), &|h| self.request(h, Method::GET, &path).header("Accept", ACCEPT))
@@ -126,7 +130,14 @@ impl Client {
             .bytes()
             .await
             .map_err(|e| {
-                (Error::source(format!("{}: reading manifest {repo}:{reference}: {}", self.host, client::root_cause(&e))), true)
+                (
+                    Error::source(format!(
+                        "{}: reading manifest {repo}:{reference}: {}",
+                        self.host,
+                        client::root_cause(&e)
+                    )),
+                    true,
+                )
             })?
             .to_vec();
         let digest = Digest::of(&bytes);
@@ -184,7 +195,10 @@ impl Client {
     /// Fetches a small blob (a config) and verifies it, retrying broken reads.
     pub async fn get_small_blob(&self, repo: &str, desc: &Descriptor) -> Result<Vec<u8>> {
         if desc.size > 16 << 20 {
-            return Err(Error::source(format!("{}/{repo}: config {} is {} bytes; refusing", self.host, desc.digest, desc.size)));
+            return Err(Error::source(format!(
+                "{}/{repo}: config {} is {} bytes; refusing",
+                self.host, desc.digest, desc.size
+            )));
         }
         let mut attempt = 0;
         loop {
@@ -214,14 +228,19 @@ impl Client {
 
 /// Streams a blob, verifying size and digest: the stream ends with an error
 /// instead of its last chunk when they do not match.
-pub async fn blob_stream(client: &Client, repo: &str, desc: &Descriptor) -> Result<BoxStream<'static, io::Result<Bytes>>> {
+pub async fn blob_stream(
+    client: &Client,
+    repo: &str,
+    desc: &Descriptor,
+) -> Result<BoxStream<'static, io::Result<Bytes>>> {
     let path = format!("{repo}/blobs/{}", desc.digest);
     let resp = client.send(&pull_scope(repo), &|h| client.request(h, Method::GET, &path)).await?;
     if !resp.status().is_success() {
         return Err(client.status_error(resp, &format!("GET blob {repo}@{}", desc.digest)).await);
     }
     let host = client.host.clone();
-    let inner = resp.bytes_stream().map(move |r| r.map_err(|e| io::Error::other(format!("{host}: {}", client::one_line(&e)))));
+    let inner =
+        resp.bytes_stream().map(move |r| r.map_err(|e| io::Error::other(format!("{host}: {}", client::one_line(&e)))));
     Ok(verify_stream(inner, desc.digest, desc.size, format!("{}/{repo}", client.host)))
 }
 
@@ -255,7 +274,12 @@ fn verify_stream(
                     if got == digest && n == size {
                         None
                     } else {
-                        Some((Err(io::Error::other(format!("{what}@{digest}: received {n} bytes with digest {got}; the blob is corrupt"))), st))
+                        Some((
+                            Err(io::Error::other(format!(
+                                "{what}@{digest}: received {n} bytes with digest {got}; the blob is corrupt"
+                            ))),
+                            st,
+                        ))
                     }
                 }
             }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::{runtime, Registries, RawManifest, RemoteRepo};
+use super::{runtime, RawManifest, Registries, RemoteRepo};
 use crate::error::{Error, Result};
 use crate::image::{media, Blob, BlobData, Index, Manifest, MediaFamily, RemoteBlobs};
 use crate::reference::{Location, Reference};
@@ -29,16 +29,16 @@ async fn read_base_async(location: &Location, r: &Reference, registries: &Arc<Re
     let repo: Arc<dyn RemoteBlobs> = Arc::new(RemoteRepo { client: client.clone(), repository: r.repository.clone() });
     let shown = r.to_string();
     let (images, multi) = if top.media_type == media::OCI_INDEX || top.media_type == media::DOCKER_LIST {
-        let idx: Index = serde_json::from_slice(&top.bytes).map_err(|e| Error::source(format!("{shown}: invalid index: {e}")))?;
+        let idx: Index =
+            serde_json::from_slice(&top.bytes).map_err(|e| Error::source(format!("{shown}: invalid index: {e}")))?;
         let mut images = Vec::new();
         for m in idx.manifests.iter().filter(|m| !is_attestation(m)) {
             if MediaFamily::of(&m.media_type) != Some(family) {
                 return Err(Error::source(format!("{shown}: index mixes media types ({})", m.media_type)));
             }
-            let child = client
-                .get_manifest(&r.repository, &m.digest.to_string())
-                .await?
-                .ok_or_else(|| Error::source(format!("{shown}: index lists {} but the registry does not have it", m.digest)))?;
+            let child = client.get_manifest(&r.repository, &m.digest.to_string()).await?.ok_or_else(|| {
+                Error::source(format!("{shown}: index lists {} but the registry does not have it", m.digest))
+            })?;
             images.push(image(&shown, &client, &r.repository, &repo, child, m.platform.clone()).await?);
         }
         if images.is_empty() {

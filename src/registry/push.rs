@@ -47,7 +47,8 @@ pub fn tag_state(registries: &Arc<Registries>, target: &Reference, tag: &str, co
 /// The content digest (see [`crate::build`]) of a manifest or index in a registry.
 async fn content_digest_of(client: &Client, repo: &str, bytes: &[u8], media_type: &str) -> Result<Option<Digest>> {
     if media_type == media::OCI_INDEX || media_type == media::DOCKER_LIST {
-        let idx: Index = serde_json::from_slice(bytes).map_err(|e| Error::source(format!("{repo}: invalid index: {e}")))?;
+        let idx: Index =
+            serde_json::from_slice(bytes).map_err(|e| Error::source(format!("{repo}: invalid index: {e}")))?;
         let mut entries: Vec<(Platform, Digest)> = Vec::new();
         for m in idx.manifests.iter().filter(|m| !is_attestation(m)) {
             let Some(child) = client.get_manifest(repo, &m.digest.to_string()).await? else { return Ok(None) };
@@ -77,7 +78,13 @@ pub enum BlobOutcome {
 
 /// Pushes `set` to `target`'s repository and tags it with every tag in `tags`.
 /// Returns the top-level digest.
-pub fn push(registries: &Arc<Registries>, set: &ImageSet, target: &Reference, tags: &[String], log: &mut dyn FnMut(&str)) -> Result<Digest> {
+pub fn push(
+    registries: &Arc<Registries>,
+    set: &ImageSet,
+    target: &Reference,
+    tags: &[String],
+    log: &mut dyn FnMut(&str),
+) -> Result<Digest> {
     let blobs: Vec<Blob> = set.blobs_in_write_order().into_iter().cloned().collect();
     let layers_and_configs: Vec<Blob> = blobs
         .iter()
@@ -192,7 +199,9 @@ async fn mount(client: &Client, repo: &str, digest: &Digest, from: &str) -> Resu
 /// Opens the bytes of a blob as a stream, wherever they are.
 async fn open_stream(blob: &Blob) -> Result<BoxStream<'static, io::Result<Bytes>>> {
     match &blob.data {
-        BlobData::Bytes(b) => Ok(stream::once(futures_util::future::ready(Ok(Bytes::copy_from_slice(b.as_ref())))).boxed()),
+        BlobData::Bytes(b) => {
+            Ok(stream::once(futures_util::future::ready(Ok(Bytes::copy_from_slice(b.as_ref())))).boxed())
+        }
         BlobData::File { path, offset, len } => file_stream(path, *offset, *len).await,
         BlobData::Staged { path, len } => file_stream(path, 0, *len).await,
         BlobData::Remote(r) => match r.as_any().downcast_ref::<RemoteRepo>() {
@@ -213,10 +222,16 @@ async fn file_stream(path: &std::path::Path, offset: u64, len: u64) -> Result<Bo
 async fn upload(client: &Arc<Client>, repo: &str, blob: &Blob) -> Result<u64> {
     let mut last: Option<Failure> = None;
     let mut chunked = client.opts.chunk_size.is_some();
-    let task = Arc::new(crate::progress::Task::start(&format!("upload {}", blob.desc.digest.short(12)), Some(blob.desc.size)));
+    let task =
+        Arc::new(crate::progress::Task::start(&format!("upload {}", blob.desc.digest.short(12)), Some(blob.desc.size)));
     for attempt in 0..client.opts.max_attempts {
         if let Some(f) = &last {
-            crate::progress::detail(&format!("{}: retrying upload of {} ({})", client.host, blob.desc.digest.short(12), f.error));
+            crate::progress::detail(&format!(
+                "{}: retrying upload of {} ({})",
+                client.host,
+                blob.desc.digest.short(12),
+                f.error
+            ));
             tokio::time::sleep(super::client::backoff(client.opts.backoff, attempt, f.retry_after)).await;
         }
         match upload_once(client, repo, blob, chunked, &task).await {
@@ -229,7 +244,10 @@ async fn upload(client: &Arc<Client>, repo: &str, blob: &Blob) -> Result<u64> {
             Err(f) => return Err(f.error),
         }
     }
-    Err(last.expect("an attempt failed").error.context(format!("upload gave up after {} attempts", client.opts.max_attempts)))
+    Err(last
+        .expect("an attempt failed")
+        .error
+        .context(format!("upload gave up after {} attempts", client.opts.max_attempts)))
 }
 
 async fn upload_once(
@@ -241,9 +259,14 @@ async fn upload_once(
 ) -> std::result::Result<u64, Failure> {
     let scopes = vec![format!("repository:{repo}:pull,push")];
     let start = format!("{repo}/blobs/uploads/");
-    let resp = client.attempt(&scopes, &|h| client.request(h, Method::POST, &start).header("Content-Length", "0")).await?;
+    let resp =
+        client.attempt(&scopes, &|h| client.request(h, Method::POST, &start).header("Content-Length", "0")).await?;
     if resp.status() != StatusCode::ACCEPTED {
-        return Err(Failure { error: client.status_error(resp, &format!("start upload to {repo}")).await, retryable: false, retry_after: None });
+        return Err(Failure {
+            error: client.status_error(resp, &format!("start upload to {repo}")).await,
+            retryable: false,
+            retry_after: None,
+        });
     }
     let mut location = location(client, &resp)?;
     let fatal = |e: Error| Failure { error: e, retryable: false, retry_after: None };
@@ -281,7 +304,9 @@ async fn upload_once(
         while buf.len() < chunk {
             match source.next().await {
                 Some(Ok(b)) => buf.extend_from_slice(&b),
-                Some(Err(e)) => return Err(Failure { error: Error::source(e.to_string()), retryable: true, retry_after: None }),
+                Some(Err(e)) => {
+                    return Err(Failure { error: Error::source(e.to_string()), retryable: true, retry_after: None })
+                }
                 None => {
                     done = true;
                     break;
@@ -310,13 +335,17 @@ async fn upload_once(
         }
     }
     let url = with_digest(&location, &digest);
-    let resp = client
-        .attempt(&scopes, &|h| h.request(Method::PUT, url.clone()).header("Content-Length", "0"))
-        .await?;
+    let resp = client.attempt(&scopes, &|h| h.request(Method::PUT, url.clone()).header("Content-Length", "0")).await?;
     finish(client, resp, repo, &digest, sent).await
 }
 
-async fn finish(client: &Client, resp: reqwest::Response, repo: &str, digest: &Digest, n: u64) -> std::result::Result<u64, Failure> {
+async fn finish(
+    client: &Client,
+    resp: reqwest::Response,
+    repo: &str,
+    digest: &Digest,
+    n: u64,
+) -> std::result::Result<u64, Failure> {
     match resp.status() {
         StatusCode::CREATED | StatusCode::NO_CONTENT | StatusCode::OK => Ok(n),
         StatusCode::PAYLOAD_TOO_LARGE => Err(Failure {
@@ -324,7 +353,11 @@ async fn finish(client: &Client, resp: reqwest::Response, repo: &str, digest: &D
             retryable: true,
             retry_after: None,
         }),
-        _ => Err(Failure { error: client.status_error(resp, &format!("upload {digest} to {repo}")).await, retryable: false, retry_after: None }),
+        _ => Err(Failure {
+            error: client.status_error(resp, &format!("upload {digest} to {repo}")).await,
+            retryable: false,
+            retry_after: None,
+        }),
     }
 }
 
@@ -347,7 +380,12 @@ fn with_digest(location: &str, digest: &Digest) -> String {
 
 /// Points each of `tags` in `target`'s repository at the manifest `digest`,
 /// skipping tags that already do. Returns how many tags moved.
-pub fn retag_missing(registries: &Arc<Registries>, target: &Reference, digest: &Digest, tags: &[String]) -> Result<usize> {
+pub fn retag_missing(
+    registries: &Arc<Registries>,
+    target: &Reference,
+    digest: &Digest,
+    tags: &[String],
+) -> Result<usize> {
     if tags.is_empty() {
         return Ok(0);
     }
@@ -389,7 +427,12 @@ pub fn tag(registries: &Arc<Registries>, src: &Reference, tags: &[String]) -> Re
 /// Copies the image `src` names to `dst` (every platform and attestation,
 /// byte for byte, so the digest is kept): blobs are mounted within a registry
 /// and streamed between registries. Returns the digest.
-pub fn copy(registries: &Arc<Registries>, src: &Reference, dst: &Reference, log: &mut dyn FnMut(&str)) -> Result<Digest> {
+pub fn copy(
+    registries: &Arc<Registries>,
+    src: &Reference,
+    dst: &Reference,
+    log: &mut dyn FnMut(&str),
+) -> Result<Digest> {
     let (blobs, children, top) = runtime().block_on(async {
         let client = registries.client(&src.registry).await?;
         let wanted = src.digest.map(|d| d.to_string()).unwrap_or_else(|| src.tag_or_latest().to_string());
@@ -402,12 +445,12 @@ pub fn copy(registries: &Arc<Registries>, src: &Reference, dst: &Reference, log:
         let mut manifests = Vec::new();
         let mut children = Vec::new();
         if top.media_type == media::OCI_INDEX || top.media_type == media::DOCKER_LIST {
-            let idx: Index = serde_json::from_slice(&top.bytes).map_err(|e| Error::source(format!("{src}: invalid index: {e}")))?;
+            let idx: Index =
+                serde_json::from_slice(&top.bytes).map_err(|e| Error::source(format!("{src}: invalid index: {e}")))?;
             for m in &idx.manifests {
-                let child = client
-                    .get_manifest(&src.repository, &m.digest.to_string())
-                    .await?
-                    .ok_or_else(|| Error::source(format!("{src}: index lists {} but the registry lacks it", m.digest)))?;
+                let child = client.get_manifest(&src.repository, &m.digest.to_string()).await?.ok_or_else(|| {
+                    Error::source(format!("{src}: index lists {} but the registry lacks it", m.digest))
+                })?;
                 children.push(Blob::bytes(&child.media_type, child.bytes.clone()));
                 manifests.push(child);
             }
@@ -416,7 +459,8 @@ pub fn copy(registries: &Arc<Registries>, src: &Reference, dst: &Reference, log:
         }
         let mut blobs: Vec<Blob> = Vec::new();
         for m in &manifests {
-            let parsed: Manifest = serde_json::from_slice(&m.bytes).map_err(|e| Error::source(format!("{src}: manifest {}: {e}", m.digest)))?;
+            let parsed: Manifest = serde_json::from_slice(&m.bytes)
+                .map_err(|e| Error::source(format!("{src}: manifest {}: {e}", m.digest)))?;
             for d in std::iter::once(&parsed.config).chain(parsed.layers.iter()) {
                 if !blobs.iter().any(|b| b.desc.digest == d.digest) {
                     blobs.push(Blob { desc: d.clone(), data: BlobData::Remote(remote.clone()) });

@@ -30,16 +30,15 @@ struct LegacyEntry {
 
 /// Where each member of a tar file is: path → (offset of data, size).
 fn index_members(path: &Path, shown: &str) -> Result<HashMap<String, (u64, u64)>> {
-    let f = File::open(path).map_err(|e| {
-        Error::source(format!("{shown}: cannot open ({}); check the path", io_reason(&e)))
-    })?;
+    let f = File::open(path)
+        .map_err(|e| Error::source(format!("{shown}: cannot open ({}); check the path", io_reason(&e))))?;
     let mut ar = tar::Archive::new(f);
     let mut out = HashMap::new();
-    let entries = ar
-        .entries_with_seek()
-        .map_err(|e| Error::source(format!("{shown}: not a tar archive ({})", io_reason(&e))))?;
+    let entries =
+        ar.entries_with_seek().map_err(|e| Error::source(format!("{shown}: not a tar archive ({})", io_reason(&e))))?;
     for entry in entries {
-        let entry = entry.map_err(|e| Error::source(format!("{shown}: not a valid docker save archive ({})", io_reason(&e))))?;
+        let entry = entry
+            .map_err(|e| Error::source(format!("{shown}: not a valid docker save archive ({})", io_reason(&e))))?;
         if !entry.header().entry_type().is_file() {
             continue;
         }
@@ -62,18 +61,17 @@ pub fn read_base(location: &Location, path: &Path, reference: Option<&Reference>
             .ok_or_else(|| Error::source(format!("{shown}: lists {name} but does not contain it")))?;
         Ok(Blob::file(Descriptor::new(media::DOCKER_LAYER_TAR, Digest::of(b""), len), path.to_path_buf(), off))
     };
-    let manifest_blob = member("manifest.json").map_err(|_| {
-        Error::source(format!("{shown}: no manifest.json; is it a `docker save` archive?"))
-    })?;
+    let manifest_blob = member("manifest.json")
+        .map_err(|_| Error::source(format!("{shown}: no manifest.json; is it a `docker save` archive?")))?;
     let entries: Vec<LegacyEntry> = serde_json::from_slice(
         &manifest_blob.read_all().map_err(|e| Error::source(format!("{shown}: {}", io_reason(&e))))?,
     )
     .map_err(|e| Error::source(format!("{shown}: manifest.json is invalid: {e}")))?;
     let all_tags: Vec<String> = entries.iter().flat_map(|e| e.repo_tags.clone().unwrap_or_default()).collect();
     let entry = match reference {
-        Some(r) => entries.iter().find(|e| {
-            e.repo_tags.iter().flatten().any(|t| Reference::parse(t).map(|t| t == *r).unwrap_or(false))
-        }),
+        Some(r) => entries
+            .iter()
+            .find(|e| e.repo_tags.iter().flatten().any(|t| Reference::parse(t).map(|t| t == *r).unwrap_or(false))),
         None if entries.len() == 1 => entries.first(),
         None => {
             return Err(Error::source(format!(
@@ -83,7 +81,13 @@ pub fn read_base(location: &Location, path: &Path, reference: Option<&Reference>
             )))
         }
     }
-    .ok_or_else(|| Error::source(format!("{shown}: has no image tagged {} (it has {})", reference.map(|r| r.to_string()).unwrap_or_default(), all_tags.join(", "))))?;
+    .ok_or_else(|| {
+        Error::source(format!(
+            "{shown}: has no image tagged {} (it has {})",
+            reference.map(|r| r.to_string()).unwrap_or_default(),
+            all_tags.join(", ")
+        ))
+    })?;
 
     let mut config_blob = member(&entry.config)?;
     let config = config_blob.read_all().map_err(|e| Error::source(format!("{shown}: {}", io_reason(&e))))?;
@@ -91,7 +95,10 @@ pub fn read_base(location: &Location, path: &Path, reference: Option<&Reference>
     let config_digest = Digest::of(&config);
     if let Some(hex) = entry.config.rsplit('/').next().and_then(|n| n.strip_suffix(".json").or(Some(n))) {
         if hex.len() == 64 && hex != config_digest.hex() {
-            return Err(Error::source(format!("{shown}: config {} does not match its digest; the archive is corrupt", entry.config)));
+            return Err(Error::source(format!(
+                "{shown}: config {} does not match its digest; the archive is corrupt",
+                entry.config
+            )));
         }
     }
     let mut layers = Vec::new();
@@ -141,13 +148,18 @@ pub fn write(path: &Path, repo_tags: &[Reference], image: &Image) -> Result<Dige
 /// Writes several images (each with its tags) into one archive at `path`;
 /// returns the first image's manifest digest.
 pub fn write_many(path: &Path, images: &[(&[Reference], &Image)]) -> Result<Digest> {
-    let first = images.first().ok_or_else(|| Error::usage(format!("docker-archive:{}: no image to write", path.display())))?;
+    let first =
+        images.first().ok_or_else(|| Error::usage(format!("docker-archive:{}: no image to write", path.display())))?;
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     if !parent.is_dir() {
-        return Err(Error::usage(format!("docker-archive:{}: folder {} does not exist", path.display(), parent.display())));
+        return Err(Error::usage(format!(
+            "docker-archive:{}: folder {} does not exist",
+            path.display(),
+            parent.display()
+        )));
     }
     let tmp = tempfile::Builder::new()
         .prefix(".wso2img-")
@@ -190,7 +202,16 @@ pub fn write_stream_many<W: Write>(
 ) -> Result<()> {
     let werr = |e: io::Error| Error::new(Kind::Io, format!("{shown}: writing archive: {}", io_reason(&e)));
     let member = |out: &mut W, name: &str, data: &mut dyn Read, size: u64| -> Result<()> {
-        let h = tarw::Header { path: name, kind: tarw::EntryType::File, mode: 0o644, uid: 0, gid: 0, size, mtime: 0, link: "" };
+        let h = tarw::Header {
+            path: name,
+            kind: tarw::EntryType::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size,
+            mtime: 0,
+            link: "",
+        };
         tarw::write_header(out, &h).map_err(werr)?;
         let n = io::copy(&mut data.take(size), out).map_err(werr)?;
         if n != size {
@@ -199,7 +220,16 @@ pub fn write_stream_many<W: Write>(
         tarw::pad(out, size).map_err(werr)
     };
     let dir = |out: &mut W, name: &str| -> Result<()> {
-        let h = tarw::Header { path: name, kind: tarw::EntryType::Dir, mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 0, link: "" };
+        let h = tarw::Header {
+            path: name,
+            kind: tarw::EntryType::Dir,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            mtime: 0,
+            link: "",
+        };
         tarw::write_header(out, &h).map_err(werr)
     };
 
@@ -211,7 +241,8 @@ pub fn write_stream_many<W: Write>(
         if omit.contains(&blob.desc.digest) || !seen.insert(blob.desc.digest) {
             continue;
         }
-        let mut r = HashReader::new(blob.open().map_err(|e| Error::source(format!("{}: {}", blob.origin(), io_reason(&e))))?);
+        let mut r =
+            HashReader::new(blob.open().map_err(|e| Error::source(format!("{}: {}", blob.origin(), io_reason(&e))))?);
         member(out, &format!("blobs/sha256/{}", blob.desc.digest.hex()), &mut r, blob.desc.size)?;
         let (d, _) = r.finish();
         if d != blob.desc.digest {
@@ -221,7 +252,8 @@ pub fn write_stream_many<W: Write>(
     let mut manifests = Vec::new();
     let mut legacy = Vec::new();
     for (repo_tags, image) in images {
-        let tags: Vec<String> = repo_tags.iter().map(|r| format!("{}:{}", r.familiar_name(), r.tag_or_latest())).collect();
+        let tags: Vec<String> =
+            repo_tags.iter().map(|r| format!("{}:{}", r.familiar_name(), r.tag_or_latest())).collect();
         let mut manifest_desc = image.manifest.desc.clone();
         if let Some(first) = repo_tags.first() {
             manifest_desc.annotations.insert("io.containerd.image.name".into(), first.to_string());

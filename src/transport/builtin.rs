@@ -9,7 +9,10 @@ use crate::sample::SampleBase;
 /// Generates the named sample base into a temporary layout and reads it.
 pub fn read_base(location: &Location, name: &str) -> Result<Base> {
     let sample = SampleBase::builtin(name).ok_or_else(|| {
-        Error::usage(format!("builtin:{name}: unknown sample base; use one of builtin:{}", SampleBase::BUILTIN_NAMES.join(", builtin:")))
+        Error::usage(format!(
+            "builtin:{name}: unknown sample base; use one of builtin:{}",
+            SampleBase::BUILTIN_NAMES.join(", builtin:")
+        ))
     })?;
     let dir = tempfile::Builder::new()
         .prefix("wso2img-builtin-")

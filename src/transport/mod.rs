@@ -107,7 +107,9 @@ impl Base {
 pub fn open_base(location: &Location, dir: &Path, registries: &Arc<Registries>) -> Result<Base> {
     match location {
         Location::Oci { dir: d, tag } => oci::read_base(location, &resolve(dir, d), tag.as_deref()),
-        Location::DockerArchive { path, reference } => archive::read_base(location, &resolve(dir, path), reference.as_ref()),
+        Location::DockerArchive { path, reference } => {
+            archive::read_base(location, &resolve(dir, path), reference.as_ref())
+        }
         Location::Builtin(name) => builtin::read_base(location, name),
         Location::Registry(r) => crate::registry::pull::read_base(location, r, registries),
         Location::Daemon(r) => crate::daemon::read_base(location, r),
@@ -148,8 +150,8 @@ pub(crate) fn base_image(
     layers: Vec<Blob>,
     platform: Option<Platform>,
 ) -> Result<BaseImage> {
-    let config_json: Value =
-        serde_json::from_slice(&config).map_err(|e| Error::source(format!("{what}: image config is not valid JSON: {e}")))?;
+    let config_json: Value = serde_json::from_slice(&config)
+        .map_err(|e| Error::source(format!("{what}: image config is not valid JSON: {e}")))?;
     let diff_ids: Vec<Digest> = config_json["rootfs"]["diff_ids"]
         .as_array()
         .ok_or_else(|| Error::source(format!("{what}: image config has no rootfs.diff_ids")))?
@@ -173,9 +175,14 @@ pub(crate) fn base_image(
 pub(crate) fn read_verified(blob: &Blob, what: &str) -> Result<Vec<u8>> {
     const MAX: u64 = 16 << 20;
     if blob.desc.size > MAX {
-        return Err(Error::source(format!("{what}: {} is {} bytes, too large for a manifest or config", blob.desc.digest, blob.desc.size)));
+        return Err(Error::source(format!(
+            "{what}: {} is {} bytes, too large for a manifest or config",
+            blob.desc.digest, blob.desc.size
+        )));
     }
-    let bytes = blob.read_all().map_err(|e| Error::source(format!("{what}: cannot read {}: {}", blob.origin(), io_reason(&e))))?;
+    let bytes = blob
+        .read_all()
+        .map_err(|e| Error::source(format!("{what}: cannot read {}: {}", blob.origin(), io_reason(&e))))?;
     let got = Digest::of(&bytes);
     if got != blob.desc.digest {
         return Err(Error::source(format!("{what}: {} has digest {got}; the blob is corrupt", blob.desc.digest)));
@@ -204,7 +211,8 @@ pub fn list_base_dir(image: &BaseImage, dir: &str) -> Result<Vec<String>> {
     for layer in &image.layers {
         let what = format!("base layer {}", layer.blob.desc.digest);
         let raw = layer.blob.open().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
-        let reader: Box<dyn Read> = if !layer.is_plain_tar() { Box::new(flate2::read::GzDecoder::new(raw)) } else { raw };
+        let reader: Box<dyn Read> =
+            if !layer.is_plain_tar() { Box::new(flate2::read::GzDecoder::new(raw)) } else { raw };
         let mut ar = tar::Archive::new(reader);
         let entries = ar.entries().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
         let mut added = std::collections::BTreeSet::new();
@@ -243,7 +251,8 @@ pub fn read_base_file(image: &BaseImage, path: &str) -> Result<Option<Vec<u8>>> 
     for layer in image.layers.iter().rev() {
         let what = format!("base layer {}", layer.blob.desc.digest);
         let raw = layer.blob.open().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
-        let reader: Box<dyn Read> = if !layer.is_plain_tar() { Box::new(flate2::read::GzDecoder::new(raw)) } else { raw };
+        let reader: Box<dyn Read> =
+            if !layer.is_plain_tar() { Box::new(flate2::read::GzDecoder::new(raw)) } else { raw };
         let mut ar = tar::Archive::new(reader);
         let entries = ar.entries().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
         let mut hidden = false;

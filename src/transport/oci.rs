@@ -37,7 +37,8 @@ fn read_index(dir: &Path, shown: &str) -> Result<Index> {
             Error::source(format!("{shown}: cannot read index.json ({})", io_reason(&e)))
         }
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::source(format!("{shown}: index.json is not a valid OCI index: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::source(format!("{shown}: index.json is not a valid OCI index: {e}")))
 }
 
 /// Whether an index entry is an attestation rather than an image.
@@ -49,7 +50,8 @@ pub fn is_attestation(d: &Descriptor) -> bool {
 pub fn read_base(location: &Location, dir: &Path, tag: Option<&str>) -> Result<Base> {
     let shown = location.to_string();
     let index = read_index(dir, &shown)?;
-    let tags: Vec<&str> = index.manifests.iter().filter_map(|m| m.annotations.get(REF_NAME).map(String::as_str)).collect();
+    let tags: Vec<&str> =
+        index.manifests.iter().filter_map(|m| m.annotations.get(REF_NAME).map(String::as_str)).collect();
     let entry = match tag {
         Some(t) => index.manifests.iter().find(|m| m.annotations.get(REF_NAME).map(String::as_str) == Some(t)),
         None if index.manifests.len() == 1 => index.manifests.first(),
@@ -82,7 +84,8 @@ pub fn read_base(location: &Location, dir: &Path, tag: Option<&str>) -> Result<B
     let family = MediaFamily::of(media_type)
         .ok_or_else(|| Error::source(format!("{shown}: unsupported media type {media_type}")))?;
     let (images, multi) = if media_type == media::OCI_INDEX || media_type == media::DOCKER_LIST {
-        let idx: Index = serde_json::from_slice(&top).map_err(|e| Error::source(format!("{shown}: invalid index: {e}")))?;
+        let idx: Index =
+            serde_json::from_slice(&top).map_err(|e| Error::source(format!("{shown}: invalid index: {e}")))?;
         let mut images = Vec::new();
         for m in idx.manifests.iter().filter(|m| !is_attestation(m)) {
             if MediaFamily::of(&m.media_type) != Some(family) {
@@ -105,9 +108,15 @@ fn read_image(dir: &Path, shown: &str, desc: &Descriptor, platform: Option<Platf
     read_image_bytes(dir, shown, desc.digest, bytes, platform)
 }
 
-fn read_image_bytes(dir: &Path, shown: &str, digest: Digest, bytes: Vec<u8>, platform: Option<Platform>) -> Result<BaseImage> {
-    let m: Manifest =
-        serde_json::from_slice(&bytes).map_err(|e| Error::source(format!("{shown}: manifest {digest} is invalid: {e}")))?;
+fn read_image_bytes(
+    dir: &Path,
+    shown: &str,
+    digest: Digest,
+    bytes: Vec<u8>,
+    platform: Option<Platform>,
+) -> Result<BaseImage> {
+    let m: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::source(format!("{shown}: manifest {digest} is invalid: {e}")))?;
     let config = read_verified(&layout_blob(dir, &m.config), shown)?;
     let layers = m.layers.iter().map(|l| layout_blob(dir, l)).collect();
     base_image(shown, Some(digest), config, layers, platform)
@@ -130,9 +139,14 @@ fn write_inner(dir: &Path, tags: &[String], set: &ImageSet) -> Result<Digest> {
     fs::create_dir_all(&blobs).map_err(|e| Error::io("creating OCI layout", dir, e))?;
     let mut index: Value = match fs::read(dir.join("index.json")) {
         Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-            Error::new(Kind::Io, format!("{}: existing index.json is not valid JSON ({e}); move it away first", dir.display()))
+            Error::new(
+                Kind::Io,
+                format!("{}: existing index.json is not valid JSON ({e}); move it away first", dir.display()),
+            )
         })?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => serde_json::json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": []}),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            serde_json::json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": []})
+        }
         Err(e) => return Err(Error::io("reading index.json", dir, e)),
     };
     let layout_path = dir.join("oci-layout");
@@ -143,9 +157,9 @@ fn write_inner(dir: &Path, tags: &[String], set: &ImageSet) -> Result<Digest> {
         store_blob(dir, blob)?;
     }
     let top = set.top();
-    let manifests = index["manifests"]
-        .as_array_mut()
-        .ok_or_else(|| Error::new(Kind::Io, format!("{}: index.json has no manifests array; move it away first", dir.display())))?;
+    let manifests = index["manifests"].as_array_mut().ok_or_else(|| {
+        Error::new(Kind::Io, format!("{}: index.json has no manifests array; move it away first", dir.display()))
+    })?;
     manifests.retain(|m| !m["annotations"][REF_NAME].as_str().is_some_and(|n| tags.iter().any(|t| t == n)));
     for tag in tags {
         let mut d = top.desc.clone();
@@ -176,7 +190,8 @@ pub fn store_blob(dir: &Path, blob: &Blob) -> Result<()> {
         .prefix(".tmp-")
         .tempfile_in(parent)
         .map_err(|e| Error::io("writing blob", parent, e))?;
-    let mut src = HashReader::new(blob.open().map_err(|e| Error::source(format!("{}: {}", blob.origin(), io_reason(&e))))?);
+    let mut src =
+        HashReader::new(blob.open().map_err(|e| Error::source(format!("{}: {}", blob.origin(), io_reason(&e))))?);
     copy(&mut src, tmp.as_file_mut()).map_err(|e| Error::io("writing blob", &dest, e))?;
     let (got, n) = src.finish();
     if got != blob.desc.digest || n != blob.desc.size {
@@ -214,10 +229,8 @@ fn copy(src: &mut impl Read, dst: &mut impl Write) -> io::Result<u64> {
 /// Writes `bytes` to `path` through a temporary file and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let parent = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(parent)
-        .map_err(|e| Error::io("writing", parent, e))?;
+    let mut tmp =
+        tempfile::Builder::new().prefix(".tmp-").tempfile_in(parent).map_err(|e| Error::io("writing", parent, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io("writing", path, e))?;
     readable(tmp.as_file(), path)?;
     tmp.persist(path).map_err(|e| Error::io("writing", path, e.error))?;

@@ -37,7 +37,14 @@ pub fn check(folders: &[(LayerSource, Vec<SourceEntry>)]) -> Result<Vec<CheckedF
                 continue;
             }
             let label = format!("{}/{}", src.label.trim_end_matches('/'), e.rel);
-            let mut f = CheckedFile { kind: src.kind, label, rel: e.rel.clone(), path: e.path.clone(), coords: None, keystore: None };
+            let mut f = CheckedFile {
+                kind: src.kind,
+                label,
+                rel: e.rel.clone(),
+                path: e.path.clone(),
+                coords: None,
+                keystore: None,
+            };
             match src.kind {
                 LayerKind::Jars | LayerKind::Dropins if e.rel.to_ascii_lowercase().ends_with(".jar") => {
                     f.coords = Some(jar::inspect(&e.path, &f.label)?);
@@ -64,7 +71,13 @@ pub fn check(folders: &[(LayerSource, Vec<SourceEntry>)]) -> Result<Vec<CheckedF
                     ca.display()
                 )
             } else {
-                format!("{} and {}: the same artifact twice ({} and {}); keep only one version", a.label, b.label, ca.display(), cb.display())
+                format!(
+                    "{} and {}: the same artifact twice ({} and {}); keep only one version",
+                    a.label,
+                    b.label,
+                    ca.display(),
+                    cb.display()
+                )
             }));
         }
     }

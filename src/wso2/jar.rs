@@ -99,7 +99,9 @@ pub fn inspect(path: &Path, label: &str) -> Result<Coords> {
     if (cd_offset == 0xffff_ffff || entries == 0xffff) && eocd >= 20 && u32le(&tail, eocd - 20) == ZIP64_LOCATOR {
         let rec = u64le(&tail, eocd - 20 + 8);
         let mut z = [0u8; 56];
-        f.seek(SeekFrom::Start(rec)).and_then(|_| f.read_exact(&mut z)).map_err(|_| bad("has a broken zip64 record"))?;
+        f.seek(SeekFrom::Start(rec))
+            .and_then(|_| f.read_exact(&mut z))
+            .map_err(|_| bad("has a broken zip64 record"))?;
         if u32le(&z, 0) != ZIP64_EOCD {
             return Err(bad("has a broken zip64 record"));
         }
@@ -146,7 +148,9 @@ pub fn inspect(path: &Path, label: &str) -> Result<Coords> {
     if let Some((name, method, csize, local)) = pick {
         let text = read_entry(&mut f, *local, *method, *csize).map_err(|why| bad(&format!("{name}: {why}")))?;
         let get = |k: &str| {
-            text.lines().find_map(|l| l.trim().strip_prefix(k).and_then(|v| v.trim_start().strip_prefix('=')).map(|v| v.trim().to_string()))
+            text.lines().find_map(|l| {
+                l.trim().strip_prefix(k).and_then(|v| v.trim_start().strip_prefix('=')).map(|v| v.trim().to_string())
+            })
         };
         if let Some(artifact) = get("artifactId") {
             return Ok(Coords { group: get("groupId"), artifact, version: get("version"), from_pom: true });
@@ -185,7 +189,12 @@ pub fn coords_from_name(stem: &str) -> Coords {
     let b = stem.as_bytes();
     let split = (1..b.len()).find(|&i| b[i - 1] == b'-' && b[i].is_ascii_digit());
     match split {
-        Some(i) => Coords { group: None, artifact: stem[..i - 1].to_string(), version: Some(stem[i..].to_string()), from_pom: false },
+        Some(i) => Coords {
+            group: None,
+            artifact: stem[..i - 1].to_string(),
+            version: Some(stem[i..].to_string()),
+            from_pom: false,
+        },
         None => Coords { group: None, artifact: stem.to_string(), version: None, from_pom: false },
     }
 }
@@ -237,7 +246,10 @@ mod tests {
     fn coordinates_truncation_and_names() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("driver-9.9.jar");
-        let z = zip(&[("META-INF/MANIFEST.MF", b"x"), ("META-INF/maven/com.acme/driver/pom.properties", b"groupId=com.acme\nartifactId=driver\nversion=1.2.3\n")]);
+        let z = zip(&[
+            ("META-INF/MANIFEST.MF", b"x"),
+            ("META-INF/maven/com.acme/driver/pom.properties", b"groupId=com.acme\nartifactId=driver\nversion=1.2.3\n"),
+        ]);
         std::fs::File::create(&p).unwrap().write_all(&z).unwrap();
         let c = inspect(&p, "jars/driver-9.9.jar").unwrap();
         assert_eq!(c.purl().unwrap(), "pkg:maven/com.acme/driver@1.2.3");

@@ -14,7 +14,9 @@ pub fn kind(path: &Path, label: &str) -> Result<&'static str> {
     let mut f = File::open(path).map_err(|e| Error::input(format!("{label}: cannot read ({})", io_reason(&e))))?;
     let n = f.read(&mut head).map_err(|e| Error::input(format!("{label}: cannot read ({})", io_reason(&e))))?;
     detect(&head[..n]).ok_or_else(|| {
-        Error::input(format!("{label}: is not a keystore (JKS, JCEKS or PKCS#12); keep only keystores in the keystores folder"))
+        Error::input(format!(
+            "{label}: is not a keystore (JKS, JCEKS or PKCS#12); keep only keystores in the keystores folder"
+        ))
     })
 }
 

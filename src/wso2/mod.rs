@@ -120,11 +120,8 @@ pub fn detect(config: &Value, owner_override: Option<Owner>, fs: &mut dyn BaseFs
         Some(h) => h,
         None => {
             let dir = workdir.clone().unwrap_or_else(|| "/home/wso2carbon".into());
-            let found: Vec<String> = fs
-                .list_dir(dir.trim_start_matches('/'))?
-                .into_iter()
-                .filter(|n| n.starts_with("wso2am-"))
-                .collect();
+            let found: Vec<String> =
+                fs.list_dir(dir.trim_start_matches('/'))?.into_iter().filter(|n| n.starts_with("wso2am-")).collect();
             match found.as_slice() {
                 [one] => format!("{}/{one}", dir.trim_end_matches('/')),
                 [] => {
@@ -235,7 +232,8 @@ const PORTALS: [(&str, &str); 3] =
 /// Maps a path inside `themes/` to its absolute destination in the image.
 /// Returns `Ok(None)` for the top-level portal folders themselves.
 pub fn theme_destination(facts: &Facts, rel: &str) -> Result<Option<String>> {
-    let apps = format!("{}/repository/deployment/server/{}", facts.product_home, portal_apps_dir(facts.version.as_deref()));
+    let apps =
+        format!("{}/repository/deployment/server/{}", facts.product_home, portal_apps_dir(facts.version.as_deref()));
     let mut parts = rel.splitn(2, '/');
     let top = parts.next().unwrap_or("");
     let rest = parts.next();
@@ -273,7 +271,9 @@ fn check_theme_kind(facts: &Facts, rel: &str) -> Result<()> {
 /// The deployment profiles a product version can start in.
 pub fn profiles(version: Option<&str>) -> &'static [&'static str] {
     match major_minor(version) {
-        Some((m, _)) if m < 4 => &["default", "gateway-worker", "api-key-manager", "traffic-manager", "api-devportal", "api-publisher"],
+        Some((m, _)) if m < 4 => {
+            &["default", "gateway-worker", "api-key-manager", "traffic-manager", "api-devportal", "api-publisher"]
+        }
         _ => &["default", "control-plane", "gateway-worker", "traffic-manager"],
     }
 }
@@ -323,13 +323,15 @@ mod tests {
         let f = detect(&cfg("10001", "/home/wso2carbon/wso2am-4.3.0"), None, &mut none()).unwrap();
         assert_eq!(f.owner, Owner { uid: 10001, gid: 10001 });
         assert_eq!(f.version.as_deref(), Some("4.3.0"));
-        let mut passwd = Fake(Some(b"root:x:0:0::/root:/bin/sh\nwso2carbon:x:802:802::/home/wso2carbon:/bin/sh\n"), Vec::new());
+        let mut passwd =
+            Fake(Some(b"root:x:0:0::/root:/bin/sh\nwso2carbon:x:802:802::/home/wso2carbon:/bin/sh\n"), Vec::new());
         let f = detect(&cfg("wso2carbon", "/home/wso2carbon/wso2am-4.1.0"), None, &mut passwd).unwrap();
         assert_eq!(f.owner, Owner { uid: 802, gid: 802 });
         assert!(detect(&cfg("nobody", "/x/wso2am-4.1.0"), None, &mut passwd).is_err());
         assert!(detect(&json!({"config": {}}), None, &mut none()).is_err());
         let mut listing = Fake(None, vec!["solr".into(), "wso2am-4.2.0".into()]);
-        let f = detect(&json!({"config": {"User": "802", "WorkingDir": "/home/wso2carbon"}}), None, &mut listing).unwrap();
+        let f =
+            detect(&json!({"config": {"User": "802", "WorkingDir": "/home/wso2carbon"}}), None, &mut listing).unwrap();
         assert_eq!(f.product_home, "/home/wso2carbon/wso2am-4.2.0");
         assert_eq!(f.version.as_deref(), Some("4.2.0"));
     }

@@ -21,7 +21,13 @@ use super::support::*;
 fn wso2img(ws: &Workspace, docker_config: Option<&Path>) -> Command {
     let mut c = bin();
     c.current_dir(ws.path());
-    for v in ["REGISTRY_AUTH_FILE", "WSO2IMG_REGISTRY_USERNAME", "WSO2IMG_REGISTRY_PASSWORD", "WSO2IMG_REGISTRY_HOST", "XDG_RUNTIME_DIR"] {
+    for v in [
+        "REGISTRY_AUTH_FILE",
+        "WSO2IMG_REGISTRY_USERNAME",
+        "WSO2IMG_REGISTRY_PASSWORD",
+        "WSO2IMG_REGISTRY_HOST",
+        "XDG_RUNTIME_DIR",
+    ] {
         c.env_remove(v);
     }
     let empty = ws.join(".docker-config-empty");
@@ -119,7 +125,10 @@ fn loads_into_the_daemon_runs_and_reloads_only_what_changed() {
     let content3 = r3["content_digest"].as_str().unwrap();
     assert_ne!(content3, content);
     assert_eq!(output(&r3)["status"], "loaded");
-    let layers: usize = docker_ok(&["image", "inspect", "--format", "{{len .RootFS.Layers}}", &format!("{repo}:dev")]).trim().parse().unwrap();
+    let layers: usize = docker_ok(&["image", "inspect", "--format", "{{len .RootFS.Layers}}", &format!("{repo}:dev")])
+        .trim()
+        .parse()
+        .unwrap();
     assert!(
         stderr(&changed).contains(&format!("sending 1 of {layers} layers")),
         "only the overlays layer is sent: {}",
@@ -161,12 +170,17 @@ fn base_only_in_the_daemon_builds_like_its_docker_save_archive() {
     // The same image as a docker save archive gives the same content digest.
     let saved = ws.join("saved.tar");
     ok(Command::new("docker").args(["save", "-o", saved.to_str().unwrap(), base]));
-    let r_archive = json(&run_ok(&ws, None, &["build", "--json", "--base", "docker-archive:saved.tar", "--to", "oci:out2"]));
+    let r_archive =
+        json(&run_ok(&ws, None, &["build", "--json", "--base", "docker-archive:saved.tar", "--to", "oci:out2"]));
     assert_eq!(r_archive["content_digest"], content.as_str());
     assert_eq!(layout_index(&ws.join("out"))["manifests"], layout_index(&ws.join("out2"))["manifests"], "same bytes");
 
     // Warm: from the cache, into the daemon; the base layers are neither saved nor sent.
-    let warm = run_ok(&ws, None, &["build", "--json", "--base", &from_daemon, "--to", "docker-daemon:wso2img-daemon-test/on-base"]);
+    let warm = run_ok(
+        &ws,
+        None,
+        &["build", "--json", "--base", &from_daemon, "--to", "docker-daemon:wso2img-daemon-test/on-base"],
+    );
     let r_warm = json(&warm);
     assert_eq!(r_warm["content_digest"], content.as_str());
     let customer = r_warm["layers"].as_array().unwrap().len();
@@ -185,7 +199,8 @@ fn base_only_in_the_daemon_builds_like_its_docker_save_archive() {
     assert_eq!(r_bad["content_digest"], content.as_str());
 
     // A base the daemon does not have: one line, exit 1.
-    let missing = run(&ws, None, &["build", "--base", "docker-daemon:wso2img-daemon-test/absent:1", "--to", "oci:out5"]);
+    let missing =
+        run(&ws, None, &["build", "--base", "docker-daemon:wso2img-daemon-test/absent:1", "--to", "oci:out5"]);
     assert_eq!(missing.status.code(), Some(1));
     let err = stderr(&missing);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -225,8 +240,14 @@ fn unreachable_daemon_is_one_line_and_writes_nothing() {
     drop(std::os::unix::net::UnixListener::bind(&refused).unwrap());
     let cases: Vec<(String, Vec<&str>)> = vec![
         ("unix:///nonexistent.sock".into(), vec!["build", "--to", "oci:out", "--to", "docker-daemon:acme/apim"]),
-        ("unix:///nonexistent.sock".into(), vec!["build", "--base", "docker-daemon:wso2/wso2am:4.3.0", "--to", "oci:out"]),
-        ("unix:///nonexistent.sock".into(), vec!["build", "--to", "oci:out", "--to", "docker://127.0.0.1:9/acme/apim", "--via", "docker"]),
+        (
+            "unix:///nonexistent.sock".into(),
+            vec!["build", "--base", "docker-daemon:wso2/wso2am:4.3.0", "--to", "oci:out"],
+        ),
+        (
+            "unix:///nonexistent.sock".into(),
+            vec!["build", "--to", "oci:out", "--to", "docker://127.0.0.1:9/acme/apim", "--via", "docker"],
+        ),
         (format!("unix://{}", refused.display()), vec!["build", "--to", "oci:out", "--to", "docker-daemon:acme/apim"]),
     ];
     for (host, args) in cases {
@@ -238,7 +259,11 @@ fn unreachable_daemon_is_one_line_and_writes_nothing() {
         assert!(err.contains(socket) && err.contains("DOCKER_HOST") && err.contains("start dockerd"), "{err}");
         assert!(!ws.join("out").exists(), "{args:?}: nothing is written");
     }
-    let tcp = wso2img(&ws, None).env("DOCKER_HOST", "tcp://127.0.0.1:2375").args(["build", "--to", "docker-daemon:a/b"]).output().unwrap();
+    let tcp = wso2img(&ws, None)
+        .env("DOCKER_HOST", "tcp://127.0.0.1:2375")
+        .args(["build", "--to", "docker-daemon:a/b"])
+        .output()
+        .unwrap();
     assert_eq!(tcp.status.code(), Some(1));
     assert!(stderr(&tcp).contains("unix socket"), "{}", stderr(&tcp));
     let pull = run(&ws, None, &["build", "--pull", "--to", "oci:out"]);
@@ -348,15 +373,16 @@ fn pulls_and_pushes_through_the_daemon_with_an_awkward_password() {
     // The base is only in the registry: the daemon pulls it with wso2img's credential.
     sample_430(true, &[]).write_oci(&ws.join("base"), "4.3.0").unwrap();
     let base_ref = format!("{host}/acme/base:4.3.0");
-    ok(Command::new("skopeo").args([
-        "copy",
-        "--dest-creds",
-        &creds_arg,
-        "--dest-tls-verify=false",
-        "oci:base:4.3.0",
-        &format!("docker://{base_ref}"),
-    ])
-    .current_dir(ws.path()));
+    ok(Command::new("skopeo")
+        .args([
+            "copy",
+            "--dest-creds",
+            &creds_arg,
+            "--dest-tls-verify=false",
+            "oci:base:4.3.0",
+            &format!("docker://{base_ref}"),
+        ])
+        .current_dir(ws.path()));
     rmi(std::slice::from_ref(&base_ref));
     ws.config(&format!("[base]\nimage = \"docker-daemon:{base_ref}\"\n[target]\nrepository = \"{host}/acme/apim\"\n"));
     let denied = run(&ws, Some(&wrong), &["build", "--pull", "--to", "oci:out"]);
@@ -407,7 +433,8 @@ fn pulls_and_pushes_through_the_daemon_with_an_awkward_password() {
 
     // Wrong password on push: one clear error.
     ws.write("overlays/repository/conf/deployment.toml", b"[server]\nhostname = \"acme-2\"\n");
-    let denied = run(&ws, Some(&wrong), &["build", "--push", "--via", "docker", "--base", &format!("docker-daemon:{local}")]);
+    let denied =
+        run(&ws, Some(&wrong), &["build", "--push", "--via", "docker", "--base", &format!("docker-daemon:{local}")]);
     assert_eq!(denied.status.code(), Some(1));
     let err = stderr(&denied);
     assert!(err.contains("pushing through the Docker daemon: authentication failed"), "{err}");

@@ -49,7 +49,8 @@ fn archive_loads_and_runs_with_files_owned_by_the_runtime_user() {
     assert!(lines[5].starts_with("0:0 755 "), "{out}");
     assert!(out.contains("hostname = \"acme\""), "{out}");
 
-    let started = docker_ok(&["run", "--rm", "--network", "none", "--pull", "never", &image, "-Dprofile=gateway-worker"]);
+    let started =
+        docker_ok(&["run", "--rm", "--network", "none", "--pull", "never", &image, "-Dprofile=gateway-worker"]);
     assert!(started.contains("starting with: -Dprofile=gateway-worker"), "{started}");
     let _ = Command::new("docker").args(["rmi", "-f", &image]).output();
 }

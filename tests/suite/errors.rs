@@ -77,7 +77,12 @@ fn base_not_found() {
     check(&ws.run(&["build", "--base", "builtin:wso2am-9.9.9", "--to", "oci:out"]), 2, &["builtin:wso2am-9.9.9"], &ws);
     sample_430(false, &[]).write_oci(&ws.join("base"), "4.3.0").unwrap();
     check(&ws.run(&["build", "--base", "oci:base:4.2.0", "--to", "oci:out"]), 1, &["4.2.0", "4.3.0"], &ws);
-    check(&ws.run(&["build", "--base", "127.0.0.1:1/wso2/wso2am:4.3.0", "--to", "oci:out"]), 1, &["127.0.0.1:1", "cannot reach", "refused"], &ws);
+    check(
+        &ws.run(&["build", "--base", "127.0.0.1:1/wso2/wso2am:4.3.0", "--to", "oci:out"]),
+        1,
+        &["127.0.0.1:1", "cannot reach", "refused"],
+        &ws,
+    );
 }
 
 #[test]
@@ -132,9 +137,24 @@ fn fifo_and_unreadable_file() {
 #[test]
 fn output_problems_are_found_before_anything_is_written() {
     let ws = ready();
-    check(&ws.run(&["build", "--to", "oci:out", "--to", "docker-archive:no/such/dir/img.tar"]), 2, &["no/such/dir"], &ws);
-    check(&ws.run(&["-q", "build", "--to", "oci:out", "--to", "docker://127.0.0.1:1/x"]), 1, &["127.0.0.1:1", "cannot reach"], &ws);
-    let no_daemon = bin().current_dir(ws.path()).env("DOCKER_HOST", "unix:///nonexistent.sock").args(["build", "--to", "oci:out", "--to", "docker-daemon:acme/x"]).output().unwrap();
+    check(
+        &ws.run(&["build", "--to", "oci:out", "--to", "docker-archive:no/such/dir/img.tar"]),
+        2,
+        &["no/such/dir"],
+        &ws,
+    );
+    check(
+        &ws.run(&["-q", "build", "--to", "oci:out", "--to", "docker://127.0.0.1:1/x"]),
+        1,
+        &["127.0.0.1:1", "cannot reach"],
+        &ws,
+    );
+    let no_daemon = bin()
+        .current_dir(ws.path())
+        .env("DOCKER_HOST", "unix:///nonexistent.sock")
+        .args(["build", "--to", "oci:out", "--to", "docker-daemon:acme/x"])
+        .output()
+        .unwrap();
     check(&no_daemon, 1, &["/nonexistent.sock", "start dockerd"], &ws);
     check(&ws.run(&["build", "--push"]), 2, &["--push", "[target] repository"], &ws);
     check(&ws.run(&["build", "--to", "oci:out", "--platform", "linux/s390x"]), 2, &["s390x", "linux/amd64"], &ws);

@@ -29,7 +29,12 @@ fn oci_output_unpacks_with_right_bytes_owners_and_modes() {
     let tag = r["tag"].as_str().unwrap();
 
     let copy = ws.join("copy");
-    ok(Command::new("skopeo").args(["copy", "--quiet", &format!("oci:{}:{tag}", ws.join("out").display()), &format!("oci:{}:x", copy.display())]));
+    ok(Command::new("skopeo").args([
+        "copy",
+        "--quiet",
+        &format!("oci:{}:{tag}", ws.join("out").display()),
+        &format!("oci:{}:x", copy.display()),
+    ]));
 
     let bundle = ws.join("bundle");
     let mut unpack = Command::new("umoci");
@@ -122,7 +127,8 @@ fn multi_platform_base_gives_multi_platform_result_without_attestations() {
     let mut base = sample_430(false, &["linux/amd64", "linux/arm64"]);
     base.attestation = true;
     base.write_oci(&ws.join("base"), "4.3.0").unwrap();
-    let base_index = layout_json(&ws.join("base"), layout_index(&ws.join("base"))["manifests"][0]["digest"].as_str().unwrap());
+    let base_index =
+        layout_json(&ws.join("base"), layout_index(&ws.join("base"))["manifests"][0]["digest"].as_str().unwrap());
     assert_eq!(base_index["manifests"].as_array().unwrap().len(), 3, "fixture has an attestation entry");
 
     ws.config("[base]\nimage = \"oci:base:4.3.0\"\n");
@@ -133,7 +139,9 @@ fn multi_platform_base_gives_multi_platform_result_without_attestations() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| format!("{}/{}", m["platform"]["os"].as_str().unwrap(), m["platform"]["architecture"].as_str().unwrap()))
+        .map(|m| {
+            format!("{}/{}", m["platform"]["os"].as_str().unwrap(), m["platform"]["architecture"].as_str().unwrap())
+        })
         .collect();
     assert_eq!(plats, ["linux/amd64", "linux/arm64"]);
     let m0 = layout_json(&ws.join("out"), index["manifests"][0]["digest"].as_str().unwrap());
@@ -206,7 +214,9 @@ fn oci_output_keeps_other_images_in_the_layout() {
         .map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str().unwrap())
         .collect();
     assert_eq!(names.len(), 3, "{names:?}");
-    for (tag, rep) in [(first["tag"].as_str().unwrap(), &first), (second["tag"].as_str().unwrap(), &second), ("pinned", &second)] {
+    for (tag, rep) in
+        [(first["tag"].as_str().unwrap(), &first), (second["tag"].as_str().unwrap(), &second), ("pinned", &second)]
+    {
         let out = ok(Command::new("skopeo").args(["inspect", &format!("oci:{}:{tag}", ws.join("out").display())]));
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["Digest"], rep["outputs"][0]["digest"]);

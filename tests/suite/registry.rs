@@ -40,8 +40,12 @@ fn checked(args: &[&str], out: Output) -> Output {
 
 /// The outputs of a report whose `ref` names `repo` (`HOST/acme/apim`); at least one.
 fn outputs_for<'a>(r: &'a Value, repo: &str) -> Vec<&'a Value> {
-    let v: Vec<&Value> =
-        r["outputs"].as_array().expect("outputs").iter().filter(|o| o["ref"].as_str().unwrap_or("").contains(repo)).collect();
+    let v: Vec<&Value> = r["outputs"]
+        .as_array()
+        .expect("outputs")
+        .iter()
+        .filter(|o| o["ref"].as_str().unwrap_or("").contains(repo))
+        .collect();
     assert!(!v.is_empty(), "no output names {repo}: {r:#}");
     v
 }
@@ -65,7 +69,12 @@ fn tag_of(r: &Value) -> String {
 /// Requires exit `code` and exactly one `wso2img: error: ` line on stderr; returns it.
 fn one_line_error(out: &Output, code: i32) -> String {
     let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(code), "exit code; stdout: {} stderr: {err}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit code; stdout: {} stderr: {err}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "exactly one line on stderr, got: {err}");
     assert!(lines[0].starts_with("wso2img: error: "), "{err}");
@@ -80,7 +89,8 @@ fn assert_prints_digest(out: &Output, digest: &str) {
 }
 
 fn no_uploads_or_manifest_puts(reqs: &[Request]) {
-    let bad: Vec<Request> = reqs.iter().filter(|q| q.is_upload() || q.is_mount() || q.is_manifest_put()).cloned().collect();
+    let bad: Vec<Request> =
+        reqs.iter().filter(|q| q.is_upload() || q.is_mount() || q.is_manifest_put()).cloned().collect();
     assert!(bad.is_empty(), "nothing should move, but:\n{}", Registry::describe(&bad));
 }
 
@@ -121,7 +131,11 @@ fn harness_anonymous_registry_push_inspect_and_access_log() {
 
     let log = reg.requests();
     for l in &layers {
-        assert!(log.iter().any(|q| q.uploaded_digest() == Some(l.as_str())), "upload of {l}:\n{}", Registry::describe(&log));
+        assert!(
+            log.iter().any(|q| q.uploaded_digest() == Some(l.as_str())),
+            "upload of {l}:\n{}",
+            Registry::describe(&log)
+        );
         assert!(log.iter().any(|q| q.is_blob_get() && q.blob_digest() == Some(l.as_str())), "verify_pull GETs {l}");
     }
     assert!(log.iter().any(|q| q.is_manifest_put() && q.status == 201 && q.repo() == Some("wso2/wso2am")));
@@ -139,7 +153,9 @@ fn harness_anonymous_registry_push_inspect_and_access_log() {
     let since = reg.requests_since(mark);
     let mounts: Vec<&Request> = since.iter().filter(|q| q.is_mounted()).collect();
     assert!(mounts.len() >= 2, "{}", Registry::describe(&since));
-    assert!(mounts.iter().all(|q| q.query("from") == Some("wso2/wso2am") && q.query("mount").unwrap().starts_with("sha256:")));
+    assert!(mounts
+        .iter()
+        .all(|q| q.query("from") == Some("wso2/wso2am") && q.query("mount").unwrap().starts_with("sha256:")));
     // skopeo mounts layers but copies the config blob.
     let layer_uploads: Vec<&Request> =
         since.iter().filter(|q| q.uploaded_digest().is_some_and(|d| layers.iter().any(|l| l == d))).collect();
@@ -151,7 +167,10 @@ fn harness_anonymous_registry_push_inspect_and_access_log() {
         r#"127.0.0.1 - - [26/Nov/2026:06:11:48 +0000] "POST /v2/a/b/blobs/uploads/?mount=sha256%3Aabc&from=x/y HTTP/1.1" 201 0 "" "curl/7.88.1""#,
     )
     .unwrap();
-    assert_eq!((q.method.as_str(), q.status, q.query("mount"), q.repo()), ("POST", 201, Some("sha256:abc"), Some("a/b")));
+    assert_eq!(
+        (q.method.as_str(), q.status, q.query("mount"), q.repo()),
+        ("POST", 201, Some("sha256:abc"), Some("a/b"))
+    );
     assert!(q.is_mounted() && !q.is_upload());
     assert_eq!(q.user_agent, "curl/7.88.1");
 }
@@ -170,7 +189,10 @@ fn harness_basic_auth_tls_registry() {
     reg.verify_pull("wso2/wso2am:4.1.0", &ws.join("pulled"));
 
     let inspect = |extra: &[&str]| {
-        run_limited(skopeo().args(["inspect", "--raw"]).args(extra).arg(reg.docker_ref("wso2/wso2am:4.1.0")), COMMAND_LIMIT)
+        run_limited(
+            skopeo().args(["inspect", "--raw"]).args(extra).arg(reg.docker_ref("wso2/wso2am:4.1.0")),
+            COMMAND_LIMIT,
+        )
     };
     let cert_dir = reg.cert_dir().display().to_string();
     let wrong = inspect(&["--cert-dir", &cert_dir, "--creds", "acme:wrong"]);
@@ -179,7 +201,11 @@ fn harness_basic_auth_tls_registry() {
     assert!(!anonymous.status.success(), "no credentials is refused");
     let untrusted = inspect(&["--creds", "acme:s3cret+/pw"]);
     assert!(!untrusted.status.success(), "the CA is needed");
-    assert!(String::from_utf8_lossy(&untrusted.stderr).contains("certificate"), "{}", String::from_utf8_lossy(&untrusted.stderr));
+    assert!(
+        String::from_utf8_lossy(&untrusted.stderr).contains("certificate"),
+        "{}",
+        String::from_utf8_lossy(&untrusted.stderr)
+    );
     // The certificate is valid for localhost as well as 127.0.0.1.
     run_ok_limited(
         skopeo()
@@ -207,7 +233,9 @@ fn harness_token_auth_registry() {
         "{tokens:?}"
     );
     let wrong = run_limited(
-        skopeo().args(["inspect", "--raw", "--tls-verify=false", "--creds", "acme:nope"]).arg(reg.docker_ref("wso2/wso2am:4.3.0")),
+        skopeo()
+            .args(["inspect", "--raw", "--tls-verify=false", "--creds", "acme:nope"])
+            .arg(reg.docker_ref("wso2/wso2am:4.3.0")),
         COMMAND_LIMIT,
     );
     assert!(!wrong.status.success());
@@ -218,29 +246,55 @@ fn harness_token_auth_registry() {
     let realm = reg.token_host();
     let scope = "repository:wso2/wso2am:pull";
     let auth = format!("Basic {}", basic_auth("acme", "t0ken/pass+"));
-    let (s, _, body) =
-        http_request(&realm, "GET", &format!("/token?service={TOKEN_SERVICE}&scope={scope}"), &[("Authorization", &auth)], b"").unwrap();
+    let (s, _, body) = http_request(
+        &realm,
+        "GET",
+        &format!("/token?service={TOKEN_SERVICE}&scope={scope}"),
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .unwrap();
     assert_eq!(s, 200);
     let token = serde_json::from_slice::<Value>(&body).unwrap()["token"].as_str().unwrap().to_string();
     let bearer = format!("Bearer {token}");
     let accept = "application/vnd.oci.image.index.v1+json";
-    let (s, _, _) =
-        http_request(&reg.host(), "GET", "/v2/wso2/wso2am/manifests/4.3.0", &[("Authorization", &bearer), ("Accept", accept)], b"")
-            .unwrap();
+    let (s, _, _) = http_request(
+        &reg.host(),
+        "GET",
+        "/v2/wso2/wso2am/manifests/4.3.0",
+        &[("Authorization", &bearer), ("Accept", accept)],
+        b"",
+    )
+    .unwrap();
     assert_eq!(s, 200, "the registry accepts the token");
-    let (s, h, _) = http_request(&reg.host(), "GET", "/v2/other/repo/manifests/4.3.0", &[("Authorization", &bearer)], b"").unwrap();
+    let (s, h, _) =
+        http_request(&reg.host(), "GET", "/v2/other/repo/manifests/4.3.0", &[("Authorization", &bearer)], b"").unwrap();
     assert_eq!(s, 401, "only the scope asked is granted");
     assert!(h.header("WWW-Authenticate").unwrap().contains("repository:other/repo:pull"));
     let form = format!("grant_type=password&username=acme&password=t0ken%2Fpass%2B&service={TOKEN_SERVICE}&scope={scope}&client_id=test");
-    let (s, _, body) =
-        http_request(&realm, "POST", "/token", &[("Content-Type", "application/x-www-form-urlencoded")], form.as_bytes()).unwrap();
+    let (s, _, body) = http_request(
+        &realm,
+        "POST",
+        "/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        form.as_bytes(),
+    )
+    .unwrap();
     assert_eq!(s, 200);
     let v: Value = serde_json::from_slice(&body).unwrap();
     let refresh = v["refresh_token"].as_str().unwrap().to_string();
     assert_eq!(Some(refresh.clone()), reg.identity_token());
-    let form = format!("grant_type=refresh_token&refresh_token={refresh}&service={TOKEN_SERVICE}&scope={scope}&client_id=test");
-    let (s, _, body) =
-        http_request(&realm, "POST", "/token", &[("Content-Type", "application/x-www-form-urlencoded")], form.as_bytes()).unwrap();
+    let form = format!(
+        "grant_type=refresh_token&refresh_token={refresh}&service={TOKEN_SERVICE}&scope={scope}&client_id=test"
+    );
+    let (s, _, body) = http_request(
+        &realm,
+        "POST",
+        "/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        form.as_bytes(),
+    )
+    .unwrap();
     assert_eq!(s, 200);
     let access = serde_json::from_slice::<Value>(&body).unwrap()["access_token"].as_str().unwrap().to_string();
     let (s, _, _) = http_request(
@@ -263,11 +317,11 @@ fn harness_fault_proxy_forwards_and_injects() {
     let proxy = FaultProxy::start(
         &reg.host(),
         vec![
-            Fault::delay(Match::Any, 50).times(3),                                                        // 0
-            Fault::status(Match::ManifestGet, 500).nth(2),                                                // 1
+            Fault::delay(Match::Any, 50).times(3),         // 0
+            Fault::status(Match::ManifestGet, 500).nth(2), // 1
             Fault::too_many(Match::Request { method: "GET".into(), contains: "/v2/_catalog".into() }, 1), // 2
-            Fault::reset(Match::BlobGet),                                                                 // 3
-            Fault::reset(Match::BlobWrite).nth(2),                                                        // 4
+            Fault::reset(Match::BlobGet),                  // 3
+            Fault::reset(Match::BlobWrite).nth(2),         // 4
         ],
     );
     let ph = proxy.host();
@@ -295,7 +349,10 @@ fn harness_fault_proxy_forwards_and_injects() {
 
     // A 500 on the second manifest GET: one inspect fails, the next succeeds.
     let inspect = || {
-        run_limited(skopeo().args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{ph}/wso2/wso2am:4.3.0")]), COMMAND_LIMIT)
+        run_limited(
+            skopeo().args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{ph}/wso2/wso2am:4.3.0")]),
+            COMMAND_LIMIT,
+        )
     };
     let first = inspect();
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
@@ -328,7 +385,8 @@ fn harness_fault_proxy_forwards_and_injects() {
     assert_eq!(proxy.fired(3), 1, "{}", proxy.describe());
     assert!(proxy.requests().iter().any(|r| r.faults.contains(&3) && r.status == 0));
     // Every request through the proxy reached the registry, except those a fault answered.
-    let answered_by_fault = proxy.requests().iter().filter(|r| r.faults.iter().any(|&f| f == 1 || f == 2 || f == 4)).count();
+    let answered_by_fault =
+        proxy.requests().iter().filter(|r| r.faults.iter().any(|&f| f == 1 || f == 2 || f == 4)).count();
     assert!(reg.requests().len() + answered_by_fault >= proxy.requests().len(), "{}", proxy.describe());
 }
 
@@ -365,7 +423,9 @@ fn registry_push_mounts_base_layers_and_pulls_into_docker() {
 
     for l in &base_layers {
         assert!(
-            log.iter().any(|q| q.is_mounted() && q.query("mount") == Some(l.as_str()) && q.query("from") == Some("wso2/wso2am")),
+            log.iter().any(|q| q.is_mounted()
+                && q.query("mount") == Some(l.as_str())
+                && q.query("from") == Some("wso2/wso2am")),
             "base layer {l} mounted from wso2/wso2am:\n{}",
             Registry::describe(&log)
         );
@@ -404,13 +464,19 @@ fn registry_push_to_the_base_repository_moves_no_base_layer() {
     let log = reg.requests_since(mark);
     assert!(!log.iter().any(|q| q.is_mount()), "no mount within one repository:\n{}", Registry::describe(&log));
     for l in &base_layers {
-        let touching: Vec<Request> = log.iter().filter(|q| q.uri.contains(l.as_str()) && q.method != "HEAD").cloned().collect();
+        let touching: Vec<Request> =
+            log.iter().filter(|q| q.uri.contains(l.as_str()) && q.method != "HEAD").cloned().collect();
         assert!(touching.is_empty(), "base layer {l} moved:\n{}", Registry::describe(&touching));
     }
     // The customer layers and config were uploaded.
     let uploaded: Vec<&str> = log.iter().filter_map(|q| q.uploaded_digest()).collect();
     for l in r["layers"].as_array().unwrap() {
-        assert!(uploaded.contains(&l["digest"].as_str().unwrap()), "{} uploaded: {}", l["name"], Registry::describe(&log));
+        assert!(
+            uploaded.contains(&l["digest"].as_str().unwrap()),
+            "{} uploaded: {}",
+            l["name"],
+            Registry::describe(&log)
+        );
     }
     assert!(uploaded.contains(&r["content_digest"].as_str().unwrap()), "config uploaded");
 }
@@ -437,7 +503,11 @@ fn registry_base_from_another_registry_is_streamed() {
     let (slog, tlog) = (source.requests_since(smark), target.requests_since(tmark));
     assert_eq!(r["tag"].as_str().unwrap().split('-').next(), Some("4.3.0"), "content tag from the base tag");
     assert_eq!(target.digest_of("team/apim:pinned"), digest);
-    assert_eq!(target.digest_of(&format!("team/apim:{}", tag_of(&r))), digest, "the --to tag is added to the content tag");
+    assert_eq!(
+        target.digest_of(&format!("team/apim:{}", tag_of(&r))),
+        digest,
+        "the --to tag is added to the content tag"
+    );
     target.verify_pull("team/apim:pinned", &ws.join("pulled"));
 
     for l in &base_layers {
@@ -446,7 +516,11 @@ fn registry_base_from_another_registry_is_streamed() {
             "{l} read from the source:\n{}",
             Registry::describe(&slog)
         );
-        assert!(tlog.iter().any(|q| q.uploaded_digest() == Some(l.as_str())), "{l} uploaded to the target:\n{}", Registry::describe(&tlog));
+        assert!(
+            tlog.iter().any(|q| q.uploaded_digest() == Some(l.as_str())),
+            "{l} uploaded to the target:\n{}",
+            Registry::describe(&tlog)
+        );
     }
     assert!(!slog.iter().any(|q| q.is_upload() || q.is_manifest_put()), "nothing written to the source");
 }
@@ -495,7 +569,10 @@ fn registry_push_skips_present_content_and_refuses_to_move_a_tag() {
     assert!(line.contains("fixed"), "names the tag: {line}");
     assert!(refused.stdout.is_empty() || !String::from_utf8_lossy(&refused.stdout).contains("\"pushed\""));
     assert_eq!(reg.digest_of("acme/apim:fixed"), d2, "the tag did not move");
-    assert!(!reg.requests_since(mark).iter().any(|q| q.is_manifest_put() && q.status == 201 && q.path().ends_with("/fixed")));
+    assert!(!reg
+        .requests_since(mark)
+        .iter()
+        .any(|q| q.is_manifest_put() && q.status == 201 && q.path().ends_with("/fixed")));
 
     let forced = run_json(&ws, &["build", "--push", "--json", "--force"]);
     let d3 = pushed(&forced, &repo, "pushed");
@@ -520,8 +597,10 @@ fn registry_basic_auth_over_tls() {
     let repo = format!("{host}/acme/apim");
     config(&ws, &format!("{host}/wso2/wso2am:4.3.0"), &repo, "");
     let ca = reg.ca_path().display().to_string();
-    let good = docker_config(&ws.join("docker-good"), &j!({"auths": {host.clone(): {"auth": basic_auth("acme", PASSWORD)}}}));
-    let bad = docker_config(&ws.join("docker-bad"), &j!({"auths": {host.clone(): {"auth": basic_auth("acme", WRONG)}}}));
+    let good =
+        docker_config(&ws.join("docker-good"), &j!({"auths": {host.clone(): {"auth": basic_auth("acme", PASSWORD)}}}));
+    let bad =
+        docker_config(&ws.join("docker-bad"), &j!({"auths": {host.clone(): {"auth": basic_auth("acme", WRONG)}}}));
 
     let args = ["--ca-cert", ca.as_str(), "build", "--push", "--json"];
     let out = run_limited(wso2img(&ws).env("DOCKER_CONFIG", &good).args(args), COMMAND_LIMIT);
@@ -542,7 +621,8 @@ fn registry_basic_auth_over_tls() {
     let line = one_line_error(&none, 1);
     assert!(line.contains(&host) && line.contains("credentials"), "{line}");
 
-    let untrusted = run_limited(wso2img(&ws).env("DOCKER_CONFIG", &good).args(["-q", "build", "--push", "--json"]), COMMAND_LIMIT);
+    let untrusted =
+        run_limited(wso2img(&ws).env("DOCKER_CONFIG", &good).args(["-q", "build", "--push", "--json"]), COMMAND_LIMIT);
     let line = one_line_error(&untrusted, 1);
     assert!(line.to_lowercase().contains("certificate"), "mentions the certificate: {line}");
     assert!(!line.contains(PASSWORD));
@@ -572,9 +652,16 @@ fn registry_basic_auth_over_tls() {
         assert_eq!(pushed(&again, &repo, "up-to-date"), digest, "{}", cfg.display());
     }
     let calls = fs::read_to_string(&helper_log).unwrap_or_default();
-    assert!(calls.lines().filter(|l| l.starts_with("get ") && l.contains(&host)).count() >= 2, "helper called with the registry: {calls}");
+    assert!(
+        calls.lines().filter(|l| l.starts_with("get ") && l.contains(&host)).count() >= 2,
+        "helper called with the registry: {calls}"
+    );
     let auth_file = ws.join("auth.json");
-    fs::write(&auth_file, serde_json::to_vec(&j!({"auths": {host.clone(): {"auth": basic_auth("acme", PASSWORD)}}})).unwrap()).unwrap();
+    fs::write(
+        &auth_file,
+        serde_json::to_vec(&j!({"auths": {host.clone(): {"auth": basic_auth("acme", PASSWORD)}}})).unwrap(),
+    )
+    .unwrap();
     let out = run_limited(wso2img(&ws).env("REGISTRY_AUTH_FILE", &auth_file).args(args), COMMAND_LIMIT);
     let again = json(&checked(&args, out));
     assert_eq!(pushed(&again, &repo, "up-to-date"), digest);
@@ -607,7 +694,10 @@ fn registry_token_auth_with_env_credentials() {
     reg.verify_pull(&format!("acme/apim:{tag}"), &ws.join("pulled"));
     let tokens: Vec<TokenRequest> = reg.token_requests().into_iter().skip(before).collect();
     assert!(
-        tokens.iter().any(|t| t.status == 200 && t.scopes.iter().any(|s| s.contains("repository:acme/apim:") && s.contains("push"))),
+        tokens
+            .iter()
+            .any(|t| t.status == 200
+                && t.scopes.iter().any(|s| s.contains("repository:acme/apim:") && s.contains("push"))),
         "a push token for acme/apim: {tokens:?}"
     );
 
@@ -645,7 +735,11 @@ fn registry_multi_platform_and_docker_media_types() {
     let mut multi = sample_430(false, &["linux/amd64", "linux/arm64"]);
     multi.attestation = true;
     push_sample(&reg, "wso2/wso2am:4.3.0", &multi);
-    assert_eq!(reg.raw("wso2/wso2am:4.3.0")["manifests"].as_array().unwrap().len(), 3, "fixture has an attestation entry");
+    assert_eq!(
+        reg.raw("wso2/wso2am:4.3.0")["manifests"].as_array().unwrap().len(),
+        3,
+        "fixture has an attestation entry"
+    );
     push_sample(&reg, "wso2/wso2am:4.1.0", &sample_410(false));
     let ws = Workspace::new();
     ws.customization();
@@ -662,7 +756,9 @@ fn registry_multi_platform_and_docker_media_types() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| format!("{}/{}", m["platform"]["os"].as_str().unwrap(), m["platform"]["architecture"].as_str().unwrap()))
+        .map(|m| {
+            format!("{}/{}", m["platform"]["os"].as_str().unwrap(), m["platform"]["architecture"].as_str().unwrap())
+        })
         .collect();
     assert_eq!(plats, ["linux/amd64", "linux/arm64"], "exactly the two platforms, no attestation");
     for m in index["manifests"].as_array().unwrap() {
@@ -721,10 +817,16 @@ fn registry_push_survives_faults() {
     let r = run_json(&ws, &["build", "--push", "--json"]);
     let digest = pushed(&r, &repo, "pushed");
     let tag = tag_of(&r);
-    for (i, what) in
-        ["500 on a blob PUT", "reset on a PATCH/PUT", "429 on the manifest PUT", "reset on a blob GET", "503 on a HEAD", "delay"]
-            .iter()
-            .enumerate()
+    for (i, what) in [
+        "500 on a blob PUT",
+        "reset on a PATCH/PUT",
+        "429 on the manifest PUT",
+        "reset on a blob GET",
+        "503 on a HEAD",
+        "delay",
+    ]
+    .iter()
+    .enumerate()
     {
         assert!(proxy.fired(i) >= 1, "fault {i} ({what}) never fired:\n{}", proxy.describe());
     }
@@ -732,7 +834,8 @@ fn registry_push_survives_faults() {
     reg.verify_pull(&format!("acme/apim:{tag}"), &ws.join("pulled"));
     // The throttled manifest PUT was retried after Retry-After and then succeeded.
     let reqs = proxy.requests();
-    let puts: Vec<&ProxiedRequest> = reqs.iter().filter(|q| q.method == "PUT" && q.uri.contains("/manifests/")).collect();
+    let puts: Vec<&ProxiedRequest> =
+        reqs.iter().filter(|q| q.method == "PUT" && q.uri.contains("/manifests/")).collect();
     assert!(puts.len() >= 2 && puts[0].status == 429 && puts.iter().any(|q| q.status == 201), "{}", proxy.describe());
 }
 
@@ -766,7 +869,11 @@ fn registry_streamed_base_survives_a_cut_download() {
     target.verify_pull(&format!("acme/apim:{tag}"), &ws.join("pulled"));
     let tlog = target.requests();
     for l in &layers {
-        assert!(tlog.iter().any(|q| q.uploaded_digest() == Some(l.as_str())), "{l} uploaded:\n{}", Registry::describe(&tlog));
+        assert!(
+            tlog.iter().any(|q| q.uploaded_digest() == Some(l.as_str())),
+            "{l} uploaded:\n{}",
+            Registry::describe(&tlog)
+        );
     }
 }
 
@@ -809,8 +916,16 @@ fn registry_tag_and_copy() {
     assert!(!c["outputs"].as_array().expect("outputs").is_empty(), "{c:#}");
     assert_eq!(reg.digest_of(&format!("other/apim:{tag}")), digest);
     let log = reg.requests_since(mark);
-    assert!(log.iter().any(|q| q.is_mounted() && q.query("from") == Some("acme/apim")), "copy mounts:\n{}", Registry::describe(&log));
-    assert!(!log.iter().any(|q| q.uploaded_digest().is_some()), "nothing uploaded within one registry:\n{}", Registry::describe(&log));
+    assert!(
+        log.iter().any(|q| q.is_mounted() && q.query("from") == Some("acme/apim")),
+        "copy mounts:\n{}",
+        Registry::describe(&log)
+    );
+    assert!(
+        !log.iter().any(|q| q.uploaded_digest().is_some()),
+        "nothing uploaded within one registry:\n{}",
+        Registry::describe(&log)
+    );
 
     let far = format!("docker://{oh}/acme/apim:{tag}");
     let out = checked(&["copy"], wso2img_run(&ws, &["copy", &format!("docker://{src}"), &far]));
@@ -823,8 +938,12 @@ fn registry_tag_and_copy() {
 #[test]
 fn registry_bad_references_are_usage_errors() {
     let ws = Workspace::new();
-    let line = one_line_error(&wso2img_run(&ws, &["-q", "tag", "127.0.0.1:1/UPPER/apim:1", "127.0.0.1:1/acme/apim:2"]), 2);
+    let line =
+        one_line_error(&wso2img_run(&ws, &["-q", "tag", "127.0.0.1:1/UPPER/apim:1", "127.0.0.1:1/acme/apim:2"]), 2);
     assert!(line.contains("UPPER"), "names the reference: {line}");
-    let line = one_line_error(&wso2img_run(&ws, &["-q", "copy", "127.0.0.1:1/acme/apim:1", "docker://127.0.0.1:1/acme/apim:bad:tag"]), 2);
+    let line = one_line_error(
+        &wso2img_run(&ws, &["-q", "copy", "127.0.0.1:1/acme/apim:1", "docker://127.0.0.1:1/acme/apim:bad:tag"]),
+        2,
+    );
     assert!(line.contains("bad:tag"), "names the reference: {line}");
 }

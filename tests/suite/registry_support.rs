@@ -330,7 +330,10 @@ impl Registry {
             Kind::Basic { user, password } => {
                 let out = ok(Command::new("htpasswd").args(["-Bbn", user, password]));
                 fs::write(root.join("htpasswd"), &out.stdout).unwrap();
-                auth = format!("auth:\n  htpasswd:\n    realm: wso2img-test\n    path: {}\n", root.join("htpasswd").display());
+                auth = format!(
+                    "auth:\n  htpasswd:\n    realm: wso2img-test\n    path: {}\n",
+                    root.join("htpasswd").display()
+                );
                 let t = make_tls(&root);
                 tls_yaml = format!(
                     "  tls:\n    certificate: {}\n    key: {}\n",
@@ -381,7 +384,9 @@ impl Registry {
                     break;
                 }
                 // A bare connection: no HTTP request, so nothing in the access log.
-                if TcpStream::connect_timeout(&format!("127.0.0.1:{port}").parse().unwrap(), Duration::from_millis(200)).is_ok() {
+                if TcpStream::connect_timeout(&format!("127.0.0.1:{port}").parse().unwrap(), Duration::from_millis(200))
+                    .is_ok()
+                {
                     let log = fs::read_to_string(root.join("registry.log")).unwrap_or_default();
                     if log.contains("listening on") {
                         up = true;
@@ -557,7 +562,10 @@ impl Registry {
             format!("oci:{}:pulled", dir.display())
         };
         let mut c = skopeo();
-        c.args(["copy", "--quiet", "--all", "--preserve-digests"]).args(self.skopeo_opts("src-")).arg(self.docker_ref(name)).arg(dest);
+        c.args(["copy", "--quiet", "--all", "--preserve-digests"])
+            .args(self.skopeo_opts("src-"))
+            .arg(self.docker_ref(name))
+            .arg(dest);
         run_ok_limited(&mut c);
     }
 }
@@ -758,7 +766,10 @@ fn read_head<R: BufRead>(r: &mut R) -> io::Result<Option<Head>> {
         lines.push(line);
     }
     let line = lines.remove(0);
-    let headers = lines.into_iter().filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))).collect();
+    let headers = lines
+        .into_iter()
+        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+        .collect();
     Ok(Some(Head { line, headers }))
 }
 
@@ -854,7 +865,14 @@ fn copy_body<R: BufRead, W: Write>(r: &mut R, w: &mut W, framing: Framing, limit
     }
 }
 
-fn write_response(w: &mut impl Write, status: u16, reason: &str, headers: &[(&str, String)], body: &[u8], close: bool) -> io::Result<()> {
+fn write_response(
+    w: &mut impl Write,
+    status: u16,
+    reason: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+    close: bool,
+) -> io::Result<()> {
     let mut s = format!("HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\n", body.len());
     for (k, v) in headers {
         s += &format!("{k}: {v}\r\n");
@@ -898,11 +916,18 @@ fn set_reset_on_close(s: &TcpStream) {
 
 /// A tiny HTTP/1.1 client for tests: one request on a fresh connection.
 /// Returns status, headers and body.
-pub fn http_request(host: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> io::Result<(u16, Head, Vec<u8>)> {
+pub fn http_request(
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<(u16, Head, Vec<u8>)> {
     let s = TcpStream::connect(host)?;
     s.set_read_timeout(Some(Duration::from_secs(20)))?;
     let mut w = BufWriter::new(s.try_clone()?);
-    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut text =
+        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (k, v) in headers {
         text += &format!("{k}: {v}\r\n");
     }
@@ -930,7 +955,8 @@ fn dechunk(raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut r = raw;
     while let Some(i) = r.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&r[..i]).split(';').next().unwrap().trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&r[..i]).split(';').next().unwrap().trim(), 16).unwrap_or(0);
         r = &r[i + 2..];
         if size == 0 || r.len() < size {
             break;
@@ -1125,10 +1151,14 @@ fn serve_token(conn: TcpStream, state: &TokenState, log: &Mutex<Vec<TokenRequest
         let (grant, user) = match method.as_str() {
             "GET" => ("basic".to_string(), basic.filter(|(u, p)| good(u, p)).map(|(u, _)| u)),
             "POST" => match get("grant_type").as_deref() {
-                Some("password") => ("password".into(), get("username").zip(get("password")).filter(|(u, p)| good(u, p)).map(|(u, _)| u)),
-                Some("refresh_token") => {
-                    ("refresh_token".into(), get("refresh_token").filter(|t| *t == state.refresh_token).map(|_| state.user.clone()))
-                }
+                Some("password") => (
+                    "password".into(),
+                    get("username").zip(get("password")).filter(|(u, p)| good(u, p)).map(|(u, _)| u),
+                ),
+                Some("refresh_token") => (
+                    "refresh_token".into(),
+                    get("refresh_token").filter(|t| *t == state.refresh_token).map(|_| state.user.clone()),
+                ),
                 other => (other.unwrap_or("none").to_string(), None),
             },
             _ => ("none".into(), None),
@@ -1163,14 +1193,24 @@ fn serve_token(conn: TcpStream, state: &TokenState, log: &Mutex<Vec<TokenRequest
                 }
                 v
             };
-            write_response(&mut w, 200, "OK", &[("Content-Type", "application/json".into())], &serde_json::to_vec(&body).unwrap(), close)?;
+            write_response(
+                &mut w,
+                200,
+                "OK",
+                &[("Content-Type", "application/json".into())],
+                &serde_json::to_vec(&body).unwrap(),
+                close,
+            )?;
         } else {
             status = 401;
             write_response(
                 &mut w,
                 401,
                 "Unauthorized",
-                &[("Content-Type", "application/json".into()), ("WWW-Authenticate", "Basic realm=\"wso2img-test-token\"".into())],
+                &[
+                    ("Content-Type", "application/json".into()),
+                    ("WWW-Authenticate", "Basic realm=\"wso2img-test-token\"".into()),
+                ],
                 br#"{"errors":[{"code":"UNAUTHORIZED","message":"bad or missing credentials"}]}"#,
                 close,
             )?;
@@ -1232,7 +1272,9 @@ impl Match {
             Match::ManifestGet => method == "GET" && manifest,
             Match::ManifestHead => method == "HEAD" && manifest,
             Match::ManifestPut => method == "PUT" && manifest,
-            Match::Request { method: m, contains } => (m.is_empty() || m.eq_ignore_ascii_case(method)) && uri.contains(contains.as_str()),
+            Match::Request { method: m, contains } => {
+                (m.is_empty() || m.eq_ignore_ascii_case(method)) && uri.contains(contains.as_str())
+            }
         }
     }
 }
@@ -1357,7 +1399,10 @@ impl FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
-        let state = Arc::new(Mutex::new(ProxyState { faults: faults.into_iter().map(|f| (f, 0, 0)).collect(), requests: Vec::new() }));
+        let state = Arc::new(Mutex::new(ProxyState {
+            faults: faults.into_iter().map(|f| (f, 0, 0)).collect(),
+            requests: Vec::new(),
+        }));
         let upstream = upstream_host.to_string();
         let handle = {
             let (stop, state, upstream) = (stop.clone(), state.clone(), upstream.clone());
@@ -1391,7 +1436,11 @@ impl FaultProxy {
     }
     /// The requests as text (for assertion messages).
     pub fn describe(&self) -> String {
-        self.requests().iter().map(|r| format!("{} {} {} {:?}", r.method, r.uri, r.status, r.faults)).collect::<Vec<_>>().join("\n")
+        self.requests()
+            .iter()
+            .map(|r| format!("{} {} {} {:?}", r.method, r.uri, r.status, r.faults))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -1463,7 +1512,18 @@ fn proxy_conn(client: TcpStream, upstream: &str, me: &str, state: &Mutex<ProxySt
                     let _ = copy_body(&mut cr, &mut io::sink(), framing, Some(half));
                 } else {
                     // Relay the head and half the body, then reset.
-                    let _ = forward(&mut cr, &mut cw, &head, &method, &target, upstream, me, Framing::None, Duration::ZERO, true);
+                    let _ = forward(
+                        &mut cr,
+                        &mut cw,
+                        &head,
+                        &method,
+                        &target,
+                        upstream,
+                        me,
+                        Framing::None,
+                        Duration::ZERO,
+                        true,
+                    );
                 }
                 let _ = cw.flush();
                 set_reset_on_close(&client);
@@ -1472,7 +1532,8 @@ fn proxy_conn(client: TcpStream, upstream: &str, me: &str, state: &Mutex<ProxySt
             }
             Some(Action::Delay(_)) => unreachable!("delays are not terminal"),
             None => {
-                let (status, must_close) = forward(&mut cr, &mut cw, &head, &method, &target, upstream, me, framing, delay, false)?;
+                let (status, must_close) =
+                    forward(&mut cr, &mut cw, &head, &method, &target, upstream, me, framing, delay, false)?;
                 set_status(status);
                 if must_close {
                     return Ok(());
@@ -1515,7 +1576,8 @@ fn forward(
     let mut uw = BufWriter::with_capacity(64 * 1024, up.try_clone()?);
     let mut text = format!("{method} {target} HTTP/1.1\r\nHost: {upstream}\r\nConnection: close\r\n");
     for (k, v) in &head.headers {
-        if ["host", "connection", "keep-alive", "proxy-connection", "expect"].contains(&k.to_ascii_lowercase().as_str()) {
+        if ["host", "connection", "keep-alive", "proxy-connection", "expect"].contains(&k.to_ascii_lowercase().as_str())
+        {
             continue;
         }
         text += &format!("{k}: {v}\r\n");
@@ -1540,7 +1602,11 @@ fn forward(
         if lk == "connection" || lk == "keep-alive" {
             continue;
         }
-        let v = if lk == "location" { v.replace(&format!("http://{upstream}"), &format!("http://{me}")) } else { v.clone() };
+        let v = if lk == "location" {
+            v.replace(&format!("http://{upstream}"), &format!("http://{me}"))
+        } else {
+            v.clone()
+        };
         out += &format!("{k}: {v}\r\n");
     }
     if must_close {

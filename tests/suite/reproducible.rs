@@ -25,8 +25,10 @@ fn scrambled_copy(src: &Path, dst: &Path) {
         if s.is_dir() {
             script += &format!("mkdir -p '{}'\n", d.display());
         } else {
-            script += &format!("mkdir -p '{}'\ncat '{}' > '{}'\n", d.parent().unwrap().display(), s.display(), d.display());
-            if fs::metadata(&s).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o100 != 0).unwrap() {
+            script +=
+                &format!("mkdir -p '{}'\ncat '{}' > '{}'\n", d.parent().unwrap().display(), s.display(), d.display());
+            if fs::metadata(&s).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o100 != 0).unwrap()
+            {
                 script += &format!("chmod u+x '{}'\n", d.display());
             }
         }
@@ -40,7 +42,8 @@ fn walk(root: &Path) -> Vec<String> {
     let mut stack = vec![String::new()];
     while let Some(rel) = stack.pop() {
         let dir = if rel.is_empty() { root.to_path_buf() } else { root.join(&rel) };
-        let mut names: Vec<String> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut names: Vec<String> =
+            fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
         for n in names {
             let r = if rel.is_empty() { n } else { format!("{rel}/{n}") };
@@ -124,7 +127,10 @@ fn source_date_epoch_sets_mtimes_and_created() {
     ws.customization();
     ws.config("[base]\nimage = \"builtin:wso2am-4.3.0\"\n");
     let plain = json(&ws.run_ok(&["plan", "--json"]));
-    let out = ok(bin().current_dir(ws.path()).env("SOURCE_DATE_EPOCH", "1700000000").args(["build", "--json", "--to", "oci:sde"]));
+    let out = ok(bin()
+        .current_dir(ws.path())
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .args(["build", "--json", "--to", "oci:sde"]));
     let r = json(&out);
     assert_ne!(plain["content_digest"], r["content_digest"]);
     let cfg = layout_json(&ws.join("sde"), r["platforms"][0]["config_digest"].as_str().unwrap());

@@ -57,7 +57,8 @@ pub fn ok(cmd: &mut Command) -> Output {
 
 /// Parses a command's stdout as JSON.
 pub fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// A temporary folder with a `wso2img.toml` and customer trees.

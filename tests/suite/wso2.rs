@@ -72,13 +72,16 @@ fn the_same_customization_lands_right_on_43_and_41_bases() {
     assert_eq!(amd["layers"], r43["layers"], "platforms share the customer layers");
     check("o43a", amd["tag"].as_str().unwrap(), "/home/wso2carbon/wso2am-4.3.0", "webapps", 10001);
     // skopeo cannot read Docker media types from a layout; umoci reads the manifest by tag.
-    let r41_oci = json(&ws.run_ok(&["build", "--json", "--base", "docker-archive:b41.tar", "--to", "docker-archive:o41.tar"]));
+    let r41_oci =
+        json(&ws.run_ok(&["build", "--json", "--base", "docker-archive:b41.tar", "--to", "docker-archive:o41.tar"]));
     assert_eq!(r41_oci["content_digest"], r41["content_digest"]);
     if docker() && busybox().is_some() {
         let ws2 = Workspace::new();
         portable(&ws2);
         sample_410(true).write_docker_archive(&ws2.join("b41.tar"), "wso2/wso2am:4.1.0").unwrap();
-        ws2.config("[base]\nimage = \"docker-archive:b41.tar\"\n[target]\nrepository = \"localhost/wso2img-test/v41\"\n");
+        ws2.config(
+            "[base]\nimage = \"docker-archive:b41.tar\"\n[target]\nrepository = \"localhost/wso2img-test/v41\"\n",
+        );
         let r = json(&ws2.run_ok(&["build", "--json", "--to", "docker-archive:img.tar"]));
         docker_ok(&["load", "-i", ws2.join("img.tar").to_str().unwrap()]);
         let image = format!("localhost/wso2img-test/v41:{}", r["tag"].as_str().unwrap());
@@ -134,7 +137,11 @@ fn bad_inputs_are_refused_before_anything_is_written() {
     let ws = fresh();
     ws.write("jars/mysql-connector-j-8.4.0.jar", &real_jar("com.mysql", "mysql-connector-j", "8.4.0"));
     ws.write("dropins/mysql-connector-j-8.4.0.jar", &real_jar("com.mysql", "mysql-connector-j", "8.4.0"));
-    expect_error(&ws, &build, &["jars/mysql-connector-j-8.4.0.jar", "dropins/mysql-connector-j-8.4.0.jar", "lib and dropins"]);
+    expect_error(
+        &ws,
+        &build,
+        &["jars/mysql-connector-j-8.4.0.jar", "dropins/mysql-connector-j-8.4.0.jar", "lib and dropins"],
+    );
 
     let ws = fresh();
     ws.write("themes/devportal/userTheme.js", b"const Configurations = {};\n");
@@ -142,13 +149,25 @@ fn bad_inputs_are_refused_before_anything_is_written() {
 
     let ws = fresh();
     ws.write("keystores/wso2carbon.jks", b"-----BEGIN CERTIFICATE-----\n");
-    expect_error(&ws, &["build", "--bake-keystores", "--to", "oci:out"], &["keystores/wso2carbon.jks", "not a keystore"]);
+    expect_error(
+        &ws,
+        &["build", "--bake-keystores", "--to", "oci:out"],
+        &["keystores/wso2carbon.jks", "not a keystore"],
+    );
 
     let ws = fresh();
     ws.write("keystores/wso2carbon.jks", &[0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2]);
     ws.config("[base]\nimage = \"builtin:wso2am-4.3.0\"\n[layers]\nbake_keystores = true\n[target]\npublic_registries = [\"127.0.0.1:1\"]\n");
-    expect_error(&ws, &["build", "--to", "docker://127.0.0.1:1/acme/apim"], &["keystores", "public", "--allow-public-keystores"]);
-    expect_error(&ws, &["build", "--to", "docker://docker.io/acme/apim"], &["keystores", "docker.io", "--allow-public-keystores"]);
+    expect_error(
+        &ws,
+        &["build", "--to", "docker://127.0.0.1:1/acme/apim"],
+        &["keystores", "public", "--allow-public-keystores"],
+    );
+    expect_error(
+        &ws,
+        &["build", "--to", "docker://docker.io/acme/apim"],
+        &["keystores", "docker.io", "--allow-public-keystores"],
+    );
     expect_error(&ws, &["build", "--to", "acme/apim"], &["docker.io", "--allow-public-keystores"]);
 
     let ws = fresh();
@@ -216,8 +235,12 @@ fn sbom_is_valid_cyclonedx_and_lists_what_was_added() {
     let find = |pred: &dyn Fn(&Value) -> bool| comps.iter().find(|c| pred(c)).cloned();
     let driver = find(&|c| c["name"] == "acme-driver").expect("jar listed");
     assert_eq!(driver["purl"], "pkg:maven/com.acme/acme-driver@1.0");
-    assert_eq!(driver["hashes"][0]["content"].as_str().unwrap(), wso2img::digest::Digest::of(&fs::read(ws.join("jars/acme-driver-1.0.jar")).unwrap()).hex());
-    let logo = find(&|c| c["name"].as_str().unwrap_or("").ends_with("theme/images/logo.svg")).expect("theme file listed");
+    assert_eq!(
+        driver["hashes"][0]["content"].as_str().unwrap(),
+        wso2img::digest::Digest::of(&fs::read(ws.join("jars/acme-driver-1.0.jar")).unwrap()).hex()
+    );
+    let logo =
+        find(&|c| c["name"].as_str().unwrap_or("").ends_with("theme/images/logo.svg")).expect("theme file listed");
     assert!(logo["hashes"].is_array());
     let ks = find(&|c| c["name"].as_str().unwrap_or("").ends_with("security/wso2carbon.jks")).expect("keystore listed");
     assert!(ks.get("hashes").is_none(), "keystores by path only");
@@ -235,5 +258,10 @@ fn sbom_is_valid_cyclonedx_and_lists_what_was_added() {
                   err = JsonStrictValidator(SchemaVersion.V1_5).validate_str(open(sys.argv[1]).read())\n\
                   print(err)\nsys.exit(1 if err else 0)\n";
     let out = Command::new(python).arg("-c").arg(script).arg(ws.join("sbom.json")).output().unwrap();
-    assert!(out.status.success(), "CycloneDX 1.5 validation: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "CycloneDX 1.5 validation: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
