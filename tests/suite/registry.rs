@@ -947,3 +947,48 @@ fn registry_bad_references_are_usage_errors() {
     );
     assert!(line.contains("bad:tag"), "names the reference: {line}");
 }
+
+/// An interrupted push (kill -9 at several moments) never leaves the content
+/// tag on an incomplete image, and rerunning completes it.
+#[test]
+fn registry_push_killed_at_any_moment_never_tags_a_partial_image() {
+    if !registry_tools() {
+        return;
+    }
+    let reg = Registry::start(Kind::Anonymous);
+    push_sample(&reg, "wso2/wso2am:4.3.0", &sample_430(false, &[]));
+    // Every answer is slow, so a kill lands in the middle of the push.
+    let proxy = FaultProxy::start(&reg.host(), vec![Fault::delay(Match::Any, 60).times(10_000)]);
+    let ph = proxy.host();
+    let ws = Workspace::new();
+    ws.customization();
+    config(&ws, &format!("{ph}/wso2/wso2am:4.3.0"), &format!("{ph}/acme/apim"), "");
+    let tag = tag_of(&run_json(&ws, &["plan", "--json"]));
+    let tagged = || {
+        skopeo()
+            .args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{}/acme/apim:{tag}", reg.host())])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    for (round, after_ms) in [150u64, 400, 700, 1000].into_iter().enumerate() {
+        let mut child = wso2img(&ws)
+            .args(["-q", "build", "--push"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(after_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        if tagged() {
+            // The tag only ever appears last: when it is there, the image is whole.
+            reg.verify_pull(&format!("acme/apim:{tag}"), &ws.join(&format!("pulled-{round}")));
+        }
+    }
+    let r = run_json(&ws, &["build", "--push", "--json"]);
+    let status = r["outputs"][0]["status"].as_str().unwrap().to_string();
+    assert!(status == "pushed" || status == "up-to-date", "{r:#}");
+    assert!(tagged());
+    reg.verify_pull(&format!("acme/apim:{tag}"), &ws.join("pulled-final"));
+}
