@@ -202,6 +202,21 @@ impl crate::wso2::BaseFs for LayerFs<'_> {
     }
 }
 
+/// A base layer opened as a tar archive (gunzipped unless stored plain), and
+/// how to name it in messages.
+fn layer_archive(layer: &BaseLayer) -> Result<(String, tar::Archive<Box<dyn Read>>)> {
+    let what = format!("base layer {}", layer.blob.desc.digest);
+    let raw = layer.blob.open().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
+    let reader: Box<dyn Read> = if layer.is_plain_tar() { raw } else { Box::new(flate2::read::GzDecoder::new(raw)) };
+    Ok((what, tar::Archive::new(reader)))
+}
+
+/// An entry's path without a leading `./` or `/` or a trailing `/`.
+fn entry_path<R: Read>(entry: &tar::Entry<'_, R>, what: &str) -> Result<String> {
+    let p = entry.path().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
+    Ok(p.to_string_lossy().trim_start_matches("./").trim_start_matches('/').trim_end_matches('/').to_string())
+}
+
 /// The names in folder `dir` (relative, e.g. `home/wso2carbon`) of the base's
 /// filesystem: every layer's headers are streamed, bottom up, honouring whiteouts.
 pub fn list_base_dir(image: &BaseImage, dir: &str) -> Result<Vec<String>> {
@@ -209,18 +224,12 @@ pub fn list_base_dir(image: &BaseImage, dir: &str) -> Result<Vec<String>> {
     let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
     let mut names = std::collections::BTreeSet::new();
     for layer in &image.layers {
-        let what = format!("base layer {}", layer.blob.desc.digest);
-        let raw = layer.blob.open().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
-        let reader: Box<dyn Read> =
-            if !layer.is_plain_tar() { Box::new(flate2::read::GzDecoder::new(raw)) } else { raw };
-        let mut ar = tar::Archive::new(reader);
+        let (what, mut ar) = layer_archive(layer)?;
         let entries = ar.entries().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
         let mut added = std::collections::BTreeSet::new();
         for entry in entries {
             let entry = entry.map_err(|e| Error::source(format!("{what}: not a valid tar ({})", io_reason(&e))))?;
-            let p = entry.path().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
-            let p = p.to_string_lossy();
-            let p = p.trim_start_matches("./").trim_start_matches('/');
+            let p = entry_path(&entry, &what)?;
             let Some(rest) = p.strip_prefix(&prefix) else { continue };
             let child = rest.split('/').next().unwrap_or("");
             if child.is_empty() {
@@ -249,18 +258,12 @@ pub fn read_base_file(image: &BaseImage, path: &str) -> Result<Option<Vec<u8>>> 
     };
     let whiteout = if dir.is_empty() { format!(".wh.{name}") } else { format!("{dir}/.wh.{name}") };
     for layer in image.layers.iter().rev() {
-        let what = format!("base layer {}", layer.blob.desc.digest);
-        let raw = layer.blob.open().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
-        let reader: Box<dyn Read> =
-            if !layer.is_plain_tar() { Box::new(flate2::read::GzDecoder::new(raw)) } else { raw };
-        let mut ar = tar::Archive::new(reader);
+        let (what, mut ar) = layer_archive(layer)?;
         let entries = ar.entries().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
         let mut hidden = false;
         for entry in entries {
             let mut entry = entry.map_err(|e| Error::source(format!("{what}: not a valid tar ({})", io_reason(&e))))?;
-            let p = entry.path().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
-            let p = p.to_string_lossy();
-            let p = p.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/');
+            let p = entry_path(&entry, &what)?;
             if p == path && entry.header().entry_type().is_file() {
                 let mut buf = Vec::new();
                 entry
@@ -277,4 +280,24 @@ pub fn read_base_file(image: &BaseImage, path: &str) -> Result<Option<Vec<u8>>> 
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::SampleBase;
+
+    #[test]
+    fn lists_folders_and_reads_files_from_base_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        SampleBase::v410().write_oci(dir.path(), "4.1.0").unwrap();
+        let loc: Location = format!("oci:{}:4.1.0", dir.path().display()).parse().unwrap();
+        let base = open_base(&loc, Path::new("."), &Registries::new(Default::default())).unwrap();
+        let img = &base.images[0];
+        let names = list_base_dir(img, "/home/wso2carbon/").unwrap();
+        assert!(names.contains(&"wso2am-4.1.0".to_string()) && names.contains(&"solr".to_string()), "{names:?}");
+        let passwd = read_base_file(img, "etc/passwd").unwrap().unwrap();
+        assert!(String::from_utf8(passwd).unwrap().contains("wso2carbon:x:802:802"));
+        assert!(read_base_file(img, "etc/shadow").unwrap().is_none());
+    }
 }
