@@ -1,0 +1,128 @@
+//! From diff_ids to images: per-platform configs, content digests, tags and
+//! the report of each product (the main image and its variants).
+
+use super::*;
+
+/// A product with its configs, content digest and tags computed.
+pub(super) struct Composed {
+    pub(super) configs: Vec<Vec<u8>>,
+    pub(super) content: Digest,
+    pub(super) tags: Vec<String>,
+}
+
+/// A product's per-platform configs, content digest and tags, from the
+/// layers' diff_ids.
+pub(super) fn compose(p: &Prepared, product: &Product, diff_ids: &[Digest]) -> Result<Composed> {
+    let mut configs = Vec::new();
+    for plat in &product.platforms {
+        let img = &p.base.images[plat.image];
+        let mut volumes: Vec<String> =
+            p.config.image.volumes.iter().map(|v| wso2::volume_path(&plat.facts, v)).collect();
+        volumes.sort();
+        volumes.dedup();
+        let mut labels = p.labels.clone();
+        if let Some(v) = &product.variant {
+            labels.insert(VARIANT_LABEL.into(), v.name.clone());
+            labels.insert(PROFILE_LABEL.into(), v.profile.clone());
+        }
+        let changes = ConfigChanges {
+            layers: plat
+                .layers
+                .iter()
+                .map(|&i| AppendedLayer { diff_id: diff_ids[i], created_by: p.specs[i].description.clone() })
+                .collect(),
+            labels,
+            env: p.config.image.env.clone(),
+            volumes,
+            created: p.created.clone(),
+            cmd: product.variant.as_ref().map(|v| vec![format!("-Dprofile={}", v.profile)]),
+        };
+        configs.push(mutate::apply_config(&img.config, &changes)?);
+    }
+    let content = if configs.len() == 1 {
+        Digest::of(&configs[0])
+    } else {
+        let entries: Vec<(Platform, Digest)> = product
+            .platforms
+            .iter()
+            .zip(&configs)
+            .map(|(pl, c)| (p.base.images[pl.image].platform.clone(), Digest::of(c)))
+            .collect();
+        mutate::multi_platform_content_digest(&entries)
+    };
+    let tags = tags(p, product, &content)?;
+    Ok(Composed { configs, content, tags })
+}
+
+pub(super) fn tags(p: &Prepared, product: &Product, content: &Digest) -> Result<Vec<String>> {
+    let hex = content.hex();
+    let version = product.platforms[0].facts.version.as_deref();
+    let mut v = TagValues { base_tag: &p.base.tag, digest_hex: &hex, version, variant: None };
+    if let Some(var) = &product.variant {
+        v.variant = Some(&var.name);
+        let template = var.tag.clone().unwrap_or_else(|| format!("{}-{{variant}}", p.config.target.tag));
+        return Ok(vec![expand_tag(&template, &v)?]);
+    }
+    let mut out = vec![expand_tag(&p.config.target.tag, &v)?];
+    for t in &p.config.target.extra_tags {
+        let t = expand_tag(t, &v)?;
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn platform_reports(p: &Prepared, product: &Product, c: &Composed) -> Vec<PlatformReport> {
+    product
+        .platforms
+        .iter()
+        .zip(&c.configs)
+        .map(|(pl, cfg)| PlatformReport {
+            platform: p.base.images[pl.image].platform.to_string(),
+            config_digest: Digest::of(cfg),
+            manifest_digest: None,
+            detected: pl.facts.clone(),
+            layers: pl.layers.clone(),
+        })
+        .collect()
+}
+
+pub(super) fn report(p: &Prepared, composed: &[Composed], layers: Vec<LayerReport>) -> Report {
+    let main = &composed[0];
+    Report {
+        content_digest: main.content,
+        tag: main.tags[0].clone(),
+        tags: main.tags.clone(),
+        base: BaseReport {
+            location: p.base.location.to_string(),
+            name: p.base.name.clone(),
+            digest: p.base.digest,
+            media_types: p.base.family,
+        },
+        platforms: platform_reports(p, p.main(), main),
+        layers,
+        outputs: Vec::new(),
+        uploaded_bytes: None,
+        keystores_baked: p.keystores_baked,
+        variants: p.products[1..]
+            .iter()
+            .zip(&composed[1..])
+            .map(|(prod, c)| {
+                let v = prod.variant.as_ref().expect("a variant");
+                VariantReport {
+                    name: v.name.clone(),
+                    profile: v.profile.clone(),
+                    content_digest: c.content,
+                    tag: c.tags[0].clone(),
+                    platforms: platform_reports(p, prod, c),
+                    outputs: Vec::new(),
+                }
+            })
+            .collect(),
+    }
+}
+
+pub(super) fn compose_all(p: &Prepared, diff_ids: &[Digest]) -> Result<Vec<Composed>> {
+    p.products.iter().map(|prod| compose(p, prod, diff_ids)).collect()
+}
