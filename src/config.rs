@@ -359,6 +359,18 @@ impl Config {
         Ok(out)
     }
 
+    /// The base to read and the folder its relative paths are relative to:
+    /// `--base` (relative to the working directory) or `[base] image`
+    /// (relative to this file).
+    pub fn base_location(&self, base_override: Option<&Location>) -> Result<(Location, PathBuf)> {
+        match base_override {
+            Some(l) => Ok((l.clone(), PathBuf::from("."))),
+            None => {
+                Ok((self.base.image.parse::<Location>().map_err(|e| e.context(self.path.display()))?, self.dir.clone()))
+            }
+        }
+    }
+
     /// Whether keystores are baked (config or flag).
     pub fn bakes_keystores(&self, flag: bool) -> bool {
         flag || self.layers.bake_keystores

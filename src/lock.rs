@@ -308,17 +308,20 @@ pub fn check(config: &Config, base_override: Option<&Location>, base: &Base, loc
     Ok(Some(Pending { lock, message }))
 }
 
-/// Opens the base of `config` (or `base_override`, relative to the working
-/// directory) as `plan` would.
-fn open(config: &Config, base_override: Option<&Location>, registry: &crate::registry::Options) -> Result<Base> {
-    let (location, dir) = match base_override {
-        Some(l) => (l.clone(), PathBuf::from(".")),
-        None => {
-            (config.base.image.parse::<Location>().map_err(|e| e.context(config.path.display()))?, config.dir.clone())
-        }
-    };
+/// Resolves the base of `config` (or `base_override`) again, as `plan` would,
+/// and compares it with the lock: the lock, the comparison and the new entry.
+fn resolve(
+    config_path: &Path,
+    base_override: Option<&Location>,
+    registry: &crate::registry::Options,
+) -> Result<(Lockfile, Comparison, LockedBase)> {
+    let config = Config::load(config_path)?;
+    let (location, dir) = config.base_location(base_override)?;
     let registries: Arc<Registries> = Registries::new(registry.clone());
-    transport::open_base(&location, &dir, &registries)
+    let base = transport::open_base(&location, &dir, &registries)?;
+    let lock = Lockfile::load(&path_for(&config.path))?;
+    let (cmp, entry) = compare(&lock, &written_location(&config, base_override), &base);
+    Ok((lock, cmp, entry))
 }
 
 /// `wso2img update`: resolves the base again and records it in the lock.
@@ -328,11 +331,7 @@ pub fn update(
     base_override: Option<&Location>,
     registry: &crate::registry::Options,
 ) -> Result<Comparison> {
-    let config = Config::load(config_path)?;
-    let base = open(&config, base_override, registry)?;
-    let mut lock = Lockfile::load(&path_for(&config.path))?;
-    let written = written_location(&config, base_override);
-    let (cmp, entry) = compare(&lock, &written, &base);
+    let (mut lock, cmp, entry) = resolve(config_path, base_override, registry)?;
     if cmp.moved {
         lock.set(entry);
         lock.save()?;
@@ -347,10 +346,7 @@ pub fn outdated(
     base_override: Option<&Location>,
     registry: &crate::registry::Options,
 ) -> Result<Comparison> {
-    let config = Config::load(config_path)?;
-    let base = open(&config, base_override, registry)?;
-    let lock = Lockfile::load(&path_for(&config.path))?;
-    Ok(compare(&lock, &written_location(&config, base_override), &base).0)
+    resolve(config_path, base_override, registry).map(|(_, cmp, _)| cmp)
 }
 
 #[cfg(test)]

@@ -38,12 +38,7 @@ impl Prepared {
 
 pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepared> {
     let config = Config::load(&opts.config)?;
-    let (location, rel_dir) = match &opts.base {
-        Some(l) => (l.clone(), PathBuf::from(".")),
-        None => {
-            (config.base.image.parse::<Location>().map_err(|e| e.context(config.path.display()))?, config.dir.clone())
-        }
-    };
+    let (location, rel_dir) = config.base_location(opts.base.as_ref())?;
     let mut outputs = opts.outputs.clone();
     if opts.push {
         let repo = config.target.repository.as_ref().ok_or_else(|| {

@@ -237,14 +237,7 @@ pub fn run_limited(cmd: &mut Command, limit: Duration) -> Output {
 /// Like [`run_limited`], requiring success.
 pub fn run_ok_limited(cmd: &mut Command) -> Output {
     let out = run_limited(cmd, COMMAND_LIMIT);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    succeeded(cmd, out)
 }
 
 /// The wso2img binary in `ws`, isolated from the machine's credentials: an

@@ -45,6 +45,11 @@ pub fn busybox() -> Option<PathBuf> {
 /// Runs a command and returns its output, failing with its stderr if it failed.
 pub fn ok(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("command runs");
+    succeeded(cmd, out)
+}
+
+/// Returns `out`, failing with `cmd`'s stdout and stderr unless it succeeded.
+pub fn succeeded(cmd: &Command, out: Output) -> Output {
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}):\n{}\n{}",
