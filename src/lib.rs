@@ -13,16 +13,20 @@
 //! - [`transport`]: OCI layouts, `docker save` archives, built-in samples;
 //!   [`registry`]: the registry API; [`daemon`]: the Docker Engine API.
 //! - [`sample`]: the small WSO2-like bases used by `builtin:` and the tests.
+//! - [`inputs`]: ignore rules and Maven jars; [`check`]: configuration files
+//!   checked before they ship.
 //! - [`lock`]: `wso2img.lock`; [`init`]: scaffolding a new project.
 #![deny(missing_docs)]
 
 pub mod build;
+pub mod check;
 pub mod config;
 pub mod daemon;
 pub mod digest;
 pub mod error;
 pub mod image;
 pub mod init;
+pub mod inputs;
 pub mod inspect;
 pub mod layer;
 pub mod lock;

@@ -120,7 +120,15 @@ pub(super) fn report(p: &Prepared, composed: &[Composed], layers: Vec<LayerRepor
                 }
             })
             .collect(),
+        ignored: ignored_report(p),
     }
+}
+
+pub(super) fn ignored_report(p: &Prepared) -> Vec<IgnoredReport> {
+    crate::inputs::ignore::totals(&p.gathered.excluded)
+        .into_iter()
+        .map(|(rule, files)| IgnoredReport { rule, files })
+        .collect()
 }
 
 pub(super) fn compose_all(p: &Prepared, diff_ids: &[Digest]) -> Result<Vec<Composed>> {

@@ -78,6 +78,8 @@ pub struct Options {
     pub sbom: Option<PathBuf>,
     /// `--locked`: fail when `wso2img.lock` is missing or the base moved, instead of refreshing it.
     pub locked: bool,
+    /// Only check the inputs (`wso2img check`): the lock is never written.
+    pub check_only: bool,
 }
 
 /// How registry destinations (`--push`, `--to docker://…`) are reached.
@@ -187,6 +189,35 @@ pub struct Report {
     /// One image per `[[variant]]`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<VariantReport>,
+    /// Files the ignore rules left out, per rule.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<IgnoredReport>,
+}
+
+/// What one ignore rule left out.
+#[derive(Debug, Clone, Serialize)]
+pub struct IgnoredReport {
+    /// The rule: `built-in: .DS_Store`, `jars/.wso2imgignore: *.bak`, `[layers] exclude: *.md`.
+    pub rule: String,
+    /// Files it left out.
+    pub files: usize,
+}
+
+/// What `wso2img check` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    /// The base the inputs were checked against.
+    pub base: String,
+    /// Files that would go into the image (main customization).
+    pub files: usize,
+    /// Jars among them, Maven jars included.
+    pub jars: usize,
+    /// Configuration files (`.toml`, `.json`, `.xml`) checked.
+    pub config_files: usize,
+    /// Files the ignore rules left out, per rule.
+    pub ignored: Vec<IgnoredReport>,
+    /// Doubts that are not errors.
+    pub warnings: Vec<String>,
 }
 
 /// A deployment-profile variant in a report.
@@ -220,6 +251,23 @@ pub fn plan(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id).collect();
     let composed = compose_all(&p, &diff_ids)?;
     Ok(report(&p, &composed, layers))
+}
+
+/// Runs every input check `plan` and `build` run — ignore rules, configuration
+/// files, jars (Maven jars resolved and verified), keystores, themes against
+/// the base's version — reading only the base's manifests and configs, and
+/// writing nothing (not even the lock).
+pub fn check(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<CheckReport> {
+    let opts = Options { check_only: true, outputs: Vec::new(), push: false, pull: false, ..opts.clone() };
+    let p = prepare(&opts, log)?;
+    Ok(CheckReport {
+        base: p.base.name.clone(),
+        files: p.checked.len(),
+        jars: p.checked.iter().filter(|f| f.coords.is_some()).count(),
+        config_files: p.gathered.config_files,
+        ignored: ignored_report(&p),
+        warnings: p.gathered.warnings.clone(),
+    })
 }
 
 /// Builds the image (and its variants) and writes them to every destination.

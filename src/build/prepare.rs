@@ -28,6 +28,14 @@ pub(super) struct Prepared {
     pub(super) created: Option<String>,
     pub(super) checked: Vec<CheckedFile>,
     pub(super) keystores_baked: bool,
+    pub(super) gathered: Gathered,
+}
+
+/// What gathering the inputs found besides the files themselves.
+pub(super) struct Gathered {
+    pub(super) excluded: Vec<crate::inputs::ignore::Excluded>,
+    pub(super) config_files: usize,
+    pub(super) warnings: Vec<String>,
 }
 
 impl Prepared {
@@ -55,19 +63,18 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
     if opts.pull && !matches!(location, Location::Daemon(_)) {
         return Err(Error::usage(format!("--pull: applies to a docker-daemon: base; {location} is read directly")));
     }
-    let walk = |sources: Vec<LayerSource>| -> Result<Vec<(LayerSource, Vec<SourceEntry>)>> {
-        sources.into_iter().map(|s| layer::walk(&s.dir, &s.label).map(|e| (s, e))).collect()
+    let gopts = crate::inputs::Options {
+        bake_keystores: opts.bake_keystores,
+        locked: opts.locked,
+        ca_certs: opts.registry.ca_certs.clone(),
     };
-    let walked = walk(config.layer_sources(opts.bake_keystores)?)?;
-    let mut variant_walks = Vec::new();
-    for v in &config.variants {
-        variant_walks.push(walk(config.variant_sources(v, opts.bake_keystores)?)?);
-    }
+    let gathered = crate::inputs::gather(&config, &gopts, log)?;
+    let (walked, variant_walks) = (&gathered.walked, &gathered.variant_walks);
     let has_keystores = |w: &[(LayerSource, Vec<SourceEntry>)]| {
         w.iter()
             .any(|(s, e)| s.kind == LayerKind::Keystores && e.iter().any(|e| !matches!(e.kind, layer::SourceKind::Dir)))
     };
-    let keystores_baked = has_keystores(&walked) || variant_walks.iter().any(|w| has_keystores(w));
+    let keystores_baked = has_keystores(walked) || variant_walks.iter().any(|w| has_keystores(w));
     if keystores_baked && !opts.allow_public_keystores {
         for out in &outputs {
             if let Location::Registry(r) = out {
@@ -80,11 +87,6 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
             }
         }
     }
-    let checked = wso2::checks::check(&walked)?;
-    for w in &variant_walks {
-        let both: Vec<(LayerSource, Vec<SourceEntry>)> = walked.iter().cloned().chain(w.iter().cloned()).collect();
-        wso2::checks::check(&both)?;
-    }
     let needs_daemon = outputs.iter().any(|o| through_daemon(o, opts.via)) || opts.pull;
     let daemon = if needs_daemon { Some(Daemon::connect()?) } else { None };
     let registries = Registries::new(opts.registry.clone());
@@ -92,7 +94,10 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
         d.pull(r, log)?;
     }
     let mut base = transport::open_base(&location, &rel_dir, &registries)?;
-    let lock = crate::lock::check(&config, opts.base.as_ref(), &base, opts.locked)?;
+    let mut lock = crate::lock::check(&config, opts.base.as_ref(), &base, opts.locked)?;
+    if !opts.locked {
+        lock = crate::lock::record_maven(&config, lock, crate::inputs::pins(&gathered.maven))?;
+    }
     base.select_platforms(&opts.platforms)?;
     let mtime = opts.source_date_epoch.unwrap_or(DEFAULT_MTIME).max(0) as u64;
     let owner = config.owner()?;
@@ -112,13 +117,13 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
         let facts = wso2::detect(&img.config_json, owner, &mut transport::LayerFs(img))
             .map_err(|e| e.context(format!("{} ({})", base.location, img.platform)))?;
         let mut ids = Vec::new();
-        for (src, entries) in &walked {
+        for (src, entries) in walked {
             let spec = layer_spec(src.kind, &src.label, entries, &facts, mtime, None)?;
             if !spec.is_empty() {
                 ids.push(intern(spec));
             }
         }
-        for (v, w) in config.variants.iter().zip(&variant_walks) {
+        for (v, w) in config.variants.iter().zip(variant_walks) {
             let allowed = wso2::profiles(facts.version.as_deref());
             if !allowed.contains(&v.profile.as_str()) {
                 return Err(Error::config(format!(
@@ -162,7 +167,7 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
         if base.images.len() == 1 { "" } else { "s" }
     ));
     let created = opts.source_date_epoch.map(mutate::rfc3339);
-    if let Some(l) = lock {
+    if let (Some(l), false) = (lock, opts.check_only) {
         l.save(log)?;
     }
     Ok(Prepared {
@@ -175,8 +180,13 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
         products,
         labels,
         created,
-        checked,
+        checked: gathered.checked,
         keystores_baked,
+        gathered: Gathered {
+            excluded: gathered.excluded,
+            config_files: gathered.config_files,
+            warnings: gathered.warnings,
+        },
     })
 }
 
