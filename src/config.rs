@@ -353,8 +353,9 @@ impl Config {
         }
         self.maven.wanted().map_err(|m| self.err(m))?;
         for r in self.maven.repositories() {
-            crate::inputs::maven::check_url(&r.url)
-                .map_err(|m| self.err(format!("[maven] repositories \"{}\": {m}", r.url)))?;
+            crate::inputs::maven::check_url(&r.url).map_err(|m| {
+                self.err(format!("[maven] repositories \"{}\": {m}", crate::inputs::maven::redact_url(&r.url)))
+            })?;
         }
         let mut names: Vec<&str> = Vec::new();
         for v in &self.variants {

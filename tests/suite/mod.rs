@@ -5,6 +5,7 @@ mod docker;
 mod ergonomics;
 mod errors;
 mod golden;
+mod inputs;
 mod outputs;
 mod registry;
 mod registry_support;

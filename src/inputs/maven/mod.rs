@@ -106,6 +106,23 @@ pub fn check_url(url: &str) -> std::result::Result<(), String> {
     }
 }
 
+/// A URL as it may be shown: any `user:password@` replaced by `***@`, no query string.
+pub fn redact_url(url: &str) -> String {
+    let url = url.split('?').next().unwrap_or(url);
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (host, path) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
+            let host = host.rsplit_once('@').map_or(host.to_string(), |(_, h)| format!("***@{h}"));
+            if path.is_empty() && !rest.contains('/') {
+                format!("{scheme}://{host}")
+            } else {
+                format!("{scheme}://{host}/{path}")
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
 fn is_loopback(host: &str) -> bool {
     let h = host.rsplit_once(':').filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit())).map_or(host, |(h, _)| h);
     let h = h.trim_start_matches('[').trim_end_matches(']');
@@ -444,5 +461,7 @@ mod tests {
         assert!(check_url("http://nexus.example.com/m2").is_err());
         assert!(check_url("https://u:p@nexus.example.com/m2").unwrap_err().contains("credentials"));
         assert!(check_url("ftp://x/y").is_err());
+        assert_eq!(redact_url("https://u:p@h.example/m2?x=1"), "https://***@h.example/m2");
+        assert_eq!(redact_url("https://h.example"), "https://h.example");
     }
 }
