@@ -54,8 +54,9 @@ pub fn check(folders: &[(LayerSource, Vec<SourceEntry>)], warn: &mut dyn FnMut(&
                 LayerKind::Jars | LayerKind::Dropins if e.rel.to_ascii_lowercase().ends_with(".jar") => {
                     let info = jar::inspect_jar(&e.path, &f.label)?;
                     if src.kind == LayerKind::Dropins && !info.bundle {
+                        let instead = if e.origin.is_some() { "list it in [maven] jars" } else { "put it in jars/" };
                         return Err(Error::input(format!(
-                            "{}: not an OSGi bundle (no Bundle-SymbolicName in META-INF/MANIFEST.MF), so it fails at start in dropins; put it in jars/ (repository/components/lib), which converts it",
+                            "{}: not an OSGi bundle (no Bundle-SymbolicName in META-INF/MANIFEST.MF), so it fails at start in dropins; {instead} (repository/components/lib), which converts it",
                             f.label
                         )));
                     }

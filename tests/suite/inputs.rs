@@ -410,3 +410,16 @@ fn inputs_maven_config_errors_are_exit_2() {
         assert!(!e.contains("u:p@") && !e.contains(":p@"), "{e}");
     }
 }
+
+/// The README's test command runs as root without sudo, and CI runs exactly it.
+#[test]
+fn inputs_readme_test_command_is_what_ci_runs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let setup = readme.split("## Set up").nth(1).unwrap().split("```").nth(1).unwrap();
+    let cmd: Vec<&str> = setup.lines().filter(|l| !l.trim_start().starts_with('#') && l.contains("tests/")).collect();
+    assert_eq!(cmd, ["tests/run.sh"], "the README's test command, without sudo: {setup}");
+    assert!(!readme.contains("sudo tests/run.sh"), "no sudo in the README's test command");
+    let ci = fs::read_to_string(root.join(".ci/run")).unwrap();
+    assert!(ci.lines().any(|l| l.trim() == "exec tests/run.sh"), "{ci}");
+}
