@@ -102,7 +102,7 @@ pub fn gather(config: &Config, opts: &Options, log: &mut dyn FnMut(&str)) -> Res
     let mut all_jars = checked.clone();
     for w in &variant_walks {
         let both: Walked = walked.iter().cloned().chain(w.iter().cloned()).collect();
-        all_jars = checks::check(&both, &mut |w| warnings.push(w.to_string()))?;
+        all_jars.extend(checks::check(&both, &mut |w| warnings.push(w.to_string()))?);
     }
     warnings.extend(crate::check::drivers::missing(&facts.databases, &all_jars));
     let mut seen = BTreeSet::new();

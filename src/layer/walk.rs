@@ -125,6 +125,13 @@ impl Walker<'_> {
     }
 
     fn dir(&mut self, dir: &Path, rel: &str) -> Result<()> {
+        let pushed = match self.rules.nested(dir, &self.shown(rel))? {
+            Some(n) => {
+                self.nested.push((n, rel.to_string()));
+                true
+            }
+            None => false,
+        };
         let rd = fs::read_dir(dir).map_err(|e| {
             Error::input(format!(
                 "{}: cannot read folder ({}); fix its permissions or remove it",
@@ -137,23 +144,20 @@ impl Walker<'_> {
             let ent =
                 ent.map_err(|e| Error::input(format!("{}: cannot list folder ({})", self.shown(rel), io_reason(&e))))?;
             let name = ent.file_name();
-            let name = name.to_str().ok_or_else(|| {
-                Error::input(format!(
-                    "{}/{}: file name is not UTF-8; rename it",
-                    self.shown(rel),
-                    name.to_string_lossy()
-                ))
-            })?;
+            let Some(name) = name.to_str() else {
+                let lossy = name.to_string_lossy();
+                let child = if rel.is_empty() { lossy.to_string() } else { format!("{rel}/{lossy}") };
+                let is_dir = ent.file_type().is_ok_and(|t| t.is_dir());
+                if let Some(rule) = self.ignored(&child, is_dir) {
+                    let files = if is_dir { ignore::count_files(&ent.path()) } else { 1 };
+                    self.excluded.push(Excluded { path: self.shown(&child), rule, files });
+                    continue;
+                }
+                return Err(Error::input(format!("{}: file name is not UTF-8; rename it", self.shown(&child))));
+            };
             names.push(name.to_string());
         }
         names.sort();
-        let pushed = match self.rules.nested(dir, &self.shown(rel))? {
-            Some(n) => {
-                self.nested.push((n, rel.to_string()));
-                true
-            }
-            None => false,
-        };
         for name in names {
             let child_rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
             let path = dir.join(&name);
@@ -250,6 +254,27 @@ fn stays_inside(link_rel: &str, target: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ignored_names_are_never_checked() {
+        use std::os::unix::ffi::OsStrExt;
+        let d = tempfile::tempdir().unwrap();
+        let bad = std::ffi::OsStr::from_bytes(b"caf\xe9.txt");
+        fs::create_dir_all(d.path().join("jars/.git")).unwrap();
+        fs::write(d.path().join("jars/.git").join(bad), b"x").unwrap();
+        fs::write(d.path().join("jars/.DS_Store"), b"x").unwrap();
+        fs::write(d.path().join("jars/a.jar"), b"x").unwrap();
+        fs::write(d.path().join("jars").join(bad), b"x").unwrap();
+        fs::write(d.path().join("jars/.wso2imgignore"), "caf*\n").unwrap();
+        let rules = Rules::load(d.path(), "wso2img.toml", &[]).unwrap();
+        let (entries, excluded) = walk_filtered(&d.path().join("jars"), "jars", &rules).unwrap();
+        assert_eq!(entries.iter().map(|e| e.rel.as_str()).collect::<Vec<_>>(), ["a.jar"]);
+        let rules: Vec<(&str, usize)> = excluded.iter().map(|e| (e.rule.as_str(), e.files)).collect();
+        assert_eq!(rules.len(), 4, "{excluded:?}");
+        assert!(rules.contains(&("built-in: .git", 1)) && rules.contains(&("jars/.wso2imgignore: caf*", 1)));
+        let e = walk(&d.path().join("jars"), "jars").unwrap_err();
+        assert!(e.message().contains("not UTF-8"), "{e}");
+    }
 
     #[test]
     fn symlink_containment() {
