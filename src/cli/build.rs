@@ -3,7 +3,7 @@
 use clap::{Args, ValueEnum};
 
 use super::{print_json, print_line, Global};
-use wso2img::build::{self, Options, Report, Via};
+use wso2img::pipeline::{self, Options, Report, Via};
 use wso2img::image::Platform;
 use wso2img::reference::Location;
 use wso2img::{Error, Result};
@@ -110,7 +110,6 @@ pub(super) fn options(g: &Global, c: &Common, outputs: &[String]) -> Result<Opti
         allow_public_keystores: false,
         sbom: None,
         locked: c.locked,
-        check_only: false,
     })
 }
 
@@ -126,10 +125,30 @@ pub fn build(g: &Global, a: BuildArgs) -> Result<()> {
         ViaArg::Docker => Via::Docker,
     };
     let files = super::metadata::Files::new(a.digest_file.clone(), a.metadata_file.clone())?;
+    let mut stdout_users = files.stdout_users();
+    stdout_users.extend(opts.sbom.iter().filter(|p| p.as_os_str() == "-").map(|_| "--sbom -".to_string()));
+    stdout_users.extend(
+        opts.outputs
+            .iter()
+            .filter(|o| matches!(o, Location::DockerArchive { path, .. } if path.as_os_str() == "-"))
+            .map(|o| o.to_string()),
+    );
+    if stdout_users.len() > 1 {
+        return Err(Error::usage(format!(
+            "{} all write to standard output; send all but one to a file",
+            stdout_users.join(" and ")
+        )));
+    }
+    if !stdout_users.is_empty() && a.common.json {
+        return Err(Error::usage(format!("--json and {} both write to standard output; drop one", stdout_users[0])));
+    }
     let mut log = g.log();
-    let rep = build::build(&opts, &mut log)?;
+    let rep = pipeline::build(&opts, &mut log)?;
     files.write(&rep)?;
-    if a.common.json {
+    if !stdout_users.is_empty() {
+        log(&format!("content digest {} tag {}", rep.content_digest, rep.tag));
+        Ok(())
+    } else if a.common.json {
         print_json(&rep)
     } else {
         log(&format!("content digest {} tag {}", rep.content_digest, rep.tag));
@@ -140,7 +159,7 @@ pub fn build(g: &Global, a: BuildArgs) -> Result<()> {
 /// Runs `plan`.
 pub fn plan(g: &Global, a: PlanArgs) -> Result<()> {
     let opts = options(g, &a.common, &[])?;
-    let rep = build::plan(&opts, &mut g.log())?;
+    let rep = pipeline::plan(&opts, &mut g.log())?;
     if a.common.json {
         print_json(&rep)
     } else {
@@ -158,7 +177,7 @@ fn plan_text(r: &Report) -> String {
         );
     }
     for l in &r.layers {
-        s += &format!("layer {:<10} {:>6} files {:>10}  {}\n", l.name, l.files, build::human(l.bytes), l.diff_id);
+        s += &format!("layer {:<10} {:>6} files {:>10}  {}\n", l.name, l.files, wso2img::fmt::human(l.bytes), l.diff_id);
     }
     for i in &r.ignored {
         s += &format!("ignored {:>6} file{}  {}\n", i.files, if i.files == 1 { " " } else { "s" }, i.rule);

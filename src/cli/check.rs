@@ -4,7 +4,7 @@ use clap::Args;
 
 use super::build::{options, Common};
 use super::{print_json, print_line, Global};
-use wso2img::build::{self, CheckReport};
+use wso2img::pipeline::{self, CheckReport};
 use wso2img::Result;
 
 /// `check` flags.
@@ -17,7 +17,7 @@ pub struct CheckArgs {
 /// Runs `check`.
 pub fn run(g: &Global, a: CheckArgs) -> Result<()> {
     let opts = options(g, &a.common, &[])?;
-    let rep = build::check(&opts, &mut g.log())?;
+    let rep = pipeline::check(&opts, &mut g.log())?;
     if a.common.json() {
         print_json(&rep)
     } else {

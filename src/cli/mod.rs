@@ -56,8 +56,8 @@ pub struct Global {
 
 impl Global {
     /// Registry options from the flags.
-    pub fn registry(&self) -> wso2img::registry::Options {
-        wso2img::registry::Options {
+    pub fn registry(&self) -> wso2img::transport::registry::Options {
+        wso2img::transport::registry::Options {
             ca_certs: self.ca_cert.clone(),
             insecure: self.insecure_registry.clone(),
             chunk_size: self.chunk_size,

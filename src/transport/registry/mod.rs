@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod destination;
 pub mod pull;
 pub mod push;
 

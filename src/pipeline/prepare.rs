@@ -1,0 +1,392 @@
+//! Everything decided before a byte is compressed: the config, the base, the
+//! checked customer folders, and one layer spec per kind and platform (shared
+//! across platforms and variants when equal).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::outputs::through_daemon;
+use super::{Options, BASE_DIGEST, BASE_NAME, DEFAULT_MTIME, DEFAULT_OUTPUT, KEYSTORES_LABEL};
+use crate::config::{expand_tag, Config, LayerKind, LayerSource, TagValues, VariantSection};
+use crate::error::{Error, Result};
+use crate::image::mutate;
+use crate::layer::{self, LayerSpec, Placement, SourceEntry};
+use crate::reference::{Location, Reference};
+use crate::transport::daemon::Daemon;
+use crate::transport::registry::Registries;
+use crate::transport::{self, Base};
+use crate::wso2::checks::CheckedFile;
+use crate::wso2::{self, Facts};
+
+pub(super) struct PlatformPrep {
+    pub(super) image: usize,
+    pub(super) facts: Facts,
+    pub(super) layers: Vec<usize>,
+}
+
+/// One image to produce: the main customization, or a variant of it.
+pub(super) struct Product {
+    pub(super) variant: Option<VariantSection>,
+    pub(super) platforms: Vec<PlatformPrep>,
+}
+
+pub(super) struct Prepared {
+    pub(super) registries: Arc<Registries>,
+    pub(super) daemon: Option<Daemon>,
+    pub(super) outputs: Vec<Location>,
+    pub(super) config: Config,
+    pub(super) base: Base,
+    pub(super) specs: Vec<LayerSpec>,
+    pub(super) products: Vec<Product>,
+    pub(super) labels: BTreeMap<String, String>,
+    pub(super) created: Option<String>,
+    pub(super) checked: Vec<CheckedFile>,
+    pub(super) keystores_baked: bool,
+    /// The refreshed lock, written once the tags are known to be good.
+    pub(super) lock: Option<crate::lock::Pending>,
+    pub(super) gathered: Gathered,
+}
+
+/// What gathering the inputs found besides the files themselves.
+pub(super) struct Gathered {
+    pub(super) excluded: Vec<crate::inputs::ignore::Excluded>,
+    pub(super) config_files: usize,
+    pub(super) warnings: Vec<String>,
+}
+
+impl Prepared {
+    pub(super) fn main(&self) -> &Product {
+        &self.products[0]
+    }
+}
+
+pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepared> {
+    let config = Config::load(&opts.config)?;
+    let (location, rel_dir) = config.base_location(opts.base.as_ref())?;
+    check_templates(&config)?;
+    let outputs = resolve_outputs(opts, &config)?;
+    if opts.pull && !matches!(location, Location::Daemon(_)) {
+        return Err(Error::usage(format!("--pull: applies to a docker-daemon: base; {location} is read directly")));
+    }
+    let inputs = walk_inputs(opts, &config, log)?;
+    guard_public_keystores(opts, &config, &outputs, inputs.keystores_baked)?;
+    let needs_daemon = outputs.iter().any(|o| through_daemon(o, opts.via)) || opts.pull;
+    let daemon = if needs_daemon { Some(Daemon::connect()?) } else { None };
+    let registries = Registries::new(opts.registry.clone());
+    if let (true, Location::Daemon(r), Some(d)) = (opts.pull, &location, &daemon) {
+        d.pull(r, log)?;
+    }
+    let mut base = transport::open_base(&location, &rel_dir, &registries)?;
+    let mut lock = crate::lock::check(&config, opts.base.as_ref(), &base, opts.locked)?;
+    if !opts.locked {
+        lock = crate::lock::record_maven(&config, lock, crate::inputs::pins(&inputs.maven))?;
+    }
+    base.select_platforms(&opts.platforms)?;
+    let mtime = opts.source_date_epoch.unwrap_or(DEFAULT_MTIME).max(0) as u64;
+    let (specs, products) = plan_products(&config, &base, &inputs, mtime)?;
+    let labels = labels(&config, &base, inputs.keystores_baked, log);
+    log(&format!(
+        "base {} ({}, {} platform{})",
+        base.name,
+        base.images.iter().map(|i| i.platform.to_string()).collect::<Vec<_>>().join(", "),
+        base.images.len(),
+        if base.images.len() == 1 { "" } else { "s" }
+    ));
+    Ok(Prepared {
+        registries,
+        daemon,
+        outputs,
+        config,
+        base,
+        specs,
+        products,
+        labels,
+        created: opts.source_date_epoch.map(mutate::rfc3339),
+        checked: inputs.checked,
+        keystores_baked: inputs.keystores_baked,
+        lock,
+        gathered: inputs.gathered,
+    })
+}
+
+/// Every tag template expanded with stand-in values, so a bad one is
+/// refused before any work.
+fn check_templates(config: &Config) -> Result<()> {
+    let hex = "0".repeat(64);
+    let v = TagValues { base_tag: "latest", digest_hex: &hex, version: Some("4.3.0"), variant: Some("v") };
+    let templates = std::iter::once(&config.target.tag)
+        .chain(&config.target.extra_tags)
+        .chain(config.variants.iter().filter_map(|v| v.tag.as_ref()));
+    for t in templates {
+        expand_tag(t, &v).map_err(|e| e.context(config.path.display()))?;
+    }
+    Ok(())
+}
+
+/// The destinations (`--to`, plus `[target] repository` with `--push`),
+/// each checked before any work; output files named by flags too.
+fn resolve_outputs(opts: &Options, config: &Config) -> Result<Vec<Location>> {
+    let mut outputs = opts.outputs.clone();
+    if opts.push {
+        let repo = config.target.repository.as_ref().ok_or_else(|| {
+            Error::usage(format!(
+                "--push: set [target] repository in {} or use --to docker://HOST/REPO",
+                config.path.display()
+            ))
+        })?;
+        outputs.push(Location::Registry(Reference::parse(repo)?));
+    }
+    if outputs.is_empty() {
+        outputs.push(Location::Oci { dir: config.dir.join(DEFAULT_OUTPUT), tag: None });
+    }
+    let inputs = config.input_dirs();
+    for out in &outputs {
+        check_output(out)?;
+        if let Some(path) = out.local_path() {
+            refuse_inside_inputs(path, &out.to_string(), &inputs)?;
+        }
+    }
+    if let Some(sbom) = &opts.sbom {
+        crate::files::check_output(sbom, "--sbom")?;
+        refuse_inside_inputs(sbom, &format!("--sbom {}", sbom.display()), &inputs)?;
+    }
+    Ok(outputs)
+}
+
+/// Refuses an output at or below one of the customer folders: each rebuild
+/// would pack the previous output into the image.
+pub(super) fn refuse_inside_inputs(path: &Path, shown: &str, inputs: &[PathBuf]) -> Result<()> {
+    let out = absolute(path);
+    for dir in inputs {
+        let dir = absolute(dir);
+        if out.starts_with(&dir) {
+            return Err(Error::usage(format!(
+                "{shown}: is inside the input folder {}; each build would pack its own output — write it elsewhere",
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `p` made absolute and resolved as far as it exists.
+fn absolute(p: &Path) -> PathBuf {
+    let abs = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().unwrap_or_default().join(p) };
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return abs,
+        }
+    }
+    let mut out = existing.canonicalize().unwrap_or_else(|_| existing.to_path_buf());
+    for name in rest.iter().rev() {
+        out.push(name);
+    }
+    out
+}
+
+/// The walked customer folders (main and per variant), checked.
+struct Inputs {
+    walked: Vec<(LayerSource, Vec<SourceEntry>)>,
+    variant_walks: Vec<Vec<(LayerSource, Vec<SourceEntry>)>>,
+    keystores_baked: bool,
+    checked: Vec<CheckedFile>,
+    maven: Vec<crate::inputs::maven::Resolved>,
+    gathered: Gathered,
+}
+
+/// Walks the customer folders through the ignore rules, checks the
+/// configuration files, resolves `[maven]` jars and checks every file.
+fn walk_inputs(opts: &Options, config: &Config, log: &mut dyn FnMut(&str)) -> Result<Inputs> {
+    let gopts = crate::inputs::Options {
+        bake_keystores: opts.bake_keystores,
+        locked: opts.locked,
+        ca_certs: opts.registry.ca_certs.clone(),
+    };
+    let g = crate::inputs::gather(config, &gopts, log)?;
+    let has_keystores = |w: &[(LayerSource, Vec<SourceEntry>)]| {
+        w.iter()
+            .any(|(s, e)| s.kind == LayerKind::Keystores && e.iter().any(|e| !matches!(e.kind, layer::SourceKind::Dir)))
+    };
+    let keystores_baked = has_keystores(&g.walked) || g.variant_walks.iter().any(|w| has_keystores(w));
+    Ok(Inputs {
+        walked: g.walked,
+        variant_walks: g.variant_walks,
+        keystores_baked,
+        checked: g.checked,
+        maven: g.maven,
+        gathered: Gathered { excluded: g.excluded, config_files: g.config_files, warnings: g.warnings },
+    })
+}
+
+fn guard_public_keystores(opts: &Options, config: &Config, outputs: &[Location], baked: bool) -> Result<()> {
+    if !baked || opts.allow_public_keystores {
+        return Ok(());
+    }
+    for out in outputs {
+        if let Location::Registry(r) = out {
+            if r.is_docker_hub() || config.target.public_registries.iter().any(|h| h == &r.registry) {
+                return Err(Error::usage(format!(
+                    "{out}: refusing to push baked keystores to {}, a public registry; mount the keystores at run time, or pass --allow-public-keystores",
+                    r.registry
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One layer spec per kind and platform (shared when equal) and the
+/// products (main image, variants) that use them.
+fn plan_products(config: &Config, base: &Base, inputs: &Inputs, mtime: u64) -> Result<(Vec<LayerSpec>, Vec<Product>)> {
+    let owner = config.owner()?;
+    let mut specs: Vec<LayerSpec> = Vec::new();
+    let mut intern = |spec: LayerSpec| match specs.iter().position(|s| *s == spec) {
+        Some(id) => id,
+        None => {
+            specs.push(spec);
+            specs.len() - 1
+        }
+    };
+    let mut products: Vec<Product> = std::iter::once(None)
+        .chain(config.variants.iter().cloned().map(Some))
+        .map(|variant| Product { variant, platforms: Vec::new() })
+        .collect();
+    for (i, img) in base.images.iter().enumerate() {
+        let facts = wso2::detect(&img.config_json, owner, &mut transport::LayerFs(img))
+            .map_err(|e| e.context(format!("{} ({})", base.location, img.platform)))?;
+        let mut ids = Vec::new();
+        for (src, entries) in &inputs.walked {
+            let spec = layer_spec(src.kind, &src.label, entries, &facts, mtime, None)?;
+            if !spec.is_empty() {
+                ids.push(intern(spec));
+            }
+        }
+        for (vi, (v, w)) in config.variants.iter().zip(&inputs.variant_walks).enumerate() {
+            check_profile(config, v, &facts)?;
+            let mut vids = ids.clone();
+            for (src, entries) in w {
+                let spec = layer_spec(src.kind, &src.label, entries, &facts, mtime, Some(&v.name))?;
+                if !spec.is_empty() {
+                    vids.push(intern(spec));
+                }
+            }
+            products[vi + 1].platforms.push(PlatformPrep { image: i, facts: facts.clone(), layers: vids });
+        }
+        products[0].platforms.push(PlatformPrep { image: i, facts, layers: ids });
+    }
+    Ok((specs, products))
+}
+
+fn check_profile(config: &Config, v: &VariantSection, facts: &Facts) -> Result<()> {
+    let allowed = wso2::profiles(facts.version.as_deref());
+    if allowed.contains(&v.profile.as_str()) {
+        return Ok(());
+    }
+    Err(Error::config(format!(
+        "{}: [[variant]] {}: profile `{}` is not a profile of API Manager {} (use one of {})",
+        config.path.display(),
+        v.name,
+        v.profile,
+        facts.version.as_deref().unwrap_or("(unknown version)"),
+        allowed.join(", ")
+    )))
+}
+
+/// The labels every image gets: the config's, the base's name and digest,
+/// and the keystore label when keystores are baked.
+fn labels(config: &Config, base: &Base, keystores_baked: bool, log: &mut dyn FnMut(&str)) -> BTreeMap<String, String> {
+    let mut labels = config.image.labels.clone();
+    labels.insert(BASE_NAME.into(), base.name.clone());
+    if let Some(d) = base.digest {
+        labels.insert(BASE_DIGEST.into(), d.to_string());
+    }
+    if keystores_baked {
+        labels.insert(KEYSTORES_LABEL.into(), "baked".into());
+        log("keystores are baked into the image (label io.wso2img.keystores=baked); keep it in a private registry");
+    }
+    labels
+}
+
+/// Where a file of a customer folder goes in the image (`None`: nowhere,
+/// e.g. the portal folders of `themes/` themselves).
+pub(super) fn destination(kind: LayerKind, rel: &str, facts: &Facts) -> Result<Option<String>> {
+    match kind {
+        LayerKind::Themes => wso2::theme_destination(facts, rel),
+        LayerKind::Overlays => Ok(Some(format!("{}/{rel}", facts.product_home))),
+        k => Ok(Some(format!("{}/{}/{rel}", facts.product_home, wso2::kind_root(k)))),
+    }
+}
+
+/// Builds the layer of one kind for one base's facts (and a variant's extra folder).
+pub(super) fn layer_spec(
+    kind: LayerKind,
+    label: &str,
+    entries: &[SourceEntry],
+    facts: &Facts,
+    mtime: u64,
+    variant: Option<&str>,
+) -> Result<LayerSpec> {
+    let name = match variant {
+        Some(v) => format!("{v}:{}", kind.name()),
+        None => kind.name().to_string(),
+    };
+    let mut spec = LayerSpec::new(&name, mtime);
+    let placement = Placement {
+        owner: facts.owner,
+        owned_root: facts.user_home.clone(),
+        file_mode: (kind == LayerKind::Keystores).then_some(0o640),
+    };
+    let root = match kind {
+        LayerKind::Overlays => facts.product_home.clone(),
+        k => format!("{}/{}", facts.product_home, wso2::kind_root(k)),
+    };
+    for e in entries {
+        let Some(dest) = destination(kind, &e.rel, facts)? else { continue };
+        spec.add(&dest, e, &placement).map_err(|err| err.context(label))?;
+    }
+    spec.description = format!(
+        "wso2img {}: {} file{} from {label}/ into {root} (owner {})",
+        name,
+        spec.file_count(),
+        if spec.file_count() == 1 { "" } else { "s" },
+        facts.owner
+    );
+    Ok(spec)
+}
+
+pub(super) fn check_output(out: &Location) -> Result<()> {
+    match out {
+        Location::Oci { dir, .. } => {
+            if dir.exists() && !dir.is_dir() {
+                return Err(Error::usage(format!("{out}: {} exists and is not a folder", dir.display())));
+            }
+            let index = dir.join("index.json");
+            if index.exists() {
+                let bytes = std::fs::read(&index).map_err(|e| Error::io("reading", &index, e))?;
+                serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|_| {
+                    Error::usage(format!(
+                        "{out}: {} is not valid JSON; move it away or pick another folder",
+                        index.display()
+                    ))
+                })?;
+            }
+            Ok(())
+        }
+        Location::DockerArchive { path, .. } => crate::files::check_output(path, "docker-archive:"),
+        Location::Registry(r) => match r.digest {
+            Some(_) => Err(Error::usage(format!("{out}: a destination takes a tag, not a digest"))),
+            None => Ok(()),
+        },
+        Location::Daemon(_) => Ok(()),
+        Location::Builtin(_) => {
+            Err(Error::usage(format!("{out}: builtin: is a source only; pick oci:DIR or docker-archive:FILE")))
+        }
+    }
+}
