@@ -3,7 +3,8 @@
 
 use super::prepare::{Prepared, Product};
 use super::{
-    BaseReport, IgnoredReport, LayerReport, PlatformReport, Report, VariantReport, PROFILE_LABEL, VARIANT_LABEL,
+    BaseReport, IgnoredReport, LayerReport, MavenReport, PlatformReport, Report, VariantReport, PROFILE_LABEL,
+    VARIANT_LABEL,
 };
 use crate::config::{expand_tag, TagValues};
 use crate::digest::Digest;
@@ -127,7 +128,21 @@ pub(super) fn report(p: &Prepared, composed: &[Composed], layers: Vec<LayerRepor
             })
             .collect(),
         ignored: ignored_report(p),
+        maven: maven_report(p),
     }
+}
+
+pub(super) fn maven_report(p: &Prepared) -> Vec<MavenReport> {
+    p.gathered
+        .maven
+        .iter()
+        .map(|r| MavenReport {
+            coordinates: r.coords.to_string(),
+            purl: r.coords.purl(),
+            sha256: r.sha256,
+            layer: r.kind.name().to_string(),
+        })
+        .collect()
 }
 
 pub(super) fn ignored_report(p: &Prepared) -> Vec<IgnoredReport> {

@@ -184,6 +184,22 @@ pub struct Report {
     /// Files the ignore rules left out, per rule.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ignored: Vec<IgnoredReport>,
+    /// Jars resolved from `[maven]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub maven: Vec<MavenReport>,
+}
+
+/// A jar resolved from `[maven]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MavenReport {
+    /// `group:artifact:version`.
+    pub coordinates: String,
+    /// Its package URL.
+    pub purl: String,
+    /// Its sha256, as pinned in the lock.
+    pub sha256: Digest,
+    /// The layer it joins: `jars` or `dropins`.
+    pub layer: String,
 }
 
 /// What one ignore rule left out.
@@ -208,6 +224,8 @@ pub struct CheckReport {
     pub config_files: usize,
     /// Files the ignore rules left out, per rule.
     pub ignored: Vec<IgnoredReport>,
+    /// Jars resolved from `[maven]`.
+    pub maven: Vec<MavenReport>,
     /// Doubts that are not errors.
     pub warnings: Vec<String>,
 }
@@ -261,6 +279,7 @@ pub fn check(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<CheckReport> {
         jars: p.checked.iter().filter(|f| f.coords.is_some()).count(),
         config_files: p.gathered.config_files,
         ignored: compose::ignored_report(&p),
+        maven: compose::maven_report(&p),
         warnings: p.gathered.warnings.clone(),
     })
 }

@@ -51,6 +51,7 @@ pub(super) struct Prepared {
 /// What gathering the inputs found besides the files themselves.
 pub(super) struct Gathered {
     pub(super) excluded: Vec<crate::inputs::ignore::Excluded>,
+    pub(super) maven: Vec<crate::inputs::maven::Resolved>,
     pub(super) config_files: usize,
     pub(super) warnings: Vec<String>,
 }
@@ -80,7 +81,7 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
     let mut base = transport::open_base(&location, &rel_dir, &registries)?;
     let mut lock = crate::lock::check(&config, opts.base.as_ref(), &base, opts.locked)?;
     if !opts.locked {
-        lock = crate::lock::record_maven(&config, lock, crate::inputs::pins(&inputs.maven))?;
+        lock = crate::lock::record_maven(&config, lock, crate::inputs::pins(&inputs.gathered.maven))?;
     }
     base.select_platforms(&opts.platforms)?;
     let mtime = opts.source_date_epoch.unwrap_or(DEFAULT_MTIME).max(0) as u64;
@@ -197,7 +198,6 @@ struct Inputs {
     variant_walks: Vec<Vec<(LayerSource, Vec<SourceEntry>)>>,
     keystores_baked: bool,
     checked: Vec<CheckedFile>,
-    maven: Vec<crate::inputs::maven::Resolved>,
     gathered: Gathered,
 }
 
@@ -220,8 +220,7 @@ fn walk_inputs(opts: &Options, config: &Config, log: &mut dyn FnMut(&str)) -> Re
         variant_walks: g.variant_walks,
         keystores_baked,
         checked: g.checked,
-        maven: g.maven,
-        gathered: Gathered { excluded: g.excluded, config_files: g.config_files, warnings: g.warnings },
+        gathered: Gathered { excluded: g.excluded, maven: g.maven, config_files: g.config_files, warnings: g.warnings },
     })
 }
 
