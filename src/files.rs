@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
@@ -27,8 +27,11 @@ pub const TEMP_PREFIX: &str = ".wso2img-";
 /// Where an output path sends its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// `-`: standard output.
+    /// `-` (or `/dev/stdout`, `/dev/fd/1`): standard output, written
+    /// through this process's own descriptor.
     Stdout,
+    /// `/dev/stderr` (or `/dev/fd/2`): standard error, likewise.
+    Stderr,
     /// An existing non-regular file (device, fifo): opened and written in place.
     InPlace(PathBuf),
     /// A regular file (existing or not): replaced atomically.
@@ -41,8 +44,12 @@ impl Target {
     /// file: `/dev/stdout` redirected to a file must fill that file, not be
     /// replaced by one.
     pub fn of(path: &Path) -> Target {
-        if path.as_os_str() == "-" {
+        let p = path.as_os_str();
+        if p == "-" || p == "/dev/stdout" || p == "/dev/fd/1" || p == "/proc/self/fd/1" {
             return Target::Stdout;
+        }
+        if p == "/dev/stderr" || p == "/dev/fd/2" || p == "/proc/self/fd/2" {
+            return Target::Stderr;
         }
         let system = path.starts_with("/dev/") || path.starts_with("/proc/");
         match fs::metadata(path) {
@@ -52,23 +59,13 @@ impl Target {
     }
 }
 
-/// Whether `path` names a character or block device, a fifo or a socket.
-pub fn is_special(path: &Path) -> bool {
-    fs::metadata(path)
-        .map(|m| {
-            let t = m.file_type();
-            t.is_char_device() || t.is_block_device() || t.is_fifo() || t.is_socket()
-        })
-        .unwrap_or(false)
-}
-
 /// Checks, before any work, that an output file named by `flag` can be
 /// written: `-` and existing devices always can; otherwise the parent folder
 /// must exist and be writable, and the path must not be a folder.
 pub fn check_output(path: &Path, flag: &str) -> Result<()> {
     let shown = path.display();
     match Target::of(path) {
-        Target::Stdout | Target::InPlace(_) => Ok(()),
+        Target::Stdout | Target::Stderr | Target::InPlace(_) => Ok(()),
         Target::Replace(p) => {
             if p.is_dir() {
                 return Err(Error::usage(format!("{flag} {shown}: is a folder; name a file")));
@@ -113,6 +110,10 @@ pub fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
         Target::Stdout => {
             let mut out = io::stdout().lock();
             out.write_all(bytes).and_then(|_| out.flush()).map_err(|e| Error::io("writing", Path::new("stdout"), e))
+        }
+        Target::Stderr => {
+            let mut out = io::stderr().lock();
+            out.write_all(bytes).and_then(|_| out.flush()).map_err(|e| Error::io("writing", Path::new("stderr"), e))
         }
         Target::InPlace(p) => {
             let mut f = OpenOptions::new().write(true).open(&p).map_err(|e| Error::io("opening", &p, e))?;
@@ -215,9 +216,12 @@ impl TempDir {
         register(&path);
         Ok(TempDir { dir: Some(dir), path })
     }
-    /// Creates one in the system's temporary folder.
+    /// Creates one in the system's temporary folder, first removing what
+    /// interrupted runs left there.
     pub fn new(kind: &str) -> Result<TempDir> {
-        Self::new_in(&std::env::temp_dir(), kind)
+        let tmp = std::env::temp_dir();
+        sweep(&tmp);
+        Self::new_in(&tmp, kind)
     }
     /// Its path.
     pub fn path(&self) -> &Path {
@@ -297,6 +301,8 @@ mod tests {
     #[test]
     fn targets() {
         assert_eq!(Target::of(Path::new("-")), Target::Stdout);
+        assert_eq!(Target::of(Path::new("/dev/stdout")), Target::Stdout);
+        assert_eq!(Target::of(Path::new("/dev/stderr")), Target::Stderr);
         assert_eq!(Target::of(Path::new("/dev/null")), Target::InPlace("/dev/null".into()));
         assert_eq!(Target::of(Path::new("/nonexistent/x")), Target::Replace("/nonexistent/x".into()));
     }

@@ -3,6 +3,7 @@
 use clap::{Args, ValueEnum};
 
 use super::{print_json, print_line, Global};
+use wso2img::files::Target;
 use wso2img::image::Platform;
 use wso2img::pipeline::{self, Options, Report, Via};
 use wso2img::reference::Location;
@@ -126,11 +127,12 @@ pub fn build(g: &Global, a: BuildArgs) -> Result<()> {
     };
     let files = super::metadata::Files::new(a.digest_file.clone(), a.metadata_file.clone())?;
     let mut stdout_users = files.stdout_users();
-    stdout_users.extend(opts.sbom.iter().filter(|p| p.as_os_str() == "-").map(|_| "--sbom -".to_string()));
+    let to_stdout = |p: &std::path::Path| Target::of(p) == Target::Stdout;
+    stdout_users.extend(opts.sbom.iter().filter(|p| to_stdout(p)).map(|p| format!("--sbom {}", p.display())));
     stdout_users.extend(
         opts.outputs
             .iter()
-            .filter(|o| matches!(o, Location::DockerArchive { path, .. } if path.as_os_str() == "-"))
+            .filter(|o| matches!(o, Location::DockerArchive { path, .. } if to_stdout(path)))
             .map(|o| o.to_string()),
     );
     if stdout_users.len() > 1 {

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
 
+use wso2img::files::write_output;
 use wso2img::pipeline::Report;
 use wso2img::reference::Location;
-use wso2img::files::write_output;
 use wso2img::{Error, Result};
 
 /// The files to write after a successful build.
@@ -35,8 +35,9 @@ impl Files {
     pub fn stdout_users(&self) -> Vec<String> {
         [("--digest-file", &self.digest), ("--metadata-file", &self.metadata)]
             .into_iter()
-            .filter(|(_, p)| p.as_ref().is_some_and(|p| p.as_os_str() == "-"))
-            .map(|(f, _)| format!("{f} -"))
+            .filter_map(|(f, p)| p.as_ref().map(|p| (f, p)))
+            .filter(|(_, p)| wso2img::files::Target::of(p) == wso2img::files::Target::Stdout)
+            .map(|(f, p)| format!("{f} {}", p.display()))
             .collect()
     }
 

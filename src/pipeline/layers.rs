@@ -92,7 +92,12 @@ impl Compressed {
 /// Compresses the layers in `need`: the customer layers it lists (checked
 /// against the diff_ids hashed before, so a file changed meanwhile is
 /// caught) and the plain-tar base layers when it asks for them.
-pub(super) fn compress(p: &Prepared, need: &Need, hashed: &[LayerReport], log: &mut dyn FnMut(&str)) -> Result<Compressed> {
+pub(super) fn compress(
+    p: &Prepared,
+    need: &Need,
+    hashed: &[LayerReport],
+    log: &mut dyn FnMut(&str),
+) -> Result<Compressed> {
     let mut out = Compressed { layers: vec![None; p.specs.len()], base: HashMap::new(), _staging: None };
     if need.layers.iter().all(|n| !n) && !need.base_gzip {
         return Ok(out);
@@ -147,7 +152,7 @@ fn staging_parent(outputs: &[Location]) -> PathBuf {
     outputs
         .iter()
         .filter_map(Location::local_path)
-        .filter(|p| p.as_os_str() != "-" && !files::is_special(p))
+        .filter(|p| matches!(files::Target::of(p), files::Target::Replace(_)))
         .map(|p| files::parent_of(p).to_path_buf())
         .find(|d| d.is_dir() && files::dir_writable(d))
         .unwrap_or_else(|| Path::new(&std::env::temp_dir()).to_path_buf())
