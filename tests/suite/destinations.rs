@@ -478,13 +478,16 @@ fn device_destinations_are_written_in_place() {
         "set -e; mount --make-rprivate /; mount -t tmpfs tmpfs /dev; mknod -m 666 /dev/null c 1 3; \
          ln -s /proc/self/fd /dev/fd; ln -s /proc/self/fd/1 /dev/stdout; ln -s /proc/self/fd/2 /dev/stderr; \
          {exe} -q build --to docker-archive:/dev/null --sbom /dev/stdout --digest-file /dev/stderr > sbom.json 2> digest.txt; \
+         {exe} -q build --to docker-archive:/dev/stdout | wc -c > piped.txt; \
          stat -c %F /dev/null; test -c /dev/null"
     );
     let out = ok(Command::new("unshare").args(["-m", "sh", "-c", &script]).current_dir(ws.path()));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "character special file");
     let sbom: Value = serde_json::from_slice(&fs::read(ws.join("sbom.json")).unwrap()).unwrap();
     assert_eq!(sbom["bomFormat"], "CycloneDX");
-    assert!(fs::read_to_string(ws.join("digest.txt")).unwrap().contains("sha256:"));
+    assert!(fs::read_to_string(ws.join("digest.txt")).unwrap().starts_with("sha256:"));
+    let piped: u64 = fs::read_to_string(ws.join("piped.txt")).unwrap().trim().parse().unwrap();
+    assert!(piped > 10_000, "the archive arrived on the pipe: {piped} bytes");
     assert!(fs::metadata("/dev/null").map(|m| std::os::unix::fs::FileTypeExt::is_char_device(&m.file_type())).unwrap());
     // `-` is stdout for the archive.
     let out = ws.run_ok(&["-q", "build", "--to", "docker-archive:-"]);

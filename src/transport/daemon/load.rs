@@ -63,6 +63,28 @@ impl Daemon {
         }
         let diff_ids = diff_ids(image).map_err(|e| e.context(&shown))?;
         let have = self.shared_layers(&diff_ids, tags, hints)?;
+        match self.load_omitting(image, tags, have, &shown, log) {
+            Err(e) if have > 0 && e.cause() != Some(Cause::StoppedReading) => {
+                // The images that held those layers may have been removed
+                // meanwhile (another client's `docker rmi`): send them all.
+                log(&format!("{shown}: the daemon no longer has the bottom {have} layers ({e}); sending all"));
+                self.load_omitting(image, tags, 0, &shown, log)
+            }
+            r => r,
+        }
+    }
+
+    /// Loads `image`, leaving out the files of its bottom `have` layers.
+    fn load_omitting(
+        &self,
+        image: &Image,
+        tags: &[Reference],
+        have: usize,
+        shown: &str,
+        log: &mut dyn FnMut(&str),
+    ) -> Result<Loaded> {
+        let shown = shown.to_string();
+        let config_id = image.config.desc.digest;
         let needed: HashSet<Digest> = image.layers[have..].iter().map(|l| l.desc.digest).collect();
         let omit: HashSet<Digest> =
             image.layers[..have].iter().map(|l| l.desc.digest).filter(|d| !needed.contains(d)).collect();
