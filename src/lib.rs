@@ -14,8 +14,11 @@
 //!   [`registry`]: the registry API; [`daemon`]: the Docker Engine API.
 //! - [`sample`]: the small WSO2-like bases used by `builtin:` and the tests.
 //! - [`lock`]: `wso2img.lock`; [`init`]: scaffolding a new project.
+//! - [`bounded`] and [`sanitize`]: limits on what hostile inputs may cost, and
+//!   escaping and checking of text that came from outside.
 #![deny(missing_docs)]
 
+pub mod bounded;
 pub mod build;
 pub mod config;
 pub mod daemon;
@@ -30,6 +33,7 @@ pub mod progress;
 pub mod reference;
 pub mod registry;
 pub mod sample;
+pub mod sanitize;
 pub mod sbom;
 pub mod transport;
 pub mod wso2;

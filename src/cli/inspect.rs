@@ -7,6 +7,7 @@ use wso2img::build;
 use wso2img::inspect::Inspection;
 use wso2img::reference::Location;
 use wso2img::registry::Registries;
+use wso2img::sanitize::escape_controls;
 use wso2img::Result;
 
 /// `inspect` flags.
@@ -26,7 +27,8 @@ pub fn run(g: &Global, a: InspectArgs) -> Result<()> {
     if a.json {
         print_json(&info)
     } else {
-        print_line(&text(&info))
+        let shown: Vec<String> = text(&info).lines().map(|l| escape_controls(l).into_owned()).collect();
+        print_line(&shown.join("\n"))
     }
 }
 

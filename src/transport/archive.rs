@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{base_image, Base};
+use crate::bounded::{read_to_end_max, METADATA_MAX};
 use crate::digest::{Digest, HashReader};
 use crate::error::{io_reason, Error, Kind, Result};
 use crate::image::json::canonical;
@@ -49,6 +50,20 @@ fn index_members(path: &Path, shown: &str) -> Result<HashMap<String, (u64, u64)>
     Ok(out)
 }
 
+/// Reads a metadata member (`manifest.json`, a config) of an archive, at most
+/// [`METADATA_MAX`] bytes: its size is checked before a byte is read.
+fn read_metadata(blob: &Blob, shown: &str, name: &str) -> Result<Vec<u8>> {
+    if blob.desc.size > METADATA_MAX {
+        return Err(Error::source(format!(
+            "{shown}: {name} is {} bytes, over the {} limit for archive metadata; is it a `docker save` archive?",
+            blob.desc.size,
+            crate::bounded::size_text(METADATA_MAX)
+        )));
+    }
+    let r = blob.open().map_err(|e| Error::source(format!("{shown}: {name}: {}", io_reason(&e))))?;
+    read_to_end_max(r, METADATA_MAX).map_err(|e| Error::source(format!("{shown}: {name}: {}", io_reason(&e))))
+}
+
 /// Reads the base from a `docker save` archive; `reference` picks one of
 /// several images by its RepoTag.
 pub fn read_base(location: &Location, path: &Path, reference: Option<&Reference>) -> Result<Base> {
@@ -63,10 +78,8 @@ pub fn read_base(location: &Location, path: &Path, reference: Option<&Reference>
     };
     let manifest_blob = member("manifest.json")
         .map_err(|_| Error::source(format!("{shown}: no manifest.json; is it a `docker save` archive?")))?;
-    let entries: Vec<LegacyEntry> = serde_json::from_slice(
-        &manifest_blob.read_all().map_err(|e| Error::source(format!("{shown}: {}", io_reason(&e))))?,
-    )
-    .map_err(|e| Error::source(format!("{shown}: manifest.json is invalid: {e}")))?;
+    let entries: Vec<LegacyEntry> = serde_json::from_slice(&read_metadata(&manifest_blob, &shown, "manifest.json")?)
+        .map_err(|e| Error::source(format!("{shown}: manifest.json is invalid: {e}")))?;
     let all_tags: Vec<String> = entries.iter().flat_map(|e| e.repo_tags.clone().unwrap_or_default()).collect();
     let entry = match reference {
         Some(r) => entries
@@ -90,7 +103,7 @@ pub fn read_base(location: &Location, path: &Path, reference: Option<&Reference>
     })?;
 
     let mut config_blob = member(&entry.config)?;
-    let config = config_blob.read_all().map_err(|e| Error::source(format!("{shown}: {}", io_reason(&e))))?;
+    let config = read_metadata(&config_blob, &shown, &entry.config)?;
     config_blob.desc = Descriptor::of(media::DOCKER_CONFIG, &config);
     let config_digest = Digest::of(&config);
     if let Some(hex) = entry.config.rsplit('/').next().and_then(|n| n.strip_suffix(".json").or(Some(n))) {

@@ -250,7 +250,8 @@ pub fn list_base_dir(image: &BaseImage, dir: &str) -> Result<Vec<String>> {
 
 /// Reads the file at `path` (relative, e.g. `etc/passwd`) from the base's
 /// filesystem: layers are scanned top-down, headers streamed, and only the
-/// matching entry's bytes read. Whiteouts are honoured.
+/// matching entry's bytes read, at most [`crate::bounded::BASE_FILE_MAX`].
+/// Whiteouts are honoured.
 pub fn read_base_file(image: &BaseImage, path: &str) -> Result<Option<Vec<u8>>> {
     let (dir, name) = match path.rsplit_once('/') {
         Some((d, n)) => (d.to_string(), n.to_string()),
@@ -265,10 +266,9 @@ pub fn read_base_file(image: &BaseImage, path: &str) -> Result<Option<Vec<u8>>> 
             let mut entry = entry.map_err(|e| Error::source(format!("{what}: not a valid tar ({})", io_reason(&e))))?;
             let p = entry_path(&entry, &what)?;
             if p == path && entry.header().entry_type().is_file() {
-                let mut buf = Vec::new();
-                entry
-                    .read_to_end(&mut buf)
-                    .map_err(|e| Error::source(format!("{what}: reading /{path}: {}", io_reason(&e))))?;
+                let buf = crate::bounded::read_to_end_max(&mut entry, crate::bounded::BASE_FILE_MAX).map_err(|e| {
+                    Error::source(format!("{what}: reading /{path}: {}; refusing this base", io_reason(&e)))
+                })?;
                 return Ok(Some(buf));
             }
             if p == whiteout || (!dir.is_empty() && p == format!("{dir}/.wh..wh..opq")) {
