@@ -236,9 +236,9 @@ fn answer(out: &mut TcpStream, reply: Reply, stop: &AtomicBool) -> bool {
     }
 }
 
-/// Runs `cmd`, sampling the child's peak resident memory (`VmHWM`) until it
-/// exits or `limit` passes (then it is killed and the test fails). Returns
-/// the output, the peak in KiB and the time it took.
+/// Runs `cmd` and returns its output, its peak resident memory in KiB (the
+/// kernel's `ru_maxrss` for exactly this child, from `wait4`) and the time it
+/// took. Past `limit` the child is killed and the test fails.
 pub fn run_measured(cmd: &mut Command, limit: Duration) -> (Output, u64, Duration) {
     let started = Instant::now();
     let mut child = cmd
@@ -247,7 +247,7 @@ pub fn run_measured(cmd: &mut Command, limit: Duration) -> (Output, u64, Duratio
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("{cmd:?} does not start: {e}"));
-    let status_file = format!("/proc/{}/status", child.id());
+    let pid = child.id() as libc::pid_t;
     let mut so = child.stdout.take().unwrap();
     let mut se = child.stderr.take().unwrap();
     let t1 = thread::spawn(move || {
@@ -260,29 +260,27 @@ pub fn run_measured(cmd: &mut Command, limit: Duration) -> (Output, u64, Duratio
         let _ = se.read_to_end(&mut v);
         v
     });
-    let mut peak = 0u64;
-    let status = loop {
-        if let Ok(text) = std::fs::read_to_string(&status_file) {
-            if let Some(kb) = text
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            {
-                peak = peak.max(kb);
-            }
+    let mut raw = 0;
+    // SAFETY: rusage is plain data, zeroed is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: waits for our own child; both out-pointers are valid.
+        let got = unsafe { libc::wait4(pid, &mut raw, libc::WNOHANG, &mut usage) };
+        if got == pid {
+            break;
         }
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
+        assert!(got == 0, "wait4 failed: {}", std::io::Error::last_os_error());
         if started.elapsed() > limit {
             let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not finish within {limit:?} (peak {peak} KiB)");
+            // SAFETY: as above, blocking this time.
+            unsafe { libc::wait4(pid, &mut raw, 0, &mut usage) };
+            panic!("{cmd:?} did not finish within {limit:?}");
         }
-        thread::sleep(Duration::from_millis(10));
-    };
+        thread::sleep(Duration::from_millis(5));
+    }
+    let status = std::os::unix::process::ExitStatusExt::from_raw(raw);
     let out = Output { status, stdout: t1.join().unwrap_or_default(), stderr: t2.join().unwrap_or_default() };
-    (out, peak, started.elapsed())
+    (out, usage.ru_maxrss as u64, started.elapsed())
 }
 
 /// A bare HTTP listener on loopback that answers every connection with 502
