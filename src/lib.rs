@@ -30,6 +30,8 @@ pub mod inspect;
 pub mod layer;
 pub mod lock;
 pub mod progress;
+#[cfg(test)]
+mod proptests;
 pub mod reference;
 pub mod registry;
 pub mod sample;

@@ -208,7 +208,7 @@ fn layer_archive(layer: &BaseLayer) -> Result<(String, tar::Archive<Box<dyn Read
     let what = format!("base layer {}", layer.blob.desc.digest);
     let raw = layer.blob.open().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
     let reader: Box<dyn Read> = if layer.is_plain_tar() { raw } else { Box::new(flate2::read::GzDecoder::new(raw)) };
-    Ok((what, tar::Archive::new(reader)))
+    Ok((what, tar::Archive::new(Box::new(crate::bounded::TarGuard::new(reader)))))
 }
 
 /// An entry's path without a leading `./` or `/` or a trailing `/`.
