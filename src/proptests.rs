@@ -137,7 +137,7 @@ proptest! {
             prop_assert!(again.is_ok(), "{} does not parse back", r);
         }
         let _ = s.parse::<Location>();
-        let _ = crate::reference::is_public_registry(&s, &[s.clone()]);
+        let _ = crate::reference::is_public_registry(&s, std::slice::from_ref(&s));
     }
 
     #[test]

@@ -434,9 +434,9 @@ fn hostile_baked_build_to_any_public_registry_is_refused_before_any_request() {
         [("overlays/repository/resources/security", "wso2carbon.jks"), ("keystores", "wso2carbon.jks")]
     {
         let ws = Workspace::new();
-        ws.config(&format!(
-            "[base]\nimage = \"builtin:wso2am-4.3.0\"\n[layers]\nbake_keystores = true\n[target]\npublic_registries = [\"127.0.0.2\"]\n"
-        ));
+        ws.config(
+            "[base]\nimage = \"builtin:wso2am-4.3.0\"\n[layers]\nbake_keystores = true\n[target]\npublic_registries = [\"127.0.0.2\"]\n",
+        );
         ws.write(&format!("{folder}/{file}"), &[0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2]);
         let mut dests: Vec<String> = HUB_ALIASES.iter().map(|h| format!("docker://{h}/acme/apim")).collect();
         dests.push(format!("docker://{}/acme/apim", public.host()));

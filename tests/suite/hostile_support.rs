@@ -239,6 +239,7 @@ fn answer(out: &mut TcpStream, reply: Reply, stop: &AtomicBool) -> bool {
 /// Runs `cmd` and returns its output, its peak resident memory in KiB (the
 /// kernel's `ru_maxrss` for exactly this child, from `wait4`) and the time it
 /// took. Past `limit` the child is killed and the test fails.
+#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also gives the child's peak memory
 pub fn run_measured(cmd: &mut Command, limit: Duration) -> (Output, u64, Duration) {
     let started = Instant::now();
     let mut child = cmd
