@@ -85,6 +85,9 @@ pub struct Client {
     base: String,
     base_url: Url,
     http: reqwest::Client,
+    /// The same, without a read timeout: for uploads, whose answer comes only
+    /// once the whole body is sent (their stalls are watched by [`Client::execute`]).
+    http_upload: reqwest::Client,
     found: Option<Found>,
     challenge: Challenge,
     tokens: Mutex<HashMap<String, String>>,
@@ -119,7 +122,8 @@ impl Client {
     pub async fn connect(host: &str, opts: &Options) -> Result<Client> {
         let insecure_ok = is_loopback(host) || opts.insecure.iter().any(|h| h == host);
         let unverified = opts.insecure.iter().any(|h| h == host);
-        let http = build_http(host, opts, unverified)?;
+        let http = build_http(host, opts, unverified, true)?;
+        let http_upload = build_http(host, opts, unverified, false)?;
         let found = auth::lookup(host)?;
         let https = format!("https://{}", api_host(host));
         let (base, resp) = match ping(&http, &https, opts).await {
@@ -152,6 +156,7 @@ impl Client {
             base,
             base_url,
             http,
+            http_upload,
             found,
             challenge,
             tokens: Mutex::new(HashMap::new()),
@@ -195,6 +200,38 @@ impl Client {
     /// Awaits `fut`; when it takes a while, prints one line saying what is awaited.
     pub(crate) async fn waiting<F: Future>(&self, what: &str, fut: F) -> F::Output {
         wait_notice(&self.host, what, self.opts.timeout, fut).await
+    }
+
+    /// Awaits an upload's answer: it stalls when no byte of any upload to
+    /// this registry moved for `--timeout` (`None` then); says what it waits
+    /// for once nothing moved for a while.
+    async fn watch_upload<F: Future>(&self, what: &str, fut: F) -> Option<F::Output> {
+        let tick = (self.opts.timeout / 10).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let notice = (self.opts.timeout / 3).clamp(Duration::from_millis(200), Duration::from_secs(10));
+        let (mut last, mut since, mut told) = (self.uploaded_bytes(), Instant::now(), false);
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                out = &mut fut => return Some(out),
+                _ = tokio::time::sleep(tick) => {
+                    let now = self.uploaded_bytes();
+                    if now != last {
+                        (last, since, told) = (now, Instant::now(), false);
+                    }
+                    if !told && since.elapsed() >= notice {
+                        told = true;
+                        crate::progress::message(&format!(
+                            "waiting for {} to answer {what} (gives up after {} s without progress; see --timeout)",
+                            self.host,
+                            self.opts.timeout.as_secs_f64()
+                        ));
+                    }
+                    if since.elapsed() >= self.opts.timeout {
+                        return None;
+                    }
+                }
+            }
+        }
     }
 
     /// Reads a response body of at most `max` bytes (`what` names it in
@@ -271,8 +308,12 @@ impl Client {
     }
 
     async fn fetch_token(&self, realm: &str, service: Option<&str>, scopes: &[String]) -> Result<String> {
-        origin::follow(&self.base_url, realm)
-            .map_err(|m| Error::source(format!("{}: token realm {realm}: {m}", self.host)))?;
+        if let Err(m) = origin::follow(&self.base_url, realm) {
+            let realm_host = Url::parse(realm).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+            if !is_loopback(&realm_host) {
+                return Err(Error::source(format!("{}: token realm {realm}: {m}", self.host)));
+            }
+        }
         let mut last = None;
         for attempt in 0..self.opts.max_attempts {
             if attempt > 0 {
@@ -414,7 +455,14 @@ impl Client {
     async fn execute(&self, mut request: reqwest::Request, what: &str) -> std::result::Result<Response, Failure> {
         for _ in 0..=origin::MAX_REDIRECTS {
             let again = request.try_clone();
-            let resp = match self.waiting(what, self.http.execute(request)).await {
+            let sent = match &again {
+                Some(_) => self.waiting(what, self.http.execute(request)).await,
+                None => match self.watch_upload(what, self.http_upload.execute(request)).await {
+                    Some(r) => r,
+                    None => return Err(Failure::fatal(self.stalled(what))),
+                },
+            };
+            let resp = match sent {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::debug!(host = %self.host, error = %one_line(&e), "registry request failed");
@@ -502,14 +550,16 @@ impl Client {
     }
 }
 
-fn build_http(host: &str, opts: &Options, unverified: bool) -> Result<reqwest::Client> {
+fn build_http(host: &str, opts: &Options, unverified: bool, read_timeout: bool) -> Result<reqwest::Client> {
     let mut b = reqwest::Client::builder()
         .user_agent(concat!("wso2img/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(opts.timeout.min(Duration::from_secs(10)))
-        .read_timeout(opts.timeout)
         .pool_idle_timeout(Duration::from_secs(30))
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy();
+    if read_timeout {
+        b = b.read_timeout(opts.timeout);
+    }
     if let Ok(proxy) = std::env::var("HTTPS_PROXY").or_else(|_| std::env::var("https_proxy")) {
         if !proxy.is_empty() && !is_loopback(host) {
             let p = reqwest::Proxy::all(&proxy).map_err(|e| {
