@@ -671,15 +671,19 @@ pub(crate) fn backoff(first: Duration, attempt: u32, retry_after: Option<Duratio
     capped.mul_f64(jitter)
 }
 
-/// The registry's `errors[].message`, if the body has one.
+/// The registry's `errors[].message`, if the body has one (read for 10 s and 1 MiB at most).
 async fn error_detail(mut resp: Response) -> String {
-    let mut body = Vec::new();
-    while let Ok(Some(c)) = resp.chunk().await {
-        body.extend_from_slice(&c);
-        if body.len() as u64 > SMALL_BODY_MAX {
-            return String::new();
+    let read = async {
+        let mut body = Vec::new();
+        while let Ok(Some(c)) = resp.chunk().await {
+            body.extend_from_slice(&c);
+            if body.len() as u64 > SMALL_BODY_MAX {
+                return Vec::new();
+            }
         }
-    }
+        body
+    };
+    let body = tokio::time::timeout(Duration::from_secs(10), read).await.unwrap_or_default();
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let msgs: Vec<String> = v["errors"]
         .as_array()

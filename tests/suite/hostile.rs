@@ -522,3 +522,47 @@ fn hostile_small_inputs_are_refused_or_escaped() {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
     failed(&wso2img_out(&ws, &["plan"]), 1, &["evil\\u{1b}[2J.sh", "fifo"]);
 }
+
+#[test]
+fn hostile_gnu_long_name_in_a_base_layer_is_refused_in_flat_memory() {
+    let ws = plain_ws();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let size: u64 = 256 << 20;
+    let mut h = tar::Header::new_gnu();
+    h.set_path("././@LongLink").unwrap();
+    h.set_entry_type(tar::EntryType::GNULongName);
+    h.set_size(size);
+    h.set_cksum();
+    gz.write_all(h.as_bytes()).unwrap();
+    let block = vec![b'a'; 1 << 20];
+    for _ in 0..(size >> 20) {
+        gz.write_all(&block).unwrap();
+    }
+    gz.write_all(&[0u8; 1024]).unwrap();
+    let layer = gz.finish().unwrap();
+    crafted_layout(&ws.join("longname"), wso2_config("/home/wso2carbon/wso2am-4.3.0", "wso2carbon"), &[layer]);
+    let (out, peak) = measured(&ws, &["plan", "--base", "oci:longname:1"]);
+    failed(&out, 1, &["extension header", "limit"]);
+    assert!(peak < RSS_LIMIT_KB, "peak RSS {peak} KiB");
+}
+
+#[test]
+fn hostile_registry_that_never_answers_an_upload_fails_within_the_timeout() {
+    let reg = Hostile::start("127.0.0.1", |req| {
+        let path = req.path.split('?').next().unwrap_or("");
+        match req.method.as_str() {
+            "GET" if path == "/v2/" => Reply::status(200, &[]),
+            "POST" if path.ends_with("/blobs/uploads/") => {
+                Reply::status(202, &[("Location", "/v2/acme/apim/blobs/uploads/u1")])
+            }
+            "PUT" if path.contains("/blobs/uploads/") => Reply::Silent,
+            _ => Reply::status(404, &[]),
+        }
+    });
+    let ws = plain_ws();
+    let dest = format!("docker://{}/acme/apim", reg.host());
+    let (out, _, took) = run_measured(wso2img(&ws).args(["--timeout", "2", "build", "--to", &dest]), LIMIT);
+    failed(&out, 1, &["no answer for 2 s"]);
+    assert!(stderr(&out).contains("waiting for 127.0.0.1"), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(15), "gave up after {took:?}");
+}

@@ -40,6 +40,8 @@ pub enum Reply {
     Endless { status: u16, headers: Vec<(String, String)>, content_length: Option<u64> },
     /// Headers promising `content_length` bytes, `first` bytes of body, then silence.
     Stall { status: u16, headers: Vec<(String, String)>, content_length: u64, first: Vec<u8> },
+    /// No answer at all: the connection stays open and silent.
+    Silent,
 }
 
 impl Reply {
@@ -220,6 +222,13 @@ fn answer(out: &mut TcpStream, reply: Reply, stop: &AtomicBool) -> bool {
                     break;
                 }
                 sent += chunk.len() as u64;
+            }
+            false
+        }
+        Reply::Silent => {
+            let started = Instant::now();
+            while started.elapsed() < CONN_LIMIT && !stop.load(Ordering::Relaxed) {
+                thread::sleep(Duration::from_millis(50));
             }
             false
         }
