@@ -3,7 +3,7 @@
 //! layer) is read with a limit, so a hostile source that sends without end
 //! costs a fixed amount of memory. Imports nothing from the crate.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 
 /// The largest manifest or index, by tag or digest (what registries enforce).
 pub const MANIFEST_MAX: u64 = 4 << 20;
@@ -151,6 +151,19 @@ impl<R: Read> Read for TarGuard<R> {
         let n = self.inner.read(buf)?;
         self.observe(&buf[..n])?;
         Ok(n)
+    }
+}
+
+/// Seeking (as tar-rs does over the data of entries it skips) moves the
+/// watch along; a seek past the next header, which would leave it unseen, fails.
+impl<R: Read + Seek> Seek for TarGuard<R> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let p = self.inner.seek(to)?;
+        if p > self.next_header || !self.header.is_empty() || self.pax.is_some() {
+            return Err(bad("a seek in a tar stream skipped a header"));
+        }
+        self.pos = p;
+        Ok(p)
     }
 }
 

@@ -33,7 +33,7 @@ struct LegacyEntry {
 fn index_members(path: &Path, shown: &str) -> Result<HashMap<String, (u64, u64)>> {
     let f = File::open(path)
         .map_err(|e| Error::source(format!("{shown}: cannot open ({}); check the path", io_reason(&e))))?;
-    let mut ar = tar::Archive::new(f);
+    let mut ar = tar::Archive::new(crate::bounded::TarGuard::new(f));
     let mut out = HashMap::new();
     let entries =
         ar.entries_with_seek().map_err(|e| Error::source(format!("{shown}: not a tar archive ({})", io_reason(&e))))?;

@@ -363,14 +363,13 @@ fn hostile_gzip_bomb_in_etc_passwd_is_refused_in_flat_memory() {
     assert!(peak < RSS_LIMIT_KB, "peak RSS {peak} KiB");
 }
 
-#[test]
-fn hostile_giant_manifest_json_in_a_docker_archive_is_refused_in_flat_memory() {
-    let ws = plain_ws();
-    let path = ws.join("big.tar");
-    let mut f = fs::File::create(&path).unwrap();
-    let size: u64 = 200 << 20;
+/// A tar at `path` with one member `name` of `size` bytes (a sparse hole of
+/// zeros, so it costs no disk) of entry type `kind`.
+fn sparse_tar(path: &Path, name: &str, kind: tar::EntryType, size: u64) {
+    let mut f = fs::File::create(path).unwrap();
     let mut h = tar::Header::new_gnu();
-    h.set_path("manifest.json").unwrap();
+    h.set_path(name).unwrap();
+    h.set_entry_type(kind);
     h.set_size(size);
     h.set_mode(0o644);
     h.set_cksum();
@@ -378,10 +377,19 @@ fn hostile_giant_manifest_json_in_a_docker_archive_is_refused_in_flat_memory() {
     f.set_len(512 + size).unwrap();
     f.seek(SeekFrom::End(0)).unwrap();
     f.write_all(&[0u8; 1024]).unwrap();
-    drop(f);
+}
+
+#[test]
+fn hostile_giant_manifest_json_in_a_docker_archive_is_refused_in_flat_memory() {
+    let ws = plain_ws();
+    sparse_tar(&ws.join("big.tar"), "manifest.json", tar::EntryType::Regular, 200 << 20);
     let (out, peak) = measured(&ws, &["plan", "--base", "docker-archive:big.tar"]);
     failed(&out, 1, &["manifest.json", "limit"]);
     assert!(peak < RSS_LIMIT_KB, "peak RSS {peak} KiB");
+    sparse_tar(&ws.join("long.tar"), "././@LongLink", tar::EntryType::GNULongName, 256 << 20);
+    let (out, peak) = measured(&ws, &["plan", "--base", "docker-archive:long.tar"]);
+    failed(&out, 1, &["extension header", "limit"]);
+    assert!(peak < RSS_LIMIT_KB, "long name: peak RSS {peak} KiB");
 }
 
 #[test]
