@@ -574,3 +574,14 @@ fn hostile_registry_that_never_answers_an_upload_fails_within_the_timeout() {
     assert!(stderr(&out).contains("waiting for 127.0.0.1"), "{}", stderr(&out));
     assert!(took < Duration::from_secs(15), "gave up after {took:?}");
 }
+
+#[test]
+fn hostile_escape_sequences_in_base_labels_are_shown_escaped() {
+    let reg = serving("127.0.0.1", Image::sample(json!({"evil": "\u{1b}]0;pwned\u{7}\u{1b}[2J"})), |_| None);
+    let ws = plain_ws();
+    let out = wso2img_out(&ws, &["inspect", &format!("{}/acme/apim:1", reg.host())]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "raw escape on the terminal: {text:?}");
+    assert!(text.contains("label evil=\\u{1b}]0;pwned\\u{7}\\u{1b}[2J"), "{text}");
+}
