@@ -330,7 +330,8 @@ impl RemoteBlobs for RemoteRepo {
         runtime().spawn(async move {
             match blob_stream(&me.client, &me.repository, &desc).await {
                 Ok(mut s) => {
-                    while let Some(c) = s.next().await {
+                    let what = format!("GET blob {}@{}", me.repository, desc.digest.short(12));
+                    while let Some(c) = me.client.waiting(&what, s.next()).await {
                         if tx.send(c).is_err() {
                             break;
                         }

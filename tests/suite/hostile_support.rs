@@ -125,6 +125,11 @@ fn serve(conn: TcpStream, handler: &Handler, log: &Mutex<Vec<Seen>>, stop: &Atom
     };
     let mut reader = BufReader::new(conn);
     while started.elapsed() < CONN_LIMIT && !stop.load(Ordering::Relaxed) {
+        // Not HTTP (a TLS ClientHello starts with 0x16, and has no line end to wait for): hang up at once.
+        match reader.fill_buf() {
+            Ok(b) if !b.is_empty() && b[0].is_ascii_uppercase() => {}
+            _ => return,
+        }
         let mut line = String::new();
         match reader.read_line(&mut line) {
             Ok(0) | Err(_) => return,
