@@ -21,6 +21,44 @@ use crate::registry::auth::parse_challenge;
 use crate::sample::SampleBase;
 use crate::transport::{archive, base_image, list_base_dir, read_base_file, BaseImage, BaseLayer};
 
+/// The largest single allocation any parser may make on these small inputs:
+/// more would mean a size field from the input was trusted.
+const ALLOCATION_MAX: usize = 32 << 20;
+
+/// The system allocator, remembering per thread the largest request since
+/// [`largest_allocation`] last asked.
+struct Watching;
+
+thread_local! {
+    static LARGEST: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: every call is passed on to the system allocator unchanged.
+unsafe impl std::alloc::GlobalAlloc for Watching {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let _ = LARGEST.try_with(|l| l.set(l.get().max(layout.size())));
+        // SAFETY: same layout, same contract.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: `ptr` came from `alloc` above with this layout.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        let _ = LARGEST.try_with(|l| l.set(l.get().max(new_size)));
+        // SAFETY: as for `dealloc`.
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Watching = Watching;
+
+/// The largest allocation this thread made since the last call.
+fn largest_allocation() -> usize {
+    LARGEST.with(|l| l.replace(0))
+}
+
 /// Bytes that look like `valid`, changed at a few places: flipped, cut short or extended.
 fn mutated(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
     let len = valid.len().max(1);
@@ -131,6 +169,7 @@ fn inspect_jar(bytes: &[u8]) {
 proptest! {
     #[test]
     fn references_and_locations_never_panic(s in "\\PC{0,80}|[a-zA-Z0-9:/@._-]{0,80}") {
+        largest_allocation();
         if let Ok(r) = Reference::parse(&s) {
             prop_assert!(r.registry.len() + r.repository.len() < 300);
             let again = Reference::parse(&r.to_string());
@@ -138,11 +177,14 @@ proptest! {
         }
         let _ = s.parse::<Location>();
         let _ = crate::reference::is_public_registry(&s, std::slice::from_ref(&s));
+        prop_assert!(largest_allocation() <= ALLOCATION_MAX);
     }
 
     #[test]
     fn challenges_never_panic(s in "\\PC{0,120}|(Bearer|Basic) ((realm|service|scope)=\"?[^\"]{0,20}\"?,?){0,4}") {
+        largest_allocation();
         let _ = parse_challenge(&s);
+        prop_assert!(largest_allocation() <= ALLOCATION_MAX);
     }
 
     #[test]
@@ -150,32 +192,48 @@ proptest! {
         m in prop_oneof![vec(any::<u8>(), 0..512), mutated(valid_manifest())],
         c in prop_oneof![vec(any::<u8>(), 0..512), mutated(valid_config())],
     ) {
+        largest_allocation();
         let _ = serde_json::from_slice::<Manifest>(&m);
         let _ = serde_json::from_slice::<Index>(&m);
         let layers = serde_json::from_slice::<Manifest>(&m)
             .map(|m| m.layers.into_iter().map(|d| Blob { desc: d, data: crate::image::BlobData::Bytes(std::sync::Arc::new(Vec::new())) }).collect())
             .unwrap_or_default();
         let _ = base_image("prop", None, c, layers, None);
+        prop_assert!(largest_allocation() <= ALLOCATION_MAX);
     }
 
     #[test]
     fn base_layers_never_panic_and_stay_bounded((bytes, gz) in layer_input(), path in prop_oneof![Just("etc/passwd".to_string()), "[a-z/.]{0,20}"]) {
         let img = image_with_layer(bytes, gz);
+        largest_allocation();
         if let Ok(Some(f)) = read_base_file(&img, &path) {
             prop_assert!(f.len() as u64 <= BASE_FILE_MAX);
         }
         let _ = list_base_dir(&img, "home/wso2carbon");
+        prop_assert!(largest_allocation() <= ALLOCATION_MAX);
     }
 
     #[test]
     fn docker_archives_never_panic(bytes in prop_oneof![vec(any::<u8>(), 0..4096), mutated(sample_archive())]) {
+        largest_allocation();
         read_archive(&bytes);
+        prop_assert!(largest_allocation() <= ALLOCATION_MAX);
     }
 
     #[test]
     fn jars_never_panic(bytes in prop_oneof![vec(any::<u8>(), 0..1024), mutated(jar_bytes())]) {
+        largest_allocation();
         inspect_jar(&bytes);
+        prop_assert!(largest_allocation() <= ALLOCATION_MAX);
     }
+}
+
+#[test]
+fn the_allocation_watch_sees_large_allocations() {
+    largest_allocation();
+    let big = vec![1u8; ALLOCATION_MAX + 1];
+    assert!(largest_allocation() > ALLOCATION_MAX && big[0] == 1);
+    assert!(largest_allocation() <= ALLOCATION_MAX);
 }
 
 /// The layer reader refuses GNU long names and PAX headers over the bound
