@@ -585,3 +585,36 @@ fn hostile_escape_sequences_in_base_labels_are_shown_escaped() {
     assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "raw escape on the terminal: {text:?}");
     assert!(text.contains("label evil=\\u{1b}]0;pwned\\u{7}\\u{1b}[2J"), "{text}");
 }
+
+#[test]
+fn hostile_https_registry_moving_to_plain_http_is_refused() {
+    let tls_root = tempfile::tempdir().unwrap();
+    let tls = super::registry_support::make_tls(tls_root.path());
+    let plain = Hostile::start("127.0.0.2", |_| Reply::status(201, &[]));
+    let phost = plain.host();
+    let image = Image::sample(json!({}));
+    let reg = Hostile::start_tls("127.0.0.1", &tls_root.path().join("tls"), move |req| {
+        if let Some(r) = basic_auth_gate(req) {
+            return r;
+        }
+        let path = req.path.split('?').next().unwrap_or("");
+        let to_plain = format!("http://{phost}{path}");
+        match req.method.as_str() {
+            "GET" if path == "/v2/" => Reply::status(200, &[]),
+            "GET" if path.ends_with("/base/manifests/1") => Reply::ok(OCI_MANIFEST, image.manifest.clone()),
+            "GET" if path.contains("/blobs/") => Reply::status(302, &[("Location", to_plain.as_str())]),
+            "POST" if path.ends_with("/blobs/uploads/") => Reply::status(202, &[("Location", to_plain.as_str())]),
+            _ => Reply::status(404, &[]),
+        }
+    });
+    let ws = plain_ws();
+    let ca = tls.ca.to_str().unwrap().to_string();
+    let src = format!("docker://{}/acme/base:1", reg.host());
+    let out = run_measured(with_credentials(&ws).args(["--ca-cert", &ca, "inspect", &src]), LIMIT).0;
+    failed(&out, 1, &["HTTPS to plain HTTP"]);
+    let dest = format!("docker://{}/acme/apim", reg.host());
+    let out = run_measured(with_credentials(&ws).args(["--ca-cert", &ca, "build", "--to", &dest]), LIMIT).0;
+    failed(&out, 1, &["HTTPS to plain HTTP"]);
+    assert!(plain.seen().is_empty(), "the plain-HTTP host was reached: {:?}", plain.seen());
+    assert!(!reg.with_credentials().is_empty(), "the TLS registry itself got its credentials");
+}

@@ -11,7 +11,8 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -71,6 +72,30 @@ pub struct Hostile {
 impl Hostile {
     /// Starts a server on `ip` (a loopback address) answering with `handler`.
     pub fn start(ip: &str, handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Hostile {
+        Self::start_with(ip, None, handler)
+    }
+
+    /// Like [`Hostile::start`], over TLS with `server.crt` and `server.key` from `tls_dir`.
+    pub fn start_tls(ip: &str, tls_dir: &Path, handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Hostile {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(tls_dir.join("server.crt")).unwrap().map(|c| c.unwrap()).collect();
+        let key = PrivateKeyDer::from_pem_file(tls_dir.join("server.key")).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        Self::start_with(ip, Some(Arc::new(config)), handler)
+    }
+
+    fn start_with(
+        ip: &str,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+    ) -> Hostile {
         assert!(ip.starts_with("127."), "the hostile registry only listens on loopback");
         let listener = TcpListener::bind(format!("{ip}:0")).unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -84,8 +109,13 @@ impl Hostile {
             while !s2.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(600) {
                 match listener.accept() {
                     Ok((conn, _)) => {
-                        let (h, l, s) = (handler.clone(), l2.clone(), s2.clone());
-                        thread::spawn(move || serve(conn, &*h, &l, &s));
+                        let (h, l, s, tls) = (handler.clone(), l2.clone(), s2.clone(), tls.clone());
+                        let _ = conn.set_nonblocking(false);
+                        let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                        thread::spawn(move || match tls.and_then(|c| rustls::ServerConnection::new(c).ok()) {
+                            Some(server) => serve(rustls::StreamOwned::new(server, conn), &*h, &l, &s),
+                            None => serve(conn, &*h, &l, &s),
+                        });
                     }
                     Err(_) => thread::sleep(Duration::from_millis(10)),
                 }
@@ -116,13 +146,8 @@ impl Drop for Hostile {
     }
 }
 
-fn serve(conn: TcpStream, handler: &Handler, log: &Mutex<Vec<Seen>>, stop: &AtomicBool) {
+fn serve<S: Read + Write>(conn: S, handler: &Handler, log: &Mutex<Vec<Seen>>, stop: &AtomicBool) {
     let started = Instant::now();
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut out = match conn.try_clone() {
-        Ok(c) => c,
-        Err(_) => return,
-    };
     let mut reader = BufReader::new(conn);
     while started.elapsed() < CONN_LIMIT && !stop.load(Ordering::Relaxed) {
         // Not HTTP (a TLS ClientHello starts with 0x16, and has no line end to wait for): hang up at once.
@@ -167,7 +192,7 @@ fn serve(conn: TcpStream, handler: &Handler, log: &Mutex<Vec<Seen>>, stop: &Atom
         let Some(body_len) = body_len else { return };
         let seen = Seen { method, path, authorization: auth, body_len };
         log.lock().unwrap().push(seen.clone());
-        if !answer(&mut out, handler(&seen), stop) {
+        if !answer(reader.get_mut(), handler(&seen), stop) {
             return;
         }
     }
@@ -208,22 +233,22 @@ fn head(status: u16, headers: &[(String, String)], length: Option<u64>) -> Vec<u
 }
 
 /// Writes one answer; `false` when the connection must close.
-fn answer(out: &mut TcpStream, reply: Reply, stop: &AtomicBool) -> bool {
+fn answer(out: &mut impl Write, reply: Reply, stop: &AtomicBool) -> bool {
     match reply {
         Reply::Full { status, headers, body } => {
             let mut msg = head(status, &headers, Some(body.len() as u64));
             msg.extend_from_slice(&body);
-            out.write_all(&msg).is_ok()
+            out.write_all(&msg).and_then(|_| out.flush()).is_ok()
         }
         Reply::Endless { status, headers, content_length } => {
-            if out.write_all(&head(status, &headers, content_length)).is_err() {
+            if out.write_all(&head(status, &headers, content_length)).and_then(|_| out.flush()).is_err() {
                 return false;
             }
             let chunk = vec![b' '; 64 << 10];
             let mut sent = 0u64;
             let started = Instant::now();
             while sent < ENDLESS_LIMIT && started.elapsed() < CONN_LIMIT && !stop.load(Ordering::Relaxed) {
-                if out.write_all(&chunk).is_err() {
+                if out.write_all(&chunk).and_then(|_| out.flush()).is_err() {
                     break;
                 }
                 sent += chunk.len() as u64;
@@ -240,7 +265,7 @@ fn answer(out: &mut TcpStream, reply: Reply, stop: &AtomicBool) -> bool {
         Reply::Stall { status, headers, content_length, first } => {
             let mut msg = head(status, &headers, Some(content_length));
             msg.extend_from_slice(&first);
-            let _ = out.write_all(&msg);
+            let _ = out.write_all(&msg).and_then(|_| out.flush());
             let started = Instant::now();
             while started.elapsed() < CONN_LIMIT && !stop.load(Ordering::Relaxed) {
                 thread::sleep(Duration::from_millis(50));
