@@ -42,6 +42,9 @@ pub fn size_text(n: u64) -> String {
     }
 }
 
+/// The most names listed in one folder of a base (a product home's parent holds a handful).
+pub const DIR_ENTRIES_MAX: usize = 100_000;
+
 /// The largest tar extension header read (a GNU long name or link, a PAX
 /// header): tar readers hold these whole.
 pub const TAR_EXTENSION_MAX: u64 = 1 << 20;

@@ -242,6 +242,12 @@ pub fn list_base_dir(image: &BaseImage, dir: &str) -> Result<Vec<String>> {
             } else {
                 names.insert(child.to_string());
                 added.insert(child.to_string());
+                if names.len() > crate::bounded::DIR_ENTRIES_MAX {
+                    return Err(Error::source(format!(
+                        "{what}: /{dir} has more than {} entries; refusing this base",
+                        crate::bounded::DIR_ENTRIES_MAX
+                    )));
+                }
             }
         }
     }
