@@ -242,7 +242,7 @@ pub fn list_base_dir(image: &BaseImage, dir: &str) -> Result<Vec<String>> {
             } else {
                 names.insert(child.to_string());
                 added.insert(child.to_string());
-                if names.len() > crate::bounded::DIR_ENTRIES_MAX {
+                if names.len().max(added.len()) > crate::bounded::DIR_ENTRIES_MAX {
                     return Err(Error::source(format!(
                         "{what}: /{dir} has more than {} entries; refusing this base",
                         crate::bounded::DIR_ENTRIES_MAX
