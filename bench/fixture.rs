@@ -92,7 +92,7 @@ fn main() {
     let root = args.next().expect("usage: bench-fixture DIR [BASE] [--base-layout LAYOUT]");
     let base = args.next().unwrap_or_else(|| "builtin:wso2am-4.3.0".into());
     if let Some(layout) = layout {
-        let mut sample = wso2img::sample::SampleBase::v430();
+        let mut sample = wso2img::transport::sample::SampleBase::v430();
         sample.filler = vec![80_000_000, 170_000_000, 450_000_000];
         let d = sample.write_oci(Path::new(&layout), "4.3.0").expect("writing the base");
         eprintln!("bench-fixture: base of about 700 MB in {layout} ({d})");

@@ -367,6 +367,23 @@ impl Config {
         Ok(out)
     }
 
+    /// Every customer folder a build may read (main and variants, keystores
+    /// included, whether or not they exist): outputs must not go inside them.
+    pub fn input_dirs(&self) -> Vec<PathBuf> {
+        let l = &self.layers;
+        let mut out: Vec<PathBuf> = LayerKind::ALL
+            .iter()
+            .zip([&l.jars, &l.dropins, &l.themes, &l.keystores, &l.overlays])
+            .map(|(k, explicit)| self.dir.join(explicit.clone().unwrap_or_else(|| k.name().to_string())))
+            .collect();
+        for v in &self.variants {
+            for d in [&v.jars, &v.dropins, &v.themes, &v.overlays, &v.keystores].into_iter().flatten() {
+                out.push(self.dir.join(d));
+            }
+        }
+        out
+    }
+
     /// The base to read and the folder its relative paths are relative to:
     /// `--base` (relative to the working directory) or `[base] image`
     /// (relative to this file).

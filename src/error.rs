@@ -21,12 +21,26 @@ pub enum Kind {
     Unsupported,
 }
 
+/// A typed cause that callers decide on (never by matching message text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Cause {
+    /// A registry or daemon answered with this HTTP status.
+    Http {
+        /// The status code.
+        status: u16,
+    },
+    /// The Docker daemon stopped reading a request body (its answer says why).
+    StoppedReading,
+}
+
 /// A wso2img error: a single-line message that names the file or reference
 /// involved and says what to do.
 #[derive(Debug, Clone)]
 pub struct Error {
     kind: Kind,
     message: String,
+    cause: Option<Cause>,
 }
 
 /// Result with [`Error`].
@@ -37,7 +51,23 @@ impl Error {
     /// it, such as a proxy password, is scrubbed).
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
         let message = crate::sanitize::scrub_userinfo(&message.into().replace('\n', " ")).into_owned();
-        Error { kind, message }
+        Error { kind, message, cause: None }
+    }
+    /// The same error carrying a typed `cause`.
+    pub fn with_cause(mut self, cause: Cause) -> Self {
+        self.cause = Some(cause);
+        self
+    }
+    /// The typed cause, when there is one.
+    pub fn cause(&self) -> Option<Cause> {
+        self.cause
+    }
+    /// The HTTP status behind this error, when a server answered with one.
+    pub fn http_status(&self) -> Option<u16> {
+        match self.cause {
+            Some(Cause::Http { status }) => Some(status),
+            _ => None,
+        }
     }
     /// A command-line error.
     pub fn usage(message: impl Into<String>) -> Self {

@@ -10,7 +10,7 @@ use crate::digest::Digest;
 use crate::error::Result;
 use crate::image::{mutate, MediaFamily};
 use crate::reference::Location;
-use crate::registry::Registries;
+use crate::transport::registry::Registries;
 use crate::transport::{self, archive, Base};
 use crate::wso2::{self, Facts};
 
@@ -68,7 +68,7 @@ pub struct Inspection {
     pub tag: Option<String>,
     /// Always empty: `inspect` writes nothing (the field keeps the output
     /// contract of `build`, `tag` and `copy`).
-    pub outputs: Vec<crate::build::OutputReport>,
+    pub outputs: Vec<crate::pipeline::OutputReport>,
     /// Media type family.
     pub media_types: MediaFamily,
     /// Whether it is a multi-platform index.

@@ -21,7 +21,7 @@ use crate::error::{io_reason, Error, Kind, Result};
 use crate::image::mutate;
 use crate::image::Platform;
 use crate::reference::Location;
-use crate::registry::Registries;
+use crate::transport::registry::Registries;
 use crate::transport::{self, Base};
 
 /// The lock format version written in the file.
@@ -205,7 +205,7 @@ impl Lockfile {
 
     /// Writes the lock (through a temporary file and a rename).
     pub fn save(&self) -> Result<()> {
-        transport::oci::write_atomic(&self.path, self.render().as_bytes())
+        crate::files::write_atomic(&self.path, self.render().as_bytes())
     }
 }
 
@@ -313,7 +313,7 @@ pub fn check(config: &Config, base_override: Option<&Location>, base: &Base, loc
 fn resolve(
     config_path: &Path,
     base_override: Option<&Location>,
-    registry: &crate::registry::Options,
+    registry: &crate::transport::registry::Options,
 ) -> Result<(Lockfile, Comparison, LockedBase)> {
     let config = Config::load(config_path)?;
     let (location, dir) = config.base_location(base_override)?;
@@ -329,7 +329,7 @@ fn resolve(
 pub fn update(
     config_path: &Path,
     base_override: Option<&Location>,
-    registry: &crate::registry::Options,
+    registry: &crate::transport::registry::Options,
 ) -> Result<Comparison> {
     let (mut lock, cmp, entry) = resolve(config_path, base_override, registry)?;
     if cmp.moved {
@@ -344,7 +344,7 @@ pub fn update(
 pub fn outdated(
     config_path: &Path,
     base_override: Option<&Location>,
-    registry: &crate::registry::Options,
+    registry: &crate::transport::registry::Options,
 ) -> Result<Comparison> {
     resolve(config_path, base_override, registry).map(|(_, cmp, _)| cmp)
 }

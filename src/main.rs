@@ -3,5 +3,6 @@
 mod cli;
 
 fn main() -> std::process::ExitCode {
+    wso2img::files::install_signal_cleanup();
     cli::main()
 }

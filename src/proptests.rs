@@ -17,8 +17,8 @@ use crate::bounded::BASE_FILE_MAX;
 use crate::digest::Digest;
 use crate::image::{media, Blob, Index, Manifest, Platform};
 use crate::reference::{Location, Reference};
-use crate::registry::auth::parse_challenge;
-use crate::sample::SampleBase;
+use crate::transport::registry::auth::parse_challenge;
+use crate::transport::sample::SampleBase;
 use crate::transport::{archive, base_image, list_base_dir, read_base_file, BaseImage, BaseLayer};
 
 /// The largest single allocation any parser may make on these small inputs:

@@ -294,6 +294,17 @@ pub enum Location {
 }
 
 impl Location {
+    /// The local file or folder a location names (`oci:`, `docker-archive:`).
+    pub fn local_path(&self) -> Option<&std::path::Path> {
+        match self {
+            Location::Oci { dir, .. } => Some(dir),
+            Location::DockerArchive { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+}
+
+impl Location {
     /// The transport name: `oci`, `docker-archive`, `docker`, `docker-daemon` or `builtin`.
     pub fn transport(&self) -> &'static str {
         match self {

@@ -3,8 +3,9 @@
 use clap::{Args, ValueEnum};
 
 use super::{print_json, print_line, Global};
-use wso2img::build::{self, Options, Report, Via};
+use wso2img::files::Target;
 use wso2img::image::Platform;
+use wso2img::pipeline::{self, Options, Report, Via};
 use wso2img::reference::Location;
 use wso2img::{Error, Result};
 
@@ -118,10 +119,31 @@ pub fn build(g: &Global, a: BuildArgs) -> Result<()> {
         ViaArg::Docker => Via::Docker,
     };
     let files = super::metadata::Files::new(a.digest_file.clone(), a.metadata_file.clone())?;
+    let mut stdout_users = files.stdout_users();
+    let to_stdout = |p: &std::path::Path| Target::of(p) == Target::Stdout;
+    stdout_users.extend(opts.sbom.iter().filter(|p| to_stdout(p)).map(|p| format!("--sbom {}", p.display())));
+    stdout_users.extend(
+        opts.outputs
+            .iter()
+            .filter(|o| matches!(o, Location::DockerArchive { path, .. } if to_stdout(path)))
+            .map(|o| o.to_string()),
+    );
+    if stdout_users.len() > 1 {
+        return Err(Error::usage(format!(
+            "{} all write to standard output; send all but one to a file",
+            stdout_users.join(" and ")
+        )));
+    }
+    if !stdout_users.is_empty() && a.common.json {
+        return Err(Error::usage(format!("--json and {} both write to standard output; drop one", stdout_users[0])));
+    }
     let mut log = g.log();
-    let rep = build::build(&opts, &mut log)?;
+    let rep = pipeline::build(&opts, &mut log)?;
     files.write(&rep)?;
-    if a.common.json {
+    if !stdout_users.is_empty() {
+        log(&format!("content digest {} tag {}", rep.content_digest, rep.tag));
+        Ok(())
+    } else if a.common.json {
         print_json(&rep)
     } else {
         log(&format!("content digest {} tag {}", rep.content_digest, rep.tag));
@@ -132,7 +154,7 @@ pub fn build(g: &Global, a: BuildArgs) -> Result<()> {
 /// Runs `plan`.
 pub fn plan(g: &Global, a: PlanArgs) -> Result<()> {
     let opts = options(g, &a.common, &[])?;
-    let rep = build::plan(&opts, &mut g.log())?;
+    let rep = pipeline::plan(&opts, &mut g.log())?;
     if a.common.json {
         print_json(&rep)
     } else {
@@ -150,7 +172,8 @@ fn plan_text(r: &Report) -> String {
         );
     }
     for l in &r.layers {
-        s += &format!("layer {:<10} {:>6} files {:>10}  {}\n", l.name, l.files, build::human(l.bytes), l.diff_id);
+        s +=
+            &format!("layer {:<10} {:>6} files {:>10}  {}\n", l.name, l.files, wso2img::fmt::human(l.bytes), l.diff_id);
     }
     s.trim_end().to_string()
 }

@@ -3,11 +3,10 @@
 use clap::Args;
 
 use super::{print_json, print_line, Global};
-use wso2img::build;
 use wso2img::inspect::Inspection;
 use wso2img::reference::Location;
-use wso2img::registry::Registries;
 use wso2img::sanitize::escape_controls;
+use wso2img::transport::registry::Registries;
 use wso2img::Result;
 
 /// `inspect` flags.
@@ -43,7 +42,7 @@ fn text(i: &Inspection) -> String {
             s += &format!(
                 "  layer {} {:>10}  {}\n",
                 l.digest,
-                build::human(l.size),
+                wso2img::fmt::human(l.size),
                 l.created_by.as_deref().unwrap_or("")
             );
         }

@@ -4,13 +4,13 @@
 //! metadata file is a JSON object shaped like `docker buildx build
 //! --metadata-file`, plus wso2img's own `content_digest`, `tag` and `outputs`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
 
-use wso2img::build::Report;
+use wso2img::files::write_output;
+use wso2img::pipeline::Report;
 use wso2img::reference::Location;
-use wso2img::transport::oci::write_atomic;
 use wso2img::{Error, Result};
 
 /// The files to write after a successful build.
@@ -24,20 +24,21 @@ impl Files {
     /// folder exists and it is not a folder itself.
     pub fn new(digest: Option<PathBuf>, metadata: Option<PathBuf>) -> Result<Files> {
         for (flag, p) in [("--digest-file", &digest), ("--metadata-file", &metadata)] {
-            let Some(p) = p else { continue };
-            let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            if !parent.is_dir() {
-                return Err(Error::usage(format!(
-                    "{flag} {}: folder {} does not exist; create it first",
-                    p.display(),
-                    parent.display()
-                )));
-            }
-            if p.is_dir() {
-                return Err(Error::usage(format!("{flag} {}: is a folder; name a file", p.display())));
+            if let Some(p) = p {
+                wso2img::files::check_output(p, flag)?;
             }
         }
         Ok(Files { digest, metadata })
+    }
+
+    /// The paths among these files that mean standard output (`-`).
+    pub fn stdout_users(&self) -> Vec<String> {
+        [("--digest-file", &self.digest), ("--metadata-file", &self.metadata)]
+            .into_iter()
+            .filter_map(|(f, p)| p.as_ref().map(|p| (f, p)))
+            .filter(|(_, p)| wso2img::files::Target::of(p) == wso2img::files::Target::Stdout)
+            .map(|(f, p)| format!("{f} {}", p.display()))
+            .collect()
     }
 
     /// Writes the files asked for, from the build's report.
@@ -46,12 +47,12 @@ impl Files {
         if let Some(p) = &self.digest {
             let d =
                 main.ok_or_else(|| Error::usage(format!("--digest-file {}: the build wrote no output", p.display())))?;
-            write_atomic(p, d.to_string().as_bytes())?;
+            write_output(p, d.to_string().as_bytes())?;
         }
         if let Some(p) = &self.metadata {
             let mut text = serde_json::to_string_pretty(&metadata(rep)).expect("metadata serializes");
             text.push('\n');
-            write_atomic(p, text.as_bytes())?;
+            write_output(p, text.as_bytes())?;
         }
         Ok(())
     }

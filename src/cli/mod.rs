@@ -49,7 +49,7 @@ pub struct Global {
     #[arg(long, global = true, value_name = "HOST")]
     pub insecure_registry: Vec<String>,
     /// Upload blobs in chunks of this many bytes, at least 65536 (for registries that limit request bodies).
-    #[arg(long, global = true, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(wso2img::registry::push::MIN_CHUNK_SIZE..))]
+    #[arg(long, global = true, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(wso2img::transport::registry::push::MIN_CHUNK_SIZE..))]
     pub chunk_size: Option<u64>,
     /// Give up on a registry that sends nothing for this many seconds (1 to 3600).
     #[arg(long, global = true, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -58,8 +58,8 @@ pub struct Global {
 
 impl Global {
     /// Registry options from the flags.
-    pub fn registry(&self) -> wso2img::registry::Options {
-        wso2img::registry::Options {
+    pub fn registry(&self) -> wso2img::transport::registry::Options {
+        wso2img::transport::registry::Options {
             ca_certs: self.ca_cert.clone(),
             insecure: self.insecure_registry.clone(),
             chunk_size: self.chunk_size,

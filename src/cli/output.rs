@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use wso2img::build::human;
+use wso2img::fmt::human;
 use wso2img::progress::{self, Sink, TaskView};
 
 /// Installs the sink the flags and the environment ask for.

@@ -7,12 +7,12 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{print_json, print_line, Global};
-use wso2img::build::{OutputReport, KEYSTORES_LABEL};
 use wso2img::config::Config;
 use wso2img::digest::Digest;
+use wso2img::pipeline::{OutputReport, KEYSTORES_LABEL};
 use wso2img::reference::{Location, Reference};
-use wso2img::registry::{push, Registries};
 use wso2img::transport;
+use wso2img::transport::registry::{push, Registries};
 use wso2img::wso2::keystore::public_refusal;
 use wso2img::{Error, Result};
 

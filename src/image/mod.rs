@@ -42,6 +42,10 @@ pub mod media {
     pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
     /// Docker uncompressed layer (only in `docker save` archives).
     pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
+    /// Docker foreign (non-distributable) gzip layer.
+    pub const DOCKER_FOREIGN_GZIP: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+    /// OCI non-distributable gzip layer.
+    pub const OCI_NONDISTRIBUTABLE_GZIP: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
 }
 
 /// Which family of media types an image uses; a result never mixes them.
@@ -90,6 +94,25 @@ impl MediaFamily {
             MediaFamily::Docker => media::DOCKER_LAYER_GZIP,
             MediaFamily::Oci => media::OCI_LAYER_GZIP,
         }
+    }
+    /// A layer media type of either family mapped into this one (unknown
+    /// types are kept as they are).
+    pub fn layer(self, media_type: &str) -> String {
+        const PAIRS: [(&str, &str); 3] = [
+            (media::DOCKER_LAYER_GZIP, media::OCI_LAYER_GZIP),
+            (media::DOCKER_LAYER_TAR, media::OCI_LAYER_TAR),
+            (media::DOCKER_FOREIGN_GZIP, media::OCI_NONDISTRIBUTABLE_GZIP),
+        ];
+        for (docker, oci) in PAIRS {
+            if media_type == docker || media_type == oci {
+                return match self {
+                    MediaFamily::Docker => docker,
+                    MediaFamily::Oci => oci,
+                }
+                .to_string();
+            }
+        }
+        media_type.to_string()
     }
 }
 
@@ -203,6 +226,12 @@ impl Descriptor {
     /// The descriptor of `bytes`.
     pub fn of(media_type: &str, bytes: &[u8]) -> Self {
         Self::new(media_type, Digest::of(bytes), bytes.len() as u64)
+    }
+    /// Whether this index entry is an attestation (BuildKit's provenance and
+    /// SBOM entries) rather than an image.
+    pub fn is_attestation(&self) -> bool {
+        self.platform.as_ref().is_some_and(Platform::is_unknown)
+            || self.annotations.contains_key("vnd.docker.reference.type")
     }
 }
 
@@ -375,6 +404,9 @@ pub struct ImageSet {
     pub images: Vec<Image>,
     /// The index blob when there is more than one platform.
     pub index: Option<Blob>,
+    /// Blobs the index reaches besides the images' (an attestation's
+    /// manifest, config and layer), written before the index.
+    pub attachments: Vec<Blob>,
 }
 
 impl ImageSet {
@@ -393,6 +425,7 @@ impl ImageSet {
         let groups = [
             self.images.iter().flat_map(|i| i.layers.iter()).collect::<Vec<_>>(),
             self.images.iter().map(|i| &i.config).collect(),
+            self.attachments.iter().collect(),
             self.images.iter().map(|i| &i.manifest).collect(),
             self.index.iter().collect(),
         ];

@@ -148,6 +148,15 @@ pub fn index(family: MediaFamily, manifests: &[Descriptor], annotations: &BTreeM
     canonical(&m)
 }
 
+/// The content digest of an image from its (platform, config digest) pairs:
+/// the config digest for one platform, else [`multi_platform_content_digest`].
+pub fn content_digest(entries: &[(Platform, Digest)]) -> Digest {
+    match entries {
+        [(_, one)] => *one,
+        _ => multi_platform_content_digest(entries),
+    }
+}
+
 /// The content digest of a multi-platform image: sha256 of the canonical JSON
 /// array of `{"config": <digest>, "platform": "<os/arch[/variant]>"}`, sorted by
 /// platform. It depends only on configs, so only on uncompressed content.

@@ -320,7 +320,7 @@ fn compress_with(
         let out = gz.finish().map_err(|e| Error::io("writing layer", &tmp_path, e))?;
         let (buf, digest, size) = out.finish();
         let file = buf.into_inner().map_err(|e| Error::io("writing layer", &tmp_path, e.into_error()))?;
-        crate::transport::oci::readable(&file, &tmp_path)?;
+        crate::files::readable(&file, &tmp_path)?;
         Ok(CompressedLayer { tar: TarDigest { diff_id, size: tar_size }, digest, size, path: tmp_path.clone() })
     })();
     if result.is_err() {

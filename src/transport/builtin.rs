@@ -1,10 +1,10 @@
 //! `builtin:NAME`: a sample WSO2-like base generated on the spot (see
-//! [`crate::sample`]), so wso2img can be tried and tested with no registry.
+//! [`crate::transport::sample`]), so wso2img can be tried and tested with no registry.
 
 use super::{oci, Base};
 use crate::error::{Error, Result};
 use crate::reference::Location;
-use crate::sample::SampleBase;
+use crate::transport::sample::SampleBase;
 
 /// Generates the named sample base into a temporary layout and reads it.
 pub fn read_base(location: &Location, name: &str) -> Result<Base> {
@@ -14,10 +14,7 @@ pub fn read_base(location: &Location, name: &str) -> Result<Base> {
             SampleBase::BUILTIN_NAMES.join(", builtin:")
         ))
     })?;
-    let dir = tempfile::Builder::new()
-        .prefix("wso2img-builtin-")
-        .tempdir()
-        .map_err(|e| Error::io("creating a temporary folder", &std::env::temp_dir(), e))?;
+    let dir = crate::files::TempDir::new("builtin")?;
     sample.write_oci(dir.path(), &sample.version)?;
     let mut base = oci::read_base(location, dir.path(), Some(&sample.version))?;
     base.name = location.to_string();

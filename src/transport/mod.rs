@@ -1,17 +1,24 @@
-//! Transports: where images are read from and written to. Every transport
-//! reads a base into the same [`Base`] model and writes the same
-//! [`ImageSet`](crate::image::ImageSet).
+//! Transports: every place images are read from and written to, side by
+//! side. Every transport reads a base into the same [`Base`] model, and every
+//! output implements the same [`Destination`].
 //!
 //! - [`oci`]: an OCI image layout folder (`oci:DIR[:TAG]`).
 //! - [`archive`]: a `docker save` tar (`docker-archive:FILE`).
-//! - [`builtin`]: small WSO2-like sample bases generated in place (`builtin:NAME`).
-//!
-//! Registries (`docker://`) live in [`crate::registry`], the Docker daemon
-//! (`docker-daemon:`) in [`crate::daemon`].
+//! - [`registry`]: a registry over the distribution API (`docker://`).
+//! - [`daemon`]: the Docker Engine API (`docker-daemon:`, and pushes through it).
+//! - [`builtin`]: small WSO2-like sample bases generated in place
+//!   (`builtin:NAME`), from [`sample`].
+//! - [`destination`]: the [`Destination`] interface and the planned image it is asked about.
 
 pub mod archive;
 pub mod builtin;
+pub mod daemon;
+pub mod destination;
 pub mod oci;
+pub mod registry;
+pub mod sample;
+
+pub use destination::{Destination, Held, Planned, Status, Written};
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -23,7 +30,7 @@ use crate::digest::Digest;
 use crate::error::{io_reason, Error, Result};
 use crate::image::{layer_is_gzip, Blob, MediaFamily, Platform};
 use crate::reference::Location;
-use crate::registry::Registries;
+use crate::transport::registry::Registries;
 
 /// One platform of a base image.
 #[derive(Debug, Clone)]
@@ -74,12 +81,12 @@ pub struct Base {
     pub multi_platform: bool,
     /// Its images, in index order, attestations removed.
     pub images: Vec<BaseImage>,
-    _keep: Option<tempfile::TempDir>,
+    _keep: Option<crate::files::TempDir>,
 }
 
 impl Base {
     /// Keeps `dir` alive as long as the base (its blobs live there).
-    pub(crate) fn keep(&mut self, dir: tempfile::TempDir) {
+    pub(crate) fn keep(&mut self, dir: crate::files::TempDir) {
         self._keep = Some(dir);
     }
     /// Keeps only the platforms `filter` selects (all when empty).
@@ -111,8 +118,8 @@ pub fn open_base(location: &Location, dir: &Path, registries: &Arc<Registries>) 
             archive::read_base(location, &resolve(dir, path), reference.as_ref())
         }
         Location::Builtin(name) => builtin::read_base(location, name),
-        Location::Registry(r) => crate::registry::pull::read_base(location, r, registries),
-        Location::Daemon(r) => crate::daemon::read_base(location, r),
+        Location::Registry(r) => crate::transport::registry::pull::read_base(location, r, registries),
+        Location::Daemon(r) => crate::transport::daemon::read_base(location, r),
     }
 }
 
@@ -136,7 +143,7 @@ impl Base {
         family: MediaFamily,
         multi_platform: bool,
         images: Vec<BaseImage>,
-        keep: Option<tempfile::TempDir>,
+        keep: Option<crate::files::TempDir>,
     ) -> Self {
         Base { location: location.clone(), name, tag, digest, family, multi_platform, images, _keep: keep }
     }
@@ -291,7 +298,7 @@ pub fn read_base_file(image: &BaseImage, path: &str) -> Result<Option<Vec<u8>>> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::SampleBase;
+    use crate::transport::sample::SampleBase;
 
     #[test]
     fn lists_folders_and_reads_files_from_base_layers() {

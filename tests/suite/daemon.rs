@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
-use wso2img::registry::auth::Credential;
+use wso2img::transport::registry::auth::Credential;
 
 use super::support::*;
 
@@ -69,7 +69,7 @@ fn output(r: &Value) -> &Value {
 }
 
 /// Seeds the daemon with a `docker save`-style archive of `sample` tagged `name`.
-fn docker_load(ws: &Workspace, sample: &wso2img::sample::SampleBase, name: &str) {
+fn docker_load(ws: &Workspace, sample: &wso2img::transport::sample::SampleBase, name: &str) {
     let path = ws.join("seed.tar");
     sample.write_docker_archive(&path, name).unwrap();
     let out = docker_ok(&["load", "-i", path.to_str().unwrap()]);
@@ -332,7 +332,7 @@ fn awkward_password(user: &str, host: &str) -> String {
     for i in 0..10_000 {
         let password = format!("{}?~?~>~{i}", "s".repeat(i % 3));
         let c = Credential::Basic { username: user.into(), password: password.clone() };
-        let standard = STANDARD.encode(wso2img::daemon::auth_json(Some(&c), host));
+        let standard = STANDARD.encode(wso2img::transport::daemon::auth_json(Some(&c), host));
         if standard.contains('+') && standard.contains('/') {
             return password;
         }
@@ -361,7 +361,7 @@ fn pulls_and_pushes_through_the_daemon_with_an_awkward_password() {
     let reg = AuthRegistry::start(user, |host| awkward_password(user, host));
     let (host, password) = (reg.host.clone(), reg.password.clone());
     let c = Credential::Basic { username: user.into(), password: password.clone() };
-    let standard = STANDARD.encode(wso2img::daemon::auth_json(Some(&c), &host));
+    let standard = STANDARD.encode(wso2img::transport::daemon::auth_json(Some(&c), &host));
     assert!(standard.contains('+') && standard.contains('/'), "{standard}");
 
     let ws = Workspace::new();

@@ -1,6 +1,7 @@
 mod support;
 
 mod daemon;
+mod destinations;
 mod docker;
 mod ergonomics;
 mod errors;

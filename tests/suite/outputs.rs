@@ -169,7 +169,7 @@ fn multi_platform_base_gives_multi_platform_result_without_attestations() {
 }
 
 #[test]
-fn docker_media_type_base_gives_docker_media_types_and_named_user() {
+fn docker_media_type_base_gives_oci_types_in_a_layout_same_content_and_named_user() {
     let ws = Workspace::new();
     ws.customization();
     ws.theme_for_41();
@@ -184,7 +184,12 @@ fn docker_media_type_base_gives_docker_media_types_and_named_user() {
     let top = &layout_index(&ws.join("out"))["manifests"][0];
     let mut types = Vec::new();
     media_types(&ws.join("out"), top, &mut types);
-    assert!(types.iter().all(|t| t.starts_with("application/vnd.docker.")), "mixed media types: {types:?}");
+    assert!(types.iter().all(|t| t.starts_with("application/vnd.oci.")), "an OCI layout holds OCI types: {types:?}");
+    // Converting the types keeps the config bytes, so the content digest and tag.
+    let cfg_digest = layout_json(&ws.join("out"), top["digest"].as_str().unwrap())["config"]["digest"].clone();
+    assert_eq!(cfg_digest, r["content_digest"]);
+    let base = r["base"]["media_types"].as_str().unwrap();
+    assert_eq!(base, "docker");
     let plan = json(&ws.run_ok(&["plan", "--json"]));
     assert!(plan["layers"][1]["description"].as_str().unwrap().contains("themes"));
     let info = json(&ws.run_ok(&["inspect", "--json", &format!("oci:out:{}", r["tag"].as_str().unwrap())]));

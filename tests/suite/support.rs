@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use wso2img::image::{MediaFamily, Platform};
-use wso2img::sample::SampleBase;
+use wso2img::transport::sample::SampleBase;
 
 /// The binary under test.
 pub fn bin() -> Command {
@@ -26,9 +26,21 @@ pub fn have(tool: &str, probe: &[&str]) -> bool {
     let ok = Command::new(tool).args(probe).output().map(|o| o.status.success()).unwrap_or(false);
     if !ok {
         assert!(!in_ci(), "{tool} is required in CI (run the README test command)");
-        eprintln!("skipping: {tool} not available (run the README test command to install it)");
+        skipped(tool);
     }
     ok
+}
+
+/// Says on stderr that the current test is skipped for lack of `tool`, and
+/// counts it in `target/test-skips.log` (tests/run.sh prints the count).
+pub fn skipped(tool: &str) {
+    let name = std::thread::current().name().unwrap_or("?").to_string();
+    eprintln!("skipping {name}: {tool} not available (run the README test command to install it)");
+    let log = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-skips.log");
+    if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(log) {
+        use std::io::Write;
+        let _ = writeln!(f, "{name}: {tool}");
+    }
 }
 
 /// Path of the static busybox that sample bases embed to be runnable.
@@ -38,6 +50,7 @@ pub fn busybox() -> Option<PathBuf> {
         Some(p)
     } else {
         assert!(!in_ci(), "/bin/busybox (busybox-static) is required in CI");
+        skipped("/bin/busybox");
         None
     }
 }

@@ -2,7 +2,22 @@
 //! checked customer folders, and one layer spec per kind and platform (shared
 //! across platforms and variants when equal).
 
-use super::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::outputs::through_daemon;
+use super::{Options, BASE_DIGEST, BASE_NAME, DEFAULT_MTIME, DEFAULT_OUTPUT, KEYSTORES_LABEL};
+use crate::config::{expand_tag, Config, LayerKind, LayerSource, TagValues, VariantSection};
+use crate::error::{Error, Result};
+use crate::image::mutate;
+use crate::layer::{self, LayerSpec, Placement, SourceEntry};
+use crate::reference::{Location, Reference};
+use crate::transport::daemon::Daemon;
+use crate::transport::registry::Registries;
+use crate::transport::{self, Base};
+use crate::wso2::checks::CheckedFile;
+use crate::wso2::{self, Facts};
 
 pub(super) struct PlatformPrep {
     pub(super) image: usize,
@@ -28,6 +43,8 @@ pub(super) struct Prepared {
     pub(super) created: Option<String>,
     pub(super) checked: Vec<CheckedFile>,
     pub(super) keystores_baked: bool,
+    /// The refreshed lock, written once the tags are known to be good.
+    pub(super) lock: Option<crate::lock::Pending>,
 }
 
 impl Prepared {
@@ -39,6 +56,65 @@ impl Prepared {
 pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepared> {
     let config = Config::load(&opts.config)?;
     let (location, rel_dir) = config.base_location(opts.base.as_ref())?;
+    check_templates(&config)?;
+    let outputs = resolve_outputs(opts, &config)?;
+    if opts.pull && !matches!(location, Location::Daemon(_)) {
+        return Err(Error::usage(format!("--pull: applies to a docker-daemon: base; {location} is read directly")));
+    }
+    let inputs = walk_inputs(opts, &config)?;
+    guard_public_keystores(opts, &config, &outputs, &inputs)?;
+    let needs_daemon = outputs.iter().any(|o| through_daemon(o, opts.via)) || opts.pull;
+    let daemon = if needs_daemon { Some(Daemon::connect()?) } else { None };
+    let registries = Registries::new(opts.registry.clone());
+    if let (true, Location::Daemon(r), Some(d)) = (opts.pull, &location, &daemon) {
+        d.pull(r, log)?;
+    }
+    let mut base = transport::open_base(&location, &rel_dir, &registries)?;
+    let lock = crate::lock::check(&config, opts.base.as_ref(), &base, opts.locked)?;
+    base.select_platforms(&opts.platforms)?;
+    let mtime = opts.source_date_epoch.unwrap_or(DEFAULT_MTIME).max(0) as u64;
+    let (specs, products) = plan_products(&config, &base, &inputs, mtime)?;
+    let labels = labels(&config, &base, inputs.keystores_baked, log);
+    log(&format!(
+        "base {} ({}, {} platform{})",
+        base.name,
+        base.images.iter().map(|i| i.platform.to_string()).collect::<Vec<_>>().join(", "),
+        base.images.len(),
+        if base.images.len() == 1 { "" } else { "s" }
+    ));
+    Ok(Prepared {
+        registries,
+        daemon,
+        outputs,
+        config,
+        base,
+        specs,
+        products,
+        labels,
+        created: opts.source_date_epoch.map(mutate::rfc3339),
+        checked: inputs.checked,
+        keystores_baked: inputs.keystores_baked,
+        lock,
+    })
+}
+
+/// Every tag template expanded with stand-in values, so a bad one is
+/// refused before any work.
+fn check_templates(config: &Config) -> Result<()> {
+    let hex = "0".repeat(64);
+    let v = TagValues { base_tag: "latest", digest_hex: &hex, version: Some("4.3.0"), variant: Some("v") };
+    let templates = std::iter::once(&config.target.tag)
+        .chain(&config.target.extra_tags)
+        .chain(config.variants.iter().filter_map(|v| v.tag.as_ref()));
+    for t in templates {
+        expand_tag(t, &v).map_err(|e| e.context(config.path.display()))?;
+    }
+    Ok(())
+}
+
+/// The destinations (`--to`, plus `[target] repository` with `--push`),
+/// each checked before any work; output files named by flags too.
+fn resolve_outputs(opts: &Options, config: &Config) -> Result<Vec<Location>> {
     let mut outputs = opts.outputs.clone();
     if opts.push {
         let repo = config.target.repository.as_ref().ok_or_else(|| {
@@ -49,12 +125,71 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
         })?;
         outputs.push(Location::Registry(Reference::parse(repo)?));
     }
+    if outputs.is_empty() {
+        outputs.push(Location::Oci { dir: config.dir.join(DEFAULT_OUTPUT), tag: None });
+    }
+    let inputs = config.input_dirs();
     for out in &outputs {
         check_output(out)?;
+        if let Some(path) = out.local_path() {
+            refuse_inside_inputs(path, &out.to_string(), &inputs)?;
+        }
     }
-    if opts.pull && !matches!(location, Location::Daemon(_)) {
-        return Err(Error::usage(format!("--pull: applies to a docker-daemon: base; {location} is read directly")));
+    if let Some(sbom) = &opts.sbom {
+        crate::files::check_output(sbom, "--sbom")?;
+        refuse_inside_inputs(sbom, &format!("--sbom {}", sbom.display()), &inputs)?;
     }
+    Ok(outputs)
+}
+
+/// Refuses an output at or below one of the customer folders: each rebuild
+/// would pack the previous output into the image.
+pub(super) fn refuse_inside_inputs(path: &Path, shown: &str, inputs: &[PathBuf]) -> Result<()> {
+    let out = absolute(path);
+    for dir in inputs {
+        let dir = absolute(dir);
+        if out.starts_with(&dir) {
+            return Err(Error::usage(format!(
+                "{shown}: is inside the input folder {}; each build would pack its own output — write it elsewhere",
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `p` made absolute and resolved as far as it exists.
+fn absolute(p: &Path) -> PathBuf {
+    let abs = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().unwrap_or_default().join(p) };
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return abs,
+        }
+    }
+    let mut out = existing.canonicalize().unwrap_or_else(|_| existing.to_path_buf());
+    for name in rest.iter().rev() {
+        out.push(name);
+    }
+    out
+}
+
+/// The walked customer folders (main and per variant), checked.
+struct Inputs {
+    walked: Vec<(LayerSource, Vec<SourceEntry>)>,
+    variant_walks: Vec<Vec<(LayerSource, Vec<SourceEntry>)>>,
+    keystores_baked: bool,
+    /// A keystore found outside the keystores folder (`LABEL/PATH (TYPE)`), baked with the rest.
+    stray: Option<String>,
+    checked: Vec<CheckedFile>,
+}
+
+fn walk_inputs(opts: &Options, config: &Config) -> Result<Inputs> {
     let walk = |sources: Vec<LayerSource>| -> Result<Vec<(LayerSource, Vec<SourceEntry>)>> {
         sources.into_iter().map(|s| layer::walk(&s.dir, &s.label).map(|e| (s, e))).collect()
     };
@@ -70,31 +205,32 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
     let bakes = config.bakes_keystores(opts.bake_keystores);
     let stray = stray_keystores(&walked, variant_walks.iter().flatten(), bakes)?;
     let keystores_baked = stray.is_some() || has_keystores(&walked) || variant_walks.iter().any(|w| has_keystores(w));
-    if keystores_baked && !opts.allow_public_keystores {
-        let why = stray.as_deref().unwrap_or("the keystores folder");
-        for out in &outputs {
-            if let Location::Registry(r) = out {
-                if r.is_public(&config.target.public_registries) {
-                    return Err(wso2::keystore::public_refusal(&out.to_string(), &r.registry, why));
-                }
-            }
-        }
-    }
     let checked = wso2::checks::check(&walked)?;
     for w in &variant_walks {
         let both: Vec<(LayerSource, Vec<SourceEntry>)> = walked.iter().cloned().chain(w.iter().cloned()).collect();
         wso2::checks::check(&both)?;
     }
-    let needs_daemon = outputs.iter().any(|o| through_daemon(o, opts.via)) || opts.pull;
-    let daemon = if needs_daemon { Some(Daemon::connect()?) } else { None };
-    let registries = Registries::new(opts.registry.clone());
-    if let (true, Location::Daemon(r), Some(d)) = (opts.pull, &location, &daemon) {
-        d.pull(r, log)?;
+    Ok(Inputs { walked, variant_walks, keystores_baked, stray, checked })
+}
+
+fn guard_public_keystores(opts: &Options, config: &Config, outputs: &[Location], inputs: &Inputs) -> Result<()> {
+    if !inputs.keystores_baked || opts.allow_public_keystores {
+        return Ok(());
     }
-    let mut base = transport::open_base(&location, &rel_dir, &registries)?;
-    let lock = crate::lock::check(&config, opts.base.as_ref(), &base, opts.locked)?;
-    base.select_platforms(&opts.platforms)?;
-    let mtime = opts.source_date_epoch.unwrap_or(DEFAULT_MTIME).max(0) as u64;
+    let why = inputs.stray.as_deref().unwrap_or("the keystores folder");
+    for out in outputs {
+        if let Location::Registry(r) = out {
+            if r.is_public(&config.target.public_registries) {
+                return Err(wso2::keystore::public_refusal(&out.to_string(), &r.registry, why));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One layer spec per kind and platform (shared when equal) and the
+/// products (main image, variants) that use them.
+fn plan_products(config: &Config, base: &Base, inputs: &Inputs, mtime: u64) -> Result<(Vec<LayerSpec>, Vec<Product>)> {
     let owner = config.owner()?;
     let mut specs: Vec<LayerSpec> = Vec::new();
     let mut intern = |spec: LayerSpec| match specs.iter().position(|s| *s == spec) {
@@ -112,24 +248,14 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
         let facts = wso2::detect(&img.config_json, owner, &mut transport::LayerFs(img))
             .map_err(|e| e.context(format!("{} ({})", base.location, img.platform)))?;
         let mut ids = Vec::new();
-        for (src, entries) in &walked {
+        for (src, entries) in &inputs.walked {
             let spec = layer_spec(src.kind, &src.label, entries, &facts, mtime, None)?;
             if !spec.is_empty() {
                 ids.push(intern(spec));
             }
         }
-        for (v, w) in config.variants.iter().zip(&variant_walks) {
-            let allowed = wso2::profiles(facts.version.as_deref());
-            if !allowed.contains(&v.profile.as_str()) {
-                return Err(Error::config(format!(
-                    "{}: [[variant]] {}: profile `{}` is not a profile of API Manager {} (use one of {})",
-                    config.path.display(),
-                    v.name,
-                    v.profile,
-                    facts.version.as_deref().unwrap_or("(unknown version)"),
-                    allowed.join(", ")
-                )));
-            }
+        for (vi, (v, w)) in config.variants.iter().zip(&inputs.variant_walks).enumerate() {
+            check_profile(config, v, &facts)?;
             let mut vids = ids.clone();
             for (src, entries) in w {
                 let spec = layer_spec(src.kind, &src.label, entries, &facts, mtime, Some(&v.name))?;
@@ -137,14 +263,31 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
                     vids.push(intern(spec));
                 }
             }
-            let product = products
-                .iter_mut()
-                .find(|p| p.variant.as_ref().is_some_and(|pv| pv.name == v.name))
-                .expect("variant product");
-            product.platforms.push(PlatformPrep { image: i, facts: facts.clone(), layers: vids });
+            products[vi + 1].platforms.push(PlatformPrep { image: i, facts: facts.clone(), layers: vids });
         }
         products[0].platforms.push(PlatformPrep { image: i, facts, layers: ids });
     }
+    Ok((specs, products))
+}
+
+fn check_profile(config: &Config, v: &VariantSection, facts: &Facts) -> Result<()> {
+    let allowed = wso2::profiles(facts.version.as_deref());
+    if allowed.contains(&v.profile.as_str()) {
+        return Ok(());
+    }
+    Err(Error::config(format!(
+        "{}: [[variant]] {}: profile `{}` is not a profile of API Manager {} (use one of {})",
+        config.path.display(),
+        v.name,
+        v.profile,
+        facts.version.as_deref().unwrap_or("(unknown version)"),
+        allowed.join(", ")
+    )))
+}
+
+/// The labels every image gets: the config's, the base's name and digest,
+/// and the keystore label when keystores are baked.
+fn labels(config: &Config, base: &Base, keystores_baked: bool, log: &mut dyn FnMut(&str)) -> BTreeMap<String, String> {
     let mut labels = config.image.labels.clone();
     labels.insert(BASE_NAME.into(), base.name.clone());
     if let Some(d) = base.digest {
@@ -154,30 +297,7 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
         labels.insert(KEYSTORES_LABEL.into(), "baked".into());
         log("keystores are baked into the image (label io.wso2img.keystores=baked); keep it in a private registry");
     }
-    log(&format!(
-        "base {} ({}, {} platform{})",
-        base.name,
-        base.images.iter().map(|i| i.platform.to_string()).collect::<Vec<_>>().join(", "),
-        base.images.len(),
-        if base.images.len() == 1 { "" } else { "s" }
-    ));
-    let created = opts.source_date_epoch.map(mutate::rfc3339);
-    if let Some(l) = lock {
-        l.save(log)?;
-    }
-    Ok(Prepared {
-        registries,
-        daemon,
-        outputs,
-        config,
-        base,
-        specs,
-        products,
-        labels,
-        created,
-        checked,
-        keystores_baked,
-    })
+    labels
 }
 
 /// The first keystore (by name or content) in a customer folder other than
@@ -270,19 +390,7 @@ pub(super) fn check_output(out: &Location) -> Result<()> {
             }
             Ok(())
         }
-        Location::DockerArchive { path, .. } => {
-            let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            if !parent.is_dir() {
-                return Err(Error::usage(format!(
-                    "{out}: folder {} does not exist; create it first",
-                    parent.display()
-                )));
-            }
-            if path.is_dir() {
-                return Err(Error::usage(format!("{out}: {} is a folder; name a file", path.display())));
-            }
-            Ok(())
-        }
+        Location::DockerArchive { path, .. } => crate::files::check_output(path, "docker-archive:"),
         Location::Registry(r) => match r.digest {
             Some(_) => Err(Error::usage(format!("{out}: a destination takes a tag, not a digest"))),
             None => Ok(()),
@@ -292,23 +400,4 @@ pub(super) fn check_output(out: &Location) -> Result<()> {
             Err(Error::usage(format!("{out}: builtin: is a source only; pick oci:DIR or docker-archive:FILE")))
         }
     }
-}
-
-pub(super) fn hash_layers(p: &Prepared) -> Result<Vec<LayerReport>> {
-    p.specs
-        .iter()
-        .map(|spec| {
-            let t = layer::diff_id(spec)?;
-            Ok(LayerReport {
-                name: spec.name.clone(),
-                diff_id: t.diff_id,
-                files: spec.file_count(),
-                bytes: spec.content_bytes(),
-                tar_size: t.size,
-                digest: None,
-                size: None,
-                description: spec.description.clone(),
-            })
-        })
-        .collect()
 }

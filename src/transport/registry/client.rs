@@ -20,7 +20,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 
 use super::auth::{self, Challenge, Credential, Found};
 use super::origin;
-use crate::error::{Error, Kind, Result};
+use crate::error::{Cause, Error, Kind, Result};
 
 /// Settings shared by every registry client.
 #[derive(Debug, Clone)]
@@ -542,6 +542,7 @@ impl Client {
         }
         let detail = error_detail(resp).await;
         Error::source(self.scrub(format!("{}: {what}: {st}{detail}", self.host)))
+            .with_cause(Cause::Http { status: st.as_u16() })
     }
 
     /// A request to `path` under `/v2/` with `method`.

@@ -17,11 +17,10 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use super::client::Failure;
 use super::{blob_stream, runtime, Client, Registries, RemoteRepo};
 use crate::digest::Digest;
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::image::mutate::multi_platform_content_digest;
-use crate::image::{media, Blob, BlobData, ImageSet, Index, Manifest, Platform};
+use crate::image::{media, Blob, BlobData, ImageSet, Index, Manifest, MediaFamily, Platform};
 use crate::reference::Reference;
-use crate::transport::oci::is_attestation;
 
 /// The smallest upload chunk (`--chunk-size`): smaller ones would make a
 /// request per few bytes.
@@ -48,13 +47,13 @@ pub fn tag_state(registries: &Arc<Registries>, target: &Reference, tag: &str, co
     })
 }
 
-/// The content digest (see [`crate::build`]) of a manifest or index in a registry.
+/// The content digest (see [`crate::image::mutate::content_digest`]) of a manifest or index in a registry.
 async fn content_digest_of(client: &Client, repo: &str, bytes: &[u8], media_type: &str) -> Result<Option<Digest>> {
     if media_type == media::OCI_INDEX || media_type == media::DOCKER_LIST {
         let idx: Index =
             serde_json::from_slice(bytes).map_err(|e| Error::source(format!("{repo}: invalid index: {e}")))?;
         let mut entries: Vec<(Platform, Digest)> = Vec::new();
-        for m in idx.manifests.iter().filter(|m| !is_attestation(m)) {
+        for m in idx.manifests.iter().filter(|m| !m.is_attestation()) {
             let Some(child) = client.get_manifest(repo, &m.digest.to_string()).await? else { return Ok(None) };
             let Ok(cm) = serde_json::from_slice::<Manifest>(&child.bytes) else { return Ok(None) };
             let Some(p) = m.platform.clone() else { return Ok(None) };
@@ -89,14 +88,12 @@ pub fn push(
     tags: &[String],
     log: &mut dyn FnMut(&str),
 ) -> Result<Digest> {
-    let blobs: Vec<Blob> = set.blobs_in_write_order().into_iter().cloned().collect();
-    let layers_and_configs: Vec<Blob> = blobs
-        .iter()
-        .filter(|b| !set.images.iter().any(|i| i.manifest.desc.digest == b.desc.digest))
-        .filter(|b| set.index.as_ref().is_none_or(|i| i.desc.digest != b.desc.digest))
-        .cloned()
-        .collect();
-    let manifests: Vec<Blob> = set.images.iter().map(|i| i.manifest.clone()).collect();
+    let top = set.top().desc.digest;
+    let is_manifest = |b: &&Blob| MediaFamily::of(&b.desc.media_type).is_some();
+    let blobs = set.blobs_in_write_order();
+    let layers_and_configs: Vec<Blob> = blobs.iter().filter(|b| !is_manifest(b)).map(|b| (*b).clone()).collect();
+    let manifests: Vec<Blob> =
+        blobs.iter().filter(|b| is_manifest(b) && b.desc.digest != top).map(|b| (*b).clone()).collect();
     push_graph(registries, target, &layers_and_configs, &manifests, set.top(), tags, log)
 }
 
@@ -152,7 +149,7 @@ pub fn push_graph(
         "pushed {}/{}: {uploaded} blobs uploaded ({}), {mounted} mounted, {present} already there; tags {}",
         target.registry,
         target.repository,
-        crate::build::human(bytes),
+        crate::fmt::human(bytes),
         if tags.is_empty() { "-".to_string() } else { tags.join(", ") }
     ));
     Ok(top.desc.digest)
@@ -177,7 +174,7 @@ async fn push_blob(client: &Arc<Client>, repo: &str, blob: &Blob) -> Result<Blob
         }
     }
     let n = upload(client, repo, blob).await?;
-    crate::progress::detail(&format!("{}/{repo}: {short} uploaded ({})", client.host, crate::build::human(n)));
+    crate::progress::detail(&format!("{}/{repo}: {short} uploaded ({})", client.host, crate::fmt::human(n)));
     Ok(BlobOutcome::Uploaded(n))
 }
 
@@ -241,7 +238,7 @@ async fn upload(client: &Arc<Client>, repo: &str, blob: &Blob) -> Result<u64> {
         }
         match upload_once(client, repo, blob, chunked, &task).await {
             Ok(n) => return Ok(n),
-            Err(f) if f.error.message().contains("413") && !chunked => {
+            Err(f) if f.error.http_status() == Some(413) && !chunked => {
                 chunked = true;
                 last = Some(Failure { error: f.error, retryable: true, retry_after: Some(std::time::Duration::ZERO) });
             }
@@ -354,7 +351,8 @@ async fn finish(
     match resp.status() {
         StatusCode::CREATED | StatusCode::NO_CONTENT | StatusCode::OK => Ok(n),
         StatusCode::PAYLOAD_TOO_LARGE => Err(Failure {
-            error: Error::source(format!("{}: upload of {digest} refused with 413", client.host)),
+            error: Error::source(format!("{}: upload of {digest} refused with 413", client.host))
+                .with_cause(Cause::Http { status: 413 }),
             retryable: true,
             retry_after: None,
         }),

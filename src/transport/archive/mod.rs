@@ -1,18 +1,23 @@
-//! `docker save` archives: read a base from one (the air-gapped path), write a
-//! result as one that `docker load` accepts on Docker 20.10 (legacy
-//! `manifest.json`) and on current Docker (OCI layout), with each blob stored
-//! once and referenced by both.
+//! `docker save` archives (`docker-archive:FILE`): read a base from one (the
+//! air-gapped path); write results as one that `docker load` accepts on
+//! Docker 20.10 (legacy `manifest.json`) and on current Docker (OCI layout,
+//! OCI media types), with each blob stored once and referenced by both
+//! ([`destination::ArchiveDestination`]).
+
+pub mod destination;
+
+pub use destination::ArchiveDestination;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{base_image, Base};
-use crate::bounded::{read_to_end_max, METADATA_MAX};
+use crate::bounded::METADATA_MAX;
 use crate::digest::{Digest, HashReader};
 use crate::error::{io_reason, Error, Kind, Result};
 use crate::image::json::canonical;
@@ -30,7 +35,7 @@ struct LegacyEntry {
 }
 
 /// Where each member of a tar file is: path → (offset of data, size).
-fn index_members(path: &Path, shown: &str) -> Result<HashMap<String, (u64, u64)>> {
+pub(crate) fn index_members(path: &Path, shown: &str) -> Result<HashMap<String, (u64, u64)>> {
     let f = File::open(path)
         .map_err(|e| Error::source(format!("{shown}: cannot open ({}); check the path", io_reason(&e))))?;
     let mut ar = tar::Archive::new(crate::bounded::TarGuard::new(f));
@@ -50,35 +55,20 @@ fn index_members(path: &Path, shown: &str) -> Result<HashMap<String, (u64, u64)>
     Ok(out)
 }
 
-/// Reads a metadata member (`manifest.json`, a config) of an archive, at most
-/// [`METADATA_MAX`] bytes: its size is checked before a byte is read.
-fn read_metadata(blob: &Blob, shown: &str, name: &str) -> Result<Vec<u8>> {
-    if blob.desc.size > METADATA_MAX {
-        return Err(Error::source(format!(
-            "{shown}: {name} is {} bytes, over the {} limit for archive metadata; is it a `docker save` archive?",
-            blob.desc.size,
-            crate::bounded::size_text(METADATA_MAX)
-        )));
-    }
-    let r = blob.open().map_err(|e| Error::source(format!("{shown}: {name}: {}", io_reason(&e))))?;
-    read_to_end_max(r, METADATA_MAX).map_err(|e| Error::source(format!("{shown}: {name}: {}", io_reason(&e))))
-}
-
 /// Reads the base from a `docker save` archive; `reference` picks one of
 /// several images by its RepoTag.
 pub fn read_base(location: &Location, path: &Path, reference: Option<&Reference>) -> Result<Base> {
     let shown = location.to_string();
     let members = index_members(path, &shown)?;
-    let member = |name: &str| -> Result<Blob> {
-        let (off, len) = members
+    let member = |name: &str| -> Result<(u64, u64)> {
+        members
             .get(name.trim_start_matches("./"))
             .copied()
-            .ok_or_else(|| Error::source(format!("{shown}: lists {name} but does not contain it")))?;
-        Ok(Blob::file(Descriptor::new(media::DOCKER_LAYER_TAR, Digest::of(b""), len), path.to_path_buf(), off))
+            .ok_or_else(|| Error::source(format!("{shown}: lists {name} but does not contain it")))
     };
-    let manifest_blob = member("manifest.json")
+    let manifest_json = member("manifest.json")
         .map_err(|_| Error::source(format!("{shown}: no manifest.json; is it a `docker save` archive?")))?;
-    let entries: Vec<LegacyEntry> = serde_json::from_slice(&read_metadata(&manifest_blob, &shown, "manifest.json")?)
+    let entries: Vec<LegacyEntry> = serde_json::from_slice(&read_range(path, manifest_json, &shown)?)
         .map_err(|e| Error::source(format!("{shown}: manifest.json is invalid: {e}")))?;
     let all_tags: Vec<String> = entries.iter().flat_map(|e| e.repo_tags.clone().unwrap_or_default()).collect();
     let entry = match reference {
@@ -102,9 +92,7 @@ pub fn read_base(location: &Location, path: &Path, reference: Option<&Reference>
         ))
     })?;
 
-    let mut config_blob = member(&entry.config)?;
-    let config = read_metadata(&config_blob, &shown, &entry.config)?;
-    config_blob.desc = Descriptor::of(media::DOCKER_CONFIG, &config);
+    let config = read_range(path, member(&entry.config)?, &shown)?;
     let config_digest = Digest::of(&config);
     if let Some(hex) = entry.config.rsplit('/').next().and_then(|n| n.strip_suffix(".json").or(Some(n))) {
         if hex.len() == 64 && hex != config_digest.hex() {
@@ -119,23 +107,28 @@ pub fn read_base(location: &Location, path: &Path, reference: Option<&Reference>
         serde_json::from_slice(&config).map_err(|e| Error::source(format!("{shown}: config is not JSON: {e}")))?;
     let diff_ids = config_json["rootfs"]["diff_ids"].as_array().cloned().unwrap_or_default();
     for (i, l) in entry.layers.iter().enumerate() {
-        let mut b = member(l)?;
+        let (off, len) = member(l)?;
+        let open = || -> Result<Box<dyn Read>> {
+            let mut f = File::open(path).map_err(|e| Error::source(format!("{shown}: {}", io_reason(&e))))?;
+            f.seek(SeekFrom::Start(off)).map_err(|e| Error::source(format!("{shown}: {}", io_reason(&e))))?;
+            Ok(Box::new(f.take(len)))
+        };
         let mut magic = [0u8; 2];
-        let gz = b.open().and_then(|mut r| r.read_exact(&mut magic)).is_ok() && magic == [0x1f, 0x8b];
-        if gz {
-            let mut r = HashReader::new(b.open().map_err(|e| Error::source(format!("{shown}: {}", io_reason(&e))))?);
+        let gz = open()?.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
+        let desc = if gz {
+            let mut r = HashReader::new(open()?);
             io::copy(&mut r, &mut io::sink()).map_err(|e| Error::source(format!("{shown}: {l}: {}", io_reason(&e))))?;
             let (d, n) = r.finish();
-            b.desc = Descriptor::new(media::DOCKER_LAYER_GZIP, d, n);
+            Descriptor::new(media::DOCKER_LAYER_GZIP, d, n)
         } else {
             let diff_id = diff_ids
                 .get(i)
                 .and_then(|v| v.as_str())
                 .and_then(|s| s.parse::<Digest>().ok())
                 .ok_or_else(|| Error::source(format!("{shown}: config lists fewer diff_ids than layers")))?;
-            b.desc.digest = diff_id;
-        }
-        layers.push(b);
+            Descriptor::new(media::DOCKER_LAYER_TAR, diff_id, len)
+        };
+        layers.push(Blob::file(desc, path.to_path_buf(), off));
     }
     let name = entry
         .repo_tags
@@ -150,42 +143,6 @@ pub fn read_base(location: &Location, path: &Path, reference: Option<&Reference>
         .unwrap_or_else(|| "latest".into());
     let image = base_image(&shown, None, config, layers, None)?;
     Ok(Base::new(location, name, tag, None, MediaFamily::Docker, false, vec![image], None))
-}
-
-/// Writes `image` as a `docker load`-able archive at `path` with `repo_tags`.
-/// The file appears only when complete. Returns the manifest digest.
-pub fn write(path: &Path, repo_tags: &[Reference], image: &Image) -> Result<Digest> {
-    write_many(path, &[(repo_tags, image)])
-}
-
-/// Writes several images (each with its tags) into one archive at `path`;
-/// returns the first image's manifest digest.
-pub fn write_many(path: &Path, images: &[(&[Reference], &Image)]) -> Result<Digest> {
-    let first =
-        images.first().ok_or_else(|| Error::usage(format!("docker-archive:{}: no image to write", path.display())))?;
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if !parent.is_dir() {
-        return Err(Error::usage(format!(
-            "docker-archive:{}: folder {} does not exist",
-            path.display(),
-            parent.display()
-        )));
-    }
-    let tmp = tempfile::Builder::new()
-        .prefix(".wso2img-")
-        .suffix(".tar.tmp")
-        .tempfile_in(parent)
-        .map_err(|e| Error::io("creating archive", parent, e))?;
-    let (file, tmp_path) = tmp.into_parts();
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    write_stream_many(&mut out, images, &HashSet::new(), &path.display().to_string())?;
-    let file = out.into_inner().map_err(|e| Error::io("writing archive", path, e.into_error()))?;
-    super::oci::readable(&file, path)?;
-    tmp_path.persist(path).map_err(|e| Error::io("writing archive", path, e.error))?;
-    Ok(first.1.manifest.desc.digest)
 }
 
 /// Writes `image` as a `docker load`-able tar stream to `out`: the blobs
@@ -270,7 +227,7 @@ pub fn write_stream_many<W: Write>(
         let mut manifest_desc = image.manifest.desc.clone();
         if let Some(first) = repo_tags.first() {
             manifest_desc.annotations.insert("io.containerd.image.name".into(), first.to_string());
-            manifest_desc.annotations.insert(super::oci::REF_NAME.into(), first.tag_or_latest().to_string());
+            manifest_desc.annotations.insert(crate::transport::oci::REF_NAME.into(), first.tag_or_latest().to_string());
         }
         manifests.push(manifest_desc);
         legacy.push(json!({
@@ -294,7 +251,22 @@ pub fn write_stream_many<W: Write>(
 /// Reads a small JSON member of an archive (for `inspect`).
 pub fn read_member(path: &Path, shown: &str, name: &str) -> Result<Option<Vec<u8>>> {
     let members = index_members(path, shown)?;
-    let Some(&(off, len)) = members.get(name) else { return Ok(None) };
-    let b = Blob::file(Descriptor::new(media::DOCKER_LAYER_TAR, Digest::of(b""), len), path.to_path_buf(), off);
-    b.read_all().map(Some).map_err(|e| Error::source(format!("{shown}: {}", io_reason(&e))))
+    members.get(name).map(|&m| read_range(path, m, shown)).transpose()
+}
+
+/// The bytes of a small member (`(offset, length)`) of the archive at `path`:
+/// metadata files (manifest.json, configs) up to 16 MiB.
+pub(crate) fn read_range(path: &Path, (off, len): (u64, u64), shown: &str) -> Result<Vec<u8>> {
+    if len > METADATA_MAX {
+        return Err(Error::source(format!(
+            "{shown}: a metadata member (manifest.json or a config) of {len} bytes is over the {} limit; is the archive corrupt?",
+            crate::bounded::size_text(METADATA_MAX)
+        )));
+    }
+    let err = |e: io::Error| Error::source(format!("{shown}: {}", io_reason(&e)));
+    let mut f = File::open(path).map_err(err)?;
+    f.seek(SeekFrom::Start(off)).map_err(err)?;
+    let mut v = Vec::with_capacity(len as usize);
+    f.take(len).read_to_end(&mut v).map_err(err)?;
+    Ok(v)
 }

@@ -97,14 +97,17 @@ impl SampleBase {
     /// Writes the base into an OCI layout under `tag`; returns the top digest.
     pub fn write_oci(&self, dir: &Path, tag: &str) -> Result<Digest> {
         let set = self.image_set()?;
-        oci::write(dir, &[tag.to_string()], &set)
+        oci::LayoutDestination::new(dir, None).write_verbatim(&[tag.to_string()], &set)
     }
 
     /// Writes the base's first platform as a `docker save` archive tagged `repo_tag`.
     pub fn write_docker_archive(&self, path: &Path, repo_tag: &str) -> Result<Digest> {
         let set = self.image_set()?;
         let r = Reference::parse(repo_tag)?;
-        archive::write(path, &[r], &set.images[0])
+        let image = set.images[0].clone();
+        let digest = image.manifest.desc.digest;
+        archive::destination::write(path, &[(vec![r], image)], &path.display().to_string())?;
+        Ok(digest)
     }
 
     /// The base as an image set held in memory.
@@ -178,20 +181,15 @@ impl SampleBase {
                 extra = blobs;
             }
             let idx = Blob::bytes(family.index(), mutate::index(family, &entries, &BTreeMap::new()));
-            if !extra.is_empty() {
-                // Attestation blobs ride along as an extra image without a platform of its own.
-                images.push(Image {
-                    platform: Platform::new("unknown", "unknown", None),
-                    manifest: extra[0].clone(),
-                    config: extra[1].clone(),
-                    layers: vec![extra[2].clone()],
-                });
-            }
-            Some(idx)
+            Some((idx, extra))
         } else {
             None
         };
-        Ok(ImageSet { family, images, index })
+        let (index, attachments) = match index {
+            Some((idx, extra)) => (Some(idx), extra),
+            None => (None, Vec::new()),
+        };
+        Ok(ImageSet { family, images, index, attachments })
     }
 
     fn os_tar(&self) -> Result<Vec<u8>> {

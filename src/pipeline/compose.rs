@@ -1,7 +1,15 @@
 //! From diff_ids to images: per-platform configs, content digests, tags and
 //! the report of each product (the main image and its variants).
 
-use super::*;
+use super::prepare::{Prepared, Product};
+use super::{BaseReport, LayerReport, PlatformReport, Report, VariantReport, PROFILE_LABEL, VARIANT_LABEL};
+use crate::config::{expand_tag, TagValues};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::image::mutate::{self, AppendedLayer, ConfigChanges};
+use crate::image::Platform;
+use crate::transport::destination::Planned;
+use crate::wso2;
 
 /// A product with its configs, content digest and tags computed.
 pub(super) struct Composed {
@@ -39,22 +47,18 @@ pub(super) fn compose(p: &Prepared, product: &Product, diff_ids: &[Digest]) -> R
         };
         configs.push(mutate::apply_config(&img.config, &changes)?);
     }
-    let content = if configs.len() == 1 {
-        Digest::of(&configs[0])
-    } else {
-        let entries: Vec<(Platform, Digest)> = product
-            .platforms
-            .iter()
-            .zip(&configs)
-            .map(|(pl, c)| (p.base.images[pl.image].platform.clone(), Digest::of(c)))
-            .collect();
-        mutate::multi_platform_content_digest(&entries)
-    };
+    let entries: Vec<(Platform, Digest)> = product
+        .platforms
+        .iter()
+        .zip(&configs)
+        .map(|(pl, c)| (p.base.images[pl.image].platform.clone(), Digest::of(c)))
+        .collect();
+    let content = mutate::content_digest(&entries);
     let tags = tags(p, product, &content)?;
     Ok(Composed { configs, content, tags })
 }
 
-pub(super) fn tags(p: &Prepared, product: &Product, content: &Digest) -> Result<Vec<String>> {
+fn tags(p: &Prepared, product: &Product, content: &Digest) -> Result<Vec<String>> {
     let hex = content.hex();
     let version = product.platforms[0].facts.version.as_deref();
     let mut v = TagValues { base_tag: &p.base.tag, digest_hex: &hex, version, variant: None };
@@ -73,7 +77,7 @@ pub(super) fn tags(p: &Prepared, product: &Product, content: &Digest) -> Result<
     Ok(out)
 }
 
-pub(super) fn platform_reports(p: &Prepared, product: &Product, c: &Composed) -> Vec<PlatformReport> {
+fn platform_reports(p: &Prepared, product: &Product, c: &Composed) -> Vec<PlatformReport> {
     product
         .platforms
         .iter()
@@ -125,4 +129,56 @@ pub(super) fn report(p: &Prepared, composed: &[Composed], layers: Vec<LayerRepor
 
 pub(super) fn compose_all(p: &Prepared, diff_ids: &[Digest]) -> Result<Vec<Composed>> {
     p.products.iter().map(|prod| compose(p, prod, diff_ids)).collect()
+}
+
+/// What each destination is asked about: the products as planned images.
+pub(super) fn planned(p: &Prepared, composed: &[Composed]) -> Vec<Planned> {
+    p.products
+        .iter()
+        .zip(composed)
+        .enumerate()
+        .map(|(pi, (prod, c))| Planned {
+            content: c.content,
+            tags: c.tags.clone(),
+            main: pi == 0,
+            configs: prod
+                .platforms
+                .iter()
+                .zip(&c.configs)
+                .map(|(pl, cfg)| (p.base.images[pl.image].platform.clone(), Digest::of(cfg)))
+                .collect(),
+        })
+        .collect()
+}
+
+/// Refuses tags given to two images (main, variants, a destination's own
+/// tag): every destination would keep only the last one written.
+pub(super) fn check_collisions(p: &Prepared, composed: &[Composed]) -> Result<()> {
+    let name = |pi: usize| match &p.products[pi].variant {
+        Some(v) => format!("variant {}", v.name),
+        None => "the main image".to_string(),
+    };
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    let own = p.outputs.iter().filter_map(|o| match o {
+        crate::reference::Location::Oci { tag, .. } => tag.clone(),
+        crate::reference::Location::Registry(r) | crate::reference::Location::Daemon(r) => r.tag.clone(),
+        _ => None,
+    });
+    let all = composed
+        .iter()
+        .enumerate()
+        .flat_map(|(pi, c)| c.tags.iter().map(move |t| (t.clone(), pi)))
+        .chain(own.map(|t| (t, 0)));
+    for (tag, pi) in all {
+        if let Some((_, other)) = seen.iter().find(|(t, o)| *t == tag && *o != pi) {
+            return Err(Error::config(format!(
+                "{}: tag `{tag}` is given to both {} and {}; give each image its own tag ([target] tag/extra_tags, [[variant]] tag, or the --to tag)",
+                p.config.path.display(),
+                name(*other),
+                name(pi)
+            )));
+        }
+        seen.push((tag, pi));
+    }
+    Ok(())
 }

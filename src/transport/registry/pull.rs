@@ -9,7 +9,6 @@ use super::{runtime, RawManifest, Registries, RemoteRepo};
 use crate::error::{Error, Result};
 use crate::image::{media, Blob, BlobData, Index, Manifest, MediaFamily, RemoteBlobs};
 use crate::reference::{Location, Reference};
-use crate::transport::oci::is_attestation;
 use crate::transport::{base_image, Base, BaseImage};
 
 /// Reads the base named by `reference`.
@@ -32,7 +31,7 @@ async fn read_base_async(location: &Location, r: &Reference, registries: &Arc<Re
         let idx: Index =
             serde_json::from_slice(&top.bytes).map_err(|e| Error::source(format!("{shown}: invalid index: {e}")))?;
         let mut images = Vec::new();
-        for m in idx.manifests.iter().filter(|m| !is_attestation(m)) {
+        for m in idx.manifests.iter().filter(|m| !m.is_attestation()) {
             if MediaFamily::of(&m.media_type) != Some(family) {
                 return Err(Error::source(format!("{shown}: index mixes media types ({})", m.media_type)));
             }

@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod destination;
 pub mod origin;
 pub mod pull;
 pub mod push;

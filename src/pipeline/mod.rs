@@ -1,0 +1,253 @@
+//! Plan and build: the pipeline from `wso2img.toml` to written images.
+//!
+//! ```text
+//! prepare   config → outputs checked → customer folders walked and checked
+//!           → base → layer specs per platform (shared when equal)
+//! hash      diff_ids, without compressing
+//! compose   configs → content digests → tags (checked for collisions)
+//! ask       every destination: which images do you hold already?
+//! compress  only the layers some destination still needs
+//! assemble  manifests/index in the media types each destination stores
+//! write     each destination, then finish
+//! ```
+//! The content digest depends only on uncompressed content, so `plan` and
+//! `build` always agree and a compressor change can never move a tag.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::image::{MediaFamily, Platform};
+use crate::reference::Location;
+use crate::transport::registry;
+use crate::transport::Destination;
+use crate::wso2::Facts;
+
+mod assemble;
+mod compose;
+mod layers;
+mod outputs;
+mod prepare;
+
+/// File modification time in layers when SOURCE_DATE_EPOCH is not set:
+/// 1980-01-01T00:00:00Z (the zip epoch; avoids tools' special cases for 0).
+pub const DEFAULT_MTIME: i64 = 315_532_800;
+/// Label set when keystores are baked into the image.
+pub const KEYSTORES_LABEL: &str = "io.wso2img.keystores";
+/// Label and annotation naming the base image.
+pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
+/// Label and annotation with the base image's manifest (or index) digest.
+pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+
+/// What to build.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Path of `wso2img.toml`.
+    pub config: PathBuf,
+    /// Base override (`--base`), relative paths against the working directory.
+    pub base: Option<Location>,
+    /// Platforms to keep (`--platform`); empty keeps all.
+    pub platforms: Vec<Platform>,
+    /// Destinations (`--to`); empty means the default OCI layout.
+    pub outputs: Vec<Location>,
+    /// `--bake-keystores`.
+    pub bake_keystores: bool,
+    /// SOURCE_DATE_EPOCH, when set.
+    pub source_date_epoch: Option<i64>,
+    /// `--push`: also push to `[target] repository`.
+    pub push: bool,
+    /// `--force`: move a content tag that names different content.
+    pub force: bool,
+    /// `--pull`: have the Docker daemon pull a `docker-daemon:` base first.
+    pub pull: bool,
+    /// `--via`: how registry destinations are reached.
+    pub via: Via,
+    /// Registry settings (TLS, insecure hosts, retries).
+    pub registry: registry::Options,
+    /// `--allow-public-keystores`: push baked keystores to a public registry anyway.
+    pub allow_public_keystores: bool,
+    /// `--sbom FILE`: write a CycloneDX SBOM of the main image there.
+    pub sbom: Option<PathBuf>,
+    /// `--locked`: fail when `wso2img.lock` is missing or the base moved, instead of refreshing it.
+    pub locked: bool,
+}
+
+/// How registry destinations (`--push`, `--to docker://…`) are reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Via {
+    /// Directly over the registry API (the default).
+    #[default]
+    Registry,
+    /// Through the Docker daemon: load the image into it, tag and
+    /// `docker push`, so the daemon's mirrors, proxies and credentials apply.
+    Docker,
+}
+
+/// The default output folder, relative to the config file.
+pub const DEFAULT_OUTPUT: &str = "out";
+
+/// One customer layer in a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerReport {
+    /// Layer kind (`jars`, `themes`, …).
+    pub name: String,
+    /// Uncompressed digest.
+    pub diff_id: Digest,
+    /// Files and symlinks in it.
+    pub files: usize,
+    /// Bytes of file content.
+    pub bytes: u64,
+    /// Uncompressed tar size.
+    pub tar_size: u64,
+    /// Compressed digest (build only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    /// Compressed size (build only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// What the layer holds (its history line).
+    pub description: String,
+}
+
+/// One platform in a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformReport {
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    /// Digest of the new config (the image ID).
+    pub config_digest: Digest,
+    /// Digest of the new manifest (build only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_digest: Option<Digest>,
+    /// What was detected in the base.
+    pub detected: Facts,
+    /// Indexes into `layers` of the customer layers of this platform.
+    pub layers: Vec<usize>,
+}
+
+/// The base in a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct BaseReport {
+    /// Where it was read from.
+    pub location: String,
+    /// Its name (the base.name label).
+    pub name: String,
+    /// Its manifest or index digest, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    /// Docker or OCI media types.
+    pub media_types: MediaFamily,
+}
+
+/// A destination in a build report.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputReport {
+    /// The destination, transport-prefixed.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// Manifest or index digest written there; for `docker-daemon:` the
+    /// image ID; pushed through the daemon, the manifest digest it pushed.
+    pub digest: Digest,
+    /// `written`, `pushed`, `loaded` (into the Docker daemon) or `up-to-date`
+    /// (the registry tag or the daemon already had this content; only tags set).
+    pub status: String,
+}
+
+/// What `plan` and `build` report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// `sha256:<hex>`: the config digest (one platform) or the digest of the
+    /// sorted (platform, config digest) list.
+    pub content_digest: Digest,
+    /// The content tag.
+    pub tag: String,
+    /// Content tag plus extra tags.
+    pub tags: Vec<String>,
+    /// The base.
+    pub base: BaseReport,
+    /// Per platform.
+    pub platforms: Vec<PlatformReport>,
+    /// Customer layers (shared across platforms when equal).
+    pub layers: Vec<LayerReport>,
+    /// Destinations written (build; empty for plan).
+    pub outputs: Vec<OutputReport>,
+    /// Blob bytes uploaded to registries (build only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uploaded_bytes: Option<u64>,
+    /// Whether keystores are baked into the image.
+    pub keystores_baked: bool,
+    /// One image per `[[variant]]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<VariantReport>,
+}
+
+/// A deployment-profile variant in a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantReport {
+    /// The variant's name.
+    pub name: String,
+    /// The profile it starts in.
+    pub profile: String,
+    /// Its content digest.
+    pub content_digest: Digest,
+    /// Its tag.
+    pub tag: String,
+    /// Per platform; `layers` index the main report's `layers`.
+    pub platforms: Vec<PlatformReport>,
+    /// Destinations written (build only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputReport>,
+}
+
+/// Label naming the variant of a variant image.
+pub const VARIANT_LABEL: &str = "io.wso2img.variant";
+/// Label naming the deployment profile of a variant image.
+pub const PROFILE_LABEL: &str = "io.wso2img.profile";
+
+/// Computes what `build` would produce (content digest, tag, layers, variants)
+/// without compressing anything or writing anywhere.
+pub fn plan(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
+    let mut p = prepare::prepare(opts, log)?;
+    let layers = layers::hash(&p)?;
+    let composed = compose::compose_all(&p, &layers::diff_ids(&layers))?;
+    compose::check_collisions(&p, &composed)?;
+    if let Some(l) = p.lock.take() {
+        l.save(log)?;
+    }
+    Ok(compose::report(&p, &composed, layers))
+}
+
+/// Builds the image (and its variants) and writes them to every destination.
+/// Destinations that already hold an image report it `up-to-date`; layers
+/// are compressed only when some destination still needs them.
+pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
+    let mut p = prepare::prepare(opts, log)?;
+    let mut dests = outputs::open(&p, opts)?;
+    let hashed = layers::hash(&p)?;
+    let composed = compose::compose_all(&p, &layers::diff_ids(&hashed))?;
+    compose::check_collisions(&p, &composed)?;
+    if let Some(l) = p.lock.take() {
+        l.save(log)?;
+    }
+    let planned = compose::planned(&p, &composed);
+    let held = outputs::ask(&mut dests, &planned, log)?;
+    let need = outputs::needs(&p, &dests, &held);
+    let compressed = layers::compress(&p, &need, &hashed, log)?;
+    let mut rep = compose::report(&p, &composed, compressed.reports(&hashed));
+    let family = outputs::reported_family(&p, &dests);
+    assemble::report_manifests(&mut rep, &p, &composed, &compressed, family);
+    for (dest, held) in dests.iter_mut().zip(&held) {
+        outputs::write(dest.as_mut(), &p, &planned, held, &composed, &compressed, &mut rep, log)?;
+    }
+    for dest in dests.iter_mut() {
+        dest.finish(log)?;
+    }
+    rep.uploaded_bytes = Some(p.registries.uploaded_bytes());
+    outputs::write_sbom(&p, opts, &rep)?;
+    Ok(rep)
+}
+
+/// The destinations a build writes, in `--to` order.
+pub type Destinations = Vec<Box<dyn Destination>>;

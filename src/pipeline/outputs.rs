@@ -1,0 +1,166 @@
+//! The destinations of a build: made once from the `--to` locations, asked
+//! what they hold, written, and reported; plus the SBOM.
+
+use super::assemble::image_set;
+use super::compose::Composed;
+use super::layers::Compressed;
+use super::prepare::{destination, Prepared};
+use super::{Destinations, Options, OutputReport, Report, Via};
+use crate::error::{Error, Result};
+use crate::image::MediaFamily;
+use crate::reference::{Location, Reference};
+use crate::sbom;
+use crate::transport::archive::ArchiveDestination;
+use crate::transport::daemon::{self, Daemon, DaemonDestination, ViaDaemon};
+use crate::transport::destination::{Held, Planned, Status};
+use crate::transport::oci::LayoutDestination;
+use crate::transport::registry::destination::RegistryDestination;
+use crate::transport::{resolve, Destination};
+
+/// Whether a destination is reached through the Docker daemon.
+pub(super) fn through_daemon(out: &Location, via: Via) -> bool {
+    matches!(out, Location::Daemon(_)) || (via == Via::Docker && matches!(out, Location::Registry(_)))
+}
+
+/// One destination per output location.
+pub(super) fn open(p: &Prepared, opts: &Options) -> Result<Destinations> {
+    let daemon = || -> Result<Daemon> {
+        p.daemon.clone().ok_or_else(|| Error::new(crate::error::Kind::Io, "the Docker daemon was not connected"))
+    };
+    let platforms = opts.platforms.clone();
+    let mut out: Destinations = Vec::new();
+    for loc in &p.outputs {
+        let d: Box<dyn Destination> = match loc {
+            Location::Oci { dir, tag } => Box::new(LayoutDestination::new(dir, tag.clone())),
+            Location::DockerArchive { path, reference } => {
+                Box::new(ArchiveDestination::new(path, reference.clone(), archive_repo(p)?, platforms.clone()))
+            }
+            Location::Registry(r) if opts.via == Via::Docker => {
+                Box::new(ViaDaemon::new(daemon()?, r.clone(), platforms.clone(), daemon_hints(p)))
+            }
+            Location::Registry(r) => Box::new(RegistryDestination::new(p.registries.clone(), r.clone(), opts.force)),
+            Location::Daemon(r) => {
+                Box::new(DaemonDestination::new(daemon()?, r.clone(), platforms.clone(), daemon_hints(p)))
+            }
+            Location::Builtin(_) => return Err(Error::usage(format!("{loc}: not available as a destination"))),
+        };
+        out.push(d);
+    }
+    Ok(out)
+}
+
+/// Asks every destination which images it holds.
+pub(super) fn ask(dests: &mut Destinations, planned: &[Planned], log: &mut dyn FnMut(&str)) -> Result<Vec<Held>> {
+    dests.iter_mut().map(|d| d.holds(planned, log)).collect()
+}
+
+/// What must be compressed: customer layers of images some destination
+/// lacks, and the plain-tar base layers when such a destination stores manifests.
+pub(super) struct Need {
+    pub(super) layers: Vec<bool>,
+    pub(super) base_gzip: bool,
+}
+
+pub(super) fn needs(p: &Prepared, dests: &Destinations, held: &[Held]) -> Need {
+    let mut need = Need { layers: vec![false; p.specs.len()], base_gzip: false };
+    let plain_base = p.base.images.iter().any(|i| i.layers.iter().any(|l| l.is_plain_tar()));
+    for (d, h) in dests.iter().zip(held) {
+        for (prod, held) in p.products.iter().zip(h) {
+            if held.is_some() {
+                continue;
+            }
+            for plat in &prod.platforms {
+                for &i in &plat.layers {
+                    need.layers[i] = true;
+                }
+            }
+            need.base_gzip |= plain_base && d.manifests(p.base.family).is_some();
+        }
+    }
+    need
+}
+
+/// The media type family whose manifest digests the report shows: that of
+/// the first destination that stores manifests.
+pub(super) fn reported_family(p: &Prepared, dests: &Destinations) -> Option<MediaFamily> {
+    dests.iter().find_map(|d| d.manifests(p.base.family))
+}
+
+/// Writes every image `dest` does not hold and reports each image.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn write(
+    dest: &mut dyn Destination,
+    p: &Prepared,
+    planned: &[Planned],
+    held: &Held,
+    composed: &[Composed],
+    compressed: &Compressed,
+    rep: &mut Report,
+    log: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let family = dest.manifests(p.base.family);
+    for (pi, (image, held)) in planned.iter().zip(held).enumerate() {
+        let (digest, status) = match held {
+            Some(d) => (*d, Status::UpToDate),
+            None => {
+                let set = image_set(p, pi, &composed[pi], compressed, family)?;
+                let w = dest.write(image, &set, log)?;
+                log(&format!("{} {} ({})", w.status.as_str(), dest.name(), w.digest));
+                (w.digest, w.status)
+            }
+        };
+        let slot = if pi == 0 { &mut rep.outputs } else { &mut rep.variants[pi - 1].outputs };
+        slot.push(OutputReport { reference: dest.name(), digest, status: status.as_str().into() });
+    }
+    Ok(())
+}
+
+/// The repository naming images in a docker-archive: `[target] repository`,
+/// else `localhost/<base repository's last part>`.
+fn archive_repo(p: &Prepared) -> Result<Option<Reference>> {
+    if let Some(r) = &p.config.target.repository {
+        return Reference::parse(r).map(Some);
+    }
+    let last = p
+        .base
+        .name
+        .parse::<Reference>()
+        .ok()
+        .and_then(|r| r.repository.rsplit('/').next().map(str::to_string))
+        .unwrap_or_else(|| "wso2am".into());
+    Reference::parse(&format!("localhost/{last}")).map(Some)
+}
+
+/// Daemon images that may share the base layers: the base itself.
+fn daemon_hints(p: &Prepared) -> Vec<String> {
+    let mut hints = Vec::new();
+    if let Location::Daemon(r) = &p.base.location {
+        hints.push(daemon::daemon_name(r));
+    }
+    if let Ok(r) = Reference::parse(&p.base.name) {
+        hints.push(daemon::daemon_name(&r));
+    }
+    hints
+}
+
+/// Writes the CycloneDX SBOM of the main image when `--sbom` asks for it.
+pub(super) fn write_sbom(p: &Prepared, opts: &Options, rep: &Report) -> Result<()> {
+    let Some(path) = &opts.sbom else { return Ok(()) };
+    let facts = &p.main().platforms[0].facts;
+    let mut placed = Vec::new();
+    for f in &p.checked {
+        if let Some(dest) = destination(f.kind, &f.rel, facts)? {
+            placed.push(sbom::Placed { file: f, dest });
+        }
+    }
+    let name = p.config.target.repository.clone().unwrap_or_else(|| "wso2img-image".into());
+    let subject = sbom::Subject {
+        name: &name,
+        tag: &rep.tag,
+        content_digest: &rep.content_digest,
+        base_name: &p.base.name,
+        base_digest: p.base.digest.as_ref(),
+    };
+    let bytes = sbom::cyclonedx(&subject, &placed)?;
+    crate::files::write_output(&resolve(std::path::Path::new("."), path), &bytes)
+}

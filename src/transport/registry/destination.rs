@@ -1,0 +1,78 @@
+//! A registry repository as a [`Destination`] (`docker://HOST/REPO[:TAG]`,
+//! `--push`): manifests keep the base's media type family; an image whose
+//! content tag already names the same content is up-to-date (only missing
+//! tags are set); a content tag that names different content is refused
+//! unless forced.
+
+use std::sync::Arc;
+
+use super::push::{self, TagState};
+use super::Registries;
+use crate::digest::Digest;
+use crate::error::{Error, Kind, Result};
+use crate::image::{ImageSet, MediaFamily};
+use crate::reference::Reference;
+use crate::transport::destination::{with_own_tag, Destination, Held, Planned, Status, Written};
+
+/// Pushes to one repository over the registry API.
+pub struct RegistryDestination {
+    registries: Arc<Registries>,
+    target: Reference,
+    force: bool,
+}
+
+impl RegistryDestination {
+    /// A destination for `target` (its tag, if any, goes to the main image).
+    pub fn new(registries: Arc<Registries>, target: Reference, force: bool) -> Self {
+        RegistryDestination { registries, target, force }
+    }
+
+    fn tags(&self, image: &Planned) -> Vec<String> {
+        with_own_tag(&image.tags, self.target.tag.as_ref().filter(|_| image.main))
+    }
+}
+
+impl Destination for RegistryDestination {
+    fn name(&self) -> String {
+        format!("docker://{}", self.target)
+    }
+
+    fn manifests(&self, base: MediaFamily) -> Option<MediaFamily> {
+        Some(base)
+    }
+
+    fn holds(&mut self, images: &[Planned], log: &mut dyn FnMut(&str)) -> Result<Held> {
+        let mut held = Vec::new();
+        for image in images {
+            let content_tag = &image.tags[0];
+            held.push(match push::tag_state(&self.registries, &self.target, content_tag, &image.content)? {
+                TagState::Same(top) => {
+                    let tags = self.tags(image);
+                    push::retag_missing(&self.registries, &self.target, &top, &tags[1..])?;
+                    log(&format!("{}: {content_tag} already holds this content ({top}); nothing to push", self.name()));
+                    Some(top)
+                }
+                TagState::Different(top) if !self.force => {
+                    return Err(Error::new(
+                        Kind::Source,
+                        format!(
+                            "{}:{content_tag} already names different content ({top}); tags are immutable here — change [target] tag or pass --force",
+                            self.target.name()
+                        ),
+                    ))
+                }
+                _ => None,
+            });
+        }
+        Ok(held)
+    }
+
+    fn write(&mut self, image: &Planned, set: &ImageSet, log: &mut dyn FnMut(&str)) -> Result<Written> {
+        let digest: Digest = push::push(&self.registries, set, &self.target, &self.tags(image), log)?;
+        Ok(Written { digest, status: Status::Pushed })
+    }
+
+    fn finish(&mut self, _log: &mut dyn FnMut(&str)) -> Result<()> {
+        Ok(())
+    }
+}
