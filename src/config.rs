@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::error::{io_reason, Error, Result};
 use crate::layer::Owner;
 use crate::reference::{Location, Reference};
+use crate::sanitize::{check_value, escape_controls};
 
 /// The default config file name.
 pub const FILE_NAME: &str = "wso2img.toml";
@@ -242,10 +243,17 @@ impl Config {
     fn validate(&self) -> Result<()> {
         self.base.image.parse::<Location>().map_err(|e| self.err(format!("[base] image: {e}")))?;
         self.owner()?;
-        for k in self.image.labels.keys() {
+        for (k, v) in &self.image.labels {
             if k.is_empty() {
                 return Err(self.err("[image] labels: a label name is empty"));
             }
+            check_value(k).map_err(|m| self.err(format!("[image] labels: the name {:?} {m}; remove it", k)))?;
+            check_value(v).map_err(|m| self.err(format!("[image] labels: `{}` {m}; remove it", escape_controls(k))))?;
+        }
+        for (k, v) in &self.image.env {
+            check_value(v).map_err(|m| {
+                self.err(format!("[image] env: the value of `{}` {m}; `docker run` cannot pass it", escape_controls(k)))
+            })?;
         }
         for k in self.image.env.keys() {
             let ok = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
@@ -464,6 +472,10 @@ mod tests {
         assert!(e.message().contains(":4:") && e.message().contains("jar"), "{e}");
         let e = load("[base]\nimage = \"Wso2/X\"\n").unwrap_err();
         assert_eq!(e.exit_code(), 2);
+        let e = load("[base]\nimage = \"a\"\n[image]\nenv = { A = \"x\\u0000y\" }\n").unwrap_err();
+        assert!(e.message().contains("`A`") && e.message().contains("control character"), "{e}");
+        let e = load("[base]\nimage = \"a\"\n[image]\nlabels = { l = \"\\u001b[2J\" }\n").unwrap_err();
+        assert!(e.message().contains("control character") && !e.message().contains('\u{1b}'), "{e}");
         let e = load("[base]\nimage = \"a\"\n[target]\ntag = \"{nope}\"\n").unwrap_err();
         assert!(e.message().contains("{nope}"));
         assert!(load("[base]\nimage = \"a\"\n[layers]\nowner = \"x\"\n").is_err());

@@ -233,8 +233,10 @@ fn relative(to: &Path, from: &Path) -> PathBuf {
 
 fn config_text(base: &str, name: &str, facts: &Facts, theme: &str) -> String {
     let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
-    let version = facts.version.as_deref().unwrap_or("(unknown version)");
-    let home = &facts.product_home;
+    let one_line = |s: &str| crate::sanitize::escape_controls(s).into_owned();
+    let name = one_line(name);
+    let version = one_line(facts.version.as_deref().unwrap_or("(unknown version)"));
+    let home = one_line(&facts.product_home);
     let volumes: Vec<String> = DEFAULT_VOLUMES.iter().map(|v| quote(v)).collect();
     format!(
         "# wso2img.toml, written by `wso2img init` for {name}:\n\
@@ -261,7 +263,7 @@ volumes = [{volumes}]   # solr = the user home's solr folder\n\
 # tag = \"{{base_tag}}-{{digest12}}\"   # the default\n\
 # extra_tags = [\"latest\"]\n",
         base = quote(base),
-        user = if facts.user.is_empty() { "root" } else { &facts.user },
+        user = one_line(if facts.user.is_empty() { "root" } else { &facts.user }),
         owner = facts.owner,
         volumes = volumes.join(", "),
     )
@@ -276,7 +278,7 @@ fn theme_text(theme: &str) -> String {
 }
 
 fn overlays_text(facts: &Facts) -> String {
-    let home = &facts.product_home;
+    let home = crate::sanitize::escape_controls(&facts.product_home);
     format!(
         "Overlays: every file under overlays/ is laid over the product home\n\
 ({home}) as it is, last, so it replaces the base's file at the same path:\n\

@@ -5,6 +5,7 @@ use clap::Args;
 use super::{print_json, print_line, Global};
 use wso2img::inspect::Inspection;
 use wso2img::reference::Location;
+use wso2img::sanitize::escape_controls;
 use wso2img::transport::registry::Registries;
 use wso2img::Result;
 
@@ -25,7 +26,8 @@ pub fn run(g: &Global, a: InspectArgs) -> Result<()> {
     if a.json {
         print_json(&info)
     } else {
-        print_line(&text(&info))
+        let shown: Vec<String> = text(&info).lines().map(|l| escape_controls(l).into_owned()).collect();
+        print_line(&shown.join("\n"))
     }
 }
 

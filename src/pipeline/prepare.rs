@@ -62,7 +62,7 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
         return Err(Error::usage(format!("--pull: applies to a docker-daemon: base; {location} is read directly")));
     }
     let inputs = walk_inputs(opts, &config)?;
-    guard_public_keystores(opts, &config, &outputs, inputs.keystores_baked)?;
+    guard_public_keystores(opts, &config, &outputs, &inputs)?;
     let needs_daemon = outputs.iter().any(|o| through_daemon(o, opts.via)) || opts.pull;
     let daemon = if needs_daemon { Some(Daemon::connect()?) } else { None };
     let registries = Registries::new(opts.registry.clone());
@@ -184,6 +184,8 @@ struct Inputs {
     walked: Vec<(LayerSource, Vec<SourceEntry>)>,
     variant_walks: Vec<Vec<(LayerSource, Vec<SourceEntry>)>>,
     keystores_baked: bool,
+    /// A keystore found outside the keystores folder (`LABEL/PATH (TYPE)`), baked with the rest.
+    stray: Option<String>,
     checked: Vec<CheckedFile>,
 }
 
@@ -200,26 +202,26 @@ fn walk_inputs(opts: &Options, config: &Config) -> Result<Inputs> {
         w.iter()
             .any(|(s, e)| s.kind == LayerKind::Keystores && e.iter().any(|e| !matches!(e.kind, layer::SourceKind::Dir)))
     };
-    let keystores_baked = has_keystores(&walked) || variant_walks.iter().any(|w| has_keystores(w));
+    let bakes = config.bakes_keystores(opts.bake_keystores);
+    let stray = stray_keystores(&walked, variant_walks.iter().flatten(), bakes)?;
+    let keystores_baked = stray.is_some() || has_keystores(&walked) || variant_walks.iter().any(|w| has_keystores(w));
     let checked = wso2::checks::check(&walked)?;
     for w in &variant_walks {
         let both: Vec<(LayerSource, Vec<SourceEntry>)> = walked.iter().cloned().chain(w.iter().cloned()).collect();
         wso2::checks::check(&both)?;
     }
-    Ok(Inputs { walked, variant_walks, keystores_baked, checked })
+    Ok(Inputs { walked, variant_walks, keystores_baked, stray, checked })
 }
 
-fn guard_public_keystores(opts: &Options, config: &Config, outputs: &[Location], baked: bool) -> Result<()> {
-    if !baked || opts.allow_public_keystores {
+fn guard_public_keystores(opts: &Options, config: &Config, outputs: &[Location], inputs: &Inputs) -> Result<()> {
+    if !inputs.keystores_baked || opts.allow_public_keystores {
         return Ok(());
     }
+    let why = inputs.stray.as_deref().unwrap_or("the keystores folder");
     for out in outputs {
         if let Location::Registry(r) = out {
-            if r.is_docker_hub() || config.target.public_registries.iter().any(|h| h == &r.registry) {
-                return Err(Error::usage(format!(
-                    "{out}: refusing to push baked keystores to {}, a public registry; mount the keystores at run time, or pass --allow-public-keystores",
-                    r.registry
-                )));
+            if r.is_public(&config.target.public_registries) {
+                return Err(wso2::keystore::public_refusal(&out.to_string(), &r.registry, why));
             }
         }
     }
@@ -296,6 +298,31 @@ fn labels(config: &Config, base: &Base, keystores_baked: bool, log: &mut dyn FnM
         log("keystores are baked into the image (label io.wso2img.keystores=baked); keep it in a private registry");
     }
     labels
+}
+
+/// The first keystore (by name or content) in a customer folder other than
+/// the keystores folder, as `LABEL/PATH (TYPE)`. Such a file is baked like the
+/// keystores folder when baking is on, and refused when it is not.
+fn stray_keystores<'a>(
+    main: &'a [(LayerSource, Vec<SourceEntry>)],
+    variants: impl Iterator<Item = &'a (LayerSource, Vec<SourceEntry>)>,
+    bakes: bool,
+) -> Result<Option<String>> {
+    for (src, entries) in main.iter().chain(variants).filter(|(s, _)| s.kind != LayerKind::Keystores) {
+        for e in entries.iter().filter(|e| matches!(e.kind, layer::SourceKind::File { .. })) {
+            let name = e.rel.rsplit('/').next().unwrap_or(&e.rel);
+            let Some(kind) = wso2::keystore::sniff(&e.path, name) else { continue };
+            let shown = format!("{}/{} ({kind})", src.label.trim_end_matches('/'), e.rel);
+            if !bakes {
+                return Err(Error::config(format!(
+                    "{shown}: is a keystore, and keystores go into an image only with bake_keystores = true or \
+--bake-keystores; mount it at run time instead, or put it in the keystores folder and turn baking on"
+                )));
+            }
+            return Ok(Some(shown));
+        }
+    }
+    Ok(None)
 }
 
 /// Where a file of a customer folder goes in the image (`None`: nowhere,

@@ -215,7 +215,7 @@ fn layer_archive(layer: &BaseLayer) -> Result<(String, tar::Archive<Box<dyn Read
     let what = format!("base layer {}", layer.blob.desc.digest);
     let raw = layer.blob.open().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
     let reader: Box<dyn Read> = if layer.is_plain_tar() { raw } else { Box::new(flate2::read::GzDecoder::new(raw)) };
-    Ok((what, tar::Archive::new(reader)))
+    Ok((what, tar::Archive::new(Box::new(crate::bounded::TarGuard::new(reader)))))
 }
 
 /// An entry's path without a leading `./` or `/` or a trailing `/`.
@@ -249,6 +249,12 @@ pub fn list_base_dir(image: &BaseImage, dir: &str) -> Result<Vec<String>> {
             } else {
                 names.insert(child.to_string());
                 added.insert(child.to_string());
+                if names.len().max(added.len()) > crate::bounded::DIR_ENTRIES_MAX {
+                    return Err(Error::source(format!(
+                        "{what}: /{dir} has more than {} entries; refusing this base",
+                        crate::bounded::DIR_ENTRIES_MAX
+                    )));
+                }
             }
         }
     }
@@ -257,7 +263,8 @@ pub fn list_base_dir(image: &BaseImage, dir: &str) -> Result<Vec<String>> {
 
 /// Reads the file at `path` (relative, e.g. `etc/passwd`) from the base's
 /// filesystem: layers are scanned top-down, headers streamed, and only the
-/// matching entry's bytes read. Whiteouts are honoured.
+/// matching entry's bytes read, at most [`crate::bounded::BASE_FILE_MAX`].
+/// Whiteouts are honoured.
 pub fn read_base_file(image: &BaseImage, path: &str) -> Result<Option<Vec<u8>>> {
     let (dir, name) = match path.rsplit_once('/') {
         Some((d, n)) => (d.to_string(), n.to_string()),
@@ -272,10 +279,9 @@ pub fn read_base_file(image: &BaseImage, path: &str) -> Result<Option<Vec<u8>>> 
             let mut entry = entry.map_err(|e| Error::source(format!("{what}: not a valid tar ({})", io_reason(&e))))?;
             let p = entry_path(&entry, &what)?;
             if p == path && entry.header().entry_type().is_file() {
-                let mut buf = Vec::new();
-                entry
-                    .read_to_end(&mut buf)
-                    .map_err(|e| Error::source(format!("{what}: reading /{path}: {}", io_reason(&e))))?;
+                let buf = crate::bounded::read_to_end_max(&mut entry, crate::bounded::BASE_FILE_MAX).map_err(|e| {
+                    Error::source(format!("{what}: reading /{path}: {}; refusing this base", io_reason(&e)))
+                })?;
                 return Ok(Some(buf));
             }
             if p == whiteout || (!dir.is_empty() && p == format!("{dir}/.wh..wh..opq")) {

@@ -139,6 +139,14 @@ pub fn detect(config: &Value, owner_override: Option<Owner>, fs: &mut dyn BaseFs
         }
     };
     let product_home = product_home.trim_end_matches('/').to_string();
+    if let Err(m) = crate::sanitize::check_value(&product_home)
+        .and(crate::sanitize::check_value(config["config"]["User"].as_str().unwrap_or("")))
+    {
+        return Err(Error::source(format!(
+            "base image: its product home {:?} or USER {m}; use a base without control characters in either",
+            product_home
+        )));
+    }
     let mut read_file = |p: &str| fs.read_file(p);
     let version = version_of(&product_home);
     let user = config["config"]["User"].as_str().unwrap_or("").to_string();

@@ -6,6 +6,8 @@ mod docker;
 mod ergonomics;
 mod errors;
 mod golden;
+mod hostile;
+mod hostile_support;
 mod outputs;
 mod registry;
 mod registry_support;
