@@ -37,6 +37,81 @@ pub struct Config {
     pub target: TargetSection,
     /// `[[variant]]`: one more image per deployment profile.
     pub variants: Vec<VariantSection>,
+    /// `[maven]`: jars by coordinates.
+    pub maven: MavenSection,
+}
+
+/// `[maven]`: jars resolved by Maven coordinates instead of checked in.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MavenSection {
+    /// Repositories, tried in order: a URL, or `{ url, id }` where `id`
+    /// names a `settings.xml` server. Empty: Maven Central.
+    #[serde(default)]
+    pub repositories: Vec<RepositorySpec>,
+    /// `group:artifact:version` for `repository/components/lib`.
+    #[serde(default)]
+    pub jars: Vec<String>,
+    /// `group:artifact:version` of OSGi bundles for `repository/components/dropins`.
+    #[serde(default)]
+    pub dropins: Vec<String>,
+}
+
+/// One entry of `[maven] repositories`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RepositorySpec {
+    /// Just the URL.
+    Url(String),
+    /// A URL with the id of its `settings.xml` server.
+    Table {
+        /// The repository URL.
+        url: String,
+        /// The `settings.xml` server id holding its credentials.
+        id: Option<String>,
+    },
+}
+
+impl MavenSection {
+    /// The repositories to try, in order.
+    pub fn repositories(&self) -> Vec<crate::inputs::maven::Repository> {
+        if self.repositories.is_empty() {
+            return vec![crate::inputs::maven::Repository { url: crate::inputs::maven::CENTRAL.into(), id: None }];
+        }
+        self.repositories
+            .iter()
+            .map(|r| {
+                let (url, id) = match r {
+                    RepositorySpec::Url(u) => (u, None),
+                    RepositorySpec::Table { url, id } => (url, id.clone()),
+                };
+                crate::inputs::maven::Repository { url: url.trim_end_matches('/').to_string(), id }
+            })
+            .collect()
+    }
+
+    /// Every jar with where it goes, lib first; an error names the bad entry.
+    pub fn wanted(&self) -> std::result::Result<Vec<(LayerKind, crate::inputs::maven::Coordinates)>, String> {
+        let mut out: Vec<(LayerKind, crate::inputs::maven::Coordinates)> = Vec::new();
+        for (kind, key, list) in [(LayerKind::Jars, "jars", &self.jars), (LayerKind::Dropins, "dropins", &self.dropins)]
+        {
+            for s in list {
+                let c =
+                    crate::inputs::maven::Coordinates::parse(s).map_err(|m| format!("[maven] {key} \"{s}\": {m}"))?;
+                if let Some((k, o)) = out.iter().find(|(_, o)| o.group == c.group && o.artifact == c.artifact) {
+                    return Err(format!(
+                        "[maven] {key} \"{s}\": {}:{} is already listed ({} in {}); keep one",
+                        c.group,
+                        c.artifact,
+                        o.version,
+                        k.name()
+                    ));
+                }
+                out.push((kind, c));
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// `[[variant]]`: an image that starts in one deployment profile, with
@@ -89,6 +164,9 @@ pub struct LayersSection {
     pub bake_keystores: bool,
     /// `uid:gid` to own the files instead of the base's runtime user.
     pub owner: Option<String>,
+    /// Ignore patterns (gitignore syntax, relative to the config's folder).
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 /// `[image]`: config changes.
@@ -156,6 +234,8 @@ struct RawConfig {
     target: TargetSection,
     #[serde(default, rename = "variant")]
     variants: Vec<VariantSection>,
+    #[serde(default)]
+    maven: MavenSection,
 }
 
 /// The customer layer kinds, in the fixed order their layers are stacked.
@@ -231,6 +311,7 @@ impl Config {
             image: raw.image,
             target: raw.target,
             variants: raw.variants,
+            maven: raw.maven,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -277,6 +358,12 @@ impl Config {
         }
         for t in std::iter::once(&self.target.tag).chain(&self.target.extra_tags) {
             check_template(t).map_err(|m| self.err(format!("[target] tag `{t}`: {m}")))?;
+        }
+        self.maven.wanted().map_err(|m| self.err(m))?;
+        for r in self.maven.repositories() {
+            crate::inputs::maven::check_url(&r.url).map_err(|m| {
+                self.err(format!("[maven] repositories \"{}\": {m}", crate::inputs::maven::redact_url(&r.url)))
+            })?;
         }
         let mut names: Vec<&str> = Vec::new();
         for v in &self.variants {
@@ -394,6 +481,12 @@ impl Config {
                 Ok((self.base.image.parse::<Location>().map_err(|e| e.context(self.path.display()))?, self.dir.clone()))
             }
         }
+    }
+
+    /// The ignore rules of the customer folders: built-in defaults, the
+    /// `.wso2imgignore` beside this file and `[layers] exclude`.
+    pub fn ignore_rules(&self) -> Result<crate::inputs::ignore::Rules> {
+        crate::inputs::ignore::Rules::load(&self.dir, &self.path.display().to_string(), &self.layers.exclude)
     }
 
     /// Whether keystores are baked (config or flag).

@@ -69,7 +69,6 @@ pub fn init(config: &Path, base: &str, registry: &registry::Options, log: &mut d
     let files: Vec<(PathBuf, String)> = vec![
         (config.to_path_buf(), config_text(&written, &opened.name, &facts, theme)),
         (dir.join("themes/devportal").join(theme), theme_text(theme)),
-        (dir.join("overlays/repository/conf/README-overlays.txt"), overlays_text(&facts)),
     ];
     for (path, _) in &files {
         refuse_existing(path)?;
@@ -94,7 +93,18 @@ pub fn init(config: &Path, base: &str, registry: &registry::Options, log: &mut d
         for (path, text) in &files[1..] {
             made.file(path, text)?;
         }
-        let lock = Lockfile { path: lock_path.clone(), existed: false, bases: vec![LockedBase::of(&written, &opened)] };
+        for f in folders {
+            let p = dir.join(f);
+            if fs::read_dir(&p).map(|mut r| r.next().is_none()).unwrap_or(false) {
+                made.file(&p.join(".gitkeep"), "")?;
+            }
+        }
+        let lock = Lockfile {
+            path: lock_path.clone(),
+            existed: false,
+            bases: vec![LockedBase::of(&written, &opened)],
+            maven: Vec::new(),
+        };
         lock.save()?;
         made.paths.push((lock_path.clone(), false));
         Ok(())
@@ -253,6 +263,12 @@ themes = \"themes\"          # portal themes: themes/devportal/{theme} for {vers
 overlays = \"overlays\"      # files laid over {home}, e.g. overlays/repository/conf/deployment.toml\n\
 keystores = \"keystores\"    # baked only with bake_keystores = true or --bake-keystores\n\
 bake_keystores = false     # mount keystores at run time instead (a secret or a volume)\n\
+# exclude = [\"*.md\"]       # more ignore patterns (gitignore syntax); .git, .DS_Store, *~, .gitkeep… never ship\n\
+#\n\
+# Overlays: every file under overlays/ is laid over the product home, last, replacing the base's\n\
+# file at the same path: overlays/repository/conf/deployment.toml -> {home}/repository/conf/deployment.toml.\n\
+# Start from the base's own deployment.toml and change what you need; `wso2img check` checks it.\n\
+# Empty folders hold a .gitkeep so git keeps them; it is never copied into the image.\n\
 \n\
 [image]\n\
 volumes = [{volumes}]   # solr = the user home's solr folder\n\
@@ -275,20 +291,6 @@ fn theme_text(theme: &str) -> String {
     } else {
         "{\n  \"custom\": {}\n}\n".into()
     }
-}
-
-fn overlays_text(facts: &Facts) -> String {
-    let home = crate::sanitize::escape_controls(&facts.product_home);
-    format!(
-        "Overlays: every file under overlays/ is laid over the product home\n\
-({home}) as it is, last, so it replaces the base's file at the same path:\n\
-\n\
-  overlays/repository/conf/deployment.toml  ->  {home}/repository/conf/deployment.toml\n\
-\n\
-Start from the base's own deployment.toml and change what you need; any other\n\
-file works the same way (scripts keep their executable bit). This note is\n\
-copied into the image as well: delete it once you have added your files.\n"
-    )
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@
 //! - [`transport`]: every place images are read from and written to, side by
 //!   side — OCI layouts, `docker save` archives, registries, the Docker
 //!   daemon, built-in samples — and the [`transport::Destination`] they share.
+//! - [`inputs`]: ignore rules and Maven jars; [`check`]: configuration files
+//!   checked before they ship.
 //! - [`lock`]: `wso2img.lock`; [`init`]: scaffolding a new project;
 //!   [`sbom`]: the CycloneDX SBOM.
 //! - Below everything: [`error`], [`digest`], [`files`] (safe writes,
@@ -23,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub mod bounded;
+pub mod check;
 pub mod config;
 pub mod digest;
 pub mod error;
@@ -30,6 +33,7 @@ pub mod files;
 pub mod fmt;
 pub mod image;
 pub mod init;
+pub mod inputs;
 pub mod inspect;
 pub mod layer;
 pub mod lock;

@@ -105,12 +105,24 @@ impl LockedBase {
     }
 }
 
+/// A jar of `[maven]` and the sha256 it is pinned at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedJar {
+    /// `group:artifact:version`.
+    pub coordinates: String,
+    /// The jar's sha256.
+    pub sha256: Digest,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLock {
     version: u32,
     #[serde(default, rename = "base")]
     bases: Vec<LockedBase>,
+    #[serde(default)]
+    maven: Vec<LockedJar>,
 }
 
 /// A lock file, loaded or new.
@@ -122,6 +134,8 @@ pub struct Lockfile {
     pub existed: bool,
     /// Its entries, sorted by location.
     pub bases: Vec<LockedBase>,
+    /// The `[maven]` jars, sorted by coordinates.
+    pub maven: Vec<LockedJar>,
 }
 
 /// The lock of the config at `config`: the same name with `.lock`.
@@ -136,7 +150,7 @@ impl Lockfile {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Lockfile { path: path.to_path_buf(), existed: false, bases: Vec::new() })
+                return Ok(Lockfile { path: path.to_path_buf(), existed: false, bases: Vec::new(), maven: Vec::new() })
             }
             Err(e) => return Err(Error::config(format!("{shown}: cannot read ({})", io_reason(&e)))),
         };
@@ -152,8 +166,9 @@ impl Lockfile {
                 raw.version
             )));
         }
-        let mut lock = Lockfile { path: path.to_path_buf(), existed: true, bases: raw.bases };
+        let mut lock = Lockfile { path: path.to_path_buf(), existed: true, bases: raw.bases, maven: raw.maven };
         lock.bases.sort_by(|a, b| a.location.cmp(&b.location));
+        lock.maven.sort_by(|a, b| a.coordinates.cmp(&b.coordinates));
         Ok(lock)
     }
 
@@ -200,7 +215,15 @@ impl Lockfile {
                 s += &format!("config_digest = \"{}\"\n", p.config_digest);
             }
         }
+        for j in &self.maven {
+            s += &format!("\n[[maven]]\ncoordinates = {}\nsha256 = \"{}\"\n", quote(&j.coordinates), j.sha256);
+        }
         s
+    }
+
+    /// The pinned sha256 of every `[maven]` jar, by coordinates.
+    pub fn maven_pins(&self) -> std::collections::BTreeMap<String, Digest> {
+        self.maven.iter().map(|j| (j.coordinates.clone(), j.sha256)).collect()
     }
 
     /// Writes the lock (through a temporary file and a rename).
@@ -267,6 +290,28 @@ impl Pending {
         self.lock.save()?;
         log(&self.message);
         Ok(())
+    }
+}
+
+/// Records the `[maven]` jars resolved now (replacing the lock's list) in the
+/// pending refresh, making one when only the jars changed.
+pub fn record_maven(config: &Config, pending: Option<Pending>, jars: Vec<LockedJar>) -> Result<Option<Pending>> {
+    let mut jars = jars;
+    jars.sort_by(|a, b| a.coordinates.cmp(&b.coordinates));
+    match pending {
+        Some(mut p) => {
+            p.lock.maven = jars;
+            Ok(Some(p))
+        }
+        None => {
+            let mut lock = Lockfile::load(&path_for(&config.path))?;
+            if lock.maven == jars {
+                return Ok(None);
+            }
+            lock.maven = jars;
+            let message = format!("{}: [maven] jars pinned", lock.path.display());
+            Ok(Some(Pending { lock, message }))
+        }
     }
 }
 

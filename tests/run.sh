@@ -6,6 +6,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# It installs packages and starts dockerd, so it runs as root (a Debian
+# container is root and has no sudo); a normal user is asked for sudo.
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    exec sudo -E env "PATH=$PATH" "$0" "$@"
+  fi
+  echo "tests/run.sh: run it as root (it installs packages and starts dockerd)" >&2
+  exit 1
+fi
+
 packages=(docker.io docker-registry skopeo umoci podman buildah containerd busybox-static apache2-utils util-linux python3-venv openssl)
 missing=()
 for p in "${packages[@]}"; do

@@ -9,7 +9,7 @@ use wso2img::pipeline::{self, Options, Report, Via};
 use wso2img::reference::Location;
 use wso2img::{Error, Result};
 
-/// Flags shared by `build` and `plan`.
+/// Flags shared by `build`, `plan` and `check`.
 #[derive(Args)]
 pub struct Common {
     /// Base image instead of [base] image (docker://…, docker-daemon:NAME[:TAG], oci:DIR[:TAG], docker-archive:FILE, builtin:NAME).
@@ -74,6 +74,13 @@ enum ViaArg {
     Docker,
 }
 
+impl Common {
+    /// Whether `--json` was given.
+    pub(super) fn json(&self) -> bool {
+        self.json
+    }
+}
+
 /// `plan` flags.
 #[derive(Args)]
 pub struct PlanArgs {
@@ -81,7 +88,7 @@ pub struct PlanArgs {
     common: Common,
 }
 
-fn options(g: &Global, c: &Common, outputs: &[String]) -> Result<Options> {
+pub(super) fn options(g: &Global, c: &Common, outputs: &[String]) -> Result<Options> {
     let source_date_epoch =
         match std::env::var("SOURCE_DATE_EPOCH") {
             Ok(s) if !s.is_empty() => Some(s.trim().parse::<i64>().map_err(|_| {
@@ -174,6 +181,9 @@ fn plan_text(r: &Report) -> String {
     for l in &r.layers {
         s +=
             &format!("layer {:<10} {:>6} files {:>10}  {}\n", l.name, l.files, wso2img::fmt::human(l.bytes), l.diff_id);
+    }
+    for i in &r.ignored {
+        s += &format!("ignored {:>6} file{}  {}\n", i.files, if i.files == 1 { " " } else { "s" }, i.rule);
     }
     s.trim_end().to_string()
 }

@@ -3,6 +3,7 @@
 //! object with `--json`), messages on stderr. One file per group of commands.
 
 mod build;
+mod check;
 mod completions;
 mod init;
 mod inspect;
@@ -83,6 +84,11 @@ enum Command {
     /// Show the content digest, tag and layers a build would produce, without compressing or writing.
     #[command(after_help = "Examples:\n  wso2img plan --json\n  wso2img plan --locked")]
     Plan(build::PlanArgs),
+    /// Run every input check (ignore rules, configuration files, jars, keystores, themes), writing nothing.
+    #[command(
+        after_help = "Reads only the base's manifests and configs; exit 0 when every check passes, 1 on a bad\ninput file, 2 on a configuration error (file:line:col: what).\n\nExamples:\n  wso2img check\n  wso2img check --locked --json\n  wso2img check -v                      # also list every file the ignore rules left out"
+    )]
+    Check(check::CheckArgs),
     /// Show what an image holds: digest, platforms, layers, labels.
     #[command(
         after_help = "Examples:\n  wso2img inspect oci:out:4.3.0-0123456789ab\n  wso2img inspect registry.example.com/acme/wso2am:4.3.0-0123456789ab --json"
@@ -128,6 +134,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(a) => build::build(&global, a),
         Command::Plan(a) => build::plan(&global, a),
+        Command::Check(a) => check::run(&global, a),
         Command::Inspect(a) => inspect::run(&global, a),
         Command::Tag(a) => registry::tag(&global, a),
         Command::Copy(a) => registry::copy(&global, a),

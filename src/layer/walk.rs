@@ -1,12 +1,15 @@
 //! Reads a customer folder into a sorted list of entries, refusing anything
 //! that cannot go into an image as it is: symlinks that leave the folder,
-//! devices, fifos, sockets, unreadable files and non-UTF-8 names.
+//! devices, fifos, sockets, unreadable files and non-UTF-8 names. Files and
+//! folders that the ignore rules leave out are skipped (and reported), never
+//! checked.
 
 use std::fs::{self, File};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{io_reason, Error, Result};
+use crate::inputs::ignore::{self, Excluded, Nested, Rules};
 
 /// What a source entry is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,12 +39,32 @@ pub struct SourceEntry {
     pub path: PathBuf,
     /// What it is.
     pub kind: SourceKind,
+    /// How the user names it when it is not `folder/rel` (a Maven jar:
+    /// `[maven] group:artifact:version`).
+    pub origin: Option<String>,
+}
+
+impl SourceEntry {
+    /// How the user names this entry of the folder labelled `folder`.
+    pub fn shown(&self, folder: &str) -> String {
+        match &self.origin {
+            Some(o) => o.clone(),
+            None => format!("{}/{}", folder.trim_end_matches('/'), self.rel),
+        }
+    }
 }
 
 /// Walks `root` (shown to the user as `label`), returning its entries sorted
 /// by path bytes (a folder always precedes its contents). The root itself is
-/// not included.
+/// not included. Every file is taken: no ignore rule applies.
 pub fn walk(root: &Path, label: &str) -> Result<Vec<SourceEntry>> {
+    walk_filtered(root, label, &Rules::none()).map(|(entries, _)| entries)
+}
+
+/// Like [`walk`], leaving out what `rules` ignore (and the ignore files
+/// inside the folder); returns the entries and what was left out, by path.
+/// `label` is the folder relative to the config's folder.
+pub fn walk_filtered(root: &Path, label: &str, rules: &Rules) -> Result<(Vec<SourceEntry>, Vec<Excluded>)> {
     let meta = fs::metadata(root).map_err(|e| {
         Error::config(format!(
             "{label}: folder not found or unreadable ({}); create it or fix the path in wso2img.toml",
@@ -54,8 +77,16 @@ pub fn walk(root: &Path, label: &str) -> Result<Vec<SourceEntry>> {
     let real_root = fs::canonicalize(root).map_err(|e| {
         Error::config(format!("{label}: cannot resolve the folder ({}); fix the path in wso2img.toml", io_reason(&e)))
     })?;
-    let mut out = Vec::new();
-    walk_dir(root, "", label, &mut out)?;
+    let mut w = Walker {
+        label,
+        project: label.trim_start_matches("./").trim_end_matches('/').to_string(),
+        rules,
+        nested: Vec::new(),
+        out: Vec::new(),
+        excluded: Vec::new(),
+    };
+    w.dir(root, "")?;
+    let Walker { mut out, mut excluded, .. } = w;
     for e in &out {
         if let SourceKind::Symlink { target } = &e.kind {
             if !resolves_inside(&real_root, &e.path) {
@@ -67,56 +98,129 @@ pub fn walk(root: &Path, label: &str) -> Result<Vec<SourceEntry>> {
         }
     }
     out.sort_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
-    Ok(out)
+    excluded.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok((out, excluded))
 }
 
-fn walk_dir(dir: &Path, rel: &str, label: &str, out: &mut Vec<SourceEntry>) -> Result<()> {
-    let shown = |r: &str| if r.is_empty() { label.to_string() } else { format!("{label}/{r}") };
-    let rd = fs::read_dir(dir).map_err(|e| {
-        Error::input(format!(
-            "{}: cannot read folder ({}); fix its permissions or remove it",
-            shown(rel),
-            io_reason(&e)
-        ))
-    })?;
-    let mut names = Vec::new();
-    for ent in rd {
-        let ent = ent.map_err(|e| Error::input(format!("{}: cannot list folder ({})", shown(rel), io_reason(&e))))?;
-        let name = ent.file_name();
-        let name = name.to_str().ok_or_else(|| {
-            Error::input(format!("{}/{}: file name is not UTF-8; rename it", shown(rel), name.to_string_lossy()))
-        })?;
-        names.push(name.to_string());
+struct Walker<'a> {
+    label: &'a str,
+    /// `label` as a path relative to the config's folder, for its rules.
+    project: String,
+    rules: &'a Rules,
+    /// Ignore files of the enclosing folders, with each folder's path inside the root.
+    nested: Vec<(Nested, String)>,
+    out: Vec<SourceEntry>,
+    excluded: Vec<Excluded>,
+}
+
+impl Walker<'_> {
+    fn shown(&self, r: &str) -> String {
+        if r.is_empty() {
+            self.label.to_string()
+        } else {
+            format!("{}/{r}", self.label)
+        }
     }
-    names.sort();
-    for name in names {
-        let child_rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
-        let path = dir.join(&name);
-        let md = fs::symlink_metadata(&path)
-            .map_err(|e| Error::input(format!("{}: cannot stat ({})", shown(&child_rel), io_reason(&e))))?;
+
+    /// The rule that leaves out `child_rel`, if any.
+    fn ignored(&self, child_rel: &str, is_dir: bool) -> Option<String> {
+        let in_project =
+            if self.project.is_empty() { child_rel.to_string() } else { format!("{}/{child_rel}", self.project) };
+        let nested: Vec<(&Nested, String)> = self
+            .nested
+            .iter()
+            .map(|(n, at)| {
+                let rel = if at.is_empty() { child_rel.to_string() } else { child_rel[at.len() + 1..].to_string() };
+                (n, rel)
+            })
+            .collect();
+        self.rules.excludes(&in_project, &nested, is_dir)
+    }
+
+    fn dir(&mut self, dir: &Path, rel: &str) -> Result<()> {
+        let pushed = match self.rules.nested(dir, &self.shown(rel))? {
+            Some(n) => {
+                self.nested.push((n, rel.to_string()));
+                true
+            }
+            None => false,
+        };
+        let rd = fs::read_dir(dir).map_err(|e| {
+            Error::input(format!(
+                "{}: cannot read folder ({}); fix its permissions or remove it",
+                self.shown(rel),
+                io_reason(&e)
+            ))
+        })?;
+        let mut names = Vec::new();
+        for ent in rd {
+            let ent =
+                ent.map_err(|e| Error::input(format!("{}: cannot list folder ({})", self.shown(rel), io_reason(&e))))?;
+            let name = ent.file_name();
+            let Some(name) = name.to_str() else {
+                let lossy = name.to_string_lossy();
+                let child = if rel.is_empty() { lossy.to_string() } else { format!("{rel}/{lossy}") };
+                let is_dir = ent.file_type().is_ok_and(|t| t.is_dir());
+                if let Some(rule) = self.ignored(&child, is_dir) {
+                    let files = if is_dir { ignore::count_files(&ent.path()) } else { 1 };
+                    self.excluded.push(Excluded { path: self.shown(&child), rule, files });
+                    continue;
+                }
+                return Err(Error::input(format!("{}: file name is not UTF-8; rename it", self.shown(&child))));
+            };
+            names.push(name.to_string());
+        }
+        names.sort();
+        for name in names {
+            let child_rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            let path = dir.join(&name);
+            let md = fs::symlink_metadata(&path)
+                .map_err(|e| Error::input(format!("{}: cannot stat ({})", self.shown(&child_rel), io_reason(&e))))?;
+            let ft = md.file_type();
+            if let Some(rule) = self.ignored(&child_rel, ft.is_dir()) {
+                let files = if ft.is_dir() { ignore::count_files(&path) } else { 1 };
+                self.excluded.push(Excluded { path: self.shown(&child_rel), rule, files });
+                continue;
+            }
+            let kind = self.kind(&path, &child_rel, &md)?;
+            let is_dir = kind == SourceKind::Dir;
+            self.out.push(SourceEntry { rel: child_rel.clone(), path: path.clone(), kind, origin: None });
+            if is_dir {
+                self.dir(&path, &child_rel)?;
+            }
+        }
+        if pushed {
+            self.nested.pop();
+        }
+        Ok(())
+    }
+
+    fn kind(&self, path: &Path, child_rel: &str, md: &fs::Metadata) -> Result<SourceKind> {
+        let label = self.label;
         let ft = md.file_type();
-        let kind = if ft.is_dir() {
+        Ok(if ft.is_dir() {
             SourceKind::Dir
         } else if ft.is_file() {
-            File::open(&path).map_err(|e| {
+            File::open(path).map_err(|e| {
                 Error::input(format!(
                     "{}: cannot read ({}); fix its permissions or remove it",
-                    shown(&child_rel),
+                    self.shown(child_rel),
                     io_reason(&e)
                 ))
             })?;
             SourceKind::File { size: md.len(), executable: md.permissions().mode() & 0o111 != 0 }
         } else if ft.is_symlink() {
-            let target = fs::read_link(&path)
-                .map_err(|e| Error::input(format!("{}: cannot read symlink ({})", shown(&child_rel), io_reason(&e))))?;
+            let target = fs::read_link(path).map_err(|e| {
+                Error::input(format!("{}: cannot read symlink ({})", self.shown(child_rel), io_reason(&e)))
+            })?;
             let target = target
                 .to_str()
-                .ok_or_else(|| Error::input(format!("{}: symlink target is not UTF-8", shown(&child_rel))))?
+                .ok_or_else(|| Error::input(format!("{}: symlink target is not UTF-8", self.shown(child_rel))))?
                 .to_string();
-            if !stays_inside(&child_rel, &target) {
+            if !stays_inside(child_rel, &target) {
                 return Err(Error::input(format!(
                     "{}: symlink points outside {label} ({target}); replace it with the file it points to",
-                    shown(&child_rel)
+                    self.shown(child_rel)
                 )));
             }
             SourceKind::Symlink { target }
@@ -132,16 +236,10 @@ fn walk_dir(dir: &Path, rel: &str, label: &str, out: &mut Vec<SourceEntry>) -> R
             };
             return Err(Error::input(format!(
                 "{}: is {what}; only files, folders and symlinks can go into an image — remove it",
-                shown(&child_rel)
+                self.shown(child_rel)
             )));
-        };
-        let is_dir = kind == SourceKind::Dir;
-        out.push(SourceEntry { rel: child_rel.clone(), path: path.clone(), kind });
-        if is_dir {
-            walk_dir(&path, &child_rel, label, out)?;
-        }
+        })
     }
-    Ok(())
 }
 
 /// Whether the symlink at `link` resolves, following every symlink on the
@@ -206,6 +304,27 @@ fn stays_inside(link_rel: &str, target: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ignored_names_are_never_checked() {
+        use std::os::unix::ffi::OsStrExt;
+        let d = tempfile::tempdir().unwrap();
+        let bad = std::ffi::OsStr::from_bytes(b"caf\xe9.txt");
+        fs::create_dir_all(d.path().join("jars/.git")).unwrap();
+        fs::write(d.path().join("jars/.git").join(bad), b"x").unwrap();
+        fs::write(d.path().join("jars/.DS_Store"), b"x").unwrap();
+        fs::write(d.path().join("jars/a.jar"), b"x").unwrap();
+        fs::write(d.path().join("jars").join(bad), b"x").unwrap();
+        fs::write(d.path().join("jars/.wso2imgignore"), "caf*\n").unwrap();
+        let rules = Rules::load(d.path(), "wso2img.toml", &[]).unwrap();
+        let (entries, excluded) = walk_filtered(&d.path().join("jars"), "jars", &rules).unwrap();
+        assert_eq!(entries.iter().map(|e| e.rel.as_str()).collect::<Vec<_>>(), ["a.jar"]);
+        let rules: Vec<(&str, usize)> = excluded.iter().map(|e| (e.rule.as_str(), e.files)).collect();
+        assert_eq!(rules.len(), 4, "{excluded:?}");
+        assert!(rules.contains(&("built-in: .git", 1)) && rules.contains(&("jars/.wso2imgignore: caf*", 1)));
+        let e = walk(&d.path().join("jars"), "jars").unwrap_err();
+        assert!(e.message().contains("not UTF-8"), "{e}");
+    }
 
     #[test]
     fn symlink_containment() {

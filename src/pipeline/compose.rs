@@ -2,7 +2,10 @@
 //! the report of each product (the main image and its variants).
 
 use super::prepare::{Prepared, Product};
-use super::{BaseReport, LayerReport, PlatformReport, Report, VariantReport, PROFILE_LABEL, VARIANT_LABEL};
+use super::{
+    BaseReport, IgnoredReport, LayerReport, MavenReport, PlatformReport, Report, VariantReport, PROFILE_LABEL,
+    VARIANT_LABEL,
+};
 use crate::config::{expand_tag, TagValues};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -124,7 +127,29 @@ pub(super) fn report(p: &Prepared, composed: &[Composed], layers: Vec<LayerRepor
                 }
             })
             .collect(),
+        ignored: ignored_report(p),
+        maven: maven_report(p),
     }
+}
+
+pub(super) fn maven_report(p: &Prepared) -> Vec<MavenReport> {
+    p.gathered
+        .maven
+        .iter()
+        .map(|r| MavenReport {
+            coordinates: r.coords.to_string(),
+            purl: r.coords.purl(),
+            sha256: r.sha256,
+            layer: r.kind.name().to_string(),
+        })
+        .collect()
+}
+
+pub(super) fn ignored_report(p: &Prepared) -> Vec<IgnoredReport> {
+    crate::inputs::ignore::totals(&p.gathered.excluded)
+        .into_iter()
+        .map(|(rule, files)| IgnoredReport { rule, files })
+        .collect()
 }
 
 pub(super) fn compose_all(p: &Prepared, diff_ids: &[Digest]) -> Result<Vec<Composed>> {

@@ -181,6 +181,53 @@ pub struct Report {
     /// One image per `[[variant]]`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<VariantReport>,
+    /// Files the ignore rules left out, per rule.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<IgnoredReport>,
+    /// Jars resolved from `[maven]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub maven: Vec<MavenReport>,
+}
+
+/// A jar resolved from `[maven]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MavenReport {
+    /// `group:artifact:version`.
+    pub coordinates: String,
+    /// Its package URL.
+    pub purl: String,
+    /// Its sha256, as pinned in the lock.
+    pub sha256: Digest,
+    /// The layer it joins: `jars` or `dropins`.
+    pub layer: String,
+}
+
+/// What one ignore rule left out.
+#[derive(Debug, Clone, Serialize)]
+pub struct IgnoredReport {
+    /// The rule: `built-in: .DS_Store`, `jars/.wso2imgignore: *.bak`, `[layers] exclude: *.md`.
+    pub rule: String,
+    /// Files it left out.
+    pub files: usize,
+}
+
+/// What `wso2img check` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    /// The base the inputs were checked against.
+    pub base: String,
+    /// Files that would go into the image (main customization).
+    pub files: usize,
+    /// Jars among them, Maven jars included.
+    pub jars: usize,
+    /// Configuration files (`.toml`, `.json`, `.xml`) checked.
+    pub config_files: usize,
+    /// Files the ignore rules left out, per rule.
+    pub ignored: Vec<IgnoredReport>,
+    /// Jars resolved from `[maven]`.
+    pub maven: Vec<MavenReport>,
+    /// Doubts that are not errors.
+    pub warnings: Vec<String>,
 }
 
 /// A deployment-profile variant in a report.
@@ -217,6 +264,24 @@ pub fn plan(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
         l.save(log)?;
     }
     Ok(compose::report(&p, &composed, layers))
+}
+
+/// Runs every input check `plan` and `build` run — ignore rules, configuration
+/// files, jars (Maven jars resolved and verified), keystores, themes against
+/// the base's version — reading only the base's manifests and configs, and
+/// writing nothing (not even the lock).
+pub fn check(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<CheckReport> {
+    let opts = Options { outputs: Vec::new(), push: false, pull: false, sbom: None, ..opts.clone() };
+    let p = prepare::prepare(&opts, log)?;
+    Ok(CheckReport {
+        base: p.base.name.clone(),
+        files: p.checked.len(),
+        jars: p.checked.iter().filter(|f| f.coords.is_some()).count(),
+        config_files: p.gathered.config_files,
+        ignored: compose::ignored_report(&p),
+        maven: compose::maven_report(&p),
+        warnings: p.gathered.warnings.clone(),
+    })
 }
 
 /// Builds the image (and its variants) and writes them to every destination.

@@ -45,6 +45,15 @@ pub(super) struct Prepared {
     pub(super) keystores_baked: bool,
     /// The refreshed lock, written once the tags are known to be good.
     pub(super) lock: Option<crate::lock::Pending>,
+    pub(super) gathered: Gathered,
+}
+
+/// What gathering the inputs found besides the files themselves.
+pub(super) struct Gathered {
+    pub(super) excluded: Vec<crate::inputs::ignore::Excluded>,
+    pub(super) maven: Vec<crate::inputs::maven::Resolved>,
+    pub(super) config_files: usize,
+    pub(super) warnings: Vec<String>,
 }
 
 impl Prepared {
@@ -61,7 +70,7 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
     if opts.pull && !matches!(location, Location::Daemon(_)) {
         return Err(Error::usage(format!("--pull: applies to a docker-daemon: base; {location} is read directly")));
     }
-    let inputs = walk_inputs(opts, &config)?;
+    let inputs = walk_inputs(opts, &config, log)?;
     guard_public_keystores(opts, &config, &outputs, &inputs)?;
     let needs_daemon = outputs.iter().any(|o| through_daemon(o, opts.via)) || opts.pull;
     let daemon = if needs_daemon { Some(Daemon::connect()?) } else { None };
@@ -70,7 +79,10 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
         d.pull(r, log)?;
     }
     let mut base = transport::open_base(&location, &rel_dir, &registries)?;
-    let lock = crate::lock::check(&config, opts.base.as_ref(), &base, opts.locked)?;
+    let mut lock = crate::lock::check(&config, opts.base.as_ref(), &base, opts.locked)?;
+    if !opts.locked {
+        lock = crate::lock::record_maven(&config, lock, crate::inputs::pins(&inputs.gathered.maven))?;
+    }
     base.select_platforms(&opts.platforms)?;
     let mtime = opts.source_date_epoch.unwrap_or(DEFAULT_MTIME).max(0) as u64;
     let (specs, products) = plan_products(&config, &base, &inputs, mtime)?;
@@ -95,6 +107,7 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
         checked: inputs.checked,
         keystores_baked: inputs.keystores_baked,
         lock,
+        gathered: inputs.gathered,
     })
 }
 
@@ -187,30 +200,34 @@ struct Inputs {
     /// A keystore found outside the keystores folder (`LABEL/PATH (TYPE)`), baked with the rest.
     stray: Option<String>,
     checked: Vec<CheckedFile>,
+    gathered: Gathered,
 }
 
-fn walk_inputs(opts: &Options, config: &Config) -> Result<Inputs> {
-    let walk = |sources: Vec<LayerSource>| -> Result<Vec<(LayerSource, Vec<SourceEntry>)>> {
-        sources.into_iter().map(|s| layer::walk(&s.dir, &s.label).map(|e| (s, e))).collect()
+/// Walks the customer folders through the ignore rules, checks the
+/// configuration files, resolves `[maven]` jars and checks every file.
+fn walk_inputs(opts: &Options, config: &Config, log: &mut dyn FnMut(&str)) -> Result<Inputs> {
+    let gopts = crate::inputs::Options {
+        bake_keystores: opts.bake_keystores,
+        locked: opts.locked,
+        ca_certs: opts.registry.ca_certs.clone(),
     };
-    let walked = walk(config.layer_sources(opts.bake_keystores)?)?;
-    let mut variant_walks = Vec::new();
-    for v in &config.variants {
-        variant_walks.push(walk(config.variant_sources(v, opts.bake_keystores)?)?);
-    }
+    let g = crate::inputs::gather(config, &gopts, log)?;
     let has_keystores = |w: &[(LayerSource, Vec<SourceEntry>)]| {
         w.iter()
             .any(|(s, e)| s.kind == LayerKind::Keystores && e.iter().any(|e| !matches!(e.kind, layer::SourceKind::Dir)))
     };
     let bakes = config.bakes_keystores(opts.bake_keystores);
-    let stray = stray_keystores(&walked, variant_walks.iter().flatten(), bakes)?;
-    let keystores_baked = stray.is_some() || has_keystores(&walked) || variant_walks.iter().any(|w| has_keystores(w));
-    let checked = wso2::checks::check(&walked)?;
-    for w in &variant_walks {
-        let both: Vec<(LayerSource, Vec<SourceEntry>)> = walked.iter().cloned().chain(w.iter().cloned()).collect();
-        wso2::checks::check(&both)?;
-    }
-    Ok(Inputs { walked, variant_walks, keystores_baked, stray, checked })
+    let stray = stray_keystores(&g.walked, g.variant_walks.iter().flatten(), bakes)?;
+    let keystores_baked =
+        stray.is_some() || has_keystores(&g.walked) || g.variant_walks.iter().any(|w| has_keystores(w));
+    Ok(Inputs {
+        walked: g.walked,
+        variant_walks: g.variant_walks,
+        keystores_baked,
+        stray,
+        checked: g.checked,
+        gathered: Gathered { excluded: g.excluded, maven: g.maven, config_files: g.config_files, warnings: g.warnings },
+    })
 }
 
 fn guard_public_keystores(opts: &Options, config: &Config, outputs: &[Location], inputs: &Inputs) -> Result<()> {

@@ -1,7 +1,11 @@
 //! Checks on the customer's inputs before anything is built: jars must be
-//! readable zips, no Maven artifact may appear twice (two versions in `jars/`,
-//! or one jar in both `jars/` and `dropins/`), and baked keystores must be
-//! keystores.
+//! readable zips, jars in `dropins/` must be OSGi bundles, no Maven artifact
+//! may appear twice (two versions in `jars/`, or one jar in both `jars/` and
+//! `dropins/`), and baked keystores must be keystores.
+//!
+//! A duplicate is an error when both jars carry `pom.properties` or have the
+//! same file name; when the artifact was guessed from a file name only, it is
+//! a warning (the guess can be wrong: `foo-api-1.0.jar` and `foo-1.0.jar`).
 
 use std::path::PathBuf;
 
@@ -28,15 +32,16 @@ pub struct CheckedFile {
     pub keystore: Option<&'static str>,
 }
 
-/// Checks every folder's files; returns every regular file with what was learnt.
-pub fn check(folders: &[(LayerSource, Vec<SourceEntry>)]) -> Result<Vec<CheckedFile>> {
+/// Checks every folder's files; returns every regular file with what was
+/// learnt. Doubts that are not errors go to `warn`.
+pub fn check(folders: &[(LayerSource, Vec<SourceEntry>)], warn: &mut dyn FnMut(&str)) -> Result<Vec<CheckedFile>> {
     let mut out: Vec<CheckedFile> = Vec::new();
     for (src, entries) in folders {
         for e in entries {
             if !matches!(e.kind, SourceKind::File { .. }) {
                 continue;
             }
-            let label = format!("{}/{}", src.label.trim_end_matches('/'), e.rel);
+            let label = e.shown(&src.label);
             let mut f = CheckedFile {
                 kind: src.kind,
                 label,
@@ -47,7 +52,15 @@ pub fn check(folders: &[(LayerSource, Vec<SourceEntry>)]) -> Result<Vec<CheckedF
             };
             match src.kind {
                 LayerKind::Jars | LayerKind::Dropins if e.rel.to_ascii_lowercase().ends_with(".jar") => {
-                    f.coords = Some(jar::inspect(&e.path, &f.label)?);
+                    let info = jar::inspect_jar(&e.path, &f.label)?;
+                    if src.kind == LayerKind::Dropins && !info.bundle {
+                        let instead = if e.origin.is_some() { "list it in [maven] jars" } else { "put it in jars/" };
+                        return Err(Error::input(format!(
+                            "{}: not an OSGi bundle (no Bundle-SymbolicName in META-INF/MANIFEST.MF), so it fails at start in dropins; {instead} (repository/components/lib), which converts it",
+                            f.label
+                        )));
+                    }
+                    f.coords = Some(info.coords);
                 }
                 LayerKind::Keystores => f.keystore = Some(keystore::kind(&e.path, &f.label)?),
                 _ => {}
@@ -61,6 +74,16 @@ pub fn check(folders: &[(LayerSource, Vec<SourceEntry>)]) -> Result<Vec<CheckedF
             let (ca, cb) = (a.coords.as_ref().expect("jar"), b.coords.as_ref().expect("jar"));
             let same_name = a.rel.rsplit('/').next() == b.rel.rsplit('/').next();
             if !(same_name || ca.same_artifact(cb)) {
+                continue;
+            }
+            if !(same_name || ca.from_pom && cb.from_pom) {
+                warn(&format!(
+                    "{} and {} may be the same artifact ({} and {}, guessed from a file name: no pom.properties); keep only one if they are",
+                    a.label,
+                    b.label,
+                    ca.display(),
+                    cb.display()
+                ));
                 continue;
             }
             return Err(Error::input(if a.kind != b.kind {

@@ -1,7 +1,8 @@
 //! Jar checks: every jar must be a readable zip, and its Maven coordinates
 //! come from `META-INF/maven/<group>/<artifact>/pom.properties` when the jar
-//! has exactly one (else from the file name, `name-1.2.3.jar`). Only the zip's
-//! tail, its central directory and that one small entry are read.
+//! has exactly one (else from the file name, `name-1.2.3.jar`), and whether
+//! it is an OSGi bundle from `META-INF/MANIFEST.MF` (`Bundle-SymbolicName`).
+//! Only the zip's tail, its central directory and those small entries are read.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -75,8 +76,23 @@ fn u64le(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
+/// What a jar is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JarInfo {
+    /// Its Maven coordinates.
+    pub coords: Coords,
+    /// Whether its manifest has a `Bundle-SymbolicName` (an OSGi bundle).
+    pub bundle: bool,
+}
+
 /// Checks that `path` (shown as `label`) is a readable jar and returns its coordinates.
 pub fn inspect(path: &Path, label: &str) -> Result<Coords> {
+    inspect_jar(path, label).map(|j| j.coords)
+}
+
+/// Checks that `path` (shown as `label`) is a readable jar and returns its
+/// coordinates and whether it is an OSGi bundle.
+pub fn inspect_jar(path: &Path, label: &str) -> Result<JarInfo> {
     let bad = |why: &str| Error::input(format!("{label}: {why}; replace it with a complete jar"));
     let mut f = File::open(path).map_err(|e| Error::input(format!("{label}: cannot read ({})", io_reason(&e))))?;
     let len = f.metadata().map_err(|e| Error::input(format!("{label}: {}", io_reason(&e))))?.len();
@@ -115,6 +131,7 @@ pub fn inspect(path: &Path, label: &str) -> Result<Coords> {
     let mut cd = vec![0u8; cd_size as usize];
     f.seek(SeekFrom::Start(cd_offset)).and_then(|_| f.read_exact(&mut cd)).map_err(|e| bad(&io_reason(&e)))?;
     let mut poms = Vec::new();
+    let mut manifest = None;
     let mut at = 0usize;
     for _ in 0..entries {
         if at + 46 > cd.len() || u32le(&cd, at) != CENTRAL {
@@ -135,9 +152,18 @@ pub fn inspect(path: &Path, label: &str) -> Result<Coords> {
         }
         if name.starts_with("META-INF/maven/") && name.ends_with("/pom.properties") && csize < 1 << 20 {
             poms.push((name, method, csize, local));
+        } else if name.eq_ignore_ascii_case("META-INF/MANIFEST.MF") && csize < 1 << 20 {
+            manifest = Some((method, csize, local));
         }
         at += 46 + name_len + extra_len + comment_len;
     }
+    let bundle = match manifest {
+        Some((method, csize, local)) => read_entry(&mut f, local, method, csize)
+            .map_err(|why| bad(&format!("META-INF/MANIFEST.MF: {why}")))?
+            .lines()
+            .any(|l| l.get(..20).is_some_and(|h| h.eq_ignore_ascii_case("Bundle-SymbolicName:"))),
+        None => false,
+    };
     let stem = path.file_name().and_then(|n| n.to_str()).unwrap_or("").trim_end_matches(".jar").to_string();
     let from_name = coords_from_name(&stem);
     let pick = if poms.len() == 1 {
@@ -153,10 +179,11 @@ pub fn inspect(path: &Path, label: &str) -> Result<Coords> {
             })
         };
         if let Some(artifact) = get("artifactId") {
-            return Ok(Coords { group: get("groupId"), artifact, version: get("version"), from_pom: true });
+            let coords = Coords { group: get("groupId"), artifact, version: get("version"), from_pom: true };
+            return Ok(JarInfo { coords, bundle });
         }
     }
-    Ok(from_name)
+    Ok(JarInfo { coords: from_name, bundle })
 }
 
 fn read_entry(f: &mut File, local: u64, method: u64, csize: u64) -> std::result::Result<String, String> {
@@ -269,5 +296,18 @@ mod tests {
         let c = inspect(&p, "jars/acme-request-id-1.2.0.jar").unwrap();
         assert_eq!(c.display(), "com.acme.apim:acme-request-id:1.2.0");
         assert!(c.from_pom);
+    }
+
+    #[test]
+    fn bundles_are_told_from_plain_jars() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("h-1.0.jar");
+        let mf = b"Manifest-Version: 1.0\r\nBundle-ManifestVersion: 2\r\nBundle-SymbolicName: com.acme.h\r\n";
+        std::fs::write(&p, zip(&[("META-INF/MANIFEST.MF", mf)])).unwrap();
+        assert!(inspect_jar(&p, "dropins/h-1.0.jar").unwrap().bundle);
+        std::fs::write(&p, zip(&[("META-INF/MANIFEST.MF", b"Manifest-Version: 1.0\n")])).unwrap();
+        assert!(!inspect_jar(&p, "dropins/h-1.0.jar").unwrap().bundle);
+        std::fs::write(&p, zip(&[("a.class", b"x")])).unwrap();
+        assert!(!inspect_jar(&p, "dropins/h-1.0.jar").unwrap().bundle);
     }
 }

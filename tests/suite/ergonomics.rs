@@ -270,7 +270,8 @@ fn init_scaffolds_for_the_version_and_never_overwrites() {
             "{toml}"
         );
         let overlays: Vec<String> = tree(&ws.join("overlays/repository/conf"));
-        assert_eq!(overlays.len(), 1, "one note about overlays: {overlays:?}");
+        assert_eq!(overlays, [".gitkeep"], "no hint in the layer folders, a .gitkeep so git keeps it");
+        assert!(toml.contains("# Overlays: every file under overlays/"), "{toml}");
 
         // A second init refuses, names the file, and changes nothing.
         let before = tree(ws.path());
@@ -280,7 +281,7 @@ fn init_scaffolds_for_the_version_and_never_overwrites() {
         // The scaffold builds, locked by init's lock.
         let r = json(&ws.run_ok(&["build", "--json", "--locked", "--to", "oci:out"]));
         let layers: Vec<&str> = r["layers"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
-        assert_eq!(layers, ["themes", "overlays"], "empty folders add no layer");
+        assert_eq!(layers, ["themes"], "empty folders (a .gitkeep only) add no layer");
     }
 
     // Any existing file to be written stops init before it creates anything.

@@ -8,6 +8,7 @@ mod errors;
 mod golden;
 mod hostile;
 mod hostile_support;
+mod inputs;
 mod outputs;
 mod registry;
 mod registry_support;

@@ -151,9 +151,21 @@ pub fn fake_jar(name: &str, size: usize) -> Vec<u8> {
 
 /// A real (stored) jar with Maven coordinates in pom.properties.
 pub fn real_jar(group: &str, artifact: &str, version: &str) -> Vec<u8> {
+    jar_with_manifest(group, artifact, version, "Manifest-Version: 1.0\n")
+}
+
+/// A real OSGi bundle (Bundle-SymbolicName in its manifest), for dropins.
+pub fn bundle_jar(group: &str, artifact: &str, version: &str) -> Vec<u8> {
+    let mf = format!(
+        "Manifest-Version: 1.0\r\nBundle-ManifestVersion: 2\r\nBundle-SymbolicName: {group}.{artifact}\r\nBundle-Version: {version}\r\n"
+    );
+    jar_with_manifest(group, artifact, version, &mf)
+}
+
+fn jar_with_manifest(group: &str, artifact: &str, version: &str, manifest: &str) -> Vec<u8> {
     let pom = format!("groupId={group}\nartifactId={artifact}\nversion={version}\n");
     let entries: Vec<(String, Vec<u8>)> = vec![
-        ("META-INF/MANIFEST.MF".into(), b"Manifest-Version: 1.0\n".to_vec()),
+        ("META-INF/MANIFEST.MF".into(), manifest.as_bytes().to_vec()),
         (format!("META-INF/maven/{group}/{artifact}/pom.properties"), pom.into_bytes()),
         (format!("{}/Main.class", artifact.replace('-', "/")), fake_jar(artifact, 3000)),
     ];

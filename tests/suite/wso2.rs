@@ -12,7 +12,7 @@ use super::support::*;
 /// A customization that fits every version: no version-specific theme file.
 fn portable(ws: &Workspace) {
     ws.write("jars/acme-driver-1.0.jar", &real_jar("com.acme", "acme-driver", "1.0"));
-    ws.write("dropins/acme-handler-2.1.jar", &real_jar("com.acme", "acme-handler", "2.1"));
+    ws.write("dropins/acme-handler-2.1.jar", &bundle_jar("com.acme", "acme-handler", "2.1"));
     ws.write("themes/devportal/images/logo.svg", b"<svg/>\n");
     ws.write("themes/tenants/acme/defaultTheme.json", b"{}\n");
     ws.write("overlays/repository/conf/deployment.toml", b"[server]\nhostname = \"acme\"\n");
@@ -136,7 +136,7 @@ fn bad_inputs_are_refused_before_anything_is_written() {
 
     let ws = fresh();
     ws.write("jars/mysql-connector-j-8.4.0.jar", &real_jar("com.mysql", "mysql-connector-j", "8.4.0"));
-    ws.write("dropins/mysql-connector-j-8.4.0.jar", &real_jar("com.mysql", "mysql-connector-j", "8.4.0"));
+    ws.write("dropins/mysql-connector-j-8.4.0.jar", &bundle_jar("com.mysql", "mysql-connector-j", "8.4.0"));
     expect_error(
         &ws,
         &build,

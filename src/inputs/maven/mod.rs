@@ -1,0 +1,467 @@
+//! Jars by Maven coordinates (`[maven] jars` and `dropins`): each
+//! `group:artifact:version` is fetched from the configured repositories in
+//! order (a maven2 layout over HTTP(S): `group/path/artifact/version/
+//! artifact-version.jar`), verified against the repository's `.sha256` or
+//! `.sha1` file when it publishes one, and kept in a cache
+//! (`$XDG_CACHE_HOME/wso2img/maven/`, else `~/.cache/…`). A jar pinned in the
+//! lock whose cached copy has the pinned sha256 is used without any network,
+//! so a locked build works offline.
+
+pub mod settings;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha1::Digest as _;
+
+use crate::config::{LayerKind, MavenSection};
+use crate::digest::{Digest, HashWriter};
+use crate::error::{io_reason, Error, Kind, Result};
+use settings::{host_of, Credential, Settings};
+
+/// Maven Central, used when `[maven] repositories` is empty.
+pub const CENTRAL: &str = "https://repo.maven.apache.org/maven2";
+
+/// `group:artifact:version` of a released jar.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Coordinates {
+    /// `groupId`.
+    pub group: String,
+    /// `artifactId`.
+    pub artifact: String,
+    /// `version`.
+    pub version: String,
+}
+
+impl Coordinates {
+    /// Parses `group:artifact:version`; the error says what is wrong.
+    pub fn parse(s: &str) -> std::result::Result<Coordinates, String> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let [g, a, v] = parts.as_slice() else {
+            return Err("expected \"group:artifact:version\", e.g. \"org.postgresql:postgresql:42.7.3\"".into());
+        };
+        let ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        if !ok(g) || !ok(a) || !ok(v) || g.starts_with('.') || a.starts_with('.') || v.starts_with('.') {
+            return Err("group, artifact and version may hold letters, digits, . _ - only".into());
+        }
+        if v.ends_with("-SNAPSHOT") {
+            return Err("a SNAPSHOT moves; pin a released version".into());
+        }
+        Ok(Coordinates { group: g.to_string(), artifact: a.to_string(), version: v.to_string() })
+    }
+
+    /// The jar's file name: `artifact-version.jar`.
+    pub fn file_name(&self) -> String {
+        format!("{}-{}.jar", self.artifact, self.version)
+    }
+
+    /// The jar's path in a maven2 layout.
+    pub fn path(&self) -> String {
+        format!("{}/{}/{}/{}", self.group.replace('.', "/"), self.artifact, self.version, self.file_name())
+    }
+
+    /// `pkg:maven/group/artifact@version`.
+    pub fn purl(&self) -> String {
+        format!("pkg:maven/{}/{}@{}", self.group, self.artifact, self.version)
+    }
+}
+
+impl std::fmt::Display for Coordinates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.group, self.artifact, self.version)
+    }
+}
+
+/// A repository to fetch from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repository {
+    /// Its URL, without a trailing `/`.
+    pub url: String,
+    /// Its id, matched against `settings.xml` servers.
+    pub id: Option<String>,
+}
+
+/// Checks a repository URL: http(s), no credentials in it, plain HTTP only on loopback.
+pub fn check_url(url: &str) -> std::result::Result<(), String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err("expected an https:// URL".into());
+    };
+    let host = rest.split('/').next().unwrap_or("");
+    if host.contains('@') {
+        return Err(
+            "credentials do not go in the URL; set WSO2IMG_MAVEN_USERNAME/PASSWORD or a settings.xml server".into()
+        );
+    }
+    if host.is_empty() {
+        return Err("the URL has no host".into());
+    }
+    match scheme {
+        "https" => Ok(()),
+        "http" if is_loopback(host) => Ok(()),
+        "http" => Err("plain http is allowed for loopback hosts only; use https".into()),
+        _ => Err(format!("{scheme}:// is not supported; use https://")),
+    }
+}
+
+/// A URL as it may be shown: any `user:password@` replaced by `***@`, no query string.
+pub fn redact_url(url: &str) -> String {
+    let url = url.split('?').next().unwrap_or(url);
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (host, path) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
+            let host = host.rsplit_once('@').map_or(host.to_string(), |(_, h)| format!("***@{h}"));
+            if path.is_empty() && !rest.contains('/') {
+                format!("{scheme}://{host}")
+            } else {
+                format!("{scheme}://{host}/{path}")
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let h = host.rsplit_once(':').filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit())).map_or(host, |(h, _)| h);
+    let h = h.trim_start_matches('[').trim_end_matches(']');
+    h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A jar resolved to a verified file in the cache.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// `jars` (lib) or `dropins`.
+    pub kind: LayerKind,
+    /// Its coordinates.
+    pub coords: Coordinates,
+    /// The cached file.
+    pub path: PathBuf,
+    /// Its sha256.
+    pub sha256: Digest,
+    /// Its size.
+    pub size: u64,
+}
+
+/// How resolution goes.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--locked`: every jar must be pinned, and a pin that does not match is an error.
+    pub locked: bool,
+    /// Extra CA certificates (PEM) to trust (`--ca-cert`).
+    pub ca_certs: Vec<PathBuf>,
+    /// The lock file, for messages.
+    pub lockfile: String,
+}
+
+/// The cache folder: `$XDG_CACHE_HOME/wso2img/maven`, else `~/.cache/wso2img/maven`.
+pub fn cache_dir() -> Result<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".cache")))
+        .map(|b| b.join("wso2img").join("maven"))
+        .ok_or_else(|| Error::config("[maven]: neither XDG_CACHE_HOME nor HOME is set; set one for the jar cache"))
+}
+
+/// Resolves every jar of `section`, in the order given (lib, then dropins).
+/// `pins` are the lock's sha256 per coordinates. Messages go to `log`.
+pub fn resolve(
+    section: &MavenSection,
+    pins: &BTreeMap<String, Digest>,
+    opts: &Options,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<Resolved>> {
+    let wanted = section.wanted().map_err(Error::config)?;
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let cache = cache_dir()?;
+    let mut fetcher: Option<Fetcher> = None;
+    let mut out = Vec::new();
+    for (kind, coords) in wanted {
+        let key = coords.to_string();
+        let pin = pins.get(&key).copied();
+        if opts.locked && pin.is_none() {
+            return Err(Error::new(
+                Kind::Source,
+                format!(
+                    "{}: --locked: [maven] {key} is not pinned; build without --locked once and commit the lock",
+                    opts.lockfile
+                ),
+            ));
+        }
+        let path = cache.join(coords.path());
+        if let Some(pin) = pin {
+            if let Some((d, size)) = hash_file(&path) {
+                if d == pin {
+                    out.push(Resolved { kind, coords, path, sha256: d, size });
+                    continue;
+                }
+            }
+        }
+        let f = match &mut fetcher {
+            Some(f) => f,
+            None => fetcher.insert(Fetcher::new(section, opts)?),
+        };
+        let (sha256, size) = f.fetch(&coords, &path, log)?;
+        if let Some(pin) = pin {
+            if pin != sha256 {
+                if opts.locked {
+                    let _ = fs::remove_file(&path);
+                    return Err(Error::new(
+                        Kind::Source,
+                        format!(
+                            "{}: --locked: [maven] {key} is pinned at {pin} but the repository serves {sha256}; find out why, then build without --locked to re-pin it",
+                            opts.lockfile
+                        ),
+                    ));
+                }
+                log(&format!("[maven] {key}: the repository now serves {sha256}, not the pinned {pin}; re-pinned"));
+            }
+        }
+        out.push(Resolved { kind, coords, path, sha256, size });
+    }
+    Ok(out)
+}
+
+fn hash_file(path: &Path) -> Option<(Digest, u64)> {
+    let f = fs::File::open(path).ok()?;
+    let mut r = crate::digest::HashReader::new(f);
+    std::io::copy(&mut r, &mut std::io::sink()).ok()?;
+    Some(r.finish())
+}
+
+/// The HTTP side: one client, the repositories and their credentials.
+struct Fetcher {
+    rt: tokio::runtime::Runtime,
+    http: reqwest::Client,
+    repos: Vec<(Repository, Option<Credential>)>,
+}
+
+enum Got {
+    Found,
+    Missing,
+}
+
+impl Fetcher {
+    fn new(section: &MavenSection, opts: &Options) -> Result<Fetcher> {
+        let settings = Settings::load_default()?;
+        let mut repos = Vec::new();
+        for r in section.repositories() {
+            let cred = settings.credential(&r.url, r.id.as_deref())?;
+            repos.push((r, cred));
+        }
+        let mut b = reqwest::Client::builder()
+            .user_agent(concat!("wso2img/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(120))
+            .no_proxy();
+        if let Ok(proxy) = std::env::var("HTTPS_PROXY").or_else(|_| std::env::var("https_proxy")) {
+            if !proxy.is_empty() && repos.iter().all(|(r, _)| !is_loopback(host_of(&r.url))) {
+                let p = reqwest::Proxy::all(&proxy).map_err(|e| Error::config(format!("HTTPS_PROXY={proxy}: {e}")))?;
+                b = b.proxy(p);
+            }
+        }
+        for f in &opts.ca_certs {
+            let pem = fs::read(f)
+                .map_err(|e| Error::usage(format!("--ca-cert {}: cannot read ({})", f.display(), io_reason(&e))))?;
+            for c in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|_| Error::usage(format!("--ca-cert {}: not a PEM certificate bundle", f.display())))?
+            {
+                b = b.add_root_certificate(c);
+            }
+        }
+        let http = b.build().map_err(|e| Error::source(format!("[maven]: cannot set up HTTP client: {e}")))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::new(Kind::Io, format!("[maven]: cannot start the I/O runtime: {e}")))?;
+        Ok(Fetcher { rt, http, repos })
+    }
+
+    /// Downloads `coords` into `dest` (through a temporary file), verified;
+    /// returns its sha256 and size.
+    fn fetch(&mut self, coords: &Coordinates, dest: &Path, log: &mut dyn FnMut(&str)) -> Result<(Digest, u64)> {
+        let parent = dest.parent().expect("a cache path has a parent");
+        fs::create_dir_all(parent).map_err(|e| Error::io("creating the Maven cache", parent, e))?;
+        let mut tried = Vec::new();
+        for (repo, cred) in &self.repos {
+            let url = format!("{}/{}", repo.url, coords.path());
+            let mut tmp = tempfile::Builder::new()
+                .prefix(".download-")
+                .tempfile_in(parent)
+                .map_err(|e| Error::io("creating a file in the Maven cache", parent, e))?;
+            let got = self.rt.block_on(download(&self.http, &url, cred.as_ref(), tmp.as_file_mut()))?;
+            let (sha256, sha1, size) = match got {
+                (Got::Missing, ..) => {
+                    tried.push(repo.url.clone());
+                    continue;
+                }
+                (Got::Found, sha256, sha1, size) => (sha256, sha1, size),
+            };
+            self.verify(coords, &url, cred.as_ref(), &sha256, &sha1, log)?;
+            tmp.persist(dest).map_err(|e| Error::io("writing to the Maven cache", dest, e.error))?;
+            log(&format!("[maven] {coords}: {size} bytes from {} ({sha256})", repo.url));
+            return Ok((sha256, size));
+        }
+        Err(Error::new(
+            Kind::Source,
+            format!(
+                "[maven] {coords}: not found in {}; check the coordinates or add the repository that has it to [maven] repositories",
+                tried.join(", ")
+            ),
+        ))
+    }
+
+    /// Checks the download against the `.sha256` file, else the `.sha1`
+    /// file; warns when the repository publishes neither.
+    fn verify(
+        &self,
+        coords: &Coordinates,
+        url: &str,
+        cred: Option<&Credential>,
+        sha256: &Digest,
+        sha1: &str,
+        log: &mut dyn FnMut(&str),
+    ) -> Result<()> {
+        for (ext, have) in [("sha256", sha256.hex()), ("sha1", sha1.to_string())] {
+            let Some(text) = self.rt.block_on(get_text(&self.http, &format!("{url}.{ext}"), cred))? else { continue };
+            let want = text.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+            if want != have {
+                return Err(Error::new(
+                    Kind::Source,
+                    format!(
+                        "[maven] {coords}: the download from {} does not match its .{ext} file ({want}, got {have}); nothing was kept — try again, or ask the repository's owner",
+                        redact(url)
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        log(&format!("[maven] {coords}: {} publishes no .sha256 or .sha1 file; pinned by the lock only", redact(url)));
+        Ok(())
+    }
+}
+
+/// A URL as it may be shown (no query string).
+fn redact(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}
+
+fn request(http: &reqwest::Client, url: &str, cred: Option<&Credential>) -> reqwest::RequestBuilder {
+    let r = http.get(url);
+    match cred {
+        Some(c) => r.basic_auth(&c.username, Some(&c.password)),
+        None => r,
+    }
+}
+
+/// Sends a GET, retrying connection errors and 5xx answers a few times.
+async fn send(http: &reqwest::Client, url: &str, cred: Option<&Credential>) -> Result<reqwest::Response> {
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let res = request(http, url, cred).send().await;
+        let retry = match &res {
+            Ok(r) => r.status().is_server_error() || r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS,
+            Err(e) => e.is_connect() || e.is_timeout() || e.is_request(),
+        };
+        if !retry || attempt >= 4 {
+            return res.map_err(|e| {
+                Error::new(
+                    Kind::Source,
+                    format!("{}: {}; check the repository URL and the network", redact(url), reason(&e)),
+                )
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+    }
+}
+
+fn reason(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s = format!("{s}: {inner}");
+        src = inner.source();
+    }
+    s.replace('\n', " ")
+}
+
+fn status_error(url: &str, status: reqwest::StatusCode, cred: Option<&Credential>) -> Error {
+    let what = match (status.as_u16(), cred) {
+        (401 | 403, Some(c)) => format!("the credentials from {} were refused", c.source),
+        (401 | 403, None) => "it needs credentials and none were found: set WSO2IMG_MAVEN_USERNAME and WSO2IMG_MAVEN_PASSWORD, or give the repository an id with a server in ~/.m2/settings.xml".to_string(),
+        _ => "the repository failed".to_string(),
+    };
+    Error::new(Kind::Source, format!("{}: HTTP {status}: {what}", redact(url)))
+}
+
+/// Streams `url` into `out`, hashing as it goes: (found?, sha256, sha1 hex, size).
+async fn download(
+    http: &reqwest::Client,
+    url: &str,
+    cred: Option<&Credential>,
+    out: &mut fs::File,
+) -> Result<(Got, Digest, String, u64)> {
+    let mut res = send(http, url, cred).await?;
+    let status = res.status();
+    if status == reqwest::StatusCode::NOT_FOUND {
+        return Ok((Got::Missing, Digest::of(b""), String::new(), 0));
+    }
+    if !status.is_success() {
+        return Err(status_error(url, status, cred));
+    }
+    let mut w = HashWriter::new(std::io::BufWriter::new(out));
+    let mut sha1 = sha1::Sha1::new();
+    loop {
+        let chunk = res.chunk().await.map_err(|e| {
+            Error::new(Kind::Source, format!("{}: download broke off ({}); try again", redact(url), reason(&e)))
+        })?;
+        let Some(chunk) = chunk else { break };
+        sha1.update(&chunk);
+        w.write_all(&chunk).map_err(|e| Error::new(Kind::Io, format!("writing the Maven cache: {}", io_reason(&e))))?;
+    }
+    let (buf, sha256, size) = w.finish();
+    buf.into_inner().map_err(|e| Error::new(Kind::Io, format!("writing the Maven cache: {}", io_reason(e.error()))))?;
+    Ok((Got::Found, sha256, hex::encode(sha1.finalize()), size))
+}
+
+/// The body of `url` as text, `None` on 404.
+async fn get_text(http: &reqwest::Client, url: &str, cred: Option<&Credential>) -> Result<Option<String>> {
+    let res = send(http, url, cred).await?;
+    let status = res.status();
+    if status == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !status.is_success() {
+        return Err(status_error(url, status, cred));
+    }
+    let text = res.text().await.map_err(|e| Error::new(Kind::Source, format!("{}: {}", redact(url), reason(&e))))?;
+    Ok(Some(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coordinates_and_urls() {
+        let c = Coordinates::parse("org.postgresql:postgresql:42.5.5").unwrap();
+        assert_eq!(c.path(), "org/postgresql/postgresql/42.5.5/postgresql-42.5.5.jar");
+        assert_eq!(c.purl(), "pkg:maven/org.postgresql/postgresql@42.5.5");
+        assert!(Coordinates::parse("a:b").is_err());
+        assert!(Coordinates::parse("a:b:1.0-SNAPSHOT").unwrap_err().contains("SNAPSHOT"));
+        assert!(Coordinates::parse("a:b:[1.0,2.0)").is_err());
+        assert!(Coordinates::parse("a:../b:1").is_err());
+        assert!(check_url("https://nexus.example.com/repository/maven-public").is_ok());
+        assert!(check_url("http://127.0.0.1:8081/m2").is_ok());
+        assert!(check_url("http://nexus.example.com/m2").is_err());
+        assert!(check_url("https://u:p@nexus.example.com/m2").unwrap_err().contains("credentials"));
+        assert!(check_url("ftp://x/y").is_err());
+        assert_eq!(redact_url("https://u:p@h.example/m2?x=1"), "https://***@h.example/m2");
+        assert_eq!(redact_url("https://h.example"), "https://h.example");
+    }
+}

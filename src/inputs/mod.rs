@@ -1,0 +1,166 @@
+//! The customer's inputs as teams keep them, before they become layers:
+//! [`ignore`] rules that leave litter out of the customer folders, and
+//! [`maven`] jars resolved by coordinates from Maven repositories.
+//! [`gather`] walks the folders, resolves the jars and runs every input
+//! check (configuration files, jars, keystores), in that order, so a syntax
+//! error is found before anything is downloaded.
+
+pub mod ignore;
+pub mod maven;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use crate::config::{Config, LayerKind, LayerSource};
+use crate::error::Result;
+use crate::layer::{self, SourceEntry, SourceKind};
+use crate::wso2::checks::{self, CheckedFile};
+use crate::wso2::jar::Coords;
+
+/// Customer folders walked, each with its entries.
+pub type Walked = Vec<(LayerSource, Vec<SourceEntry>)>;
+
+/// How to gather the inputs.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Keystores are baked (`--bake-keystores` or the config).
+    pub bake_keystores: bool,
+    /// `--locked`: Maven jars must be pinned and match their pins.
+    pub locked: bool,
+    /// Extra CA certificates for HTTPS repositories.
+    pub ca_certs: Vec<PathBuf>,
+}
+
+/// The checked inputs of one config.
+#[derive(Debug, Clone)]
+pub struct Gathered {
+    /// The main customization's folders (Maven jars joined to `jars` and `dropins`).
+    pub walked: Walked,
+    /// Each variant's extra folders.
+    pub variant_walks: Vec<Walked>,
+    /// Every regular file of the main customization, checked.
+    pub checked: Vec<CheckedFile>,
+    /// What the ignore rules left out.
+    pub excluded: Vec<ignore::Excluded>,
+    /// The Maven jars.
+    pub maven: Vec<maven::Resolved>,
+    /// Configuration files checked.
+    pub config_files: usize,
+    /// Doubts that are not errors (already logged).
+    pub warnings: Vec<String>,
+}
+
+/// Walks the customer folders of `config` (and its variants), checks the
+/// configuration files, resolves `[maven]` jars and checks every file.
+pub fn gather(config: &Config, opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Gathered> {
+    let rules = config.ignore_rules()?;
+    let mut excluded = Vec::new();
+    let mut walk = |sources: Vec<LayerSource>| -> Result<Walked> {
+        sources
+            .into_iter()
+            .map(|s| {
+                let (entries, left_out) = layer::walk_filtered(&s.dir, &s.label, &rules)?;
+                excluded.extend(left_out);
+                Ok((s, entries))
+            })
+            .collect()
+    };
+    let mut walked = walk(config.layer_sources(opts.bake_keystores)?)?;
+    let mut variant_walks = Vec::new();
+    for v in &config.variants {
+        variant_walks.push(walk(config.variant_sources(v, opts.bake_keystores)?)?);
+    }
+    let mut facts = crate::check::config_files(&walked)?;
+    for w in &variant_walks {
+        let f = crate::check::config_files(w)?;
+        facts.checked += f.checked;
+        facts.databases.extend(f.databases);
+    }
+
+    let lockfile = crate::lock::path_for(&config.path);
+    let pins = crate::lock::Lockfile::load(&lockfile)?.maven_pins();
+    let mopts = maven::Options {
+        locked: opts.locked,
+        ca_certs: opts.ca_certs.clone(),
+        lockfile: lockfile.display().to_string(),
+    };
+    let resolved = maven::resolve(&config.maven, &pins, &mopts, log)?;
+    join_maven(config, &mut walked, &resolved);
+
+    let mut warnings: Vec<String> = Vec::new();
+    let mut checked = checks::check(&walked, &mut |w| warnings.push(w.to_string()))?;
+    for c in &mut checked {
+        if let Some(r) = resolved.iter().find(|r| r.path == c.path) {
+            c.coords = Some(Coords {
+                group: Some(r.coords.group.clone()),
+                artifact: r.coords.artifact.clone(),
+                version: Some(r.coords.version.clone()),
+                from_pom: true,
+            });
+        }
+    }
+    let mut all_jars = checked.clone();
+    for w in &variant_walks {
+        let both: Walked = walked.iter().cloned().chain(w.iter().cloned()).collect();
+        all_jars.extend(checks::check(&both, &mut |w| warnings.push(w.to_string()))?);
+    }
+    warnings.extend(crate::check::drivers::missing(&facts.databases, &all_jars));
+    let mut seen = BTreeSet::new();
+    warnings.retain(|w| seen.insert(w.clone()));
+    for w in &warnings {
+        log(&format!("warning: {w}"));
+    }
+    if !excluded.is_empty() {
+        let files: usize = excluded.iter().map(|e| e.files).sum();
+        log(&format!(
+            "ignore rules left out {files} file{} ({}); -v lists them",
+            if files == 1 { "" } else { "s" },
+            ignore::totals(&excluded).iter().map(|(r, n)| format!("{r}: {n}")).collect::<Vec<_>>().join(", ")
+        ));
+        for e in &excluded {
+            crate::progress::detail(&format!(
+                "ignored {} ({}, {} file{})",
+                e.path,
+                e.rule,
+                e.files,
+                if e.files == 1 { "" } else { "s" }
+            ));
+        }
+    }
+    Ok(Gathered { walked, variant_walks, checked, excluded, maven: resolved, config_files: facts.checked, warnings })
+}
+
+/// Adds the Maven jars to the `jars` and `dropins` folders' entries (making
+/// the folder's entry when the project has no such folder).
+fn join_maven(config: &Config, walked: &mut Walked, resolved: &[maven::Resolved]) {
+    for kind in [LayerKind::Jars, LayerKind::Dropins] {
+        let mine: Vec<&maven::Resolved> = resolved.iter().filter(|r| r.kind == kind).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let at = match walked.iter().position(|(s, _)| s.kind == kind) {
+            Some(i) => i,
+            None => {
+                let src = LayerSource { kind, dir: config.dir.join(kind.name()), label: kind.name().to_string() };
+                let i = walked.iter().position(|(s, _)| s.kind > kind).unwrap_or(walked.len());
+                walked.insert(i, (src, Vec::new()));
+                i
+            }
+        };
+        let entries = &mut walked[at].1;
+        for r in mine {
+            entries.push(SourceEntry {
+                rel: r.coords.file_name(),
+                path: r.path.clone(),
+                kind: SourceKind::File { size: r.size, executable: false },
+                origin: Some(format!("[maven] {}", r.coords)),
+            });
+        }
+        entries.sort_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
+    }
+}
+
+/// The lock entries of the resolved jars.
+pub fn pins(resolved: &[maven::Resolved]) -> Vec<crate::lock::LockedJar> {
+    resolved.iter().map(|r| crate::lock::LockedJar { coordinates: r.coords.to_string(), sha256: r.sha256 }).collect()
+}
