@@ -16,6 +16,8 @@ use crate::reference::{Location, Reference};
 pub const FILE_NAME: &str = "wso2img.toml";
 /// The default tag template.
 pub const DEFAULT_TAG: &str = "{base_tag}-{digest12}";
+/// The largest uid or gid an owner may have (4294967295 is `(uid_t)-1`).
+pub const MAX_ID: u32 = u32::MAX - 1;
 /// The default volumes: the Solr index and the H2 databases.
 pub const DEFAULT_VOLUMES: [&str; 2] = ["solr", "repository/database"];
 
@@ -321,10 +323,19 @@ impl Config {
     /// The `owner` override, parsed.
     pub fn owner(&self) -> Result<Option<Owner>> {
         let Some(s) = &self.layers.owner else { return Ok(None) };
-        let parsed = s.split_once(':').and_then(|(u, g)| Some(Owner { uid: u.parse().ok()?, gid: g.parse().ok()? }));
-        parsed.map(Some).ok_or_else(|| {
-            self.err(format!("[layers] owner = \"{s}\": expected \"UID:GID\" with numbers, e.g. \"10001:10001\""))
-        })
+        let parsed = s.split_once(':').and_then(|(u, g)| Some((u.parse::<u64>().ok()?, g.parse::<u64>().ok()?)));
+        let Some((uid, gid)) = parsed else {
+            return Err(
+                self.err(format!("[layers] owner = \"{s}\": expected \"UID:GID\" with numbers, e.g. \"10001:10001\""))
+            );
+        };
+        let fit = |id: u64| u32::try_from(id).ok().filter(|&id| id <= MAX_ID);
+        match (fit(uid), fit(gid)) {
+            (Some(uid), Some(gid)) => Ok(Some(Owner { uid, gid })),
+            _ => Err(self.err(format!(
+                "[layers] owner = \"{s}\": uid and gid must be 0 to {MAX_ID}, e.g. \"1000650000:0\" for an OpenShift UID"
+            ))),
+        }
     }
 
     /// The customer folders to build, in stacking order. Explicit folders must
@@ -467,6 +478,11 @@ mod tests {
         let e = load("[base]\nimage = \"a\"\n[target]\ntag = \"{nope}\"\n").unwrap_err();
         assert!(e.message().contains("{nope}"));
         assert!(load("[base]\nimage = \"a\"\n[layers]\nowner = \"x\"\n").is_err());
+        let owner = |o: &str| load(&format!("[base]\nimage = \"a\"\n[layers]\nowner = \"{o}\"\n"))?.owner();
+        assert_eq!(owner("1000650000:0").unwrap(), Some(Owner { uid: 1_000_650_000, gid: 0 }));
+        assert_eq!(owner("4294967294:4294967294").unwrap(), Some(Owner { uid: MAX_ID, gid: MAX_ID }));
+        assert!(owner("4294967295:0").unwrap_err().message().contains("0 to 4294967294"));
+        assert!(owner("1:99999999999").is_err());
     }
 
     #[test]

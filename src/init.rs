@@ -13,8 +13,8 @@ use crate::config::DEFAULT_VOLUMES;
 use crate::error::{Error, Result};
 use crate::lock::{self, LockedBase, Lockfile};
 use crate::reference::Location;
-use crate::transport::registry::{self, Registries};
 use crate::transport;
+use crate::transport::registry::{self, Registries};
 use crate::wso2::{self, Facts};
 
 /// What `init` created.

@@ -3,8 +3,8 @@
 use clap::{Args, ValueEnum};
 
 use super::{print_json, print_line, Global};
-use wso2img::pipeline::{self, Options, Report, Via};
 use wso2img::image::Platform;
+use wso2img::pipeline::{self, Options, Report, Via};
 use wso2img::reference::Location;
 use wso2img::{Error, Result};
 
@@ -170,7 +170,8 @@ fn plan_text(r: &Report) -> String {
         );
     }
     for l in &r.layers {
-        s += &format!("layer {:<10} {:>6} files {:>10}  {}\n", l.name, l.files, wso2img::fmt::human(l.bytes), l.diff_id);
+        s +=
+            &format!("layer {:<10} {:>6} files {:>10}  {}\n", l.name, l.files, wso2img::fmt::human(l.bytes), l.diff_id);
     }
     s.trim_end().to_string()
 }

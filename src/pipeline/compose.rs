@@ -2,7 +2,7 @@
 //! the report of each product (the main image and its variants).
 
 use super::prepare::{Prepared, Product};
-use super::{PlatformReport, Report, BaseReport, LayerReport, VariantReport, PROFILE_LABEL, VARIANT_LABEL};
+use super::{BaseReport, LayerReport, PlatformReport, Report, VariantReport, PROFILE_LABEL, VARIANT_LABEL};
 use crate::config::{expand_tag, TagValues};
 use crate::digest::Digest;
 use crate::error::{Error, Result};

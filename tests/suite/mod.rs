@@ -10,4 +10,5 @@ mod outputs;
 mod registry;
 mod registry_support;
 mod reproducible;
+mod uid;
 mod wso2;

@@ -157,7 +157,6 @@ mod cache {
     use serde::{Deserialize, Serialize};
 
     use crate::digest::Digest;
-    
 
     #[derive(Serialize, Deserialize)]
     struct Entry {
@@ -192,4 +191,3 @@ mod cache {
         }
     }
 }
-

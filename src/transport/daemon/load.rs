@@ -203,7 +203,6 @@ impl Daemon {
         }
         Ok(())
     }
-
 }
 
 /// The diff_ids in an image's config.
@@ -254,4 +253,3 @@ impl Write for ChannelWriter {
         }
     }
 }
-
