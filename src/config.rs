@@ -416,9 +416,11 @@ pub struct TagValues<'a> {
     pub version: Option<&'a str>,
     /// The variant name, for variant tags.
     pub variant: Option<&'a str>,
+    /// The base's kind (`all-in-one`, `acp`, `tm`, `gateway`), when known.
+    pub kind: Option<&'a str>,
 }
 
-const PLACEHOLDERS: [&str; 5] = ["base_tag", "digest12", "digest", "version", "variant"];
+const PLACEHOLDERS: [&str; 6] = ["base_tag", "digest12", "digest", "version", "variant", "kind"];
 
 fn check_template(t: &str) -> std::result::Result<(), String> {
     let mut rest = t;
@@ -428,7 +430,7 @@ fn check_template(t: &str) -> std::result::Result<(), String> {
         let name = &after[..j];
         if !PLACEHOLDERS.contains(&name) {
             return Err(format!(
-                "unknown placeholder {{{name}}}; use {{base_tag}}, {{digest12}}, {{digest}}, {{version}} or {{variant}}"
+                "unknown placeholder {{{name}}}; use {{base_tag}}, {{digest12}}, {{digest}}, {{version}}, {{kind}} or {{variant}}"
             ));
         }
         rest = &after[j + 1..];
@@ -446,7 +448,8 @@ pub fn expand_tag(template: &str, v: &TagValues<'_>) -> Result<String> {
         .replace("{digest12}", &v.digest_hex[..12])
         .replace("{digest}", v.digest_hex)
         .replace("{version}", v.version.unwrap_or("unknown"))
-        .replace("{variant}", v.variant.unwrap_or("main"));
+        .replace("{variant}", v.variant.unwrap_or("main"))
+        .replace("{kind}", v.kind.unwrap_or("unknown"));
     if !Reference::valid_tag(&tag) {
         return Err(Error::config(format!(
             "tag template `{template}` gives `{tag}`, which is not a valid tag (letters, digits, _ . -, at most 128)"
@@ -488,7 +491,9 @@ mod tests {
     #[test]
     fn tag_expansion() {
         let hex = "0123456789abcdef".repeat(4);
-        let v = TagValues { base_tag: "4.3.0", digest_hex: &hex, version: Some("4.3.0"), variant: None };
+        let v =
+            TagValues { base_tag: "4.3.0", digest_hex: &hex, version: Some("4.3.0"), variant: None, kind: Some("tm") };
+        assert_eq!(expand_tag("{kind}-{version}", &v).unwrap(), "tm-4.3.0");
         assert_eq!(expand_tag(DEFAULT_TAG, &v).unwrap(), "4.3.0-0123456789ab");
         assert!(expand_tag("a/b{digest12}", &v).is_err());
     }

@@ -102,7 +102,13 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
 /// refused before any work.
 fn check_templates(config: &Config) -> Result<()> {
     let hex = "0".repeat(64);
-    let v = TagValues { base_tag: "latest", digest_hex: &hex, version: Some("4.3.0"), variant: Some("v") };
+    let v = TagValues {
+        base_tag: "latest",
+        digest_hex: &hex,
+        version: Some("4.3.0"),
+        variant: Some("v"),
+        kind: Some("gateway"),
+    };
     let templates = std::iter::once(&config.target.tag)
         .chain(&config.target.extra_tags)
         .chain(config.variants.iter().filter_map(|v| v.tag.as_ref()));
@@ -269,18 +275,8 @@ fn plan_products(config: &Config, base: &Base, inputs: &Inputs, mtime: u64) -> R
 }
 
 fn check_profile(config: &Config, v: &VariantSection, facts: &Facts) -> Result<()> {
-    let allowed = wso2::profiles(facts.version.as_deref());
-    if allowed.contains(&v.profile.as_str()) {
-        return Ok(());
-    }
-    Err(Error::config(format!(
-        "{}: [[variant]] {}: profile `{}` is not a profile of API Manager {} (use one of {})",
-        config.path.display(),
-        v.name,
-        v.profile,
-        facts.version.as_deref().unwrap_or("(unknown version)"),
-        allowed.join(", ")
-    )))
+    wso2::check_profile(facts, &v.profile)
+        .map_err(|msg| Error::config(format!("{}: [[variant]] {}: {msg}", config.path.display(), v.name)))
 }
 
 /// The labels every image gets: the config's, the base's name and digest,

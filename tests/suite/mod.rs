@@ -6,6 +6,7 @@ mod docker;
 mod ergonomics;
 mod errors;
 mod golden;
+mod kinds;
 mod outputs;
 mod registry;
 mod registry_support;
