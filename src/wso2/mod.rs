@@ -362,7 +362,7 @@ pub fn theme_destination(facts: &Facts, rel: &str) -> Result<Option<String>> {
     let rest = parts.next();
     let portal = if top == "tenants" { "devportal" } else { top };
     if PORTALS.iter().any(|(p, _)| *p == portal) && !facts.portals.iter().any(|p| p == portal) {
-        return Err(Error::input(format!(
+        return Err(Error::config(format!(
             "themes/{top}: the {} has no {portal}; remove themes/{top} or build it on an all-in-one or control-plane (acp) base",
             facts.describe()
         )));
