@@ -105,11 +105,16 @@ pub struct ImageSection {
     /// Volumes; relative paths are relative to the product home.
     #[serde(default = "default_volumes")]
     pub volumes: Vec<String>,
+    /// Run under an arbitrary UID with group 0 (OpenShift): what wso2img adds
+    /// is owned by gid 0 with group = owner permissions, and the folders the
+    /// product writes at run time are re-added group-0 writable.
+    #[serde(default)]
+    pub arbitrary_uid: bool,
 }
 
 impl Default for ImageSection {
     fn default() -> Self {
-        ImageSection { labels: BTreeMap::new(), env: BTreeMap::new(), volumes: default_volumes() }
+        ImageSection { labels: BTreeMap::new(), env: BTreeMap::new(), volumes: default_volumes(), arbitrary_uid: false }
     }
 }
 

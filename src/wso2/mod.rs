@@ -216,6 +216,8 @@ pub trait BaseFs {
     fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>>;
     /// The names in a folder (path relative to `/`).
     fn list_dir(&mut self, dir: &str) -> Result<Vec<String>>;
+    /// Every folder at or below each of `roots` (paths relative to `/`).
+    fn dirs_under(&mut self, roots: &[String]) -> Result<Vec<String>>;
 }
 
 /// Detects the facts of a base from its config, reading its filesystem
@@ -465,6 +467,38 @@ pub fn check_profile(facts: &Facts, profile: &str) -> std::result::Result<(), St
     }
 }
 
+/// Folders below the product home that the product writes at run time, with
+/// every folder below them: the config mapper's output (`repository/conf`)
+/// and its metadata (`repository/resources/conf`), the OSGi state
+/// (`repository/components/default/configuration`), the H2 databases, the
+/// deployment folder (synapse configs; the entrypoint's copy target for
+/// artifacts), logs and `tmp`. The product home itself gets `wso2carbon.pid`.
+pub const RUNTIME_TREES: [&str; 7] = [
+    "repository/conf",
+    "repository/resources/conf",
+    "repository/components/default/configuration",
+    "repository/database",
+    "repository/deployment/server",
+    "repository/logs",
+    "tmp",
+];
+
+/// The absolute folders an arbitrary UID with group 0 must be able to write
+/// in, given the folders `fs` finds below [`RUNTIME_TREES`] and the Solr
+/// folder: the roots first (created when the base lacks them), then every
+/// folder below them in the base.
+pub fn runtime_write_dirs(facts: &Facts, fs: &mut dyn BaseFs) -> Result<Vec<String>> {
+    let mut roots: Vec<String> = vec![facts.product_home.clone()];
+    roots.extend(RUNTIME_TREES.iter().map(|t| format!("{}/{t}", facts.product_home)));
+    roots.push(volume_path(facts, "solr"));
+    let rel: Vec<String> = roots.iter().skip(1).map(|r| r.trim_start_matches('/').to_string()).collect();
+    let mut dirs: Vec<String> = fs.dirs_under(&rel)?.into_iter().map(|d| format!("/{d}")).collect();
+    dirs.extend(roots);
+    dirs.sort();
+    dirs.dedup();
+    Ok(dirs)
+}
+
 /// The absolute path of a volume: absolute paths stay; `solr` is the user
 /// home's `solr` folder that the official images create for the index; `~/x`
 /// is relative to the user home; anything else is relative to the product home.
@@ -494,6 +528,9 @@ mod tests {
         }
         fn list_dir(&mut self, _dir: &str) -> Result<Vec<String>> {
             Ok(self.1.clone())
+        }
+        fn dirs_under(&mut self, _roots: &[String]) -> Result<Vec<String>> {
+            Ok(Vec::new())
         }
     }
 
