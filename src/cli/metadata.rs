@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
 
-use wso2img::files::write_output;
 use wso2img::pipeline::Report;
 use wso2img::reference::Location;
+use wso2img::files::write_output;
 use wso2img::{Error, Result};
 
 /// The files to write after a successful build.

@@ -6,11 +6,11 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{print_json, print_line, Global};
-use wso2img::digest::Digest;
 use wso2img::pipeline::OutputReport;
+use wso2img::digest::Digest;
 use wso2img::reference::{Location, Reference};
-use wso2img::transport;
 use wso2img::transport::registry::{push, Registries};
+use wso2img::transport;
 use wso2img::{Error, Result};
 
 /// `tag` flags.

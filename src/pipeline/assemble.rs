@@ -33,10 +33,9 @@ pub(super) fn image_set(
             let blob = match (l.is_plain_tar(), family) {
                 (true, Some(f)) => compressed.base_blob(&l.diff_id, f).ok_or_else(|| missing("base", &l.diff_id))?,
                 (true, None) => l.blob.clone(),
-                (false, _) => Blob {
-                    desc: Descriptor { media_type: fam.layer(&l.blob.desc.media_type), ..l.blob.desc.clone() },
-                    ..l.blob.clone()
-                },
+                (false, _) => {
+                    Blob { desc: Descriptor { media_type: fam.layer(&l.blob.desc.media_type), ..l.blob.desc.clone() }, ..l.blob.clone() }
+                }
             };
             layers.push(blob);
         }

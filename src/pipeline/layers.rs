@@ -92,12 +92,7 @@ impl Compressed {
 /// Compresses the layers in `need`: the customer layers it lists (checked
 /// against the diff_ids hashed before, so a file changed meanwhile is
 /// caught) and the plain-tar base layers when it asks for them.
-pub(super) fn compress(
-    p: &Prepared,
-    need: &Need,
-    hashed: &[LayerReport],
-    log: &mut dyn FnMut(&str),
-) -> Result<Compressed> {
+pub(super) fn compress(p: &Prepared, need: &Need, hashed: &[LayerReport], log: &mut dyn FnMut(&str)) -> Result<Compressed> {
     let mut out = Compressed { layers: vec![None; p.specs.len()], base: HashMap::new(), _staging: None };
     if need.layers.iter().all(|n| !n) && !need.base_gzip {
         return Ok(out);

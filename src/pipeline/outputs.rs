@@ -39,9 +39,7 @@ pub(super) fn open(p: &Prepared, opts: &Options) -> Result<Destinations> {
                 Box::new(ViaDaemon::new(daemon()?, r.clone(), platforms.clone(), daemon_hints(p)))
             }
             Location::Registry(r) => Box::new(RegistryDestination::new(p.registries.clone(), r.clone(), opts.force)),
-            Location::Daemon(r) => {
-                Box::new(DaemonDestination::new(daemon()?, r.clone(), platforms.clone(), daemon_hints(p)))
-            }
+            Location::Daemon(r) => Box::new(DaemonDestination::new(daemon()?, r.clone(), platforms.clone(), daemon_hints(p))),
             Location::Builtin(_) => return Err(Error::usage(format!("{loc}: not available as a destination"))),
         };
         out.push(d);

@@ -54,16 +54,7 @@ impl Containers {
     }
     fn podman(&self, args: &[&str]) -> Command {
         let mut c = Command::new("podman");
-        c.args([
-            "--root",
-            &self.root,
-            "--runroot",
-            &self.runroot,
-            "--storage-driver",
-            "vfs",
-            "--cgroup-manager",
-            "cgroupfs",
-        ]);
+        c.args(["--root", &self.root, "--runroot", &self.runroot, "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"]);
         c.args(args);
         c
     }
@@ -96,11 +87,7 @@ impl Containerd {
             .spawn()
             .expect("containerd starts");
         for _ in 0..100 {
-            if Command::new("ctr")
-                .args(["-a", &socket, "version"])
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false)
+            if Command::new("ctr").args(["-a", &socket, "version"]).output().map(|o| o.status.success()).unwrap_or(false)
             {
                 break;
             }
@@ -126,9 +113,11 @@ impl Drop for Containerd {
 fn docker_runs(image: &str, home: &str) -> Result<String, String> {
     check(
         "docker run",
-        Command::new("docker")
-            .args(["run", "--rm", "--network", "none", "--pull", "never", "--entrypoint", "/bin/sh"])
-            .args([image, "-c", &format!("test -f {home}/repository/components/lib/acme-driver-1.0.jar && echo ok")]),
+        Command::new("docker").args(["run", "--rm", "--network", "none", "--pull", "never", "--entrypoint", "/bin/sh"]).args([
+            image,
+            "-c",
+            &format!("test -f {home}/repository/components/lib/acme-driver-1.0.jar && echo ok"),
+        ]),
     )
 }
 
@@ -156,18 +145,7 @@ fn consumer_matrix_reads_every_output_of_both_base_families() {
         let daemon_ref = format!("docker-daemon:wso2img-matrix/{family}");
         let out = wso2img_run(
             &ws,
-            &[
-                "build",
-                "--json",
-                "--to",
-                "oci:out",
-                "--to",
-                "docker-archive:img.tar",
-                "--to",
-                &registry,
-                "--to",
-                &daemon_ref,
-            ],
+            &["build", "--json", "--to", "oci:out", "--to", "docker-archive:img.tar", "--to", &registry, "--to", &daemon_ref],
         );
         let rep: Value = json(&succeeded(&wso2img(&ws), out));
         let tag = rep["tag"].as_str().unwrap().to_string();
@@ -187,20 +165,9 @@ fn consumer_matrix_reads_every_output_of_both_base_families() {
         // The layout inside the archive, extracted, for umoci.
         let inner = ws.join("inner");
         fs::create_dir_all(&inner).unwrap();
-        ok(Command::new("tar").args([
-            "-xf",
-            &ws.join("img.tar").display().to_string(),
-            "-C",
-            &inner.display().to_string(),
-        ]));
+        ok(Command::new("tar").args(["-xf", &ws.join("img.tar").display().to_string(), "-C", &inner.display().to_string()]));
         let layout_tar = ws.join("layout.tar");
-        ok(Command::new("tar").args([
-            "-cf",
-            &layout_tar.display().to_string(),
-            "-C",
-            &ws.join("out").display().to_string(),
-            ".",
-        ]));
+        ok(Command::new("tar").args(["-cf", &layout_tar.display().to_string(), "-C", &ws.join("out").display().to_string(), "."]));
 
         let media = layout_index(&ws.join("out"))["manifests"][0]["mediaType"].as_str().unwrap().to_string();
         let mut cases: Vec<(&str, &str, Result<String, String>)> = vec![
@@ -209,143 +176,55 @@ fn consumer_matrix_reads_every_output_of_both_base_families() {
             (
                 "oci",
                 "skopeo copy",
-                check(
-                    "skopeo",
-                    Command::new("skopeo").args([
-                        "--insecure-policy",
-                        "copy",
-                        "--quiet",
-                        &layout,
-                        &format!("dir:{}", work.path().join("dir").display()),
-                    ]),
-                ),
+                check("skopeo", Command::new("skopeo").args(["--insecure-policy", "copy", "--quiet", &layout, &format!("dir:{}", work.path().join("dir").display())])),
             ),
             (
                 "oci",
                 "umoci unpack",
-                check(
-                    "umoci",
-                    Command::new("umoci").args([
-                        "unpack",
-                        "--image",
-                        &format!("{}:{tag}", ws.join("out").display()),
-                        &work.path().join("b1").display().to_string(),
-                    ]),
-                ),
+                check("umoci", Command::new("umoci").args(["unpack", "--image", &format!("{}:{tag}", ws.join("out").display()), &work.path().join("b1").display().to_string()])),
             ),
             ("oci", "podman pull", check("podman", &mut c.podman(&["pull", "--signature-policy", &c.policy, &layout]))),
-            (
-                "oci",
-                "buildah pull",
-                check("buildah", &mut c.buildah(&["pull", "--signature-policy", &c.policy, &layout])),
-            ),
+            ("oci", "buildah pull", check("buildah", &mut c.buildah(&["pull", "--signature-policy", &c.policy, &layout]))),
             (
                 "oci",
                 "ctr import",
-                check(
-                    "ctr",
-                    &mut containerd.ctr(&[
-                        "images",
-                        "import",
-                        "--all-platforms",
-                        "--base-name",
-                        "localhost/matrix",
-                        &layout_tar.display().to_string(),
-                    ]),
-                ),
+                check("ctr", &mut containerd.ctr(&["images", "import", "--all-platforms", "--base-name", "localhost/matrix", &layout_tar.display().to_string()])),
             ),
             ("docker-archive", "skopeo inspect", check("skopeo", Command::new("skopeo").args(["inspect", &archive]))),
             (
                 "docker-archive",
                 "umoci unpack (inner layout)",
-                check(
-                    "umoci",
-                    Command::new("umoci").args([
-                        "unpack",
-                        "--image",
-                        &format!("{}:{tag}", inner.display()),
-                        &work.path().join("b2").display().to_string(),
-                    ]),
-                ),
+                check("umoci", Command::new("umoci").args(["unpack", "--image", &format!("{}:{tag}", inner.display()), &work.path().join("b2").display().to_string()])),
             ),
-            (
-                "docker-archive",
-                "podman load",
-                check("podman", &mut c.podman(&["load", "-i", &ws.join("img.tar").display().to_string()])),
-            ),
-            (
-                "docker-archive",
-                "buildah pull",
-                check("buildah", &mut c.buildah(&["pull", "--signature-policy", &c.policy, &archive])),
-            ),
+            ("docker-archive", "podman load", check("podman", &mut c.podman(&["load", "-i", &ws.join("img.tar").display().to_string()]))),
+            ("docker-archive", "buildah pull", check("buildah", &mut c.buildah(&["pull", "--signature-policy", &c.policy, &archive]))),
             (
                 "docker-archive",
                 "ctr import",
-                check(
-                    "ctr",
-                    &mut containerd.ctr(&[
-                        "images",
-                        "import",
-                        "--all-platforms",
-                        &ws.join("img.tar").display().to_string(),
-                    ]),
-                ),
+                check("ctr", &mut containerd.ctr(&["images", "import", "--all-platforms", &ws.join("img.tar").display().to_string()])),
             ),
             (
                 "docker-archive",
                 "docker load + run",
-                check(
-                    "docker load",
-                    Command::new("docker").args(["load", "-i", &ws.join("img.tar").display().to_string()]),
-                )
-                .and_then(|_| docker_runs(&format!("{}/{repo}:{tag}", reg.host()), home)),
+                check("docker load", Command::new("docker").args(["load", "-i", &ws.join("img.tar").display().to_string()]))
+                    .and_then(|_| docker_runs(&format!("{}/{repo}:{tag}", reg.host()), home)),
             ),
-            (
-                "registry",
-                "skopeo inspect",
-                check(
-                    "skopeo",
-                    Command::new("skopeo").args(["inspect", "--tls-verify=false", &format!("docker://{remote}")]),
-                ),
-            ),
+            ("registry", "skopeo inspect", check("skopeo", Command::new("skopeo").args(["inspect", "--tls-verify=false", &format!("docker://{remote}")]))),
             (
                 "registry",
                 "podman pull",
-                check(
-                    "podman",
-                    &mut c.podman(&[
-                        "pull",
-                        "--tls-verify=false",
-                        "--signature-policy",
-                        &c.policy,
-                        &format!("docker://{remote}"),
-                    ]),
-                ),
+                check("podman", &mut c.podman(&["pull", "--tls-verify=false", "--signature-policy", &c.policy, &format!("docker://{remote}")])),
             ),
             (
                 "registry",
                 "buildah pull",
-                check(
-                    "buildah",
-                    &mut c.buildah(&[
-                        "pull",
-                        "--tls-verify=false",
-                        "--signature-policy",
-                        &c.policy,
-                        &format!("docker://{remote}"),
-                    ]),
-                ),
+                check("buildah", &mut c.buildah(&["pull", "--tls-verify=false", "--signature-policy", &c.policy, &format!("docker://{remote}")])),
             ),
-            (
-                "registry",
-                "ctr pull",
-                check("ctr", &mut containerd.ctr(&["images", "pull", "--plain-http", "--all-platforms", &remote])),
-            ),
+            ("registry", "ctr pull", check("ctr", &mut containerd.ctr(&["images", "pull", "--plain-http", "--all-platforms", &remote]))),
             (
                 "registry",
                 "docker pull + run",
-                check("docker pull", Command::new("docker").args(["pull", &remote]))
-                    .and_then(|_| docker_runs(&remote, home)),
+                check("docker pull", Command::new("docker").args(["pull", &remote])).and_then(|_| docker_runs(&remote, home)),
             ),
             ("daemon", "docker run", docker_runs(&format!("wso2img-matrix/{family}:{tag}"), home)),
         ];
@@ -407,12 +286,8 @@ fn concurrent_builds_into_one_layout_lose_nothing() {
             assert!(o.status.success(), "round {round}: {}", String::from_utf8_lossy(&o.stderr));
         }
         let index = layout_index(&out);
-        let tags: Vec<&str> = index["manifests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str())
-            .collect();
+        let tags: Vec<&str> =
+            index["manifests"].as_array().unwrap().iter().filter_map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str()).collect();
         assert_eq!(tags.len(), n, "round {round}: {tags:?}");
         let leftovers: Vec<_> = fs::read_dir(out.join("blobs/sha256"))
             .unwrap()

@@ -17,7 +17,9 @@ use crate::error::{Error, Result};
 use crate::files::{self, Target, TempFile};
 use crate::image::{Image, ImageSet, Index, MediaFamily, Platform};
 use crate::reference::Reference;
-use crate::transport::destination::{pick_config, pick_image, Destination, Held, Planned, Status, Written};
+use crate::transport::destination::{
+    pick_config, pick_image, Destination, Held, Planned, Status, Written,
+};
 
 const WHAT: &str = "a docker-archive";
 
@@ -100,8 +102,7 @@ impl ArchiveDestination {
         }
         for name in wanted {
             let Some(&(off, len)) = members.get(&name) else { return Ok(None) };
-            let Some(expected) =
-                name.strip_prefix("blobs/sha256/").and_then(|h| format!("sha256:{h}").parse::<Digest>().ok())
+            let Some(expected) = name.strip_prefix("blobs/sha256/").and_then(|h| format!("sha256:{h}").parse::<Digest>().ok())
             else {
                 return Ok(None);
             };
@@ -115,6 +116,7 @@ impl ArchiveDestination {
         }
         Ok(Some(digests))
     }
+
 }
 
 /// Writes `images` (each with its names) as one archive at `path`: `-` is

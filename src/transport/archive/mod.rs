@@ -258,9 +258,7 @@ pub fn read_member(path: &Path, shown: &str, name: &str) -> Result<Option<Vec<u8
 pub(crate) fn read_range(path: &Path, (off, len): (u64, u64), shown: &str) -> Result<Vec<u8>> {
     const MAX: u64 = 16 << 20;
     if len > MAX {
-        return Err(Error::source(format!(
-            "{shown}: a metadata member of {len} bytes is too large; is the archive corrupt?"
-        )));
+        return Err(Error::source(format!("{shown}: a metadata member of {len} bytes is too large; is the archive corrupt?")));
     }
     let err = |e: io::Error| Error::source(format!("{shown}: {}", io_reason(&e)));
     let mut f = File::open(path).map_err(err)?;

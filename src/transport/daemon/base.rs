@@ -157,6 +157,7 @@ mod cache {
     use serde::{Deserialize, Serialize};
 
     use crate::digest::Digest;
+    
 
     #[derive(Serialize, Deserialize)]
     struct Entry {
@@ -191,3 +192,4 @@ mod cache {
         }
     }
 }
+

@@ -203,6 +203,7 @@ impl Daemon {
         }
         Ok(())
     }
+
 }
 
 /// The diff_ids in an image's config.
@@ -253,3 +254,4 @@ impl Write for ChannelWriter {
         }
     }
 }
+

@@ -516,8 +516,8 @@ fn is_connect_error(e: &BollardError) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::registry::pushed_digest;
     use super::*;
+    use super::registry::pushed_digest;
     use crate::transport::registry::auth::Credential;
     use base64::Engine as _;
 

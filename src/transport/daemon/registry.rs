@@ -8,9 +8,9 @@ use super::{daemon_name, escape_path, progress, Daemon, Message};
 use crate::digest::Digest;
 use crate::error::{Error, Kind, Result};
 use crate::reference::Reference;
+use crate::transport::registry::runtime;
 use crate::transport::registry::auth::{self, Credential};
 use crate::transport::registry::client::urlencode as escape;
-use crate::transport::registry::runtime;
 
 /// The JSON the daemon expects in `X-Registry-Auth` for registry `host`
 /// (`{}` without a credential).
@@ -78,3 +78,4 @@ pub(super) fn pushed_digest(m: &Message) -> Option<Digest> {
     let (_, rest) = status.split_once(": digest: ")?;
     rest.split_whitespace().next()?.parse().ok()
 }
+

@@ -89,8 +89,7 @@ impl LayoutDestination {
             }
             let platform = match platform {
                 Some(p) => p,
-                None => serde_json::from_slice::<Value>(&config)
-                    .map(|c| Platform::from_config(&c))
+                None => serde_json::from_slice::<Value>(&config).map(|c| Platform::from_config(&c))
                     .unwrap_or_else(|_| Platform::from_config(&Value::Null)),
             };
             entries.push((platform, m.config.digest));
@@ -137,8 +136,7 @@ impl LayoutDestination {
         }
         let parent = dest.parent().expect("blob path has a parent");
         if let BlobData::Staged { path, .. } = &blob.data {
-            let linked =
-                parent.join(format!("{}link-{}-{}", files::TEMP_PREFIX, std::process::id(), blob.desc.digest.hex()));
+            let linked = parent.join(format!("{}link-{}-{}", files::TEMP_PREFIX, std::process::id(), blob.desc.digest.hex()));
             if fs::hard_link(path, &linked).is_ok() {
                 let r = fs::rename(&linked, &dest).map_err(|e| Error::io("writing blob", &dest, e));
                 let _ = fs::remove_file(&linked);
@@ -168,10 +166,7 @@ impl LayoutDestination {
         let path = self.dir.join("index.json");
         let mut index: Value = match fs::read(&path) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-                Error::new(
-                    Kind::Io,
-                    format!("{}: index.json is not valid JSON ({e}); move it away first", self.dir.display()),
-                )
+                Error::new(Kind::Io, format!("{}: index.json is not valid JSON ({e}); move it away first", self.dir.display()))
             })?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 serde_json::json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": []})
@@ -179,10 +174,7 @@ impl LayoutDestination {
             Err(e) => return Err(Error::io("reading", &path, e)),
         };
         let manifests = index["manifests"].as_array_mut().ok_or_else(|| {
-            Error::new(
-                Kind::Io,
-                format!("{}: index.json has no manifests array; move it away first", self.dir.display()),
-            )
+            Error::new(Kind::Io, format!("{}: index.json has no manifests array; move it away first", self.dir.display()))
         })?;
         change(manifests);
         files::write_atomic(&path, &canonical(&index))
@@ -250,9 +242,7 @@ impl Destination for LayoutDestination {
         for image in images {
             let tags = self.tags(image);
             let found = match self.tagged(&index, &tags[0]) {
-                Some(top)
-                    if top.media_type == MediaFamily::Oci.manifest() || top.media_type == MediaFamily::Oci.index() =>
-                {
+                Some(top) if top.media_type == MediaFamily::Oci.manifest() || top.media_type == MediaFamily::Oci.index() => {
                     match self.verified_content(&top)? {
                         Some(c) if c == image.content => Some(top),
                         _ => None,
@@ -267,11 +257,7 @@ impl Destination for LayoutDestination {
             let missing: Vec<String> =
                 tags.iter().filter(|t| self.tagged(&index, t).map(|d| d.digest) != Some(top.digest)).cloned().collect();
             if !missing.is_empty() {
-                self.set_tags(
-                    &Descriptor { annotations: BTreeMap::new(), ..top.clone() },
-                    top.platform.as_ref(),
-                    &missing,
-                )?;
+                self.set_tags(&Descriptor { annotations: BTreeMap::new(), ..top.clone() }, top.platform.as_ref(), &missing)?;
             }
             log(&format!("{}: {} already holds this content ({}); nothing to write", self.name(), tags[0], top.digest));
             held.push(Some(top.digest));

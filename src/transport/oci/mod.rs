@@ -10,6 +10,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+
 use super::{base_image, read_verified, Base, BaseImage};
 use crate::digest::Digest;
 use crate::error::{io_reason, Error, Result};
@@ -117,3 +118,4 @@ fn read_image_bytes(
     let layers = m.layers.iter().map(|l| layout_blob(dir, l)).collect();
     base_image(shown, Some(digest), config, layers, platform)
 }
+
