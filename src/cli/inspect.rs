@@ -36,7 +36,12 @@ fn text(i: &Inspection) -> String {
     for p in &i.platforms {
         s += &format!("platform {}  config {}  user {}\n", p.platform, p.config_digest, p.user);
         if let Some(d) = &p.detected {
-            s += &format!("  product home {} (version {})\n", d.product_home, d.version.as_deref().unwrap_or("?"));
+            s += &format!(
+                "  product home {} (version {}, kind {})\n",
+                d.product_home,
+                d.version.as_deref().unwrap_or("?"),
+                d.kind.map(|k| k.name()).unwrap_or("?")
+            );
         }
         for l in &p.layers {
             s += &format!(

@@ -115,7 +115,13 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
 /// refused before any work.
 fn check_templates(config: &Config) -> Result<()> {
     let hex = "0".repeat(64);
-    let v = TagValues { base_tag: "latest", digest_hex: &hex, version: Some("4.3.0"), variant: Some("v") };
+    let v = TagValues {
+        base_tag: "latest",
+        digest_hex: &hex,
+        version: Some("4.3.0"),
+        variant: Some("v"),
+        kind: Some("gateway"),
+    };
     let templates = std::iter::once(&config.target.tag)
         .chain(&config.target.extra_tags)
         .chain(config.variants.iter().filter_map(|v| v.tag.as_ref()));
@@ -261,21 +267,28 @@ fn plan_products(config: &Config, base: &Base, inputs: &Inputs, mtime: u64) -> R
         .chain(config.variants.iter().cloned().map(Some))
         .map(|variant| Product { variant, platforms: Vec::new() })
         .collect();
+    let arbitrary = config.image.arbitrary_uid;
     for (i, img) in base.images.iter().enumerate() {
-        let facts = wso2::detect(&img.config_json, owner, &mut transport::LayerFs(img))
+        let mut facts = wso2::detect(&img.config_json, owner, &mut transport::LayerFs(img))
             .map_err(|e| e.context(format!("{} ({})", base.location, img.platform)))?;
+        if arbitrary {
+            facts.owner.gid = 0;
+        }
         let mut ids = Vec::new();
         for (src, entries) in &inputs.walked {
-            let spec = layer_spec(src.kind, &src.label, entries, &facts, mtime, None)?;
+            let spec = layer_spec(src.kind, &src.label, entries, &facts, mtime, None, arbitrary)?;
             if !spec.is_empty() {
                 ids.push(intern(spec));
             }
+        }
+        if arbitrary {
+            ids.push(intern(runtime_layer(&facts, img, mtime)?));
         }
         for (vi, (v, w)) in config.variants.iter().zip(&inputs.variant_walks).enumerate() {
             check_profile(config, v, &facts)?;
             let mut vids = ids.clone();
             for (src, entries) in w {
-                let spec = layer_spec(src.kind, &src.label, entries, &facts, mtime, Some(&v.name))?;
+                let spec = layer_spec(src.kind, &src.label, entries, &facts, mtime, Some(&v.name), arbitrary)?;
                 if !spec.is_empty() {
                     vids.push(intern(spec));
                 }
@@ -287,19 +300,26 @@ fn plan_products(config: &Config, base: &Base, inputs: &Inputs, mtime: u64) -> R
     Ok((specs, products))
 }
 
-fn check_profile(config: &Config, v: &VariantSection, facts: &Facts) -> Result<()> {
-    let allowed = wso2::profiles(facts.version.as_deref());
-    if allowed.contains(&v.profile.as_str()) {
-        return Ok(());
+/// The `arbitrary-uid` layer: the folders the product writes at run time,
+/// re-added without their files, owned by the runtime user and group 0, 0775.
+fn runtime_layer(facts: &Facts, img: &transport::BaseImage, mtime: u64) -> Result<LayerSpec> {
+    let placement =
+        Placement { owner: facts.owner, owned_root: facts.user_home.clone(), file_mode: None, group_like_owner: true };
+    let mut spec = LayerSpec::new("arbitrary-uid", mtime);
+    for d in wso2::runtime_write_dirs(facts, &mut transport::LayerFs(img))? {
+        spec.add_dir(&d, &placement)?;
     }
-    Err(Error::config(format!(
-        "{}: [[variant]] {}: profile `{}` is not a profile of API Manager {} (use one of {})",
-        config.path.display(),
-        v.name,
-        v.profile,
-        facts.version.as_deref().unwrap_or("(unknown version)"),
-        allowed.join(", ")
-    )))
+    spec.description = format!(
+        "wso2img arbitrary-uid: {} folders the product writes at run time, group 0 writable (owner {})",
+        spec.entry_count(),
+        facts.owner
+    );
+    Ok(spec)
+}
+
+fn check_profile(config: &Config, v: &VariantSection, facts: &Facts) -> Result<()> {
+    wso2::check_profile(facts, &v.profile)
+        .map_err(|msg| Error::config(format!("{}: [[variant]] {}: {msg}", config.path.display(), v.name)))
 }
 
 /// The labels every image gets: the config's, the base's name and digest,
@@ -360,6 +380,7 @@ pub(super) fn layer_spec(
     facts: &Facts,
     mtime: u64,
     variant: Option<&str>,
+    arbitrary_uid: bool,
 ) -> Result<LayerSpec> {
     let name = match variant {
         Some(v) => format!("{v}:{}", kind.name()),
@@ -370,6 +391,7 @@ pub(super) fn layer_spec(
         owner: facts.owner,
         owned_root: facts.user_home.clone(),
         file_mode: (kind == LayerKind::Keystores).then_some(0o640),
+        group_like_owner: arbitrary_uid,
     };
     let root = match kind {
         LayerKind::Overlays => facts.product_home.clone(),

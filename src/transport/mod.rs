@@ -207,6 +207,9 @@ impl crate::wso2::BaseFs for LayerFs<'_> {
     fn list_dir(&mut self, dir: &str) -> Result<Vec<String>> {
         list_base_dir(self.0, dir)
     }
+    fn dirs_under(&mut self, roots: &[String]) -> Result<Vec<String>> {
+        list_base_dirs_under(self.0, roots)
+    }
 }
 
 /// A base layer opened as a tar archive (gunzipped unless stored plain), and
@@ -261,6 +264,47 @@ pub fn list_base_dir(image: &BaseImage, dir: &str) -> Result<Vec<String>> {
     Ok(names.into_iter().collect())
 }
 
+/// Every folder at or below each of `roots` (relative, e.g.
+/// `home/wso2carbon/wso2am-4.5.0/tmp`) in the base's filesystem, in one pass
+/// over the layers, bottom up: folder entries and the parents of other
+/// entries count; a whiteout removes a folder and everything below it, an
+/// opaque marker what lower layers had below its folder.
+pub fn list_base_dirs_under(image: &BaseImage, roots: &[String]) -> Result<Vec<String>> {
+    let roots: Vec<String> = roots.iter().map(|r| r.trim_matches('/').to_string()).collect();
+    let under = |p: &str| roots.iter().any(|r| p == r || p.starts_with(&format!("{r}/")));
+    let mut dirs = std::collections::BTreeSet::new();
+    for layer in &image.layers {
+        let (what, mut ar) = layer_archive(layer)?;
+        let entries = ar.entries().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
+        let mut added = std::collections::BTreeSet::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::source(format!("{what}: not a valid tar ({})", io_reason(&e))))?;
+            let p = entry_path(&entry, &what)?;
+            let (parent, name) = p.rsplit_once('/').unwrap_or(("", p.as_str()));
+            if name == ".wh..wh..opq" {
+                let prefix = format!("{parent}/");
+                dirs.retain(|d: &String| !d.starts_with(&prefix) || added.contains(d));
+                continue;
+            }
+            if let Some(gone) = name.strip_prefix(".wh.") {
+                let gone = if parent.is_empty() { gone.to_string() } else { format!("{parent}/{gone}") };
+                let prefix = format!("{gone}/");
+                dirs.retain(|d: &String| *d != gone && !d.starts_with(&prefix));
+                continue;
+            }
+            let dir = if entry.header().entry_type().is_dir() { p.as_str() } else { parent };
+            let mut d = dir;
+            while !d.is_empty() && under(d) {
+                if dirs.insert(d.to_string()) {
+                    added.insert(d.to_string());
+                }
+                d = d.rsplit_once('/').map(|(a, _)| a).unwrap_or("");
+            }
+        }
+    }
+    Ok(dirs.into_iter().collect())
+}
+
 /// Reads the file at `path` (relative, e.g. `etc/passwd`) from the base's
 /// filesystem: layers are scanned top-down, headers streamed, and only the
 /// matching entry's bytes read, at most [`crate::bounded::BASE_FILE_MAX`].
@@ -312,5 +356,10 @@ mod tests {
         let passwd = read_base_file(img, "etc/passwd").unwrap().unwrap();
         assert!(String::from_utf8(passwd).unwrap().contains("wso2carbon:x:802:802"));
         assert!(read_base_file(img, "etc/shadow").unwrap().is_none());
+        let home = "home/wso2carbon/wso2am-4.1.0";
+        let dirs = list_base_dirs_under(img, &[format!("{home}/repository/deployment/"), "nope".into()]).unwrap();
+        assert_eq!(dirs.first().map(String::as_str), Some("home/wso2carbon/wso2am-4.1.0/repository/deployment"));
+        assert!(dirs.contains(&format!("{home}/repository/deployment/server/jaggeryapps/devportal/site/public/theme")));
+        assert!(dirs.iter().all(|d| d.starts_with(&format!("{home}/repository/deployment"))), "{dirs:?}");
     }
 }
