@@ -11,11 +11,14 @@ use serde::Deserialize;
 use crate::error::{io_reason, Error, Result};
 use crate::layer::Owner;
 use crate::reference::{Location, Reference};
+use crate::sanitize::{check_value, escape_controls};
 
 /// The default config file name.
 pub const FILE_NAME: &str = "wso2img.toml";
 /// The default tag template.
 pub const DEFAULT_TAG: &str = "{base_tag}-{digest12}";
+/// The largest uid or gid an owner may have (4294967295 is `(uid_t)-1`).
+pub const MAX_ID: u32 = u32::MAX - 1;
 /// The default volumes: the Solr index and the H2 databases.
 pub const DEFAULT_VOLUMES: [&str; 2] = ["solr", "repository/database"];
 
@@ -181,11 +184,16 @@ pub struct ImageSection {
     /// Volumes; relative paths are relative to the product home.
     #[serde(default = "default_volumes")]
     pub volumes: Vec<String>,
+    /// Run under an arbitrary UID with group 0 (OpenShift): what wso2img adds
+    /// is owned by gid 0 with group = owner permissions, and the folders the
+    /// product writes at run time are re-added group-0 writable.
+    #[serde(default)]
+    pub arbitrary_uid: bool,
 }
 
 impl Default for ImageSection {
     fn default() -> Self {
-        ImageSection { labels: BTreeMap::new(), env: BTreeMap::new(), volumes: default_volumes() }
+        ImageSection { labels: BTreeMap::new(), env: BTreeMap::new(), volumes: default_volumes(), arbitrary_uid: false }
     }
 }
 
@@ -323,10 +331,17 @@ impl Config {
     fn validate(&self) -> Result<()> {
         self.base.image.parse::<Location>().map_err(|e| self.err(format!("[base] image: {e}")))?;
         self.owner()?;
-        for k in self.image.labels.keys() {
+        for (k, v) in &self.image.labels {
             if k.is_empty() {
                 return Err(self.err("[image] labels: a label name is empty"));
             }
+            check_value(k).map_err(|m| self.err(format!("[image] labels: the name {:?} {m}; remove it", k)))?;
+            check_value(v).map_err(|m| self.err(format!("[image] labels: `{}` {m}; remove it", escape_controls(k))))?;
+        }
+        for (k, v) in &self.image.env {
+            check_value(v).map_err(|m| {
+                self.err(format!("[image] env: the value of `{}` {m}; `docker run` cannot pass it", escape_controls(k)))
+            })?;
         }
         for k in self.image.env.keys() {
             let ok = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
@@ -408,10 +423,19 @@ impl Config {
     /// The `owner` override, parsed.
     pub fn owner(&self) -> Result<Option<Owner>> {
         let Some(s) = &self.layers.owner else { return Ok(None) };
-        let parsed = s.split_once(':').and_then(|(u, g)| Some(Owner { uid: u.parse().ok()?, gid: g.parse().ok()? }));
-        parsed.map(Some).ok_or_else(|| {
-            self.err(format!("[layers] owner = \"{s}\": expected \"UID:GID\" with numbers, e.g. \"10001:10001\""))
-        })
+        let parsed = s.split_once(':').and_then(|(u, g)| Some((u.parse::<u64>().ok()?, g.parse::<u64>().ok()?)));
+        let Some((uid, gid)) = parsed else {
+            return Err(
+                self.err(format!("[layers] owner = \"{s}\": expected \"UID:GID\" with numbers, e.g. \"10001:10001\""))
+            );
+        };
+        let fit = |id: u64| u32::try_from(id).ok().filter(|&id| id <= MAX_ID);
+        match (fit(uid), fit(gid)) {
+            (Some(uid), Some(gid)) => Ok(Some(Owner { uid, gid })),
+            _ => Err(self.err(format!(
+                "[layers] owner = \"{s}\": uid and gid must be 0 to {MAX_ID}, e.g. \"1000650000:0\" for an OpenShift UID"
+            ))),
+        }
     }
 
     /// The customer folders to build, in stacking order. Explicit folders must
@@ -498,9 +522,11 @@ pub struct TagValues<'a> {
     pub version: Option<&'a str>,
     /// The variant name, for variant tags.
     pub variant: Option<&'a str>,
+    /// The base's kind (`all-in-one`, `acp`, `tm`, `gateway`), when known.
+    pub kind: Option<&'a str>,
 }
 
-const PLACEHOLDERS: [&str; 5] = ["base_tag", "digest12", "digest", "version", "variant"];
+const PLACEHOLDERS: [&str; 6] = ["base_tag", "digest12", "digest", "version", "variant", "kind"];
 
 fn check_template(t: &str) -> std::result::Result<(), String> {
     let mut rest = t;
@@ -510,7 +536,7 @@ fn check_template(t: &str) -> std::result::Result<(), String> {
         let name = &after[..j];
         if !PLACEHOLDERS.contains(&name) {
             return Err(format!(
-                "unknown placeholder {{{name}}}; use {{base_tag}}, {{digest12}}, {{digest}}, {{version}} or {{variant}}"
+                "unknown placeholder {{{name}}}; use {{base_tag}}, {{digest12}}, {{digest}}, {{version}}, {{kind}} or {{variant}}"
             ));
         }
         rest = &after[j + 1..];
@@ -528,7 +554,8 @@ pub fn expand_tag(template: &str, v: &TagValues<'_>) -> Result<String> {
         .replace("{digest12}", &v.digest_hex[..12])
         .replace("{digest}", v.digest_hex)
         .replace("{version}", v.version.unwrap_or("unknown"))
-        .replace("{variant}", v.variant.unwrap_or("main"));
+        .replace("{variant}", v.variant.unwrap_or("main"))
+        .replace("{kind}", v.kind.unwrap_or("unknown"));
     if !Reference::valid_tag(&tag) {
         return Err(Error::config(format!(
             "tag template `{template}` gives `{tag}`, which is not a valid tag (letters, digits, _ . -, at most 128)"
@@ -557,15 +584,26 @@ mod tests {
         assert!(e.message().contains(":4:") && e.message().contains("jar"), "{e}");
         let e = load("[base]\nimage = \"Wso2/X\"\n").unwrap_err();
         assert_eq!(e.exit_code(), 2);
+        let e = load("[base]\nimage = \"a\"\n[image]\nenv = { A = \"x\\u0000y\" }\n").unwrap_err();
+        assert!(e.message().contains("`A`") && e.message().contains("control character"), "{e}");
+        let e = load("[base]\nimage = \"a\"\n[image]\nlabels = { l = \"\\u001b[2J\" }\n").unwrap_err();
+        assert!(e.message().contains("control character") && !e.message().contains('\u{1b}'), "{e}");
         let e = load("[base]\nimage = \"a\"\n[target]\ntag = \"{nope}\"\n").unwrap_err();
         assert!(e.message().contains("{nope}"));
         assert!(load("[base]\nimage = \"a\"\n[layers]\nowner = \"x\"\n").is_err());
+        let owner = |o: &str| load(&format!("[base]\nimage = \"a\"\n[layers]\nowner = \"{o}\"\n"))?.owner();
+        assert_eq!(owner("1000650000:0").unwrap(), Some(Owner { uid: 1_000_650_000, gid: 0 }));
+        assert_eq!(owner("4294967294:4294967294").unwrap(), Some(Owner { uid: MAX_ID, gid: MAX_ID }));
+        assert!(owner("4294967295:0").unwrap_err().message().contains("0 to 4294967294"));
+        assert!(owner("1:99999999999").is_err());
     }
 
     #[test]
     fn tag_expansion() {
         let hex = "0123456789abcdef".repeat(4);
-        let v = TagValues { base_tag: "4.3.0", digest_hex: &hex, version: Some("4.3.0"), variant: None };
+        let v =
+            TagValues { base_tag: "4.3.0", digest_hex: &hex, version: Some("4.3.0"), variant: None, kind: Some("tm") };
+        assert_eq!(expand_tag("{kind}-{version}", &v).unwrap(), "tm-4.3.0");
         assert_eq!(expand_tag(DEFAULT_TAG, &v).unwrap(), "4.3.0-0123456789ab");
         assert!(expand_tag("a/b{digest12}", &v).is_err());
     }

@@ -47,9 +47,10 @@ pub struct Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// An error of `kind` with `message` (one line).
+    /// An error of `kind` with `message` (one line; the userinfo of any URL in
+    /// it, such as a proxy password, is scrubbed).
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
-        let message = message.into().replace('\n', " ");
+        let message = crate::sanitize::scrub_userinfo(&message.into().replace('\n', " ")).into_owned();
         Error { kind, message, cause: None }
     }
     /// The same error carrying a typed `cause`.
@@ -109,7 +110,7 @@ impl Error {
     }
     /// The same error with `prefix: ` in front of its message.
     pub fn context(mut self, prefix: impl fmt::Display) -> Self {
-        self.message = format!("{prefix}: {}", self.message);
+        self.message = crate::sanitize::scrub_userinfo(&format!("{prefix}: {}", self.message)).into_owned();
         self
     }
 }

@@ -24,8 +24,9 @@ pub struct Scaffold {
     pub base: String,
     /// What was detected in the base (its first platform).
     pub facts: Facts,
-    /// The devportal theme file the version reads (`userTheme.json` or `userTheme.js`).
-    pub theme_file: &'static str,
+    /// The devportal theme file the version reads (`userTheme.json` or
+    /// `userTheme.js`); `None` when the base has no devportal (no `themes/`).
+    pub theme_file: Option<&'static str>,
     /// Every file and folder created, in creation order; folders end with `/`.
     pub created: Vec<String>,
 }
@@ -54,7 +55,7 @@ pub fn init(config: &Path, base: &str, registry: &registry::Options, log: &mut d
     let facts = wso2::detect(&img.config_json, None, &mut transport::LayerFs(img))
         .map_err(|e| e.context(format!("{location} ({})", img.platform)))?;
     let written = base_for_config(base, &location, &dir)?;
-    let theme = theme_file(facts.version.as_deref());
+    let theme = facts.portals.iter().any(|p| p == "devportal").then(|| theme_file(facts.version.as_deref()));
     log(&format!(
         "base {}: API Manager {}, product home {}, user {} (files owned by {})",
         opened.name,
@@ -63,18 +64,26 @@ pub fn init(config: &Path, base: &str, registry: &registry::Options, log: &mut d
         if facts.user.is_empty() { "root" } else { &facts.user },
         facts.owner
     ));
+    if theme.is_none() {
+        log(&format!("no themes/ folder: the {} serves no portal (devportal, publisher, admin)", facts.describe()));
+    }
 
-    let folders = ["jars", "dropins", "themes/devportal", "overlays/repository/conf", "keystores"];
+    let folders: Vec<&str> = ["jars", "dropins", "themes/devportal", "overlays/repository/conf", "keystores"]
+        .into_iter()
+        .filter(|f| theme.is_some() || !f.starts_with("themes"))
+        .collect();
     let lock_path = lock::path_for(config);
-    let files: Vec<(PathBuf, String)> = vec![
+    let mut files: Vec<(PathBuf, String)> = vec![
         (config.to_path_buf(), config_text(&written, &opened.name, &facts, theme)),
-        (dir.join("themes/devportal").join(theme), theme_text(theme)),
     ];
+    if let Some(theme) = theme {
+        files.insert(1, (dir.join("themes/devportal").join(theme), theme_text(theme)));
+    }
     for (path, _) in &files {
         refuse_existing(path)?;
     }
     refuse_existing(&lock_path)?;
-    for f in folders {
+    for f in &folders {
         let p = dir.join(f);
         if p.symlink_metadata().is_ok() && !p.is_dir() {
             return Err(Error::usage(format!(
@@ -87,7 +96,7 @@ pub fn init(config: &Path, base: &str, registry: &registry::Options, log: &mut d
     let mut made = Created::default();
     let result = (|| -> Result<()> {
         made.file(&files[0].0, &files[0].1)?;
-        for f in folders {
+        for f in &folders {
             made.dirs(&dir, f)?;
         }
         for (path, text) in &files[1..] {
@@ -241,11 +250,17 @@ fn relative(to: &Path, from: &Path) -> PathBuf {
     out
 }
 
-fn config_text(base: &str, name: &str, facts: &Facts, theme: &str) -> String {
+fn config_text(base: &str, name: &str, facts: &Facts, theme: Option<&str>) -> String {
     let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
-    let version = facts.version.as_deref().unwrap_or("(unknown version)");
-    let home = &facts.product_home;
+    let one_line = |s: &str| crate::sanitize::escape_controls(s).into_owned();
+    let name = one_line(name);
+    let version = one_line(facts.version.as_deref().unwrap_or("(unknown version)"));
+    let home = one_line(&facts.product_home);
     let volumes: Vec<String> = DEFAULT_VOLUMES.iter().map(|v| quote(v)).collect();
+    let themes = match theme {
+        Some(theme) => format!("themes = \"themes\"          # portal themes: themes/devportal/{theme} for {version}"),
+        None => format!("# no themes: the {} serves no portal", facts.describe()),
+    };
     format!(
         "# wso2img.toml, written by `wso2img init` for {name}:\n\
 # API Manager {version}, product home {home}, runtime user {user} (files owned by {owner}).\n\
@@ -257,7 +272,7 @@ image = {base}\n\
 [layers]\n\
 jars = \"jars\"              # third-party jars, JDBC drivers -> {home}/repository/components/lib\n\
 dropins = \"dropins\"        # OSGi bundles -> {home}/repository/components/dropins\n\
-themes = \"themes\"          # portal themes: themes/devportal/{theme} for {version}\n\
+{themes}\n\
 overlays = \"overlays\"      # files laid over {home}, e.g. overlays/repository/conf/deployment.toml\n\
 keystores = \"keystores\"    # baked only with bake_keystores = true or --bake-keystores\n\
 bake_keystores = false     # mount keystores at run time instead (a secret or a volume)\n\
@@ -277,7 +292,7 @@ volumes = [{volumes}]   # solr = the user home's solr folder\n\
 # tag = \"{{base_tag}}-{{digest12}}\"   # the default\n\
 # extra_tags = [\"latest\"]\n",
         base = quote(base),
-        user = if facts.user.is_empty() { "root" } else { &facts.user },
+        user = one_line(if facts.user.is_empty() { "root" } else { &facts.user }),
         owner = facts.owner,
         volumes = volumes.join(", "),
     )

@@ -19,9 +19,12 @@
 //! - [`lock`]: `wso2img.lock`; [`init`]: scaffolding a new project;
 //!   [`sbom`]: the CycloneDX SBOM.
 //! - Below everything: [`error`], [`digest`], [`files`] (safe writes,
-//!   temporary files), [`fmt`] (text for people), [`progress`].
+//!   temporary files), [`fmt`] (text for people), [`progress`], [`bounded`]
+//!   and [`sanitize`] (limits on what hostile inputs may cost; escaping and
+//!   checking of text that came from outside).
 #![deny(missing_docs)]
 
+pub mod bounded;
 pub mod check;
 pub mod config;
 pub mod digest;
@@ -36,7 +39,10 @@ pub mod layer;
 pub mod lock;
 pub mod pipeline;
 pub mod progress;
+#[cfg(test)]
+mod proptests;
 pub mod reference;
+pub mod sanitize;
 pub mod sbom;
 pub mod transport;
 pub mod wso2;

@@ -129,6 +129,11 @@ impl Reference {
         Reference { digest: Some(digest), ..self.clone() }
     }
 
+    /// Whether the registry is public (see [`is_public_registry`]).
+    pub fn is_public(&self, extra: &[String]) -> bool {
+        is_public_registry(&self.registry, extra)
+    }
+
     /// Whether the registry is Docker Hub.
     pub fn is_docker_hub(&self) -> bool {
         self.registry == DOCKER_HUB
@@ -191,6 +196,26 @@ fn host_port(d: &str) -> (&str, Option<&str>) {
         None if rest.is_empty() => (host, None),
         None => (d, None),
     }
+}
+
+/// The names Docker Hub answers to, besides `docker.io` itself.
+const DOCKER_HUB_ALIASES: [&str; 4] =
+    ["docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"];
+
+/// Whether `registry` (`host[:port]`, as in a reference) is public: Docker Hub
+/// under any of its names, on any port, in any case, or one of `extra` (the
+/// config's `public_registries`; an entry without a port matches every port).
+/// The one test behind every guard against pushing baked keystores.
+pub fn is_public_registry(registry: &str, extra: &[String]) -> bool {
+    let (host, port) = host_port(registry);
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if DOCKER_HUB_ALIASES.contains(&host.as_str()) {
+        return true;
+    }
+    extra.iter().any(|e| {
+        let (eh, ep) = host_port(e.trim());
+        eh.trim_end_matches('.').eq_ignore_ascii_case(&host) && (ep.is_none() || ep == port)
+    })
 }
 
 /// `host[:port]`, where host is dot-separated hostname components or `[IPv6]`.
@@ -447,6 +472,31 @@ mod tests {
         for bad in bad_refs.split(' ').chain(["", HEX]) {
             err(bad);
         }
+    }
+
+    #[test]
+    fn public_registries() {
+        let extra = vec!["quay.example.com".to_string(), "reg.example.com:5000".to_string()];
+        for pub_host in [
+            "docker.io",
+            "DOCKER.IO",
+            "docker.io:443",
+            "index.docker.io",
+            "registry-1.docker.io:443",
+            "Registry-1.Docker.IO",
+            "quay.example.com:8443",
+            "reg.example.com:5000",
+        ] {
+            assert!(is_public_registry(pub_host, &extra), "{pub_host}");
+        }
+        for private in
+            ["127.0.0.1:5000", "registry.example.com", "reg.example.com:5001", "notdocker.io", "docker.io.example.com"]
+        {
+            assert!(!is_public_registry(private, &extra), "{private}");
+        }
+        assert!(r("DOCKER.IO/acme/apim:1").is_public(&[]));
+        assert!(r("registry-1.docker.io/acme/apim").is_public(&[]));
+        assert!(r("docker.io:443/acme/apim").is_public(&[]));
     }
 
     #[test]

@@ -174,8 +174,13 @@ fn plan_text(r: &Report) -> String {
     s += &format!("base            {}\n", r.base.name);
     for p in &r.platforms {
         s += &format!(
-            "platform        {}  config {}  home {}  owner {} ({})\n",
-            p.platform, p.config_digest, p.detected.product_home, p.detected.owner, p.detected.owner_from
+            "platform        {}  config {}  home {}  kind {}  owner {} ({})\n",
+            p.platform,
+            p.config_digest,
+            p.detected.product_home,
+            p.detected.kind.map(|k| k.name()).unwrap_or("unknown"),
+            p.detected.owner,
+            p.detected.owner_from
         );
     }
     for l in &r.layers {

@@ -21,11 +21,16 @@ pub fn run(g: &Global, a: InitArgs) -> Result<()> {
     for c in &s.created {
         print_line(c)?;
     }
+    let theme = match s.theme_file {
+        Some(t) => format!("devportal theme: themes/devportal/{t}"),
+        None => {
+            format!("no portals on this {} base, so no themes/", s.facts.kind.map(|k| k.name()).unwrap_or("unknown"))
+        }
+    };
     log(&format!(
-        "created {} for {} (devportal theme: themes/devportal/{}); keystores/ is baked only with bake_keystores = true or --bake-keystores; next: add your files and run `wso2img build`",
+        "created {} for {} ({theme}); keystores/ is baked only with bake_keystores = true or --bake-keystores; next: add your files and run `wso2img build`",
         g.config.display(),
         s.base,
-        s.theme_file
     ));
     Ok(())
 }

@@ -5,6 +5,7 @@ use clap::Args;
 use super::{print_json, print_line, Global};
 use wso2img::inspect::Inspection;
 use wso2img::reference::Location;
+use wso2img::sanitize::escape_controls;
 use wso2img::transport::registry::Registries;
 use wso2img::Result;
 
@@ -25,7 +26,8 @@ pub fn run(g: &Global, a: InspectArgs) -> Result<()> {
     if a.json {
         print_json(&info)
     } else {
-        print_line(&text(&info))
+        let shown: Vec<String> = text(&info).lines().map(|l| escape_controls(l).into_owned()).collect();
+        print_line(&shown.join("\n"))
     }
 }
 
@@ -34,7 +36,12 @@ fn text(i: &Inspection) -> String {
     for p in &i.platforms {
         s += &format!("platform {}  config {}  user {}\n", p.platform, p.config_digest, p.user);
         if let Some(d) = &p.detected {
-            s += &format!("  product home {} (version {})\n", d.product_home, d.version.as_deref().unwrap_or("?"));
+            s += &format!(
+                "  product home {} (version {}, kind {})\n",
+                d.product_home,
+                d.version.as_deref().unwrap_or("?"),
+                d.kind.map(|k| k.name()).unwrap_or("?")
+            );
         }
         for l in &p.layers {
             s += &format!(

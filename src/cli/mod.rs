@@ -49,9 +49,12 @@ pub struct Global {
     /// Allow plain HTTP or an unverified certificate for this registry host (repeatable).
     #[arg(long, global = true, value_name = "HOST")]
     pub insecure_registry: Vec<String>,
-    /// Upload blobs in chunks of this many bytes (for registries that limit request bodies).
-    #[arg(long, global = true, value_name = "BYTES")]
+    /// Upload blobs in chunks of this many bytes, at least 65536 (for registries that limit request bodies).
+    #[arg(long, global = true, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(wso2img::transport::registry::push::MIN_CHUNK_SIZE..))]
     pub chunk_size: Option<u64>,
+    /// Give up on a registry that sends nothing for this many seconds (1 to 3600).
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
 }
 
 impl Global {
@@ -61,6 +64,7 @@ impl Global {
             ca_certs: self.ca_cert.clone(),
             insecure: self.insecure_registry.clone(),
             chunk_size: self.chunk_size,
+            timeout: std::time::Duration::from_secs(self.timeout),
             ..Default::default()
         }
     }
@@ -146,7 +150,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "wso2img: error: {e}");
+            let _ = writeln!(std::io::stderr(), "wso2img: error: {}", wso2img::sanitize::escape_controls(e.message()));
             ExitCode::from(e.exit_code())
         }
     }

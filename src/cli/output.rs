@@ -55,9 +55,9 @@ fn stamp() -> String {
     format!("{}.{:03}Z", base.trim_end_matches('Z'), now.subsec_millis())
 }
 
-/// Drops control characters so a line stays one plain line.
+/// Escapes control characters so a line stays one plain line and cannot drive the terminal.
 fn clean(msg: &str) -> String {
-    msg.chars().filter(|c| !c.is_control()).collect()
+    wso2img::sanitize::escape_controls(msg).into_owned()
 }
 
 impl Lines {

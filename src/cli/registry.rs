@@ -1,16 +1,19 @@
 //! `tag` and `copy`: release operations on images already in a registry.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use clap::Args;
 use serde::Serialize;
 
 use super::{print_json, print_line, Global};
+use wso2img::config::Config;
 use wso2img::digest::Digest;
-use wso2img::pipeline::OutputReport;
+use wso2img::pipeline::{OutputReport, KEYSTORES_LABEL};
 use wso2img::reference::{Location, Reference};
 use wso2img::transport;
 use wso2img::transport::registry::{push, Registries};
+use wso2img::wso2::keystore::public_refusal;
 use wso2img::{Error, Result};
 
 /// `tag` flags.
@@ -24,6 +27,9 @@ pub struct TagArgs {
     /// Print one JSON object on stdout.
     #[arg(long)]
     json: bool,
+    /// Tag an image with baked keystores on a public registry (Docker Hub, [target] public_registries) anyway.
+    #[arg(long)]
+    allow_public_keystores: bool,
 }
 
 /// `copy` flags.
@@ -36,6 +42,9 @@ pub struct CopyArgs {
     /// Print one JSON object on stdout.
     #[arg(long)]
     json: bool,
+    /// Copy an image with baked keystores to a public registry (Docker Hub, [target] public_registries) anyway.
+    #[arg(long)]
+    allow_public_keystores: bool,
 }
 
 /// What `tag` and `copy` print with `--json`.
@@ -51,9 +60,37 @@ struct Outcome {
 }
 
 /// The content digest of the image `r@digest`, read back (manifests and configs only).
-fn content_digest(regs: &std::sync::Arc<Registries>, r: &Reference, digest: Digest) -> Result<Digest> {
+fn content_digest(regs: &Arc<Registries>, r: &Reference, digest: Digest) -> Result<Digest> {
     let base = transport::open_base(&Location::Registry(r.with_digest(digest)), Path::new("."), regs)?;
     Ok(wso2img::inspect::content_digest(&base))
+}
+
+/// `[target] public_registries` of the config, when there is one.
+fn public_registries(g: &Global) -> Result<Vec<String>> {
+    if !g.config.exists() {
+        return Ok(Vec::new());
+    }
+    Ok(Config::load(&g.config)?.target.public_registries)
+}
+
+/// Refuses to put `src` on `dest`'s registry when that registry is public and
+/// the image says it has baked keystores (label `io.wso2img.keystores=baked`
+/// on any platform). The label is read from `src` before anything is written.
+fn guard_public(g: &Global, regs: &Arc<Registries>, src: &Reference, dest: &Reference, allow: bool) -> Result<()> {
+    if allow || !dest.is_public(&public_registries(g)?) {
+        return Ok(());
+    }
+    let base = transport::open_base(&Location::Registry(src.clone()), Path::new("."), regs)?;
+    let baked =
+        base.images.iter().any(|i| i.config_json["config"]["Labels"][KEYSTORES_LABEL].as_str() == Some("baked"));
+    if baked {
+        return Err(public_refusal(
+            &dest.to_string(),
+            &dest.registry,
+            &format!("{src} is labelled {KEYSTORES_LABEL}=baked"),
+        ));
+    }
+    Ok(())
 }
 
 fn registry_ref(s: &str, what: &str) -> Result<Reference> {
@@ -82,6 +119,7 @@ pub fn tag(g: &Global, a: TagArgs) -> Result<()> {
         tags.push(r.tag.ok_or_else(|| Error::usage(format!("tag {t}: has no tag")))?);
     }
     let regs = Registries::new(g.registry());
+    guard_public(g, &regs, &src, &src, a.allow_public_keystores)?;
     let digest = push::tag(&regs, &src, &tags)?;
     g.log()(&format!("tagged {}@{digest} as {}", src.name(), tags.join(", ")));
     let outputs = tags
@@ -103,6 +141,7 @@ pub fn copy(g: &Global, a: CopyArgs) -> Result<()> {
         return Err(Error::usage(format!("copy {}: the destination takes a tag, not a digest", a.dst)));
     }
     let regs = Registries::new(g.registry());
+    guard_public(g, &regs, &src, &dst, a.allow_public_keystores)?;
     let digest = push::copy(&regs, &src, &dst, &mut g.log())?;
     let out = match (&dst.tag, &src.tag) {
         (Some(t), _) | (None, Some(t)) => dst.with_tag(t),

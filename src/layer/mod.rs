@@ -77,6 +77,19 @@ pub struct Placement {
     /// Mode for every regular file (keystores: 0640); `None` means 0644, or
     /// 0755 when the source has an execute bit.
     pub file_mode: Option<u32>,
+    /// Give the group the owner's permissions (0644 → 0664, 0755 → 0775) on
+    /// every entry `owner` owns, for an arbitrary UID running with group 0.
+    pub group_like_owner: bool,
+}
+
+impl Placement {
+    fn mode(&self, mode: u32) -> u32 {
+        if self.group_like_owner {
+            (mode & !0o070) | ((mode & 0o700) >> 3)
+        } else {
+            mode
+        }
+    }
 }
 
 /// A layer described entry by entry, ready to be written.
@@ -118,7 +131,7 @@ impl LayerSpec {
             }
             SourceKind::File { size, executable } => (
                 EntryKind::File { source: src.path.clone(), size: *size },
-                placement.file_mode.unwrap_or(if *executable { 0o755 } else { 0o644 }),
+                placement.mode(placement.file_mode.unwrap_or(if *executable { 0o755 } else { 0o644 })),
             ),
             SourceKind::Symlink { target } => (EntryKind::Symlink { target: target.clone() }, 0o777),
         };
@@ -145,14 +158,37 @@ impl LayerSpec {
                 let abs = format!("/{path}");
                 let root = placement.owned_root.trim_end_matches('/');
                 let owned = abs == root || abs.starts_with(&format!("{root}/"));
-                let owner = if owned { placement.owner } else { Owner { uid: 0, gid: 0 } };
-                self.entries.insert(
-                    path.to_string(),
-                    LayerEntry { path: path.to_string(), kind: EntryKind::Dir, mode: 0o755, owner },
-                );
+                let (owner, mode) =
+                    if owned { (placement.owner, placement.mode(0o755)) } else { (Owner { uid: 0, gid: 0 }, 0o755) };
+                self.entries
+                    .insert(path.to_string(), LayerEntry { path: path.to_string(), kind: EntryKind::Dir, mode, owner });
                 Ok(())
             }
         }
+    }
+
+    /// Adds folder `dest` (an absolute image path) and its parents as entries
+    /// without any file: re-adding a base folder this way changes only its
+    /// owner and mode.
+    pub fn add_dir(&mut self, dest: &str, placement: &Placement) -> Result<()> {
+        let path = dest.trim_start_matches('/').trim_end_matches('/');
+        let mut parent = String::new();
+        for comp in path.split('/').filter(|c| !c.is_empty()) {
+            if comp == "." || comp == ".." {
+                return Err(Error::input(format!("{dest}: not a plain folder path")));
+            }
+            if !parent.is_empty() {
+                parent.push('/');
+            }
+            parent.push_str(comp);
+            self.ensure_dir(&parent, placement, Path::new(dest))?;
+        }
+        Ok(())
+    }
+
+    /// Number of entries, folders included.
+    pub fn entry_count(&self) -> usize {
+        self.entries.len()
     }
 
     /// Entries in archive order.

@@ -1,11 +1,14 @@
 //! A deterministic tar writer. Every header byte is set here, explicitly:
 //! ustar headers (with the prefix field for long paths), a PAX record only
-//! when a path, link target or size does not fit, no user or group names, no
+//! when a path, link target, size, uid or gid does not fit (the ustar field
+//! then holds 0, as Go's writer leaves it), no user or group names, no
 //! atime/ctime, and the archive ends with two zero blocks, as Go's writer does.
 
 use std::io::{self, Write};
 
 const BLOCK: usize = 512;
+/// The largest uid or gid the 8-byte ustar octal field holds.
+const MAX_OCTAL_ID: u32 = 0o777_7777;
 
 /// The kind of a tar entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +56,12 @@ pub fn write_header(out: &mut impl Write, h: &Header<'_>) -> io::Result<()> {
     if h.size > 0o777_7777_7777 {
         pax.push(("size", h.size.to_string()));
     }
+    if h.uid > MAX_OCTAL_ID {
+        pax.push(("uid", h.uid.to_string()));
+    }
+    if h.gid > MAX_OCTAL_ID {
+        pax.push(("gid", h.gid.to_string()));
+    }
     if !pax.is_empty() {
         let mut body = Vec::new();
         for (k, v) in &pax {
@@ -71,12 +80,13 @@ pub fn write_header(out: &mut impl Write, h: &Header<'_>) -> io::Result<()> {
     };
     let size = if h.kind == EntryType::File { h.size } else { 0 };
     let size_field = if size > 0o777_7777_7777 { 0 } else { size };
+    let id_field = |id: u32| if id > MAX_OCTAL_ID { 0 } else { id };
     let block = raw_header(
         name,
         typeflag,
         h.mode,
-        h.uid,
-        h.gid,
+        id_field(h.uid),
+        id_field(h.gid),
         size_field,
         h.mtime,
         truncate(h.link.as_bytes(), 100),
@@ -224,6 +234,51 @@ mod tests {
         assert_eq!(got[2].0, long);
         assert_eq!(got[3].0, very_long);
         assert!(got.iter().all(|g| g.1 == 10001));
+    }
+
+    #[test]
+    fn ids_beyond_the_octal_field_go_to_pax_records() {
+        let mut small = Vec::new();
+        let h = Header {
+            path: "a",
+            kind: EntryType::File,
+            mode: 0o644,
+            uid: 0o777_7777,
+            gid: 0,
+            size: 0,
+            mtime: 1,
+            link: "",
+        };
+        write_header(&mut small, &h).unwrap();
+        assert_eq!(small.len(), BLOCK, "the largest octal id needs no PAX record");
+        let mut out = Vec::new();
+        for (uid, gid) in [(1_000_650_000, 0), (10001, 4_294_967_294)] {
+            write_header(&mut out, &Header { uid, gid, ..h.clone() }).unwrap();
+        }
+        finish(&mut out).unwrap();
+        let mut ar = ::tar::Archive::new(&out[..]);
+        let got: Vec<(String, String)> = ar
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let pax = e.pax_extensions().unwrap().unwrap();
+                let recs: Vec<String> = pax
+                    .map(|r| {
+                        let r = r.unwrap();
+                        format!("{}={}", r.key().unwrap(), r.value().unwrap())
+                    })
+                    .collect();
+                (recs.join(","), format!("{}:{}", e.header().uid().unwrap(), e.header().gid().unwrap()))
+            })
+            .collect();
+        assert_eq!(got[0], ("uid=1000650000".to_string(), "1000650000:0".to_string()));
+        assert_eq!(got[1], ("gid=4294967294".to_string(), "10001:4294967294".to_string()));
+        assert_eq!(
+            &out[2 * BLOCK + 108..2 * BLOCK + 116],
+            b"0000000\0",
+            "the ustar field holds 0, as Go's writer leaves it"
+        );
     }
 
     #[test]

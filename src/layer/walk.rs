@@ -74,6 +74,9 @@ pub fn walk_filtered(root: &Path, label: &str, rules: &Rules) -> Result<(Vec<Sou
     if !meta.is_dir() {
         return Err(Error::config(format!("{label}: is not a folder; point the setting in wso2img.toml at a folder")));
     }
+    let real_root = fs::canonicalize(root).map_err(|e| {
+        Error::config(format!("{label}: cannot resolve the folder ({}); fix the path in wso2img.toml", io_reason(&e)))
+    })?;
     let mut w = Walker {
         label,
         project: label.trim_start_matches("./").trim_end_matches('/').to_string(),
@@ -84,6 +87,16 @@ pub fn walk_filtered(root: &Path, label: &str, rules: &Rules) -> Result<(Vec<Sou
     };
     w.dir(root, "")?;
     let Walker { mut out, mut excluded, .. } = w;
+    for e in &out {
+        if let SourceKind::Symlink { target } = &e.kind {
+            if !resolves_inside(&real_root, &e.path) {
+                return Err(Error::input(format!(
+                    "{label}/{}: symlink points outside {label} ({target}, through another symlink); replace it with the file it points to",
+                    e.rel
+                )));
+            }
+        }
+    }
     out.sort_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
     excluded.sort_by(|a, b| a.path.cmp(&b.path));
     Ok((out, excluded))
@@ -229,6 +242,43 @@ impl Walker<'_> {
     }
 }
 
+/// Whether the symlink at `link` resolves, following every symlink on the
+/// way (dangling ones included, up to 40 hops), to a path inside `real_root`
+/// (itself resolved). A loop counts as outside.
+fn resolves_inside(real_root: &Path, link: &Path) -> bool {
+    let Some(parent) = link.parent().and_then(|p| fs::canonicalize(p).ok()) else { return false };
+    let Some(name) = link.file_name() else { return false };
+    let mut hops = 0;
+    let mut resolved = parent;
+    let mut pending: Vec<std::ffi::OsString> = vec![name.to_os_string()];
+    while let Some(part) = pending.pop() {
+        match part.to_str() {
+            Some("") | Some(".") => continue,
+            Some("..") => {
+                resolved.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let next = resolved.join(&part);
+        match fs::symlink_metadata(&next) {
+            Ok(md) if md.file_type().is_symlink() => {
+                hops += 1;
+                let Ok(target) = fs::read_link(&next) else { return false };
+                if hops > 40 {
+                    return false;
+                }
+                if target.is_absolute() {
+                    resolved = PathBuf::from("/");
+                }
+                pending.extend(target.iter().filter(|c| *c != "/").map(|c| c.to_os_string()).rev());
+            }
+            _ => resolved = next,
+        }
+    }
+    resolved.starts_with(real_root)
+}
+
 /// Whether a relative symlink at `link_rel` with `target` resolves (lexically)
 /// to a path inside the tree. Absolute targets are outside by definition.
 fn stays_inside(link_rel: &str, target: &str) -> bool {
@@ -284,5 +334,25 @@ mod tests {
         assert!(!stays_inside("b", "../c"));
         assert!(!stays_inside("b", "/etc/passwd"));
         assert!(stays_inside("a/b/c", "../../x/./y"));
+    }
+
+    #[test]
+    fn symlink_through_symlink_is_resolved() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("overlays");
+        fs::create_dir_all(root.join("sub")).unwrap();
+        fs::write(root.join("f"), b"x").unwrap();
+        std::os::unix::fs::symlink("..", root.join("sub/up")).unwrap();
+        std::os::unix::fs::symlink("sub/up/f", root.join("ok")).unwrap();
+        assert!(walk(&root, "overlays").is_ok());
+        std::os::unix::fs::symlink("sub/up/..", root.join("esc")).unwrap();
+        let e = walk(&root, "overlays").unwrap_err();
+        assert!(e.message().contains("overlays/esc: symlink points outside"), "{e}");
+        fs::remove_file(root.join("esc")).unwrap();
+        std::os::unix::fs::symlink("sub/up/../missing", root.join("dangling")).unwrap();
+        assert!(walk(&root, "overlays").is_err());
+        fs::remove_file(root.join("dangling")).unwrap();
+        std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
+        assert!(walk(&root, "overlays").is_err());
     }
 }

@@ -43,10 +43,17 @@ pub(super) fn compose(p: &Prepared, product: &Product, diff_ids: &[Digest]) -> R
                 .map(|&i| AppendedLayer { diff_id: diff_ids[i], created_by: p.specs[i].description.clone() })
                 .collect(),
             labels,
-            env: p.config.image.env.clone(),
+            env: match &product.variant {
+                Some(v) => {
+                    let mut env = p.config.image.env.clone();
+                    env.insert(wso2::PROFILE_ENV.into(), v.profile.clone());
+                    env
+                }
+                None => p.config.image.env.clone(),
+            },
             volumes,
             created: p.created.clone(),
-            cmd: product.variant.as_ref().map(|v| vec![format!("-Dprofile={}", v.profile)]),
+            cmd: None,
         };
         configs.push(mutate::apply_config(&img.config, &changes)?);
     }
@@ -64,7 +71,8 @@ pub(super) fn compose(p: &Prepared, product: &Product, diff_ids: &[Digest]) -> R
 fn tags(p: &Prepared, product: &Product, content: &Digest) -> Result<Vec<String>> {
     let hex = content.hex();
     let version = product.platforms[0].facts.version.as_deref();
-    let mut v = TagValues { base_tag: &p.base.tag, digest_hex: &hex, version, variant: None };
+    let kind = product.platforms[0].facts.kind.map(|k| k.name());
+    let mut v = TagValues { base_tag: &p.base.tag, digest_hex: &hex, version, variant: None, kind };
     if let Some(var) = &product.variant {
         v.variant = Some(&var.name);
         let template = var.tag.clone().unwrap_or_else(|| format!("{}-{{variant}}", p.config.target.tag));

@@ -71,7 +71,7 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
         return Err(Error::usage(format!("--pull: applies to a docker-daemon: base; {location} is read directly")));
     }
     let inputs = walk_inputs(opts, &config, log)?;
-    guard_public_keystores(opts, &config, &outputs, inputs.keystores_baked)?;
+    guard_public_keystores(opts, &config, &outputs, &inputs)?;
     let needs_daemon = outputs.iter().any(|o| through_daemon(o, opts.via)) || opts.pull;
     let daemon = if needs_daemon { Some(Daemon::connect()?) } else { None };
     let registries = Registries::new(opts.registry.clone());
@@ -115,7 +115,13 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
 /// refused before any work.
 fn check_templates(config: &Config) -> Result<()> {
     let hex = "0".repeat(64);
-    let v = TagValues { base_tag: "latest", digest_hex: &hex, version: Some("4.3.0"), variant: Some("v") };
+    let v = TagValues {
+        base_tag: "latest",
+        digest_hex: &hex,
+        version: Some("4.3.0"),
+        variant: Some("v"),
+        kind: Some("gateway"),
+    };
     let templates = std::iter::once(&config.target.tag)
         .chain(&config.target.extra_tags)
         .chain(config.variants.iter().filter_map(|v| v.tag.as_ref()));
@@ -197,6 +203,8 @@ struct Inputs {
     walked: Vec<(LayerSource, Vec<SourceEntry>)>,
     variant_walks: Vec<Vec<(LayerSource, Vec<SourceEntry>)>>,
     keystores_baked: bool,
+    /// A keystore found outside the keystores folder (`LABEL/PATH (TYPE)`), baked with the rest.
+    stray: Option<String>,
     checked: Vec<CheckedFile>,
     gathered: Gathered,
 }
@@ -214,27 +222,29 @@ fn walk_inputs(opts: &Options, config: &Config, log: &mut dyn FnMut(&str)) -> Re
         w.iter()
             .any(|(s, e)| s.kind == LayerKind::Keystores && e.iter().any(|e| !matches!(e.kind, layer::SourceKind::Dir)))
     };
-    let keystores_baked = has_keystores(&g.walked) || g.variant_walks.iter().any(|w| has_keystores(w));
+    let bakes = config.bakes_keystores(opts.bake_keystores);
+    let stray = stray_keystores(&g.walked, g.variant_walks.iter().flatten(), bakes)?;
+    let keystores_baked =
+        stray.is_some() || has_keystores(&g.walked) || g.variant_walks.iter().any(|w| has_keystores(w));
     Ok(Inputs {
         walked: g.walked,
         variant_walks: g.variant_walks,
         keystores_baked,
+        stray,
         checked: g.checked,
         gathered: Gathered { excluded: g.excluded, maven: g.maven, config_files: g.config_files, warnings: g.warnings },
     })
 }
 
-fn guard_public_keystores(opts: &Options, config: &Config, outputs: &[Location], baked: bool) -> Result<()> {
-    if !baked || opts.allow_public_keystores {
+fn guard_public_keystores(opts: &Options, config: &Config, outputs: &[Location], inputs: &Inputs) -> Result<()> {
+    if !inputs.keystores_baked || opts.allow_public_keystores {
         return Ok(());
     }
+    let why = inputs.stray.as_deref().unwrap_or("the keystores folder");
     for out in outputs {
         if let Location::Registry(r) = out {
-            if r.is_docker_hub() || config.target.public_registries.iter().any(|h| h == &r.registry) {
-                return Err(Error::usage(format!(
-                    "{out}: refusing to push baked keystores to {}, a public registry; mount the keystores at run time, or pass --allow-public-keystores",
-                    r.registry
-                )));
+            if r.is_public(&config.target.public_registries) {
+                return Err(wso2::keystore::public_refusal(&out.to_string(), &r.registry, why));
             }
         }
     }
@@ -257,21 +267,28 @@ fn plan_products(config: &Config, base: &Base, inputs: &Inputs, mtime: u64) -> R
         .chain(config.variants.iter().cloned().map(Some))
         .map(|variant| Product { variant, platforms: Vec::new() })
         .collect();
+    let arbitrary = config.image.arbitrary_uid;
     for (i, img) in base.images.iter().enumerate() {
-        let facts = wso2::detect(&img.config_json, owner, &mut transport::LayerFs(img))
+        let mut facts = wso2::detect(&img.config_json, owner, &mut transport::LayerFs(img))
             .map_err(|e| e.context(format!("{} ({})", base.location, img.platform)))?;
+        if arbitrary {
+            facts.owner.gid = 0;
+        }
         let mut ids = Vec::new();
         for (src, entries) in &inputs.walked {
-            let spec = layer_spec(src.kind, &src.label, entries, &facts, mtime, None)?;
+            let spec = layer_spec(src.kind, &src.label, entries, &facts, mtime, None, arbitrary)?;
             if !spec.is_empty() {
                 ids.push(intern(spec));
             }
+        }
+        if arbitrary {
+            ids.push(intern(runtime_layer(&facts, img, mtime)?));
         }
         for (vi, (v, w)) in config.variants.iter().zip(&inputs.variant_walks).enumerate() {
             check_profile(config, v, &facts)?;
             let mut vids = ids.clone();
             for (src, entries) in w {
-                let spec = layer_spec(src.kind, &src.label, entries, &facts, mtime, Some(&v.name))?;
+                let spec = layer_spec(src.kind, &src.label, entries, &facts, mtime, Some(&v.name), arbitrary)?;
                 if !spec.is_empty() {
                     vids.push(intern(spec));
                 }
@@ -283,19 +300,26 @@ fn plan_products(config: &Config, base: &Base, inputs: &Inputs, mtime: u64) -> R
     Ok((specs, products))
 }
 
-fn check_profile(config: &Config, v: &VariantSection, facts: &Facts) -> Result<()> {
-    let allowed = wso2::profiles(facts.version.as_deref());
-    if allowed.contains(&v.profile.as_str()) {
-        return Ok(());
+/// The `arbitrary-uid` layer: the folders the product writes at run time,
+/// re-added without their files, owned by the runtime user and group 0, 0775.
+fn runtime_layer(facts: &Facts, img: &transport::BaseImage, mtime: u64) -> Result<LayerSpec> {
+    let placement =
+        Placement { owner: facts.owner, owned_root: facts.user_home.clone(), file_mode: None, group_like_owner: true };
+    let mut spec = LayerSpec::new("arbitrary-uid", mtime);
+    for d in wso2::runtime_write_dirs(facts, &mut transport::LayerFs(img))? {
+        spec.add_dir(&d, &placement)?;
     }
-    Err(Error::config(format!(
-        "{}: [[variant]] {}: profile `{}` is not a profile of API Manager {} (use one of {})",
-        config.path.display(),
-        v.name,
-        v.profile,
-        facts.version.as_deref().unwrap_or("(unknown version)"),
-        allowed.join(", ")
-    )))
+    spec.description = format!(
+        "wso2img arbitrary-uid: {} folders the product writes at run time, group 0 writable (owner {})",
+        spec.entry_count(),
+        facts.owner
+    );
+    Ok(spec)
+}
+
+fn check_profile(config: &Config, v: &VariantSection, facts: &Facts) -> Result<()> {
+    wso2::check_profile(facts, &v.profile)
+        .map_err(|msg| Error::config(format!("{}: [[variant]] {}: {msg}", config.path.display(), v.name)))
 }
 
 /// The labels every image gets: the config's, the base's name and digest,
@@ -311,6 +335,31 @@ fn labels(config: &Config, base: &Base, keystores_baked: bool, log: &mut dyn FnM
         log("keystores are baked into the image (label io.wso2img.keystores=baked); keep it in a private registry");
     }
     labels
+}
+
+/// The first keystore (by name or content) in a customer folder other than
+/// the keystores folder, as `LABEL/PATH (TYPE)`. Such a file is baked like the
+/// keystores folder when baking is on, and refused when it is not.
+fn stray_keystores<'a>(
+    main: &'a [(LayerSource, Vec<SourceEntry>)],
+    variants: impl Iterator<Item = &'a (LayerSource, Vec<SourceEntry>)>,
+    bakes: bool,
+) -> Result<Option<String>> {
+    for (src, entries) in main.iter().chain(variants).filter(|(s, _)| s.kind != LayerKind::Keystores) {
+        for e in entries.iter().filter(|e| matches!(e.kind, layer::SourceKind::File { .. })) {
+            let name = e.rel.rsplit('/').next().unwrap_or(&e.rel);
+            let Some(kind) = wso2::keystore::sniff(&e.path, name) else { continue };
+            let shown = format!("{}/{} ({kind})", src.label.trim_end_matches('/'), e.rel);
+            if !bakes {
+                return Err(Error::config(format!(
+                    "{shown}: is a keystore, and keystores go into an image only with bake_keystores = true or \
+--bake-keystores; mount it at run time instead, or put it in the keystores folder and turn baking on"
+                )));
+            }
+            return Ok(Some(shown));
+        }
+    }
+    Ok(None)
 }
 
 /// Where a file of a customer folder goes in the image (`None`: nowhere,
@@ -331,6 +380,7 @@ pub(super) fn layer_spec(
     facts: &Facts,
     mtime: u64,
     variant: Option<&str>,
+    arbitrary_uid: bool,
 ) -> Result<LayerSpec> {
     let name = match variant {
         Some(v) => format!("{v}:{}", kind.name()),
@@ -341,6 +391,7 @@ pub(super) fn layer_spec(
         owner: facts.owner,
         owned_root: facts.user_home.clone(),
         file_mode: (kind == LayerKind::Keystores).then_some(0o640),
+        group_like_owner: arbitrary_uid,
     };
     let root = match kind {
         LayerKind::Overlays => facts.product_home.clone(),

@@ -207,6 +207,9 @@ impl crate::wso2::BaseFs for LayerFs<'_> {
     fn list_dir(&mut self, dir: &str) -> Result<Vec<String>> {
         list_base_dir(self.0, dir)
     }
+    fn dirs_under(&mut self, roots: &[String]) -> Result<Vec<String>> {
+        list_base_dirs_under(self.0, roots)
+    }
 }
 
 /// A base layer opened as a tar archive (gunzipped unless stored plain), and
@@ -215,7 +218,7 @@ fn layer_archive(layer: &BaseLayer) -> Result<(String, tar::Archive<Box<dyn Read
     let what = format!("base layer {}", layer.blob.desc.digest);
     let raw = layer.blob.open().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
     let reader: Box<dyn Read> = if layer.is_plain_tar() { raw } else { Box::new(flate2::read::GzDecoder::new(raw)) };
-    Ok((what, tar::Archive::new(reader)))
+    Ok((what, tar::Archive::new(Box::new(crate::bounded::TarGuard::new(reader)))))
 }
 
 /// An entry's path without a leading `./` or `/` or a trailing `/`.
@@ -249,15 +252,63 @@ pub fn list_base_dir(image: &BaseImage, dir: &str) -> Result<Vec<String>> {
             } else {
                 names.insert(child.to_string());
                 added.insert(child.to_string());
+                if names.len().max(added.len()) > crate::bounded::DIR_ENTRIES_MAX {
+                    return Err(Error::source(format!(
+                        "{what}: /{dir} has more than {} entries; refusing this base",
+                        crate::bounded::DIR_ENTRIES_MAX
+                    )));
+                }
             }
         }
     }
     Ok(names.into_iter().collect())
 }
 
+/// Every folder at or below each of `roots` (relative, e.g.
+/// `home/wso2carbon/wso2am-4.5.0/tmp`) in the base's filesystem, in one pass
+/// over the layers, bottom up: folder entries and the parents of other
+/// entries count; a whiteout removes a folder and everything below it, an
+/// opaque marker what lower layers had below its folder.
+pub fn list_base_dirs_under(image: &BaseImage, roots: &[String]) -> Result<Vec<String>> {
+    let roots: Vec<String> = roots.iter().map(|r| r.trim_matches('/').to_string()).collect();
+    let under = |p: &str| roots.iter().any(|r| p == r || p.starts_with(&format!("{r}/")));
+    let mut dirs = std::collections::BTreeSet::new();
+    for layer in &image.layers {
+        let (what, mut ar) = layer_archive(layer)?;
+        let entries = ar.entries().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
+        let mut added = std::collections::BTreeSet::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::source(format!("{what}: not a valid tar ({})", io_reason(&e))))?;
+            let p = entry_path(&entry, &what)?;
+            let (parent, name) = p.rsplit_once('/').unwrap_or(("", p.as_str()));
+            if name == ".wh..wh..opq" {
+                let prefix = format!("{parent}/");
+                dirs.retain(|d: &String| !d.starts_with(&prefix) || added.contains(d));
+                continue;
+            }
+            if let Some(gone) = name.strip_prefix(".wh.") {
+                let gone = if parent.is_empty() { gone.to_string() } else { format!("{parent}/{gone}") };
+                let prefix = format!("{gone}/");
+                dirs.retain(|d: &String| *d != gone && !d.starts_with(&prefix));
+                continue;
+            }
+            let dir = if entry.header().entry_type().is_dir() { p.as_str() } else { parent };
+            let mut d = dir;
+            while !d.is_empty() && under(d) {
+                if dirs.insert(d.to_string()) {
+                    added.insert(d.to_string());
+                }
+                d = d.rsplit_once('/').map(|(a, _)| a).unwrap_or("");
+            }
+        }
+    }
+    Ok(dirs.into_iter().collect())
+}
+
 /// Reads the file at `path` (relative, e.g. `etc/passwd`) from the base's
 /// filesystem: layers are scanned top-down, headers streamed, and only the
-/// matching entry's bytes read. Whiteouts are honoured.
+/// matching entry's bytes read, at most [`crate::bounded::BASE_FILE_MAX`].
+/// Whiteouts are honoured.
 pub fn read_base_file(image: &BaseImage, path: &str) -> Result<Option<Vec<u8>>> {
     let (dir, name) = match path.rsplit_once('/') {
         Some((d, n)) => (d.to_string(), n.to_string()),
@@ -272,10 +323,9 @@ pub fn read_base_file(image: &BaseImage, path: &str) -> Result<Option<Vec<u8>>> 
             let mut entry = entry.map_err(|e| Error::source(format!("{what}: not a valid tar ({})", io_reason(&e))))?;
             let p = entry_path(&entry, &what)?;
             if p == path && entry.header().entry_type().is_file() {
-                let mut buf = Vec::new();
-                entry
-                    .read_to_end(&mut buf)
-                    .map_err(|e| Error::source(format!("{what}: reading /{path}: {}", io_reason(&e))))?;
+                let buf = crate::bounded::read_to_end_max(&mut entry, crate::bounded::BASE_FILE_MAX).map_err(|e| {
+                    Error::source(format!("{what}: reading /{path}: {}; refusing this base", io_reason(&e)))
+                })?;
                 return Ok(Some(buf));
             }
             if p == whiteout || (!dir.is_empty() && p == format!("{dir}/.wh..wh..opq")) {
@@ -306,5 +356,10 @@ mod tests {
         let passwd = read_base_file(img, "etc/passwd").unwrap().unwrap();
         assert!(String::from_utf8(passwd).unwrap().contains("wso2carbon:x:802:802"));
         assert!(read_base_file(img, "etc/shadow").unwrap().is_none());
+        let home = "home/wso2carbon/wso2am-4.1.0";
+        let dirs = list_base_dirs_under(img, &[format!("{home}/repository/deployment/"), "nope".into()]).unwrap();
+        assert_eq!(dirs.first().map(String::as_str), Some("home/wso2carbon/wso2am-4.1.0/repository/deployment"));
+        assert!(dirs.contains(&format!("{home}/repository/deployment/server/jaggeryapps/devportal/site/public/theme")));
+        assert!(dirs.iter().all(|d| d.starts_with(&format!("{home}/repository/deployment"))), "{dirs:?}");
     }
 }

@@ -1,8 +1,14 @@
 //! Small WSO2-like base images, generated deterministically: the same tree and
-//! config shape as the official `wso2/wso2am` images (user, product home,
+//! config shape as the official `wso2/wso2am*` images (user, product home,
 //! entrypoint, env), a few kilobytes instead of a gigabyte. They back the
 //! `builtin:` transport (so the tool can be tried with no registry) and the
 //! tests; with a static busybox they even run under `docker run`.
+//!
+//! [`SampleBase::official`] follows the official Dockerfiles of each kind and
+//! version (numeric `USER`, `EXPOSE` list, entrypoint copying the config and
+//! artifact volumes, then the kind's launcher, stubbed to print its arguments
+//! and `PROFILE_NAME`). [`SampleBase::v430`] and [`SampleBase::v410`] keep the
+//! earlier generic shape byte for byte: the golden vectors pin it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +23,7 @@ use crate::layer::gzip::ParallelGzip;
 use crate::layer::tar::{self as tarw, EntryType};
 use crate::reference::Reference;
 use crate::transport::{archive, oci};
+use crate::wso2::ProductKind;
 
 /// How the sample base names its runtime user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +47,11 @@ impl SampleUser {
 pub struct SampleBase {
     /// Product version, e.g. `4.3.0`.
     pub version: String,
+    /// Which image: all-in-one, control plane, traffic manager or gateway.
+    pub kind: ProductKind,
+    /// Follow the official Dockerfile's shape; `false` is the earlier generic
+    /// shape (`USER` as given, four ports, no profile handling).
+    pub official: bool,
     /// Runtime user.
     pub user: SampleUser,
     /// Platforms (several make an index).
@@ -60,6 +72,8 @@ impl SampleBase {
     pub fn v430() -> Self {
         SampleBase {
             version: "4.3.0".into(),
+            kind: ProductKind::AllInOne,
+            official: false,
             user: SampleUser::Numeric(10001),
             platforms: vec![Platform::new("linux", "amd64", None)],
             family: MediaFamily::Oci,
@@ -73,6 +87,8 @@ impl SampleBase {
     pub fn v410() -> Self {
         SampleBase {
             version: "4.1.0".into(),
+            kind: ProductKind::AllInOne,
+            official: false,
             user: SampleUser::Named(802),
             platforms: vec![Platform::new("linux", "amd64", None)],
             family: MediaFamily::Docker,
@@ -82,17 +98,63 @@ impl SampleBase {
         }
     }
 
-    /// The built-in sample called `name` (`wso2am-4.3.0`, `wso2am-4.1.0`).
+    /// A base in the shape of the official Dockerfile of `kind` and `version`:
+    /// `USER 802` up to 4.2, `10001` from 4.3; Docker media types for 4.1
+    /// (ubuntu), amd64+arm64 for 4.2 (alpine), an OCI index for amd64+arm64
+    /// with an attestation entry from 4.5 (BuildKit-published), one OCI
+    /// platform otherwise.
+    pub fn official(kind: ProductKind, version: &str) -> Self {
+        let (major, minor) = crate::wso2::major_minor(Some(version)).unwrap_or((4, 5));
+        let old = major < 4 || (major == 4 && minor <= 2);
+        let modern = major > 4 || (major == 4 && minor >= 5);
+        let both = vec![Platform::new("linux", "amd64", None), Platform::new("linux", "arm64", Some("v8"))];
+        SampleBase {
+            version: version.into(),
+            kind,
+            official: true,
+            user: SampleUser::Numeric(if old { 802 } else { 10001 }),
+            platforms: if modern || (major, minor) == (4, 2) {
+                both
+            } else {
+                vec![Platform::new("linux", "amd64", None)]
+            },
+            family: if (major, minor) <= (4, 1) { MediaFamily::Docker } else { MediaFamily::Oci },
+            busybox: None,
+            attestation: modern,
+            filler: Vec::new(),
+        }
+    }
+
+    /// The built-in sample called `name` (one of [`SampleBase::BUILTIN_NAMES`]).
     pub fn builtin(name: &str) -> Option<Self> {
         match name {
             "wso2am-4.3.0" => Some(Self::v430()),
             "wso2am-4.1.0" => Some(Self::v410()),
+            _ if Self::BUILTIN_NAMES.contains(&name) => {
+                let (kind, _, version) = crate::wso2::server_of(name)?;
+                Some(Self::official(kind, &version))
+            }
             _ => None,
         }
     }
 
-    /// Names accepted by [`SampleBase::builtin`].
-    pub const BUILTIN_NAMES: [&'static str; 2] = ["wso2am-4.3.0", "wso2am-4.1.0"];
+    /// Names accepted by [`SampleBase::builtin`]: the two generic samples and
+    /// the official shapes.
+    pub const BUILTIN_NAMES: [&'static str; 8] = [
+        "wso2am-4.3.0",
+        "wso2am-4.1.0",
+        "wso2am-4.2.0",
+        "wso2am-4.4.0",
+        "wso2am-4.5.0",
+        "wso2am-acp-4.5.0",
+        "wso2am-tm-4.5.0",
+        "wso2am-universal-gw-4.5.0",
+    ];
+
+    /// The product folder's name, e.g. `wso2am-tm-4.5.0`.
+    pub fn server_folder(&self) -> String {
+        format!("{}-{}", self.kind.server(), self.version)
+    }
 
     /// Writes the base into an OCI layout under `tag`; returns the top digest.
     pub fn write_oci(&self, dir: &Path, tag: &str) -> Result<Digest> {
@@ -113,9 +175,11 @@ impl SampleBase {
     /// The base as an image set held in memory.
     pub fn image_set(&self) -> Result<ImageSet> {
         let home = "/home/wso2carbon".to_string();
-        let product = format!("{home}/wso2am-{}", self.version);
+        let product = format!("{home}/{}", self.server_folder());
         let os_layer = gzip_layer(&self.os_tar()?)?;
-        let product_layer = gzip_layer(&self.product_tar(&product)?)?;
+        let product_tar =
+            if self.official { self.official_product_tar(&product)? } else { self.product_tar(&product)? };
+        let product_layer = gzip_layer(&product_tar)?;
         let family = self.family;
         let layer_type = family.layer_gzip();
         let mut built = vec![os_layer];
@@ -132,7 +196,17 @@ impl SampleBase {
                 json!({"created": "2024-05-01T00:00:00Z", "created_by": format!("sample filler {i}: {size} bytes")}),
             );
         }
-        history.push(json!({"created": "2024-05-01T00:00:00Z", "created_by": format!("sample WSO2 API Manager {} tree", self.version)}));
+        let tree = if self.official {
+            format!("sample WSO2 API Manager {} {} tree", self.kind.name(), self.version)
+        } else {
+            format!("sample WSO2 API Manager {} tree", self.version)
+        };
+        history.push(json!({"created": "2024-05-01T00:00:00Z", "created_by": tree}));
+        let ports: serde_json::Map<String, serde_json::Value> = if self.official {
+            self.kind.exposed_ports().iter().map(|p| (format!("{p}/tcp"), json!({}))).collect()
+        } else {
+            ["9443/tcp", "8243/tcp", "8280/tcp", "9763/tcp"].iter().map(|p| (p.to_string(), json!({}))).collect()
+        };
         let mut images = Vec::new();
         for p in &self.platforms {
             let user = match self.user {
@@ -154,7 +228,7 @@ impl SampleBase {
                     ],
                     "Entrypoint": [format!("{home}/docker-entrypoint.sh")],
                     "WorkingDir": home,
-                    "ExposedPorts": {"9443/tcp": {}, "8243/tcp": {}, "8280/tcp": {}, "9763/tcp": {}},
+                    "ExposedPorts": ports,
                     "ArgsEscaped": true,
                 },
                 "rootfs": {"type": "layers", "diff_ids": diff_ids},
@@ -201,7 +275,12 @@ impl SampleBase {
         if let Some(bb) = &self.busybox {
             let bytes = std::fs::read(bb).map_err(|e| Error::io("reading busybox", bb, e))?;
             t.file("bin/busybox", &bytes, 0o755, 0);
-            for applet in ["sh", "ls", "stat", "cat", "id", "echo", "find", "sleep", "test", "head", "wc", "env"] {
+            let mut applets =
+                vec!["sh", "ls", "stat", "cat", "id", "echo", "find", "sleep", "test", "head", "wc", "env"];
+            if self.official {
+                applets.extend(["cp", "mkdir", "touch", "rm"]);
+            }
+            for applet in applets {
                 t.symlink(&format!("bin/{applet}"), "busybox");
             }
         }
@@ -270,6 +349,125 @@ impl SampleBase {
             0o644,
             uid,
         );
+        t.file(
+            &format!("{p}/repository/resources/security/wso2carbon.jks"),
+            &[0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2, 0, 0, 0, 0],
+            0o644,
+            uid,
+        );
+        Ok(t.finish())
+    }
+}
+
+impl SampleBase {
+    /// The entrypoint of the official images: copy the config and artifact
+    /// volumes over the product home, then run the launcher of the kind with
+    /// `PROFILE_NAME` read where that version's entrypoint reads it.
+    fn official_entrypoint(&self) -> String {
+        let (major, minor) = crate::wso2::major_minor(Some(&self.version)).unwrap_or((4, 5));
+        let profiles_env = self.kind == ProductKind::AllInOne && (major, minor) < (4, 5);
+        let mut s = String::from(
+            "#!/bin/sh\nset -e\n\
+             config_volume=\"${WORKING_DIRECTORY}/wso2-config-volume\"\n\
+             artifact_volume=\"${WORKING_DIRECTORY}/wso2-artifact-volume\"\n\
+             test -d \"${WSO2_SERVER_HOME}\" || { echo \"WSO2 Docker product home does not exist\"; exit 1; }\n",
+        );
+        if profiles_env || self.kind == ProductKind::ControlPlane {
+            s.push_str(
+                "if [ -n \"${PROFILE_NAME}\" ]; then\n  sh \"${WSO2_SERVER_HOME}/bin/profileSetup.sh\" -Dprofile=\"${PROFILE_NAME}\"\nfi\n",
+            );
+        }
+        s.push_str(
+            "for v in \"$config_volume\" \"$artifact_volume\"; do\n  \
+             if [ -d \"$v\" ] && [ -n \"$(ls -A \"$v\")\" ]; then cp -RL \"$v\"/* \"${WSO2_SERVER_HOME}\"/; fi\ndone\n",
+        );
+        if self.kind == ProductKind::ControlPlane {
+            s.push_str(
+                "if [ \"${PROFILE_NAME}\" = \"key-manager\" ]; then\n  exec sh \"${WSO2_SERVER_HOME}/bin/key-manager.sh\" \"$@\"\nfi\n",
+            );
+        }
+        if profiles_env {
+            s.push_str(&format!(
+                "if [ -n \"${{PROFILE_NAME}}\" ]; then\n  exec sh \"${{WSO2_SERVER_HOME}}/bin/{}\" -Dprofile=\"${{PROFILE_NAME}}\" \"$@\"\nfi\n",
+                self.kind.launcher()
+            ));
+        }
+        s.push_str(&format!("exec sh \"${{WSO2_SERVER_HOME}}/bin/{}\" \"$@\"\n", self.kind.launcher()));
+        s
+    }
+
+    fn official_product_tar(&self, product: &str) -> Result<Vec<u8>> {
+        let uid = self.user.uid();
+        let p = product.trim_start_matches('/');
+        let apps = crate::wso2::portal_apps_dir(Some(&self.version));
+        let mut t = TarBuf::default();
+        let own = |t: &mut TarBuf, d: &str| t.dir(d, 0o755, uid);
+        own(&mut t, "home/wso2carbon/");
+        t.file("home/wso2carbon/docker-entrypoint.sh", self.official_entrypoint().as_bytes(), 0o755, uid);
+        for d in ["solr/", "solr/indexed-data/", "solr/database/", "wso2-tmp/", "wso2-tmp/synapse-configs/"] {
+            own(&mut t, &format!("home/wso2carbon/{d}"));
+        }
+        let mut dirs: Vec<String> = [
+            "",
+            "bin/",
+            "repository/",
+            "repository/components/",
+            "repository/components/lib/",
+            "repository/components/dropins/",
+            "repository/conf/",
+            "repository/database/",
+            "repository/deployment/",
+            "repository/deployment/server/",
+            "repository/deployment/server/synapse-configs/",
+            "repository/logs/",
+            "repository/resources/",
+            "repository/resources/security/",
+            "tmp/",
+        ]
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+        let portals = self.kind.portals();
+        if !portals.is_empty() {
+            dirs.push(format!("repository/deployment/server/{apps}/"));
+        }
+        for portal in portals {
+            for sub in ["", "site/", "site/public/", "site/public/theme/", "site/public/conf/"] {
+                dirs.push(format!("repository/deployment/server/{apps}/{portal}/{sub}"));
+            }
+        }
+        dirs.sort();
+        for d in &dirs {
+            own(&mut t, &format!("{p}/{d}"));
+        }
+        let mut launchers = vec![self.kind.launcher(), "profileSetup.sh"];
+        if self.kind == ProductKind::ControlPlane {
+            launchers.push("key-manager.sh");
+        }
+        launchers.sort();
+        for l in launchers {
+            t.file(
+                &format!("{p}/bin/{l}"),
+                format!(
+                    "#!/bin/sh\necho \"WSO2 API Manager {} {} (sample) {l} with: $* PROFILE_NAME=${{PROFILE_NAME}}\"\n",
+                    self.kind.name(),
+                    self.version
+                )
+                .as_bytes(),
+                0o755,
+                uid,
+            );
+        }
+        t.file(&format!("{p}/repository/conf/deployment.toml"), b"[server]\nhostname = \"localhost\"\n", 0o644, uid);
+        if portals.contains(&"devportal") {
+            let theme_file = if apps == "webapps" { "userTheme.json" } else { "userTheme.js" };
+            t.file(
+                &format!("{p}/repository/deployment/server/{apps}/devportal/site/public/theme/{theme_file}"),
+                b"{}\n",
+                0o644,
+                uid,
+            );
+        }
         t.file(
             &format!("{p}/repository/resources/security/wso2carbon.jks"),
             &[0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2, 0, 0, 0, 0],

@@ -1,6 +1,9 @@
 //! Keystore recognition by content, not name: JKS (`FE ED FE ED`), JCEKS
 //! (`CE CE CE CE`) and PKCS#12 (a DER `SEQUENCE` whose first element is
 //! `INTEGER 3`). wso2img never reads further, and never needs a password.
+//! Outside the keystores folder a file is also a keystore by name
+//! ([`sniff`]); [`public_refusal`] is the one message of the guard that keeps
+//! baked keystores out of public registries.
 
 use std::fs::File;
 use std::io::Read;
@@ -18,6 +21,35 @@ pub fn kind(path: &Path, label: &str) -> Result<&'static str> {
             "{label}: is not a keystore (JKS, JCEKS or PKCS#12); keep only keystores in the keystores folder"
         ))
     })
+}
+
+/// File name endings that mark a keystore whatever its content.
+const NAMES: [&str; 4] = [".jks", ".jceks", ".p12", ".pfx"];
+
+/// The keystore type of a customer file outside the keystores folder, judged
+/// by name (`.jks`, `.jceks`, `.p12`, `.pfx`) or by content; `None` for
+/// anything else (an unreadable file is left to the later checks).
+pub fn sniff(path: &Path, name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    if let Some(ext) = NAMES.iter().find(|e| lower.ends_with(*e)) {
+        return Some(match *ext {
+            ".jks" => "JKS",
+            ".jceks" => "JCEKS",
+            _ => "PKCS12",
+        });
+    }
+    let mut head = [0u8; 16];
+    let n = File::open(path).and_then(|mut f| f.read(&mut head)).ok()?;
+    detect(&head[..n])
+}
+
+/// The refusal to push an image with baked keystores to `dest` on public
+/// registry `registry`; `why` says what makes it baked.
+pub fn public_refusal(dest: &str, registry: &str, why: &str) -> Error {
+    Error::usage(format!(
+        "{dest}: refusing to push baked keystores ({why}) to {registry}, a public registry; \
+mount the keystores at run time, or pass --allow-public-keystores"
+    ))
 }
 
 /// Recognises a keystore from its first bytes.
@@ -42,6 +74,20 @@ pub fn detect(b: &[u8]) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::detect;
+
+    #[test]
+    fn sniffs_by_name_and_content() {
+        let d = tempfile::tempdir().unwrap();
+        let jks = d.path().join("client-truststore.bin");
+        std::fs::write(&jks, [0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2]).unwrap();
+        assert_eq!(super::sniff(&jks, "client-truststore.bin"), Some("JKS"));
+        let named = d.path().join("x.PFX");
+        std::fs::write(&named, b"not really").unwrap();
+        assert_eq!(super::sniff(&named, "x.PFX"), Some("PKCS12"));
+        let plain = d.path().join("deployment.toml");
+        std::fs::write(&plain, b"[server]\n").unwrap();
+        assert_eq!(super::sniff(&plain, "deployment.toml"), None);
+    }
 
     #[test]
     fn recognises_keystores() {

@@ -14,6 +14,107 @@ use crate::config::LayerKind;
 use crate::error::{Error, Result};
 use crate::layer::Owner;
 
+/// Which WSO2 API Manager image a base is: the all-in-one image, or one of
+/// the distributed images of 4.5 and later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ProductKind {
+    /// `wso2/wso2am`: every component in one server (`wso2am-X.Y.Z`).
+    #[serde(rename = "all-in-one")]
+    AllInOne,
+    /// `wso2/wso2am-acp`: the control plane with the portals (`wso2am-acp-X.Y.Z`).
+    #[serde(rename = "acp")]
+    ControlPlane,
+    /// `wso2/wso2am-tm`: the traffic manager (`wso2am-tm-X.Y.Z`).
+    #[serde(rename = "tm")]
+    TrafficManager,
+    /// `wso2/wso2am-universal-gw` (`classic-gw` upstream): the gateway.
+    #[serde(rename = "gateway")]
+    Gateway,
+}
+
+/// Product folder names (`<server>-X.Y.Z`) and the kind each one is, most
+/// specific first.
+const SERVERS: [(&str, ProductKind); 5] = [
+    ("wso2am-acp", ProductKind::ControlPlane),
+    ("wso2am-tm", ProductKind::TrafficManager),
+    ("wso2am-universal-gw", ProductKind::Gateway),
+    ("wso2am-classic-gw", ProductKind::Gateway),
+    ("wso2am", ProductKind::AllInOne),
+];
+
+/// The portals a `themes/` folder may hold, and where each one's theme files go
+/// inside the portal app.
+const PORTALS: [(&str, &str); 3] =
+    [("devportal", "site/public/theme"), ("publisher", "site/public/conf"), ("admin", "site/public/conf")];
+
+impl ProductKind {
+    /// Every kind.
+    pub const ALL: [ProductKind; 4] =
+        [ProductKind::AllInOne, ProductKind::ControlPlane, ProductKind::TrafficManager, ProductKind::Gateway];
+
+    /// The short name used in reports and the `{kind}` tag placeholder.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProductKind::AllInOne => "all-in-one",
+            ProductKind::ControlPlane => "acp",
+            ProductKind::TrafficManager => "tm",
+            ProductKind::Gateway => "gateway",
+        }
+    }
+
+    /// How messages name the kind.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ProductKind::AllInOne => "all-in-one",
+            ProductKind::ControlPlane => "control-plane (acp)",
+            ProductKind::TrafficManager => "traffic-manager (tm)",
+            ProductKind::Gateway => "gateway",
+        }
+    }
+
+    /// The product folder's name without the version (the gateway's current name).
+    pub fn server(self) -> &'static str {
+        SERVERS.iter().find(|(_, k)| *k == self).map(|(s, _)| *s).unwrap_or("wso2am")
+    }
+
+    /// The launcher the official entrypoint runs, in `bin/` of the product home.
+    pub fn launcher(self) -> &'static str {
+        match self {
+            ProductKind::AllInOne => "api-manager.sh",
+            ProductKind::ControlPlane => "api-cp.sh",
+            ProductKind::TrafficManager => "traffic-manager.sh",
+            ProductKind::Gateway => "gateway.sh",
+        }
+    }
+
+    /// The portals the official image of this kind ships.
+    pub fn portals(self) -> &'static [&'static str] {
+        match self {
+            ProductKind::AllInOne | ProductKind::ControlPlane => &["devportal", "publisher", "admin"],
+            ProductKind::TrafficManager | ProductKind::Gateway => &[],
+        }
+    }
+
+    /// The ports the official Dockerfile of this kind exposes.
+    pub fn exposed_ports(self) -> &'static [u16] {
+        match self {
+            ProductKind::Gateway => &[8280, 8243, 9763, 9443, 9099, 8099, 9021, 8021],
+            _ => &[9763, 9443, 9999, 11111, 8280, 8243, 5672, 9711, 9611, 9099],
+        }
+    }
+}
+
+/// The kind, server folder name and version of a product home named
+/// `<server>-X.Y.Z`, e.g. `wso2am-universal-gw-4.5.0`.
+pub fn server_of(product_home: &str) -> Option<(ProductKind, &'static str, String)> {
+    let name = product_home.trim_end_matches('/').rsplit('/').next()?;
+    SERVERS.iter().find_map(|(server, kind)| {
+        let v = name.strip_prefix(server)?.strip_prefix('-')?;
+        let ok = !v.is_empty() && v.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+        ok.then(|| (*kind, *server, v.to_string()))
+    })
+}
+
 /// Facts detected from a base image config (and, for a named user, its /etc/passwd).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Facts {
@@ -21,6 +122,12 @@ pub struct Facts {
     pub product_home: String,
     /// Product version from the home's name, e.g. `4.3.0`.
     pub version: Option<String>,
+    /// Which image the base is, from the home's name (`None`: a folder name wso2img does not know).
+    pub kind: Option<ProductKind>,
+    /// The home's name without the version, e.g. `wso2am-universal-gw`.
+    pub server: Option<String>,
+    /// The portals the base serves (`devportal`, `publisher`, `admin`).
+    pub portals: Vec<String>,
     /// The runtime user as the config names it (`10001`, `wso2carbon`).
     pub user: String,
     /// Numeric owner for customer files.
@@ -109,6 +216,8 @@ pub trait BaseFs {
     fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>>;
     /// The names in a folder (path relative to `/`).
     fn list_dir(&mut self, dir: &str) -> Result<Vec<String>>;
+    /// Every folder at or below each of `roots` (paths relative to `/`).
+    fn dirs_under(&mut self, roots: &[String]) -> Result<Vec<String>>;
 }
 
 /// Detects the facts of a base from its config, reading its filesystem
@@ -139,8 +248,27 @@ pub fn detect(config: &Value, owner_override: Option<Owner>, fs: &mut dyn BaseFs
         }
     };
     let product_home = product_home.trim_end_matches('/').to_string();
+    if let Err(m) = crate::sanitize::check_value(&product_home)
+        .and(crate::sanitize::check_value(config["config"]["User"].as_str().unwrap_or("")))
+    {
+        return Err(Error::source(format!(
+            "base image: its product home {:?} or USER {m}; use a base without control characters in either",
+            product_home
+        )));
+    }
+    let server = server_of(&product_home);
+    let version = server.as_ref().map(|(_, _, v)| v.clone());
+    let kind = server.as_ref().map(|(k, _, _)| *k);
+    let portals: Vec<String> = match kind {
+        Some(k) => k.portals().iter().map(|p| p.to_string()).collect(),
+        None => {
+            let apps = format!("{product_home}/repository/deployment/server/{}", portal_apps_dir(version.as_deref()));
+            let found = fs.list_dir(apps.trim_start_matches('/'))?;
+            PORTALS.iter().map(|(p, _)| p.to_string()).filter(|p| found.contains(p)).collect()
+        }
+    };
+    let server = server.map(|(_, s, _)| s.to_string());
     let mut read_file = |p: &str| fs.read_file(p);
-    let version = version_of(&product_home);
     let user = config["config"]["User"].as_str().unwrap_or("").to_string();
     let default_home = workdir.unwrap_or_else(|| parent(&product_home));
     let (owner, owner_from, user_home) = match (owner_override, UserSpec::parse(&user)) {
@@ -180,7 +308,7 @@ pub fn detect(config: &Value, owner_override: Option<Owner>, fs: &mut dyn BaseFs
             (Owner { uid: entry.uid, gid }, "/etc/passwd".to_string(), entry.home)
         }
     };
-    Ok(Facts { product_home, version, user, owner, owner_from, user_home })
+    Ok(Facts { product_home, version, kind, server, portals, user, owner, owner_from, user_home })
 }
 
 fn parent(p: &str) -> String {
@@ -190,15 +318,25 @@ fn parent(p: &str) -> String {
     }
 }
 
-/// The product version in a home folder name like `wso2am-4.3.0`.
+/// The product version in a home folder name like `wso2am-4.3.0` or `wso2am-tm-4.5.0`.
 pub fn version_of(product_home: &str) -> Option<String> {
-    let name = product_home.rsplit('/').next()?;
-    let v = name.strip_prefix("wso2am-")?;
-    let ok = !v.is_empty() && v.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
-    ok.then(|| v.to_string())
+    server_of(product_home).map(|(_, _, v)| v)
 }
 
-fn major_minor(version: Option<&str>) -> Option<(u32, u32)> {
+impl Facts {
+    /// How messages name the base: its kind and product folder, e.g.
+    /// `gateway base (wso2am-universal-gw-4.5.0)`.
+    pub fn describe(&self) -> String {
+        let folder = self.product_home.rsplit('/').next().unwrap_or("");
+        match self.kind {
+            Some(k) => format!("{} base ({folder})", k.describe()),
+            None => format!("base ({folder})"),
+        }
+    }
+}
+
+/// The major and minor numbers of a version like `4.5.0`.
+pub fn major_minor(version: Option<&str>) -> Option<(u32, u32)> {
     let mut it = version?.split('.');
     Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
 }
@@ -224,11 +362,6 @@ pub fn kind_root(kind: LayerKind) -> &'static str {
     }
 }
 
-/// The portals a `themes/` folder may hold, and where each one's theme files go
-/// inside the portal app.
-const PORTALS: [(&str, &str); 3] =
-    [("devportal", "site/public/theme"), ("publisher", "site/public/conf"), ("admin", "site/public/conf")];
-
 /// Maps a path inside `themes/` to its absolute destination in the image.
 /// Returns `Ok(None)` for the top-level portal folders themselves.
 pub fn theme_destination(facts: &Facts, rel: &str) -> Result<Option<String>> {
@@ -237,6 +370,13 @@ pub fn theme_destination(facts: &Facts, rel: &str) -> Result<Option<String>> {
     let mut parts = rel.splitn(2, '/');
     let top = parts.next().unwrap_or("");
     let rest = parts.next();
+    let portal = if top == "tenants" { "devportal" } else { top };
+    if PORTALS.iter().any(|(p, _)| *p == portal) && !facts.portals.iter().any(|p| p == portal) {
+        return Err(Error::config(format!(
+            "themes/{top}: the {} has no {portal}; remove themes/{top} or build it on an all-in-one or control-plane (acp) base",
+            facts.describe()
+        )));
+    }
     if top == "tenants" {
         let Some(rest) = rest else { return Ok(None) };
         check_theme_kind(facts, rel)?;
@@ -268,14 +408,103 @@ fn check_theme_kind(facts: &Facts, rel: &str) -> Result<()> {
     Ok(())
 }
 
-/// The deployment profiles a product version can start in.
+/// The deployment profiles the all-in-one image of a product version can
+/// start in (none from 4.5, where the distributed images replace them).
 pub fn profiles(version: Option<&str>) -> &'static [&'static str] {
     match major_minor(version) {
         Some((m, _)) if m < 4 => {
             &["default", "gateway-worker", "api-key-manager", "traffic-manager", "api-devportal", "api-publisher"]
         }
+        Some((4, n)) if n >= 5 => &[],
+        Some((m, _)) if m > 4 => &[],
         _ => &["default", "control-plane", "gateway-worker", "traffic-manager"],
     }
+}
+
+/// The environment variable through which every official entrypoint that
+/// takes a profile reads it: the 3.x–4.4 all-in-one (`profileSetup.sh`, then
+/// the launcher with `-Dprofile=`) and the 4.5+ control plane (`key-manager`).
+pub const PROFILE_ENV: &str = "PROFILE_NAME";
+
+/// The distributed image that replaces a 4.5+ all-in-one profile.
+fn distributed_image_for(profile: &str) -> Option<ProductKind> {
+    match profile {
+        "control-plane" | "api-devportal" | "api-publisher" => Some(ProductKind::ControlPlane),
+        "key-manager" | "api-key-manager" => Some(ProductKind::ControlPlane),
+        "traffic-manager" => Some(ProductKind::TrafficManager),
+        "gateway-worker" => Some(ProductKind::Gateway),
+        _ => None,
+    }
+}
+
+/// Checks that the base runs `profile` (through [`PROFILE_ENV`]); the error
+/// names the version and what to use instead.
+pub fn check_profile(facts: &Facts, profile: &str) -> std::result::Result<(), String> {
+    let version = facts.version.as_deref().unwrap_or("(unknown version)");
+    let image = |k: ProductKind| format!("the wso2/{}:{version} image", k.server());
+    match facts.kind {
+        Some(ProductKind::ControlPlane) if profile == "key-manager" => Ok(()),
+        Some(ProductKind::ControlPlane) => Err(format!(
+            "profile `{profile}`: the {} runs only `key-manager` (API Manager {version} has no other profiles)",
+            facts.describe()
+        )),
+        Some(k @ (ProductKind::TrafficManager | ProductKind::Gateway)) => Err(format!(
+            "profile `{profile}`: the {} runs no profiles (API Manager {version}); it is the {} already, remove `profile`",
+            facts.describe(),
+            k.describe()
+        )),
+        _ => {
+            let allowed = profiles(facts.version.as_deref());
+            if allowed.contains(&profile) {
+                return Ok(());
+            }
+            if allowed.is_empty() {
+                let instead = match distributed_image_for(profile) {
+                    Some(k) => format!("build on {} instead", image(k)),
+                    None => format!(
+                        "build on the distributed images instead ({}, {}, {})",
+                        image(ProductKind::ControlPlane),
+                        image(ProductKind::TrafficManager),
+                        image(ProductKind::Gateway)
+                    ),
+                };
+                return Err(format!("profile `{profile}`: API Manager {version} has no profiles; {instead}"));
+            }
+            Err(format!("profile `{profile}` is not a profile of API Manager {version} (use one of {})", allowed.join(", ")))
+        }
+    }
+}
+
+/// Folders below the product home that the product writes at run time, with
+/// every folder below them: the config mapper's output (`repository/conf`)
+/// and its metadata (`repository/resources/conf`), the OSGi state
+/// (`repository/components/default/configuration`), the H2 databases, the
+/// deployment folder (synapse configs; the entrypoint's copy target for
+/// artifacts), logs and `tmp`. The product home itself gets `wso2carbon.pid`.
+pub const RUNTIME_TREES: [&str; 7] = [
+    "repository/conf",
+    "repository/resources/conf",
+    "repository/components/default/configuration",
+    "repository/database",
+    "repository/deployment/server",
+    "repository/logs",
+    "tmp",
+];
+
+/// The absolute folders an arbitrary UID with group 0 must be able to write
+/// in, given the folders `fs` finds below [`RUNTIME_TREES`] and the Solr
+/// folder: the roots first (created when the base lacks them), then every
+/// folder below them in the base.
+pub fn runtime_write_dirs(facts: &Facts, fs: &mut dyn BaseFs) -> Result<Vec<String>> {
+    let mut roots: Vec<String> = vec![facts.product_home.clone()];
+    roots.extend(RUNTIME_TREES.iter().map(|t| format!("{}/{t}", facts.product_home)));
+    roots.push(volume_path(facts, "solr"));
+    let rel: Vec<String> = roots.iter().skip(1).map(|r| r.trim_start_matches('/').to_string()).collect();
+    let mut dirs: Vec<String> = fs.dirs_under(&rel)?.into_iter().map(|d| format!("/{d}")).collect();
+    dirs.extend(roots);
+    dirs.sort();
+    dirs.dedup();
+    Ok(dirs)
 }
 
 /// The absolute path of a volume: absolute paths stay; `solr` is the user
@@ -308,6 +537,9 @@ mod tests {
         fn list_dir(&mut self, _dir: &str) -> Result<Vec<String>> {
             Ok(self.1.clone())
         }
+        fn dirs_under(&mut self, _roots: &[String]) -> Result<Vec<String>> {
+            Ok(Vec::new())
+        }
     }
 
     fn none() -> Fake {
@@ -334,6 +566,28 @@ mod tests {
             detect(&json!({"config": {"User": "802", "WorkingDir": "/home/wso2carbon"}}), None, &mut listing).unwrap();
         assert_eq!(f.product_home, "/home/wso2carbon/wso2am-4.2.0");
         assert_eq!(f.version.as_deref(), Some("4.2.0"));
+    }
+
+    #[test]
+    fn kinds_versions_and_profiles() {
+        let kind = |h: &str| server_of(h).map(|(k, s, v)| (k.name(), s, v));
+        assert_eq!(kind("/h/wso2am-4.5.0"), Some(("all-in-one", "wso2am", "4.5.0".into())));
+        assert_eq!(kind("/h/wso2am-acp-4.5.0"), Some(("acp", "wso2am-acp", "4.5.0".into())));
+        assert_eq!(kind("/h/wso2am-tm-4.6.0/"), Some(("tm", "wso2am-tm", "4.6.0".into())));
+        assert_eq!(kind("/h/wso2am-universal-gw-4.5.0"), Some(("gateway", "wso2am-universal-gw", "4.5.0".into())));
+        assert_eq!(kind("/h/wso2am-classic-gw-4.7.0"), Some(("gateway", "wso2am-classic-gw", "4.7.0".into())));
+        assert_eq!(kind("/h/wso2am-gw-4.5.0"), None);
+        let facts = |home: &str| detect(&cfg("10001", home), None, &mut none()).unwrap();
+        assert!(check_profile(&facts("/h/wso2am-4.3.0"), "gateway-worker").is_ok());
+        assert!(check_profile(&facts("/h/wso2am-3.2.0"), "api-key-manager").is_ok());
+        assert!(check_profile(&facts("/h/wso2am-acp-4.5.0"), "key-manager").is_ok());
+        let e = check_profile(&facts("/h/wso2am-4.6.0"), "traffic-manager").unwrap_err();
+        assert!(e.contains("4.6.0") && e.contains("wso2/wso2am-tm:4.6.0"), "{e}");
+        assert!(check_profile(&facts("/h/wso2am-universal-gw-4.5.0"), "gateway-worker").is_err());
+        assert_eq!(facts("/h/wso2am-tm-4.5.0").portals, Vec::<String>::new());
+        let mut listing = Fake(None, vec!["devportal".into(), "other".into()]);
+        let f = detect(&cfg("10001", "/opt/apim"), None, &mut listing).unwrap();
+        assert_eq!((f.kind, f.portals), (None, vec!["devportal".to_string()]));
     }
 
     #[test]

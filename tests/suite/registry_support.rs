@@ -292,9 +292,9 @@ pub fn basic_auth(user: &str, password: &str) -> String {
 // ---------------------------------------------------------------------------
 // The registry
 
-struct Tls {
-    ca: PathBuf,
-    cert_dir: PathBuf,
+pub struct Tls {
+    pub ca: PathBuf,
+    pub cert_dir: PathBuf,
 }
 
 /// A running `docker-registry` on 127.0.0.1, with its own storage and logs.
@@ -634,7 +634,8 @@ fn oci_to_dir(layout: &Path, top: &str, out: &Path) {
 }
 
 /// Generates a CA and a server certificate for 127.0.0.1 and localhost in `root/tls`.
-fn make_tls(root: &Path) -> Tls {
+/// A CA and a server certificate for 127.0.0.1 under `root/tls/` (`server.crt`, `server.key`).
+pub fn make_tls(root: &Path) -> Tls {
     let d = root.join("tls");
     fs::create_dir_all(&d).unwrap();
     let ossl = |args: &[&str]| {

@@ -181,7 +181,12 @@ fn variants_share_layers_and_start_in_their_profiles() {
     portable(&ws);
     ws.write("variants/gateway/overlays/repository/conf/gateway.txt", b"gw\n");
     let runnable = docker() && busybox().is_some();
-    sample_430(runnable, &[]).write_oci(&ws.join("base"), "4.3.0").unwrap();
+    // The official 4.3 shape: its entrypoint reads PROFILE_NAME, runs profileSetup.sh, then the launcher.
+    let mut base = wso2img::transport::sample::SampleBase::official(wso2img::wso2::ProductKind::AllInOne, "4.3.0");
+    if runnable {
+        base.busybox = busybox();
+    }
+    base.write_oci(&ws.join("base"), "4.3.0").unwrap();
     ws.config(
         "[base]\nimage = \"oci:base:4.3.0\"\n[target]\nrepository = \"localhost/wso2img-test/variants\"\n\
          [[variant]]\nname = \"gateway\"\nprofile = \"gateway-worker\"\noverlays = \"variants/gateway/overlays\"\n\
@@ -210,7 +215,9 @@ fn variants_share_layers_and_start_in_their_profiles() {
         for v in vs {
             let image = format!("localhost/wso2img-test/variants:{}", v["tag"].as_str().unwrap());
             let out = docker_ok(&["run", "--rm", "--network", "none", "--pull", "never", &image]);
-            assert!(out.contains(&format!("-Dprofile={}", v["profile"].as_str().unwrap())), "{out}");
+            let profile = v["profile"].as_str().unwrap();
+            assert!(out.contains(&format!("profileSetup.sh with: -Dprofile={profile}")), "{out}");
+            assert!(out.contains(&format!("api-manager.sh with: -Dprofile={profile} PROFILE_NAME={profile}")), "{out}");
             let _ = Command::new("docker").args(["rmi", "-f", &image]).output();
         }
     }

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{base_image, Base};
+use crate::bounded::METADATA_MAX;
 use crate::digest::{Digest, HashReader};
 use crate::error::{io_reason, Error, Kind, Result};
 use crate::image::json::canonical;
@@ -37,7 +38,7 @@ struct LegacyEntry {
 pub(crate) fn index_members(path: &Path, shown: &str) -> Result<HashMap<String, (u64, u64)>> {
     let f = File::open(path)
         .map_err(|e| Error::source(format!("{shown}: cannot open ({}); check the path", io_reason(&e))))?;
-    let mut ar = tar::Archive::new(f);
+    let mut ar = tar::Archive::new(crate::bounded::TarGuard::new(f));
     let mut out = HashMap::new();
     let entries =
         ar.entries_with_seek().map_err(|e| Error::source(format!("{shown}: not a tar archive ({})", io_reason(&e))))?;
@@ -256,10 +257,10 @@ pub fn read_member(path: &Path, shown: &str, name: &str) -> Result<Option<Vec<u8
 /// The bytes of a small member (`(offset, length)`) of the archive at `path`:
 /// metadata files (manifest.json, configs) up to 16 MiB.
 pub(crate) fn read_range(path: &Path, (off, len): (u64, u64), shown: &str) -> Result<Vec<u8>> {
-    const MAX: u64 = 16 << 20;
-    if len > MAX {
+    if len > METADATA_MAX {
         return Err(Error::source(format!(
-            "{shown}: a metadata member of {len} bytes is too large; is the archive corrupt?"
+            "{shown}: a metadata member (manifest.json or a config) of {len} bytes is over the {} limit; is the archive corrupt?",
+            crate::bounded::size_text(METADATA_MAX)
         )));
     }
     let err = |e: io::Error| Error::source(format!("{shown}: {}", io_reason(&e)));

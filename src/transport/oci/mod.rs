@@ -31,13 +31,15 @@ pub(crate) fn layout_blob(dir: &Path, desc: &Descriptor) -> Blob {
 
 pub(crate) fn read_index(dir: &Path, shown: &str) -> Result<Index> {
     let path = dir.join("index.json");
-    let bytes = fs::read(&path).map_err(|e| {
-        if e.kind() == io::ErrorKind::NotFound {
-            Error::source(format!("{shown}: no OCI image layout there (no index.json); check the path"))
-        } else {
-            Error::source(format!("{shown}: cannot read index.json ({})", io_reason(&e)))
-        }
-    })?;
+    let bytes = fs::File::open(&path)
+        .and_then(|f| crate::bounded::read_to_end_max(f, crate::bounded::METADATA_MAX))
+        .map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                Error::source(format!("{shown}: no OCI image layout there (no index.json); check the path"))
+            } else {
+                Error::source(format!("{shown}: cannot read index.json ({})", io_reason(&e)))
+            }
+        })?;
     serde_json::from_slice(&bytes)
         .map_err(|e| Error::source(format!("{shown}: index.json is not a valid OCI index: {e}")))
 }

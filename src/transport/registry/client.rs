@@ -1,20 +1,25 @@
 //! An HTTP client for one registry host: scheme selection (HTTPS, or plain
 //! HTTP only for loopback and `--insecure-registry` hosts), TLS roots
 //! (system, `--ca-cert`, `/etc/docker/certs.d/<host>/ca.crt`), basic and
-//! bearer auth with cached tokens per scope, and retries with exponential
-//! backoff and jitter on 408, 429 (honouring Retry-After), 5xx, resets and
-//! timeouts.
+//! bearer auth with cached tokens per scope, retries with exponential
+//! backoff and jitter on 408, 429 (honouring Retry-After), 5xx and resets,
+//! redirects followed by hand (credentials only to the registry's own origin,
+//! see [`super::origin`]), bounded bodies, and a stall limit (`--timeout`): a
+//! registry that sends nothing for that long fails the request, with a line
+//! saying what is awaited printed while it waits.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
+use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 
 use super::auth::{self, Challenge, Credential, Found};
+use super::origin;
 use crate::error::{Cause, Error, Kind, Result};
 
 /// Settings shared by every registry client.
@@ -32,7 +37,15 @@ pub struct Options {
     pub concurrency: usize,
     /// First backoff delay.
     pub backoff: Duration,
+    /// How long a registry may send nothing (no answer, no body bytes) before
+    /// the request fails; stalls are not retried.
+    pub timeout: Duration,
 }
+
+/// The default `--timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The largest token-server answer or error body read.
+const SMALL_BODY_MAX: u64 = 1 << 20;
 
 impl Default for Options {
     fn default() -> Self {
@@ -43,6 +56,7 @@ impl Default for Options {
             max_attempts: 6,
             concurrency: 4,
             backoff: Duration::from_millis(200),
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 }
@@ -69,7 +83,11 @@ pub struct Client {
     /// The host as references name it (`docker.io`, `127.0.0.1:5000`).
     pub host: String,
     base: String,
+    base_url: Url,
     http: reqwest::Client,
+    /// The same, without a read timeout: for uploads, whose answer comes only
+    /// once the whole body is sent (their stalls are watched by [`Client::execute`]).
+    http_upload: reqwest::Client,
     found: Option<Found>,
     challenge: Challenge,
     tokens: Mutex<HashMap<String, String>>,
@@ -104,12 +122,13 @@ impl Client {
     pub async fn connect(host: &str, opts: &Options) -> Result<Client> {
         let insecure_ok = is_loopback(host) || opts.insecure.iter().any(|h| h == host);
         let unverified = opts.insecure.iter().any(|h| h == host);
-        let http = build_http(host, opts, unverified)?;
+        let http = build_http(host, opts, unverified, true)?;
+        let http_upload = build_http(host, opts, unverified, false)?;
         let found = auth::lookup(host)?;
         let https = format!("https://{}", api_host(host));
         let (base, resp) = match ping(&http, &https, opts).await {
             Ok(r) => (https, r),
-            Err(tls_err) if insecure_ok => {
+            Err(tls_err) if insecure_ok && !tls_err.message().contains("--timeout") => {
                 let plain = format!("http://{}", api_host(host));
                 match ping(&http, &plain, opts).await {
                     Ok(r) if r.status() == StatusCode::OK || r.status() == StatusCode::UNAUTHORIZED => (plain, r),
@@ -130,10 +149,14 @@ impl Client {
                 return Err(Error::source(format!("{host}: GET /v2/ answered {s}; is this a container registry?")));
             }
         };
+        let base_url =
+            Url::parse(&base).map_err(|e| Error::usage(format!("{host}: not a usable registry host ({e})")))?;
         Ok(Client {
             host: host.to_string(),
             base,
+            base_url,
             http,
+            http_upload,
             found,
             challenge,
             tokens: Mutex::new(HashMap::new()),
@@ -156,14 +179,95 @@ impl Client {
         format!("{}/v2/{}", self.base, path)
     }
 
-    /// Resolves a `Location` header against the registry.
-    pub fn absolute(&self, location: &str) -> String {
-        if location.starts_with("http://") || location.starts_with("https://") {
-            location.to_string()
-        } else if location.starts_with('/') {
-            format!("{}{location}", self.base)
-        } else {
-            format!("{}/{location}", self.base)
+    /// Resolves a `Location` header against the registry, refusing a move
+    /// from HTTPS to plain HTTP. Requests to another origin go without
+    /// credentials (see [`Client::attempt`]).
+    pub fn absolute(&self, location: &str) -> Result<String> {
+        origin::follow(&self.base_url, location)
+            .map(String::from)
+            .map_err(|m| Error::source(format!("{}: {m}", self.host)))
+    }
+
+    /// The error for a registry that sent nothing for `--timeout` while `what` was awaited.
+    pub(crate) fn stalled(&self, what: &str) -> Error {
+        Error::source(format!(
+            "{}: {what}: no answer for {} s; the registry stalled (try again later, or raise --timeout)",
+            self.host,
+            self.opts.timeout.as_secs_f64()
+        ))
+    }
+
+    /// Awaits `fut`; when it takes a while, prints one line saying what is awaited.
+    pub(crate) async fn waiting<F: Future>(&self, what: &str, fut: F) -> F::Output {
+        wait_notice(&self.host, what, self.opts.timeout, fut).await
+    }
+
+    /// Awaits an upload's answer: it stalls when no byte of any upload to
+    /// this registry moved for `--timeout` (`None` then); says what it waits
+    /// for once nothing moved for a while.
+    async fn watch_upload<F: Future>(&self, what: &str, fut: F) -> Option<F::Output> {
+        let tick = (self.opts.timeout / 10).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let notice = (self.opts.timeout / 3).clamp(Duration::from_millis(200), Duration::from_secs(10));
+        let (mut last, mut since, mut told) = (self.uploaded_bytes(), Instant::now(), false);
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                out = &mut fut => return Some(out),
+                _ = tokio::time::sleep(tick) => {
+                    let now = self.uploaded_bytes();
+                    if now != last {
+                        (last, since, told) = (now, Instant::now(), false);
+                    }
+                    if !told && since.elapsed() >= notice {
+                        told = true;
+                        crate::progress::message(&format!(
+                            "waiting for {} to answer {what} (gives up after {} s without progress; see --timeout)",
+                            self.host,
+                            self.opts.timeout.as_secs_f64()
+                        ));
+                    }
+                    if since.elapsed() >= self.opts.timeout {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads a response body of at most `max` bytes (`what` names it in
+    /// errors). The error says whether a retry may help: a body over the limit
+    /// or a stall is final, a broken connection is not.
+    pub(crate) async fn read_body(
+        &self,
+        mut resp: Response,
+        max: u64,
+        what: &str,
+    ) -> std::result::Result<Vec<u8>, (Error, bool)> {
+        let too_large = || {
+            Error::source(format!(
+                "{}: {what}: larger than the {} limit; refusing it",
+                self.host,
+                crate::bounded::size_text(max)
+            ))
+        };
+        if resp.content_length().is_some_and(|n| n > max) {
+            return Err((too_large(), false));
+        }
+        let mut out = Vec::new();
+        loop {
+            match self.waiting(what, resp.chunk()).await {
+                Ok(Some(c)) => {
+                    if (out.len() + c.len()) as u64 > max {
+                        return Err((too_large(), false));
+                    }
+                    out.extend_from_slice(&c);
+                }
+                Ok(None) => return Ok(out),
+                Err(e) if e.is_timeout() => return Err((self.stalled(what), false)),
+                Err(e) => {
+                    return Err((Error::source(format!("{}: reading {what}: {}", self.host, root_cause(&e))), true))
+                }
+            }
         }
     }
 
@@ -204,6 +308,12 @@ impl Client {
     }
 
     async fn fetch_token(&self, realm: &str, service: Option<&str>, scopes: &[String]) -> Result<String> {
+        if let Err(m) = origin::follow(&self.base_url, realm) {
+            let realm_host = Url::parse(realm).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+            if !is_loopback(&realm_host) {
+                return Err(Error::source(format!("{}: token realm {realm}: {m}", self.host)));
+            }
+        }
         let mut last = None;
         for attempt in 0..self.opts.max_attempts {
             if attempt > 0 {
@@ -238,9 +348,12 @@ impl Client {
                     r
                 }
             };
-            match req.send().await {
+            match self.waiting(&format!("token from {realm}"), req.send()).await {
                 Ok(resp) if resp.status().is_success() => {
-                    let body = resp.bytes().await.unwrap_or_default();
+                    let body = self
+                        .read_body(resp, SMALL_BODY_MAX, &format!("token from {realm}"))
+                        .await
+                        .map_err(|(e, _)| e)?;
                     let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
                         Error::source(format!("{}: token response from {realm} is not JSON ({e})", self.host))
                     })?;
@@ -263,8 +376,9 @@ impl Client {
                         resp.status()
                     )));
                 }
+                Err(e) if e.is_timeout() => return Err(self.stalled(&format!("token from {realm}"))),
                 Err(e) => {
-                    if !(e.is_connect() || e.is_timeout() || e.is_request()) {
+                    if !(e.is_connect() || e.is_request()) {
                         return Err(Error::source(self.scrub(format!(
                             "{}: token server {realm}: {}",
                             self.host,
@@ -297,8 +411,9 @@ impl Client {
         Error::new(Kind::Source, msg)
     }
 
-    /// One attempt: builds the request with `make`, adds auth for `scopes`,
-    /// sends it. A 401 refreshes the token once within the attempt.
+    /// One attempt: builds the request with `make`, adds auth for `scopes`
+    /// (only while the request stays on the registry's origin), sends it and
+    /// follows redirects. A 401 refreshes the token once within the attempt.
     pub(crate) async fn attempt(
         &self,
         scopes: &[String],
@@ -307,42 +422,94 @@ impl Client {
         let mut fresh = false;
         loop {
             let auth = self.authorization(scopes, fresh).await.map_err(Failure::fatal)?;
-            let mut req = make(&self.http);
+            let mut request = make(&self.http)
+                .build()
+                .map_err(|e| Failure::fatal(Error::source(self.scrub(format!("{}: {}", self.host, one_line(&e))))))?;
+            let what = format!("{} {}", request.method(), request.url().path());
             if let Some(a) = auth {
-                req = req.header(AUTHORIZATION, a);
-            }
-            let started = std::time::Instant::now();
-            let sent = req.send().await;
-            match &sent {
-                Ok(r) => {
-                    tracing::debug!(host = %self.host, url = %r.url(), status = %r.status(), ms = started.elapsed().as_millis() as u64, "registry request")
+                if origin::same_origin(request.url(), &self.base_url) {
+                    request.headers_mut().insert(AUTHORIZATION, a);
                 }
-                Err(e) => tracing::debug!(host = %self.host, error = %one_line(e), "registry request failed"),
             }
-            match sent {
-                Ok(resp) => {
-                    let st = resp.status();
-                    if st == StatusCode::UNAUTHORIZED && !fresh && matches!(self.challenge, Challenge::Bearer { .. }) {
-                        fresh = true;
-                        continue;
-                    }
-                    if retryable_status(st) {
-                        let ra = retry_after(resp.headers());
-                        let detail = error_detail(resp).await;
-                        return Err(Failure::transient(Error::source(format!("{}: {st}{detail}", self.host)), ra));
-                    }
-                    return Ok(resp);
-                }
+            let started = Instant::now();
+            let resp = self.execute(request, &what).await?;
+            tracing::debug!(host = %self.host, url = %origin::shown(resp.url()), status = %resp.status(), ms = started.elapsed().as_millis() as u64, "registry request");
+            let st = resp.status();
+            if st == StatusCode::UNAUTHORIZED && !fresh && matches!(self.challenge, Challenge::Bearer { .. }) {
+                fresh = true;
+                continue;
+            }
+            if retryable_status(st) {
+                let ra = retry_after(resp.headers());
+                let detail = error_detail(resp).await;
+                return Err(Failure::transient(Error::source(format!("{}: {st}{detail}", self.host)), ra));
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// Sends `request`, following up to [`origin::MAX_REDIRECTS`] redirects by
+    /// hand: a move to another origin drops `Authorization`, a move from HTTPS
+    /// to HTTP is refused, and a request whose body cannot be replayed (an
+    /// upload) is not redirected.
+    async fn execute(&self, mut request: reqwest::Request, what: &str) -> std::result::Result<Response, Failure> {
+        for _ in 0..=origin::MAX_REDIRECTS {
+            let again = request.try_clone();
+            let sent = match &again {
+                Some(_) => self.waiting(what, self.http.execute(request)).await,
+                None => match self.watch_upload(what, self.http_upload.execute(request)).await {
+                    Some(r) => r,
+                    None => return Err(Failure::fatal(self.stalled(what))),
+                },
+            };
+            let resp = match sent {
+                Ok(r) => r,
                 Err(e) => {
-                    let text = self.scrub(format!("{}: {}", self.host, one_line(&e)));
-                    let transient = e.is_connect() || e.is_timeout() || e.is_request() || e.is_body();
-                    return Err(if transient {
-                        Failure::transient(Error::source(text), None)
-                    } else {
-                        Failure::fatal(Error::source(text))
-                    });
+                    tracing::debug!(host = %self.host, error = %one_line(&e), "registry request failed");
+                    return Err(self.send_failure(&e, what));
                 }
+            };
+            let st = resp.status().as_u16();
+            let location = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok());
+            let (true, Some(location)) = (matches!(st, 301 | 302 | 303 | 307 | 308), location) else {
+                return Ok(resp);
+            };
+            let fail = |m: String| Failure::fatal(Error::source(format!("{}: {what}: {m}", self.host)));
+            let next = origin::follow(resp.url(), location).map_err(fail)?;
+            let Some(mut r) = again else {
+                return Err(fail(format!(
+                    "redirected to {}; an upload cannot follow a redirect",
+                    origin::shown(&next)
+                )));
+            };
+            if !origin::same_origin(&next, &self.base_url) {
+                r.headers_mut().remove(AUTHORIZATION);
             }
+            if st == 303 || (matches!(st, 301 | 302) && r.method() == Method::POST) {
+                *r.method_mut() = Method::GET;
+                *r.body_mut() = None;
+            }
+            *r.url_mut() = next;
+            request = r;
+        }
+        Err(Failure::fatal(Error::source(format!(
+            "{}: {what}: more than {} redirects; refusing to follow",
+            self.host,
+            origin::MAX_REDIRECTS
+        ))))
+    }
+
+    /// The failure for a request that got no response: a stall is final,
+    /// connection trouble is worth another attempt.
+    fn send_failure(&self, e: &reqwest::Error, what: &str) -> Failure {
+        if e.is_timeout() {
+            return Failure::fatal(self.stalled(what));
+        }
+        let text = self.scrub(format!("{}: {}", self.host, one_line(e)));
+        if e.is_connect() || e.is_request() || e.is_body() {
+            Failure::transient(Error::source(text), None)
+        } else {
+            Failure::fatal(Error::source(text))
         }
     }
 
@@ -384,16 +551,25 @@ impl Client {
     }
 }
 
-fn build_http(host: &str, opts: &Options, unverified: bool) -> Result<reqwest::Client> {
+fn build_http(host: &str, opts: &Options, unverified: bool, read_timeout: bool) -> Result<reqwest::Client> {
     let mut b = reqwest::Client::builder()
         .user_agent(concat!("wso2img/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(10))
-        .read_timeout(Duration::from_secs(120))
+        .connect_timeout(opts.timeout.min(Duration::from_secs(10)))
         .pool_idle_timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
         .no_proxy();
+    if read_timeout {
+        b = b.read_timeout(opts.timeout);
+    }
     if let Ok(proxy) = std::env::var("HTTPS_PROXY").or_else(|_| std::env::var("https_proxy")) {
         if !proxy.is_empty() && !is_loopback(host) {
-            let p = reqwest::Proxy::all(&proxy).map_err(|e| Error::config(format!("HTTPS_PROXY={proxy}: {e}")))?;
+            let p = reqwest::Proxy::all(&proxy).map_err(|e| {
+                Error::config(format!(
+                    "HTTPS_PROXY={}: not a usable proxy URL ({}); fix or unset it",
+                    crate::sanitize::escape_controls(&proxy),
+                    one_line(&e)
+                ))
+            })?;
             b = b.proxy(p);
         }
     }
@@ -429,7 +605,7 @@ async fn ping(http: &reqwest::Client, base: &str, opts: &Options) -> Result<Resp
         if attempt > 0 {
             tokio::time::sleep(backoff(opts.backoff, attempt, wait.take())).await;
         }
-        match http.get(format!("{base}/v2/")).send().await {
+        match wait_notice(&host, "GET /v2/", opts.timeout, http.get(format!("{base}/v2/")).send()).await {
             Ok(r) if retryable_status(r.status()) => {
                 wait = retry_after(r.headers());
                 last = Some(Error::source(format!("{host}: GET /v2/ answered {}", r.status())));
@@ -443,15 +619,34 @@ async fn ping(http: &reqwest::Client, base: &str, opts: &Options) -> Result<Resp
                         "{host}: TLS failed ({text}); pass the registry's CA with --ca-cert FILE or put it in /etc/docker/certs.d/{host}/ca.crt"
                     )));
                 }
-                let err = Error::source(format!("{host}: cannot reach the registry ({})", root_cause(&e)));
-                if !e.is_timeout() {
-                    return Err(err);
+                if e.is_timeout() {
+                    return Err(Error::source(format!(
+                        "{host}: GET /v2/: no answer for {} s; is the registry up? (raise --timeout if it is just slow)",
+                        opts.timeout.as_secs_f64()
+                    )));
                 }
-                last = Some(err);
+                return Err(Error::source(format!("{host}: cannot reach the registry ({})", root_cause(&e))));
             }
         }
     }
     Err(last.unwrap_or_else(|| Error::source(format!("{host}: unreachable"))))
+}
+
+/// Awaits `fut`; past a third of `timeout` (at most 10 s) prints one line
+/// naming `host` and `what` is awaited, then keeps waiting.
+pub(crate) async fn wait_notice<F: Future>(host: &str, what: &str, timeout: Duration, fut: F) -> F::Output {
+    let notice = (timeout / 3).clamp(Duration::from_millis(200), Duration::from_secs(10));
+    tokio::pin!(fut);
+    tokio::select! {
+        out = &mut fut => out,
+        _ = tokio::time::sleep(notice) => {
+            crate::progress::message(&format!(
+                "waiting for {host} to answer {what} (gives up after {} s without data; see --timeout)",
+                timeout.as_secs_f64()
+            ));
+            fut.await
+        }
+    }
 }
 
 /// Whether a status is worth retrying.
@@ -477,10 +672,20 @@ pub(crate) fn backoff(first: Duration, attempt: u32, retry_after: Option<Duratio
     capped.mul_f64(jitter)
 }
 
-/// The registry's `errors[].message`, if the body has one.
-async fn error_detail(resp: Response) -> String {
-    let text = resp.text().await.unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+/// The registry's `errors[].message`, if the body has one (read for 10 s and 1 MiB at most).
+async fn error_detail(mut resp: Response) -> String {
+    let read = async {
+        let mut body = Vec::new();
+        while let Ok(Some(c)) = resp.chunk().await {
+            body.extend_from_slice(&c);
+            if body.len() as u64 > SMALL_BODY_MAX {
+                return Vec::new();
+            }
+        }
+        body
+    };
+    let body = tokio::time::timeout(Duration::from_secs(10), read).await.unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let msgs: Vec<String> = v["errors"]
         .as_array()
         .into_iter()
@@ -492,7 +697,7 @@ async fn error_detail(resp: Response) -> String {
     if msgs.is_empty() {
         String::new()
     } else {
-        format!(" ({})", msgs.join("; "))
+        format!(" ({})", crate::sanitize::escape_controls(&msgs.join("; ")))
     }
 }
 

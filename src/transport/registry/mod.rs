@@ -3,7 +3,8 @@
 //! [`auth`] finds credentials and parses challenges, [`pull`] reads a base
 //! (manifests and configs only; layers stay remote until something needs their
 //! bytes) and [`push`] writes results (HEAD, mount, stream, upload; manifests
-//! after blobs, tags last), and adds tags or copies images.
+//! after blobs, tags last), and adds tags or copies images. [`origin`] keeps
+//! credentials on the registry they were found for.
 //!
 //! Async stays inside this module: the rest of wso2img calls it through
 //! [`runtime`] and sees plain `Read`ers.
@@ -11,6 +12,7 @@
 pub mod auth;
 pub mod client;
 pub mod destination;
+pub mod origin;
 pub mod pull;
 pub mod push;
 
@@ -24,6 +26,7 @@ use reqwest::{Method, StatusCode};
 
 pub use client::{Client, Options};
 
+use crate::bounded::{CONFIG_MAX, MANIFEST_MAX};
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::image::{media, Descriptor, RemoteBlobs};
@@ -127,20 +130,7 @@ impl Client {
             return Err((self.status_error(resp, &format!("GET manifest {repo}:{reference}")).await, false));
         }
         let ct = resp.headers().get("Content-Type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| {
-                (
-                    Error::source(format!(
-                        "{}: reading manifest {repo}:{reference}: {}",
-                        self.host,
-                        client::root_cause(&e)
-                    )),
-                    true,
-                )
-            })?
-            .to_vec();
+        let bytes = self.read_body(resp, MANIFEST_MAX, &format!("manifest {repo}:{reference}")).await?;
         let digest = Digest::of(&bytes);
         if let Ok(want) = reference.parse::<Digest>() {
             if want != digest {
@@ -194,8 +184,9 @@ impl Client {
     }
 
     /// Fetches a small blob (a config) and verifies it, retrying broken reads.
+    /// Reading stops at the size its descriptor declares.
     pub async fn get_small_blob(&self, repo: &str, desc: &Descriptor) -> Result<Vec<u8>> {
-        if desc.size > 16 << 20 {
+        if desc.size > CONFIG_MAX {
             return Err(Error::source(format!(
                 "{}/{repo}: config {} is {} bytes; refusing",
                 self.host, desc.digest, desc.size
@@ -206,7 +197,8 @@ impl Client {
             let mut s = blob_stream(self, repo, desc).await?;
             let mut out = Vec::with_capacity(desc.size as usize);
             let mut failed = None;
-            while let Some(c) = s.next().await {
+            let what = format!("config {repo}@{}", desc.digest);
+            while let Some(c) = self.waiting(&what, s.next()).await {
                 match c {
                     Ok(c) => out.extend_from_slice(&c),
                     Err(e) => {
@@ -217,6 +209,7 @@ impl Client {
             }
             match failed {
                 None => return Ok(out),
+                Some(e) if !is_transient(&e) => return Err(Error::source(e.to_string())),
                 Some(e) if attempt + 1 >= self.opts.max_attempts => return Err(Error::source(e.to_string())),
                 Some(_) => {
                     attempt += 1;
@@ -239,13 +232,34 @@ pub async fn blob_stream(
     if !resp.status().is_success() {
         return Err(client.status_error(resp, &format!("GET blob {repo}@{}", desc.digest)).await);
     }
+    if let Some(n) = resp.content_length().filter(|n| *n > desc.size) {
+        return Err(Error::source(format!(
+            "{}/{repo}@{}: the registry sends {n} bytes for a blob of {}; refusing it",
+            client.host, desc.digest, desc.size
+        )));
+    }
+    let stalled = client.stalled(&format!("GET blob {repo}@{}", desc.digest)).to_string();
     let host = client.host.clone();
-    let inner =
-        resp.bytes_stream().map(move |r| r.map_err(|e| io::Error::other(format!("{host}: {}", client::one_line(&e)))));
+    let inner = resp.bytes_stream().map(move |r| {
+        r.map_err(|e| {
+            if e.is_timeout() {
+                io::Error::new(io::ErrorKind::TimedOut, stalled.clone())
+            } else {
+                io::Error::other(format!("{host}: {}", client::one_line(&e)))
+            }
+        })
+    });
     Ok(verify_stream(inner, desc.digest, desc.size, format!("{}/{repo}", client.host)))
 }
 
-/// Wraps a byte stream so it fails at its end unless it had `size` bytes with `digest`.
+/// Whether a failed blob read is worth another attempt: not when the source
+/// sent more than declared, a corrupt blob, or stalled.
+fn is_transient(e: &io::Error) -> bool {
+    !matches!(e.kind(), io::ErrorKind::FileTooLarge | io::ErrorKind::InvalidData | io::ErrorKind::TimedOut)
+}
+
+/// Wraps a byte stream so it fails as soon as it passes `size` bytes, and at
+/// its end unless it had `size` bytes with `digest`.
 fn verify_stream(
     inner: impl futures_util::Stream<Item = io::Result<Bytes>> + Send + 'static,
     digest: Digest,
@@ -255,14 +269,23 @@ fn verify_stream(
     struct State<S> {
         inner: S,
         hasher: Option<Hasher>,
+        seen: u64,
     }
-    let st = State { inner: Box::pin(inner), hasher: Some(Hasher::new()) };
+    let st = State { inner: Box::pin(inner), hasher: Some(Hasher::new()), seen: 0 };
     futures_util::stream::unfold(st, move |mut st| {
         let what = what.clone();
         async move {
             let hasher = st.hasher.as_mut()?;
             match st.inner.next().await {
                 Some(Ok(chunk)) => {
+                    st.seen += chunk.len() as u64;
+                    if st.seen > size {
+                        st.hasher = None;
+                        let msg = format!(
+                            "{what}@{digest}: the source sent more than the {size} bytes declared; refusing it"
+                        );
+                        return Some((Err(io::Error::new(io::ErrorKind::FileTooLarge, msg)), st));
+                    }
                     hasher.update(&chunk);
                     Some((Ok(chunk), st))
                 }
@@ -276,9 +299,10 @@ fn verify_stream(
                         None
                     } else {
                         Some((
-                            Err(io::Error::other(format!(
-                                "{what}@{digest}: received {n} bytes with digest {got}; the blob is corrupt"
-                            ))),
+                            Err(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                format!("{what}@{digest}: received {n} bytes with digest {got}; the blob is corrupt"),
+                            )),
                             st,
                         ))
                     }
@@ -307,7 +331,8 @@ impl RemoteBlobs for RemoteRepo {
         runtime().spawn(async move {
             match blob_stream(&me.client, &me.repository, &desc).await {
                 Ok(mut s) => {
-                    while let Some(c) = s.next().await {
+                    let what = format!("GET blob {}@{}", me.repository, desc.digest.short(12));
+                    while let Some(c) = me.client.waiting(&what, s.next()).await {
                         if tx.send(c).is_err() {
                             break;
                         }

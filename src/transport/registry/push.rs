@@ -22,6 +22,10 @@ use crate::image::mutate::multi_platform_content_digest;
 use crate::image::{media, Blob, BlobData, ImageSet, Index, Manifest, MediaFamily, Platform};
 use crate::reference::Reference;
 
+/// The smallest upload chunk (`--chunk-size`): smaller ones would make a
+/// request per few bytes.
+pub const MIN_CHUNK_SIZE: u64 = 64 << 10;
+
 /// What a tag currently names in a registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TagState {
@@ -182,8 +186,9 @@ async fn mount(client: &Client, repo: &str, digest: &Digest, from: &str) -> Resu
     match resp.status() {
         StatusCode::CREATED => Ok(true),
         StatusCode::ACCEPTED => {
-            if let Some(loc) = resp.headers().get("Location").and_then(|v| v.to_str().ok()) {
-                let url = client.absolute(loc);
+            if let Some(Ok(url)) =
+                resp.headers().get("Location").and_then(|v| v.to_str().ok()).map(|l| client.absolute(l))
+            {
                 let _ = client.send(&scopes, &|h| h.request(Method::DELETE, url.clone())).await;
             }
             Ok(false)
@@ -292,7 +297,7 @@ async fn upload_once(
             .await?;
         return finish(client, resp, repo, &digest, size).await;
     }
-    let chunk = client.opts.chunk_size.unwrap_or(4 << 20).max(1) as usize;
+    let chunk = client.opts.chunk_size.unwrap_or(4 << 20).max(MIN_CHUNK_SIZE) as usize;
     let mut source = Box::pin(source);
     let mut buf: Vec<u8> = Vec::with_capacity(chunk);
     let mut sent: u64 = 0;
@@ -327,7 +332,7 @@ async fn upload_once(
             if resp.status() != StatusCode::ACCEPTED {
                 return Err(fatal(client.status_error(resp, &format!("upload chunk to {repo}")).await));
             }
-            location = location_of(client, &resp).unwrap_or(location);
+            location = location_of(client, &resp)?.unwrap_or(location);
             sent += piece.len() as u64;
         }
     }
@@ -359,12 +364,17 @@ async fn finish(
     }
 }
 
-fn location_of(client: &Client, resp: &reqwest::Response) -> Option<String> {
-    resp.headers().get("Location").and_then(|v| v.to_str().ok()).map(|l| client.absolute(l))
+/// The upload's next URL from a `Location` header; a move from HTTPS to
+/// plain HTTP is refused (another origin is used without credentials).
+fn location_of(client: &Client, resp: &reqwest::Response) -> std::result::Result<Option<String>, Failure> {
+    match resp.headers().get("Location").and_then(|v| v.to_str().ok()) {
+        Some(l) => client.absolute(l).map(Some).map_err(|error| Failure { error, retryable: false, retry_after: None }),
+        None => Ok(None),
+    }
 }
 
 fn location(client: &Client, resp: &reqwest::Response) -> std::result::Result<String, Failure> {
-    location_of(client, resp).ok_or_else(|| Failure {
+    location_of(client, resp)?.ok_or_else(|| Failure {
         error: Error::source(format!("{}: upload started without a Location header", client.host)),
         retryable: false,
         retry_after: None,
