@@ -116,15 +116,25 @@ impl MavenSection {
     }
 }
 
-/// `[[variant]]`: an image that starts in one deployment profile, with
-/// optional extra folders laid over the main customization.
+/// `[[variant]]`: one more image — on the main base in one deployment
+/// profile, or on a base of its own (a distributed deployment: control
+/// plane, traffic manager, gateway) — with optional extra folders laid over
+/// the main customization.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VariantSection {
     /// Short name (`gateway`), used in the tag.
     pub name: String,
-    /// The profile it starts in (`gateway-worker`), checked against the base's version.
-    pub profile: String,
+    /// The profile it starts in (`gateway-worker`), checked against the base's kind and version.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Its own base image (e.g. `wso2/wso2am-tm:4.5.0`), relative paths against this file;
+    /// default: the main base.
+    #[serde(default)]
+    pub base: Option<String>,
+    /// The main customer folders it takes, by kind (`["jars", "overlays"]`); default: all.
+    #[serde(default)]
+    pub layers: Option<Vec<String>>,
     /// Tag template; default: the content tag followed by `-{variant}`.
     pub tag: Option<String>,
     /// Extra jars for this variant only.
@@ -384,11 +394,33 @@ impl Config {
                 return Err(self.err(format!("[[variant]] name = \"{}\" is used twice", v.name)));
             }
             names.push(&v.name);
+            if v.profile.is_none() && v.base.is_none() {
+                return Err(self.err(format!(
+                    "[[variant]] {}: give it a profile (on the main base) or a base of its own",
+                    v.name
+                )));
+            }
+            for k in v.layers.iter().flatten() {
+                if !LayerKind::ALL.iter().any(|kind| kind.name() == k) {
+                    return Err(self.err(format!(
+                        "[[variant]] {} layers: `{k}` is not a kind of layer (use jars, dropins, themes, keystores, overlays)",
+                        v.name
+                    )));
+                }
+            }
+            if let Some(b) = &v.base {
+                b.parse::<Location>().map_err(|e| self.err(format!("[[variant]] {} base: {}", v.name, e.message())))?;
+            }
             if let Some(t) = &v.tag {
                 check_template(t).map_err(|m| self.err(format!("[[variant]] {} tag `{t}`: {m}", v.name)))?;
             }
         }
         Ok(())
+    }
+
+    /// Whether variant `v` takes the main customer folder of `kind`.
+    pub fn variant_takes(v: &VariantSection, kind: LayerKind) -> bool {
+        v.layers.as_ref().is_none_or(|l| l.iter().any(|k| k == kind.name()))
     }
 
     /// The extra folders of a variant, in stacking order; each must exist.

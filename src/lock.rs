@@ -320,11 +320,25 @@ pub fn record_maven(config: &Config, pending: Option<Pending>, jars: Vec<LockedJ
 /// otherwise returns the refreshed lock to write when it is missing or the
 /// base moved (`None` when it is current).
 pub fn check(config: &Config, base_override: Option<&Location>, base: &Base, locked: bool) -> Result<Option<Pending>> {
-    let mut lock = Lockfile::load(&path_for(&config.path))?;
-    let written = written_location(config, base_override);
-    let (cmp, entry) = compare(&lock, &written, base);
+    check_also(config, None, &written_location(config, base_override), base, locked)
+}
+
+/// [`check`] for one more base read from the location written as `written`
+/// (a `[[variant]]`'s own base), folded into the refresh `pending`.
+pub fn check_also(
+    config: &Config,
+    pending: Option<Pending>,
+    written: &str,
+    base: &Base,
+    locked: bool,
+) -> Result<Option<Pending>> {
+    let mut lock = match &pending {
+        Some(p) => p.lock.clone(),
+        None => Lockfile::load(&path_for(&config.path))?,
+    };
+    let (cmp, entry) = compare(&lock, written, base);
     if !cmp.moved {
-        return Ok(None);
+        return Ok(pending);
     }
     let shown = lock.path.display().to_string();
     if locked {
@@ -349,6 +363,10 @@ pub fn check(config: &Config, base_override: Option<&Location>, base: &Base, loc
         None => format!("{shown}: locked base {written} at {}", cmp.current),
         Some(old) if old == cmp.current => format!("{shown}: base {written} ({old}) changed platforms; lock updated"),
         Some(old) => format!("{shown}: base {written} moved from {old} to {}; lock updated", cmp.current),
+    };
+    let message = match pending {
+        Some(p) => format!("{}; {message}", p.message),
+        None => message,
     };
     Ok(Some(Pending { lock, message }))
 }

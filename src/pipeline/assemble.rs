@@ -22,12 +22,13 @@ pub(super) fn image_set(
     compressed: &Compressed,
     family: Option<MediaFamily>,
 ) -> Result<ImageSet> {
-    let fam = family.unwrap_or(p.base.family);
-    let annotations = annotations(p);
+    let base = p.base_of(pi);
+    let fam = family.unwrap_or(base.family);
+    let annotations = annotations(base);
     let prod = &p.products[pi];
     let mut images = Vec::new();
     for (plat, config) in prod.platforms.iter().zip(&composed.configs) {
-        let img = &p.base.images[plat.image];
+        let img = &base.images[plat.image];
         let mut layers = Vec::new();
         for l in &img.layers {
             let blob = match (l.is_plain_tar(), family) {
@@ -63,10 +64,10 @@ fn missing(what: &str, d: &crate::digest::Digest) -> Error {
 }
 
 /// The base name and digest annotations of manifests and indexes.
-fn annotations(p: &Prepared) -> BTreeMap<String, String> {
+fn annotations(base: &crate::transport::Base) -> BTreeMap<String, String> {
     let mut a = BTreeMap::new();
-    a.insert(BASE_NAME.to_string(), p.base.name.clone());
-    if let Some(d) = p.base.digest {
+    a.insert(BASE_NAME.to_string(), base.name.clone());
+    if let Some(d) = base.digest {
         a.insert(BASE_DIGEST.to_string(), d.to_string());
     }
     a

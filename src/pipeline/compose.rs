@@ -3,8 +3,8 @@
 
 use super::prepare::{Prepared, Product};
 use super::{
-    BaseReport, IgnoredReport, LayerReport, MavenReport, PlatformReport, Report, VariantReport, PROFILE_LABEL,
-    VARIANT_LABEL,
+    BaseReport, IgnoredReport, LayerReport, MavenReport, PlatformReport, Report, VariantReport, BASE_DIGEST,
+    BASE_NAME, PROFILE_LABEL, VARIANT_LABEL,
 };
 use crate::config::{expand_tag, TagValues};
 use crate::digest::Digest;
@@ -24,17 +24,24 @@ pub(super) struct Composed {
 /// A product's per-platform configs, content digest and tags, from the
 /// layers' diff_ids.
 pub(super) fn compose(p: &Prepared, product: &Product, diff_ids: &[Digest]) -> Result<Composed> {
+    let base = &p.bases[product.base];
     let mut configs = Vec::new();
     for plat in &product.platforms {
-        let img = &p.base.images[plat.image];
+        let img = &base.images[plat.image];
         let mut volumes: Vec<String> =
             p.config.image.volumes.iter().map(|v| wso2::volume_path(&plat.facts, v)).collect();
         volumes.sort();
         volumes.dedup();
         let mut labels = p.labels.clone();
+        labels.insert(BASE_NAME.into(), base.name.clone());
+        if let Some(d) = base.digest {
+            labels.insert(BASE_DIGEST.into(), d.to_string());
+        }
         if let Some(v) = &product.variant {
             labels.insert(VARIANT_LABEL.into(), v.name.clone());
-            labels.insert(PROFILE_LABEL.into(), v.profile.clone());
+            if let Some(profile) = &v.profile {
+                labels.insert(PROFILE_LABEL.into(), profile.clone());
+            }
         }
         let changes = ConfigChanges {
             layers: plat
@@ -43,10 +50,10 @@ pub(super) fn compose(p: &Prepared, product: &Product, diff_ids: &[Digest]) -> R
                 .map(|&i| AppendedLayer { diff_id: diff_ids[i], created_by: p.specs[i].description.clone() })
                 .collect(),
             labels,
-            env: match &product.variant {
-                Some(v) => {
+            env: match product.variant.as_ref().and_then(|v| v.profile.as_ref()) {
+                Some(profile) => {
                     let mut env = p.config.image.env.clone();
-                    env.insert(wso2::PROFILE_ENV.into(), v.profile.clone());
+                    env.insert(wso2::PROFILE_ENV.into(), profile.clone());
                     env
                 }
                 None => p.config.image.env.clone(),
@@ -61,7 +68,7 @@ pub(super) fn compose(p: &Prepared, product: &Product, diff_ids: &[Digest]) -> R
         .platforms
         .iter()
         .zip(&configs)
-        .map(|(pl, c)| (p.base.images[pl.image].platform.clone(), Digest::of(c)))
+        .map(|(pl, c)| (base.images[pl.image].platform.clone(), Digest::of(c)))
         .collect();
     let content = mutate::content_digest(&entries);
     let tags = tags(p, product, &content)?;
@@ -72,7 +79,7 @@ fn tags(p: &Prepared, product: &Product, content: &Digest) -> Result<Vec<String>
     let hex = content.hex();
     let version = product.platforms[0].facts.version.as_deref();
     let kind = product.platforms[0].facts.kind.map(|k| k.name());
-    let mut v = TagValues { base_tag: &p.base.tag, digest_hex: &hex, version, variant: None, kind };
+    let mut v = TagValues { base_tag: &p.bases[product.base].tag, digest_hex: &hex, version, variant: None, kind };
     if let Some(var) = &product.variant {
         v.variant = Some(&var.name);
         let template = var.tag.clone().unwrap_or_else(|| format!("{}-{{variant}}", p.config.target.tag));
@@ -94,7 +101,7 @@ fn platform_reports(p: &Prepared, product: &Product, c: &Composed) -> Vec<Platfo
         .iter()
         .zip(&c.configs)
         .map(|(pl, cfg)| PlatformReport {
-            platform: p.base.images[pl.image].platform.to_string(),
+            platform: p.bases[product.base].images[pl.image].platform.to_string(),
             config_digest: Digest::of(cfg),
             manifest_digest: None,
             detected: pl.facts.clone(),
@@ -103,18 +110,22 @@ fn platform_reports(p: &Prepared, product: &Product, c: &Composed) -> Vec<Platfo
         .collect()
 }
 
+fn base_report(base: &crate::transport::Base) -> BaseReport {
+    BaseReport {
+        location: base.location.to_string(),
+        name: base.name.clone(),
+        digest: base.digest,
+        media_types: base.family,
+    }
+}
+
 pub(super) fn report(p: &Prepared, composed: &[Composed], layers: Vec<LayerReport>) -> Report {
     let main = &composed[0];
     Report {
         content_digest: main.content,
         tag: main.tags[0].clone(),
         tags: main.tags.clone(),
-        base: BaseReport {
-            location: p.base.location.to_string(),
-            name: p.base.name.clone(),
-            digest: p.base.digest,
-            media_types: p.base.family,
-        },
+        base: base_report(p.base()),
         platforms: platform_reports(p, p.main(), main),
         layers,
         outputs: Vec::new(),
@@ -128,6 +139,7 @@ pub(super) fn report(p: &Prepared, composed: &[Composed], layers: Vec<LayerRepor
                 VariantReport {
                     name: v.name.clone(),
                     profile: v.profile.clone(),
+                    base: (prod.base != 0).then(|| base_report(&p.bases[prod.base])),
                     content_digest: c.content,
                     tag: c.tags[0].clone(),
                     platforms: platform_reports(p, prod, c),
@@ -178,7 +190,7 @@ pub(super) fn planned(p: &Prepared, composed: &[Composed]) -> Vec<Planned> {
                 .platforms
                 .iter()
                 .zip(&c.configs)
-                .map(|(pl, cfg)| (p.base.images[pl.image].platform.clone(), Digest::of(cfg)))
+                .map(|(pl, cfg)| (p.bases[prod.base].images[pl.image].platform.clone(), Digest::of(cfg)))
                 .collect(),
         })
         .collect()

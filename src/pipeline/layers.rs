@@ -124,12 +124,12 @@ pub(super) fn compress(
         out.layers[i] = Some(c);
     }
     if need.base_gzip {
-        for img in &p.base.images {
+        for (base, img) in p.bases.iter().flat_map(|b| b.images.iter().map(move |i| (b, i))) {
             for l in img.layers.iter().filter(|l| l.is_plain_tar()) {
                 if out.base.contains_key(&l.diff_id) {
                     continue;
                 }
-                let what = format!("{} layer {}", p.base.location, l.diff_id);
+                let what = format!("{} layer {}", base.location, l.diff_id);
                 let reader = l.blob.open().map_err(|e| Error::source(format!("{what}: {e}")))?;
                 let c = layer::compress_reader(reader, staging.path(), &what)?;
                 if c.tar.diff_id != l.diff_id {

@@ -235,8 +235,12 @@ pub struct CheckReport {
 pub struct VariantReport {
     /// The variant's name.
     pub name: String,
-    /// The profile it starts in.
-    pub profile: String,
+    /// The profile it starts in, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// Its own base, when it is not the main base.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseReport>,
     /// Its content digest.
     pub content_digest: Digest,
     /// Its tag.
@@ -274,7 +278,7 @@ pub fn check(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<CheckReport> {
     let opts = Options { outputs: Vec::new(), push: false, pull: false, sbom: None, ..opts.clone() };
     let p = prepare::prepare(&opts, log)?;
     Ok(CheckReport {
-        base: p.base.name.clone(),
+        base: p.base().name.clone(),
         files: p.checked.len(),
         jars: p.checked.iter().filter(|f| f.coords.is_some()).count(),
         config_files: p.gathered.config_files,

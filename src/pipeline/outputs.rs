@@ -63,18 +63,19 @@ pub(super) struct Need {
 
 pub(super) fn needs(p: &Prepared, dests: &Destinations, held: &[Held]) -> Need {
     let mut need = Need { layers: vec![false; p.specs.len()], base_gzip: false };
-    let plain_base = p.base.images.iter().any(|i| i.layers.iter().any(|l| l.is_plain_tar()));
     for (d, h) in dests.iter().zip(held) {
-        for (prod, held) in p.products.iter().zip(h) {
+        for (pi, (prod, held)) in p.products.iter().zip(h).enumerate() {
             if held.is_some() {
                 continue;
             }
+            let base = p.base_of(pi);
+            let plain_base = base.images.iter().any(|i| i.layers.iter().any(|l| l.is_plain_tar()));
             for plat in &prod.platforms {
                 for &i in &plat.layers {
                     need.layers[i] = true;
                 }
             }
-            need.base_gzip |= plain_base && d.manifests(p.base.family).is_some();
+            need.base_gzip |= plain_base && d.manifests(base.family).is_some();
         }
     }
     need
@@ -83,7 +84,7 @@ pub(super) fn needs(p: &Prepared, dests: &Destinations, held: &[Held]) -> Need {
 /// The media type family whose manifest digests the report shows: that of
 /// the first destination that stores manifests.
 pub(super) fn reported_family(p: &Prepared, dests: &Destinations) -> Option<MediaFamily> {
-    dests.iter().find_map(|d| d.manifests(p.base.family))
+    dests.iter().find_map(|d| d.manifests(p.base().family))
 }
 
 /// Writes every image `dest` does not hold and reports each image.
@@ -98,8 +99,8 @@ pub(super) fn write(
     rep: &mut Report,
     log: &mut dyn FnMut(&str),
 ) -> Result<()> {
-    let family = dest.manifests(p.base.family);
     for (pi, (image, held)) in planned.iter().zip(held).enumerate() {
+        let family = dest.manifests(p.base_of(pi).family);
         let (digest, status) = match held {
             Some(d) => (*d, Status::UpToDate),
             None => {
@@ -122,7 +123,7 @@ fn archive_repo(p: &Prepared) -> Result<Option<Reference>> {
         return Reference::parse(r).map(Some);
     }
     let last = p
-        .base
+        .base()
         .name
         .parse::<Reference>()
         .ok()
@@ -134,10 +135,10 @@ fn archive_repo(p: &Prepared) -> Result<Option<Reference>> {
 /// Daemon images that may share the base layers: the base itself.
 fn daemon_hints(p: &Prepared) -> Vec<String> {
     let mut hints = Vec::new();
-    if let Location::Daemon(r) = &p.base.location {
+    if let Location::Daemon(r) = &p.base().location {
         hints.push(daemon::daemon_name(r));
     }
-    if let Ok(r) = Reference::parse(&p.base.name) {
+    if let Ok(r) = Reference::parse(&p.base().name) {
         hints.push(daemon::daemon_name(&r));
     }
     hints
@@ -158,8 +159,8 @@ pub(super) fn write_sbom(p: &Prepared, opts: &Options, rep: &Report) -> Result<(
         name: &name,
         tag: &rep.tag,
         content_digest: &rep.content_digest,
-        base_name: &p.base.name,
-        base_digest: p.base.digest.as_ref(),
+        base_name: &p.base().name,
+        base_digest: p.base().digest.as_ref(),
     };
     let bytes = sbom::cyclonedx(&subject, &placed)?;
     crate::files::write_output(&resolve(std::path::Path::new("."), path), &bytes)

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::outputs::through_daemon;
-use super::{Options, BASE_DIGEST, BASE_NAME, DEFAULT_MTIME, DEFAULT_OUTPUT, KEYSTORES_LABEL};
+use super::{Options, DEFAULT_MTIME, DEFAULT_OUTPUT, KEYSTORES_LABEL};
 use crate::config::{expand_tag, Config, LayerKind, LayerSource, TagValues, VariantSection};
 use crate::error::{Error, Result};
 use crate::image::mutate;
@@ -28,6 +28,8 @@ pub(super) struct PlatformPrep {
 /// One image to produce: the main customization, or a variant of it.
 pub(super) struct Product {
     pub(super) variant: Option<VariantSection>,
+    /// Its base, an index into [`Prepared::bases`].
+    pub(super) base: usize,
     pub(super) platforms: Vec<PlatformPrep>,
 }
 
@@ -36,7 +38,8 @@ pub(super) struct Prepared {
     pub(super) daemon: Option<Daemon>,
     pub(super) outputs: Vec<Location>,
     pub(super) config: Config,
-    pub(super) base: Base,
+    /// The main base first, then the variants' own bases (each once).
+    pub(super) bases: Vec<Base>,
     pub(super) specs: Vec<LayerSpec>,
     pub(super) products: Vec<Product>,
     pub(super) labels: BTreeMap<String, String>,
@@ -59,6 +62,14 @@ pub(super) struct Gathered {
 impl Prepared {
     pub(super) fn main(&self) -> &Product {
         &self.products[0]
+    }
+    /// The main base.
+    pub(super) fn base(&self) -> &Base {
+        &self.bases[0]
+    }
+    /// The base of product `pi`.
+    pub(super) fn base_of(&self, pi: usize) -> &Base {
+        &self.bases[self.products[pi].base]
     }
 }
 
@@ -84,22 +95,26 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
         lock = crate::lock::record_maven(&config, lock, crate::inputs::pins(&inputs.gathered.maven))?;
     }
     base.select_platforms(&opts.platforms)?;
+    let written = crate::lock::written_location(&config, opts.base.as_ref());
+    let (bases, base_of, lock) = open_variant_bases(opts, &config, base, written, &registries, lock)?;
     let mtime = opts.source_date_epoch.unwrap_or(DEFAULT_MTIME).max(0) as u64;
-    let (specs, products) = plan_products(&config, &base, &inputs, mtime)?;
-    let labels = labels(&config, &base, inputs.keystores_baked, log);
-    log(&format!(
-        "base {} ({}, {} platform{})",
-        base.name,
-        base.images.iter().map(|i| i.platform.to_string()).collect::<Vec<_>>().join(", "),
-        base.images.len(),
-        if base.images.len() == 1 { "" } else { "s" }
-    ));
+    let (specs, products) = plan_products(&config, &bases, &base_of, &inputs, mtime)?;
+    let labels = labels(&config, inputs.keystores_baked, log);
+    for base in &bases {
+        log(&format!(
+            "base {} ({}, {} platform{})",
+            base.name,
+            base.images.iter().map(|i| i.platform.to_string()).collect::<Vec<_>>().join(", "),
+            base.images.len(),
+            if base.images.len() == 1 { "" } else { "s" }
+        ));
+    }
     Ok(Prepared {
         registries,
         daemon,
         outputs,
         config,
-        base,
+        bases,
         specs,
         products,
         labels,
@@ -251,10 +266,52 @@ fn guard_public_keystores(opts: &Options, config: &Config, outputs: &[Location],
     Ok(())
 }
 
+/// The variants' own bases, opened once each (a variant naming the main
+/// base's location shares it) and checked against the lock: every base, the
+/// base index of each product (main first) and the lock refresh.
+fn open_variant_bases(
+    opts: &Options,
+    config: &Config,
+    main: Base,
+    main_written: String,
+    registries: &Arc<Registries>,
+    mut lock: Option<crate::lock::Pending>,
+) -> Result<(Vec<Base>, Vec<usize>, Option<crate::lock::Pending>)> {
+    let mut bases = vec![main];
+    let mut written = vec![main_written];
+    let mut base_of = vec![0];
+    for v in &config.variants {
+        let Some(w) = &v.base else {
+            base_of.push(0);
+            continue;
+        };
+        if let Some(i) = written.iter().position(|x| x == w) {
+            base_of.push(i);
+            continue;
+        }
+        let shown = format!("{}: [[variant]] {}", config.path.display(), v.name);
+        let location: Location = w.parse().map_err(|e: Error| e.context(&shown))?;
+        let mut base = transport::open_base(&location, &config.dir, registries)?;
+        lock = crate::lock::check_also(config, lock, w, &base, opts.locked)?;
+        base.select_platforms(&opts.platforms)?;
+        bases.push(base);
+        written.push(w.clone());
+        base_of.push(bases.len() - 1);
+    }
+    Ok((bases, base_of, lock))
+}
+
 /// One layer spec per kind and platform (shared when equal) and the
-/// products (main image, variants) that use them.
-fn plan_products(config: &Config, base: &Base, inputs: &Inputs, mtime: u64) -> Result<(Vec<LayerSpec>, Vec<Product>)> {
+/// products (main image, variants) that use them, each on its own base.
+fn plan_products(
+    config: &Config,
+    bases: &[Base],
+    base_of: &[usize],
+    inputs: &Inputs,
+    mtime: u64,
+) -> Result<(Vec<LayerSpec>, Vec<Product>)> {
     let owner = config.owner()?;
+    let arbitrary = config.image.arbitrary_uid;
     let mut specs: Vec<LayerSpec> = Vec::new();
     let mut intern = |spec: LayerSpec| match specs.iter().position(|s| *s == spec) {
         Some(id) => id,
@@ -263,41 +320,80 @@ fn plan_products(config: &Config, base: &Base, inputs: &Inputs, mtime: u64) -> R
             specs.len() - 1
         }
     };
-    let mut products: Vec<Product> = std::iter::once(None)
-        .chain(config.variants.iter().cloned().map(Some))
-        .map(|variant| Product { variant, platforms: Vec::new() })
-        .collect();
-    let arbitrary = config.image.arbitrary_uid;
-    for (i, img) in base.images.iter().enumerate() {
-        let mut facts = wso2::detect(&img.config_json, owner, &mut transport::LayerFs(img))
-            .map_err(|e| e.context(format!("{} ({})", base.location, img.platform)))?;
-        if arbitrary {
-            facts.owner.gid = 0;
-        }
-        let mut ids = Vec::new();
-        for (src, entries) in &inputs.walked {
-            let spec = layer_spec(src.kind, &src.label, entries, &facts, mtime, None, arbitrary)?;
-            if !spec.is_empty() {
-                ids.push(intern(spec));
-            }
-        }
-        if arbitrary {
-            ids.push(intern(runtime_layer(&facts, img, mtime)?));
-        }
-        for (vi, (v, w)) in config.variants.iter().zip(&inputs.variant_walks).enumerate() {
-            check_profile(config, v, &facts)?;
-            let mut vids = ids.clone();
-            for (src, entries) in w {
-                let spec = layer_spec(src.kind, &src.label, entries, &facts, mtime, Some(&v.name), arbitrary)?;
+    let mut facts_of: std::collections::HashMap<(usize, usize), Facts> = std::collections::HashMap::new();
+    let variants = std::iter::once(None).chain(config.variants.iter().map(Some));
+    let walks = std::iter::once(None).chain(inputs.variant_walks.iter().map(Some));
+    let mut products = Vec::new();
+    for (pi, (variant, walk)) in variants.zip(walks).enumerate() {
+        let bi = base_of[pi];
+        let base = &bases[bi];
+        let mut platforms = Vec::new();
+        for (i, img) in base.images.iter().enumerate() {
+            let facts = match facts_of.get(&(bi, i)) {
+                Some(f) => f.clone(),
+                None => {
+                    let f = detect(config, base, img, variant.filter(|_| bi != 0), owner, arbitrary)?;
+                    facts_of.insert((bi, i), f.clone());
+                    f
+                }
+            };
+            let mut ids = Vec::new();
+            let main_folders = inputs.walked.iter().filter(|(src, _)| variant.is_none_or(|v| Config::variant_takes(v, src.kind)));
+            for (src, entries) in main_folders {
+                let spec = layer_spec(src.kind, &src.label, entries, &facts, mtime, None, arbitrary)
+                    .map_err(|e| match variant {
+                        Some(v) => e.context(format!("[[variant]] {}", v.name)),
+                        None => e,
+                    })?;
                 if !spec.is_empty() {
-                    vids.push(intern(spec));
+                    ids.push(intern(spec));
                 }
             }
-            products[vi + 1].platforms.push(PlatformPrep { image: i, facts: facts.clone(), layers: vids });
+            if arbitrary {
+                ids.push(intern(runtime_layer(&facts, img, mtime)?));
+            }
+            if let (Some(v), Some(w)) = (variant, walk) {
+                if let Some(profile) = &v.profile {
+                    check_profile(config, v, profile, &facts)?;
+                }
+                for (src, entries) in w {
+                    let spec = layer_spec(src.kind, &src.label, entries, &facts, mtime, Some(&v.name), arbitrary)?;
+                    if !spec.is_empty() {
+                        ids.push(intern(spec));
+                    }
+                }
+            }
+            platforms.push(PlatformPrep { image: i, facts, layers: ids });
         }
-        products[0].platforms.push(PlatformPrep { image: i, facts, layers: ids });
+        products.push(Product { variant: variant.cloned(), base: bi, platforms });
     }
     Ok((specs, products))
+}
+
+/// What one platform of a base holds; a variant's own base that is not WSO2
+/// API Manager is a configuration error (exit 2).
+fn detect(
+    config: &Config,
+    base: &Base,
+    img: &transport::BaseImage,
+    variant: Option<&VariantSection>,
+    owner: Option<layer::Owner>,
+    arbitrary: bool,
+) -> Result<Facts> {
+    let mut facts = wso2::detect(&img.config_json, owner, &mut transport::LayerFs(img)).map_err(|e| match variant {
+        Some(v) => Error::config(format!(
+            "{}: [[variant]] {}: base {} is not a WSO2 API Manager image ({}); name a wso2am, wso2am-acp, wso2am-tm or wso2am-universal-gw image",
+            config.path.display(),
+            v.name,
+            base.location,
+            e.message()
+        )),
+        None => e.context(format!("{} ({})", base.location, img.platform)),
+    })?;
+    if arbitrary {
+        facts.owner.gid = 0;
+    }
+    Ok(facts)
 }
 
 /// The `arbitrary-uid` layer: the folders the product writes at run time,
@@ -317,19 +413,15 @@ fn runtime_layer(facts: &Facts, img: &transport::BaseImage, mtime: u64) -> Resul
     Ok(spec)
 }
 
-fn check_profile(config: &Config, v: &VariantSection, facts: &Facts) -> Result<()> {
-    wso2::check_profile(facts, &v.profile)
+fn check_profile(config: &Config, v: &VariantSection, profile: &str, facts: &Facts) -> Result<()> {
+    wso2::check_profile(facts, profile)
         .map_err(|msg| Error::config(format!("{}: [[variant]] {}: {msg}", config.path.display(), v.name)))
 }
 
-/// The labels every image gets: the config's, the base's name and digest,
-/// and the keystore label when keystores are baked.
-fn labels(config: &Config, base: &Base, keystores_baked: bool, log: &mut dyn FnMut(&str)) -> BTreeMap<String, String> {
+/// The labels every image gets: the config's and the keystore label when
+/// keystores are baked (each image adds its own base's name and digest).
+fn labels(config: &Config, keystores_baked: bool, log: &mut dyn FnMut(&str)) -> BTreeMap<String, String> {
     let mut labels = config.image.labels.clone();
-    labels.insert(BASE_NAME.into(), base.name.clone());
-    if let Some(d) = base.digest {
-        labels.insert(BASE_DIGEST.into(), d.to_string());
-    }
     if keystores_baked {
         labels.insert(KEYSTORES_LABEL.into(), "baked".into());
         log("keystores are baked into the image (label io.wso2img.keystores=baked); keep it in a private registry");

@@ -2,6 +2,7 @@ mod support;
 
 mod daemon;
 mod destinations;
+mod distributed;
 mod docker;
 mod ergonomics;
 mod errors;
