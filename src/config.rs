@@ -76,9 +76,9 @@ pub enum RepositorySpec {
 
 impl MavenSection {
     /// The repositories to try, in order.
-    pub fn repositories(&self) -> Vec<crate::inputs::maven::Repository> {
+    pub fn repositories(&self) -> Vec<crate::coordinates::Repository> {
         if self.repositories.is_empty() {
-            return vec![crate::inputs::maven::Repository { url: crate::inputs::maven::CENTRAL.into(), id: None }];
+            return vec![crate::coordinates::Repository { url: crate::coordinates::CENTRAL.into(), id: None }];
         }
         self.repositories
             .iter()
@@ -87,19 +87,18 @@ impl MavenSection {
                     RepositorySpec::Url(u) => (u, None),
                     RepositorySpec::Table { url, id } => (url, id.clone()),
                 };
-                crate::inputs::maven::Repository { url: url.trim_end_matches('/').to_string(), id }
+                crate::coordinates::Repository { url: url.trim_end_matches('/').to_string(), id }
             })
             .collect()
     }
 
     /// Every jar with where it goes, lib first; an error names the bad entry.
-    pub fn wanted(&self) -> std::result::Result<Vec<(LayerKind, crate::inputs::maven::Coordinates)>, String> {
-        let mut out: Vec<(LayerKind, crate::inputs::maven::Coordinates)> = Vec::new();
+    pub fn wanted(&self) -> std::result::Result<Vec<(LayerKind, crate::coordinates::Coordinates)>, String> {
+        let mut out: Vec<(LayerKind, crate::coordinates::Coordinates)> = Vec::new();
         for (kind, key, list) in [(LayerKind::Jars, "jars", &self.jars), (LayerKind::Dropins, "dropins", &self.dropins)]
         {
             for s in list {
-                let c =
-                    crate::inputs::maven::Coordinates::parse(s).map_err(|m| format!("[maven] {key} \"{s}\": {m}"))?;
+                let c = crate::coordinates::Coordinates::parse(s).map_err(|m| format!("[maven] {key} \"{s}\": {m}"))?;
                 if let Some((k, o)) = out.iter().find(|(_, o)| o.group == c.group && o.artifact == c.artifact) {
                     return Err(format!(
                         "[maven] {key} \"{s}\": {}:{} is already listed ({} in {}); keep one",
@@ -378,8 +377,8 @@ impl Config {
         }
         self.maven.wanted().map_err(|m| self.err(m))?;
         for r in self.maven.repositories() {
-            crate::inputs::maven::check_url(&r.url).map_err(|m| {
-                self.err(format!("[maven] repositories \"{}\": {m}", crate::inputs::maven::redact_url(&r.url)))
+            crate::coordinates::check_url(&r.url).map_err(|m| {
+                self.err(format!("[maven] repositories \"{}\": {m}", crate::coordinates::redact_url(&r.url)))
             })?;
         }
         let mut names: Vec<&str> = Vec::new();
@@ -533,8 +532,8 @@ impl Config {
 
     /// The ignore rules of the customer folders: built-in defaults, the
     /// `.wso2imgignore` beside this file and `[layers] exclude`.
-    pub fn ignore_rules(&self) -> Result<crate::inputs::ignore::Rules> {
-        crate::inputs::ignore::Rules::load(&self.dir, &self.path.display().to_string(), &self.layers.exclude)
+    pub fn ignore_rules(&self) -> Result<crate::layer::ignore::Rules> {
+        crate::layer::ignore::Rules::load(&self.dir, &self.path.display().to_string(), &self.layers.exclude)
     }
 
     /// Whether keystores are baked (config or flag).

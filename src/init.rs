@@ -73,9 +73,8 @@ pub fn init(config: &Path, base: &str, registry: &registry::Options, log: &mut d
         .filter(|f| theme.is_some() || !f.starts_with("themes"))
         .collect();
     let lock_path = lock::path_for(config);
-    let mut files: Vec<(PathBuf, String)> = vec![
-        (config.to_path_buf(), config_text(&written, &opened.name, &facts, theme)),
-    ];
+    let mut files: Vec<(PathBuf, String)> =
+        vec![(config.to_path_buf(), config_text(&written, &opened.name, &facts, theme))];
     if let Some(theme) = theme {
         files.insert(1, (dir.join("themes/devportal").join(theme), theme_text(theme)));
     }

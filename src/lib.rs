@@ -27,6 +27,7 @@
 pub mod bounded;
 pub mod check;
 pub mod config;
+pub mod coordinates;
 pub mod digest;
 pub mod error;
 pub mod files;

@@ -1,11 +1,11 @@
 //! The customer's inputs as teams keep them, before they become layers:
-//! [`ignore`] rules that leave litter out of the customer folders, and
-//! [`maven`] jars resolved by coordinates from Maven repositories.
+//! the ignore rules of [`crate::layer::ignore`] that leave litter out of the
+//! customer folders, and [`maven`] jars resolved by coordinates from Maven
+//! repositories.
 //! [`gather`] walks the folders, resolves the jars and runs every input
 //! check (configuration files, jars, keystores), in that order, so a syntax
 //! error is found before anything is downloaded.
 
-pub mod ignore;
 pub mod maven;
 
 use std::collections::BTreeSet;
@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use crate::config::{Config, LayerKind, LayerSource};
 use crate::error::Result;
-use crate::layer::{self, SourceEntry, SourceKind};
+use crate::layer::{self, ignore, SourceEntry, SourceKind};
 use crate::wso2::checks::{self, CheckedFile};
 use crate::wso2::jar::Coords;
 

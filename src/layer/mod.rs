@@ -7,6 +7,7 @@
 //! compressing (for `plan`); [`build`] writes the gzip blob to a folder.
 
 pub mod gzip;
+pub mod ignore;
 pub mod tar;
 pub mod walk;
 

@@ -9,7 +9,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{io_reason, Error, Result};
-use crate::inputs::ignore::{self, Excluded, Nested, Rules};
+use crate::layer::ignore::{self, Excluded, Nested, Rules};
 
 /// What a source entry is.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,8 +3,8 @@
 
 use super::prepare::{Prepared, Product};
 use super::{
-    BaseReport, IgnoredReport, LayerReport, MavenReport, PlatformReport, Report, VariantReport, BASE_DIGEST,
-    BASE_NAME, PROFILE_LABEL, VARIANT_LABEL,
+    BaseReport, IgnoredReport, LayerReport, MavenReport, PlatformReport, Report, VariantReport, BASE_DIGEST, BASE_NAME,
+    PROFILE_LABEL, VARIANT_LABEL,
 };
 use crate::config::{expand_tag, TagValues};
 use crate::digest::Digest;
@@ -166,7 +166,7 @@ pub(super) fn maven_report(p: &Prepared) -> Vec<MavenReport> {
 }
 
 pub(super) fn ignored_report(p: &Prepared) -> Vec<IgnoredReport> {
-    crate::inputs::ignore::totals(&p.gathered.excluded)
+    crate::layer::ignore::totals(&p.gathered.excluded)
         .into_iter()
         .map(|(rule, files)| IgnoredReport { rule, files })
         .collect()

@@ -53,7 +53,7 @@ pub(super) struct Prepared {
 
 /// What gathering the inputs found besides the files themselves.
 pub(super) struct Gathered {
-    pub(super) excluded: Vec<crate::inputs::ignore::Excluded>,
+    pub(super) excluded: Vec<crate::layer::ignore::Excluded>,
     pub(super) maven: Vec<crate::inputs::maven::Resolved>,
     pub(super) config_files: usize,
     pub(super) warnings: Vec<String>,
@@ -338,13 +338,16 @@ fn plan_products(
                 }
             };
             let mut ids = Vec::new();
-            let main_folders = inputs.walked.iter().filter(|(src, _)| variant.is_none_or(|v| Config::variant_takes(v, src.kind)));
+            let main_folders =
+                inputs.walked.iter().filter(|(src, _)| variant.is_none_or(|v| Config::variant_takes(v, src.kind)));
             for (src, entries) in main_folders {
-                let spec = layer_spec(src.kind, &src.label, entries, &facts, mtime, None, arbitrary)
-                    .map_err(|e| match variant {
-                        Some(v) => e.context(format!("[[variant]] {}", v.name)),
-                        None => e,
-                    })?;
+                let spec =
+                    layer_spec(src.kind, &src.label, entries, &facts, mtime, None, arbitrary).map_err(
+                        |e| match variant {
+                            Some(v) => e.context(format!("[[variant]] {}", v.name)),
+                            None => e,
+                        },
+                    )?;
                 if !spec.is_empty() {
                     ids.push(intern(spec));
                 }

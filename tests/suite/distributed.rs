@@ -78,7 +78,16 @@ fn one_config_three_bases_one_push() {
         assert!(started.contains(launcher), "{tag}: {launcher} in {started}");
         let conf = format!("/home/wso2carbon/{home}/repository/conf");
         let files = docker_ok(&[
-            "run", "--rm", "--network", "none", "--pull", "never", "--entrypoint", "/bin/sh", &image, "-c",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--pull",
+            "never",
+            "--entrypoint",
+            "/bin/sh",
+            &image,
+            "-c",
             &format!("cat {conf}/acme.txt; ls /home/wso2carbon/{home}/repository/components/lib; ls {conf}"),
         ]);
         assert!(files.starts_with("acme\n") && files.contains("acme-driver-1.0.jar"), "{tag}: {files}");
