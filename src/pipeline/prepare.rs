@@ -49,6 +49,8 @@ pub(super) struct Prepared {
     /// The refreshed lock, written once the tags are known to be good.
     pub(super) lock: Option<crate::lock::Pending>,
     pub(super) gathered: Gathered,
+    /// Base files copied out for the `arbitrary-uid` layer; they live as long as the build.
+    pub(super) _extracted: Option<crate::files::TempDir>,
 }
 
 /// What gathering the inputs found besides the files themselves.
@@ -98,7 +100,7 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
     let written = crate::lock::written_location(&config, opts.base.as_ref());
     let (bases, base_of, lock) = open_variant_bases(opts, &config, base, written, &registries, lock)?;
     let mtime = opts.source_date_epoch.unwrap_or(DEFAULT_MTIME).max(0) as u64;
-    let (specs, products) = plan_products(&config, &bases, &base_of, &inputs, mtime)?;
+    let (specs, products, extracted) = plan_products(&config, &bases, &base_of, &inputs, mtime)?;
     let labels = labels(&config, inputs.keystores_baked, log);
     for base in &bases {
         log(&format!(
@@ -123,6 +125,7 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
         keystores_baked: inputs.keystores_baked,
         lock,
         gathered: inputs.gathered,
+        _extracted: extracted,
     })
 }
 
@@ -309,9 +312,10 @@ fn plan_products(
     base_of: &[usize],
     inputs: &Inputs,
     mtime: u64,
-) -> Result<(Vec<LayerSpec>, Vec<Product>)> {
+) -> Result<(Vec<LayerSpec>, Vec<Product>, Option<crate::files::TempDir>)> {
     let owner = config.owner()?;
     let arbitrary = config.image.arbitrary_uid;
+    let extracted = if arbitrary { Some(crate::files::TempDir::new("arbitrary-uid")?) } else { None };
     let mut specs: Vec<LayerSpec> = Vec::new();
     let mut intern = |spec: LayerSpec| match specs.iter().position(|s| *s == spec) {
         Some(id) => id,
@@ -338,6 +342,10 @@ fn plan_products(
                 }
             };
             let mut ids = Vec::new();
+            // Below the customer layers, so a customer file replaces the base's copy.
+            if let Some(dir) = &extracted {
+                ids.push(intern(runtime_layer(&facts, img, mtime, dir.path())?));
+            }
             let main_folders =
                 inputs.walked.iter().filter(|(src, _)| variant.is_none_or(|v| Config::variant_takes(v, src.kind)));
             for (src, entries) in main_folders {
@@ -351,9 +359,6 @@ fn plan_products(
                 if !spec.is_empty() {
                     ids.push(intern(spec));
                 }
-            }
-            if arbitrary {
-                ids.push(intern(runtime_layer(&facts, img, mtime)?));
             }
             if let (Some(v), Some(w)) = (variant, walk) {
                 if let Some(profile) = &v.profile {
@@ -370,7 +375,7 @@ fn plan_products(
         }
         products.push(Product { variant: variant.cloned(), base: bi, platforms });
     }
-    Ok((specs, products))
+    Ok((specs, products, extracted))
 }
 
 /// What one platform of a base holds; a variant's own base that is not WSO2
@@ -400,17 +405,31 @@ fn detect(
 }
 
 /// The `arbitrary-uid` layer: the folders the product writes at run time,
-/// re-added without their files, owned by the runtime user and group 0, 0775.
-fn runtime_layer(facts: &Facts, img: &transport::BaseImage, mtime: u64) -> Result<LayerSpec> {
+/// re-added without their files, and the base files it rewrites in place
+/// (config mapper output, OSGi state, H2 databases) re-added with their
+/// bytes (copied into `into`), owned by the runtime user and group 0, group
+/// permissions = owner permissions.
+fn runtime_layer(facts: &Facts, img: &transport::BaseImage, mtime: u64, into: &Path) -> Result<LayerSpec> {
     let placement =
         Placement { owner: facts.owner, owned_root: facts.user_home.clone(), file_mode: None, group_like_owner: true };
     let mut spec = LayerSpec::new("arbitrary-uid", mtime);
     for d in wso2::runtime_write_dirs(facts, &mut transport::LayerFs(img))? {
         spec.add_dir(&d, &placement)?;
     }
+    let files = wso2::runtime_rewritten_files(facts, &mut transport::LayerFs(img), into)?;
+    for f in &files {
+        let entry = SourceEntry {
+            rel: f.path.clone(),
+            path: f.local.clone(),
+            kind: layer::SourceKind::File { size: f.size, executable: f.executable },
+            origin: Some(format!("base /{}", f.path)),
+        };
+        spec.add(&format!("/{}", f.path), &entry, &placement)?;
+    }
     spec.description = format!(
-        "wso2img arbitrary-uid: {} folders the product writes at run time, group 0 writable (owner {})",
-        spec.entry_count(),
+        "wso2img arbitrary-uid: {} folders the product writes and {} files it rewrites at run time, group 0 writable (owner {})",
+        spec.entry_count() - files.len(),
+        files.len(),
         facts.owner
     );
     Ok(spec)

@@ -210,6 +210,66 @@ impl crate::wso2::BaseFs for LayerFs<'_> {
     fn dirs_under(&mut self, roots: &[String]) -> Result<Vec<String>> {
         list_base_dirs_under(self.0, roots)
     }
+    fn files_under(&mut self, roots: &[String], into: &Path) -> Result<Vec<crate::wso2::BaseFile>> {
+        copy_base_files_under(self.0, roots, into)
+    }
+}
+
+/// Copies every regular file at or below each of `roots` (relative paths) in
+/// the base's filesystem into new files in `into`, in one pass over the
+/// layers, bottom up; an upper layer's file replaces a lower one's, whiteouts
+/// and opaque markers remove what they hide. At most 1 GiB in all.
+pub fn copy_base_files_under(image: &BaseImage, roots: &[String], into: &Path) -> Result<Vec<crate::wso2::BaseFile>> {
+    const MAX_TOTAL: u64 = 1 << 30;
+    let roots: Vec<String> = roots.iter().map(|r| r.trim_matches('/').to_string()).collect();
+    let under = |p: &str| roots.iter().any(|r| p == r || p.starts_with(&format!("{r}/")));
+    let mut files: std::collections::BTreeMap<String, crate::wso2::BaseFile> = std::collections::BTreeMap::new();
+    let mut total = 0u64;
+    for (li, layer) in image.layers.iter().enumerate() {
+        let (what, mut ar) = layer_archive(layer)?;
+        let entries = ar.entries().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
+        let mut added = std::collections::BTreeSet::new();
+        for (ei, entry) in entries.enumerate() {
+            let mut entry = entry.map_err(|e| Error::source(format!("{what}: not a valid tar ({})", io_reason(&e))))?;
+            let p = entry_path(&entry, &what)?;
+            let (parent, name) = p.rsplit_once('/').unwrap_or(("", p.as_str()));
+            if name == ".wh..wh..opq" {
+                let prefix = format!("{parent}/");
+                files.retain(|k, _| !k.starts_with(&prefix) || added.contains(k));
+                continue;
+            }
+            if let Some(gone) = name.strip_prefix(".wh.") {
+                let gone = if parent.is_empty() { gone.to_string() } else { format!("{parent}/{gone}") };
+                let prefix = format!("{gone}/");
+                files.retain(|k, _| *k != gone && !k.starts_with(&prefix));
+                continue;
+            }
+            if !under(&p) {
+                continue;
+            }
+            let header = entry.header();
+            if !header.entry_type().is_file() {
+                files.remove(&p);
+                continue;
+            }
+            let mode = header.mode().unwrap_or(0o644);
+            let size = entry.size();
+            total += size;
+            if total > MAX_TOTAL {
+                return Err(Error::source(format!(
+                    "{what}: more than 1 GiB of files below {}; too much to re-add for arbitrary_uid",
+                    roots.join(", ")
+                )));
+            }
+            let local = into.join(format!("{li}-{ei}"));
+            let mut out = std::fs::File::create(&local).map_err(|e| Error::io("writing", &local, e))?;
+            std::io::copy(&mut entry, &mut out)
+                .map_err(|e| Error::source(format!("{what}: /{p}: {}", io_reason(&e))))?;
+            added.insert(p.clone());
+            files.insert(p.clone(), crate::wso2::BaseFile { path: p, local, size, executable: mode & 0o111 != 0 });
+        }
+    }
+    Ok(files.into_values().collect())
 }
 
 /// A base layer opened as a tar archive (gunzipped unless stored plain), and

@@ -459,6 +459,8 @@ impl SampleBase {
             );
         }
         t.file(&format!("{p}/repository/conf/deployment.toml"), b"[server]\nhostname = \"localhost\"\n", 0o644, uid);
+        // A file the config mapper regenerates at every start.
+        t.file(&format!("{p}/repository/conf/carbon.xml"), b"<Server/>\n", 0o644, uid);
         if portals.contains(&"devportal") {
             let theme_file = if apps == "webapps" { "userTheme.json" } else { "userTheme.js" };
             t.file(

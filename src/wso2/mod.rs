@@ -7,6 +7,8 @@ pub mod checks;
 pub mod jar;
 pub mod keystore;
 
+use std::path::Path;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -218,6 +220,43 @@ pub trait BaseFs {
     fn list_dir(&mut self, dir: &str) -> Result<Vec<String>>;
     /// Every folder at or below each of `roots` (paths relative to `/`).
     fn dirs_under(&mut self, roots: &[String]) -> Result<Vec<String>>;
+    /// Every regular file at or below each of `roots` (paths relative to
+    /// `/`), its bytes copied into a new file in `into`, in one pass.
+    fn files_under(&mut self, roots: &[String], into: &Path) -> Result<Vec<BaseFile>>;
+}
+
+/// A regular file of a base, copied out of its layers.
+#[derive(Debug, Clone)]
+pub struct BaseFile {
+    /// Its path in the image, relative to `/`.
+    pub path: String,
+    /// Where its bytes were copied.
+    pub local: std::path::PathBuf,
+    /// Its size.
+    pub size: u64,
+    /// Whether any execute bit is set.
+    pub executable: bool,
+}
+
+/// Trees below the product home whose existing files the product rewrites
+/// in place at start: the config mapper's output and metadata, the OSGi
+/// framework state and the H2 databases. Under an arbitrary UID those files
+/// must be group-writable too, so they are re-added with their bytes.
+pub const REWRITTEN_TREES: [&str; 4] = [
+    "repository/conf",
+    "repository/resources/conf",
+    "repository/components/default/configuration",
+    "repository/database",
+];
+
+/// The base files an arbitrary UID must be able to rewrite (below
+/// [`REWRITTEN_TREES`]), copied into `into`.
+pub fn runtime_rewritten_files(facts: &Facts, fs: &mut dyn BaseFs, into: &Path) -> Result<Vec<BaseFile>> {
+    let roots: Vec<String> = REWRITTEN_TREES
+        .iter()
+        .map(|t| format!("{}/{t}", facts.product_home).trim_start_matches('/').to_string())
+        .collect();
+    fs.files_under(&roots, into)
 }
 
 /// Detects the facts of a base from its config, reading its filesystem
@@ -538,6 +577,9 @@ mod tests {
             Ok(self.1.clone())
         }
         fn dirs_under(&mut self, _roots: &[String]) -> Result<Vec<String>> {
+            Ok(Vec::new())
+        }
+        fn files_under(&mut self, _roots: &[String], _into: &Path) -> Result<Vec<BaseFile>> {
             Ok(Vec::new())
         }
     }

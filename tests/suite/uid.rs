@@ -135,12 +135,16 @@ fn arbitrary_uid_images_let_group_0_write_every_runtime_folder() {
         .chain(["/home/wso2carbon/solr/indexed-data".to_string(), "/home/wso2carbon/solr/database".to_string()])
         .collect();
         let script = format!(
-            "for d in {}; do touch \"$d/.written-by-1000650000\" || exit 1; done; stat -c '%a %u:%g' {home}/repository/components/lib/acme-driver-1.0.jar {home}/repository/conf/deployment.toml",
+            "for d in {}; do touch \"$d/.written-by-1000650000\" || exit 1; done; \
+             echo '<Server regenerated=\"1\"/>' > {home}/repository/conf/carbon.xml || exit 1; \
+             grep -q acme {home}/repository/conf/deployment.toml || exit 1; \
+             stat -c '%a %u:%g' {home}/repository/components/lib/acme-driver-1.0.jar {home}/repository/conf/deployment.toml {home}/repository/conf/carbon.xml",
             dirs.join(" ")
         );
         let (ok, out) = run_as_arbitrary_uid(&image, &script);
         assert!(ok, "{name}: {out}");
-        assert_eq!(out, "664 10001:0\n664 10001:0\n", "{name}");
+        // carbon.xml is the base's own file, which the config mapper rewrites at every start.
+        assert_eq!(out, "664 10001:0\n664 10001:0\n664 10001:0\n", "{name}");
         let (ok, out) = run_as_arbitrary_uid(&base_tag, &script);
         assert!(!ok, "{name}: the unmodified base must refuse writes: {out}");
 
