@@ -232,16 +232,8 @@ pub fn copy_base_files_under(image: &BaseImage, roots: &[String], into: &Path) -
         for (ei, entry) in entries.enumerate() {
             let mut entry = entry.map_err(|e| Error::source(format!("{what}: not a valid tar ({})", io_reason(&e))))?;
             let p = entry_path(&entry, &what)?;
-            let (parent, name) = p.rsplit_once('/').unwrap_or(("", p.as_str()));
-            if name == ".wh..wh..opq" {
-                let prefix = format!("{parent}/");
-                files.retain(|k, _| !k.starts_with(&prefix) || added.contains(k));
-                continue;
-            }
-            if let Some(gone) = name.strip_prefix(".wh.") {
-                let gone = if parent.is_empty() { gone.to_string() } else { format!("{parent}/{gone}") };
-                let prefix = format!("{gone}/");
-                files.retain(|k, _| *k != gone && !k.starts_with(&prefix));
+            if let Some(w) = Whiteout::of(&p) {
+                files.retain(|k, _| !w.hides(k, &added));
                 continue;
             }
             if !under(&p) {
@@ -285,6 +277,36 @@ fn layer_archive(layer: &BaseLayer) -> Result<(String, tar::Archive<Box<dyn Read
 fn entry_path<R: Read>(entry: &tar::Entry<'_, R>, what: &str) -> Result<String> {
     let p = entry.path().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
     Ok(p.to_string_lossy().trim_start_matches("./").trim_start_matches('/').trim_end_matches('/').to_string())
+}
+
+/// A whiteout entry of a layer, and what it hides of the lower layers.
+enum Whiteout {
+    /// `DIR/.wh..wh..opq`: everything lower layers had below `DIR/` (the prefix).
+    Opaque(String),
+    /// `DIR/.wh.NAME`: `DIR/NAME` and everything below it.
+    Gone(String),
+}
+
+impl Whiteout {
+    /// The whiteout entry at path `p`, if it is one.
+    fn of(p: &str) -> Option<Whiteout> {
+        let (parent, name) = p.rsplit_once('/').unwrap_or(("", p));
+        if name == ".wh..wh..opq" {
+            return Some(Whiteout::Opaque(format!("{parent}/")));
+        }
+        let gone = name.strip_prefix(".wh.")?;
+        Some(Whiteout::Gone(if parent.is_empty() { gone.to_string() } else { format!("{parent}/{gone}") }))
+    }
+
+    /// Whether it hides `path`, given the paths its own layer added so far.
+    fn hides(&self, path: &str, this_layer: &std::collections::BTreeSet<String>) -> bool {
+        match self {
+            Whiteout::Opaque(prefix) => path.starts_with(prefix.as_str()) && !this_layer.contains(path),
+            Whiteout::Gone(gone) => {
+                path == gone || path.strip_prefix(gone.as_str()).is_some_and(|r| r.starts_with('/'))
+            }
+        }
+    }
 }
 
 /// The names in folder `dir` (relative, e.g. `home/wso2carbon`) of the base's
@@ -340,18 +362,11 @@ pub fn list_base_dirs_under(image: &BaseImage, roots: &[String]) -> Result<Vec<S
         for entry in entries {
             let entry = entry.map_err(|e| Error::source(format!("{what}: not a valid tar ({})", io_reason(&e))))?;
             let p = entry_path(&entry, &what)?;
-            let (parent, name) = p.rsplit_once('/').unwrap_or(("", p.as_str()));
-            if name == ".wh..wh..opq" {
-                let prefix = format!("{parent}/");
-                dirs.retain(|d: &String| !d.starts_with(&prefix) || added.contains(d));
+            if let Some(w) = Whiteout::of(&p) {
+                dirs.retain(|d: &String| !w.hides(d, &added));
                 continue;
             }
-            if let Some(gone) = name.strip_prefix(".wh.") {
-                let gone = if parent.is_empty() { gone.to_string() } else { format!("{parent}/{gone}") };
-                let prefix = format!("{gone}/");
-                dirs.retain(|d: &String| *d != gone && !d.starts_with(&prefix));
-                continue;
-            }
+            let parent = p.rsplit_once('/').map_or("", |(parent, _)| parent);
             let dir = if entry.header().entry_type().is_dir() { p.as_str() } else { parent };
             let mut d = dir;
             while !d.is_empty() && under(d) {
@@ -402,6 +417,19 @@ pub fn read_base_file(image: &BaseImage, path: &str) -> Result<Option<Vec<u8>>> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whiteouts_hide_what_they_name() {
+        let none = std::collections::BTreeSet::new();
+        let gone = Whiteout::of("a/b/.wh.c").unwrap();
+        assert!(gone.hides("a/b/c", &none) && gone.hides("a/b/c/d", &none));
+        assert!(!gone.hides("a/b/cd", &none) && !gone.hides("a/b", &none));
+        let opaque = Whiteout::of("a/b/.wh..wh..opq").unwrap();
+        let this_layer = std::collections::BTreeSet::from(["a/b/new".to_string()]);
+        assert!(opaque.hides("a/b/old", &this_layer) && !opaque.hides("a/b/new", &this_layer));
+        assert!(!opaque.hides("a/bc", &this_layer));
+        assert!(Whiteout::of("a/b/c").is_none());
+    }
     use crate::transport::sample::SampleBase;
 
     #[test]
