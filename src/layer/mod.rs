@@ -8,6 +8,7 @@
 
 pub mod gzip;
 pub mod ignore;
+pub mod split;
 pub mod tar;
 pub mod walk;
 

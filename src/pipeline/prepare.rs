@@ -2,7 +2,8 @@
 //! checked customer folders, and one layer spec per kind and platform (shared
 //! across platforms and variants when equal).
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use super::{Options, DEFAULT_MTIME, DEFAULT_OUTPUT, KEYSTORES_LABEL};
 use crate::config::{expand_tag, Config, LayerKind, LayerSource, TagValues, VariantSection};
 use crate::error::{Error, Result};
 use crate::image::mutate;
-use crate::layer::{self, LayerSpec, Placement, SourceEntry};
+use crate::layer::{self, split, LayerSpec, Placement, SourceEntry};
 use crate::reference::{Location, Reference};
 use crate::transport::daemon::Daemon;
 use crate::transport::registry::Registries;
@@ -324,7 +325,15 @@ fn plan_products(
             specs.len() - 1
         }
     };
-    let mut facts_of: std::collections::HashMap<(usize, usize), Facts> = std::collections::HashMap::new();
+    let mut facts_of: HashMap<(usize, usize), Facts> = HashMap::new();
+    let keys: HashMap<&Path, String> = inputs
+        .checked
+        .iter()
+        .filter_map(|f| {
+            let c = f.coords.as_ref().filter(|c| c.from_pom)?;
+            Some((f.path.as_path(), format!("{}:{}", c.group.as_ref()?, c.artifact)))
+        })
+        .collect();
     let variants = std::iter::once(None).chain(config.variants.iter().map(Some));
     let walks = std::iter::once(None).chain(inputs.variant_walks.iter().map(Some));
     let mut products = Vec::new();
@@ -349,26 +358,23 @@ fn plan_products(
             let main_folders =
                 inputs.walked.iter().filter(|(src, _)| variant.is_none_or(|v| Config::variant_takes(v, src.kind)));
             for (src, entries) in main_folders {
-                let spec =
-                    layer_spec(src.kind, &src.label, entries, &facts, mtime, None, arbitrary).map_err(
-                        |e| match variant {
+                let specs =
+                    layer_specs(src.kind, &keys, &src.label, entries, &facts, mtime, None, arbitrary).map_err(|e| {
+                        match variant {
                             Some(v) => e.context(format!("[[variant]] {}", v.name)),
                             None => e,
-                        },
-                    )?;
-                if !spec.is_empty() {
-                    ids.push(intern(spec));
-                }
+                        }
+                    })?;
+                ids.extend(specs.into_iter().filter(|s| !s.is_empty()).map(&mut intern));
             }
             if let (Some(v), Some(w)) = (variant, walk) {
                 if let Some(profile) = &v.profile {
                     check_profile(config, v, profile, &facts)?;
                 }
                 for (src, entries) in w {
-                    let spec = layer_spec(src.kind, &src.label, entries, &facts, mtime, Some(&v.name), arbitrary)?;
-                    if !spec.is_empty() {
-                        ids.push(intern(spec));
-                    }
+                    let specs =
+                        layer_specs(src.kind, &keys, &src.label, entries, &facts, mtime, Some(&v.name), arbitrary)?;
+                    ids.extend(specs.into_iter().filter(|s| !s.is_empty()).map(&mut intern));
                 }
             }
             platforms.push(PlatformPrep { image: i, facts, layers: ids });
@@ -486,21 +492,51 @@ pub(super) fn destination(kind: LayerKind, rel: &str, facts: &Facts) -> Result<O
     }
 }
 
-/// Builds the layer of one kind for one base's facts (and a variant's extra folder).
-pub(super) fn layer_spec(
+/// Builds the layers of one kind for one base's facts (and a variant's extra
+/// folder): one layer, or for jars and dropins one per share of
+/// [`split`], with `keys` the artifact keys known from the jars' Maven
+/// coordinates.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn layer_specs(
     kind: LayerKind,
+    keys: &HashMap<&Path, String>,
     label: &str,
     entries: &[SourceEntry],
     facts: &Facts,
     mtime: u64,
     variant: Option<&str>,
     arbitrary_uid: bool,
-) -> Result<LayerSpec> {
+) -> Result<Vec<LayerSpec>> {
     let name = match variant {
         Some(v) => format!("{v}:{}", kind.name()),
         None => kind.name().to_string(),
     };
-    let mut spec = LayerSpec::new(&name, mtime);
+    let shares: Vec<(String, Vec<&SourceEntry>)> = match kind {
+        LayerKind::Jars | LayerKind::Dropins => split::split(entries, |e| match keys.get(e.path.as_path()) {
+            Some(k) => Cow::Borrowed(k.as_str()),
+            None => Cow::Borrowed(split::artifact_key(&e.rel)),
+        })
+        .into_iter()
+        .map(|s| (format!("{name}.{}", s.suffix), s.entries))
+        .collect(),
+        _ => vec![(name, entries.iter().collect())],
+    };
+    shares
+        .into_iter()
+        .map(|(name, entries)| layer_spec(kind, label, &name, &entries, facts, mtime, arbitrary_uid))
+        .collect()
+}
+
+fn layer_spec(
+    kind: LayerKind,
+    label: &str,
+    name: &str,
+    entries: &[&SourceEntry],
+    facts: &Facts,
+    mtime: u64,
+    arbitrary_uid: bool,
+) -> Result<LayerSpec> {
+    let mut spec = LayerSpec::new(name, mtime);
     let placement = Placement {
         owner: facts.owner,
         owned_root: facts.user_home.clone(),

@@ -10,6 +10,7 @@
 
 #![allow(dead_code)]
 
+use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -275,18 +276,37 @@ fn answer(out: &mut impl Write, reply: Reply, stop: &AtomicBool) -> bool {
     }
 }
 
-/// Runs `cmd` and returns its output, its peak resident memory in KiB (the
-/// kernel's `ru_maxrss` for exactly this child, from `wait4`) and the time it
-/// took. Past `limit` the child is killed and the test fails.
-#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also gives the child's peak memory
+/// Runs `cmd` and returns its output, its peak resident memory in KiB and the
+/// time it took. Past `limit` the child is killed and the test fails.
+///
+/// The peak comes from GNU time, which forks the command from its own small
+/// process: a child spawned straight from this (large, multi-threaded) test
+/// process would report this process's resident size as its own peak, since
+/// the kernel carries the high-water mark of the address space it replaced at
+/// exec.
+#[allow(clippy::zombie_processes)] // reaped by wait4 below
 pub fn run_measured(cmd: &mut Command, limit: Duration) -> (Output, u64, Duration) {
+    use std::os::unix::process::CommandExt;
     let started = Instant::now();
-    let mut child = cmd
+    let peak_file = tempfile::NamedTempFile::new().unwrap();
+    let mut timed = Command::new("/usr/bin/time");
+    timed.args(["-f", "%M", "-o"]).arg(peak_file.path()).arg(cmd.get_program()).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => timed.env(k, v),
+            None => timed.env_remove(k),
+        };
+    }
+    if let Some(d) = cmd.get_current_dir() {
+        timed.current_dir(d);
+    }
+    let mut child = timed
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("{cmd:?} does not start: {e}"));
+        .unwrap_or_else(|e| panic!("{cmd:?} does not start under /usr/bin/time: {e}"));
     let pid = child.id() as libc::pid_t;
     let mut so = child.stdout.take().unwrap();
     let mut se = child.stderr.take().unwrap();
@@ -311,7 +331,8 @@ pub fn run_measured(cmd: &mut Command, limit: Duration) -> (Output, u64, Duratio
         }
         assert!(got == 0, "wait4 failed: {}", std::io::Error::last_os_error());
         if started.elapsed() > limit {
-            let _ = child.kill();
+            // SAFETY: signals the process group this child leads.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
             // SAFETY: as above, blocking this time.
             unsafe { libc::wait4(pid, &mut raw, 0, &mut usage) };
             panic!("{cmd:?} did not finish within {limit:?}");
@@ -320,7 +341,13 @@ pub fn run_measured(cmd: &mut Command, limit: Duration) -> (Output, u64, Duratio
     }
     let status = std::os::unix::process::ExitStatusExt::from_raw(raw);
     let out = Output { status, stdout: t1.join().unwrap_or_default(), stderr: t2.join().unwrap_or_default() };
-    (out, usage.ru_maxrss as u64, started.elapsed())
+    let report = fs::read_to_string(peak_file.path()).unwrap_or_default();
+    let peak = report
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("{cmd:?}: no peak memory from /usr/bin/time: {report:?}"));
+    (out, peak, started.elapsed())
 }
 
 /// A bare HTTP listener on loopback that answers every connection with 502

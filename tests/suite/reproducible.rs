@@ -91,7 +91,7 @@ fn copies_with_different_metadata_build_identical_images() {
     assert_eq!(ra["layers"], rb["layers"]);
     assert_eq!(ra["outputs"][0]["digest"], rb["outputs"][0]["digest"]);
     assert_eq!(fs::read(a.join("img.tar")).unwrap(), fs::read(&tar_b).unwrap(), "docker archives differ");
-    assert_eq!(ra["layers"].as_array().unwrap().len(), 4, "jars, themes, keystores, overlays");
+    assert_eq!(ra["layers"].as_array().unwrap().len(), 5, "jars (two groups), themes, keystores, overlays");
 }
 
 #[test]
@@ -115,7 +115,8 @@ fn plan_equals_build_and_unchanged_kinds_keep_their_digest() {
     let by_name = |r: &serde_json::Value, n: &str| {
         r["layers"].as_array().unwrap().iter().find(|l| l["name"] == n).cloned().unwrap()
     };
-    assert_eq!(by_name(&built, "jars"), by_name(&again, "jars"));
+    assert_eq!(by_name(&built, "jars.00"), by_name(&again, "jars.00"));
+    assert_eq!(by_name(&built, "jars.11"), by_name(&again, "jars.11"));
     assert_eq!(by_name(&built, "overlays"), by_name(&again, "overlays"));
     assert_ne!(by_name(&built, "themes")["diff_id"], by_name(&again, "themes")["diff_id"]);
     assert_ne!(built["content_digest"], again["content_digest"]);
@@ -138,4 +139,42 @@ fn source_date_epoch_sets_mtimes_and_created() {
     let last = cfg["history"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["created"], "2023-11-14T22:13:20Z");
     assert!(!last["created_by"].as_str().unwrap().contains(env!("CARGO_PKG_VERSION")));
+}
+
+/// Jar layering v1 (`layer::split`): jars spread over hash groups by Maven
+/// artifact, so a version bump lands in its old layer and every other layer
+/// keeps its digest — only that layer is new to a registry.
+#[test]
+fn jar_version_bump_moves_only_its_layer() {
+    use sha2::Digest as _;
+    let ws = Workspace::new();
+    ws.config("[base]\nimage = \"builtin:wso2am-4.3.0\"\n");
+    for i in 0..24 {
+        ws.write(&format!("jars/acme-part{i:02}-1.0.jar"), &real_jar("com.acme", &format!("acme-part{i:02}"), "1.0"));
+    }
+    ws.write("jars/vendor-x-2.0.jar", &big_jar("com.vendor", "vendor-x", "2.0", 20 << 20));
+    let before = json(&ws.run_ok(&["plan", "--json"]));
+    fs::remove_file(ws.join("jars/acme-part07-1.0.jar")).unwrap();
+    ws.write("jars/acme-part07-1.1.jar", &real_jar("com.acme", "acme-part07", "1.1"));
+    let after = json(&ws.run_ok(&["plan", "--json"]));
+
+    let layers = |r: &serde_json::Value| -> Vec<(String, String)> {
+        r["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (l["name"].as_str().unwrap().to_string(), l["diff_id"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let (b, a) = (layers(&before), layers(&after));
+    let names = |v: &[(String, String)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&b), names(&a), "the same layers, in the same order");
+    let jar_layers = b.iter().filter(|(n, _)| n.starts_with("jars.")).count();
+    assert!(jar_layers >= 8 && jar_layers <= 17, "24 artifacts over 16 groups plus one big jar: {b:?}");
+    assert!(b.iter().any(|(n, _)| n == "jars.com.vendor:vendor-x"), "a 20 MiB jar stands alone: {b:?}");
+    let changed: Vec<&String> = b.iter().zip(&a).filter(|(x, y)| x.1 != y.1).map(|(x, _)| &x.0).collect();
+    assert_eq!(changed.len(), 1, "only the bumped jar's layer changes: {changed:?}");
+    let group = u32::from_be_bytes(sha2::Sha256::digest(b"com.acme:acme-part07")[..4].try_into().unwrap()) % 16;
+    assert_eq!(changed[0], &format!("jars.{group:02}"), "the rule documented in README");
+    assert_eq!(kind_files(&after, "jars"), 25);
 }

@@ -73,6 +73,31 @@ pub fn succeeded(cmd: &Command, out: Output) -> Output {
     out
 }
 
+/// The kinds of a report's layers in order; the shares of one folder
+/// (`jars.02`, `jars.05`, see `layer::split`) count once, as `jars`.
+pub fn layer_kinds(r: &Value) -> Vec<String> {
+    let mut kinds: Vec<String> = Vec::new();
+    for l in r["layers"].as_array().unwrap() {
+        let name = l["name"].as_str().unwrap();
+        let kind = name.split_once('.').map_or(name, |(k, _)| k).to_string();
+        if kinds.last() != Some(&kind) {
+            kinds.push(kind);
+        }
+    }
+    kinds
+}
+
+/// Files in a report's layers of `kind`, over every share of the folder.
+pub fn kind_files(r: &Value, kind: &str) -> u64 {
+    r["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["name"].as_str().unwrap().split_once('.').map_or(l["name"].as_str().unwrap(), |(k, _)| k) == kind)
+        .map(|l| l["files"].as_u64().unwrap())
+        .sum()
+}
+
 /// Parses a command's stdout as JSON.
 pub fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout)
@@ -151,7 +176,12 @@ pub fn fake_jar(name: &str, size: usize) -> Vec<u8> {
 
 /// A real (stored) jar with Maven coordinates in pom.properties.
 pub fn real_jar(group: &str, artifact: &str, version: &str) -> Vec<u8> {
-    jar_with_manifest(group, artifact, version, "Manifest-Version: 1.0\n")
+    jar_with_manifest(group, artifact, version, "Manifest-Version: 1.0\n", 3000)
+}
+
+/// Like [`real_jar`], with a class of `size` bytes.
+pub fn big_jar(group: &str, artifact: &str, version: &str, size: usize) -> Vec<u8> {
+    jar_with_manifest(group, artifact, version, "Manifest-Version: 1.0\n", size)
 }
 
 /// A real OSGi bundle (Bundle-SymbolicName in its manifest), for dropins.
@@ -159,15 +189,15 @@ pub fn bundle_jar(group: &str, artifact: &str, version: &str) -> Vec<u8> {
     let mf = format!(
         "Manifest-Version: 1.0\r\nBundle-ManifestVersion: 2\r\nBundle-SymbolicName: {group}.{artifact}\r\nBundle-Version: {version}\r\n"
     );
-    jar_with_manifest(group, artifact, version, &mf)
+    jar_with_manifest(group, artifact, version, &mf, 3000)
 }
 
-fn jar_with_manifest(group: &str, artifact: &str, version: &str, manifest: &str) -> Vec<u8> {
+fn jar_with_manifest(group: &str, artifact: &str, version: &str, manifest: &str, class_size: usize) -> Vec<u8> {
     let pom = format!("groupId={group}\nartifactId={artifact}\nversion={version}\n");
     let entries: Vec<(String, Vec<u8>)> = vec![
         ("META-INF/MANIFEST.MF".into(), manifest.as_bytes().to_vec()),
         (format!("META-INF/maven/{group}/{artifact}/pom.properties"), pom.into_bytes()),
-        (format!("{}/Main.class", artifact.replace('-', "/")), fake_jar(artifact, 3000)),
+        (format!("{}/Main.class", artifact.replace('-', "/")), fake_jar(artifact, class_size)),
     ];
     let mut out = Vec::new();
     let mut cd = Vec::new();
