@@ -8,7 +8,13 @@
 //! 700 MB (an OS layer, three incompressible layers standing for the JDK and
 //! product jars, the product tree) as an OCI layout tagged `4.3.0`.
 //!
-//! Usage: cargo run --release --example bench-fixture -- DIR [BASE] [--base-layout LAYOUT]
+//! With `--large`, it writes the large customization instead (issue 12's
+//! shape): 200 jars of 5 MB (incompressible, each its own Maven artifact),
+//! 50,000 devportal theme files of about 4 KB, two keystores and a
+//! deployment.toml: about 1.2 GB. With `--base-layout`, the base is then the
+//! small 4.3-shaped sample (no filler layers).
+//!
+//! Usage: cargo run --release --example bench-fixture -- DIR [BASE] [--base-layout LAYOUT] [--large]
 
 use std::fs;
 use std::path::Path;
@@ -88,51 +94,27 @@ fn main() {
         args.drain(i..i + 2);
         v
     });
+    let large = args.iter().any(|a| a == "--large");
+    args.retain(|a| a != "--large");
     let mut args = args.into_iter();
-    let root = args.next().expect("usage: bench-fixture DIR [BASE] [--base-layout LAYOUT]");
+    let root = args.next().expect("usage: bench-fixture DIR [BASE] [--base-layout LAYOUT] [--large]");
     let base = args.next().unwrap_or_else(|| "builtin:wso2am-4.3.0".into());
     if let Some(layout) = layout {
         let mut sample = wso2img::transport::sample::SampleBase::v430();
-        sample.filler = vec![80_000_000, 170_000_000, 450_000_000];
+        if !large {
+            sample.filler = vec![80_000_000, 170_000_000, 450_000_000];
+        }
         let d = sample.write_oci(Path::new(&layout), "4.3.0").expect("writing the base");
-        eprintln!("bench-fixture: base of about 700 MB in {layout} ({d})");
+        eprintln!("bench-fixture: base in {layout} ({d})");
     }
     let root = Path::new(&root);
     let mut rng = Rng(0x5eed_1234_abcd_ef01);
     let mut total = 0usize;
-    for i in 0..85 {
-        let n = 8_000 + (rng.next() % 60_000) as usize;
-        let b = jar(&format!("lib-small-{i:03}"), &rng.bytes(n));
-        total += b.len();
-        write(root, &format!("jars/lib-small-{i:03}-1.0.{}.jar", i % 7), &b);
+    if large {
+        write_large(root, &mut rng, &mut total);
+    } else {
+        write_small(root, &mut rng, &mut total);
     }
-    for i in 0..24 {
-        let n = if i < 4 { 200_000 + i * 250_000 } else { 4_600_000 + (i % 5) * 100_000 };
-        let b = jar(&format!("vendor-big-{i:02}"), &rng.bytes(n));
-        total += b.len();
-        write(root, &format!("jars/vendor-big-{i:02}-2.{i}.0.jar"), &b);
-    }
-    for i in 0..1_600 {
-        let (rel, b) = if i % 2 == 0 {
-            let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
-            let n = 1_000 + (rng.next() % 3_000) as usize;
-            b.extend(rng.bytes(n));
-            (format!("themes/devportal/images/icons/set{:02}/icon-{i:04}.png", i % 40), b)
-        } else {
-            let mut s = String::new();
-            for k in 0..(20 + rng.next() % 60) {
-                s += &format!(
-                    "export const style{k} = {{ color: '#{:06x}', margin: {} }};\n",
-                    rng.next() % 0xffffff,
-                    k % 16
-                );
-            }
-            (format!("themes/devportal/js/module{:02}/part-{i:04}.js", i % 40), s.into_bytes())
-        };
-        total += b.len();
-        write(root, &rel, &b);
-    }
-    write(root, "themes/devportal/userTheme.json", b"{\"custom\":{\"title\":{\"prefix\":\"BENCH\"}}}\n");
     for k in ["wso2carbon.jks", "client-truststore.jks"] {
         let mut b = vec![0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2];
         b.extend(rng.bytes(40_000));
@@ -146,4 +128,63 @@ fn main() {
         format!("[base]\nimage = \"{base}\"\n[layers]\nbake_keystores = true\n[target]\nrepository = \"localhost:5000/bench/wso2am\"\n").as_bytes(),
     );
     eprintln!("bench-fixture: {} MB of customization in {}", total / 1_000_000, root.display());
+}
+
+/// 200 jars of 5 MB and 50,000 theme files of about 4 KB.
+fn write_large(root: &Path, rng: &mut Rng, total: &mut usize) {
+    for i in 0..200 {
+        let b = jar(&format!("acme-module{i:03}"), &rng.bytes(5_000_000));
+        *total += b.len();
+        write(root, &format!("jars/acme-module{i:03}-1.0.0.jar"), &b);
+    }
+    for i in 0..50_000 {
+        let n = 1_000 + (rng.next() % 6_000) as usize;
+        let (rel, b) = theme_file(rng, i, n);
+        *total += b.len();
+        write(root, &format!("themes/devportal/{rel}"), &b);
+    }
+    write(root, "themes/devportal/userTheme.json", b"{\"custom\":{\"title\":{\"prefix\":\"BENCH\"}}}\n");
+}
+
+/// A PNG-like or JavaScript theme file of about `n` bytes.
+fn theme_file(rng: &mut Rng, i: usize, n: usize) -> (String, Vec<u8>) {
+    if i.is_multiple_of(2) {
+        let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
+        b.extend(rng.bytes(n));
+        (format!("images/icons/set{:02}/icon-{i:05}.png", i % 40), b)
+    } else {
+        let mut s = String::new();
+        while s.len() < n {
+            let k = s.len() / 64;
+            s += &format!(
+                "export const style{k} = {{ color: '#{:06x}', margin: {} }};\n",
+                rng.next() % 0xffffff,
+                k % 16
+            );
+        }
+        (format!("js/module{:02}/part-{i:05}.js", i % 40), s.into_bytes())
+    }
+}
+
+/// The 110 MB customization of ../shared/notes/peers.md.
+fn write_small(root: &Path, rng: &mut Rng, total: &mut usize) {
+    for i in 0..85 {
+        let n = 8_000 + (rng.next() % 60_000) as usize;
+        let b = jar(&format!("lib-small-{i:03}"), &rng.bytes(n));
+        *total += b.len();
+        write(root, &format!("jars/lib-small-{i:03}-1.0.{}.jar", i % 7), &b);
+    }
+    for i in 0..24 {
+        let n = if i < 4 { 200_000 + i * 250_000 } else { 4_600_000 + (i % 5) * 100_000 };
+        let b = jar(&format!("vendor-big-{i:02}"), &rng.bytes(n));
+        *total += b.len();
+        write(root, &format!("jars/vendor-big-{i:02}-2.{i}.0.jar"), &b);
+    }
+    for i in 0..1_600 {
+        let n = if i % 2 == 0 { 1_000 + (rng.next() % 3_000) as usize } else { 1_000 + (rng.next() % 4_000) as usize };
+        let (rel, b) = theme_file(rng, i, n);
+        *total += b.len();
+        write(root, &format!("themes/devportal/{rel}"), &b);
+    }
+    write(root, "themes/devportal/userTheme.json", b"{\"custom\":{\"title\":{\"prefix\":\"BENCH\"}}}\n");
 }

@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# Benchmark: wso2img against `docker build` + `docker push` (legacy builder and
-# BuildKit) on the same customization of a ~700 MB WSO2-like base held in a
-# local registry, in three scenarios: cold (fresh runner), no change (rerun),
-# one jar changed. Prints each time, the ratios, wso2img's peak memory and the
-# bytes it uploaded. Run as root on Debian: bench/run.sh
+# Benchmark: wso2img against `docker build` + `docker push` on the same
+# customization, in one run per size:
+#
+#  small: a 110 MB customization of a ~700 MB WSO2-like base (legacy builder
+#         and BuildKit): cold (fresh runner), no change (rerun), one jar changed.
+#  large: a 1.2 GB customization (200 jars of 5 MB, 50,000 theme files) of a
+#         small 4.3-shaped base, against BuildKit: cold, no change on a fresh
+#         runner (no file-digest cache) and on a warm one, one jar changed, an
+#         unchanged rebuild into an OCI layout, and the registry's own ingest
+#         time for the bytes wso2img uploaded (one plain PUT), with the targets
+#         of issue 12 as ratios.
+#
+# Prints each time, the ratios, wso2img's peak memory and the bytes it
+# uploaded. Run as root on Debian: bench/run.sh [small|large|all] (default all)
 set -euo pipefail
+which=${1:-all}
+case "$which" in small | large | all) ;; *) echo "usage: bench/run.sh [small|large|all]" >&2; exit 2 ;; esac
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-for p in docker.io docker-registry skopeo; do
+for p in docker.io docker-registry skopeo curl time; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || {
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io docker-registry skopeo >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io docker-registry skopeo curl time >/dev/null
     break
   }
 done
@@ -41,21 +52,6 @@ cleanup() {
 trap cleanup EXIT
 for _ in $(seq 1 120); do $DOCKER info >/dev/null 2>&1 && break; sleep 0.5; done
 
-echo "== fixture"
-"$root/target/release/examples/bench-fixture" "$work/ctx" "$reg/wso2/wso2am:4.3.0" --base-layout "$work/base"
-skopeo copy -q --dest-tls-verify=false "oci:$work/base:4.3.0" "docker://$reg/wso2/wso2am:4.3.0"
-home=/home/wso2carbon/wso2am-4.3.0
-cat >"$work/ctx/Dockerfile" <<DF
-FROM $reg/wso2/wso2am:4.3.0
-COPY --chown=10001:10001 jars/ $home/repository/components/lib/
-COPY --chown=10001:10001 themes/devportal/ $home/repository/deployment/server/webapps/devportal/site/public/theme/
-COPY --chown=10001:10001 keystores/ $home/repository/resources/security/
-COPY --chown=10001:10001 overlays/ $home/
-DF
-printf 'Dockerfile\n' >"$work/ctx/.dockerignore"
-sed -i "s#^repository = .*#repository = \"$reg/acme/wso2img\"#" "$work/ctx/wso2img.toml"
-cd "$work/ctx"
-
 now() { date +%s.%N; }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
 declare -A T
@@ -69,36 +65,161 @@ docker_run() { # name buildkit tag
   $DOCKER push -q "$reg/acme/$1:$3" >/dev/null
   sub "$(now)" "$t0"
 }
-wso2img_run() { # scenario
-  local t0 out; t0=$(now)
-  out=$(/usr/bin/time -f '%M' -o "$work/rss" "$W" -q build --push --json)
-  T[wso2img_$1]=$(sub "$(now)" "$t0")
-  T[wso2img_rss_$1]=$(cat "$work/rss")
-  T[wso2img_up_$1]=$(echo "$out" | sed -n 's/.*"uploaded_bytes": \([0-9]*\).*/\1/p')
-  T[wso2img_status_$1]=$(echo "$out" | sed -n 's/.*"status": "\([a-z-]*\)".*/\1/p' | head -1)
+wso2img_run() { # key [wso2img args...]: times one build, keeps its peak RSS, uploaded bytes and status
+  local key=$1 t0 out; shift
+  t0=$(now)
+  out=$(/usr/bin/time -f '%M' -o "$work/rss" "$W" -q build --json "$@")
+  T[wso2img_$key]=$(sub "$(now)" "$t0")
+  T[wso2img_rss_$key]=$(tail -1 "$work/rss")
+  T[wso2img_up_$key]=$(echo "$out" | sed -n 's/.*"uploaded_bytes": \([0-9]*\).*/\1/p')
+  T[wso2img_status_$key]=$(echo "$out" | sed -n 's/.*"status": "\([a-z-]*\)".*/\1/p' | head -1)
+  echo "$out" >"$work/last.json"
 }
-change_jar() { # rewrite one byte inside a jar's stored entry: still a valid jar
-  printf 'X' | dd of="$work/ctx/jars/lib-small-000-1.0.0.jar" bs=1 seek=200 conv=notrunc status=none
+dockerfile() { # base-ref: the four COPY steps every peer builds
+  local home=/home/wso2carbon/wso2am-4.3.0
+  cat >Dockerfile <<DF
+FROM $1
+COPY --chown=10001:10001 jars/ $home/repository/components/lib/
+COPY --chown=10001:10001 themes/devportal/ $home/repository/deployment/server/webapps/devportal/site/public/theme/
+COPY --chown=10001:10001 keystores/ $home/repository/resources/security/
+COPY --chown=10001:10001 overlays/ $home/
+DF
+  printf 'Dockerfile\n' >.dockerignore
 }
 
-echo "== cold (nothing local; base only in the registry)"
-fresh_docker; T[legacy_cold]=$(docker_run legacy 0 v1)
-fresh_docker; T[buildkit_cold]=$(docker_run buildkit 1 v1)
-wso2img_run cold
-echo "== no change (rerun)"
-T[legacy_nochange]=$(docker_run legacy 0 v1)
-T[buildkit_nochange]=$(docker_run buildkit 1 v1)
-wso2img_run nochange
-echo "== one jar changed"
-change_jar 1
-T[legacy_onejar]=$(docker_run legacy 0 v2)
-T[buildkit_onejar]=$(docker_run buildkit 1 v2)
-wso2img_run onejar
+small() {
+  echo "== small: fixture"
+  "$root/target/release/examples/bench-fixture" "$work/ctx" "$reg/wso2/wso2am:4.3.0" --base-layout "$work/base"
+  skopeo copy -q --dest-tls-verify=false "oci:$work/base:4.3.0" "docker://$reg/wso2/wso2am:4.3.0"
+  sed -i "s#^repository = .*#repository = \"$reg/acme/wso2img\"#" "$work/ctx/wso2img.toml"
+  cd "$work/ctx"
+  dockerfile "$reg/wso2/wso2am:4.3.0"
+  export XDG_CACHE_HOME="$work/cache-small"
 
-printf '\n%-12s %10s %10s %10s %9s %9s %10s %12s %s\n' scenario legacy buildkit wso2img "vs best" "" "peak RSS" uploaded status
-for s in cold nochange onejar; do
-  l=${T[legacy_$s]}; b=${T[buildkit_$s]}; w=${T[wso2img_$s]}
-  ratio=$(awk -v l="$l" -v b="$b" -v w="$w" 'BEGIN { m = (l < b) ? l : b; printf "%.1f", m / w }')
-  printf '%-12s %9.2fs %9.2fs %9.3fs %8sx %9s %8d kB %12s %s\n' "$s" "$l" "$b" "$w" "$ratio" "" \
-    "${T[wso2img_rss_$s]}" "${T[wso2img_up_$s]:-0}" "${T[wso2img_status_$s]}"
-done
+  change_jar() { # rewrite one byte inside a jar's stored entry: still a valid jar
+    printf 'X' | dd of="$work/ctx/jars/lib-small-000-1.0.0.jar" bs=1 seek=200 conv=notrunc status=none
+  }
+
+  echo "== cold (nothing local; base only in the registry)"
+  fresh_docker; T[legacy_cold]=$(docker_run legacy 0 v1)
+  fresh_docker; T[buildkit_cold]=$(docker_run buildkit 1 v1)
+  wso2img_run cold --push
+  echo "== no change (rerun)"
+  T[legacy_nochange]=$(docker_run legacy 0 v1)
+  T[buildkit_nochange]=$(docker_run buildkit 1 v1)
+  wso2img_run nochange --push
+  echo "== one jar changed"
+  change_jar 1
+  T[legacy_onejar]=$(docker_run legacy 0 v2)
+  T[buildkit_onejar]=$(docker_run buildkit 1 v2)
+  wso2img_run onejar --push
+
+  printf '\n%-12s %10s %10s %10s %9s %9s %10s %12s %s\n' scenario legacy buildkit wso2img "vs best" "" "peak RSS" uploaded status
+  for s in cold nochange onejar; do
+    l=${T[legacy_$s]}; b=${T[buildkit_$s]}; w=${T[wso2img_$s]}
+    ratio=$(awk -v l="$l" -v b="$b" -v w="$w" 'BEGIN { m = (l < b) ? l : b; printf "%.1f", m / w }')
+    printf '%-12s %9.2fs %9.2fs %9.3fs %8sx %9s %8d kB %12s %s\n' "$s" "$l" "$b" "$w" "$ratio" "" \
+      "${T[wso2img_rss_$s]}" "${T[wso2img_up_$s]:-0}" "${T[wso2img_status_$s]}"
+  done
+}
+
+# The registry's own ingest time for the bytes of the given blobs: one plain
+# monolithic PUT of their concatenation into a second, empty registry.
+ingest_time() { # blob-digest...
+  local port2 reg2 pid2 data t0 loc d
+  port2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  reg2="127.0.0.1:$port2"
+  sed -e "s#rootdirectory: $work/registry#rootdirectory: $work/registry2#" -e "s#addr: $reg#addr: $reg2#" \
+    "$work/registry.yml" >"$work/registry2.yml"
+  docker-registry serve "$work/registry2.yml" >"$work/registry2.log" 2>&1 &
+  pid2=$!
+  for _ in $(seq 1 100); do curl -fs "http://$reg2/v2/" >/dev/null && break; sleep 0.1; done
+  data="$work/ingest.bin"
+  : >"$data"
+  for d in "$@"; do
+    cat "$work/registry/docker/registry/v2/blobs/sha256/${d:7:2}/${d:7}/data" >>"$data"
+  done
+  d="sha256:$(sha256sum "$data" | cut -d' ' -f1)"
+  t0=$(now)
+  loc=$(curl -fsS -X POST -D - -o /dev/null "http://$reg2/v2/ingest/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+  case "$loc" in http*) ;; *) loc="http://$reg2$loc" ;; esac
+  case "$loc" in *\?*) loc="$loc&digest=$d" ;; *) loc="$loc?digest=$d" ;; esac
+  curl -fsS -X PUT -H 'Content-Type: application/octet-stream' -T "$data" "$loc" -o /dev/null
+  sub "$(now)" "$t0"
+  kill "$pid2" 2>/dev/null; wait "$pid2" 2>/dev/null || true
+  rm -rf "$work/registry2" "$data"
+}
+
+large() {
+  echo "== large: fixture (1.2 GB customization, small base)"
+  "$root/target/release/examples/bench-fixture" "$work/large" "$reg/wso2/small:4.3.0" --base-layout "$work/lbase" --large
+  skopeo copy -q --dest-tls-verify=false "oci:$work/lbase:4.3.0" "docker://$reg/wso2/small:4.3.0"
+  sed -i "s#^repository = .*#repository = \"$reg/acme/large\"#" "$work/large/wso2img.toml"
+  cd "$work/large"
+  dockerfile "$reg/wso2/small:4.3.0"
+  local jar_bytes
+  jar_bytes=$(du -sb jars | cut -f1)
+
+  echo "== large: cold (nothing local; base only in the registry)"
+  fresh_docker; T[bk_cold]=$(docker_run bk-large 1 v1)
+  XDG_CACHE_HOME="$work/cache-warm" wso2img_run lcold --push
+  mapfile -t blobs < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); [print(l["digest"]) for l in r["layers"]]' "$work/last.json")
+  T[ingest]=$(ingest_time "${blobs[@]}")
+  T[ingest_bytes]=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(sum(l["size"] for l in r["layers"]))' "$work/last.json")
+  echo "== large: no change"
+  T[bk_nochange]=$(docker_run bk-large 1 v1)
+  XDG_CACHE_HOME="$work/cache-fresh" wso2img_run lfresh --push
+  XDG_CACHE_HOME="$work/cache-warm" wso2img_run lwarm --push
+  echo "== large: one jar changed"
+  printf 'X' | dd of="$work/large/jars/acme-module000-1.0.0.jar" bs=1 seek=4096 conv=notrunc status=none
+  T[bk_onejar]=$(docker_run bk-large 1 v2)
+  XDG_CACHE_HOME="$work/cache-warm" wso2img_run lonejar --push
+  echo "== large: unchanged rebuild into an OCI layout"
+  XDG_CACHE_HOME="$work/cache-warm" wso2img_run llayout1 --to "oci:$work/llayout"
+  XDG_CACHE_HOME="$work/cache-warm" wso2img_run llayout2 --to "oci:$work/llayout"
+
+  local b
+  printf '\n%-34s %10s %10s %10s %12s %13s %s\n' "large scenario" buildkit wso2img ratio "peak RSS" uploaded status
+  row() { # label key buildkit-time
+    local w=${T[wso2img_$2]} r="-"
+    [ "$3" = "-" ] || r=$(awk -v b="$3" -v w="$w" 'BEGIN { printf "%.1fx", b / w }')
+    printf '%-34s %10s %9.3fs %10s %9d kB %13s %s\n' "$1" "$3" "$w" "$r" "${T[wso2img_rss_$2]}" \
+      "${T[wso2img_up_$2]:-0}" "${T[wso2img_status_$2]}"
+  }
+  row "cold push" lcold "${T[bk_cold]}"
+  row "no change, fresh runner" lfresh "${T[bk_nochange]}"
+  row "no change, warm cache" lwarm "${T[bk_nochange]}"
+  row "one 5 MB jar changed" lonejar "${T[bk_onejar]}"
+  row "unchanged rebuild into OCI layout" llayout2 -
+  printf '%-34s %10s %9.3fs %10s %12s %13s\n' "registry ingest, one plain PUT" - "${T[ingest]}" - - "${T[ingest_bytes]}"
+
+  echo
+  echo "targets (issue 12), from this run:"
+  check() { # description value op limit
+    awk -v v="$2" -v l="$4" -v op="$3" -v d="$1" 'BEGIN {
+      ok = (op == ">=") ? (v >= l) : (v <= l)
+      printf "  %-58s %8.3f %s %-6s %s\n", d, v, op, l, ok ? "ok" : "MISSED" }'
+  }
+  b=${T[bk_cold]}
+  check "cold: BuildKit / wso2img" "$(awk -v b="$b" -v w="${T[wso2img_lcold]}" 'BEGIN { print b / w }')" ">=" 6
+  check "cold: wso2img / registry ingest of the same bytes" \
+    "$(awk -v i="${T[ingest]}" -v w="${T[wso2img_lcold]}" 'BEGIN { print w / i }')" "<=" 1.3
+  b=${T[bk_nochange]}
+  check "no change, fresh runner: wso2img / BuildKit warm" "$(awk -v b="$b" -v w="${T[wso2img_lfresh]}" 'BEGIN { print w / b }')" "<=" 0.5
+  check "no change, warm cache: wso2img / BuildKit warm" "$(awk -v b="$b" -v w="${T[wso2img_lwarm]}" 'BEGIN { print w / b }')" "<=" 0.1
+  check "one jar changed: BuildKit / wso2img" "$(awk -v b="${T[bk_onejar]}" -v w="${T[wso2img_lonejar]}" 'BEGIN { print b / w }')" ">=" 30
+  check "one jar changed: uploaded / jar bytes" "$(awk -v u="${T[wso2img_up_lonejar]:-0}" -v j="$jar_bytes" 'BEGIN { print u / j }')" "<=" 0.25
+  check "OCI layout rebuild / no change (warm cache)" \
+    "$(awk -v a="${T[wso2img_llayout2]}" -v w="${T[wso2img_lwarm]}" 'BEGIN { print a / w }')" "<=" 1.2
+  local peak=0 k
+  for k in lcold lfresh lwarm lonejar llayout1 llayout2; do
+    [ "${T[wso2img_rss_$k]}" -gt "$peak" ] && peak=${T[wso2img_rss_$k]}
+  done
+  check "peak memory of any wso2img run (MB)" "$(awk -v p="$peak" 'BEGIN { print p / 1024 }')" "<=" 100
+}
+
+case "$which" in
+  small) small ;;
+  large) large ;;
+  all) small; large ;;
+esac

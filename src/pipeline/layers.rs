@@ -92,10 +92,12 @@ impl Compressed {
 /// Compresses the layers in `need`: the customer layers it lists (checked
 /// against the diff_ids hashed before, so a file changed meanwhile is
 /// caught) and the plain-tar base layers when it asks for them.
+/// `ready` hears of each customer layer as soon as it is compressed.
 pub(super) fn compress(
     p: &Prepared,
     need: &Need,
     hashed: &[LayerReport],
+    ready: &mut dyn FnMut(usize, &CompressedLayer),
     log: &mut dyn FnMut(&str),
 ) -> Result<Compressed> {
     let mut out = Compressed { layers: vec![None; p.specs.len()], base: HashMap::new(), _staging: None };
@@ -105,7 +107,12 @@ pub(super) fn compress(
     let parent = staging_parent(&p.outputs);
     files::sweep(&parent);
     let staging = TempDir::new_in(&parent, "staging")?;
-    for (i, spec) in p.specs.iter().enumerate().filter(|(i, _)| need.layers[*i]) {
+    // Biggest first: the longest uploads start first, and the last layer
+    // compressed — the one whose upload nothing overlaps — is a small one.
+    let mut order: Vec<usize> = (0..p.specs.len()).filter(|&i| need.layers[i]).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(hashed[i].tar_size));
+    for i in order {
+        let spec = &p.specs[i];
         let c = layer::build(spec, staging.path())?;
         if c.tar.diff_id != hashed[i].diff_id {
             return Err(Error::input(format!(
@@ -121,6 +128,7 @@ pub(super) fn compress(
             human(c.size),
             c.tar.diff_id
         ));
+        ready(i, &c);
         out.layers[i] = Some(c);
     }
     if need.base_gzip {

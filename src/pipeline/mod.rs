@@ -303,7 +303,8 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let planned = compose::planned(&p, &composed);
     let held = outputs::ask(&mut dests, &planned, log)?;
     let need = outputs::needs(&p, &dests, &held);
-    let compressed = layers::compress(&p, &need, &hashed, log)?;
+    let offer = &mut |i: usize, c: &crate::layer::CompressedLayer| outputs::offer(&p, &mut dests, &held, i, c);
+    let compressed = layers::compress(&p, &need, &hashed, offer, log)?;
     let mut rep = compose::report(&p, &composed, compressed.reports(&hashed));
     let family = outputs::reported_family(&p, &dests);
     assemble::report_manifests(&mut rep, &p, &composed, &compressed, family);

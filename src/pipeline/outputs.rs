@@ -7,7 +7,8 @@ use super::layers::Compressed;
 use super::prepare::{destination, Prepared};
 use super::{Destinations, Options, OutputReport, Report, Via};
 use crate::error::{Error, Result};
-use crate::image::MediaFamily;
+use crate::image::{Blob, Descriptor, MediaFamily};
+use crate::layer::CompressedLayer;
 use crate::reference::{Location, Reference};
 use crate::sbom;
 use crate::transport::archive::ArchiveDestination;
@@ -79,6 +80,26 @@ pub(super) fn needs(p: &Prepared, dests: &Destinations, held: &[Held]) -> Need {
         }
     }
     need
+}
+
+/// Offers customer layer `i`, just compressed, to every destination that
+/// will write an image holding it, so a registry starts uploading it while
+/// the next layer is compressed.
+pub(super) fn offer(p: &Prepared, dests: &mut Destinations, held: &[Held], i: usize, c: &CompressedLayer) {
+    for (d, h) in dests.iter_mut().zip(held) {
+        let wanted = p
+            .products
+            .iter()
+            .zip(h)
+            .enumerate()
+            .find(|(_, (prod, held))| held.is_none() && prod.platforms.iter().any(|plat| plat.layers.contains(&i)));
+        if let Some((pi, _)) = wanted {
+            if let Some(family) = d.manifests(p.base_of(pi).family) {
+                let desc = Descriptor::new(family.layer_gzip(), c.digest, c.size);
+                d.offer(&Blob::staged(desc, c.path.clone()));
+            }
+        }
+    }
 }
 
 /// The media type family whose manifest digests the report shows: that of

@@ -16,7 +16,7 @@
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::image::{Image, ImageSet, MediaFamily, Platform};
+use crate::image::{Blob, Image, ImageSet, MediaFamily, Platform};
 
 /// One image of a build as known before anything is compressed: its
 /// content digest, names and per-platform configs.
@@ -86,6 +86,12 @@ pub trait Destination {
     /// Writes one image (`set` is in the family [`Destination::manifests`]
     /// asked for, or the base's when it stores none).
     fn write(&mut self, image: &Planned, set: &ImageSet, log: &mut dyn FnMut(&str)) -> Result<Written>;
+    /// A layer blob that a later [`Destination::write`] will include is
+    /// ready (compressed, in the family [`Destination::manifests`] asked
+    /// for): the destination may start sending it now, so that sending
+    /// overlaps the compression of the next layer. A failure surfaces in
+    /// that `write`. The default waits for `write`.
+    fn offer(&mut self, _blob: &Blob) {}
     /// Completes the writes.
     fn finish(&mut self, log: &mut dyn FnMut(&str)) -> Result<()>;
 }

@@ -170,7 +170,7 @@ fn jar_version_bump_moves_only_its_layer() {
     let names = |v: &[(String, String)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
     assert_eq!(names(&b), names(&a), "the same layers, in the same order");
     let jar_layers = b.iter().filter(|(n, _)| n.starts_with("jars.")).count();
-    assert!(jar_layers >= 8 && jar_layers <= 17, "24 artifacts over 16 groups plus one big jar: {b:?}");
+    assert!((8..=17).contains(&jar_layers), "24 artifacts over 16 groups plus one big jar: {b:?}");
     assert!(b.iter().any(|(n, _)| n == "jars.com.vendor:vendor-x"), "a 20 MiB jar stands alone: {b:?}");
     let changed: Vec<&String> = b.iter().zip(&a).filter(|(x, y)| x.1 != y.1).map(|(x, _)| &x.0).collect();
     assert_eq!(changed.len(), 1, "only the bumped jar's layer changes: {changed:?}");

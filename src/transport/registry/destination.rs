@@ -10,7 +10,7 @@ use super::push::{self, TagState};
 use super::Registries;
 use crate::digest::Digest;
 use crate::error::{Error, Kind, Result};
-use crate::image::{ImageSet, MediaFamily};
+use crate::image::{Blob, ImageSet, MediaFamily};
 use crate::reference::Reference;
 use crate::transport::destination::{with_own_tag, Destination, Held, Planned, Status, Written};
 
@@ -19,12 +19,13 @@ pub struct RegistryDestination {
     registries: Arc<Registries>,
     target: Reference,
     force: bool,
+    started: push::Started,
 }
 
 impl RegistryDestination {
     /// A destination for `target` (its tag, if any, goes to the main image).
     pub fn new(registries: Arc<Registries>, target: Reference, force: bool) -> Self {
-        RegistryDestination { registries, target, force }
+        RegistryDestination { registries, target, force, started: push::Started::default() }
     }
 
     fn tags(&self, image: &Planned) -> Vec<String> {
@@ -68,8 +69,13 @@ impl Destination for RegistryDestination {
     }
 
     fn write(&mut self, image: &Planned, set: &ImageSet, log: &mut dyn FnMut(&str)) -> Result<Written> {
-        let digest: Digest = push::push(&self.registries, set, &self.target, &self.tags(image), log)?;
+        let tags = self.tags(image);
+        let digest: Digest = push::push(&self.registries, set, &self.target, &tags, &mut self.started, log)?;
         Ok(Written { digest, status: Status::Pushed })
+    }
+
+    fn offer(&mut self, blob: &Blob) {
+        self.started.start(&self.registries, &self.target, blob);
     }
 
     fn finish(&mut self, _log: &mut dyn FnMut(&str)) -> Result<()> {

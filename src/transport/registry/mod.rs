@@ -59,6 +59,11 @@ impl Registries {
     pub fn new(opts: Options) -> Arc<Self> {
         Arc::new(Registries { opts, clients: tokio::sync::Mutex::new(HashMap::new()) })
     }
+
+    /// The options of this session.
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
     /// The client for `host`, connecting on first use.
     pub async fn client(&self, host: &str) -> Result<Arc<Client>> {
         let mut map = self.clients.lock().await;

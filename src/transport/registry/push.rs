@@ -6,6 +6,7 @@
 //! blobs, an index its manifests, and tags come last, so an interrupted push
 //! never leaves a tag pointing at an incomplete image.
 
+use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 
@@ -86,6 +87,7 @@ pub fn push(
     set: &ImageSet,
     target: &Reference,
     tags: &[String],
+    started: &mut Started,
     log: &mut dyn FnMut(&str),
 ) -> Result<Digest> {
     let top = set.top().desc.digest;
@@ -94,7 +96,47 @@ pub fn push(
     let layers_and_configs: Vec<Blob> = blobs.iter().filter(|b| !is_manifest(b)).map(|b| (*b).clone()).collect();
     let manifests: Vec<Blob> =
         blobs.iter().filter(|b| is_manifest(b) && b.desc.digest != top).map(|b| (*b).clone()).collect();
-    push_graph(registries, target, &layers_and_configs, &manifests, set.top(), tags, log)
+    push_started(registries, target, &layers_and_configs, &manifests, set.top(), tags, started, log)
+}
+
+/// Blob uploads started before their image is pushed (see
+/// [`Destination::offer`](crate::transport::destination::Destination::offer)):
+/// a layer goes up while the next one is compressed. Dropping it aborts
+/// what is still running.
+#[derive(Default)]
+pub struct Started {
+    tasks: HashMap<Digest, tokio::task::JoinHandle<Result<BlobOutcome>>>,
+    /// As many uploads at once as a push runs side by side.
+    permits: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+impl Started {
+    /// Starts getting `blob` into `target`'s repository in the background.
+    pub fn start(&mut self, registries: &Arc<Registries>, target: &Reference, blob: &Blob) {
+        if self.tasks.contains_key(&blob.desc.digest) {
+            return;
+        }
+        let permits = self
+            .permits
+            .get_or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(registries.options().concurrency.max(1))))
+            .clone();
+        let (registries, host, repo, b) =
+            (registries.clone(), target.registry.clone(), target.repository.clone(), blob.clone());
+        let task = runtime().spawn(async move {
+            let _permit = permits.acquire_owned().await.map_err(|e| Error::source(e.to_string()))?;
+            let client = registries.client(&host).await?;
+            push_blob(&client, &repo, &b).await
+        });
+        self.tasks.insert(blob.desc.digest, task);
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        for task in self.tasks.values() {
+            task.abort();
+        }
+    }
 }
 
 /// Pushes blobs, then child manifests by digest, then `top` by digest and by each tag.
@@ -107,6 +149,21 @@ pub fn push_graph(
     tags: &[String],
     log: &mut dyn FnMut(&str),
 ) -> Result<Digest> {
+    push_started(registries, target, blobs, children, top, tags, &mut Started::default(), log)
+}
+
+/// [`push_graph`], awaiting the uploads `started` already runs instead of starting them again.
+#[allow(clippy::too_many_arguments)]
+fn push_started(
+    registries: &Arc<Registries>,
+    target: &Reference,
+    blobs: &[Blob],
+    children: &[Blob],
+    top: &Blob,
+    tags: &[String],
+    started: &mut Started,
+    log: &mut dyn FnMut(&str),
+) -> Result<Digest> {
     let (outcomes, client) = runtime().block_on(async {
         let client = registries.client(&target.registry).await?;
         let repo = target.repository.clone();
@@ -114,7 +171,16 @@ pub fn push_graph(
             .map(|b| {
                 let client = client.clone();
                 let repo = repo.clone();
-                async move { push_blob(&client, &repo, &b).await.map(|o| (b.desc.digest, o)) }
+                let early = started.tasks.remove(&b.desc.digest);
+                async move {
+                    let outcome = match early {
+                        Some(task) => task.await.map_err(|e| {
+                            Error::source(format!("upload of {} stopped: {e}", b.desc.digest.short(12)))
+                        })?,
+                        None => push_blob(&client, &repo, &b).await,
+                    };
+                    outcome.map(|o| (b.desc.digest, o))
+                }
             })
             .buffer_unordered(client.opts.concurrency.max(1))
             .collect()
