@@ -209,7 +209,7 @@ fn decrypt(body: &[u8], password: &str) -> std::result::Result<Vec<u8>, String> 
         return Err(format!("uses {} with {}; only scrypt with nacl/secretbox is known", e.kdf.name, e.cipher.name));
     }
     let n = e.kdf.params.n;
-    if !n.is_power_of_two() || n < 2 || n > SCRYPT_MAX_N || e.kdf.params.r > 32 || e.kdf.params.p > 16 {
+    if !n.is_power_of_two() || !(2..=SCRYPT_MAX_N).contains(&n) || e.kdf.params.r > 32 || e.kdf.params.p > 16 {
         return Err("has scrypt parameters out of range".into());
     }
     let params = scrypt::Params::new(n.trailing_zeros() as u8, e.kdf.params.r, e.kdf.params.p).map_err(|_| bad())?;
