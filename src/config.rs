@@ -154,6 +154,10 @@ pub struct VariantSection {
 pub struct BaseSection {
     /// Base image location, e.g. `wso2/wso2am:4.3.0` or `docker-archive:base.tar`.
     pub image: String,
+    /// A public key (PEM, relative to this file) that must verify the base's
+    /// cosign signature before anything is built.
+    #[serde(default)]
+    pub verify_key: Option<String>,
 }
 
 /// `[layers]`: the customer folders, relative to the config file.

@@ -9,7 +9,9 @@ use serde_json::Value;
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::image::{mutate, MediaFamily};
-use crate::reference::Location;
+use crate::reference::{Location, Reference};
+use crate::sign::attach::{self, AttestationInfo, SignatureInfo};
+use crate::sign::PublicKey;
 use crate::transport::registry::Registries;
 use crate::transport::{self, archive, Base};
 use crate::wso2::{self, Facts};
@@ -75,10 +77,24 @@ pub struct Inspection {
     pub multi_platform: bool,
     /// Per platform.
     pub platforms: Vec<PlatformInfo>,
+    /// cosign signatures of the top digest (`sha256-….sig`), for an image in
+    /// a registry (absent elsewhere).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<Vec<SignatureInfo>>,
+    /// Attestations of the top digest (`sha256-….att` and OCI referrers), for
+    /// an image in a registry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attestations: Option<Vec<AttestationInfo>>,
 }
 
 /// Inspects the image at `location`.
 pub fn inspect(location: &Location, registries: &Arc<Registries>) -> Result<Inspection> {
+    inspect_with(location, registries, None)
+}
+
+/// Inspects the image at `location`; its signatures are checked with `key`
+/// when one is given.
+pub fn inspect_with(location: &Location, registries: &Arc<Registries>, key: Option<&PublicKey>) -> Result<Inspection> {
     let base = transport::open_base(location, std::path::Path::new("."), registries)?;
     let mut digest = base.digest;
     if let (None, Location::DockerArchive { path, .. }) = (digest, location) {
@@ -116,7 +132,17 @@ pub fn inspect(location: &Location, registries: &Arc<Registries>) -> Result<Insp
             detected,
         });
     }
+    let (signatures, attestations) = match (location, digest) {
+        (Location::Registry(r), Some(d)) => {
+            let repo = Reference { tag: None, digest: None, ..r.clone() };
+            let a = attach::attached(registries, &repo, &d, key)?;
+            (Some(a.signatures), Some(a.attestations))
+        }
+        _ => (None, None),
+    };
     Ok(Inspection {
+        signatures,
+        attestations,
         reference: location.to_string(),
         digest,
         content_digest: content_digest(&base),

@@ -17,7 +17,8 @@
 //! - [`inputs`]: ignore rules and Maven jars; [`check`]: configuration files
 //!   checked before they ship.
 //! - [`lock`]: `wso2img.lock`; [`init`]: scaffolding a new project;
-//!   [`sbom`]: the CycloneDX SBOM.
+//!   [`sbom`]: the CycloneDX SBOM; [`sign`]: signatures, attestations and
+//!   base verification (cosign's formats).
 //! - Below everything: [`error`], [`digest`], [`files`] (safe writes,
 //!   temporary files), [`fmt`] (text for people), [`progress`], [`bounded`]
 //!   and [`sanitize`] (limits on what hostile inputs may cost; escaping and
@@ -45,6 +46,7 @@ mod proptests;
 pub mod reference;
 pub mod sanitize;
 pub mod sbom;
+pub mod sign;
 pub mod transport;
 pub mod wso2;
 

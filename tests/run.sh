@@ -52,11 +52,15 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 # The SBOM test validates against the CycloneDX 1.5 schema with the
-# reference implementation, cyclonedx-python-lib, in a venv kept in target/.
+# reference implementation, cyclonedx-python-lib; the signing tests check
+# DSSE signatures and write cosign's encrypted key format with pyca
+# cryptography and PyNaCl (independent of wso2img's Rust crates). One venv,
+# kept in target/.
 venv=target/test-venv
-if ! "$venv/bin/python" -c 'import cyclonedx.validation.json, jsonschema' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import cyclonedx.validation.json, jsonschema, cryptography, nacl' 2>/dev/null; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q 'cyclonedx-python-lib[json-validation]==11.12.0'
+  "$venv/bin/python" -m pip install -q 'cyclonedx-python-lib[json-validation]==11.12.0' \
+    'cryptography==50.0.2' 'pynacl==1.6.2'
 fi
 export WSO2IMG_TEST_PYTHON="$PWD/$venv/bin/python"
 

@@ -30,6 +30,9 @@ pub struct Common {
     /// Fail (exit 1) when wso2img.lock is missing or the base resolves differently, instead of refreshing the lock.
     #[arg(long)]
     locked: bool,
+    /// Check the base's cosign signature with this public key (PEM) before anything is built; overrides [base] verify_key.
+    #[arg(long, value_name = "FILE")]
+    verify_base_key: Option<std::path::PathBuf>,
 }
 
 /// `build` flags.
@@ -63,6 +66,10 @@ pub struct BuildArgs {
     /// Write a JSON object like `docker buildx build --metadata-file` to FILE.
     #[arg(long, value_name = "FILE")]
     metadata_file: Option<std::path::PathBuf>,
+    /// Sign every image pushed to a registry with this ECDSA P-256 key (PKCS#8 PEM or cosign key; password in
+    /// WSO2IMG_SIGN_PASSWORD or COSIGN_PASSWORD) and attach its SBOM and SLSA provenance.
+    #[arg(long, value_name = "FILE")]
+    sign_key: Option<std::path::PathBuf>,
 }
 
 /// Values of `--via`.
@@ -111,6 +118,8 @@ pub(super) fn options(g: &Global, c: &Common, outputs: &[String]) -> Result<Opti
         allow_public_keystores: false,
         sbom: None,
         locked: c.locked,
+        sign_key: None,
+        verify_base_key: c.verify_base_key.clone(),
     })
 }
 
@@ -125,6 +134,7 @@ pub fn build(g: &Global, a: BuildArgs) -> Result<()> {
         ViaArg::Registry => Via::Registry,
         ViaArg::Docker => Via::Docker,
     };
+    opts.sign_key = a.sign_key.as_deref().map(super::registry::load_sign_key).transpose()?;
     let files = super::metadata::Files::new(a.digest_file.clone(), a.metadata_file.clone())?;
     let mut stdout_users = files.stdout_users();
     let to_stdout = |p: &std::path::Path| Target::of(p) == Target::Stdout;

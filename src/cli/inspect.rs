@@ -3,11 +3,13 @@
 use clap::Args;
 
 use super::{print_json, print_line, Global};
+use wso2img::error::Kind;
 use wso2img::inspect::Inspection;
 use wso2img::reference::Location;
 use wso2img::sanitize::escape_controls;
+use wso2img::sign::PublicKey;
 use wso2img::transport::registry::Registries;
-use wso2img::Result;
+use wso2img::{Error, Result};
 
 /// `inspect` flags.
 #[derive(Args)]
@@ -17,18 +19,36 @@ pub struct InspectArgs {
     /// Print one JSON object on stdout.
     #[arg(long)]
     json: bool,
+    /// Check the image's cosign signatures with this public key (PEM); exit 1 when none verifies.
+    #[arg(long, value_name = "FILE")]
+    verify_key: Option<std::path::PathBuf>,
 }
 
 /// Runs `inspect`.
 pub fn run(g: &Global, a: InspectArgs) -> Result<()> {
     let loc: Location = a.image.parse()?;
-    let info = wso2img::inspect::inspect(&loc, &Registries::new(g.registry()))?;
+    let key = match &a.verify_key {
+        Some(p) => Some(PublicKey::load(p, &format!("--verify-key {}", p.display()), Kind::Usage)?),
+        None => None,
+    };
+    if key.is_some() && !matches!(loc, Location::Registry(_)) {
+        return Err(Error::usage(format!("--verify-key: signatures live in a registry; {loc} is not in one")));
+    }
+    let info = wso2img::inspect::inspect_with(&loc, &Registries::new(g.registry()), key.as_ref())?;
     if a.json {
-        print_json(&info)
+        print_json(&info)?;
     } else {
         let shown: Vec<String> = text(&info).lines().map(|l| escape_controls(l).into_owned()).collect();
-        print_line(&shown.join("\n"))
+        print_line(&shown.join("\n"))?;
     }
+    let verified = info.signatures.iter().flatten().any(|s| s.verified == Some(true));
+    if key.is_some() && !verified {
+        return Err(Error::source(format!(
+            "{loc}: no signature verifies with {}",
+            a.verify_key.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+        )));
+    }
+    Ok(())
 }
 
 fn text(i: &Inspection) -> String {
@@ -56,6 +76,17 @@ fn text(i: &Inspection) -> String {
                 s += &format!("  label {k}={}\n", v.as_str().unwrap_or(""));
             }
         }
+    }
+    for sig in i.signatures.iter().flatten() {
+        let state = match sig.verified {
+            Some(true) => "  verified",
+            Some(false) => "  NOT verified by the key",
+            None => "",
+        };
+        s += &format!("signature {}{state}\n", sig.docker_reference);
+    }
+    for a in i.attestations.iter().flatten() {
+        s += &format!("attestation {}  ({}, {})\n", a.predicate_type, a.stored, a.digest);
     }
     s.trim_end().to_string()
 }

@@ -1,6 +1,6 @@
 //! `tag` and `copy`: release operations on images already in a registry.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
@@ -9,8 +9,10 @@ use serde::Serialize;
 use super::{print_json, print_line, Global};
 use wso2img::config::Config;
 use wso2img::digest::Digest;
+use wso2img::error::Kind;
 use wso2img::pipeline::{OutputReport, KEYSTORES_LABEL};
 use wso2img::reference::{Location, Reference};
+use wso2img::sign::{attach, SigningKey};
 use wso2img::transport;
 use wso2img::transport::registry::{push, Registries};
 use wso2img::wso2::keystore::public_refusal;
@@ -30,6 +32,9 @@ pub struct TagArgs {
     /// Tag an image with baked keystores on a public registry (Docker Hub, [target] public_registries) anyway.
     #[arg(long)]
     allow_public_keystores: bool,
+    /// Sign the image under each new tag with this ECDSA P-256 key (PKCS#8 PEM or cosign key).
+    #[arg(long, value_name = "FILE")]
+    sign_key: Option<PathBuf>,
 }
 
 /// `copy` flags.
@@ -45,6 +50,9 @@ pub struct CopyArgs {
     /// Copy an image with baked keystores to a public registry (Docker Hub, [target] public_registries) anyway.
     #[arg(long)]
     allow_public_keystores: bool,
+    /// Sign the copy (and each manifest of an index) with this ECDSA P-256 key (PKCS#8 PEM or cosign key).
+    #[arg(long, value_name = "FILE")]
+    sign_key: Option<PathBuf>,
 }
 
 /// What `tag` and `copy` print with `--json`.
@@ -93,6 +101,30 @@ fn guard_public(g: &Global, regs: &Arc<Registries>, src: &Reference, dest: &Refe
     Ok(())
 }
 
+/// Loads `--sign-key FILE` (a bad key is a usage error, before anything is pushed).
+pub(super) fn load_sign_key(path: &Path) -> Result<Arc<SigningKey>> {
+    SigningKey::load(path, &format!("--sign-key {}", path.display()), Kind::Usage).map(Arc::new)
+}
+
+/// Signs `repo@digest` (and its manifests) as `repo:TAG` for each of `tags`.
+fn sign_as(
+    g: &Global,
+    regs: &Arc<Registries>,
+    key: &SigningKey,
+    repo: &Reference,
+    digest: Digest,
+    tags: &[String],
+) -> Result<()> {
+    let repo = Reference { tag: None, digest: None, ..repo.clone() };
+    let mut identities: Vec<String> = tags.iter().map(|t| repo.with_tag(t).to_string()).collect();
+    if identities.is_empty() {
+        identities.push(repo.name());
+    }
+    let added = attach::sign_tree(regs, &repo, &digest, &identities, key, &wso2img::sign::creator())?;
+    g.log()(&format!("signed {}@{digest} ({added} new signature{})", repo.name(), if added == 1 { "" } else { "s" }));
+    Ok(())
+}
+
 fn registry_ref(s: &str, what: &str) -> Result<Reference> {
     match s.parse::<Location>()? {
         Location::Registry(r) => Ok(r),
@@ -118,10 +150,14 @@ pub fn tag(g: &Global, a: TagArgs) -> Result<()> {
         }
         tags.push(r.tag.ok_or_else(|| Error::usage(format!("tag {t}: has no tag")))?);
     }
+    let key = a.sign_key.as_deref().map(load_sign_key).transpose()?;
     let regs = Registries::new(g.registry());
     guard_public(g, &regs, &src, &src, a.allow_public_keystores)?;
     let digest = push::tag(&regs, &src, &tags)?;
     g.log()(&format!("tagged {}@{digest} as {}", src.name(), tags.join(", ")));
+    if let Some(key) = &key {
+        sign_as(g, &regs, key, &src, digest, &tags)?;
+    }
     let outputs = tags
         .iter()
         .map(|t| OutputReport { reference: format!("docker://{}", src.with_tag(t)), digest, status: "pushed".into() })
@@ -140,6 +176,7 @@ pub fn copy(g: &Global, a: CopyArgs) -> Result<()> {
     if dst.digest.is_some() {
         return Err(Error::usage(format!("copy {}: the destination takes a tag, not a digest", a.dst)));
     }
+    let key = a.sign_key.as_deref().map(load_sign_key).transpose()?;
     let regs = Registries::new(g.registry());
     guard_public(g, &regs, &src, &dst, a.allow_public_keystores)?;
     let digest = push::copy(&regs, &src, &dst, &mut g.log())?;
@@ -147,6 +184,9 @@ pub fn copy(g: &Global, a: CopyArgs) -> Result<()> {
         (Some(t), _) | (None, Some(t)) => dst.with_tag(t),
         _ => dst.with_digest(digest),
     };
+    if let Some(key) = &key {
+        sign_as(g, &regs, key, &dst, digest, out.tag.as_slice())?;
+    }
     let outputs = vec![OutputReport { reference: format!("docker://{out}"), digest, status: "pushed".into() }];
     if !a.json {
         return print_line(&format!("{}@{digest}", dst.name()));

@@ -14,6 +14,7 @@
 //! `build` always agree and a compressor change can never move a tag.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -21,6 +22,7 @@ use crate::digest::Digest;
 use crate::error::Result;
 use crate::image::{MediaFamily, Platform};
 use crate::reference::Location;
+use crate::sign::SigningKey;
 use crate::transport::registry;
 use crate::transport::Destination;
 use crate::wso2::Facts;
@@ -30,6 +32,7 @@ mod compose;
 mod layers;
 mod outputs;
 mod prepare;
+mod supply;
 
 /// File modification time in layers when SOURCE_DATE_EPOCH is not set:
 /// 1980-01-01T00:00:00Z (the zip epoch; avoids tools' special cases for 0).
@@ -72,6 +75,12 @@ pub struct Options {
     pub sbom: Option<PathBuf>,
     /// `--locked`: fail when `wso2img.lock` is missing or the base moved, instead of refreshing it.
     pub locked: bool,
+    /// `--sign-key`: sign every image pushed to a registry and attach its
+    /// SBOM and provenance (loaded and checked before anything is pushed).
+    pub sign_key: Option<Arc<SigningKey>>,
+    /// `--verify-base-key`: check the base's signature with this public key
+    /// (instead of `[base] verify_key`).
+    pub verify_base_key: Option<PathBuf>,
 }
 
 /// How registry destinations (`--push`, `--to docker://…`) are reached.
@@ -275,7 +284,7 @@ pub fn plan(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
 /// the base's version — reading only the base's manifests and configs, and
 /// writing nothing (not even the lock).
 pub fn check(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<CheckReport> {
-    let opts = Options { outputs: Vec::new(), push: false, pull: false, sbom: None, ..opts.clone() };
+    let opts = Options { outputs: Vec::new(), push: false, pull: false, sbom: None, sign_key: None, ..opts.clone() };
     let p = prepare::prepare(&opts, log)?;
     Ok(CheckReport {
         base: p.base().name.clone(),
@@ -314,6 +323,7 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     for dest in dests.iter_mut() {
         dest.finish(log)?;
     }
+    supply::sign_pushed(&p, opts, &planned, &rep, log)?;
     rep.uploaded_bytes = Some(p.registries.uploaded_bytes());
     outputs::write_sbom(&p, opts, &rep)?;
     Ok(rep)

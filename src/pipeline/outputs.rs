@@ -168,6 +168,12 @@ fn daemon_hints(p: &Prepared) -> Vec<String> {
 /// Writes the CycloneDX SBOM of the main image when `--sbom` asks for it.
 pub(super) fn write_sbom(p: &Prepared, opts: &Options, rep: &Report) -> Result<()> {
     let Some(path) = &opts.sbom else { return Ok(()) };
+    let bytes = sbom_bytes(p, rep)?;
+    crate::files::write_output(&resolve(std::path::Path::new("."), path), &bytes)
+}
+
+/// The CycloneDX SBOM of the main image.
+pub(super) fn sbom_bytes(p: &Prepared, rep: &Report) -> Result<Vec<u8>> {
     let facts = &p.main().platforms[0].facts;
     let mut placed = Vec::new();
     for f in &p.checked {
@@ -183,6 +189,5 @@ pub(super) fn write_sbom(p: &Prepared, opts: &Options, rep: &Report) -> Result<(
         base_name: &p.base().name,
         base_digest: p.base().digest.as_ref(),
     };
-    let bytes = sbom::cyclonedx(&subject, &placed)?;
-    crate::files::write_output(&resolve(std::path::Path::new("."), path), &bytes)
+    sbom::cyclonedx(&subject, &placed)
 }

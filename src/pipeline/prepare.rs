@@ -81,6 +81,8 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
     let (location, rel_dir) = config.base_location(opts.base.as_ref())?;
     check_templates(&config)?;
     let outputs = resolve_outputs(opts, &config)?;
+    super::supply::check_sign_outputs(opts, &outputs)?;
+    let base_key = super::supply::base_key(opts, &config)?;
     if opts.pull && !matches!(location, Location::Daemon(_)) {
         return Err(Error::usage(format!("--pull: applies to a docker-daemon: base; {location} is read directly")));
     }
@@ -100,6 +102,11 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
     base.select_platforms(&opts.platforms)?;
     let written = crate::lock::written_location(&config, opts.base.as_ref());
     let (bases, base_of, lock) = open_variant_bases(opts, &config, base, written, &registries, lock)?;
+    if let Some(key) = &base_key {
+        for b in &bases {
+            super::supply::verify_base(&registries, b, key, log)?;
+        }
+    }
     let mtime = opts.source_date_epoch.unwrap_or(DEFAULT_MTIME).max(0) as u64;
     let (specs, products, extracted) = plan_products(&config, &bases, &base_of, &inputs, mtime)?;
     let labels = labels(&config, inputs.keystores_baked, log);

@@ -15,5 +15,6 @@ mod outputs;
 mod registry;
 mod registry_support;
 mod reproducible;
+mod signing;
 mod uid;
 mod wso2;
