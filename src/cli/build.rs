@@ -63,6 +63,9 @@ pub struct BuildArgs {
     /// Write a JSON object like `docker buildx build --metadata-file` to FILE.
     #[arg(long, value_name = "FILE")]
     metadata_file: Option<std::path::PathBuf>,
+    /// Neither read nor write the digest cache: read every file (and every blob of an oci: destination).
+    #[arg(long)]
+    no_cache: bool,
 }
 
 /// Values of `--via`.
@@ -86,6 +89,9 @@ impl Common {
 pub struct PlanArgs {
     #[command(flatten)]
     common: Common,
+    /// Neither read nor write the digest cache: read every file.
+    #[arg(long)]
+    no_cache: bool,
 }
 
 pub(super) fn options(g: &Global, c: &Common, outputs: &[String]) -> Result<Options> {
@@ -111,6 +117,7 @@ pub(super) fn options(g: &Global, c: &Common, outputs: &[String]) -> Result<Opti
         allow_public_keystores: false,
         sbom: None,
         locked: c.locked,
+        no_cache: false,
     })
 }
 
@@ -121,6 +128,7 @@ pub fn build(g: &Global, a: BuildArgs) -> Result<()> {
     opts.force = a.force;
     opts.allow_public_keystores = a.allow_public_keystores;
     opts.sbom = a.sbom.clone();
+    opts.no_cache = a.no_cache;
     opts.via = match a.via {
         ViaArg::Registry => Via::Registry,
         ViaArg::Docker => Via::Docker,
@@ -160,7 +168,8 @@ pub fn build(g: &Global, a: BuildArgs) -> Result<()> {
 
 /// Runs `plan`.
 pub fn plan(g: &Global, a: PlanArgs) -> Result<()> {
-    let opts = options(g, &a.common, &[])?;
+    let mut opts = options(g, &a.common, &[])?;
+    opts.no_cache = a.no_cache;
     let rep = pipeline::plan(&opts, &mut g.log())?;
     if a.common.json {
         print_json(&rep)
