@@ -156,9 +156,9 @@ struct LayerEntry {
 
 #[derive(Default)]
 struct State {
-    files: HashMap<PathBuf, FileEntry>,
+    files: HashMap<Box<Path>, FileEntry>,
     layers: HashMap<Digest, LayerEntry>,
-    blobs: HashMap<PathBuf, FileEntry>,
+    blobs: HashMap<Box<Path>, FileEntry>,
     /// Whether this run consulted blobs (else unseen blob entries are kept).
     blobs_used: bool,
     /// A moment before this run took any key: entries it adds are saved
@@ -300,14 +300,14 @@ impl Cache {
 
     /// Keeps the entries of these files (absolute paths) whose keys still
     /// match, without looking at their digests.
-    pub fn keep_files<'a>(&self, files: impl IntoIterator<Item = (&'a Path, &'a StatKey)>) {
+    pub fn keep_files(&self, files: impl IntoIterator<Item = (PathBuf, StatKey)>) {
         let mut s = self.lock();
         if s.files.is_empty() {
             return;
         }
         for (p, k) in files {
-            if let Some(e) = s.files.get_mut(p) {
-                if e.key == *k {
+            if let Some(e) = s.files.get_mut(p.as_path()) {
+                if e.key == k {
                     e.seen = true;
                 }
             }
@@ -325,7 +325,7 @@ impl Cache {
             Some(e) if e.key == key && e.digest == digest => e.seen = true,
             _ => {
                 let stamp = s.stamp;
-                s.files.insert(path.to_path_buf(), FileEntry { key, digest, stamp, seen: true });
+                s.files.insert(path.into(), FileEntry { key, digest, stamp, seen: true });
                 s.dirty = true;
             }
         }
@@ -362,7 +362,7 @@ impl Cache {
         let mut s = self.lock();
         s.blobs_used = true;
         let stamp = s.stamp;
-        s.blobs.insert(path.to_path_buf(), FileEntry { key, digest, stamp, seen: true });
+        s.blobs.insert(path.into(), FileEntry { key, digest, stamp, seen: true });
         s.dirty = true;
     }
 
@@ -393,7 +393,7 @@ impl Cache {
     /// Every file entry: absolute path, key, digest (for tests and tools).
     pub fn file_entries(&self) -> Vec<(PathBuf, StatKey, Digest)> {
         let s = self.lock();
-        let mut v: Vec<_> = s.files.iter().map(|(p, e)| (p.clone(), e.key, e.digest)).collect();
+        let mut v: Vec<_> = s.files.iter().map(|(p, e)| (p.to_path_buf(), e.key, e.digest)).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
@@ -401,7 +401,7 @@ impl Cache {
     /// Every blob entry: absolute path, key, digest (for tests and tools).
     pub fn blob_entries(&self) -> Vec<(PathBuf, StatKey, Digest)> {
         let s = self.lock();
-        let mut v: Vec<_> = s.blobs.iter().map(|(p, e)| (p.clone(), e.key, e.digest)).collect();
+        let mut v: Vec<_> = s.blobs.iter().map(|(p, e)| (p.to_path_buf(), e.key, e.digest)).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
@@ -461,7 +461,7 @@ fn record_written(s: &mut State, dir: &Path, written: Vec<(PathBuf, Digest)>) {
     }
     for (p, digest) in written {
         if let Ok(key) = StatKey::stat(&p) {
-            s.blobs.insert(p, FileEntry { key, digest, stamp, seen: true });
+            s.blobs.insert(p.into(), FileEntry { key, digest, stamp, seen: true });
         }
     }
 }
@@ -472,33 +472,48 @@ fn write_state(path: &Path, s: &State) -> Result<(), String> {
     files::sweep(parent);
     let mut tmp = TempFile::new_in(parent, "digests", ".bin").map_err(|e| e.message().to_string())?;
     let keep = |seen: bool| seen || !s.prune;
-    let mut out = Vec::with_capacity(64 + s.files.len() * 128);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    let layers: Vec<_> = s.layers.iter().filter(|(_, e)| keep(e.seen) && e.settled_after < e.stamp).collect();
-    out.extend_from_slice(&(layers.len() as u64).to_le_bytes());
-    for (fp, e) in layers {
-        out.extend_from_slice(fp.bytes());
-        out.extend_from_slice(e.hit.diff_id.bytes());
-        out.extend_from_slice(&e.hit.size.to_le_bytes());
-        out.extend_from_slice(&e.settled_after.to_le_bytes());
-    }
     let keep_blobs = |seen: bool| seen || !s.prune || !s.blobs_used;
+    let ioerr = |e: io::Error| crate::error::io_reason(&e);
+    let file = tmp.file().try_clone().map_err(|e| crate::error::io_reason(&e))?;
+    let mut out = Crc(io::BufWriter::with_capacity(256 * 1024, file), crc32fast::Hasher::new());
+    out.put(MAGIC).map_err(ioerr)?;
+    out.put(&VERSION.to_le_bytes()).map_err(ioerr)?;
+    let layers: Vec<_> = s.layers.iter().filter(|(_, e)| keep(e.seen) && e.settled_after < e.stamp).collect();
+    out.put(&(layers.len() as u64).to_le_bytes()).map_err(ioerr)?;
+    for (fp, e) in layers {
+        out.put(fp.bytes()).map_err(ioerr)?;
+        out.put(e.hit.diff_id.bytes()).map_err(ioerr)?;
+        out.put(&e.hit.size.to_le_bytes()).map_err(ioerr)?;
+        out.put(&e.settled_after.to_le_bytes()).map_err(ioerr)?;
+    }
+    let mut rec = Vec::with_capacity(4096);
     for (table, keep) in [(&s.files, &keep as &dyn Fn(bool) -> bool), (&s.blobs, &keep_blobs)] {
-        let entries: Vec<_> = table.iter().filter(|(_, e)| keep(e.seen) && !e.key.is_racy(e.stamp)).collect();
-        out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
-        for (p, e) in entries {
+        let live = |e: &FileEntry| keep(e.seen) && !e.key.is_racy(e.stamp);
+        out.put(&(table.values().filter(|e| live(e)).count() as u64).to_le_bytes()).map_err(ioerr)?;
+        for (p, e) in table.iter().filter(|(_, e)| live(e)) {
             let b = p.as_os_str().as_bytes();
-            out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-            out.extend_from_slice(b);
-            e.key.encode(&mut out);
-            out.extend_from_slice(e.digest.bytes());
+            rec.clear();
+            rec.extend_from_slice(&(b.len() as u32).to_le_bytes());
+            rec.extend_from_slice(b);
+            e.key.encode(&mut rec);
+            rec.extend_from_slice(e.digest.bytes());
+            out.put(&rec).map_err(ioerr)?;
         }
     }
-    let crc = crc32fast::hash(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    tmp.file().write_all(&out).map_err(|e| crate::error::io_reason(&e))?;
+    let Crc(mut w, crc) = out;
+    w.write_all(&crc.finalize().to_le_bytes()).and_then(|_| w.flush()).map_err(ioerr)?;
+    drop(w);
     tmp.persist(path).map_err(|e| e.message().to_string())
+}
+
+/// A writer that keeps the crc32 of what passes through it.
+struct Crc<W>(W, crc32fast::Hasher);
+
+impl<W: Write> Crc<W> {
+    fn put(&mut self, b: &[u8]) -> io::Result<()> {
+        self.1.update(b);
+        self.0.write_all(b)
+    }
 }
 
 /// Reads a cache file: `Ok(None)` when there is none, `Err` with a reason
@@ -542,7 +557,7 @@ fn parse(bytes: &[u8]) -> Option<State> {
         table.reserve(n);
         for _ in 0..n {
             let len = r.u32()? as usize;
-            let p = PathBuf::from(std::ffi::OsStr::from_bytes(r.take(len)?));
+            let p: Box<Path> = Path::new(std::ffi::OsStr::from_bytes(r.take(len)?)).into();
             let key = StatKey::decode(&mut r)?;
             let digest = r.digest()?;
             table.insert(p, FileEntry { key, digest, stamp: i64::MAX, seen: false });
@@ -651,7 +666,7 @@ mod tests {
         c.save();
         let c = Cache::load(&p);
         c.lock().prune = true;
-        c.keep_files([(Path::new("/a"), &key(1))]);
+        c.keep_files([(PathBuf::from("/a"), key(1))]);
         c.put_file(Path::new("/new"), key(4), Digest::of(b"n"));
         c.save();
         let names: Vec<PathBuf> = Cache::load(&p).file_entries().into_iter().map(|e| e.0).collect();

@@ -465,7 +465,7 @@ pub fn diff_id_read_ahead(spec: &LayerSpec, digests: Option<&mut Vec<Digest>>) -
     })
 }
 
-const READ_AHEAD_CHUNK: usize = 1 << 20;
+const READ_AHEAD_CHUNK: usize = 256 << 10;
 
 /// A writer that hands full chunks to another thread and takes empty ones back.
 struct ChunkSender {

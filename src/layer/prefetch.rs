@@ -14,9 +14,9 @@ use crate::error::{io_reason, Error, Result};
 
 /// Files up to this size are read ahead whole; bigger ones are streamed by
 /// the caller.
-pub const SMALL: u64 = 256 * 1024;
+pub const SMALL: u64 = 128 * 1024;
 /// Files read ahead of the one the caller takes next, at most.
-const WINDOW: usize = 64;
+const WINDOW: usize = 32;
 /// Layers with fewer small files than this are read in line.
 pub const MIN_FILES: usize = 32;
 

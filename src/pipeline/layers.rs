@@ -25,10 +25,20 @@ use crate::reference::Location;
 /// when the cache is off.
 pub(super) struct Stats {
     layers: Vec<Option<LayerStats>>,
+    /// What relative source paths are relative to.
+    cwd: PathBuf,
+}
+
+impl Stats {
+    /// Layer `i`'s regular files: absolute path and key, in archive order.
+    fn files<'a>(&'a self, spec: &'a LayerSpec, st: &'a LayerStats) -> impl Iterator<Item = (PathBuf, StatKey)> + 'a {
+        spec.files().zip(&st.keys).map(|((p, _), k)| (absolute(&self.cwd, p), *k))
+    }
 }
 
 struct LayerStats {
-    files: Vec<(PathBuf, StatKey)>,
+    /// The keys of the layer's regular files, in archive order.
+    keys: Vec<StatKey>,
     fingerprint: Digest,
     /// The latest [`StatKey::settled_after`] of its files.
     settled_after: i64,
@@ -79,7 +89,7 @@ pub(super) fn hash(p: &Prepared, cache: &Cache) -> Result<(Vec<LayerReport>, Sta
                 let k = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&i) = todo.get(k) else { break };
                 let spec = &p.specs[i];
-                let st = stats.layers[i].as_ref();
+                let st = stats.layers[i].as_ref().map(|st| (&stats, st));
                 let r = hash_one(spec, st, cache).map(|t| report(spec, t));
                 *done[k].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
             });
@@ -92,7 +102,11 @@ pub(super) fn hash(p: &Prepared, cache: &Cache) -> Result<(Vec<LayerReport>, Sta
     for (i, s) in stats.layers.iter_mut().enumerate() {
         if let Some(s) = s {
             s.cached = !todo.contains(&i);
-            cache.keep_files(s.files.iter().map(|(p, k)| (p.as_path(), k)));
+        }
+    }
+    for (spec, st) in p.specs.iter().zip(&stats.layers) {
+        if let Some(st) = st {
+            cache.keep_files(stats.files(spec, st));
         }
     }
     let reports = slots.into_iter().map(|s| s.expect("every layer was hashed")).collect::<Result<Vec<_>>>()?;
@@ -110,7 +124,7 @@ pub(super) fn hash(p: &Prepared, cache: &Cache) -> Result<(Vec<LayerReport>, Sta
 
 /// Hashes one layer's tar, remembering it (and, for a small layer, its
 /// files' digests) in the cache.
-fn hash_one(spec: &LayerSpec, st: Option<&LayerStats>, cache: &Cache) -> Result<layer::TarDigest> {
+fn hash_one(spec: &LayerSpec, st: Option<(&Stats, &LayerStats)>, cache: &Cache) -> Result<layer::TarDigest> {
     let bytes = spec.content_bytes();
     let mut digests = Vec::new();
     let want_digests = st.is_some() && bytes <= DIGEST_FILES_BYTES;
@@ -119,23 +133,63 @@ fn hash_one(spec: &LayerSpec, st: Option<&LayerStats>, cache: &Cache) -> Result<
     } else {
         layer::diff_id(spec)?
     };
-    if let Some(st) = st {
+    if let Some((stats, st)) = st {
+        check_file_digests(spec, stats, st, &digests, cache)?;
         cache.put_layer(st.fingerprint, LayerHit { diff_id: t.diff_id, size: t.size }, st.settled_after);
-        for ((path, key), d) in st.files.iter().zip(&digests) {
-            cache.put_file(path, *key, *d);
+        for ((path, key), d) in stats.files(spec, st).zip(&digests) {
+            cache.put_file(&path, key, *d);
         }
     }
     Ok(t)
+}
+
+/// Whether the file at `path` no longer has `key`: it changed during this
+/// run, which is not the cache's fault.
+fn moved(path: &Path, key: &StatKey) -> bool {
+    StatKey::stat(path).map_or(true, |now| now != *key)
+}
+
+fn layer_changed(spec: &LayerSpec) -> Error {
+    Error::input(format!("layer {}: its files changed while the image was being built; run again", spec.name))
+}
+
+fn file_changed(path: &Path) -> Error {
+    Error::input(format!("{}: changed while the image was being built; run again", path.display()))
+}
+
+/// Checks the digests of files just read (in archive order) against the
+/// cache: a file whose recorded digest (for the key it still has) the bytes
+/// contradict drops its entry and the layer's, and fails naming the file.
+fn check_file_digests(
+    spec: &LayerSpec,
+    stats: &Stats,
+    st: &LayerStats,
+    digests: &[Digest],
+    cache: &Cache,
+) -> Result<()> {
+    let contradicted =
+        stats.files(spec, st).zip(digests).find(|((path, key), d)| cache.file(path, key).is_some_and(|r| r != **d));
+    let Some(((path, key), _)) = contradicted else { return Ok(()) };
+    if moved(&path, &key) {
+        return Err(file_changed(&path));
+    }
+    cache.drop_file(&path);
+    cache.drop_layer(&st.fingerprint);
+    cache.save();
+    Err(Error::input(format!(
+        "{}: its content is not what the digest cache recorded for it (same size, times and inode); the entry was dropped — run again, or use --no-cache",
+        path.display()
+    )))
 }
 
 /// The `stat` keys of every layer's files, taken on every core, and each
 /// layer's fingerprint; nothing when the cache is off.
 fn stat_layers(specs: &[LayerSpec], cache: &Cache) -> Result<Stats> {
     if !cache.enabled() {
-        return Ok(Stats { layers: specs.iter().map(|_| None).collect() });
+        return Ok(Stats { layers: specs.iter().map(|_| None).collect(), cwd: PathBuf::new() });
     }
     let cwd = std::env::current_dir().map_err(|e| Error::io("reading", Path::new("."), e))?;
-    let paths: Vec<PathBuf> = specs.iter().flat_map(|s| s.files().map(|(p, _)| absolute(&cwd, p))).collect();
+    let paths: Vec<&Path> = specs.iter().flat_map(|s| s.files().map(|(p, _)| p)).collect();
     // The keys the walk took; files it did not walk are stat-ed on every core.
     let mut keys: Vec<Option<Result<StatKey>>> =
         specs.iter().flat_map(|s| s.walked_keys().map(|k| k.map(Ok))).collect();
@@ -154,20 +208,19 @@ fn stat_layers(specs: &[LayerSpec], cache: &Cache) -> Result<Stats> {
             });
         }
     });
-    let mut keys = paths.into_iter().zip(keys);
+    let mut keys = keys.into_iter();
     let mut layers = Vec::with_capacity(specs.len());
     for spec in specs {
-        let mut files = Vec::with_capacity(spec.file_count());
-        for _ in 0..spec.files().count() {
-            let (p, k) = keys.next().expect("a key per file");
-            files.push((p, k.expect("every file was stat-ed")?));
-        }
-        let just_keys: Vec<StatKey> = files.iter().map(|(_, k)| *k).collect();
-        let fingerprint = spec.fingerprint(&just_keys);
-        let settled_after = just_keys.iter().map(StatKey::settled_after).max().unwrap_or(i64::MIN);
-        layers.push(Some(LayerStats { files, fingerprint, settled_after, cached: false }));
+        let keys = keys
+            .by_ref()
+            .take(spec.files().count())
+            .map(|k| k.expect("every file was stat-ed"))
+            .collect::<Result<Vec<StatKey>>>()?;
+        let fingerprint = spec.fingerprint(&keys);
+        let settled_after = keys.iter().map(StatKey::settled_after).max().unwrap_or(i64::MIN);
+        layers.push(Some(LayerStats { keys, fingerprint, settled_after, cached: false }));
     }
-    Ok(Stats { layers })
+    Ok(Stats { layers, cwd })
 }
 
 /// `p` made absolute against `cwd` (a leading `./` dropped).
@@ -240,7 +293,7 @@ pub(super) fn compress(
     files::sweep(&parent);
     let staging = TempDir::new_in(&parent, "staging")?;
     for (i, spec) in p.specs.iter().enumerate().filter(|(i, _)| need.layers[*i]) {
-        let c = produce(spec, staging.path(), &hashed[i], stats.layers[i].as_ref(), cache)?;
+        let c = produce(i, spec, staging.path(), &hashed[i], stats, cache)?;
         log(&format!(
             "layer {}: {} files, {} -> {} gzip, {}",
             spec.name,
@@ -282,49 +335,32 @@ pub(super) fn compress(
 /// and fails naming the file (or, when no file entry says which, the layer).
 /// Agreement records the files' digests for the next run.
 fn produce(
+    i: usize,
     spec: &LayerSpec,
     dir: &Path,
     hashed: &LayerReport,
-    st: Option<&LayerStats>,
+    stats: &Stats,
     cache: &Cache,
 ) -> Result<CompressedLayer> {
-    let changed =
-        |what: &str| Error::input(format!("{what}: its files changed while the image was being built; run again"));
-    let Some(st) = st else {
+    let Some(st) = stats.layers[i].as_ref() else {
         let c = layer::build(spec, dir)?;
         if c.tar.diff_id != hashed.diff_id {
-            return Err(changed(&format!("layer {}", spec.name)));
+            return Err(layer_changed(spec));
         }
         return Ok(c);
     };
     let (c, digests) = layer::build_digesting(spec, dir)?;
-    // A file whose key moved since it was stat-ed changed during this build:
-    // that is not the cache's fault.
-    let moved = |path: &Path, key: &StatKey| StatKey::stat(path).map_or(true, |now| now != *key);
-    let contradicted =
-        st.files.iter().zip(&digests).find(|((path, key), d)| cache.file(path, key).is_some_and(|r| r != **d));
-    if let Some(((path, key), _)) = contradicted {
-        if moved(path, key) {
-            return Err(changed(&path.display().to_string()));
-        }
-        cache.drop_file(path);
-        cache.drop_layer(&st.fingerprint);
-        cache.save();
-        return Err(Error::input(format!(
-            "{}: its content is not what the digest cache recorded for it (same size, times and inode); the entry was dropped — run again, or use --no-cache",
-            path.display()
-        )));
-    }
+    check_file_digests(spec, stats, st, &digests, cache)?;
     if c.tar.diff_id != hashed.diff_id {
-        if let Some((path, _)) = st.files.iter().find(|(p, k)| moved(p, k)) {
-            return Err(changed(&path.display().to_string()));
+        if let Some((path, _)) = stats.files(spec, st).find(|(p, k)| moved(p, k)) {
+            return Err(file_changed(&path));
         }
         if !st.cached {
-            return Err(changed(&format!("layer {}", spec.name)));
+            return Err(layer_changed(spec));
         }
         cache.drop_layer(&st.fingerprint);
-        for (path, _) in &st.files {
-            cache.drop_file(path);
+        for (path, _) in stats.files(spec, st) {
+            cache.drop_file(&path);
         }
         cache.save();
         return Err(Error::input(format!(
@@ -333,8 +369,8 @@ fn produce(
         )));
     }
     cache.put_layer(st.fingerprint, LayerHit { diff_id: c.tar.diff_id, size: c.tar.size }, st.settled_after);
-    for ((path, key), d) in st.files.iter().zip(&digests) {
-        cache.put_file(path, *key, *d);
+    for ((path, key), d) in stats.files(spec, st).zip(&digests) {
+        cache.put_file(&path, key, *d);
     }
     Ok(c)
 }
