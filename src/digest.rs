@@ -31,6 +31,10 @@ impl Digest {
     pub fn bytes(&self) -> &[u8; 32] {
         &self.0
     }
+    /// The digest whose raw bytes are `b`.
+    pub fn from_bytes(b: [u8; 32]) -> Self {
+        Digest(b)
+    }
 }
 
 impl fmt::Display for Digest {

@@ -19,13 +19,15 @@
 //! - [`lock`]: `wso2img.lock`; [`init`]: scaffolding a new project;
 //!   [`sbom`]: the CycloneDX SBOM; [`sign`]: signatures, attestations and
 //!   base verification (cosign's formats).
-//! - Below everything: [`error`], [`digest`], [`files`] (safe writes,
+//! - Below everything: [`error`], [`digest`], [`cache`] (the warm cache of
+//!   file digests, keyed by `stat`), [`files`] (safe writes,
 //!   temporary files), [`fmt`] (text for people), [`progress`], [`bounded`]
 //!   and [`sanitize`] (limits on what hostile inputs may cost; escaping and
 //!   checking of text that came from outside).
 #![deny(missing_docs)]
 
 pub mod bounded;
+pub mod cache;
 pub mod check;
 pub mod config;
 pub mod coordinates;

@@ -70,6 +70,9 @@ pub struct BuildArgs {
     /// WSO2IMG_SIGN_PASSWORD or COSIGN_PASSWORD) and attach its SBOM and SLSA provenance.
     #[arg(long, value_name = "FILE")]
     sign_key: Option<std::path::PathBuf>,
+    /// Neither read nor write the digest cache: read every file (and every blob of an oci: destination).
+    #[arg(long)]
+    no_cache: bool,
 }
 
 /// Values of `--via`.
@@ -93,6 +96,9 @@ impl Common {
 pub struct PlanArgs {
     #[command(flatten)]
     common: Common,
+    /// Neither read nor write the digest cache: read every file.
+    #[arg(long)]
+    no_cache: bool,
 }
 
 pub(super) fn options(g: &Global, c: &Common, outputs: &[String]) -> Result<Options> {
@@ -120,6 +126,7 @@ pub(super) fn options(g: &Global, c: &Common, outputs: &[String]) -> Result<Opti
         locked: c.locked,
         sign_key: None,
         verify_base_key: c.verify_base_key.clone(),
+        no_cache: false,
     })
 }
 
@@ -130,6 +137,7 @@ pub fn build(g: &Global, a: BuildArgs) -> Result<()> {
     opts.force = a.force;
     opts.allow_public_keystores = a.allow_public_keystores;
     opts.sbom = a.sbom.clone();
+    opts.no_cache = a.no_cache;
     opts.via = match a.via {
         ViaArg::Registry => Via::Registry,
         ViaArg::Docker => Via::Docker,
@@ -170,7 +178,8 @@ pub fn build(g: &Global, a: BuildArgs) -> Result<()> {
 
 /// Runs `plan`.
 pub fn plan(g: &Global, a: PlanArgs) -> Result<()> {
-    let opts = options(g, &a.common, &[])?;
+    let mut opts = options(g, &a.common, &[])?;
+    opts.no_cache = a.no_cache;
     let rep = pipeline::plan(&opts, &mut g.log())?;
     if a.common.json {
         print_json(&rep)

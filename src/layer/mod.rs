@@ -8,6 +8,7 @@
 
 pub mod gzip;
 pub mod ignore;
+pub mod prefetch;
 pub mod split;
 pub mod tar;
 pub mod walk;
@@ -17,6 +18,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::cache::StatKey;
 use crate::digest::{Digest, HashWriter};
 use crate::error::{io_reason, Error, Result};
 pub use walk::{walk, walk_filtered, SourceEntry, SourceKind};
@@ -66,6 +68,8 @@ pub struct LayerEntry {
     pub mode: u32,
     /// Owner.
     pub owner: Owner,
+    /// A regular file's `stat` key when it was walked, if known.
+    pub key: Option<StatKey>,
 }
 
 /// How customer entries are placed: who owns them and which modes they get.
@@ -144,7 +148,7 @@ impl LayerSpec {
                 describe(existing)
             )));
         }
-        self.entries.insert(path.clone(), LayerEntry { path, kind, mode, owner: placement.owner });
+        self.entries.insert(path.clone(), LayerEntry { path, kind, mode, owner: placement.owner, key: src.key });
         Ok(())
     }
 
@@ -162,8 +166,10 @@ impl LayerSpec {
                 let owned = abs == root || abs.starts_with(&format!("{root}/"));
                 let (owner, mode) =
                     if owned { (placement.owner, placement.mode(0o755)) } else { (Owner { uid: 0, gid: 0 }, 0o755) };
-                self.entries
-                    .insert(path.to_string(), LayerEntry { path: path.to_string(), kind: EntryKind::Dir, mode, owner });
+                self.entries.insert(
+                    path.to_string(),
+                    LayerEntry { path: path.to_string(), kind: EntryKind::Dir, mode, owner, key: None },
+                );
                 Ok(())
             }
         }
@@ -221,7 +227,110 @@ impl LayerSpec {
 
     /// Writes the uncompressed tar to `out`.
     pub fn write_tar(&self, out: &mut impl Write) -> Result<()> {
+        self.write_tar_inner(out, None)
+    }
+
+    /// Writes the uncompressed tar to `out`, and the sha256 of every regular
+    /// file's content, in [`LayerSpec::files`] order, to `digests`.
+    pub fn write_tar_digesting(&self, out: &mut impl Write, digests: &mut Vec<Digest>) -> Result<()> {
+        self.write_tar_inner(out, Some(digests))
+    }
+
+    /// The regular files, in archive order: source path and planned size.
+    pub fn files(&self) -> impl Iterator<Item = (&Path, u64)> {
+        self.entries.values().filter_map(|e| match &e.kind {
+            EntryKind::File { source, size } => Some((source.as_path(), *size)),
+            _ => None,
+        })
+    }
+
+    /// The `stat` keys taken when the regular files were walked, in
+    /// [`LayerSpec::files`] order (`None` for a file not walked from disk).
+    pub fn walked_keys(&self) -> impl Iterator<Item = Option<StatKey>> + '_ {
+        self.entries.values().filter(|e| matches!(e.kind, EntryKind::File { .. })).map(|e| e.key)
+    }
+
+    /// A digest of everything that decides this layer's tar bytes except
+    /// the files' content — the tar writer's own fingerprint, every entry's
+    /// path, kind, mode, owner, size and link target, the mtime — together
+    /// with `keys`, the [`StatKey`]s of [`LayerSpec::files`] in order. Equal
+    /// fingerprints mean equal tars as long as the keys vouch for the content.
+    pub fn fingerprint(&self, keys: &[StatKey]) -> Digest {
+        /// Collects small pieces and hashes them in blocks.
+        struct Blocks(crate::digest::Hasher, Vec<u8>);
+        impl Blocks {
+            fn update(&mut self, b: &[u8]) {
+                self.1.extend_from_slice(b);
+                if self.1.len() >= 64 * 1024 {
+                    self.0.update(&self.1);
+                    self.1.clear();
+                }
+            }
+        }
+        let mut h = Blocks(crate::digest::Hasher::new(), Vec::with_capacity(66 * 1024));
+        h.update(b"wso2img layer fingerprint 1\0");
+        h.update(tar::writer_fingerprint().bytes());
+        h.update(&self.mtime.to_le_bytes());
+        h.update(&(self.entries.len() as u64).to_le_bytes());
+        let mut keys = keys.iter();
+        let field = |h: &mut Blocks, b: &[u8]| {
+            h.update(&(b.len() as u64).to_le_bytes());
+            h.update(b);
+        };
+        for e in self.entries.values() {
+            field(&mut h, e.path.as_bytes());
+            h.update(&e.mode.to_le_bytes());
+            h.update(&e.owner.uid.to_le_bytes());
+            h.update(&e.owner.gid.to_le_bytes());
+            match &e.kind {
+                EntryKind::Dir => h.update(b"d"),
+                EntryKind::Symlink { target } => {
+                    h.update(b"l");
+                    field(&mut h, target.as_bytes());
+                }
+                EntryKind::File { source, size } => {
+                    h.update(b"f");
+                    h.update(&size.to_le_bytes());
+                    field(&mut h, source.as_os_str().as_encoded_bytes());
+                    match keys.next() {
+                        Some(k) => k.encode(&mut h.1),
+                        None => h.update(b"no key"),
+                    }
+                }
+            }
+        }
+        let Blocks(mut hasher, rest) = h;
+        hasher.update(&rest);
+        hasher.finish().0
+    }
+
+    /// Writes the tar; a layer of many small files has them read ahead on
+    /// every core ([`prefetch`]), the stream itself staying in order.
+    fn write_tar_inner(&self, out: &mut impl Write, digests: Option<&mut Vec<Digest>>) -> Result<()> {
+        let small = self.files().filter(|(_, size)| *size <= prefetch::SMALL).count();
+        let readers = threads();
+        if small < prefetch::MIN_FILES || readers < 2 {
+            return self.write_entries(out, digests, None);
+        }
+        let pf = prefetch::Prefetch::new(self.files().collect());
+        std::thread::scope(|scope| {
+            for _ in 0..readers {
+                scope.spawn(|| pf.work());
+            }
+            let r = self.write_entries(out, digests, Some(&pf));
+            pf.stop();
+            r
+        })
+    }
+
+    fn write_entries(
+        &self,
+        out: &mut impl Write,
+        mut digests: Option<&mut Vec<Digest>>,
+        pf: Option<&prefetch::Prefetch<'_>>,
+    ) -> Result<()> {
         let mut buf = vec![0u8; 256 * 1024];
+        let mut file_index = 0;
         let werr = |e: io::Error| {
             Error::new(crate::error::Kind::Io, format!("writing layer {}: {}", self.name, io_reason(&e)))
         };
@@ -247,7 +356,25 @@ impl LayerSpec {
             };
             tar::write_header(out, &h).map_err(werr)?;
             if let EntryKind::File { source, size } = &e.kind {
-                copy_exact(source, *size, out, &mut buf)?;
+                let fetched = match pf {
+                    Some(pf) => pf.take(file_index)?,
+                    None => None,
+                };
+                file_index += 1;
+                match (fetched, digests.as_deref_mut()) {
+                    (Some(bytes), d) => {
+                        out.write_all(&bytes).map_err(werr)?;
+                        if let Some(d) = d {
+                            d.push(Digest::of(&bytes));
+                        }
+                    }
+                    (None, Some(d)) => {
+                        let mut hashing = HashWriter::new(&mut *out);
+                        copy_exact(source, *size, &mut hashing, &mut buf)?;
+                        d.push(hashing.finish().1);
+                    }
+                    (None, None) => copy_exact(source, *size, out, &mut buf)?,
+                }
                 tar::pad(out, *size).map_err(werr)?;
             }
         }
@@ -306,6 +433,74 @@ pub fn diff_id(spec: &LayerSpec) -> Result<TarDigest> {
     Ok(TarDigest { diff_id, size })
 }
 
+/// Like [`diff_id`], with the files read (and the tar laid out) on a second
+/// thread a few MiB ahead of the hashing, so that hashing one big layer keeps
+/// a core busy with sha256 alone. With `digests`, also the sha256 of every
+/// regular file, in [`LayerSpec::files`] order.
+pub fn diff_id_read_ahead(spec: &LayerSpec, digests: Option<&mut Vec<Digest>>) -> Result<TarDigest> {
+    const BUFFERS: usize = 4;
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+    let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+    for _ in 0..BUFFERS {
+        let _ = empty_tx.send(Vec::with_capacity(READ_AHEAD_CHUNK));
+    }
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(move || -> Result<()> {
+            let mut w = ChunkSender { cur: Vec::with_capacity(READ_AHEAD_CHUNK), full: full_tx, empty: empty_rx };
+            match digests {
+                Some(d) => spec.write_tar_digesting(&mut w, d)?,
+                None => spec.write_tar(&mut w)?,
+            }
+            w.flush_chunk().map_err(|_| Error::new(crate::error::Kind::Io, "hashing stopped"))
+        });
+        let mut h = crate::digest::Hasher::new();
+        for mut chunk in full_rx {
+            h.update(&chunk);
+            chunk.clear();
+            let _ = empty_tx.send(chunk);
+        }
+        drop(empty_tx);
+        producer.join().unwrap_or_else(|_| Err(Error::new(crate::error::Kind::Io, "reading a layer failed")))?;
+        let (diff_id, size) = h.finish();
+        Ok(TarDigest { diff_id, size })
+    })
+}
+
+const READ_AHEAD_CHUNK: usize = 256 << 10;
+
+/// A writer that hands full chunks to another thread and takes empty ones back.
+struct ChunkSender {
+    cur: Vec<u8>,
+    full: std::sync::mpsc::SyncSender<Vec<u8>>,
+    empty: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+impl ChunkSender {
+    fn flush_chunk(&mut self) -> io::Result<()> {
+        if self.cur.is_empty() {
+            return Ok(());
+        }
+        let next = self.empty.recv().unwrap_or_else(|_| Vec::with_capacity(READ_AHEAD_CHUNK));
+        let full = std::mem::replace(&mut self.cur, next);
+        self.full.send(full).map_err(|_| io::Error::other("hashing stopped"))
+    }
+}
+
+impl Write for ChunkSender {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let room = READ_AHEAD_CHUNK - self.cur.len();
+        let n = room.min(buf.len());
+        self.cur.extend_from_slice(&buf[..n]);
+        if self.cur.len() == READ_AHEAD_CHUNK {
+            self.flush_chunk()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A compressed layer written to disk.
 #[derive(Debug, Clone)]
 pub struct CompressedLayer {
@@ -328,6 +523,17 @@ pub fn threads() -> usize {
 pub fn build(spec: &LayerSpec, dir: &Path) -> Result<CompressedLayer> {
     let task = crate::progress::Task::start(&format!("compress {}", spec.name), Some(spec.content_bytes()));
     compress_with(dir, |w| spec.write_tar(&mut crate::progress::Counting { inner: w, task: &task }))
+}
+
+/// Like [`build`], also returning the sha256 of every regular file's
+/// content, in [`LayerSpec::files`] order.
+pub fn build_digesting(spec: &LayerSpec, dir: &Path) -> Result<(CompressedLayer, Vec<Digest>)> {
+    let task = crate::progress::Task::start(&format!("compress {}", spec.name), Some(spec.content_bytes()));
+    let mut digests = Vec::new();
+    let c = compress_with(dir, |w| {
+        spec.write_tar_digesting(&mut crate::progress::Counting { inner: w, task: &task }, &mut digests)
+    })?;
+    Ok((c, digests))
 }
 
 /// Compresses an existing uncompressed tar stream (a layer of a `docker save`

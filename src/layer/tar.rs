@@ -109,6 +109,36 @@ pub fn finish(out: &mut impl Write) -> io::Result<()> {
     out.write_all(&[0u8; BLOCK * 2])
 }
 
+/// A digest of what this writer emits for a set of headers that exercise
+/// every rule (each entry kind, ustar prefix and PAX paths, long link
+/// targets, ids beyond the octal field, padding, the end marker). It stands
+/// for the writer's version in the digest cache: a change in any of those
+/// bytes invalidates every cached layer.
+pub fn writer_fingerprint() -> crate::digest::Digest {
+    static FP: std::sync::OnceLock<crate::digest::Digest> = std::sync::OnceLock::new();
+    *FP.get_or_init(|| {
+        let long = format!("{}/{}", "d".repeat(120), "f".repeat(90));
+        let very_long = format!("{}/{}", "x".repeat(200), "y".repeat(200));
+        let link = "t".repeat(150);
+        let base =
+            Header { path: "a/", kind: EntryType::Dir, mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 1, link: "" };
+        let headers = [
+            base.clone(),
+            Header { path: "a/b", kind: EntryType::File, mode: 0o644, size: 3, uid: 10001, gid: 10001, ..base.clone() },
+            Header { path: &long, kind: EntryType::File, mode: 0o640, size: 513, ..base.clone() },
+            Header { path: &very_long, kind: EntryType::Symlink, mode: 0o777, link: &link, ..base.clone() },
+            Header { path: "c", kind: EntryType::File, uid: 1_000_650_000, gid: 4_294_967_294, ..base.clone() },
+        ];
+        let mut w = crate::digest::HashWriter::new(io::sink());
+        for h in &headers {
+            let _ = write_header(&mut w, h);
+            let _ = pad(&mut w, h.size);
+        }
+        let _ = finish(&mut w);
+        w.finish().1
+    })
+}
+
 /// Splits a path into ustar (prefix, name), or `None` if it needs PAX.
 fn split_path(path: &str) -> Option<(&[u8], &[u8])> {
     let b = path.as_bytes();

@@ -8,6 +8,7 @@ use std::fs::{self, File};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::cache::StatKey;
 use crate::error::{io_reason, Error, Result};
 use crate::layer::ignore::{self, Excluded, Nested, Rules};
 
@@ -42,6 +43,9 @@ pub struct SourceEntry {
     /// How the user names it when it is not `folder/rel` (a Maven jar:
     /// `[maven] group:artifact:version`).
     pub origin: Option<String>,
+    /// A regular file's `stat` key when it was walked (before any byte of it
+    /// was read), for the digest cache.
+    pub key: Option<StatKey>,
 }
 
 impl SourceEntry {
@@ -184,7 +188,8 @@ impl Walker<'_> {
             }
             let kind = self.kind(&path, &child_rel, &md)?;
             let is_dir = kind == SourceKind::Dir;
-            self.out.push(SourceEntry { rel: child_rel.clone(), path: path.clone(), kind, origin: None });
+            let key = matches!(kind, SourceKind::File { .. }).then(|| StatKey::of(&md));
+            self.out.push(SourceEntry { rel: child_rel.clone(), path: path.clone(), kind, origin: None, key });
             if is_dir {
                 self.dir(&path, &child_rel)?;
             }

@@ -10,42 +10,226 @@ use std::sync::Mutex;
 use super::outputs::Need;
 use super::prepare::Prepared;
 use super::LayerReport;
+use crate::cache::{Cache, LayerHit, StatKey};
 use crate::digest::Digest;
-use crate::error::{Error, Result};
+use crate::error::{io_reason, Error, Result};
 use crate::files::{self, TempDir};
 use crate::fmt::human;
 use crate::image::{Blob, Descriptor, MediaFamily};
-use crate::layer::{self, CompressedLayer};
+use crate::layer::{self, CompressedLayer, LayerSpec};
 use crate::reference::Location;
 
+/// What hashing learnt that producing layer bytes needs, per layer: its
+/// files' absolute paths and [`StatKey`]s (taken before any byte was read),
+/// its fingerprint, and whether its diff_id came from the cache. Empty
+/// when the cache is off.
+pub(super) struct Stats {
+    layers: Vec<Option<LayerStats>>,
+    /// What relative source paths are relative to.
+    cwd: PathBuf,
+}
+
+impl Stats {
+    /// Layer `i`'s regular files: absolute path and key, in archive order.
+    fn files<'a>(&'a self, spec: &'a LayerSpec, st: &'a LayerStats) -> impl Iterator<Item = (PathBuf, StatKey)> + 'a {
+        spec.files().zip(&st.keys).map(|((p, _), k)| (absolute(&self.cwd, p), *k))
+    }
+}
+
+struct LayerStats {
+    /// The keys of the layer's regular files, in archive order.
+    keys: Vec<StatKey>,
+    fingerprint: Digest,
+    /// The latest [`StatKey::settled_after`] of its files.
+    settled_after: i64,
+    /// Its diff_id was taken from the cache, not from its bytes.
+    cached: bool,
+}
+
+/// Layers with at least this much content are hashed with the files read
+/// on another thread, so the hashing core does nothing but sha256.
+const READ_AHEAD_BYTES: u64 = 16 << 20;
+/// Layers with at most this much content record their files' digests while
+/// they are hashed (cheap, and lets a later mismatch name the file).
+const DIGEST_FILES_BYTES: u64 = 8 << 20;
+
 /// Every customer layer's diff_id and sizes, from its tar stream, nothing
-/// compressed; layers are hashed side by side on every core.
-pub(super) fn hash(p: &Prepared) -> Result<Vec<LayerReport>> {
+/// compressed — or, with the cache on, from the cache when the `stat` keys
+/// of its files (taken on every core) say nothing changed. Layers still to
+/// hash are hashed side by side on every core, the biggest first, each
+/// big one with its files read ahead on another thread.
+pub(super) fn hash(p: &Prepared, cache: &Cache) -> Result<(Vec<LayerReport>, Stats)> {
+    let started = std::time::Instant::now();
+    let stats = stat_layers(&p.specs, cache)?;
+    let stat_secs = started.elapsed().as_secs_f64();
+    let report = |spec: &LayerSpec, t: layer::TarDigest| LayerReport {
+        name: spec.name.clone(),
+        diff_id: t.diff_id,
+        files: spec.file_count(),
+        bytes: spec.content_bytes(),
+        tar_size: t.size,
+        digest: None,
+        size: None,
+        description: spec.description.clone(),
+    };
+    let mut slots: Vec<Option<Result<LayerReport>>> = p.specs.iter().map(|_| None).collect();
+    let mut todo = Vec::new();
+    for (i, spec) in p.specs.iter().enumerate() {
+        match stats.layers[i].as_ref().and_then(|s| cache.layer(&s.fingerprint)) {
+            Some(hit) => slots[i] = Some(Ok(report(spec, layer::TarDigest { diff_id: hit.diff_id, size: hit.size }))),
+            None => todo.push(i),
+        }
+    }
+    todo.sort_by_key(|&i| std::cmp::Reverse(p.specs[i].content_bytes()));
     let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<Result<LayerReport>>>> = p.specs.iter().map(|_| Mutex::new(None)).collect();
+    let done: Vec<Mutex<Option<Result<LayerReport>>>> = todo.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
-        for _ in 0..layer::threads().min(p.specs.len()) {
+        for _ in 0..layer::threads().min(todo.len()) {
             scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(spec) = p.specs.get(i) else { break };
-                let r = layer::diff_id(spec).map(|t| LayerReport {
-                    name: spec.name.clone(),
-                    diff_id: t.diff_id,
-                    files: spec.file_count(),
-                    bytes: spec.content_bytes(),
-                    tar_size: t.size,
-                    digest: None,
-                    size: None,
-                    description: spec.description.clone(),
-                });
-                *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&i) = todo.get(k) else { break };
+                let spec = &p.specs[i];
+                let st = stats.layers[i].as_ref().map(|st| (&stats, st));
+                let r = hash_one(spec, st, cache).map(|t| report(spec, t));
+                *done[k].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
             });
         }
     });
-    slots
-        .into_iter()
-        .map(|s| s.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every layer was hashed"))
-        .collect()
+    for (k, d) in done.into_iter().enumerate() {
+        slots[todo[k]] = d.into_inner().unwrap_or_else(|e| e.into_inner());
+    }
+    let mut stats = stats;
+    for (i, s) in stats.layers.iter_mut().enumerate() {
+        if let Some(s) = s {
+            s.cached = !todo.contains(&i);
+        }
+    }
+    for (spec, st) in p.specs.iter().zip(&stats.layers) {
+        if let Some(st) = st {
+            cache.keep_files(stats.files(spec, st));
+        }
+    }
+    let reports = slots.into_iter().map(|s| s.expect("every layer was hashed")).collect::<Result<Vec<_>>>()?;
+    cache.save();
+    crate::progress::detail(&format!(
+        "layers: {} hashed, {} from the digest cache{} ({:.3} s stat, {:.3} s in all)",
+        todo.len(),
+        p.specs.len() - todo.len(),
+        if cache.enabled() { "" } else { " (off)" },
+        stat_secs,
+        started.elapsed().as_secs_f64()
+    ));
+    Ok((reports, stats))
+}
+
+/// Hashes one layer's tar, remembering it (and, for a small layer, its
+/// files' digests) in the cache.
+fn hash_one(spec: &LayerSpec, st: Option<(&Stats, &LayerStats)>, cache: &Cache) -> Result<layer::TarDigest> {
+    let bytes = spec.content_bytes();
+    let mut digests = Vec::new();
+    let want_digests = st.is_some() && bytes <= DIGEST_FILES_BYTES;
+    let t = if bytes >= READ_AHEAD_BYTES || want_digests {
+        layer::diff_id_read_ahead(spec, want_digests.then_some(&mut digests))?
+    } else {
+        layer::diff_id(spec)?
+    };
+    if let Some((stats, st)) = st {
+        check_file_digests(spec, stats, st, &digests, cache)?;
+        cache.put_layer(st.fingerprint, LayerHit { diff_id: t.diff_id, size: t.size }, st.settled_after);
+        for ((path, key), d) in stats.files(spec, st).zip(&digests) {
+            cache.put_file(&path, key, *d);
+        }
+    }
+    Ok(t)
+}
+
+/// Whether the file at `path` no longer has `key`: it changed during this
+/// run, which is not the cache's fault.
+fn moved(path: &Path, key: &StatKey) -> bool {
+    StatKey::stat(path).map_or(true, |now| now != *key)
+}
+
+fn layer_changed(spec: &LayerSpec) -> Error {
+    Error::input(format!("layer {}: its files changed while the image was being built; run again", spec.name))
+}
+
+fn file_changed(path: &Path) -> Error {
+    Error::input(format!("{}: changed while the image was being built; run again", path.display()))
+}
+
+/// Checks the digests of files just read (in archive order) against the
+/// cache: a file whose recorded digest (for the key it still has) the bytes
+/// contradict drops its entry and the layer's, and fails naming the file.
+fn check_file_digests(
+    spec: &LayerSpec,
+    stats: &Stats,
+    st: &LayerStats,
+    digests: &[Digest],
+    cache: &Cache,
+) -> Result<()> {
+    let contradicted =
+        stats.files(spec, st).zip(digests).find(|((path, key), d)| cache.file(path, key).is_some_and(|r| r != **d));
+    let Some(((path, key), _)) = contradicted else { return Ok(()) };
+    if moved(&path, &key) {
+        return Err(file_changed(&path));
+    }
+    cache.drop_file(&path);
+    cache.drop_layer(&st.fingerprint);
+    cache.save();
+    Err(Error::input(format!(
+        "{}: its content is not what the digest cache recorded for it (same size, times and inode); the entry was dropped — run again, or use --no-cache",
+        path.display()
+    )))
+}
+
+/// The `stat` keys of every layer's files, taken on every core, and each
+/// layer's fingerprint; nothing when the cache is off.
+fn stat_layers(specs: &[LayerSpec], cache: &Cache) -> Result<Stats> {
+    if !cache.enabled() {
+        return Ok(Stats { layers: specs.iter().map(|_| None).collect(), cwd: PathBuf::new() });
+    }
+    let cwd = std::env::current_dir().map_err(|e| Error::io("reading", Path::new("."), e))?;
+    let paths: Vec<&Path> = specs.iter().flat_map(|s| s.files().map(|(p, _)| p)).collect();
+    // The keys the walk took; files it did not walk are stat-ed on every core.
+    let mut keys: Vec<Option<Result<StatKey>>> =
+        specs.iter().flat_map(|s| s.walked_keys().map(|k| k.map(Ok))).collect();
+    let chunk = paths.len().div_ceil(layer::threads()).max(1);
+    std::thread::scope(|scope| {
+        for (ps, ks) in paths.chunks(chunk).zip(keys.chunks_mut(chunk)) {
+            if ks.iter().all(Option::is_some) {
+                continue;
+            }
+            scope.spawn(move || {
+                for (p, k) in ps.iter().zip(ks).filter(|(_, k)| k.is_none()) {
+                    *k = Some(StatKey::stat(p).map_err(|e| {
+                        Error::input(format!("{}: cannot stat ({}); run again", p.display(), io_reason(&e)))
+                    }));
+                }
+            });
+        }
+    });
+    let mut keys = keys.into_iter();
+    let mut layers = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let keys = keys
+            .by_ref()
+            .take(spec.files().count())
+            .map(|k| k.expect("every file was stat-ed"))
+            .collect::<Result<Vec<StatKey>>>()?;
+        let fingerprint = spec.fingerprint(&keys);
+        let settled_after = keys.iter().map(StatKey::settled_after).max().unwrap_or(i64::MIN);
+        layers.push(Some(LayerStats { keys, fingerprint, settled_after, cached: false }));
+    }
+    Ok(Stats { layers, cwd })
+}
+
+/// `p` made absolute against `cwd` (a leading `./` dropped).
+fn absolute(cwd: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        cwd.join(p.strip_prefix(".").unwrap_or(p))
+    }
 }
 
 /// The diff_ids of `layers`, in order.
@@ -91,12 +275,15 @@ impl Compressed {
 
 /// Compresses the layers in `need`: the customer layers it lists (checked
 /// against the diff_ids hashed before, so a file changed meanwhile is
-/// caught) and the plain-tar base layers when it asks for them.
-/// `ready` hears of each customer layer as soon as it is compressed.
+/// caught, and against the digest cache) and the plain-tar base layers
+/// when it asks for them. `ready` hears of each customer layer as soon as
+/// it is compressed.
 pub(super) fn compress(
     p: &Prepared,
     need: &Need,
     hashed: &[LayerReport],
+    stats: &Stats,
+    cache: &Cache,
     ready: &mut dyn FnMut(usize, &CompressedLayer),
     log: &mut dyn FnMut(&str),
 ) -> Result<Compressed> {
@@ -113,13 +300,7 @@ pub(super) fn compress(
     order.sort_by_key(|&i| std::cmp::Reverse(hashed[i].tar_size));
     for i in order {
         let spec = &p.specs[i];
-        let c = layer::build(spec, staging.path())?;
-        if c.tar.diff_id != hashed[i].diff_id {
-            return Err(Error::input(format!(
-                "layer {}: its files changed while the image was being built; run again",
-                spec.name
-            )));
-        }
+        let c = produce(i, spec, staging.path(), &hashed[i], stats, cache)?;
         log(&format!(
             "layer {}: {} files, {} -> {} gzip, {}",
             spec.name,
@@ -131,6 +312,7 @@ pub(super) fn compress(
         ready(i, &c);
         out.layers[i] = Some(c);
     }
+    cache.save();
     if need.base_gzip {
         for (base, img) in p.bases.iter().flat_map(|b| b.images.iter().map(move |i| (b, i))) {
             for l in img.layers.iter().filter(|l| l.is_plain_tar()) {
@@ -152,6 +334,62 @@ pub(super) fn compress(
     }
     out._staging = Some(staging);
     Ok(out)
+}
+
+/// Builds one customer layer and checks the bytes produced: their diff_id
+/// must be the one hashed (or taken from the cache), and, with the cache
+/// on, every file's digest must be the one the cache holds for its `stat`
+/// key. The bytes are what count: a contradiction drops the cache's entries
+/// and fails naming the file (or, when no file entry says which, the layer).
+/// Agreement records the files' digests for the next run.
+fn produce(
+    i: usize,
+    spec: &LayerSpec,
+    dir: &Path,
+    hashed: &LayerReport,
+    stats: &Stats,
+    cache: &Cache,
+) -> Result<CompressedLayer> {
+    let Some(st) = stats.layers[i].as_ref() else {
+        let c = layer::build(spec, dir)?;
+        if c.tar.diff_id != hashed.diff_id {
+            return Err(layer_changed(spec));
+        }
+        return Ok(c);
+    };
+    let (c, digests) = layer::build_digesting(spec, dir)?;
+    check_file_digests(spec, stats, st, &digests, cache)?;
+    if c.tar.diff_id != hashed.diff_id {
+        if let Some((path, _)) = stats.files(spec, st).find(|(p, k)| moved(p, k)) {
+            return Err(file_changed(&path));
+        }
+        if !st.cached {
+            return Err(layer_changed(spec));
+        }
+        cache.drop_layer(&st.fingerprint);
+        for (path, _) in stats.files(spec, st) {
+            cache.drop_file(&path);
+        }
+        cache.save();
+        return Err(Error::input(format!(
+            "layer {}: its files make {}, not {} as the digest cache recorded (same sizes, times and inodes); the entries were dropped — run again, or use --no-cache",
+            spec.name, c.tar.diff_id, hashed.diff_id
+        )));
+    }
+    cache.put_layer(st.fingerprint, LayerHit { diff_id: c.tar.diff_id, size: c.tar.size }, st.settled_after);
+    for ((path, key), d) in stats.files(spec, st).zip(&digests) {
+        cache.put_file(&path, key, *d);
+    }
+    Ok(c)
+}
+
+/// The digest cache a run uses: the project's, unless `--no-cache`.
+pub(super) fn open_cache(no_cache: bool, config: &Path) -> Cache {
+    if no_cache {
+        Cache::disabled()
+    } else {
+        Cache::for_project(config)
+    }
 }
 
 /// Where compressed layers are staged: beside the first local output (so

@@ -81,6 +81,8 @@ pub struct Options {
     /// `--verify-base-key`: check the base's signature with this public key
     /// (instead of `[base] verify_key`).
     pub verify_base_key: Option<PathBuf>,
+    /// `--no-cache`: neither read nor write the digest cache ([`crate::cache`]).
+    pub no_cache: bool,
 }
 
 /// How registry destinations (`--push`, `--to docker://…`) are reached.
@@ -269,8 +271,10 @@ pub const PROFILE_LABEL: &str = "io.wso2img.profile";
 /// Computes what `build` would produce (content digest, tag, layers, variants)
 /// without compressing anything or writing anywhere.
 pub fn plan(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
+    // Opened first: its stamp must precede every `stat` the walk takes.
+    let cache = layers::open_cache(opts.no_cache, &opts.config);
     let mut p = prepare::prepare(opts, log)?;
-    let layers = layers::hash(&p)?;
+    let (layers, _) = layers::hash(&p, &cache)?;
     let composed = compose::compose_all(&p, &layers::diff_ids(&layers))?;
     compose::check_collisions(&p, &composed)?;
     if let Some(l) = p.lock.take() {
@@ -301,9 +305,10 @@ pub fn check(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<CheckReport> {
 /// Destinations that already hold an image report it `up-to-date`; layers
 /// are compressed only when some destination still needs them.
 pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
+    let cache = Arc::new(layers::open_cache(opts.no_cache, &opts.config));
     let mut p = prepare::prepare(opts, log)?;
-    let mut dests = outputs::open(&p, opts)?;
-    let hashed = layers::hash(&p)?;
+    let mut dests = outputs::open(&p, opts, &cache)?;
+    let (hashed, stats) = layers::hash(&p, &cache)?;
     let composed = compose::compose_all(&p, &layers::diff_ids(&hashed))?;
     compose::check_collisions(&p, &composed)?;
     if let Some(l) = p.lock.take() {
@@ -313,7 +318,7 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let held = outputs::ask(&mut dests, &planned, log)?;
     let need = outputs::needs(&p, &dests, &held);
     let offer = &mut |i: usize, c: &crate::layer::CompressedLayer| outputs::offer(&p, &mut dests, &held, i, c);
-    let compressed = layers::compress(&p, &need, &hashed, offer, log)?;
+    let compressed = layers::compress(&p, &need, &hashed, &stats, &cache, offer, log)?;
     let mut rep = compose::report(&p, &composed, compressed.reports(&hashed));
     let family = outputs::reported_family(&p, &dests);
     assemble::report_manifests(&mut rep, &p, &composed, &compressed, family);
@@ -324,6 +329,10 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
         dest.finish(log)?;
     }
     supply::sign_pushed(&p, opts, &planned, &rep, log)?;
+    // The staged layers go first: they share inodes with the blobs just
+    // written, whose keys the cache takes when it saves.
+    drop(compressed);
+    cache.save();
     rep.uploaded_bytes = Some(p.registries.uploaded_bytes());
     outputs::write_sbom(&p, opts, &rep)?;
     Ok(rep)

@@ -1,11 +1,14 @@
 //! The destinations of a build: made once from the `--to` locations, asked
 //! what they hold, written, and reported; plus the SBOM.
 
+use std::sync::Arc;
+
 use super::assemble::image_set;
 use super::compose::Composed;
 use super::layers::Compressed;
 use super::prepare::{destination, Prepared};
 use super::{Destinations, Options, OutputReport, Report, Via};
+use crate::cache::Cache;
 use crate::error::{Error, Result};
 use crate::image::{Blob, Descriptor, MediaFamily};
 use crate::layer::CompressedLayer;
@@ -24,7 +27,7 @@ pub(super) fn through_daemon(out: &Location, via: Via) -> bool {
 }
 
 /// One destination per output location.
-pub(super) fn open(p: &Prepared, opts: &Options) -> Result<Destinations> {
+pub(super) fn open(p: &Prepared, opts: &Options, cache: &Arc<Cache>) -> Result<Destinations> {
     let daemon = || -> Result<Daemon> {
         p.daemon.clone().ok_or_else(|| Error::new(crate::error::Kind::Io, "the Docker daemon was not connected"))
     };
@@ -32,7 +35,7 @@ pub(super) fn open(p: &Prepared, opts: &Options) -> Result<Destinations> {
     let mut out: Destinations = Vec::new();
     for loc in &p.outputs {
         let d: Box<dyn Destination> = match loc {
-            Location::Oci { dir, tag } => Box::new(LayoutDestination::new(dir, tag.clone())),
+            Location::Oci { dir, tag } => Box::new(LayoutDestination::new(dir, tag.clone()).with_cache(cache.clone())),
             Location::DockerArchive { path, reference } => {
                 Box::new(ArchiveDestination::new(path, reference.clone(), archive_repo(p)?, platforms.clone()))
             }

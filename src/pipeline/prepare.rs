@@ -436,6 +436,7 @@ fn runtime_layer(facts: &Facts, img: &transport::BaseImage, mtime: u64, into: &P
             path: f.local.clone(),
             kind: layer::SourceKind::File { size: f.size, executable: f.executable },
             origin: Some(format!("base /{}", f.path)),
+            key: None,
         };
         spec.add(&format!("/{}", f.path), &entry, &placement)?;
     }

@@ -481,7 +481,10 @@ fn device_destinations_are_written_in_place() {
          {exe} -q build --to docker-archive:/dev/stdout | wc -c > piped.txt; \
          stat -c %F /dev/null; test -c /dev/null"
     );
-    let out = ok(Command::new("unshare").args(["-m", "sh", "-c", &script]).current_dir(ws.path()));
+    let out = ok(Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .current_dir(ws.path())
+        .env("XDG_CACHE_HOME", ws.join(".cache")));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "character special file");
     let sbom: Value = serde_json::from_slice(&fs::read(ws.join("sbom.json")).unwrap()).unwrap();
     assert_eq!(sbom["bomFormat"], "CycloneDX");

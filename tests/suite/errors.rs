@@ -126,6 +126,7 @@ fn fifo_and_unreadable_file() {
             .args(BUILD)
             .current_dir(ws.path())
             .env_remove("SOURCE_DATE_EPOCH")
+            .env("XDG_CACHE_HOME", ws.join(".cache"))
             .output()
             .unwrap()
     } else {

@@ -1,5 +1,6 @@
 mod support;
 
+mod cache;
 mod daemon;
 mod destinations;
 mod distributed;

@@ -9,11 +9,17 @@ use serde_json::Value;
 use wso2img::image::{MediaFamily, Platform};
 use wso2img::transport::sample::SampleBase;
 
-/// The binary under test.
+/// The binary under test, with its caches (the digest cache among them)
+/// under the tests' own folder in `target/`, never the user's.
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_wso2img"));
-    c.env_remove("SOURCE_DATE_EPOCH");
+    c.env_remove("SOURCE_DATE_EPOCH").env("XDG_CACHE_HOME", test_cache_home());
     c
+}
+
+/// `XDG_CACHE_HOME` for tests that do not choose their own.
+pub fn test_cache_home() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache")
 }
 
 /// Whether this run is CI, where every external tool must be present.

@@ -8,7 +8,9 @@
 //!   right digest, nothing is compressed or written.
 //! - Blobs are written through a temporary file and renamed into place after
 //!   their digest is checked; a blob already present is trusted only after its
-//!   digest is checked too (a wrong one is replaced).
+//!   digest is checked too (a wrong one is replaced) — or, with the digest
+//!   cache, when its `stat` key is one recorded when this program verified or
+//!   wrote it (so a blob planted or changed since is read and checked again).
 //! - Side by side: `index.json` is updated under an exclusive lock on the
 //!   layout folder — re-read, merged, written atomically — so concurrent
 //!   builds into one layout never lose a tag or tear the index.
@@ -17,10 +19,12 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use super::{blob_path, LAYOUT, REF_NAME};
+use crate::cache::{Cache, StatKey};
 use crate::digest::{Digest, HashReader};
 use crate::error::{io_reason, Error, Kind, Result};
 use crate::files::{self, TempFile};
@@ -34,6 +38,7 @@ pub struct LayoutDestination {
     dir: PathBuf,
     tag: Option<String>,
     created: bool,
+    cache: Option<Arc<Cache>>,
 }
 
 impl LayoutDestination {
@@ -43,7 +48,22 @@ impl LayoutDestination {
     pub fn new(dir: &Path, tag: Option<String>) -> Self {
         files::sweep(&dir.join("blobs").join("sha256"));
         files::sweep(dir);
-        LayoutDestination { dir: dir.to_path_buf(), tag, created: !dir.join("index.json").exists() }
+        LayoutDestination { dir: dir.to_path_buf(), tag, created: !dir.join("index.json").exists(), cache: None }
+    }
+
+    /// Trusts blobs the digest cache says were verified with the `stat` key
+    /// they still have, and records the blobs this destination verifies or writes.
+    pub fn with_cache(mut self, cache: Arc<Cache>) -> Self {
+        if cache.enabled() {
+            self.cache = Some(cache);
+        }
+        self
+    }
+
+    /// The absolute path of a blob, as the digest cache knows it.
+    fn cached_path(&self, digest: &Digest) -> PathBuf {
+        let p = blob_path(&self.dir, digest);
+        std::env::current_dir().map(|d| d.join(&p).components().collect()).unwrap_or(p)
     }
 
     fn tags(&self, image: &Planned) -> Vec<String> {
@@ -120,12 +140,34 @@ impl LayoutDestination {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(Error::io("reading", &path, e)),
         };
-        if f.metadata().map(|m| m.len()).unwrap_or(0) != desc.size {
+        let Ok(md) = f.metadata() else { return Ok(false) };
+        if md.len() != desc.size {
             return Ok(false);
+        }
+        let key = StatKey::of(&md);
+        if let Some(c) = &self.cache {
+            if c.blob_verified(&self.cached_path(&desc.digest), &key, &desc.digest) {
+                return Ok(true);
+            }
         }
         let mut r = HashReader::new(f);
         io::copy(&mut r, &mut io::sink()).map_err(|e| Error::io("reading", &path, e))?;
-        Ok(r.finish().0 == desc.digest)
+        let ok = r.finish().0 == desc.digest;
+        if let Some(c) = &self.cache {
+            if ok {
+                c.put_blob(&self.cached_path(&desc.digest), key, desc.digest);
+            } else {
+                c.drop_blob(&self.cached_path(&desc.digest));
+            }
+        }
+        Ok(ok)
+    }
+
+    /// Records a blob this destination just wrote, with verified bytes.
+    fn wrote(&self, desc: &Descriptor) {
+        if let Some(c) = &self.cache {
+            c.wrote_blob(&self.cached_path(&desc.digest), desc.digest);
+        }
     }
 
     /// Stores one blob, verifying its digest; a blob already there is kept
@@ -142,6 +184,9 @@ impl LayoutDestination {
             if fs::hard_link(path, &linked).is_ok() {
                 let r = fs::rename(&linked, &dest).map_err(|e| Error::io("writing blob", &dest, e));
                 let _ = fs::remove_file(&linked);
+                if r.is_ok() {
+                    self.wrote(&blob.desc);
+                }
                 return r;
             }
         }
@@ -157,7 +202,9 @@ impl LayoutDestination {
                 blob.desc.size
             )));
         }
-        tmp.persist(&dest)
+        tmp.persist(&dest)?;
+        self.wrote(&blob.desc);
+        Ok(())
     }
 
     /// Runs `change` on `index.json` under the layout's exclusive lock and

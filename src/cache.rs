@@ -1,0 +1,684 @@
+//! The warm cache of file digests: what wso2img learnt about files from
+//! earlier runs, keyed as git's index keys its entries, so that an unchanged
+//! tree is recognised by `stat` alone.
+//!
+//! - A [`StatKey`] is a file's device, inode, size, mtime and ctime in
+//!   nanoseconds, and mode. A file whose key is unchanged is taken to hold
+//!   the bytes it held when the key was recorded.
+//! - Three tables: **files** (absolute path + key → sha256 of the content),
+//!   **layers** (fingerprint of a layer's metadata and of its files' keys →
+//!   diff_id and tar size) and **blobs** (absolute path of a blob in an OCI
+//!   layout + key → the digest it was verified to have, by us).
+//! - git's racy rule: an entry is kept only when the file's mtime and ctime
+//!   are strictly older than a moment taken, on the filesystem's own clock
+//!   (the mtime of a new file in the cache folder), before its key was
+//!   taken: a file changed within the same timestamp tick could otherwise
+//!   keep its key. Such entries are not stored, so the next run reads the
+//!   file again. Timestamps without a sub-second part (coarse filesystems)
+//!   must be two seconds older. Blobs this program wrote are recorded once
+//!   the clock has moved past their last change (a few milliseconds).
+//! - One file per project: `$XDG_CACHE_HOME/wso2img/digests/<key>.bin`
+//!   (else `~/.cache/…`), where `<key>` is derived from the canonical path of
+//!   `wso2img.toml`. A compact binary file with a version and a checksum,
+//!   written atomically (last writer wins); a missing, unreadable, corrupt
+//!   or foreign-version file is ignored, never an error. Deleting it at any
+//!   time is safe. A run keeps only what it saw, so the file stays as big as
+//!   the project.
+//! - The cache only ever saves reading: whoever produces bytes checks them
+//!   against it, and a contradiction is an error (see the pipeline).
+//!
+//! This is a bottom module: it knows files, keys and digests, nothing of
+//! layers or destinations.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::digest::Digest;
+use crate::files::{self, TempFile};
+
+/// First bytes of a cache file.
+const MAGIC: &[u8; 16] = b"wso2img-digests\n";
+/// Format version; a file of another version is ignored.
+const VERSION: u32 = 1;
+/// A file larger than this is not read (and will be replaced).
+const MAX_FILE: u64 = 1 << 30;
+/// How much older than the snapshot a coarse (whole-second) timestamp must be.
+const COARSE_SLACK_NS: i64 = 2_000_000_000;
+
+/// A file's identity as `stat` tells it, in the fields git's index keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StatKey {
+    /// Device.
+    pub dev: u64,
+    /// Inode.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    /// Status change time, nanoseconds since the epoch.
+    pub ctime_ns: i64,
+    /// `st_mode`: file type and permission bits.
+    pub mode: u32,
+}
+
+impl StatKey {
+    /// The key of `md`.
+    pub fn of(md: &fs::Metadata) -> StatKey {
+        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+        StatKey {
+            dev: md.dev(),
+            ino: md.ino(),
+            size: md.size(),
+            mtime_ns: ns(md.mtime(), md.mtime_nsec()),
+            ctime_ns: ns(md.ctime(), md.ctime_nsec()),
+            mode: md.mode(),
+        }
+    }
+
+    /// The key of the file at `path` (not following a final symlink).
+    pub fn stat(path: &Path) -> io::Result<StatKey> {
+        fs::symlink_metadata(path).map(|m| StatKey::of(&m))
+    }
+
+    /// The time the snapshot must be later than for this key to be trusted:
+    /// the newer of mtime and ctime, plus a slack when both look coarse.
+    pub fn settled_after(&self) -> i64 {
+        let newest = self.mtime_ns.max(self.ctime_ns);
+        let coarse = self.mtime_ns % 1_000_000_000 == 0 && self.ctime_ns % 1_000_000_000 == 0;
+        if coarse {
+            newest.saturating_add(COARSE_SLACK_NS)
+        } else {
+            newest
+        }
+    }
+
+    /// Whether a snapshot taken at `stamp` (nanoseconds) may keep this key.
+    pub fn is_racy(&self, stamp: i64) -> bool {
+        self.settled_after() >= stamp
+    }
+
+    /// Appends the key's fields, little-endian, to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.dev.to_le_bytes());
+        out.extend_from_slice(&self.ino.to_le_bytes());
+        out.extend_from_slice(&self.size.to_le_bytes());
+        out.extend_from_slice(&self.mtime_ns.to_le_bytes());
+        out.extend_from_slice(&self.ctime_ns.to_le_bytes());
+        out.extend_from_slice(&self.mode.to_le_bytes());
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Option<StatKey> {
+        Some(StatKey {
+            dev: r.u64()?,
+            ino: r.u64()?,
+            size: r.u64()?,
+            mtime_ns: r.u64()? as i64,
+            ctime_ns: r.u64()? as i64,
+            mode: r.u32()?,
+        })
+    }
+}
+
+/// What the cache knows of a layer: its uncompressed identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerHit {
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    /// Its length.
+    pub size: u64,
+}
+
+#[derive(Debug, Clone)]
+struct FileEntry {
+    key: StatKey,
+    digest: Digest,
+    /// A moment (filesystem clock) before the key was taken; the entry is
+    /// saved only if the key is not racy against it.
+    stamp: i64,
+    seen: bool,
+}
+
+#[derive(Debug, Clone)]
+struct LayerEntry {
+    hit: LayerHit,
+    /// The latest [`StatKey::settled_after`] of its files.
+    settled_after: i64,
+    /// As [`FileEntry::stamp`].
+    stamp: i64,
+    seen: bool,
+}
+
+#[derive(Default)]
+struct State {
+    files: HashMap<Box<Path>, FileEntry>,
+    layers: HashMap<Digest, LayerEntry>,
+    blobs: HashMap<Box<Path>, FileEntry>,
+    /// Whether this run consulted blobs (else unseen blob entries are kept).
+    blobs_used: bool,
+    /// A moment before this run took any key: entries it adds are saved
+    /// only if their keys are not racy against it.
+    stamp: i64,
+    /// Blobs written by this run, recorded when saving.
+    written: Vec<(PathBuf, Digest)>,
+    /// Whether anything changed since loading.
+    dirty: bool,
+    /// Drop entries this run did not see when saving.
+    prune: bool,
+}
+
+/// The cache of one project, or a disabled one (`--no-cache`) that knows
+/// nothing and remembers nothing. Shared between threads.
+pub struct Cache {
+    path: Option<PathBuf>,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+/// The folder of the digest caches: `$XDG_CACHE_HOME/wso2img/digests`, else
+/// `$HOME/.cache/wso2img/digests`; `None` when neither is set.
+pub fn dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("wso2img").join("digests"))
+}
+
+/// The cache file of the project whose config is `config`.
+pub fn file_for(config: &Path) -> Option<PathBuf> {
+    let abs = fs::canonicalize(config)
+        .or_else(|_| std::env::current_dir().map(|d| d.join(config)))
+        .unwrap_or_else(|_| config.to_path_buf());
+    let d = Digest::of(abs.as_os_str().as_bytes());
+    Some(dir()?.join(format!("{}.bin", d.short(32))))
+}
+
+impl Cache {
+    /// A cache that knows nothing and saves nothing.
+    pub fn disabled() -> Cache {
+        Cache { path: None, state: Mutex::new(State::default()) }
+    }
+
+    /// The cache of the project whose config is `config`, loaded (an
+    /// unusable file is ignored). Entries this run does not see are dropped
+    /// when it saves.
+    pub fn for_project(config: &Path) -> Cache {
+        match file_for(config) {
+            Some(p) => {
+                let c = Cache::load(&p);
+                c.lock().prune = true;
+                c
+            }
+            None => Cache::disabled(),
+        }
+    }
+
+    /// The cache stored at `path` (an unusable file is ignored). Saving keeps
+    /// every entry.
+    pub fn load(path: &Path) -> Cache {
+        let stamp = fs_now(files::parent_of(path));
+        let mut state = match read_state(path) {
+            Ok(Some(s)) => s,
+            Ok(None) => State::default(),
+            Err(why) => {
+                crate::progress::detail(&format!("{}: ignoring the digest cache ({why})", path.display()));
+                State { dirty: true, ..State::default() }
+            }
+        };
+        state.stamp = stamp;
+        Cache { path: Some(path.to_path_buf()), state: Mutex::new(state) }
+    }
+
+    /// Whether this cache is used at all.
+    pub fn enabled(&self) -> bool {
+        self.path.is_some()
+    }
+
+    /// Where it is stored.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The layer with fingerprint `fp`, when known.
+    pub fn layer(&self, fp: &Digest) -> Option<LayerHit> {
+        let mut s = self.lock();
+        let e = s.layers.get_mut(fp)?;
+        e.seen = true;
+        Some(e.hit)
+    }
+
+    /// Remembers a layer; `settled_after` is the latest
+    /// [`StatKey::settled_after`] of its files (the entry is not saved while
+    /// any of them is racy).
+    pub fn put_layer(&self, fp: Digest, hit: LayerHit, settled_after: i64) {
+        if !self.enabled() {
+            return;
+        }
+        let mut s = self.lock();
+        let e = LayerEntry { hit, settled_after, stamp: s.stamp, seen: true };
+        if s.layers.get(&fp).is_none_or(|old| old.hit != hit || old.settled_after != settled_after) {
+            s.dirty = true;
+        }
+        s.layers.insert(fp, e);
+    }
+
+    /// Forgets a layer.
+    pub fn drop_layer(&self, fp: &Digest) {
+        let mut s = self.lock();
+        if s.layers.remove(fp).is_some() {
+            s.dirty = true;
+        }
+    }
+
+    /// The recorded digest of the file at absolute `path`, when its key is
+    /// still `key`. Marks the entry as seen.
+    pub fn file(&self, path: &Path, key: &StatKey) -> Option<Digest> {
+        let mut s = self.lock();
+        let e = s.files.get_mut(path)?;
+        if e.key != *key {
+            return None;
+        }
+        e.seen = true;
+        Some(e.digest)
+    }
+
+    /// Keeps the entries of these files (absolute paths) whose keys still
+    /// match, without looking at their digests.
+    pub fn keep_files(&self, files: impl IntoIterator<Item = (PathBuf, StatKey)>) {
+        let mut s = self.lock();
+        if s.files.is_empty() {
+            return;
+        }
+        for (p, k) in files {
+            if let Some(e) = s.files.get_mut(p.as_path()) {
+                if e.key == k {
+                    e.seen = true;
+                }
+            }
+        }
+    }
+
+    /// Remembers that the file at absolute `path`, whose key was `key` before
+    /// it was read, holds bytes with `digest`.
+    pub fn put_file(&self, path: &Path, key: StatKey, digest: Digest) {
+        if !self.enabled() {
+            return;
+        }
+        let mut s = self.lock();
+        match s.files.get_mut(path) {
+            Some(e) if e.key == key && e.digest == digest => e.seen = true,
+            _ => {
+                let stamp = s.stamp;
+                s.files.insert(path.into(), FileEntry { key, digest, stamp, seen: true });
+                s.dirty = true;
+            }
+        }
+    }
+
+    /// Forgets a file.
+    pub fn drop_file(&self, path: &Path) {
+        let mut s = self.lock();
+        if s.files.remove(path).is_some() {
+            s.dirty = true;
+        }
+    }
+
+    /// Whether the blob at absolute `path` with key `key` was verified, by
+    /// this program, to have `digest`.
+    pub fn blob_verified(&self, path: &Path, key: &StatKey, digest: &Digest) -> bool {
+        let mut s = self.lock();
+        s.blobs_used = true;
+        match s.blobs.get_mut(path) {
+            Some(e) if e.key == *key && e.digest == *digest => {
+                e.seen = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Remembers that the blob at absolute `path`, with key `key` (taken
+    /// before it was read), has `digest`.
+    pub fn put_blob(&self, path: &Path, key: StatKey, digest: Digest) {
+        if !self.enabled() {
+            return;
+        }
+        let mut s = self.lock();
+        s.blobs_used = true;
+        let stamp = s.stamp;
+        s.blobs.insert(path.into(), FileEntry { key, digest, stamp, seen: true });
+        s.dirty = true;
+    }
+
+    /// Remembers that this program just wrote the blob at absolute `path`
+    /// with bytes it verified to have `digest`. Its key is taken when
+    /// saving, once the filesystem's clock has moved past the blob's last
+    /// change (so that the key is not racy); whoever still holds a link to
+    /// it (a staging folder) should be gone by then.
+    pub fn wrote_blob(&self, path: &Path, digest: Digest) {
+        if !self.enabled() {
+            return;
+        }
+        let mut s = self.lock();
+        s.blobs_used = true;
+        s.written.push((path.to_path_buf(), digest));
+        s.dirty = true;
+    }
+
+    /// Forgets a blob.
+    pub fn drop_blob(&self, path: &Path) {
+        let mut s = self.lock();
+        s.blobs_used = true;
+        if s.blobs.remove(path).is_some() {
+            s.dirty = true;
+        }
+    }
+
+    /// Every file entry: absolute path, key, digest (for tests and tools).
+    pub fn file_entries(&self) -> Vec<(PathBuf, StatKey, Digest)> {
+        let s = self.lock();
+        let mut v: Vec<_> = s.files.iter().map(|(p, e)| (p.to_path_buf(), e.key, e.digest)).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Every blob entry: absolute path, key, digest (for tests and tools).
+    pub fn blob_entries(&self) -> Vec<(PathBuf, StatKey, Digest)> {
+        let s = self.lock();
+        let mut v: Vec<_> = s.blobs.iter().map(|(p, e)| (p.to_path_buf(), e.key, e.digest)).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Every layer entry: fingerprint and what is known of the layer.
+    pub fn layer_entries(&self) -> Vec<(Digest, LayerHit)> {
+        let s = self.lock();
+        let mut v: Vec<_> = s.layers.iter().map(|(f, e)| (*f, e.hit)).collect();
+        v.sort_by_key(|(f, _)| *f);
+        v
+    }
+
+    /// Writes the cache back when something changed, atomically, leaving out
+    /// racy entries (and, for a project cache, what this run did not see).
+    /// Best effort: a cache that cannot be written is left as it was.
+    pub fn save(&self) {
+        let Some(path) = &self.path else { return };
+        let mut s = self.lock();
+        if !s.dirty {
+            return;
+        }
+        if !s.written.is_empty() {
+            let written = std::mem::take(&mut s.written);
+            record_written(&mut s, files::parent_of(path), written);
+        }
+        match write_state(path, &s) {
+            Ok(()) => s.dirty = false,
+            Err(why) => crate::progress::detail(&format!("{}: digest cache not saved ({why})", path.display())),
+        }
+    }
+}
+
+/// Now, on the clock of the filesystem that holds `dir` (the mtime of a new
+/// file there); the system clock when no file can be made there.
+fn fs_now(dir: &Path) -> i64 {
+    let made = fs::create_dir_all(dir).ok().and_then(|_| TempFile::new_in(dir, "stamp", "").ok());
+    if let Some(mut t) = made {
+        if let Ok(m) = t.file().metadata() {
+            return StatKey::of(&m).mtime_ns;
+        }
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(now.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Records the blobs this run wrote: waits (a few milliseconds at most) for
+/// the filesystem's clock to pass their last change, so that their keys,
+/// taken after that moment, are not racy.
+fn record_written(s: &mut State, dir: &Path, written: Vec<(PathBuf, Digest)>) {
+    let newest = written.iter().filter_map(|(p, _)| StatKey::stat(p).ok()).map(|k| k.settled_after()).max();
+    let Some(newest) = newest else { return };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(100);
+    let mut stamp = fs_now(dir);
+    while stamp <= newest && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        stamp = fs_now(dir);
+    }
+    for (p, digest) in written {
+        if let Ok(key) = StatKey::stat(&p) {
+            s.blobs.insert(p.into(), FileEntry { key, digest, stamp, seen: true });
+        }
+    }
+}
+
+fn write_state(path: &Path, s: &State) -> Result<(), String> {
+    let parent = files::parent_of(path);
+    fs::create_dir_all(parent).map_err(|e| crate::error::io_reason(&e))?;
+    files::sweep(parent);
+    let mut tmp = TempFile::new_in(parent, "digests", ".bin").map_err(|e| e.message().to_string())?;
+    let keep = |seen: bool| seen || !s.prune;
+    let keep_blobs = |seen: bool| seen || !s.prune || !s.blobs_used;
+    let ioerr = |e: io::Error| crate::error::io_reason(&e);
+    let file = tmp.file().try_clone().map_err(|e| crate::error::io_reason(&e))?;
+    let mut out = Crc(io::BufWriter::with_capacity(256 * 1024, file), crc32fast::Hasher::new());
+    out.put(MAGIC).map_err(ioerr)?;
+    out.put(&VERSION.to_le_bytes()).map_err(ioerr)?;
+    let layers: Vec<_> = s.layers.iter().filter(|(_, e)| keep(e.seen) && e.settled_after < e.stamp).collect();
+    out.put(&(layers.len() as u64).to_le_bytes()).map_err(ioerr)?;
+    for (fp, e) in layers {
+        out.put(fp.bytes()).map_err(ioerr)?;
+        out.put(e.hit.diff_id.bytes()).map_err(ioerr)?;
+        out.put(&e.hit.size.to_le_bytes()).map_err(ioerr)?;
+        out.put(&e.settled_after.to_le_bytes()).map_err(ioerr)?;
+    }
+    let mut rec = Vec::with_capacity(4096);
+    for (table, keep) in [(&s.files, &keep as &dyn Fn(bool) -> bool), (&s.blobs, &keep_blobs)] {
+        let live = |e: &FileEntry| keep(e.seen) && !e.key.is_racy(e.stamp);
+        out.put(&(table.values().filter(|e| live(e)).count() as u64).to_le_bytes()).map_err(ioerr)?;
+        for (p, e) in table.iter().filter(|(_, e)| live(e)) {
+            let b = p.as_os_str().as_bytes();
+            rec.clear();
+            rec.extend_from_slice(&(b.len() as u32).to_le_bytes());
+            rec.extend_from_slice(b);
+            e.key.encode(&mut rec);
+            rec.extend_from_slice(e.digest.bytes());
+            out.put(&rec).map_err(ioerr)?;
+        }
+    }
+    let Crc(mut w, crc) = out;
+    w.write_all(&crc.finalize().to_le_bytes()).and_then(|_| w.flush()).map_err(ioerr)?;
+    drop(w);
+    tmp.persist(path).map_err(|e| e.message().to_string())
+}
+
+/// A writer that keeps the crc32 of what passes through it.
+struct Crc<W>(W, crc32fast::Hasher);
+
+impl<W: Write> Crc<W> {
+    fn put(&mut self, b: &[u8]) -> io::Result<()> {
+        self.1.update(b);
+        self.0.write_all(b)
+    }
+}
+
+/// Reads a cache file: `Ok(None)` when there is none, `Err` with a reason
+/// when it cannot be used.
+fn read_state(path: &Path) -> Result<Option<State>, String> {
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(crate::error::io_reason(&e)),
+    };
+    let len = f.metadata().map_err(|e| crate::error::io_reason(&e))?.len();
+    if len > MAX_FILE {
+        return Err("too large".into());
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    f.read_to_end(&mut bytes).map_err(|e| crate::error::io_reason(&e))?;
+    parse(&bytes).ok_or_else(|| "not a digest cache of this version, or damaged".to_string()).map(Some)
+}
+
+fn parse(bytes: &[u8]) -> Option<State> {
+    let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+    if crc32fast::hash(body).to_le_bytes() != crc {
+        return None;
+    }
+    let mut r = Reader(body);
+    if r.take(MAGIC.len())? != MAGIC || r.u32()? != VERSION {
+        return None;
+    }
+    let mut s = State::default();
+    let n = r.count(32 + 32 + 8 + 8)?;
+    for _ in 0..n {
+        let fp = r.digest()?;
+        let diff_id = r.digest()?;
+        let size = r.u64()?;
+        let settled_after = r.u64()? as i64;
+        let e = LayerEntry { hit: LayerHit { diff_id, size }, settled_after, stamp: i64::MAX, seen: false };
+        s.layers.insert(fp, e);
+    }
+    for table in [&mut s.files, &mut s.blobs] {
+        let n = r.count(4 + 44 + 32)?;
+        table.reserve(n);
+        for _ in 0..n {
+            let len = r.u32()? as usize;
+            let p: Box<Path> = Path::new(std::ffi::OsStr::from_bytes(r.take(len)?)).into();
+            let key = StatKey::decode(&mut r)?;
+            let digest = r.digest()?;
+            table.insert(p, FileEntry { key, digest, stamp: i64::MAX, seen: false });
+        }
+    }
+    r.0.is_empty().then_some(s)
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (a, b) = self.0.split_at_checked(n)?;
+        self.0 = b;
+        Some(a)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+    fn digest(&mut self) -> Option<Digest> {
+        let b: [u8; 32] = self.take(32)?.try_into().ok()?;
+        Some(Digest::from_bytes(b))
+    }
+    /// A count of records of at least `min` bytes each, checked against what is left.
+    fn count(&mut self, min: usize) -> Option<usize> {
+        let n = usize::try_from(self.u64()?).ok()?;
+        (n.checked_mul(min)? <= self.0.len()).then_some(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: i64) -> StatKey {
+        StatKey { dev: 1, ino: n as u64, size: 10, mtime_ns: n * 1_000 + 7, ctime_ns: n * 1_000 + 7, mode: 0o100644 }
+    }
+
+    #[test]
+    fn round_trip_and_racy_entries() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.bin");
+        let c = Cache::load(&p);
+        assert!(c.enabled());
+        let old = key(1_000_000);
+        let future = StatKey { mtime_ns: i64::MAX / 2, ..key(2) };
+        c.put_file(Path::new("/a"), old, Digest::of(b"a"));
+        c.put_file(Path::new("/racy"), future, Digest::of(b"r"));
+        c.put_blob(Path::new("/blob"), old, Digest::of(b"b"));
+        let hit = LayerHit { diff_id: Digest::of(b"tar"), size: 1536 };
+        c.put_layer(Digest::of(b"fp"), hit, old.settled_after());
+        c.put_layer(Digest::of(b"fp-racy"), hit, future.settled_after());
+        c.save();
+        let c = Cache::load(&p);
+        assert_eq!(c.file(Path::new("/a"), &old), Some(Digest::of(b"a")));
+        assert_eq!(c.file(Path::new("/a"), &StatKey { ctime_ns: 5, ..old }), None, "another ctime is another file");
+        assert_eq!(c.file(Path::new("/racy"), &future), None, "a racy entry is not kept");
+        assert!(c.blob_verified(Path::new("/blob"), &old, &Digest::of(b"b")));
+        assert!(!c.blob_verified(Path::new("/blob"), &old, &Digest::of(b"x")));
+        assert_eq!(c.layer(&Digest::of(b"fp")), Some(hit));
+        assert_eq!(c.layer(&Digest::of(b"fp-racy")), None);
+    }
+
+    #[test]
+    fn coarse_timestamps_need_two_seconds() {
+        let k = StatKey { mtime_ns: 10_000_000_000, ctime_ns: 10_000_000_000, ..key(1) };
+        assert!(k.is_racy(11_500_000_000));
+        assert!(!k.is_racy(12_000_000_001));
+        let fine = StatKey { mtime_ns: 10_000_000_001, ..k };
+        assert!(!fine.is_racy(10_000_000_002));
+        assert!(fine.is_racy(10_000_000_001), "the same tick is racy");
+    }
+
+    #[test]
+    fn damaged_files_are_ignored() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.bin");
+        let c = Cache::load(&p);
+        c.put_file(Path::new("/a"), key(1), Digest::of(b"a"));
+        c.save();
+        let good = fs::read(&p).unwrap();
+        for bad in [b"garbage".to_vec(), good[..good.len() - 1].to_vec(), {
+            let mut b = good.clone();
+            b[20] ^= 1;
+            b
+        }] {
+            fs::write(&p, &bad).unwrap();
+            let c = Cache::load(&p);
+            assert!(c.file_entries().is_empty());
+            c.save();
+            assert!(Cache::load(&p).file_entries().is_empty(), "a damaged file is replaced");
+        }
+    }
+
+    #[test]
+    fn a_project_cache_keeps_what_the_run_saw() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.bin");
+        let c = Cache::load(&p);
+        c.put_file(Path::new("/a"), key(1), Digest::of(b"a"));
+        c.put_file(Path::new("/b"), key(2), Digest::of(b"b"));
+        c.put_blob(Path::new("/blob"), key(3), Digest::of(b"c"));
+        c.save();
+        let c = Cache::load(&p);
+        c.lock().prune = true;
+        c.keep_files([(PathBuf::from("/a"), key(1))]);
+        c.put_file(Path::new("/new"), key(4), Digest::of(b"n"));
+        c.save();
+        let names: Vec<PathBuf> = Cache::load(&p).file_entries().into_iter().map(|e| e.0).collect();
+        assert_eq!(names, [PathBuf::from("/a"), PathBuf::from("/new")]);
+        assert!(Cache::load(&p).blob_verified(Path::new("/blob"), &key(3), &Digest::of(b"c")), "blobs not consulted");
+    }
+
+    #[test]
+    fn disabled_remembers_nothing() {
+        let c = Cache::disabled();
+        c.put_file(Path::new("/a"), key(1), Digest::of(b"a"));
+        assert_eq!(c.file(Path::new("/a"), &key(1)), None);
+        c.save();
+    }
+}
