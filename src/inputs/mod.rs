@@ -155,6 +155,7 @@ fn join_maven(config: &Config, walked: &mut Walked, resolved: &[maven::Resolved]
                 kind: SourceKind::File { size: r.size, executable: false },
                 origin: Some(format!("[maven] {}", r.coords)),
                 key: None,
+                head: None,
             });
         }
         entries.sort_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));

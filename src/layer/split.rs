@@ -101,6 +101,8 @@ mod tests {
             path: PathBuf::from(rel),
             kind: SourceKind::File { size, executable: false },
             origin: None,
+            key: None,
+            head: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! checked.
 
 use std::fs::{self, File};
+use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -46,6 +47,40 @@ pub struct SourceEntry {
     /// A regular file's `stat` key when it was walked (before any byte of it
     /// was read), for the digest cache.
     pub key: Option<StatKey>,
+    /// A walked regular file's first bytes (read when the walk checked it is
+    /// readable), for recognising keystores without opening it again.
+    pub head: Option<Head>,
+}
+
+/// Up to the first 16 bytes of a file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Head {
+    bytes: [u8; 16],
+    len: u8,
+}
+
+impl Head {
+    /// Reads the first bytes of `path`.
+    pub fn read(path: &Path) -> std::io::Result<Head> {
+        let mut f = File::open(path)?;
+        let mut h = Head::default();
+        let mut got = 0;
+        while got < h.bytes.len() {
+            match f.read(&mut h.bytes[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        h.len = got as u8;
+        Ok(h)
+    }
+
+    /// The bytes read.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
 }
 
 impl SourceEntry {
@@ -91,6 +126,7 @@ pub fn walk_filtered(root: &Path, label: &str, rules: &Rules) -> Result<(Vec<Sou
     };
     w.dir(root, "")?;
     let Walker { mut out, mut excluded, .. } = w;
+    read_heads(&mut out, label)?;
     for e in &out {
         if let SourceKind::Symlink { target } = &e.kind {
             if !resolves_inside(&real_root, &e.path) {
@@ -104,6 +140,43 @@ pub fn walk_filtered(root: &Path, label: &str, rules: &Rules) -> Result<(Vec<Sou
     out.sort_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
     excluded.sort_by(|a, b| a.path.cmp(&b.path));
     Ok((out, excluded))
+}
+
+/// Opens every regular file of `entries` on every core — it must be
+/// readable — and keeps its first bytes; the first failure in walk order is
+/// the error.
+fn read_heads(entries: &mut [SourceEntry], label: &str) -> Result<()> {
+    let threads = crate::layer::threads().max(1);
+    let chunk = entries.len().div_ceil(threads).max(256);
+    let failures: Vec<Option<(usize, String)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = entries
+            .chunks_mut(chunk)
+            .enumerate()
+            .map(|(c, part)| {
+                scope.spawn(move || {
+                    for (j, e) in part.iter_mut().enumerate() {
+                        if !matches!(e.kind, SourceKind::File { .. }) {
+                            continue;
+                        }
+                        match Head::read(&e.path) {
+                            Ok(h) => e.head = Some(h),
+                            Err(err) => return Some((c * chunk + j, io_reason(&err))),
+                        }
+                    }
+                    None
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    });
+    match failures.into_iter().flatten().min_by_key(|(i, _)| *i) {
+        Some((i, reason)) => Err(Error::input(format!(
+            "{}/{}: cannot read ({reason}); fix its permissions or remove it",
+            label.trim_end_matches('/'),
+            entries[i].rel
+        ))),
+        None => Ok(()),
+    }
 }
 
 struct Walker<'a> {
@@ -189,7 +262,14 @@ impl Walker<'_> {
             let kind = self.kind(&path, &child_rel, &md)?;
             let is_dir = kind == SourceKind::Dir;
             let key = matches!(kind, SourceKind::File { .. }).then(|| StatKey::of(&md));
-            self.out.push(SourceEntry { rel: child_rel.clone(), path: path.clone(), kind, origin: None, key });
+            self.out.push(SourceEntry {
+                rel: child_rel.clone(),
+                path: path.clone(),
+                kind,
+                origin: None,
+                key,
+                head: None,
+            });
             if is_dir {
                 self.dir(&path, &child_rel)?;
             }
@@ -206,13 +286,6 @@ impl Walker<'_> {
         Ok(if ft.is_dir() {
             SourceKind::Dir
         } else if ft.is_file() {
-            File::open(path).map_err(|e| {
-                Error::input(format!(
-                    "{}: cannot read ({}); fix its permissions or remove it",
-                    self.shown(child_rel),
-                    io_reason(&e)
-                ))
-            })?;
             SourceKind::File { size: md.len(), executable: md.permissions().mode() & 0o111 != 0 }
         } else if ft.is_symlink() {
             let target = fs::read_link(path).map_err(|e| {

@@ -437,6 +437,7 @@ fn runtime_layer(facts: &Facts, img: &transport::BaseImage, mtime: u64, into: &P
             kind: layer::SourceKind::File { size: f.size, executable: f.executable },
             origin: Some(format!("base /{}", f.path)),
             key: None,
+            head: None,
         };
         spec.add(&format!("/{}", f.path), &entry, &placement)?;
     }
@@ -476,7 +477,9 @@ fn stray_keystores<'a>(
     for (src, entries) in main.iter().chain(variants).filter(|(s, _)| s.kind != LayerKind::Keystores) {
         for e in entries.iter().filter(|e| matches!(e.kind, layer::SourceKind::File { .. })) {
             let name = e.rel.rsplit('/').next().unwrap_or(&e.rel);
-            let Some(kind) = wso2::keystore::sniff(&e.path, name) else { continue };
+            let Some(kind) = wso2::keystore::sniff(&e.path, name, e.head.as_ref().map(|h| h.as_slice())) else {
+                continue;
+            };
             let shown = format!("{}/{} ({kind})", src.label.trim_end_matches('/'), e.rel);
             if !bakes {
                 return Err(Error::config(format!(

@@ -27,9 +27,10 @@ pub fn kind(path: &Path, label: &str) -> Result<&'static str> {
 const NAMES: [&str; 4] = [".jks", ".jceks", ".p12", ".pfx"];
 
 /// The keystore type of a customer file outside the keystores folder, judged
-/// by name (`.jks`, `.jceks`, `.p12`, `.pfx`) or by content; `None` for
-/// anything else (an unreadable file is left to the later checks).
-pub fn sniff(path: &Path, name: &str) -> Option<&'static str> {
+/// by name (`.jks`, `.jceks`, `.p12`, `.pfx`) or by content (`head`, its
+/// first bytes when already read); `None` for anything else (an unreadable
+/// file is left to the later checks).
+pub fn sniff(path: &Path, name: &str, head: Option<&[u8]>) -> Option<&'static str> {
     let lower = name.to_ascii_lowercase();
     if let Some(ext) = NAMES.iter().find(|e| lower.ends_with(*e)) {
         return Some(match *ext {
@@ -37,6 +38,9 @@ pub fn sniff(path: &Path, name: &str) -> Option<&'static str> {
             ".jceks" => "JCEKS",
             _ => "PKCS12",
         });
+    }
+    if let Some(h) = head {
+        return detect(h);
     }
     let mut head = [0u8; 16];
     let n = File::open(path).and_then(|mut f| f.read(&mut head)).ok()?;
@@ -80,13 +84,13 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let jks = d.path().join("client-truststore.bin");
         std::fs::write(&jks, [0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2]).unwrap();
-        assert_eq!(super::sniff(&jks, "client-truststore.bin"), Some("JKS"));
+        assert_eq!(super::sniff(&jks, "client-truststore.bin", None), Some("JKS"));
         let named = d.path().join("x.PFX");
         std::fs::write(&named, b"not really").unwrap();
-        assert_eq!(super::sniff(&named, "x.PFX"), Some("PKCS12"));
+        assert_eq!(super::sniff(&named, "x.PFX", None), Some("PKCS12"));
         let plain = d.path().join("deployment.toml");
         std::fs::write(&plain, b"[server]\n").unwrap();
-        assert_eq!(super::sniff(&plain, "deployment.toml"), None);
+        assert_eq!(super::sniff(&plain, "deployment.toml", Some(b"[server]\n")), None);
     }
 
     #[test]
