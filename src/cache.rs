@@ -44,7 +44,7 @@ use crate::files::{self, TempFile};
 /// First bytes of a cache file.
 const MAGIC: &[u8; 16] = b"wso2img-digests\n";
 /// Format version; a file of another version is ignored.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// A file larger than this is not read (and will be replaced).
 const MAX_FILE: u64 = 1 << 30;
 /// How much older than the snapshot a coarse (whole-second) timestamp must be.
@@ -159,6 +159,8 @@ struct State {
     files: HashMap<Box<Path>, FileEntry>,
     layers: HashMap<Digest, LayerEntry>,
     blobs: HashMap<Box<Path>, FileEntry>,
+    /// diff_id → the digest and size of the gzip wso2img made of that tar.
+    gzips: HashMap<Digest, (Digest, u64, bool)>,
     /// Whether this run consulted blobs (else unseen blob entries are kept).
     blobs_used: bool,
     /// A moment before this run took any key: entries it adds are saved
@@ -276,6 +278,29 @@ impl Cache {
             s.dirty = true;
         }
         s.layers.insert(fp, e);
+    }
+
+    /// The digest and size of the gzip blob wso2img made of the tar with
+    /// `diff_id` (the compression is a pinned function of the tar), so a
+    /// destination can be asked whether it has that blob before anything is
+    /// compressed.
+    pub fn gzip(&self, diff_id: &Digest) -> Option<(Digest, u64)> {
+        let mut s = self.lock();
+        let e = s.gzips.get_mut(diff_id)?;
+        e.2 = true;
+        Some((e.0, e.1))
+    }
+
+    /// Remembers the gzip blob made of the tar with `diff_id`.
+    pub fn put_gzip(&self, diff_id: Digest, digest: Digest, size: u64) {
+        if !self.enabled() {
+            return;
+        }
+        let mut s = self.lock();
+        if s.gzips.get(&diff_id).is_none_or(|e| (e.0, e.1) != (digest, size)) {
+            s.dirty = true;
+        }
+        s.gzips.insert(diff_id, (digest, size, true));
     }
 
     /// Forgets a layer.
@@ -486,6 +511,13 @@ fn write_state(path: &Path, s: &State) -> Result<(), String> {
         out.put(&e.hit.size.to_le_bytes()).map_err(ioerr)?;
         out.put(&e.settled_after.to_le_bytes()).map_err(ioerr)?;
     }
+    let gzips: Vec<_> = s.gzips.iter().filter(|(_, e)| keep(e.2)).collect();
+    out.put(&(gzips.len() as u64).to_le_bytes()).map_err(ioerr)?;
+    for (diff_id, (digest, size, _)) in gzips {
+        out.put(diff_id.bytes()).map_err(ioerr)?;
+        out.put(digest.bytes()).map_err(ioerr)?;
+        out.put(&size.to_le_bytes()).map_err(ioerr)?;
+    }
     let mut rec = Vec::with_capacity(4096);
     for (table, keep) in [(&s.files, &keep as &dyn Fn(bool) -> bool), (&s.blobs, &keep_blobs)] {
         let live = |e: &FileEntry| keep(e.seen) && !e.key.is_racy(e.stamp);
@@ -551,6 +583,13 @@ fn parse(bytes: &[u8]) -> Option<State> {
         let settled_after = r.u64()? as i64;
         let e = LayerEntry { hit: LayerHit { diff_id, size }, settled_after, stamp: i64::MAX, seen: false };
         s.layers.insert(fp, e);
+    }
+    let n = r.count(32 + 32 + 8)?;
+    for _ in 0..n {
+        let diff_id = r.digest()?;
+        let digest = r.digest()?;
+        let size = r.u64()?;
+        s.gzips.insert(diff_id, (digest, size, false));
     }
     for table in [&mut s.files, &mut s.blobs] {
         let n = r.count(4 + 44 + 32)?;

@@ -305,6 +305,9 @@ pub enum BlobData {
         /// Its length.
         len: u64,
     },
+    /// Not here: every destination it goes to said it already holds it, so
+    /// its bytes were never made (a customer layer that did not change).
+    Held,
 }
 
 /// A blob: its descriptor and where to read its bytes.
@@ -348,13 +351,17 @@ impl Blob {
             }
             BlobData::Staged { path, len } => Ok(Box::new(File::open(path)?.take(*len))),
             BlobData::Remote(r) => r.open(&self.desc),
+            BlobData::Held => Err(io::Error::other(format!(
+                "{}: not made locally, as the destination held it when the build began; run again",
+                self.desc.digest
+            ))),
         }
     }
     /// The bytes, for small blobs already in memory; reads files otherwise.
     pub fn read_all(&self) -> io::Result<Vec<u8>> {
         match &self.data {
             BlobData::Bytes(b) => Ok(b.as_ref().clone()),
-            BlobData::File { .. } | BlobData::Staged { .. } | BlobData::Remote(_) => {
+            BlobData::File { .. } | BlobData::Staged { .. } | BlobData::Remote(_) | BlobData::Held => {
                 let mut v = Vec::new();
                 self.open()?.read_to_end(&mut v)?;
                 Ok(v)
@@ -369,6 +376,7 @@ impl Blob {
                 format!("{} in {}", self.desc.digest, path.display())
             }
             BlobData::Remote(r) => format!("{} in {}", self.desc.digest, r.describe()),
+            BlobData::Held => format!("{} (held by the destination)", self.desc.digest),
         }
     }
 }

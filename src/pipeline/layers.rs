@@ -15,7 +15,7 @@ use crate::digest::Digest;
 use crate::error::{io_reason, Error, Result};
 use crate::files::{self, TempDir};
 use crate::fmt::human;
-use crate::image::{Blob, Descriptor, MediaFamily};
+use crate::image::{Blob, BlobData, Descriptor, MediaFamily};
 use crate::layer::{self, CompressedLayer, LayerSpec};
 use crate::reference::Location;
 
@@ -243,6 +243,9 @@ pub(super) struct Compressed {
     pub(super) layers: Vec<Option<CompressedLayer>>,
     /// Base layers stored as plain tars, gzipped: diff_id → gzip file.
     pub(super) base: HashMap<Digest, CompressedLayer>,
+    /// Per spec: its compressed digest and size when not made because every
+    /// destination wanting it holds it already.
+    held: Vec<Option<(Digest, u64)>>,
     _staging: Option<TempDir>,
 }
 
@@ -251,10 +254,10 @@ impl Compressed {
     pub(super) fn reports(&self, hashed: &[LayerReport]) -> Vec<LayerReport> {
         hashed
             .iter()
-            .zip(&self.layers)
-            .map(|(h, c)| LayerReport {
-                digest: c.as_ref().map(|c| c.digest),
-                size: c.as_ref().map(|c| c.size),
+            .zip(self.layers.iter().zip(&self.held))
+            .map(|(h, (c, held))| LayerReport {
+                digest: c.as_ref().map(|c| c.digest).or(held.map(|k| k.0)),
+                size: c.as_ref().map(|c| c.size).or(held.map(|k| k.1)),
                 ..h.clone()
             })
             .collect()
@@ -262,8 +265,13 @@ impl Compressed {
 
     /// The blob of customer layer `i` in `family`.
     pub(super) fn layer_blob(&self, i: usize, family: MediaFamily) -> Option<Blob> {
-        let c = self.layers[i].as_ref()?;
-        Some(Blob::staged(Descriptor::new(family.layer_gzip(), c.digest, c.size), c.path.clone()))
+        match (&self.layers[i], self.held[i]) {
+            (Some(c), _) => Some(Blob::staged(Descriptor::new(family.layer_gzip(), c.digest, c.size), c.path.clone())),
+            (None, Some((digest, size))) => {
+                Some(Blob { desc: Descriptor::new(family.layer_gzip(), digest, size), data: BlobData::Held })
+            }
+            (None, None) => None,
+        }
     }
 
     /// The gzipped blob of the plain-tar base layer `diff_id` in `family`.
@@ -287,7 +295,8 @@ pub(super) fn compress(
     ready: &mut dyn FnMut(usize, &CompressedLayer),
     log: &mut dyn FnMut(&str),
 ) -> Result<Compressed> {
-    let mut out = Compressed { layers: vec![None; p.specs.len()], base: HashMap::new(), _staging: None };
+    let mut out =
+        Compressed { layers: vec![None; p.specs.len()], base: HashMap::new(), held: need.held.clone(), _staging: None };
     if need.layers.iter().all(|n| !n) && !need.base_gzip {
         return Ok(out);
     }
@@ -309,6 +318,7 @@ pub(super) fn compress(
             human(c.size),
             c.tar.diff_id
         ));
+        cache.put_gzip(c.tar.diff_id, c.digest, c.size);
         ready(i, &c);
         out.layers[i] = Some(c);
     }

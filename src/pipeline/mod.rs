@@ -316,7 +316,8 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     }
     let planned = compose::planned(&p, &composed);
     let held = outputs::ask(&mut dests, &planned, log)?;
-    let need = outputs::needs(&p, &dests, &held);
+    let mut need = outputs::needs(&p, &dests, &held);
+    outputs::skip_held(&p, &mut dests, &held, &mut need, &layers::diff_ids(&hashed), &cache)?;
     let offer = &mut |i: usize, c: &crate::layer::CompressedLayer| outputs::offer(&p, &mut dests, &held, i, c);
     let compressed = layers::compress(&p, &need, &hashed, &stats, &cache, offer, log)?;
     let mut rep = compose::report(&p, &composed, compressed.reports(&hashed));

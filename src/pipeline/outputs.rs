@@ -9,6 +9,7 @@ use super::layers::Compressed;
 use super::prepare::{destination, Prepared};
 use super::{Destinations, Options, OutputReport, Report, Via};
 use crate::cache::Cache;
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::{Blob, Descriptor, MediaFamily};
 use crate::layer::CompressedLayer;
@@ -63,10 +64,14 @@ pub(super) fn ask(dests: &mut Destinations, planned: &[Planned], log: &mut dyn F
 pub(super) struct Need {
     pub(super) layers: Vec<bool>,
     pub(super) base_gzip: bool,
+    /// Per customer layer: its compressed digest and size when every
+    /// destination that wants it already holds that blob (then it is not in
+    /// `layers`).
+    pub(super) held: Vec<Option<(Digest, u64)>>,
 }
 
 pub(super) fn needs(p: &Prepared, dests: &Destinations, held: &[Held]) -> Need {
-    let mut need = Need { layers: vec![false; p.specs.len()], base_gzip: false };
+    let mut need = Need { layers: vec![false; p.specs.len()], base_gzip: false, held: vec![None; p.specs.len()] };
     for (d, h) in dests.iter().zip(held) {
         for (pi, (prod, held)) in p.products.iter().zip(h).enumerate() {
             if held.is_some() {
@@ -83,6 +88,39 @@ pub(super) fn needs(p: &Prepared, dests: &Destinations, held: &[Held]) -> Need {
         }
     }
     need
+}
+
+/// Leaves out of `need` every layer whose compressed blob, known from an
+/// earlier build, each destination that wants it already holds: a changed
+/// image then compresses only its changed layers.
+pub(super) fn skip_held(
+    p: &Prepared,
+    dests: &mut Destinations,
+    held: &[Held],
+    need: &mut Need,
+    diff_ids: &[Digest],
+    cache: &Cache,
+) -> Result<()> {
+    for (i, diff_id) in diff_ids.iter().enumerate() {
+        let Some((digest, size)) = need.layers[i].then(|| cache.gzip(diff_id)).flatten() else { continue };
+        let mut everywhere = true;
+        for (d, h) in dests.iter_mut().zip(held) {
+            let wants =
+                p.products.iter().zip(h).enumerate().find(|(_, (prod, held))| {
+                    held.is_none() && prod.platforms.iter().any(|plat| plat.layers.contains(&i))
+                });
+            let Some((pi, _)) = wants else { continue };
+            if d.manifests(p.base_of(pi).family).is_none() || !d.has_blob(&digest)? {
+                everywhere = false;
+                break;
+            }
+        }
+        if everywhere {
+            need.layers[i] = false;
+            need.held[i] = Some((digest, size));
+        }
+    }
+    Ok(())
 }
 
 /// Offers customer layer `i`, just compressed, to every destination that

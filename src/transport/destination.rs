@@ -92,6 +92,13 @@ pub trait Destination {
     /// overlaps the compression of the next layer. A failure surfaces in
     /// that `write`. The default waits for `write`.
     fn offer(&mut self, _blob: &Blob) {}
+    /// Whether it already holds blob `digest` (asked before compressing a
+    /// layer whose compressed digest is known from an earlier build, so an
+    /// unchanged layer of a changed image is never compressed again). The
+    /// default says no, and the layer is made.
+    fn has_blob(&mut self, _digest: &Digest) -> Result<bool> {
+        Ok(false)
+    }
     /// Completes the writes.
     fn finish(&mut self, log: &mut dyn FnMut(&str)) -> Result<()>;
 }

@@ -551,8 +551,35 @@ fn registry_push_skips_present_content_and_refuses_to_move_a_tag() {
     no_uploads_or_manifest_puts(&reg.requests_since(mark));
 
     ws.write("jars/acme-driver-1.0.jar", &real_jar("com.acme", "acme-driver", "1.0.1"));
-    let changed = run_json(&ws, &["build", "--push", "--json"]);
+    let mark = reg.mark();
+    let out = wso2img_run(&ws, &["-v", "build", "--push", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let changed = json(&out);
     let d2 = pushed(&changed, &repo, "pushed");
+    // Only the changed jar's layer is made and sent: the other layers'
+    // blobs, known from the first build, were found in the registry before
+    // anything was compressed.
+    let log = String::from_utf8_lossy(&out.stderr);
+    let made: Vec<&str> = log.lines().filter(|l| l.contains(" layer ") && l.contains(" gzip, ")).collect();
+    assert_eq!(made.len(), 1, "one layer compressed: {made:?}");
+    assert!(made[0].contains("layer jars.00:"), "{made:?}");
+    let driver = changed["layers"].as_array().unwrap().iter().find(|l| l["name"] == "jars.00").unwrap();
+    let uploads: Vec<String> =
+        reg.requests_since(mark).iter().filter_map(|q| q.uploaded_digest().map(String::from)).collect();
+    assert!(uploads.contains(&driver["digest"].as_str().unwrap().to_string()), "{uploads:?}");
+    assert_eq!(uploads.len(), 2, "the changed layer and the config: {uploads:?}");
+    for (a, b) in first["layers"].as_array().unwrap().iter().zip(changed["layers"].as_array().unwrap()) {
+        if a["name"] != "jars.00" {
+            assert_eq!(a["digest"], b["digest"], "unchanged layer {} reported with its digest", a["name"]);
+        }
+    }
+    let copy = tempfile::tempdir().unwrap();
+    run_ok_limited(Command::new("skopeo").args([
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{repo}:{}", tag_of(&changed)),
+        &format!("oci:{}:x", copy.path().display()),
+    ]));
     assert_ne!(changed["tag"], first["tag"], "new content, new tag");
     assert_ne!(d2, d1);
     assert_eq!(reg.digest_of(&format!("acme/apim:{}", tag_of(&first))), d1, "the old tag stays");

@@ -74,6 +74,10 @@ impl Destination for RegistryDestination {
         Ok(Written { digest, status: Status::Pushed })
     }
 
+    fn has_blob(&mut self, digest: &Digest) -> Result<bool> {
+        push::blob_present(&self.registries, &self.target, digest)
+    }
+
     fn offer(&mut self, blob: &Blob) {
         self.started.start(&self.registries, &self.target, blob);
     }

@@ -99,6 +99,14 @@ pub fn push(
     push_started(registries, target, &layers_and_configs, &manifests, set.top(), tags, started, log)
 }
 
+/// Whether `target`'s repository has blob `digest` (a HEAD).
+pub fn blob_present(registries: &Arc<Registries>, target: &Reference, digest: &Digest) -> Result<bool> {
+    runtime().block_on(async {
+        let client = registries.client(&target.registry).await?;
+        client.blob_exists(&target.repository, digest, true).await
+    })
+}
+
 /// Blob uploads started before their image is pushed (see
 /// [`Destination::offer`](crate::transport::destination::Destination::offer)):
 /// a layer goes up while the next one is compressed. Dropping it aborts
@@ -272,6 +280,10 @@ async fn open_stream(blob: &Blob) -> Result<BoxStream<'static, io::Result<Bytes>
         }
         BlobData::File { path, offset, len } => file_stream(path, *offset, *len).await,
         BlobData::Staged { path, len } => file_stream(path, 0, *len).await,
+        BlobData::Held => Err(Error::source(format!(
+            "{}: the registry no longer has this layer, which it had when the build began; run again",
+            blob.desc.digest
+        ))),
         BlobData::Remote(r) => match r.as_any().downcast_ref::<RemoteRepo>() {
             Some(src) => blob_stream(&src.client, &src.repository, &blob.desc).await,
             None => Err(Error::source(format!("{}: unsupported remote source", blob.origin()))),
