@@ -5,10 +5,12 @@
 //! - A [`StatKey`] is a file's device, inode, size, mtime and ctime in
 //!   nanoseconds, and mode. A file whose key is unchanged is taken to hold
 //!   the bytes it held when the key was recorded.
-//! - Three tables: **files** (absolute path + key → sha256 of the content),
+//! - Four tables: **files** (absolute path + key → sha256 of the content),
 //!   **layers** (fingerprint of a layer's metadata and of its files' keys →
-//!   diff_id and tar size) and **blobs** (absolute path of a blob in an OCI
-//!   layout + key → the digest it was verified to have, by us).
+//!   diff_id and tar size), **gzips** (diff_id → digest and size of the gzip
+//!   blob we made of that tar, so a destination can be asked for it before
+//!   compressing) and **blobs** (absolute path of a blob in an OCI layout +
+//!   key → the digest it was verified to have, by us).
 //! - git's racy rule: an entry is kept only when the file's mtime and ctime
 //!   are strictly older than a moment taken, on the filesystem's own clock
 //!   (the mtime of a new file in the cache folder), before its key was
@@ -652,6 +654,7 @@ mod tests {
         let hit = LayerHit { diff_id: Digest::of(b"tar"), size: 1536 };
         c.put_layer(Digest::of(b"fp"), hit, old.settled_after());
         c.put_layer(Digest::of(b"fp-racy"), hit, future.settled_after());
+        c.put_gzip(Digest::of(b"tar"), Digest::of(b"gz"), 700);
         c.save();
         let c = Cache::load(&p);
         assert_eq!(c.file(Path::new("/a"), &old), Some(Digest::of(b"a")));
@@ -661,6 +664,8 @@ mod tests {
         assert!(!c.blob_verified(Path::new("/blob"), &old, &Digest::of(b"x")));
         assert_eq!(c.layer(&Digest::of(b"fp")), Some(hit));
         assert_eq!(c.layer(&Digest::of(b"fp-racy")), None);
+        assert_eq!(c.gzip(&Digest::of(b"tar")), Some((Digest::of(b"gz"), 700)));
+        assert_eq!(c.gzip(&Digest::of(b"other")), None);
     }
 
     #[test]
