@@ -105,11 +105,7 @@ pub(super) fn skip_held(
         let Some((digest, size)) = need.layers[i].then(|| cache.gzip(diff_id)).flatten() else { continue };
         let mut everywhere = true;
         for (d, h) in dests.iter_mut().zip(held) {
-            let wants =
-                p.products.iter().zip(h).enumerate().find(|(_, (prod, held))| {
-                    held.is_none() && prod.platforms.iter().any(|plat| plat.layers.contains(&i))
-                });
-            let Some((pi, _)) = wants else { continue };
+            let Some(pi) = wanting(p, h, i) else { continue };
             if d.manifests(p.base_of(pi).family).is_none() || !d.has_blob(&digest)? {
                 everywhere = false;
                 break;
@@ -123,18 +119,21 @@ pub(super) fn skip_held(
     Ok(())
 }
 
+/// The first image that a destination holding `h` still has to write and
+/// that contains customer layer `i`.
+fn wanting(p: &Prepared, h: &Held, i: usize) -> Option<usize> {
+    p.products
+        .iter()
+        .zip(h)
+        .position(|(prod, held)| held.is_none() && prod.platforms.iter().any(|plat| plat.layers.contains(&i)))
+}
+
 /// Offers customer layer `i`, just compressed, to every destination that
 /// will write an image holding it, so a registry starts uploading it while
 /// the next layer is compressed.
 pub(super) fn offer(p: &Prepared, dests: &mut Destinations, held: &[Held], i: usize, c: &CompressedLayer) {
     for (d, h) in dests.iter_mut().zip(held) {
-        let wanted = p
-            .products
-            .iter()
-            .zip(h)
-            .enumerate()
-            .find(|(_, (prod, held))| held.is_none() && prod.platforms.iter().any(|plat| plat.layers.contains(&i)));
-        if let Some((pi, _)) = wanted {
+        if let Some(pi) = wanting(p, h, i) {
             if let Some(family) = d.manifests(p.base_of(pi).family) {
                 let desc = Descriptor::new(family.layer_gzip(), c.digest, c.size);
                 d.offer(&Blob::staged(desc, c.path.clone()));

@@ -49,15 +49,6 @@ fn project() -> Workspace {
     ws
 }
 
-fn layers(r: &Value) -> Vec<(String, String)> {
-    r["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| (l["name"].as_str().unwrap().to_string(), l["diff_id"].as_str().unwrap().to_string()))
-        .collect()
-}
-
 fn files_under(dir: &Path) -> usize {
     fs::read_dir(dir).map(|rd| rd.count()).unwrap_or(0)
 }
@@ -74,7 +65,7 @@ fn cache_on_and_off_give_identical_digests_and_no_cache_writes_nothing() {
     let warm = run_ok(&ws, &["plan", "--json"]);
     for r in [&cold, &warm, &off_build] {
         assert_eq!(r["content_digest"], off["content_digest"]);
-        assert_eq!(layers(r), layers(&off));
+        assert_eq!(layer_diff_ids(r), layer_diff_ids(&off));
     }
     let on_build = run_ok(&ws, &["build", "--json", "--to", "oci:on"]);
     assert_eq!(on_build["outputs"][0]["digest"], off_build["outputs"][0]["digest"], "same manifest");
@@ -105,7 +96,7 @@ fn a_same_size_rewrite_with_its_mtime_restored_is_seen() {
     assert_ne!(second["content_digest"], first["content_digest"], "the new content is seen");
     let uncached = run_ok(&ws, &["plan", "--json", "--no-cache"]);
     assert_eq!(second["content_digest"], uncached["content_digest"]);
-    assert_eq!(layers(&second), layers(&uncached));
+    assert_eq!(layer_diff_ids(&second), layer_diff_ids(&uncached));
 }
 
 #[test]
@@ -136,7 +127,7 @@ fn a_wrong_file_digest_fails_the_build_naming_the_file_and_is_dropped() {
 fn a_wrong_layer_diff_id_fails_the_build_naming_the_layer_and_is_dropped() {
     let ws = project();
     let good = run_ok(&ws, &["plan", "--json"]);
-    let (_, overlays) = layers(&good).into_iter().find(|(n, _)| n == "overlays").unwrap();
+    let (_, overlays) = layer_diff_ids(&good).into_iter().find(|(n, _)| n == "overlays").unwrap();
     let file = cache_file(&ws);
     let c = Cache::load(&file);
     let (fp, mut hit) =

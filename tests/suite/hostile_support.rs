@@ -14,11 +14,13 @@ use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use super::registry_support::run_limited;
 
 /// How long one connection may live.
 pub const CONN_LIMIT: Duration = Duration::from_secs(60);
@@ -284,7 +286,6 @@ fn answer(out: &mut impl Write, reply: Reply, stop: &AtomicBool) -> bool {
 /// process would report this process's resident size as its own peak, since
 /// the kernel carries the high-water mark of the address space it replaced at
 /// exec.
-#[allow(clippy::zombie_processes)] // reaped by wait4 below
 pub fn run_measured(cmd: &mut Command, limit: Duration) -> (Output, u64, Duration) {
     use std::os::unix::process::CommandExt;
     let started = Instant::now();
@@ -300,47 +301,7 @@ pub fn run_measured(cmd: &mut Command, limit: Duration) -> (Output, u64, Duratio
     if let Some(d) = cmd.get_current_dir() {
         timed.current_dir(d);
     }
-    let mut child = timed
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{cmd:?} does not start under /usr/bin/time: {e}"));
-    let pid = child.id() as libc::pid_t;
-    let mut so = child.stdout.take().unwrap();
-    let mut se = child.stderr.take().unwrap();
-    let t1 = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = so.read_to_end(&mut v);
-        v
-    });
-    let t2 = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = se.read_to_end(&mut v);
-        v
-    });
-    let mut raw = 0;
-    // SAFETY: rusage is plain data, zeroed is a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: waits for our own child; both out-pointers are valid.
-        let got = unsafe { libc::wait4(pid, &mut raw, libc::WNOHANG, &mut usage) };
-        if got == pid {
-            break;
-        }
-        assert!(got == 0, "wait4 failed: {}", std::io::Error::last_os_error());
-        if started.elapsed() > limit {
-            // SAFETY: signals the process group this child leads.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
-            // SAFETY: as above, blocking this time.
-            unsafe { libc::wait4(pid, &mut raw, 0, &mut usage) };
-            panic!("{cmd:?} did not finish within {limit:?}");
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-    let status = std::os::unix::process::ExitStatusExt::from_raw(raw);
-    let out = Output { status, stdout: t1.join().unwrap_or_default(), stderr: t2.join().unwrap_or_default() };
+    let out = run_limited(timed.process_group(0), limit);
     let report = fs::read_to_string(peak_file.path()).unwrap_or_default();
     let peak = report
         .lines()

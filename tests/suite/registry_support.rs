@@ -224,7 +224,12 @@ pub fn run_limited(cmd: &mut Command, limit: Duration) -> Output {
             break s;
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
+            // The whole process group when the child leads one (a wrapper
+            // such as /usr/bin/time and what it runs), else the child.
+            // SAFETY: signals a process group led by our own live child, if any.
+            if unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) } != 0 {
+                let _ = child.kill();
+            }
             let _ = child.wait();
             let err = t2.join().unwrap_or_default();
             panic!("{cmd:?} did not finish within {limit:?}; stderr so far:\n{}", String::from_utf8_lossy(&err));

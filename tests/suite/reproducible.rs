@@ -158,15 +158,7 @@ fn jar_version_bump_moves_only_its_layer() {
     ws.write("jars/acme-part07-1.1.jar", &real_jar("com.acme", "acme-part07", "1.1"));
     let after = json(&ws.run_ok(&["plan", "--json"]));
 
-    let layers = |r: &serde_json::Value| -> Vec<(String, String)> {
-        r["layers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| (l["name"].as_str().unwrap().to_string(), l["diff_id"].as_str().unwrap().to_string()))
-            .collect()
-    };
-    let (b, a) = (layers(&before), layers(&after));
+    let (b, a) = (layer_diff_ids(&before), layer_diff_ids(&after));
     let names = |v: &[(String, String)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
     assert_eq!(names(&b), names(&a), "the same layers, in the same order");
     let jar_layers = b.iter().filter(|(n, _)| n.starts_with("jars.")).count();

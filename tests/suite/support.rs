@@ -93,6 +93,16 @@ pub fn layer_kinds(r: &Value) -> Vec<String> {
     kinds
 }
 
+/// A report's layers as (name, diff_id), in order.
+pub fn layer_diff_ids(r: &Value) -> Vec<(String, String)> {
+    r["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["name"].as_str().unwrap().to_string(), l["diff_id"].as_str().unwrap().to_string()))
+        .collect()
+}
+
 /// Files in a report's layers of `kind`, over every share of the folder.
 pub fn kind_files(r: &Value, kind: &str) -> u64 {
     r["layers"]
