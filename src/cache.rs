@@ -5,12 +5,16 @@
 //! - A [`StatKey`] is a file's device, inode, size, mtime and ctime in
 //!   nanoseconds, and mode. A file whose key is unchanged is taken to hold
 //!   the bytes it held when the key was recorded.
-//! - Four tables: **files** (absolute path + key → sha256 of the content),
+//! - Five tables: **files** (absolute path + key → sha256 of the content),
 //!   **layers** (fingerprint of a layer's metadata and of its files' keys →
 //!   diff_id and tar size), **gzips** (diff_id → digest and size of the gzip
 //!   blob we made of that tar, so a destination can be asked for it before
-//!   compressing) and **blobs** (absolute path of a blob in an OCI layout +
-//!   key → the digest it was verified to have, by us).
+//!   compressing), **notes** (fingerprint of a set of files' names and keys →
+//!   a short text a caller derived from reading them, such as which of a
+//!   folder's files is a keystore) and **blobs** (absolute path of a blob in
+//!   an OCI layout + key → the digest it was verified to have, by us).
+//! - The files table is the big one and is stored last: it is parsed only
+//!   when a run asks for a file (an unchanged tree needs only the layers).
 //! - git's racy rule: an entry is kept only when the file's mtime and ctime
 //!   are strictly older than a moment taken, on the filesystem's own clock
 //!   (the mtime of a new file in the cache folder), before its key was
@@ -46,7 +50,7 @@ use crate::files::{self, TempFile};
 /// First bytes of a cache file.
 const MAGIC: &[u8; 16] = b"wso2img-digests\n";
 /// Format version; a file of another version is ignored.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 /// A file larger than this is not read (and will be replaced).
 const MAX_FILE: u64 = 1 << 30;
 /// How much older than the snapshot a coarse (whole-second) timestamp must be.
@@ -156,9 +160,23 @@ struct LayerEntry {
     seen: bool,
 }
 
+#[derive(Debug, Clone)]
+struct NoteEntry {
+    text: String,
+    /// As [`LayerEntry::settled_after`].
+    settled_after: i64,
+    stamp: i64,
+    seen: bool,
+}
+
 #[derive(Default)]
 struct State {
     files: HashMap<Box<Path>, FileEntry>,
+    /// The files table as read from disk, not parsed yet (checked already).
+    files_raw: Option<Vec<u8>>,
+    /// Files to keep when saving (see [`Cache::keep_files`]).
+    kept: Vec<(PathBuf, StatKey)>,
+    notes: HashMap<Digest, NoteEntry>,
     layers: HashMap<Digest, LayerEntry>,
     blobs: HashMap<Box<Path>, FileEntry>,
     /// diff_id → the digest and size of the gzip wso2img made of that tar.
@@ -174,6 +192,19 @@ struct State {
     dirty: bool,
     /// Drop entries this run did not see when saving.
     prune: bool,
+}
+
+impl State {
+    /// The files table, parsed on first use (a damaged one counts as empty).
+    fn files(&mut self) -> &mut HashMap<Box<Path>, FileEntry> {
+        if let Some(raw) = self.files_raw.take() {
+            match parse_files(&raw) {
+                Some(t) => self.files = t,
+                None => self.dirty = true,
+            }
+        }
+        &mut self.files
+    }
 }
 
 /// The cache of one project, or a disabled one (`--no-cache`) that knows
@@ -317,7 +348,7 @@ impl Cache {
     /// still `key`. Marks the entry as seen.
     pub fn file(&self, path: &Path, key: &StatKey) -> Option<Digest> {
         let mut s = self.lock();
-        let e = s.files.get_mut(path)?;
+        let e = s.files().get_mut(path)?;
         if e.key != *key {
             return None;
         }
@@ -326,19 +357,36 @@ impl Cache {
     }
 
     /// Keeps the entries of these files (absolute paths) whose keys still
-    /// match, without looking at their digests.
+    /// match, without looking at their digests, when the cache is saved.
     pub fn keep_files(&self, files: impl IntoIterator<Item = (PathBuf, StatKey)>) {
-        let mut s = self.lock();
-        if s.files.is_empty() {
+        if !self.enabled() {
             return;
         }
-        for (p, k) in files {
-            if let Some(e) = s.files.get_mut(p.as_path()) {
-                if e.key == k {
-                    e.seen = true;
-                }
-            }
+        self.lock().kept.extend(files);
+    }
+
+    /// The note recorded under fingerprint `fp`, when known.
+    pub fn note(&self, fp: &Digest) -> Option<String> {
+        let mut s = self.lock();
+        let e = s.notes.get_mut(fp)?;
+        e.seen = true;
+        Some(e.text.clone())
+    }
+
+    /// Remembers `text` under `fp`, a fingerprint of the names and
+    /// [`StatKey`]s of the files it was derived from; `settled_after` is the
+    /// latest [`StatKey::settled_after`] of those files (the note is not
+    /// saved while any of them is racy).
+    pub fn put_note(&self, fp: Digest, text: String, settled_after: i64) {
+        if !self.enabled() {
+            return;
         }
+        let mut s = self.lock();
+        if s.notes.get(&fp).is_none_or(|old| old.text != text || old.settled_after != settled_after) {
+            s.dirty = true;
+        }
+        let stamp = s.stamp;
+        s.notes.insert(fp, NoteEntry { text, settled_after, stamp, seen: true });
     }
 
     /// Remembers that the file at absolute `path`, whose key was `key` before
@@ -348,11 +396,11 @@ impl Cache {
             return;
         }
         let mut s = self.lock();
-        match s.files.get_mut(path) {
+        let stamp = s.stamp;
+        match s.files().get_mut(path) {
             Some(e) if e.key == key && e.digest == digest => e.seen = true,
             _ => {
-                let stamp = s.stamp;
-                s.files.insert(path.into(), FileEntry { key, digest, stamp, seen: true });
+                s.files().insert(path.into(), FileEntry { key, digest, stamp, seen: true });
                 s.dirty = true;
             }
         }
@@ -361,7 +409,7 @@ impl Cache {
     /// Forgets a file.
     pub fn drop_file(&self, path: &Path) {
         let mut s = self.lock();
-        if s.files.remove(path).is_some() {
+        if s.files().remove(path).is_some() {
             s.dirty = true;
         }
     }
@@ -419,8 +467,8 @@ impl Cache {
 
     /// Every file entry: absolute path, key, digest (for tests and tools).
     pub fn file_entries(&self) -> Vec<(PathBuf, StatKey, Digest)> {
-        let s = self.lock();
-        let mut v: Vec<_> = s.files.iter().map(|(p, e)| (p.to_path_buf(), e.key, e.digest)).collect();
+        let mut s = self.lock();
+        let mut v: Vec<_> = s.files().iter().map(|(p, e)| (p.to_path_buf(), e.key, e.digest)).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
@@ -449,6 +497,15 @@ impl Cache {
         let mut s = self.lock();
         if !s.dirty {
             return;
+        }
+        let kept = std::mem::take(&mut s.kept);
+        let files = s.files();
+        for (p, k) in kept {
+            if let Some(e) = files.get_mut(p.as_path()) {
+                if e.key == k {
+                    e.seen = true;
+                }
+            }
         }
         if !s.written.is_empty() {
             let written = std::mem::take(&mut s.written);
@@ -520,8 +577,16 @@ fn write_state(path: &Path, s: &State) -> Result<(), String> {
         out.put(digest.bytes()).map_err(ioerr)?;
         out.put(&size.to_le_bytes()).map_err(ioerr)?;
     }
+    let notes: Vec<_> = s.notes.iter().filter(|(_, e)| keep(e.seen) && e.settled_after < e.stamp).collect();
+    out.put(&(notes.len() as u64).to_le_bytes()).map_err(ioerr)?;
+    for (fp, e) in notes {
+        out.put(fp.bytes()).map_err(ioerr)?;
+        out.put(&e.settled_after.to_le_bytes()).map_err(ioerr)?;
+        out.put(&(e.text.len() as u32).to_le_bytes()).map_err(ioerr)?;
+        out.put(e.text.as_bytes()).map_err(ioerr)?;
+    }
     let mut rec = Vec::with_capacity(4096);
-    for (table, keep) in [(&s.files, &keep as &dyn Fn(bool) -> bool), (&s.blobs, &keep_blobs)] {
+    for (table, keep) in [(&s.blobs, &keep_blobs as &dyn Fn(bool) -> bool), (&s.files, &keep)] {
         let live = |e: &FileEntry| keep(e.seen) && !e.key.is_racy(e.stamp);
         out.put(&(table.values().filter(|e| live(e)).count() as u64).to_le_bytes()).map_err(ioerr)?;
         for (p, e) in table.iter().filter(|(_, e)| live(e)) {
@@ -593,18 +658,38 @@ fn parse(bytes: &[u8]) -> Option<State> {
         let size = r.u64()?;
         s.gzips.insert(diff_id, (digest, size, false));
     }
-    for table in [&mut s.files, &mut s.blobs] {
-        let n = r.count(4 + 44 + 32)?;
-        table.reserve(n);
-        for _ in 0..n {
-            let len = r.u32()? as usize;
-            let p: Box<Path> = Path::new(std::ffi::OsStr::from_bytes(r.take(len)?)).into();
-            let key = StatKey::decode(&mut r)?;
-            let digest = r.digest()?;
-            table.insert(p, FileEntry { key, digest, stamp: i64::MAX, seen: false });
-        }
+    let n = r.count(32 + 8 + 4)?;
+    for _ in 0..n {
+        let fp = r.digest()?;
+        let settled_after = r.u64()? as i64;
+        let len = r.u32()? as usize;
+        let text = std::str::from_utf8(r.take(len)?).ok()?.to_string();
+        s.notes.insert(fp, NoteEntry { text, settled_after, stamp: i64::MAX, seen: false });
     }
-    r.0.is_empty().then_some(s)
+    s.blobs = file_table(&mut r)?;
+    s.files_raw = Some(r.0.to_vec());
+    Some(s)
+}
+
+/// The files table stored last in a cache file (already checked).
+fn parse_files(raw: &[u8]) -> Option<HashMap<Box<Path>, FileEntry>> {
+    let mut r = Reader(raw);
+    let t = file_table(&mut r)?;
+    r.0.is_empty().then_some(t)
+}
+
+/// A table of path + key → digest.
+fn file_table(r: &mut Reader<'_>) -> Option<HashMap<Box<Path>, FileEntry>> {
+    let n = r.count(4 + 44 + 32)?;
+    let mut table = HashMap::with_capacity(n);
+    for _ in 0..n {
+        let len = r.u32()? as usize;
+        let p: Box<Path> = Path::new(std::ffi::OsStr::from_bytes(r.take(len)?)).into();
+        let key = StatKey::decode(r)?;
+        let digest = r.digest()?;
+        table.insert(p, FileEntry { key, digest, stamp: i64::MAX, seen: false });
+    }
+    Some(table)
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -655,6 +740,14 @@ mod tests {
         c.put_layer(Digest::of(b"fp"), hit, old.settled_after());
         c.put_layer(Digest::of(b"fp-racy"), hit, future.settled_after());
         c.put_gzip(Digest::of(b"tar"), Digest::of(b"gz"), 700);
+        c.put_note(Digest::of(b"folder"), "overlays/x.jks (JKS)".into(), old.settled_after());
+        c.put_note(Digest::of(b"folder-racy"), String::new(), future.settled_after());
+        c.save();
+        let c = Cache::load(&p);
+        assert_eq!(c.note(&Digest::of(b"folder")).as_deref(), Some("overlays/x.jks (JKS)"));
+        assert_eq!(c.note(&Digest::of(b"folder-racy")), None, "a racy note is not kept");
+        // Saving a change elsewhere keeps the files table, which was never parsed.
+        c.put_layer(Digest::of(b"fp2"), hit, old.settled_after());
         c.save();
         let c = Cache::load(&p);
         assert_eq!(c.file(Path::new("/a"), &old), Some(Digest::of(b"a")));

@@ -11,7 +11,9 @@ pub mod maven;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use crate::cache::Cache;
 use crate::config::{Config, LayerKind, LayerSource};
+use crate::digest::{Digest, Hasher};
 use crate::error::Result;
 use crate::layer::{self, ignore, SourceEntry, SourceKind};
 use crate::wso2::checks::{self, CheckedFile};
@@ -48,19 +50,30 @@ pub struct Gathered {
     pub config_files: usize,
     /// Doubts that are not errors (already logged).
     pub warnings: Vec<String>,
+    /// The first keystore (by name or content) in a walked folder other
+    /// than the keystores folder — main folders first, then the variants' —
+    /// as `LABEL/PATH (TYPE)`.
+    pub stray_keystore: Option<String>,
 }
 
-/// Walks the customer folders of `config` (and its variants), checks the
-/// configuration files, resolves `[maven]` jars and checks every file.
-pub fn gather(config: &Config, opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Gathered> {
+/// Walks the customer folders of `config` (and its variants), checks that
+/// every file is readable and looks for keystores among them (or learns it
+/// from `cache`), checks the configuration files, resolves `[maven]` jars
+/// and checks every file.
+pub fn gather(config: &Config, opts: &Options, cache: &Cache, log: &mut dyn FnMut(&str)) -> Result<Gathered> {
     let rules = config.ignore_rules()?;
     let mut excluded = Vec::new();
+    let mut stray_keystore = None;
     let mut walk = |sources: Vec<LayerSource>| -> Result<Walked> {
         sources
             .into_iter()
             .map(|s| {
-                let (entries, left_out) = layer::walk_filtered(&s.dir, &s.label, &rules)?;
+                let (mut entries, left_out) = layer::walk_filtered(&s.dir, &s.label, &rules)?;
                 excluded.extend(left_out);
+                let found = inspect(&s, &mut entries, cache)?;
+                if stray_keystore.is_none() && s.kind != LayerKind::Keystores {
+                    stray_keystore = found;
+                }
                 Ok((s, entries))
             })
             .collect()
@@ -99,7 +112,7 @@ pub fn gather(config: &Config, opts: &Options, log: &mut dyn FnMut(&str)) -> Res
             });
         }
     }
-    let mut all_jars = checked.clone();
+    let mut all_jars: Vec<CheckedFile> = checked.iter().filter(|f| f.coords.is_some()).cloned().collect();
     for w in &variant_walks {
         let both: Walked = walked.iter().cloned().chain(w.iter().cloned()).collect();
         all_jars.extend(checks::check(&both, &mut |w| warnings.push(w.to_string()))?);
@@ -127,7 +140,75 @@ pub fn gather(config: &Config, opts: &Options, log: &mut dyn FnMut(&str)) -> Res
             ));
         }
     }
-    Ok(Gathered { walked, variant_walks, checked, excluded, maven: resolved, config_files: facts.checked, warnings })
+    Ok(Gathered {
+        walked,
+        variant_walks,
+        checked,
+        excluded,
+        maven: resolved,
+        config_files: facts.checked,
+        warnings,
+        stray_keystore,
+    })
+}
+
+/// Opens every regular file of a walked folder — each must be readable —
+/// and returns the first that is a keystore by name or content, as
+/// `LABEL/PATH (TYPE)`. What the files held is a function of their names and
+/// `stat` keys, so the answer is kept in `cache` under a fingerprint of them
+/// and an unchanged folder is not opened again.
+fn inspect(src: &LayerSource, entries: &mut [SourceEntry], cache: &Cache) -> Result<Option<String>> {
+    let fp = cache.enabled().then(|| fingerprint(src, entries)).flatten();
+    if let Some(text) = fp.as_ref().and_then(|(fp, _)| cache.note(fp)) {
+        return Ok((!text.is_empty()).then_some(text));
+    }
+    layer::read_heads(entries, &src.label)?;
+    let found = entries.iter().filter(|e| matches!(e.kind, SourceKind::File { .. })).find_map(|e| {
+        let name = e.rel.rsplit('/').next().unwrap_or(&e.rel);
+        let kind = crate::wso2::keystore::sniff(&e.path, name, e.head.as_ref().map(|h| h.as_slice()))?;
+        Some(format!("{}/{} ({kind})", src.label.trim_end_matches('/'), e.rel))
+    });
+    if let Some((fp, settled_after)) = fp {
+        cache.put_note(fp, found.clone().unwrap_or_default(), settled_after);
+    }
+    Ok(found)
+}
+
+/// A digest of a walked folder's label and of every entry's path, kind and
+/// (for a regular file) `stat` key, with the latest time its files settled;
+/// `None` when a file has no key.
+fn fingerprint(src: &LayerSource, entries: &[SourceEntry]) -> Option<(Digest, i64)> {
+    let mut h = Hasher::new();
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut settled_after = i64::MIN;
+    let field = |buf: &mut Vec<u8>, b: &[u8]| {
+        buf.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        buf.extend_from_slice(b);
+    };
+    field(&mut buf, b"wso2img folder inspection 1");
+    field(&mut buf, src.label.as_bytes());
+    for e in entries {
+        field(&mut buf, e.rel.as_bytes());
+        match &e.kind {
+            SourceKind::Dir => buf.push(b'd'),
+            SourceKind::Symlink { target } => {
+                buf.push(b'l');
+                field(&mut buf, target.as_bytes());
+            }
+            SourceKind::File { .. } => {
+                let key = e.key?;
+                buf.push(b'f');
+                key.encode(&mut buf);
+                settled_after = settled_after.max(key.settled_after());
+            }
+        }
+        if buf.len() >= 60 * 1024 {
+            h.update(&buf);
+            buf.clear();
+        }
+    }
+    h.update(&buf);
+    Some((h.finish().0, settled_after))
 }
 
 /// Adds the Maven jars to the `jars` and `dropins` folders' entries (making

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use crate::cache::StatKey;
 use crate::digest::{Digest, HashWriter};
 use crate::error::{io_reason, Error, Result};
-pub use walk::{walk, walk_filtered, Head, SourceEntry, SourceKind};
+pub use walk::{read_heads, walk, walk_filtered, Head, SourceEntry, SourceKind};
 
 /// Numeric owner of the files in a layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -98,8 +98,14 @@ impl Placement {
     }
 }
 
+/// Whether `path` is a non-empty relative path of plain components: none
+/// empty, `.` or `..`.
+fn plain_path(path: &str) -> bool {
+    !path.is_empty() && path.as_bytes().split(|&b| b == b'/').all(|c| !c.is_empty() && c != b"." && c != b"..")
+}
+
 /// A layer described entry by entry, ready to be written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct LayerSpec {
     /// Short name (`jars`, `themes`, …).
     pub name: String,
@@ -108,31 +114,54 @@ pub struct LayerSpec {
     /// The modification time of every entry.
     pub mtime: u64,
     entries: BTreeMap<String, LayerEntry>,
+    /// The parent folder of the last entry added, known to be a folder
+    /// entry already (files of one folder arrive together).
+    last_parent: String,
 }
+
+impl PartialEq for LayerSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.description == other.description
+            && self.mtime == other.mtime
+            && self.entries == other.entries
+    }
+}
+
+impl Eq for LayerSpec {}
 
 impl LayerSpec {
     /// An empty layer.
     pub fn new(name: &str, mtime: u64) -> Self {
-        LayerSpec { name: name.into(), description: String::new(), mtime, entries: BTreeMap::new() }
+        LayerSpec {
+            name: name.into(),
+            description: String::new(),
+            mtime,
+            entries: BTreeMap::new(),
+            last_parent: String::new(),
+        }
     }
 
     /// Adds `src` at absolute image path `dest`, with explicit entries for
     /// every parent directory.
     pub fn add(&mut self, dest: &str, src: &SourceEntry, placement: &Placement) -> Result<()> {
         let path = dest.trim_start_matches('/').trim_end_matches('/').to_string();
-        if path.is_empty() || path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        if !plain_path(&path) {
             return Err(Error::input(format!("{}: cannot be placed at {dest}", src.path.display())));
         }
-        let mut parent = String::new();
-        for comp in path.split('/').collect::<Vec<_>>().split_last().map(|(_, p)| p.to_vec()).unwrap_or_default() {
-            if !parent.is_empty() {
-                parent.push('/');
+        let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
+        if parent != self.last_parent {
+            for (i, _) in parent.match_indices('/').chain(std::iter::once((parent.len(), ""))) {
+                if i > 0 {
+                    self.ensure_dir(&parent[..i], placement, &src.path)?;
+                }
             }
-            parent.push_str(comp);
-            self.ensure_dir(&parent, placement, &src.path)?;
+            self.last_parent.clear();
+            self.last_parent.push_str(parent);
         }
         let (kind, mode) = match &src.kind {
             SourceKind::Dir => {
+                self.last_parent.clear();
                 return self.ensure_dir(&path, placement, &src.path);
             }
             SourceKind::File { size, executable } => (
@@ -141,15 +170,19 @@ impl LayerSpec {
             ),
             SourceKind::Symlink { target } => (EntryKind::Symlink { target: target.clone() }, 0o777),
         };
-        if let Some(existing) = self.entries.get(&path) {
-            return Err(Error::input(format!(
-                "{}: lands on /{path}, where {} already goes; keep only one of them",
+        match self.entries.entry(path) {
+            std::collections::btree_map::Entry::Occupied(o) => Err(Error::input(format!(
+                "{}: lands on /{}, where {} already goes; keep only one of them",
                 src.path.display(),
-                describe(existing)
-            )));
+                o.key(),
+                describe(o.get())
+            ))),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                let path = v.key().clone();
+                v.insert(LayerEntry { path, kind, mode, owner: placement.owner, key: src.key });
+                Ok(())
+            }
         }
-        self.entries.insert(path.clone(), LayerEntry { path, kind, mode, owner: placement.owner, key: src.key });
-        Ok(())
     }
 
     fn ensure_dir(&mut self, path: &str, placement: &Placement, from: &Path) -> Result<()> {
@@ -514,9 +547,11 @@ pub struct CompressedLayer {
     pub path: PathBuf,
 }
 
-/// Number of deflate threads: every core.
+/// Number of worker threads for hashing, reading and deflating: every core
+/// (asked once: the answer reads cgroup files).
 pub fn threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
 }
 
 /// Builds the layer's gzip blob as a new file in `dir`.

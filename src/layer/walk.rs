@@ -6,8 +6,9 @@
 
 use std::fs::{self, File};
 use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::cache::StatKey;
 use crate::error::{io_reason, Error, Result};
@@ -47,8 +48,8 @@ pub struct SourceEntry {
     /// A regular file's `stat` key when it was walked (before any byte of it
     /// was read), for the digest cache.
     pub key: Option<StatKey>,
-    /// A walked regular file's first bytes (read when the walk checked it is
-    /// readable), for recognising keystores without opening it again.
+    /// A walked regular file's first bytes, once [`read_heads`] has checked
+    /// that it is readable, for recognising keystores without opening it again.
     pub head: Option<Head>,
 }
 
@@ -103,6 +104,11 @@ pub fn walk(root: &Path, label: &str) -> Result<Vec<SourceEntry>> {
 /// Like [`walk`], leaving out what `rules` ignore (and the ignore files
 /// inside the folder); returns the entries and what was left out, by path.
 /// `label` is the folder relative to the config's folder.
+///
+/// Folders are listed on one thread (the names and types come from the
+/// listing itself); the files are then `stat`-ed on every core, each
+/// relative to its open folder. No file is opened: [`read_heads`] does that
+/// when the caller needs it.
 pub fn walk_filtered(root: &Path, label: &str, rules: &Rules) -> Result<(Vec<SourceEntry>, Vec<Excluded>)> {
     let meta = fs::metadata(root).map_err(|e| {
         Error::config(format!(
@@ -116,17 +122,9 @@ pub fn walk_filtered(root: &Path, label: &str, rules: &Rules) -> Result<(Vec<Sou
     let real_root = fs::canonicalize(root).map_err(|e| {
         Error::config(format!("{label}: cannot resolve the folder ({}); fix the path in wso2img.toml", io_reason(&e)))
     })?;
-    let mut w = Walker {
-        label,
-        project: label.trim_start_matches("./").trim_end_matches('/').to_string(),
-        rules,
-        nested: Vec::new(),
-        out: Vec::new(),
-        excluded: Vec::new(),
-    };
-    w.dir(root, "")?;
-    let Walker { mut out, mut excluded, .. } = w;
-    read_heads(&mut out, label)?;
+    let lister = Lister { label, project: label.trim_start_matches("./").trim_end_matches('/').to_string(), rules };
+    let (mut out, mut excluded, dirs, runs) = lister.list_all(root)?;
+    stat_files(&mut out, &dirs, &runs, label)?;
     for e in &out {
         if let SourceKind::Symlink { target } = &e.kind {
             if !resolves_inside(&real_root, &e.path) {
@@ -142,10 +140,113 @@ pub fn walk_filtered(root: &Path, label: &str, rules: &Rules) -> Result<(Vec<Sou
     Ok((out, excluded))
 }
 
-/// Opens every regular file of `entries` on every core — it must be
-/// readable — and keeps its first bytes; the first failure in walk order is
-/// the error.
-fn read_heads(entries: &mut [SourceEntry], label: &str) -> Result<()> {
+/// Files per `stat` task: small enough to spread a big folder over every core.
+const STAT_TASK: usize = 512;
+
+/// Fills in the size, mode and [`StatKey`] of every regular file the
+/// listing found, on every core: `runs` are ranges of `out` whose entries
+/// are children of the folder `dirs[dir]`, each stat-ed relative to that
+/// folder's descriptor. The first failure in walk order is the error.
+fn stat_files(out: &mut [SourceEntry], dirs: &[PathBuf], runs: &[(usize, usize, usize)], label: &str) -> Result<()> {
+    let mut tasks: Vec<(usize, usize, &Path, &mut [SourceEntry])> = Vec::new();
+    let mut rest = out;
+    let mut at = 0;
+    for &(dir, start, end) in runs {
+        let (_, tail) = std::mem::take(&mut rest).split_at_mut(start - at);
+        let (mut run, tail) = tail.split_at_mut(end - start);
+        rest = tail;
+        let mut first = start;
+        while !run.is_empty() {
+            let n = run.len().min(STAT_TASK);
+            let (part, more) = std::mem::take(&mut run).split_at_mut(n);
+            tasks.push((first, n, dirs[dir].as_path(), part));
+            first += n;
+            run = more;
+        }
+        at = end;
+    }
+    let files: usize = tasks.iter().map(|t| t.1).sum();
+    let threads = if files >= 2 * STAT_TASK { crate::layer::threads().max(1) } else { 1 };
+    let queue = std::sync::Mutex::new(tasks);
+    let work = || {
+        let mut failure: Option<(usize, String)> = None;
+        loop {
+            let task = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let Some((first, _, dir, entries)) = task else { break };
+            if let Err((i, why)) = stat_run(dir, entries, label) {
+                let at = first + i;
+                if failure.as_ref().is_none_or(|(j, _)| at < *j) {
+                    failure = Some((at, why));
+                }
+            }
+        }
+        failure
+    };
+    let failures: Vec<Option<(usize, String)>> = if threads < 2 {
+        vec![work()]
+    } else {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
+            workers.into_iter().map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        })
+    };
+    match failures.into_iter().flatten().min_by_key(|(i, _)| *i) {
+        Some((_, why)) => Err(Error::input(why)),
+        None => Ok(()),
+    }
+}
+
+/// `stat`s the regular files of `entries`, all children of `dir`, relative
+/// to its descriptor; on failure, the index of the entry and the message
+/// (paths shown under `label`).
+fn stat_run(dir: &Path, entries: &mut [SourceEntry], label: &str) -> std::result::Result<(), (usize, String)> {
+    use std::os::fd::AsRawFd;
+    let pending = |e: &SourceEntry| matches!(e.kind, SourceKind::File { .. }) && e.key.is_none();
+    let Some(first) = entries.iter().position(pending) else { return Ok(()) };
+    let d = File::open(dir).map_err(|e| {
+        let shown = match entries[first].rel.rsplit_once('/') {
+            Some((parent, _)) => format!("{}/{parent}", label.trim_end_matches('/')),
+            None => label.to_string(),
+        };
+        (first, format!("{shown}: cannot read folder ({}); fix its permissions or remove it", io_reason(&e)))
+    })?;
+    let mut name = [0u8; 4096];
+    for (i, e) in entries.iter_mut().enumerate().filter(|(_, e)| pending(e)) {
+        let base = e.rel.rsplit('/').next().unwrap_or(&e.rel).as_bytes();
+        if base.len() >= name.len() || base.contains(&0) {
+            return Err((i, format!("{}: name too long", e.shown(label))));
+        }
+        name[..base.len()].copy_from_slice(base);
+        name[base.len()] = 0;
+        // SAFETY: `name` is NUL-terminated and `st` is a plain C struct the call fills in.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::fstatat(d.as_raw_fd(), name.as_ptr().cast(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+        if r != 0 {
+            let err = std::io::Error::last_os_error();
+            return Err((i, format!("{}: cannot stat ({})", e.shown(label), io_reason(&err))));
+        }
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err((i, format!("{}: changed while it was being read; run again", e.shown(label))));
+        }
+        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+        let key = StatKey {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: st.st_size as u64,
+            mtime_ns: ns(st.st_mtime, st.st_mtime_nsec),
+            ctime_ns: ns(st.st_ctime, st.st_ctime_nsec),
+            mode: st.st_mode,
+        };
+        e.kind = SourceKind::File { size: key.size, executable: key.mode & 0o111 != 0 };
+        e.key = Some(key);
+    }
+    Ok(())
+}
+
+/// Opens every regular file of `entries` (walked from the folder labelled
+/// `label`) on every core — it must be readable — and keeps its first
+/// bytes; the first failure in walk order is the error.
+pub fn read_heads(entries: &mut [SourceEntry], label: &str) -> Result<()> {
     let threads = crate::layer::threads().max(1);
     let chunk = entries.len().div_ceil(threads).max(256);
     let failures: Vec<Option<(usize, String)>> = std::thread::scope(|scope| {
@@ -155,7 +256,7 @@ fn read_heads(entries: &mut [SourceEntry], label: &str) -> Result<()> {
             .map(|(c, part)| {
                 scope.spawn(move || {
                     for (j, e) in part.iter_mut().enumerate() {
-                        if !matches!(e.kind, SourceKind::File { .. }) {
+                        if !matches!(e.kind, SourceKind::File { .. }) || e.head.is_some() {
                             continue;
                         }
                         match Head::read(&e.path) {
@@ -171,26 +272,122 @@ fn read_heads(entries: &mut [SourceEntry], label: &str) -> Result<()> {
     });
     match failures.into_iter().flatten().min_by_key(|(i, _)| *i) {
         Some((i, reason)) => Err(Error::input(format!(
-            "{}/{}: cannot read ({reason}); fix its permissions or remove it",
-            label.trim_end_matches('/'),
-            entries[i].rel
+            "{}: cannot read ({reason}); fix its permissions or remove it",
+            entries[i].shown(label)
         ))),
         None => Ok(()),
     }
 }
 
-struct Walker<'a> {
+/// A folder to list: where it is, its path inside the root, and the ignore
+/// files of the folders around it (outermost first, each with its folder's
+/// path inside the root).
+struct Listing {
+    path: PathBuf,
+    rel: String,
+    nested: Vec<(Arc<Nested>, String)>,
+}
+
+/// What listing one folder found.
+struct Listed {
+    entries: Vec<SourceEntry>,
+    excluded: Vec<Excluded>,
+    subdirs: Vec<Listing>,
+}
+
+/// Appends the entries of folder `d` to `out`, each subfolder's right
+/// after the subfolder itself (`subdirs[d]`: the indexes of `d`'s
+/// subfolders, in order), recording the ranges of `d`'s own entries.
+fn emit(
+    d: usize,
+    listed: &mut [Option<Vec<SourceEntry>>],
+    subdirs: &[std::ops::Range<usize>],
+    out: &mut Vec<SourceEntry>,
+    runs: &mut Vec<(usize, usize, usize)>,
+) {
+    let entries = listed[d].take().unwrap_or_default();
+    let mut below = subdirs[d].clone();
+    let mut start = out.len();
+    for e in entries {
+        let is_dir = e.kind == SourceKind::Dir;
+        out.push(e);
+        if let Some(sub) = is_dir.then(|| below.next()).flatten() {
+            runs.push((d, start, out.len()));
+            emit(sub, listed, subdirs, out, runs);
+            start = out.len();
+        }
+    }
+    runs.push((d, start, out.len()));
+}
+
+/// Lists the folders of one customer folder.
+struct Lister<'a> {
     label: &'a str,
     /// `label` as a path relative to the config's folder, for its rules.
     project: String,
     rules: &'a Rules,
-    /// Ignore files of the enclosing folders, with each folder's path inside the root.
-    nested: Vec<(Nested, String)>,
-    out: Vec<SourceEntry>,
-    excluded: Vec<Excluded>,
 }
 
-impl Walker<'_> {
+/// Everything a listing found: the entries, what the rules left out, every
+/// folder listed, and the ranges `(folder, start, end)` of the entries whose
+/// folder is `dirs[folder]`.
+type ListedAll = (Vec<SourceEntry>, Vec<Excluded>, Vec<PathBuf>, Vec<(usize, usize, usize)>);
+
+impl Lister<'_> {
+    /// Lists `root` and every folder below it, one depth at a time, the
+    /// folders of a depth on every core (the first failure, in the order of
+    /// that depth, is the error); the entries come out depth first, names
+    /// sorted in each folder — nearly the final order.
+    fn list_all(&self, root: &Path) -> Result<ListedAll> {
+        let mut excluded = Vec::new();
+        let mut dirs = Vec::new();
+        let mut listed: Vec<Option<Vec<SourceEntry>>> = Vec::new();
+        let mut subdirs: Vec<std::ops::Range<usize>> = Vec::new();
+        let mut level = vec![Listing { path: root.to_path_buf(), rel: String::new(), nested: Vec::new() }];
+        while !level.is_empty() {
+            let results = self.list_level(&level);
+            let mut next = Vec::new();
+            let first_next = dirs.len() + level.len();
+            for (task, result) in level.into_iter().zip(results) {
+                let l = result?;
+                let at = first_next + next.len();
+                subdirs.push(at..at + l.subdirs.len());
+                dirs.push(task.path);
+                listed.push(Some(l.entries));
+                excluded.extend(l.excluded);
+                next.extend(l.subdirs);
+            }
+            level = next;
+        }
+        let (mut out, mut runs) = (Vec::new(), Vec::new());
+        emit(0, &mut listed, &subdirs, &mut out, &mut runs);
+        Ok((out, excluded, dirs, runs))
+    }
+
+    /// Lists the folders of one depth, on every core when there are several.
+    fn list_level(&self, level: &[Listing]) -> Vec<Result<Listed>> {
+        let threads = crate::layer::threads().min(level.len());
+        if threads < 2 {
+            return level.iter().map(|t| self.list(t)).collect();
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let slots: Vec<std::sync::Mutex<Option<Result<Listed>>>> =
+            level.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(task) = level.get(i) else { break };
+                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(self.list(task));
+                });
+            }
+        });
+        slots
+            .into_iter()
+            .map(|s| s.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every folder was listed"))
+            .collect()
+    }
+
     fn shown(&self, r: &str) -> String {
         if r.is_empty() {
             self.label.to_string()
@@ -200,28 +397,27 @@ impl Walker<'_> {
     }
 
     /// The rule that leaves out `child_rel`, if any.
-    fn ignored(&self, child_rel: &str, is_dir: bool) -> Option<String> {
+    fn ignored(&self, nested: &[(Arc<Nested>, String)], child_rel: &str, is_dir: bool) -> Option<String> {
         let in_project =
             if self.project.is_empty() { child_rel.to_string() } else { format!("{}/{child_rel}", self.project) };
-        let nested: Vec<(&Nested, String)> = self
-            .nested
+        let nested: Vec<(&Nested, String)> = nested
             .iter()
             .map(|(n, at)| {
                 let rel = if at.is_empty() { child_rel.to_string() } else { child_rel[at.len() + 1..].to_string() };
-                (n, rel)
+                (n.as_ref(), rel)
             })
             .collect();
         self.rules.excludes(&in_project, &nested, is_dir)
     }
 
-    fn dir(&mut self, dir: &Path, rel: &str) -> Result<()> {
-        let pushed = match self.rules.nested(dir, &self.shown(rel))? {
-            Some(n) => {
-                self.nested.push((n, rel.to_string()));
-                true
-            }
-            None => false,
-        };
+    /// Lists one folder. Regular files get their kind from the listing;
+    /// [`stat_files`] completes them.
+    fn list(&self, task: &Listing) -> Result<Listed> {
+        let (dir, rel) = (task.path.as_path(), task.rel.as_str());
+        let mut nested = task.nested.clone();
+        if let Some(n) = self.rules.nested(dir, &self.shown(rel))? {
+            nested.push((Arc::new(n), rel.to_string()));
+        }
         let rd = fs::read_dir(dir).map_err(|e| {
             Error::input(format!(
                 "{}: cannot read folder ({}); fix its permissions or remove it",
@@ -229,64 +425,53 @@ impl Walker<'_> {
                 io_reason(&e)
             ))
         })?;
-        let mut names = Vec::new();
+        let mut listed = Listed { entries: Vec::new(), excluded: Vec::new(), subdirs: Vec::new() };
+        let mut children = Vec::new();
         for ent in rd {
             let ent =
                 ent.map_err(|e| Error::input(format!("{}: cannot list folder ({})", self.shown(rel), io_reason(&e))))?;
             let name = ent.file_name();
-            let Some(name) = name.to_str() else {
-                let lossy = name.to_string_lossy();
-                let child = if rel.is_empty() { lossy.to_string() } else { format!("{rel}/{lossy}") };
-                let is_dir = ent.file_type().is_ok_and(|t| t.is_dir());
-                if let Some(rule) = self.ignored(&child, is_dir) {
-                    let files = if is_dir { ignore::count_files(&ent.path()) } else { 1 };
-                    self.excluded.push(Excluded { path: self.shown(&child), rule, files });
+            let ft = ent.file_type().map_err(|e| {
+                Error::input(format!("{}: cannot stat ({})", self.shown(&name.to_string_lossy()), io_reason(&e)))
+            })?;
+            let Ok(name) = name.into_string() else {
+                let lossy = ent.file_name().to_string_lossy().to_string();
+                let child = if rel.is_empty() { lossy } else { format!("{rel}/{lossy}") };
+                if let Some(rule) = self.ignored(&nested, &child, ft.is_dir()) {
+                    let files = if ft.is_dir() { ignore::count_files(&ent.path()) } else { 1 };
+                    listed.excluded.push(Excluded { path: self.shown(&child), rule, files });
                     continue;
                 }
                 return Err(Error::input(format!("{}: file name is not UTF-8; rename it", self.shown(&child))));
             };
-            names.push(name.to_string());
+            children.push((name, ft));
         }
-        names.sort();
-        for name in names {
+        children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (name, ft) in children {
             let child_rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
             let path = dir.join(&name);
-            let md = fs::symlink_metadata(&path)
-                .map_err(|e| Error::input(format!("{}: cannot stat ({})", self.shown(&child_rel), io_reason(&e))))?;
-            let ft = md.file_type();
-            if let Some(rule) = self.ignored(&child_rel, ft.is_dir()) {
+            if let Some(rule) = self.ignored(&nested, &child_rel, ft.is_dir()) {
                 let files = if ft.is_dir() { ignore::count_files(&path) } else { 1 };
-                self.excluded.push(Excluded { path: self.shown(&child_rel), rule, files });
+                listed.excluded.push(Excluded { path: self.shown(&child_rel), rule, files });
                 continue;
             }
-            let kind = self.kind(&path, &child_rel, &md)?;
-            let is_dir = kind == SourceKind::Dir;
-            let key = matches!(kind, SourceKind::File { .. }).then(|| StatKey::of(&md));
-            self.out.push(SourceEntry {
-                rel: child_rel.clone(),
-                path: path.clone(),
-                kind,
-                origin: None,
-                key,
-                head: None,
-            });
-            if is_dir {
-                self.dir(&path, &child_rel)?;
+            let kind = self.kind(&path, &child_rel, ft)?;
+            if kind == SourceKind::Dir {
+                listed.subdirs.push(Listing { path: path.clone(), rel: child_rel.clone(), nested: nested.clone() });
             }
+            listed.entries.push(SourceEntry { rel: child_rel, path, kind, origin: None, key: None, head: None });
         }
-        if pushed {
-            self.nested.pop();
-        }
-        Ok(())
+        Ok(listed)
     }
 
-    fn kind(&self, path: &Path, child_rel: &str, md: &fs::Metadata) -> Result<SourceKind> {
+    /// What the listing says `path` is; a regular file's size and mode are
+    /// filled in later.
+    fn kind(&self, path: &Path, child_rel: &str, ft: fs::FileType) -> Result<SourceKind> {
         let label = self.label;
-        let ft = md.file_type();
         Ok(if ft.is_dir() {
             SourceKind::Dir
         } else if ft.is_file() {
-            SourceKind::File { size: md.len(), executable: md.permissions().mode() & 0o111 != 0 }
+            SourceKind::File { size: 0, executable: false }
         } else if ft.is_symlink() {
             let target = fs::read_link(path).map_err(|e| {
                 Error::input(format!("{}: cannot read symlink ({})", self.shown(child_rel), io_reason(&e)))

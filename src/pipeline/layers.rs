@@ -62,16 +62,6 @@ pub(super) fn hash(p: &Prepared, cache: &Cache) -> Result<(Vec<LayerReport>, Sta
     let started = std::time::Instant::now();
     let stats = stat_layers(&p.specs, cache)?;
     let stat_secs = started.elapsed().as_secs_f64();
-    let report = |spec: &LayerSpec, t: layer::TarDigest| LayerReport {
-        name: spec.name.clone(),
-        diff_id: t.diff_id,
-        files: spec.file_count(),
-        bytes: spec.content_bytes(),
-        tar_size: t.size,
-        digest: None,
-        size: None,
-        description: spec.description.clone(),
-    };
     let mut slots: Vec<Option<Result<LayerReport>>> = p.specs.iter().map(|_| None).collect();
     let mut todo = Vec::new();
     for (i, spec) in p.specs.iter().enumerate() {
@@ -120,6 +110,126 @@ pub(super) fn hash(p: &Prepared, cache: &Cache) -> Result<(Vec<LayerReport>, Sta
         started.elapsed().as_secs_f64()
     ));
     Ok((reports, stats))
+}
+
+/// Like [`hash`], compressing while hashing: every layer the cache does not
+/// know is made into its gzip blob in the same pass (its diff_id taken from
+/// those bytes), biggest first, and `ready` hears of each as soon as it is
+/// made. For destinations that surely hold nothing yet (a cold push), where
+/// every layer is needed and a separate hashing pass would only hold back
+/// the uploads.
+pub(super) fn hash_compressing(
+    p: &Prepared,
+    cache: &Cache,
+    ready: &mut dyn FnMut(usize, &CompressedLayer),
+    log: &mut dyn FnMut(&str),
+) -> Result<(Vec<LayerReport>, Stats, Compressed)> {
+    let started = std::time::Instant::now();
+    let mut stats = stat_layers(&p.specs, cache)?;
+    let mut out = Compressed::none(p.specs.len());
+    let mut slots: Vec<Option<LayerReport>> = p.specs.iter().map(|_| None).collect();
+    let mut todo = Vec::new();
+    for (i, spec) in p.specs.iter().enumerate() {
+        match stats.layers[i].as_ref().and_then(|s| cache.layer(&s.fingerprint)) {
+            Some(hit) => slots[i] = Some(report(spec, layer::TarDigest { diff_id: hit.diff_id, size: hit.size })),
+            None => todo.push(i),
+        }
+    }
+    upload_order(&p.specs, &mut todo);
+    if !todo.is_empty() {
+        let parent = staging_parent(&p.outputs);
+        files::sweep(&parent);
+        out._staging = Some(TempDir::new_in(&parent, "staging")?);
+    }
+    for &i in &todo {
+        let spec = &p.specs[i];
+        let dir = out._staging.as_ref().expect("made above").path();
+        // Like hashing, only small layers record their files' digests: a
+        // cold build of big ones should not read every byte a third time.
+        let c = match stats.layers[i].as_ref().filter(|_| spec.content_bytes() <= DIGEST_FILES_BYTES) {
+            Some(st) => {
+                let (c, digests) = layer::build_digesting(spec, dir)?;
+                check_file_digests(spec, &stats, st, &digests, cache)?;
+                cache.put_layer(
+                    st.fingerprint,
+                    LayerHit { diff_id: c.tar.diff_id, size: c.tar.size },
+                    st.settled_after,
+                );
+                for ((path, key), d) in stats.files(spec, st).zip(&digests) {
+                    cache.put_file(&path, key, *d);
+                }
+                c
+            }
+            None => {
+                let c = layer::build(spec, dir)?;
+                if let Some(st) = stats.layers[i].as_ref() {
+                    cache.put_layer(
+                        st.fingerprint,
+                        LayerHit { diff_id: c.tar.diff_id, size: c.tar.size },
+                        st.settled_after,
+                    );
+                }
+                c
+            }
+        };
+        cache.put_gzip(c.tar.diff_id, c.digest, c.size);
+        log_layer(spec, &c, log);
+        ready(i, &c);
+        slots[i] = Some(report(spec, layer::TarDigest { diff_id: c.tar.diff_id, size: c.tar.size }));
+        out.layers[i] = Some(c);
+    }
+    for (i, s) in stats.layers.iter_mut().enumerate() {
+        if let Some(s) = s {
+            s.cached = !todo.contains(&i);
+        }
+    }
+    for (spec, st) in p.specs.iter().zip(&stats.layers) {
+        if let Some(st) = st {
+            cache.keep_files(stats.files(spec, st));
+        }
+    }
+    cache.save();
+    crate::progress::detail(&format!(
+        "layers: {} hashed and compressed in one pass, {} from the digest cache{} ({:.3} s)",
+        todo.len(),
+        p.specs.len() - todo.len(),
+        if cache.enabled() { "" } else { " (off)" },
+        started.elapsed().as_secs_f64()
+    ));
+    let reports = slots.into_iter().map(|s| s.expect("every layer was hashed")).collect();
+    Ok((reports, stats, out))
+}
+
+/// The order in which to make layers `idx` that are uploaded as they are
+/// made: biggest first, so the longest uploads start first and the last
+/// layer made — whose upload nothing overlaps — is a small one.
+fn upload_order(specs: &[LayerSpec], idx: &mut [usize]) {
+    idx.sort_by_key(|&i| std::cmp::Reverse(specs[i].content_bytes()));
+}
+
+/// A layer's report before compression.
+fn report(spec: &LayerSpec, t: layer::TarDigest) -> LayerReport {
+    LayerReport {
+        name: spec.name.clone(),
+        diff_id: t.diff_id,
+        files: spec.file_count(),
+        bytes: spec.content_bytes(),
+        tar_size: t.size,
+        digest: None,
+        size: None,
+        description: spec.description.clone(),
+    }
+}
+
+fn log_layer(spec: &LayerSpec, c: &CompressedLayer, log: &mut dyn FnMut(&str)) {
+    log(&format!(
+        "layer {}: {} files, {} -> {} gzip, {}",
+        spec.name,
+        spec.file_count(),
+        human(c.tar.size),
+        human(c.size),
+        c.tar.diff_id
+    ));
 }
 
 /// Hashes one layer's tar, remembering it (and, for a small layer, its
@@ -250,6 +360,16 @@ pub(super) struct Compressed {
 }
 
 impl Compressed {
+    /// Nothing compressed yet, for `n` customer layers.
+    fn none(n: usize) -> Compressed {
+        Compressed { layers: vec![None; n], base: HashMap::new(), held: vec![None; n], _staging: None }
+    }
+
+    /// Whether customer layer `i` is compressed already.
+    pub(super) fn has(&self, i: usize) -> bool {
+        self.layers[i].is_some()
+    }
+
     /// The layer reports with compressed digests and sizes filled in.
     pub(super) fn reports(&self, hashed: &[LayerReport]) -> Vec<LayerReport> {
         hashed
@@ -281,43 +401,46 @@ impl Compressed {
     }
 }
 
-/// Compresses the layers in `need`: the customer layers it lists (checked
-/// against the diff_ids hashed before, so a file changed meanwhile is
-/// caught, and against the digest cache) and the plain-tar base layers
-/// when it asks for them. `ready` hears of each customer layer as soon as
-/// it is compressed.
+/// Compresses the layers in `need` that `made` (layers compressed while
+/// they were hashed, see [`hash_compressing`]) does not hold: the customer
+/// layers it lists (checked against the diff_ids hashed before, so a file
+/// changed meanwhile is caught, and against the digest cache) and the
+/// plain-tar base layers when it asks for them. `ready` hears of each
+/// customer layer as soon as it is compressed.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn compress(
     p: &Prepared,
     need: &Need,
     hashed: &[LayerReport],
     stats: &Stats,
     cache: &Cache,
+    made: Option<Compressed>,
     ready: &mut dyn FnMut(usize, &CompressedLayer),
     log: &mut dyn FnMut(&str),
 ) -> Result<Compressed> {
-    let mut out =
-        Compressed { layers: vec![None; p.specs.len()], base: HashMap::new(), held: need.held.clone(), _staging: None };
-    if need.layers.iter().all(|n| !n) && !need.base_gzip {
+    let mut out = made.unwrap_or_else(|| Compressed::none(p.specs.len()));
+    out.held = need.held.clone();
+    for (i, held) in need.held.iter().enumerate() {
+        if held.is_some() {
+            out.layers[i] = None;
+        }
+    }
+    let todo = |i: usize, out: &Compressed| need.layers[i] && !out.has(i);
+    if (0..p.specs.len()).all(|i| !todo(i, &out)) && !need.base_gzip {
         return Ok(out);
     }
-    let parent = staging_parent(&p.outputs);
-    files::sweep(&parent);
-    let staging = TempDir::new_in(&parent, "staging")?;
-    // Biggest first: the longest uploads start first, and the last layer
-    // compressed — the one whose upload nothing overlaps — is a small one.
-    let mut order: Vec<usize> = (0..p.specs.len()).filter(|&i| need.layers[i]).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(hashed[i].tar_size));
+    if out._staging.is_none() {
+        let parent = staging_parent(&p.outputs);
+        files::sweep(&parent);
+        out._staging = Some(TempDir::new_in(&parent, "staging")?);
+    }
+    let staging = out._staging.take().expect("made above");
+    let mut order: Vec<usize> = (0..p.specs.len()).filter(|&i| todo(i, &out)).collect();
+    upload_order(&p.specs, &mut order);
     for i in order {
         let spec = &p.specs[i];
         let c = produce(i, spec, staging.path(), &hashed[i], stats, cache)?;
-        log(&format!(
-            "layer {}: {} files, {} -> {} gzip, {}",
-            spec.name,
-            spec.file_count(),
-            human(c.tar.size),
-            human(c.size),
-            c.tar.diff_id
-        ));
+        log_layer(spec, &c, log);
         cache.put_gzip(c.tar.diff_id, c.digest, c.size);
         ready(i, &c);
         out.layers[i] = Some(c);

@@ -3,7 +3,9 @@
 //! ```text
 //! prepare   config → outputs checked → customer folders walked and checked
 //!           → base → layer specs per platform (shared when equal)
-//! hash      diff_ids, without compressing
+//! hash      diff_ids, without compressing (a cold build, whose destinations
+//!           surely hold nothing, compresses in the same pass and starts
+//!           uploading at once)
 //! compose   configs → content digests → tags (checked for collisions)
 //! ask       every destination: which images do you hold already?
 //! compress  only the layers some destination still needs
@@ -273,14 +275,16 @@ pub const PROFILE_LABEL: &str = "io.wso2img.profile";
 pub fn plan(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     // Opened first: its stamp must precede every `stat` the walk takes.
     let cache = layers::open_cache(opts.no_cache, &opts.config);
-    let mut p = prepare::prepare(opts, log)?;
-    let (layers, _) = layers::hash(&p, &cache)?;
+    let mut p = prepare::prepare(opts, &cache, log)?;
+    let (layers, stats) = layers::hash(&p, &cache)?;
     let composed = compose::compose_all(&p, &layers::diff_ids(&layers))?;
     compose::check_collisions(&p, &composed)?;
     if let Some(l) = p.lock.take() {
         l.save(log)?;
     }
-    Ok(compose::report(&p, &composed, layers))
+    let report = compose::report(&p, &composed, layers);
+    free_later(p, stats);
+    Ok(report)
 }
 
 /// Runs every input check `plan` and `build` run — ignore rules, configuration
@@ -289,7 +293,8 @@ pub fn plan(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
 /// writing nothing (not even the lock).
 pub fn check(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<CheckReport> {
     let opts = Options { outputs: Vec::new(), push: false, pull: false, sbom: None, sign_key: None, ..opts.clone() };
-    let p = prepare::prepare(&opts, log)?;
+    let cache = layers::open_cache(opts.no_cache, &opts.config);
+    let p = prepare::prepare(&opts, &cache, log)?;
     Ok(CheckReport {
         base: p.base().name.clone(),
         files: p.checked.len(),
@@ -306,9 +311,19 @@ pub fn check(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<CheckReport> {
 /// are compressed only when some destination still needs them.
 pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let cache = Arc::new(layers::open_cache(opts.no_cache, &opts.config));
-    let mut p = prepare::prepare(opts, log)?;
+    let mut p = prepare::prepare(opts, &cache, log)?;
     let mut dests = outputs::open(&p, opts, &cache)?;
-    let (hashed, stats) = layers::hash(&p, &cache)?;
+    let (hashed, stats, made) = if outputs::surely_empty(&mut dests) {
+        // A cold build: every layer will be needed, so each is compressed
+        // as it is hashed and its upload starts right away.
+        let nothing = outputs::nothing_held(&p, &dests);
+        let offer = &mut |i: usize, c: &crate::layer::CompressedLayer| outputs::offer(&p, &mut dests, &nothing, i, c);
+        let (h, s, c) = layers::hash_compressing(&p, &cache, offer, log)?;
+        (h, s, Some(c))
+    } else {
+        let (h, s) = layers::hash(&p, &cache)?;
+        (h, s, None)
+    };
     let composed = compose::compose_all(&p, &layers::diff_ids(&hashed))?;
     compose::check_collisions(&p, &composed)?;
     if let Some(l) = p.lock.take() {
@@ -317,9 +332,10 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let planned = compose::planned(&p, &composed);
     let held = outputs::ask(&mut dests, &planned, log)?;
     let mut need = outputs::needs(&p, &dests, &held);
-    outputs::skip_held(&p, &mut dests, &held, &mut need, &layers::diff_ids(&hashed), &cache)?;
+    let made_already = |i: usize| made.as_ref().is_some_and(|m| m.has(i));
+    outputs::skip_held(&p, &mut dests, &held, &mut need, &layers::diff_ids(&hashed), &cache, made_already)?;
     let offer = &mut |i: usize, c: &crate::layer::CompressedLayer| outputs::offer(&p, &mut dests, &held, i, c);
-    let compressed = layers::compress(&p, &need, &hashed, &stats, &cache, offer, log)?;
+    let compressed = layers::compress(&p, &need, &hashed, &stats, &cache, made, offer, log)?;
     let mut rep = compose::report(&p, &composed, compressed.reports(&hashed));
     let family = outputs::reported_family(&p, &dests);
     assemble::report_manifests(&mut rep, &p, &composed, &compressed, family);
@@ -336,7 +352,18 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     cache.save();
     rep.uploaded_bytes = Some(p.registries.uploaded_bytes());
     outputs::write_sbom(&p, opts, &rep)?;
+    drop(dests);
+    free_later(p, stats);
     Ok(rep)
+}
+
+/// Frees a run's per-file structures on another thread: tens of thousands
+/// of small allocations take tens of milliseconds to free, and nothing
+/// waits for them. What has to be released in order (the base's extracted
+/// files, connections) is dropped here.
+fn free_later(p: prepare::Prepared, stats: layers::Stats) {
+    let prepare::Prepared { specs, checked, gathered, .. } = p;
+    std::thread::spawn(move || drop((specs, checked, gathered, stats)));
 }
 
 /// The destinations a build writes, in `--to` order.

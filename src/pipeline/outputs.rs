@@ -100,9 +100,12 @@ pub(super) fn skip_held(
     need: &mut Need,
     diff_ids: &[Digest],
     cache: &Cache,
+    made: impl Fn(usize) -> bool,
 ) -> Result<()> {
     for (i, diff_id) in diff_ids.iter().enumerate() {
-        let Some((digest, size)) = need.layers[i].then(|| cache.gzip(diff_id)).flatten() else { continue };
+        let Some((digest, size)) = (need.layers[i] && !made(i)).then(|| cache.gzip(diff_id)).flatten() else {
+            continue;
+        };
         let mut everywhere = true;
         for (d, h) in dests.iter_mut().zip(held) {
             let Some(pi) = wanting(p, h, i) else { continue };
@@ -126,6 +129,16 @@ fn wanting(p: &Prepared, h: &Held, i: usize) -> Option<usize> {
         .iter()
         .zip(h)
         .position(|(prod, held)| held.is_none() && prod.platforms.iter().any(|plat| plat.layers.contains(&i)))
+}
+
+/// Whether there are destinations and each surely holds nothing yet.
+pub(super) fn surely_empty(dests: &mut Destinations) -> bool {
+    !dests.is_empty() && dests.iter_mut().all(|d| d.surely_empty())
+}
+
+/// What destinations that hold nothing hold: no image, for each.
+pub(super) fn nothing_held(p: &Prepared, dests: &Destinations) -> Vec<Held> {
+    dests.iter().map(|_| vec![None; p.products.len()]).collect()
 }
 
 /// Offers customer layer `i`, just compressed, to every destination that

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::outputs::through_daemon;
 use super::{Options, DEFAULT_MTIME, DEFAULT_OUTPUT, KEYSTORES_LABEL};
+use crate::cache::Cache;
 use crate::config::{expand_tag, Config, LayerKind, LayerSource, TagValues, VariantSection};
 use crate::error::{Error, Result};
 use crate::image::mutate;
@@ -76,7 +77,8 @@ impl Prepared {
     }
 }
 
-pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepared> {
+pub(super) fn prepare(opts: &Options, cache: &Cache, log: &mut dyn FnMut(&str)) -> Result<Prepared> {
+    let started = std::time::Instant::now();
     let config = Config::load(&opts.config)?;
     let (location, rel_dir) = config.base_location(opts.base.as_ref())?;
     check_templates(&config)?;
@@ -86,15 +88,27 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
     if opts.pull && !matches!(location, Location::Daemon(_)) {
         return Err(Error::usage(format!("--pull: applies to a docker-daemon: base; {location} is read directly")));
     }
-    let inputs = walk_inputs(opts, &config, log)?;
+    let registries = Registries::new(opts.registry.clone());
+    // The base is read while the folders are walked (unless the daemon must
+    // pull it first); the walk's errors still come first.
+    let (inputs, opened) = std::thread::scope(|scope| {
+        let opening = (!opts.pull).then(|| scope.spawn(|| transport::open_base(&location, &rel_dir, &registries)));
+        let inputs = walk_inputs(opts, &config, cache, log);
+        let opened = opening.map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        (inputs, opened)
+    });
+    let inputs = inputs?;
+    let walked = started.elapsed().as_secs_f64();
     guard_public_keystores(opts, &config, &outputs, &inputs)?;
     let needs_daemon = outputs.iter().any(|o| through_daemon(o, opts.via)) || opts.pull;
     let daemon = if needs_daemon { Some(Daemon::connect()?) } else { None };
-    let registries = Registries::new(opts.registry.clone());
     if let (true, Location::Daemon(r), Some(d)) = (opts.pull, &location, &daemon) {
         d.pull(r, log)?;
     }
-    let mut base = transport::open_base(&location, &rel_dir, &registries)?;
+    let mut base = match opened {
+        Some(opened) => opened?,
+        None => transport::open_base(&location, &rel_dir, &registries)?,
+    };
     let mut lock = crate::lock::check(&config, opts.base.as_ref(), &base, opts.locked)?;
     if !opts.locked {
         lock = crate::lock::record_maven(&config, lock, crate::inputs::pins(&inputs.gathered.maven))?;
@@ -108,7 +122,14 @@ pub(super) fn prepare(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Prepa
         }
     }
     let mtime = opts.source_date_epoch.unwrap_or(DEFAULT_MTIME).max(0) as u64;
+    let planning = std::time::Instant::now();
     let (specs, products, extracted) = plan_products(&config, &bases, &base_of, &inputs, mtime)?;
+    crate::progress::detail(&format!(
+        "inputs: {} files walked and checked in {walked:.3} s; {} layers planned in {:.3} s",
+        inputs.checked.len(),
+        specs.len(),
+        planning.elapsed().as_secs_f64()
+    ));
     let labels = labels(&config, inputs.keystores_baked, log);
     for base in &bases {
         log(&format!(
@@ -237,19 +258,19 @@ struct Inputs {
 
 /// Walks the customer folders through the ignore rules, checks the
 /// configuration files, resolves `[maven]` jars and checks every file.
-fn walk_inputs(opts: &Options, config: &Config, log: &mut dyn FnMut(&str)) -> Result<Inputs> {
+fn walk_inputs(opts: &Options, config: &Config, cache: &Cache, log: &mut dyn FnMut(&str)) -> Result<Inputs> {
     let gopts = crate::inputs::Options {
         bake_keystores: opts.bake_keystores,
         locked: opts.locked,
         ca_certs: opts.registry.ca_certs.clone(),
     };
-    let g = crate::inputs::gather(config, &gopts, log)?;
+    let g = crate::inputs::gather(config, &gopts, cache, log)?;
     let has_keystores = |w: &[(LayerSource, Vec<SourceEntry>)]| {
         w.iter()
             .any(|(s, e)| s.kind == LayerKind::Keystores && e.iter().any(|e| !matches!(e.kind, layer::SourceKind::Dir)))
     };
     let bakes = config.bakes_keystores(opts.bake_keystores);
-    let stray = stray_keystores(&g.walked, g.variant_walks.iter().flatten(), bakes)?;
+    let stray = stray_keystores(g.stray_keystore, bakes)?;
     let keystores_baked =
         stray.is_some() || has_keystores(&g.walked) || g.variant_walks.iter().any(|w| has_keystores(w));
     Ok(Inputs {
@@ -466,31 +487,17 @@ fn labels(config: &Config, keystores_baked: bool, log: &mut dyn FnMut(&str)) -> 
     labels
 }
 
-/// The first keystore (by name or content) in a customer folder other than
-/// the keystores folder, as `LABEL/PATH (TYPE)`. Such a file is baked like the
-/// keystores folder when baking is on, and refused when it is not.
-fn stray_keystores<'a>(
-    main: &'a [(LayerSource, Vec<SourceEntry>)],
-    variants: impl Iterator<Item = &'a (LayerSource, Vec<SourceEntry>)>,
-    bakes: bool,
-) -> Result<Option<String>> {
-    for (src, entries) in main.iter().chain(variants).filter(|(s, _)| s.kind != LayerKind::Keystores) {
-        for e in entries.iter().filter(|e| matches!(e.kind, layer::SourceKind::File { .. })) {
-            let name = e.rel.rsplit('/').next().unwrap_or(&e.rel);
-            let Some(kind) = wso2::keystore::sniff(&e.path, name, e.head.as_ref().map(|h| h.as_slice())) else {
-                continue;
-            };
-            let shown = format!("{}/{} ({kind})", src.label.trim_end_matches('/'), e.rel);
-            if !bakes {
-                return Err(Error::config(format!(
-                    "{shown}: is a keystore, and keystores go into an image only with bake_keystores = true or \
+/// The first keystore (by name or content) found in a customer folder other
+/// than the keystores folder (`LABEL/PATH (TYPE)`): baked like the keystores
+/// folder when baking is on, refused when it is not.
+fn stray_keystores(found: Option<String>, bakes: bool) -> Result<Option<String>> {
+    match found {
+        Some(shown) if !bakes => Err(Error::config(format!(
+            "{shown}: is a keystore, and keystores go into an image only with bake_keystores = true or \
 --bake-keystores; mount it at run time instead, or put it in the keystores folder and turn baking on"
-                )));
-            }
-            return Ok(Some(shown));
-        }
+        ))),
+        found => Ok(found),
     }
-    Ok(None)
 }
 
 /// Where a file of a customer folder goes in the image (`None`: nowhere,

@@ -99,6 +99,13 @@ pub trait Destination {
     fn has_blob(&mut self, _digest: &Digest) -> Result<bool> {
         Ok(false)
     }
+    /// Whether it certainly holds no image yet (a registry repository
+    /// without tags, a layout not written yet): every layer of the build
+    /// will go there, so layers may be compressed while they are hashed. A
+    /// hint: when unsure (the default), no.
+    fn surely_empty(&mut self) -> bool {
+        false
+    }
     /// Completes the writes.
     fn finish(&mut self, log: &mut dyn FnMut(&str)) -> Result<()>;
 }

@@ -404,8 +404,11 @@ pub fn kind_root(kind: LayerKind) -> &'static str {
 /// Maps a path inside `themes/` to its absolute destination in the image.
 /// Returns `Ok(None)` for the top-level portal folders themselves.
 pub fn theme_destination(facts: &Facts, rel: &str) -> Result<Option<String>> {
-    let apps =
-        format!("{}/repository/deployment/server/{}", facts.product_home, portal_apps_dir(facts.version.as_deref()));
+    let apps = format_args!(
+        "{}/repository/deployment/server/{}",
+        facts.product_home,
+        portal_apps_dir(facts.version.as_deref())
+    );
     let mut parts = rel.splitn(2, '/');
     let top = parts.next().unwrap_or("");
     let rest = parts.next();

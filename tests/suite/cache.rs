@@ -100,6 +100,45 @@ fn a_same_size_rewrite_with_its_mtime_restored_is_seen() {
 }
 
 #[test]
+fn a_keystore_slipped_into_a_folder_the_cache_knows_is_found() {
+    let ws = project();
+    let first = run_ok(&ws, &["plan", "--json"]);
+    assert_eq!(run_ok(&ws, &["plan", "--json"])["content_digest"], first["content_digest"], "warm");
+    // Same size, mtime restored: only the inode change time tells.
+    let f = ws.join("overlays/conf/app.properties");
+    let mtime = fs::metadata(&f).unwrap().modified().unwrap();
+    let mut jks = vec![0xfe, 0xed, 0xfe, 0xed];
+    jks.resize(fs::metadata(&f).unwrap().len() as usize, 0);
+    fs::write(&f, &jks).unwrap();
+    File::options().write(true).open(&f).unwrap().set_modified(mtime).unwrap();
+    let out = run(&ws, &["plan"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("overlays/conf/app.properties (JKS)") && err.contains("is a keystore"), "{err}");
+}
+
+#[test]
+fn a_cold_build_compresses_while_it_hashes_and_matches_plan() {
+    let ws = project();
+    let out = run(&ws, &["-v", "build", "--json", "--to", "oci:img"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hashed and compressed in one pass"), "a new layout");
+    let cold: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plan = run_ok(&ws, &["plan", "--json", "--no-cache"]);
+    assert_eq!(cold["content_digest"], plan["content_digest"]);
+    assert_eq!(layer_diff_ids(&cold), layer_diff_ids(&plan));
+    ws.write("overlays/conf/app.properties", b"color=teal\n");
+    std::thread::sleep(Duration::from_millis(30));
+    let out = run(&ws, &["-v", "build", "--json", "--to", "oci:img"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("in one pass"), "the layout holds an image");
+    let warm: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(warm["content_digest"], run_ok(&ws, &["plan", "--json", "--no-cache"])["content_digest"]);
+    let fresh = run_ok(&ws, &["build", "--json", "--no-cache", "--to", "oci:other"]);
+    assert_eq!(warm["outputs"][0]["digest"], fresh["outputs"][0]["digest"], "same manifest both ways");
+}
+
+#[test]
 fn a_wrong_file_digest_fails_the_build_naming_the_file_and_is_dropped() {
     let ws = project();
     let good = run_ok(&ws, &["build", "--json", "--to", "oci:one"]);

@@ -539,8 +539,13 @@ fn registry_push_skips_present_content_and_refuses_to_move_a_tag() {
     let base = format!("{host}/wso2/wso2am:4.3.0");
     let repo = format!("{host}/acme/apim");
     config(&ws, &base, &repo, "");
-    let first = run_json(&ws, &["build", "--push", "--json"]);
+    // A repository without tags: each layer is compressed as it is hashed.
+    let out = wso2img_run(&ws, &["-v", "build", "--push", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hashed and compressed in one pass"));
+    let first = json(&out);
     let d1 = pushed(&first, &repo, "pushed");
+    assert_eq!(run_json(&ws, &["plan", "--json"])["content_digest"], first["content_digest"]);
 
     let mark = reg.mark();
     let out = wso2img_run(&ws, &["build", "--push", "--json"]);
@@ -560,6 +565,7 @@ fn registry_push_skips_present_content_and_refuses_to_move_a_tag() {
     // blobs, known from the first build, were found in the registry before
     // anything was compressed.
     let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!log.contains("in one pass"), "the repository has tags: hashed first");
     let made: Vec<&str> = log.lines().filter(|l| l.contains(" layer ") && l.contains(" gzip, ")).collect();
     assert_eq!(made.len(), 1, "one layer compressed: {made:?}");
     assert!(made[0].contains("layer jars.00:"), "{made:?}");

@@ -277,6 +277,10 @@ impl LayoutDestination {
 }
 
 impl Destination for LayoutDestination {
+    fn surely_empty(&mut self) -> bool {
+        self.created
+    }
+
     fn name(&self) -> String {
         match &self.tag {
             Some(t) => format!("oci:{}:{t}", self.dir.display()),

@@ -78,6 +78,10 @@ impl Destination for RegistryDestination {
         push::blob_present(&self.registries, &self.target, digest)
     }
 
+    fn surely_empty(&mut self) -> bool {
+        push::repository_is_empty(&self.registries, &self.target)
+    }
+
     fn offer(&mut self, blob: &Blob) {
         self.started.start(&self.registries, &self.target, blob);
     }

@@ -188,6 +188,27 @@ impl Client {
         }
     }
 
+    /// Whether the repository is unknown or lists no tag (the first page of
+    /// its tag list, one entry long, is empty).
+    pub async fn has_no_tags(&self, repo: &str) -> Result<bool> {
+        let path = format!("{repo}/tags/list?n=1");
+        let resp = self.send(&pull_scope(repo), &|h| self.request(h, Method::GET, &path)).await?;
+        match resp.status() {
+            StatusCode::NOT_FOUND => Ok(true),
+            s if s.is_success() => {
+                #[derive(serde::Deserialize)]
+                struct Tags {
+                    tags: Option<Vec<String>>,
+                }
+                let body = self.read_body(resp, 64 * 1024, &format!("tags of {repo}")).await.map_err(|(e, _)| e)?;
+                let tags: Tags = serde_json::from_slice(&body)
+                    .map_err(|e| Error::source(format!("{}/{repo}: tag list is not JSON ({e})", self.host)))?;
+                Ok(tags.tags.is_none_or(|t| t.is_empty()))
+            }
+            _ => Err(self.status_error(resp, &format!("list tags of {repo}")).await),
+        }
+    }
+
     /// Fetches a small blob (a config) and verifies it, retrying broken reads.
     /// Reading stops at the size its descriptor declares.
     pub async fn get_small_blob(&self, repo: &str, desc: &Descriptor) -> Result<Vec<u8>> {

@@ -107,6 +107,15 @@ pub fn blob_present(registries: &Arc<Registries>, target: &Reference, digest: &D
     })
 }
 
+/// Whether `target`'s repository certainly has no tag: it is unknown to
+/// the registry, or lists none. Any failure says no.
+pub fn repository_is_empty(registries: &Arc<Registries>, target: &Reference) -> bool {
+    runtime().block_on(async {
+        let Ok(client) = registries.client(&target.registry).await else { return false };
+        client.has_no_tags(&target.repository).await.unwrap_or(false)
+    })
+}
+
 /// Blob uploads started before their image is pushed (see
 /// [`Destination::offer`](crate::transport::destination::Destination::offer)):
 /// a layer goes up while the next one is compressed. Dropping it aborts
