@@ -34,6 +34,22 @@ impl Stats {
     fn files<'a>(&'a self, spec: &'a LayerSpec, st: &'a LayerStats) -> impl Iterator<Item = (PathBuf, StatKey)> + 'a {
         spec.files().zip(&st.keys).map(|((p, _), k)| (absolute(&self.cwd, p), *k))
     }
+
+    /// Once every layer has its diff_id: marks which came from the cache
+    /// (all but `hashed`), keeps every layer's files in the cache, and saves it.
+    fn settle(&mut self, specs: &[LayerSpec], hashed: &[usize], cache: &Cache) {
+        for (i, s) in self.layers.iter_mut().enumerate() {
+            if let Some(s) = s {
+                s.cached = !hashed.contains(&i);
+            }
+        }
+        for (spec, st) in specs.iter().zip(&self.layers) {
+            if let Some(st) = st {
+                cache.keep_files(self.files(spec, st));
+            }
+        }
+        cache.save();
+    }
 }
 
 struct LayerStats {
@@ -89,18 +105,8 @@ pub(super) fn hash(p: &Prepared, cache: &Cache) -> Result<(Vec<LayerReport>, Sta
         slots[todo[k]] = d.into_inner().unwrap_or_else(|e| e.into_inner());
     }
     let mut stats = stats;
-    for (i, s) in stats.layers.iter_mut().enumerate() {
-        if let Some(s) = s {
-            s.cached = !todo.contains(&i);
-        }
-    }
-    for (spec, st) in p.specs.iter().zip(&stats.layers) {
-        if let Some(st) = st {
-            cache.keep_files(stats.files(spec, st));
-        }
-    }
+    stats.settle(&p.specs, &todo, cache);
     let reports = slots.into_iter().map(|s| s.expect("every layer was hashed")).collect::<Result<Vec<_>>>()?;
-    cache.save();
     crate::progress::detail(&format!(
         "layers: {} hashed, {} from the digest cache{} ({:.3} s stat, {:.3} s in all)",
         todo.len(),
@@ -178,17 +184,7 @@ pub(super) fn hash_compressing(
         slots[i] = Some(report(spec, layer::TarDigest { diff_id: c.tar.diff_id, size: c.tar.size }));
         out.layers[i] = Some(c);
     }
-    for (i, s) in stats.layers.iter_mut().enumerate() {
-        if let Some(s) = s {
-            s.cached = !todo.contains(&i);
-        }
-    }
-    for (spec, st) in p.specs.iter().zip(&stats.layers) {
-        if let Some(st) = st {
-            cache.keep_files(stats.files(spec, st));
-        }
-    }
-    cache.save();
+    stats.settle(&p.specs, &todo, cache);
     crate::progress::detail(&format!(
         "layers: {} hashed and compressed in one pass, {} from the digest cache{} ({:.3} s)",
         todo.len(),
