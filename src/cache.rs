@@ -76,14 +76,25 @@ pub struct StatKey {
 impl StatKey {
     /// The key of `md`.
     pub fn of(md: &fs::Metadata) -> StatKey {
-        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
         StatKey {
             dev: md.dev(),
             ino: md.ino(),
             size: md.size(),
-            mtime_ns: ns(md.mtime(), md.mtime_nsec()),
-            ctime_ns: ns(md.ctime(), md.ctime_nsec()),
+            mtime_ns: nanos(md.mtime(), md.mtime_nsec()),
+            ctime_ns: nanos(md.ctime(), md.ctime_nsec()),
             mode: md.mode(),
+        }
+    }
+
+    /// The key of a raw `stat` result (as `fstatat` fills it in).
+    pub fn of_stat(st: &libc::stat) -> StatKey {
+        StatKey {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: st.st_size as u64,
+            mtime_ns: nanos(st.st_mtime, st.st_mtime_nsec),
+            ctime_ns: nanos(st.st_ctime, st.st_ctime_nsec),
+            mode: st.st_mode,
         }
     }
 
@@ -129,6 +140,11 @@ impl StatKey {
             mode: r.u32()?,
         })
     }
+}
+
+/// Seconds and nanoseconds as nanoseconds since the epoch (saturating).
+fn nanos(secs: i64, ns: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(ns)
 }
 
 /// What the cache knows of a layer: its uncompressed identity.

@@ -108,6 +108,49 @@ impl Hasher {
     }
 }
 
+/// A sha256 of many small pieces, collected into 64 KiB blocks so the
+/// hasher is called once per block (fingerprints of thousands of entries).
+pub struct Blocks {
+    hasher: Hasher,
+    buf: Vec<u8>,
+}
+
+impl Default for Blocks {
+    fn default() -> Self {
+        Blocks { hasher: Hasher::new(), buf: Vec::with_capacity(66 * 1024) }
+    }
+}
+
+impl Blocks {
+    /// Nothing fed yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Feeds `bytes`.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.with(|buf| buf.extend_from_slice(bytes));
+    }
+    /// Feeds `bytes` after their length (little-endian u64), so that
+    /// adjacent fields cannot run into each other.
+    pub fn field(&mut self, bytes: &[u8]) {
+        self.update(&(bytes.len() as u64).to_le_bytes());
+        self.update(bytes);
+    }
+    /// Feeds what `append` appends to the pending block.
+    pub fn with(&mut self, append: impl FnOnce(&mut Vec<u8>)) {
+        append(&mut self.buf);
+        if self.buf.len() >= 64 * 1024 {
+            self.hasher.update(&self.buf);
+            self.buf.clear();
+        }
+    }
+    /// The digest of everything fed.
+    pub fn finish(mut self) -> Digest {
+        self.hasher.update(&self.buf);
+        self.hasher.finish().0
+    }
+}
+
 /// A writer that hashes what passes through it.
 pub struct HashWriter<W> {
     inner: W,

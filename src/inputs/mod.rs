@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use crate::cache::Cache;
 use crate::config::{Config, LayerKind, LayerSource};
-use crate::digest::{Digest, Hasher};
+use crate::digest::{Blocks, Digest};
 use crate::error::Result;
 use crate::layer::{self, ignore, SourceEntry, SourceKind};
 use crate::wso2::checks::{self, CheckedFile};
@@ -178,37 +178,27 @@ fn inspect(src: &LayerSource, entries: &mut [SourceEntry], cache: &Cache) -> Res
 /// (for a regular file) `stat` key, with the latest time its files settled;
 /// `None` when a file has no key.
 fn fingerprint(src: &LayerSource, entries: &[SourceEntry]) -> Option<(Digest, i64)> {
-    let mut h = Hasher::new();
-    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut h = Blocks::new();
     let mut settled_after = i64::MIN;
-    let field = |buf: &mut Vec<u8>, b: &[u8]| {
-        buf.extend_from_slice(&(b.len() as u64).to_le_bytes());
-        buf.extend_from_slice(b);
-    };
-    field(&mut buf, b"wso2img folder inspection 1");
-    field(&mut buf, src.label.as_bytes());
+    h.field(b"wso2img folder inspection 1");
+    h.field(src.label.as_bytes());
     for e in entries {
-        field(&mut buf, e.rel.as_bytes());
+        h.field(e.rel.as_bytes());
         match &e.kind {
-            SourceKind::Dir => buf.push(b'd'),
+            SourceKind::Dir => h.update(b"d"),
             SourceKind::Symlink { target } => {
-                buf.push(b'l');
-                field(&mut buf, target.as_bytes());
+                h.update(b"l");
+                h.field(target.as_bytes());
             }
             SourceKind::File { .. } => {
                 let key = e.key?;
-                buf.push(b'f');
-                key.encode(&mut buf);
+                h.update(b"f");
+                h.with(|buf| key.encode(buf));
                 settled_after = settled_after.max(key.settled_after());
             }
         }
-        if buf.len() >= 60 * 1024 {
-            h.update(&buf);
-            buf.clear();
-        }
     }
-    h.update(&buf);
-    Some((h.finish().0, settled_after))
+    Some((h.finish(), settled_after))
 }
 
 /// Adds the Maven jars to the `jars` and `dropins` folders' entries (making

@@ -161,7 +161,6 @@ impl LayerSpec {
         }
         let (kind, mode) = match &src.kind {
             SourceKind::Dir => {
-                self.last_parent.clear();
                 return self.ensure_dir(&path, placement, &src.path);
             }
             SourceKind::File { size, executable } => (
@@ -289,29 +288,14 @@ impl LayerSpec {
     /// with `keys`, the [`StatKey`]s of [`LayerSpec::files`] in order. Equal
     /// fingerprints mean equal tars as long as the keys vouch for the content.
     pub fn fingerprint(&self, keys: &[StatKey]) -> Digest {
-        /// Collects small pieces and hashes them in blocks.
-        struct Blocks(crate::digest::Hasher, Vec<u8>);
-        impl Blocks {
-            fn update(&mut self, b: &[u8]) {
-                self.1.extend_from_slice(b);
-                if self.1.len() >= 64 * 1024 {
-                    self.0.update(&self.1);
-                    self.1.clear();
-                }
-            }
-        }
-        let mut h = Blocks(crate::digest::Hasher::new(), Vec::with_capacity(66 * 1024));
+        let mut h = crate::digest::Blocks::new();
         h.update(b"wso2img layer fingerprint 1\0");
         h.update(tar::writer_fingerprint().bytes());
         h.update(&self.mtime.to_le_bytes());
         h.update(&(self.entries.len() as u64).to_le_bytes());
         let mut keys = keys.iter();
-        let field = |h: &mut Blocks, b: &[u8]| {
-            h.update(&(b.len() as u64).to_le_bytes());
-            h.update(b);
-        };
         for e in self.entries.values() {
-            field(&mut h, e.path.as_bytes());
+            h.field(e.path.as_bytes());
             h.update(&e.mode.to_le_bytes());
             h.update(&e.owner.uid.to_le_bytes());
             h.update(&e.owner.gid.to_le_bytes());
@@ -319,22 +303,20 @@ impl LayerSpec {
                 EntryKind::Dir => h.update(b"d"),
                 EntryKind::Symlink { target } => {
                     h.update(b"l");
-                    field(&mut h, target.as_bytes());
+                    h.field(target.as_bytes());
                 }
                 EntryKind::File { source, size } => {
                     h.update(b"f");
                     h.update(&size.to_le_bytes());
-                    field(&mut h, source.as_os_str().as_encoded_bytes());
+                    h.field(source.as_os_str().as_encoded_bytes());
                     match keys.next() {
-                        Some(k) => k.encode(&mut h.1),
+                        Some(k) => h.with(|buf| k.encode(buf)),
                         None => h.update(b"no key"),
                     }
                 }
             }
         }
-        let Blocks(mut hasher, rest) = h;
-        hasher.update(&rest);
-        hasher.finish().0
+        h.finish()
     }
 
     /// Writes the tar; a layer of many small files has them read ahead on

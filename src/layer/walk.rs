@@ -105,10 +105,10 @@ pub fn walk(root: &Path, label: &str) -> Result<Vec<SourceEntry>> {
 /// inside the folder); returns the entries and what was left out, by path.
 /// `label` is the folder relative to the config's folder.
 ///
-/// Folders are listed on one thread (the names and types come from the
-/// listing itself); the files are then `stat`-ed on every core, each
-/// relative to its open folder. No file is opened: [`read_heads`] does that
-/// when the caller needs it.
+/// Folders are listed one depth at a time, the folders of a depth on every
+/// core (the names and types come from the listing itself); the files are
+/// then `stat`-ed on every core, each relative to its open folder. No file
+/// is opened: [`read_heads`] does that when the caller needs it.
 pub fn walk_filtered(root: &Path, label: &str, rules: &Rules) -> Result<(Vec<SourceEntry>, Vec<Excluded>)> {
     let meta = fs::metadata(root).map_err(|e| {
         Error::config(format!(
@@ -228,15 +228,7 @@ fn stat_run(dir: &Path, entries: &mut [SourceEntry], label: &str) -> std::result
         if st.st_mode & libc::S_IFMT != libc::S_IFREG {
             return Err((i, format!("{}: changed while it was being read; run again", e.shown(label))));
         }
-        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
-        let key = StatKey {
-            dev: st.st_dev,
-            ino: st.st_ino,
-            size: st.st_size as u64,
-            mtime_ns: ns(st.st_mtime, st.st_mtime_nsec),
-            ctime_ns: ns(st.st_ctime, st.st_ctime_nsec),
-            mode: st.st_mode,
-        };
+        let key = StatKey::of_stat(&st);
         e.kind = SourceKind::File { size: key.size, executable: key.mode & 0o111 != 0 };
         e.key = Some(key);
     }
@@ -256,7 +248,7 @@ pub fn read_heads(entries: &mut [SourceEntry], label: &str) -> Result<()> {
             .map(|(c, part)| {
                 scope.spawn(move || {
                     for (j, e) in part.iter_mut().enumerate() {
-                        if !matches!(e.kind, SourceKind::File { .. }) || e.head.is_some() {
+                        if !matches!(e.kind, SourceKind::File { .. }) {
                             continue;
                         }
                         match Head::read(&e.path) {

@@ -35,6 +35,31 @@ impl Stats {
         spec.files().zip(&st.keys).map(|((p, _), k)| (absolute(&self.cwd, p), *k))
     }
 
+    /// The reports of the layers whose diff_id the cache knows (by
+    /// fingerprint), and the others, biggest first.
+    fn known(&self, specs: &[LayerSpec], cache: &Cache) -> (Vec<Option<LayerReport>>, Vec<usize>) {
+        let mut known: Vec<Option<LayerReport>> = specs.iter().map(|_| None).collect();
+        let mut todo = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            match self.layers[i].as_ref().and_then(|s| cache.layer(&s.fingerprint)) {
+                Some(hit) => known[i] = Some(report(spec, layer::TarDigest { diff_id: hit.diff_id, size: hit.size })),
+                None => todo.push(i),
+            }
+        }
+        biggest_first(specs, &mut todo);
+        (known, todo)
+    }
+
+    /// Records in the cache what producing layer `spec`'s bytes found: its
+    /// diff_id and size, and the digests of its files (`digests`, in
+    /// archive order; empty when they were not taken).
+    fn remember(&self, spec: &LayerSpec, st: &LayerStats, t: &layer::TarDigest, digests: &[Digest], cache: &Cache) {
+        cache.put_layer(st.fingerprint, LayerHit { diff_id: t.diff_id, size: t.size }, st.settled_after);
+        for ((path, key), d) in self.files(spec, st).zip(digests) {
+            cache.put_file(&path, key, *d);
+        }
+    }
+
     /// Once every layer has its diff_id: marks which came from the cache
     /// (all but `hashed`), keeps every layer's files in the cache, and saves it.
     fn settle(&mut self, specs: &[LayerSpec], hashed: &[usize], cache: &Cache) {
@@ -78,15 +103,8 @@ pub(super) fn hash(p: &Prepared, cache: &Cache) -> Result<(Vec<LayerReport>, Sta
     let started = std::time::Instant::now();
     let stats = stat_layers(&p.specs, cache)?;
     let stat_secs = started.elapsed().as_secs_f64();
-    let mut slots: Vec<Option<Result<LayerReport>>> = p.specs.iter().map(|_| None).collect();
-    let mut todo = Vec::new();
-    for (i, spec) in p.specs.iter().enumerate() {
-        match stats.layers[i].as_ref().and_then(|s| cache.layer(&s.fingerprint)) {
-            Some(hit) => slots[i] = Some(Ok(report(spec, layer::TarDigest { diff_id: hit.diff_id, size: hit.size }))),
-            None => todo.push(i),
-        }
-    }
-    todo.sort_by_key(|&i| std::cmp::Reverse(p.specs[i].content_bytes()));
+    let (known, todo) = stats.known(&p.specs, cache);
+    let mut slots: Vec<Option<Result<LayerReport>>> = known.into_iter().map(|r| r.map(Ok)).collect();
     let next = AtomicUsize::new(0);
     let done: Vec<Mutex<Option<Result<LayerReport>>>> = todo.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
@@ -133,15 +151,7 @@ pub(super) fn hash_compressing(
     let started = std::time::Instant::now();
     let mut stats = stat_layers(&p.specs, cache)?;
     let mut out = Compressed::none(p.specs.len());
-    let mut slots: Vec<Option<LayerReport>> = p.specs.iter().map(|_| None).collect();
-    let mut todo = Vec::new();
-    for (i, spec) in p.specs.iter().enumerate() {
-        match stats.layers[i].as_ref().and_then(|s| cache.layer(&s.fingerprint)) {
-            Some(hit) => slots[i] = Some(report(spec, layer::TarDigest { diff_id: hit.diff_id, size: hit.size })),
-            None => todo.push(i),
-        }
-    }
-    upload_order(&p.specs, &mut todo);
+    let (mut slots, todo) = stats.known(&p.specs, cache);
     if !todo.is_empty() {
         let parent = staging_parent(&p.outputs);
         files::sweep(&parent);
@@ -152,32 +162,16 @@ pub(super) fn hash_compressing(
         let dir = out._staging.as_ref().expect("made above").path();
         // Like hashing, only small layers record their files' digests: a
         // cold build of big ones should not read every byte a third time.
-        let c = match stats.layers[i].as_ref().filter(|_| spec.content_bytes() <= DIGEST_FILES_BYTES) {
-            Some(st) => {
-                let (c, digests) = layer::build_digesting(spec, dir)?;
-                check_file_digests(spec, &stats, st, &digests, cache)?;
-                cache.put_layer(
-                    st.fingerprint,
-                    LayerHit { diff_id: c.tar.diff_id, size: c.tar.size },
-                    st.settled_after,
-                );
-                for ((path, key), d) in stats.files(spec, st).zip(&digests) {
-                    cache.put_file(&path, key, *d);
-                }
-                c
-            }
-            None => {
-                let c = layer::build(spec, dir)?;
-                if let Some(st) = stats.layers[i].as_ref() {
-                    cache.put_layer(
-                        st.fingerprint,
-                        LayerHit { diff_id: c.tar.diff_id, size: c.tar.size },
-                        st.settled_after,
-                    );
-                }
-                c
-            }
+        let st = stats.layers[i].as_ref();
+        let (c, digests) = if st.is_some() && spec.content_bytes() <= DIGEST_FILES_BYTES {
+            layer::build_digesting(spec, dir)?
+        } else {
+            (layer::build(spec, dir)?, Vec::new())
         };
+        if let Some(st) = st {
+            check_file_digests(spec, &stats, st, &digests, cache)?;
+            stats.remember(spec, st, &c.tar, &digests, cache);
+        }
         cache.put_gzip(c.tar.diff_id, c.digest, c.size);
         log_layer(spec, &c, log);
         ready(i, &c);
@@ -196,10 +190,10 @@ pub(super) fn hash_compressing(
     Ok((reports, stats, out))
 }
 
-/// The order in which to make layers `idx` that are uploaded as they are
-/// made: biggest first, so the longest uploads start first and the last
-/// layer made — whose upload nothing overlaps — is a small one.
-fn upload_order(specs: &[LayerSpec], idx: &mut [usize]) {
+/// Layers `idx`, biggest first: hashed side by side, the longest job starts
+/// first; uploaded as they are made, the longest uploads start first and
+/// the last layer made — whose upload nothing overlaps — is a small one.
+fn biggest_first(specs: &[LayerSpec], idx: &mut [usize]) {
     idx.sort_by_key(|&i| std::cmp::Reverse(specs[i].content_bytes()));
 }
 
@@ -241,10 +235,7 @@ fn hash_one(spec: &LayerSpec, st: Option<(&Stats, &LayerStats)>, cache: &Cache) 
     };
     if let Some((stats, st)) = st {
         check_file_digests(spec, stats, st, &digests, cache)?;
-        cache.put_layer(st.fingerprint, LayerHit { diff_id: t.diff_id, size: t.size }, st.settled_after);
-        for ((path, key), d) in stats.files(spec, st).zip(&digests) {
-            cache.put_file(&path, key, *d);
-        }
+        stats.remember(spec, st, &t, &digests, cache);
     }
     Ok(t)
 }
@@ -432,7 +423,7 @@ pub(super) fn compress(
     }
     let staging = out._staging.take().expect("made above");
     let mut order: Vec<usize> = (0..p.specs.len()).filter(|&i| todo(i, &out)).collect();
-    upload_order(&p.specs, &mut order);
+    biggest_first(&p.specs, &mut order);
     for i in order {
         let spec = &p.specs[i];
         let c = produce(i, spec, staging.path(), &hashed[i], stats, cache)?;
@@ -505,10 +496,7 @@ fn produce(
             spec.name, c.tar.diff_id, hashed.diff_id
         )));
     }
-    cache.put_layer(st.fingerprint, LayerHit { diff_id: c.tar.diff_id, size: c.tar.size }, st.settled_after);
-    for ((path, key), d) in stats.files(spec, st).zip(&digests) {
-        cache.put_file(&path, key, *d);
-    }
+    stats.remember(spec, st, &c.tar, &digests, cache);
     Ok(c)
 }
 
