@@ -10,8 +10,9 @@
 //!   diff_id and tar size), **gzips** (diff_id → digest and size of the gzip
 //!   blob we made of that tar, so a destination can be asked for it before
 //!   compressing), **notes** (fingerprint of a set of files' names and keys →
-//!   a short text a caller derived from reading them, such as which of a
-//!   folder's files is a keystore) and **blobs** (absolute path of a blob in
+//!   a short text a caller derived from them, such as which of a folder's
+//!   files is a keystore, or the layers planned from a folder — the plan
+//!   memo) and **blobs** (absolute path of a blob in
 //!   an OCI layout + key → the digest it was verified to have, by us).
 //! - The files table is the big one and is stored last: it is parsed only
 //!   when a run asks for a file (an unchanged tree needs only the layers).
@@ -192,6 +193,8 @@ struct State {
     files_raw: Option<Vec<u8>>,
     /// Files to keep when saving (see [`Cache::keep_files`]).
     kept: Vec<(PathBuf, StatKey)>,
+    /// Keep every file entry when saving (see [`Cache::keep_every_file`]).
+    keep_every_file: bool,
     notes: HashMap<Digest, NoteEntry>,
     layers: HashMap<Digest, LayerEntry>,
     blobs: HashMap<Box<Path>, FileEntry>,
@@ -381,6 +384,12 @@ impl Cache {
         self.lock().kept.extend(files);
     }
 
+    /// Keeps every file entry when the cache is saved: for a run that knows
+    /// its files to be those of an earlier run without listing them.
+    pub fn keep_every_file(&self) {
+        self.lock().keep_every_file = true;
+    }
+
     /// The note recorded under fingerprint `fp`, when known.
     pub fn note(&self, fp: &Digest) -> Option<String> {
         let mut s = self.lock();
@@ -403,6 +412,14 @@ impl Cache {
         }
         let stamp = s.stamp;
         s.notes.insert(fp, NoteEntry { text, settled_after, stamp, seen: true });
+    }
+
+    /// Forgets a note.
+    pub fn drop_note(&self, fp: &Digest) {
+        let mut s = self.lock();
+        if s.notes.remove(fp).is_some() {
+            s.dirty = true;
+        }
     }
 
     /// Remembers that the file at absolute `path`, whose key was `key` before
@@ -497,6 +514,14 @@ impl Cache {
         v
     }
 
+    /// Every note: fingerprint and text (for tests and tools).
+    pub fn note_entries(&self) -> Vec<(Digest, String)> {
+        let s = self.lock();
+        let mut v: Vec<_> = s.notes.iter().map(|(f, e)| (*f, e.text.clone())).collect();
+        v.sort_by_key(|(f, _)| *f);
+        v
+    }
+
     /// Every layer entry: fingerprint and what is known of the layer.
     pub fn layer_entries(&self) -> Vec<(Digest, LayerHit)> {
         let s = self.lock();
@@ -573,6 +598,7 @@ fn write_state(path: &Path, s: &State) -> Result<(), String> {
     let mut tmp = TempFile::new_in(parent, "digests", ".bin").map_err(|e| e.message().to_string())?;
     let keep = |seen: bool| seen || !s.prune;
     let keep_blobs = |seen: bool| seen || !s.prune || !s.blobs_used;
+    let keep_files = |seen: bool| keep(seen) || s.keep_every_file;
     let ioerr = |e: io::Error| crate::error::io_reason(&e);
     let file = tmp.file().try_clone().map_err(|e| crate::error::io_reason(&e))?;
     let mut out = Crc(io::BufWriter::with_capacity(256 * 1024, file), crc32fast::Hasher::new());
@@ -602,7 +628,7 @@ fn write_state(path: &Path, s: &State) -> Result<(), String> {
         out.put(e.text.as_bytes()).map_err(ioerr)?;
     }
     let mut rec = Vec::with_capacity(4096);
-    for (table, keep) in [(&s.blobs, &keep_blobs as &dyn Fn(bool) -> bool), (&s.files, &keep)] {
+    for (table, keep) in [(&s.blobs, &keep_blobs as &dyn Fn(bool) -> bool), (&s.files, &keep_files)] {
         let live = |e: &FileEntry| keep(e.seen) && !e.key.is_racy(e.stamp);
         out.put(&(table.values().filter(|e| live(e)).count() as u64).to_le_bytes()).map_err(ioerr)?;
         for (p, e) in table.iter().filter(|(_, e)| live(e)) {

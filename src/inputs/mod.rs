@@ -22,6 +22,19 @@ use crate::wso2::jar::Coords;
 /// Customer folders walked, each with its entries.
 pub type Walked = Vec<(LayerSource, Vec<SourceEntry>)>;
 
+/// A digest of a walked folder's label and of every entry's path, kind and
+/// (for a regular file) `stat` key: what the folder holds, as far as the
+/// keys vouch for the files' bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FolderPrint {
+    /// The digest.
+    pub digest: Digest,
+    /// The latest [`crate::cache::StatKey::settled_after`] of its files:
+    /// whatever is derived from them may be cached only once the cache's
+    /// stamp is later.
+    pub settled_after: i64,
+}
+
 /// How to gather the inputs.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -40,6 +53,11 @@ pub struct Gathered {
     pub walked: Walked,
     /// Each variant's extra folders.
     pub variant_walks: Vec<Walked>,
+    /// The print of each folder of `walked` (with the cache on, and when
+    /// every file was walked from disk: none for a folder Maven jars joined).
+    pub prints: Vec<Option<FolderPrint>>,
+    /// The print of each folder of each of `variant_walks`.
+    pub variant_prints: Vec<Vec<Option<FolderPrint>>>,
     /// Every regular file of the main customization, checked.
     pub checked: Vec<CheckedFile>,
     /// What the ignore rules left out.
@@ -64,24 +82,28 @@ pub fn gather(config: &Config, opts: &Options, cache: &Cache, log: &mut dyn FnMu
     let rules = config.ignore_rules()?;
     let mut excluded = Vec::new();
     let mut stray_keystore = None;
-    let mut walk = |sources: Vec<LayerSource>| -> Result<Walked> {
-        sources
-            .into_iter()
-            .map(|s| {
-                let (mut entries, left_out) = layer::walk_filtered(&s.dir, &s.label, &rules)?;
-                excluded.extend(left_out);
-                let found = inspect(&s, &mut entries, cache)?;
-                if stray_keystore.is_none() && s.kind != LayerKind::Keystores {
-                    stray_keystore = found;
-                }
-                Ok((s, entries))
-            })
-            .collect()
+    let mut walk = |sources: Vec<LayerSource>| -> Result<(Walked, Vec<Option<FolderPrint>>)> {
+        let mut walked = Vec::new();
+        let mut prints = Vec::new();
+        for s in sources {
+            let (mut entries, left_out) = layer::walk_filtered(&s.dir, &s.label, &rules)?;
+            excluded.extend(left_out);
+            let (found, print) = inspect(&s, &mut entries, cache)?;
+            if stray_keystore.is_none() && s.kind != LayerKind::Keystores {
+                stray_keystore = found;
+            }
+            walked.push((s, entries));
+            prints.push(print);
+        }
+        Ok((walked, prints))
     };
-    let mut walked = walk(config.layer_sources(opts.bake_keystores)?)?;
+    let (mut walked, mut prints) = walk(config.layer_sources(opts.bake_keystores)?)?;
     let mut variant_walks = Vec::new();
+    let mut variant_prints = Vec::new();
     for v in &config.variants {
-        variant_walks.push(walk(config.variant_sources(v, opts.bake_keystores)?)?);
+        let (w, p) = walk(config.variant_sources(v, opts.bake_keystores)?)?;
+        variant_walks.push(w);
+        variant_prints.push(p);
     }
     let mut facts = crate::check::config_files(&walked)?;
     for w in &variant_walks {
@@ -98,7 +120,7 @@ pub fn gather(config: &Config, opts: &Options, cache: &Cache, log: &mut dyn FnMu
         lockfile: lockfile.display().to_string(),
     };
     let resolved = maven::resolve(&config.maven, &pins, &mopts, log)?;
-    join_maven(config, &mut walked, &resolved);
+    join_maven(config, &mut walked, &mut prints, &resolved);
 
     let mut warnings: Vec<String> = Vec::new();
     let mut checked = checks::check(&walked, &mut |w| warnings.push(w.to_string()))?;
@@ -143,6 +165,8 @@ pub fn gather(config: &Config, opts: &Options, cache: &Cache, log: &mut dyn FnMu
     Ok(Gathered {
         walked,
         variant_walks,
+        prints,
+        variant_prints,
         checked,
         excluded,
         maven: resolved,
@@ -154,13 +178,17 @@ pub fn gather(config: &Config, opts: &Options, cache: &Cache, log: &mut dyn FnMu
 
 /// Opens every regular file of a walked folder — each must be readable —
 /// and returns the first that is a keystore by name or content, as
-/// `LABEL/PATH (TYPE)`. What the files held is a function of their names and
-/// `stat` keys, so the answer is kept in `cache` under a fingerprint of them
-/// and an unchanged folder is not opened again.
-fn inspect(src: &LayerSource, entries: &mut [SourceEntry], cache: &Cache) -> Result<Option<String>> {
-    let fp = cache.enabled().then(|| fingerprint(src, entries)).flatten();
-    if let Some(text) = fp.as_ref().and_then(|(fp, _)| cache.note(fp)) {
-        return Ok((!text.is_empty()).then_some(text));
+/// `LABEL/PATH (TYPE)`, with the folder's print (with the cache on). What the
+/// files held is a function of their names and `stat` keys, so the answer is
+/// kept in `cache` under the print and an unchanged folder is not opened again.
+fn inspect(
+    src: &LayerSource,
+    entries: &mut [SourceEntry],
+    cache: &Cache,
+) -> Result<(Option<String>, Option<FolderPrint>)> {
+    let print = cache.enabled().then(|| fingerprint(src, entries)).flatten();
+    if let Some(text) = print.as_ref().and_then(|p| cache.note(&p.digest)) {
+        return Ok(((!text.is_empty()).then_some(text), print));
     }
     layer::read_heads(entries, &src.label)?;
     let found = entries.iter().filter(|e| matches!(e.kind, SourceKind::File { .. })).find_map(|e| {
@@ -168,16 +196,14 @@ fn inspect(src: &LayerSource, entries: &mut [SourceEntry], cache: &Cache) -> Res
         let kind = crate::wso2::keystore::sniff(&e.path, name, e.head.as_ref().map(|h| h.as_slice()))?;
         Some(format!("{}/{} ({kind})", src.label.trim_end_matches('/'), e.rel))
     });
-    if let Some((fp, settled_after)) = fp {
-        cache.put_note(fp, found.clone().unwrap_or_default(), settled_after);
+    if let Some(p) = print {
+        cache.put_note(p.digest, found.clone().unwrap_or_default(), p.settled_after);
     }
-    Ok(found)
+    Ok((found, print))
 }
 
-/// A digest of a walked folder's label and of every entry's path, kind and
-/// (for a regular file) `stat` key, with the latest time its files settled;
-/// `None` when a file has no key.
-fn fingerprint(src: &LayerSource, entries: &[SourceEntry]) -> Option<(Digest, i64)> {
+/// The print of a walked folder; `None` when a file has no key.
+fn fingerprint(src: &LayerSource, entries: &[SourceEntry]) -> Option<FolderPrint> {
     let mut h = Blocks::new();
     let mut settled_after = i64::MIN;
     h.field(b"wso2img folder inspection 1");
@@ -198,12 +224,18 @@ fn fingerprint(src: &LayerSource, entries: &[SourceEntry]) -> Option<(Digest, i6
             }
         }
     }
-    Some((h.finish(), settled_after))
+    Some(FolderPrint { digest: h.finish(), settled_after })
 }
 
 /// Adds the Maven jars to the `jars` and `dropins` folders' entries (making
-/// the folder's entry when the project has no such folder).
-fn join_maven(config: &Config, walked: &mut Walked, resolved: &[maven::Resolved]) {
+/// the folder's entry when the project has no such folder); such a folder
+/// has no print.
+fn join_maven(
+    config: &Config,
+    walked: &mut Walked,
+    prints: &mut Vec<Option<FolderPrint>>,
+    resolved: &[maven::Resolved],
+) {
     for kind in [LayerKind::Jars, LayerKind::Dropins] {
         let mine: Vec<&maven::Resolved> = resolved.iter().filter(|r| r.kind == kind).collect();
         if mine.is_empty() {
@@ -215,9 +247,11 @@ fn join_maven(config: &Config, walked: &mut Walked, resolved: &[maven::Resolved]
                 let src = LayerSource { kind, dir: config.dir.join(kind.name()), label: kind.name().to_string() };
                 let i = walked.iter().position(|(s, _)| s.kind > kind).unwrap_or(walked.len());
                 walked.insert(i, (src, Vec::new()));
+                prints.insert(i, None);
                 i
             }
         };
+        prints[at] = None;
         let entries = &mut walked[at].1;
         for r in mine {
             entries.push(SourceEntry {

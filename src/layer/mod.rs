@@ -57,11 +57,10 @@ pub enum EntryKind {
     },
 }
 
-/// One entry of a layer, with its final metadata.
+/// One entry of a layer, with its final metadata (its path in the image,
+/// relative to `/` and without a trailing slash, is its key in the layer).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerEntry {
-    /// Path in the image, relative to `/`, without a trailing slash.
-    pub path: String,
     /// What it is.
     pub kind: EntryKind,
     /// Permission bits.
@@ -177,8 +176,7 @@ impl LayerSpec {
                 describe(o.get())
             ))),
             std::collections::btree_map::Entry::Vacant(v) => {
-                let path = v.key().clone();
-                v.insert(LayerEntry { path, kind, mode, owner: placement.owner, key: src.key });
+                v.insert(LayerEntry { kind, mode, owner: placement.owner, key: src.key });
                 Ok(())
             }
         }
@@ -198,10 +196,7 @@ impl LayerSpec {
                 let owned = abs == root || abs.starts_with(&format!("{root}/"));
                 let (owner, mode) =
                     if owned { (placement.owner, placement.mode(0o755)) } else { (Owner { uid: 0, gid: 0 }, 0o755) };
-                self.entries.insert(
-                    path.to_string(),
-                    LayerEntry { path: path.to_string(), kind: EntryKind::Dir, mode, owner, key: None },
-                );
+                self.entries.insert(path.to_string(), LayerEntry { kind: EntryKind::Dir, mode, owner, key: None });
                 Ok(())
             }
         }
@@ -231,9 +226,9 @@ impl LayerSpec {
         self.entries.len()
     }
 
-    /// Entries in archive order.
-    pub fn entries(&self) -> impl Iterator<Item = &LayerEntry> {
-        self.entries.values()
+    /// Entries in archive order, each with its path in the image.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &LayerEntry)> {
+        self.entries.iter().map(|(p, e)| (p.as_str(), e))
     }
 
     /// Number of regular files and symlinks.
@@ -294,8 +289,8 @@ impl LayerSpec {
         h.update(&self.mtime.to_le_bytes());
         h.update(&(self.entries.len() as u64).to_le_bytes());
         let mut keys = keys.iter();
-        for e in self.entries.values() {
-            h.field(e.path.as_bytes());
+        for (path, e) in &self.entries {
+            h.field(path.as_bytes());
             h.update(&e.mode.to_le_bytes());
             h.update(&e.owner.uid.to_le_bytes());
             h.update(&e.owner.gid.to_le_bytes());
@@ -349,15 +344,15 @@ impl LayerSpec {
         let werr = |e: io::Error| {
             Error::new(crate::error::Kind::Io, format!("writing layer {}: {}", self.name, io_reason(&e)))
         };
-        for e in self.entries.values() {
+        for (entry_path, e) in &self.entries {
             let dir_path;
             let (path, kind, size, link) = match &e.kind {
                 EntryKind::Dir => {
-                    dir_path = format!("{}/", e.path);
+                    dir_path = format!("{entry_path}/");
                     (dir_path.as_str(), tar::EntryType::Dir, 0, "")
                 }
-                EntryKind::File { size, .. } => (e.path.as_str(), tar::EntryType::File, *size, ""),
-                EntryKind::Symlink { target } => (e.path.as_str(), tar::EntryType::Symlink, 0, target.as_str()),
+                EntryKind::File { size, .. } => (entry_path.as_str(), tar::EntryType::File, *size, ""),
+                EntryKind::Symlink { target } => (entry_path.as_str(), tar::EntryType::Symlink, 0, target.as_str()),
             };
             let h = tar::Header {
                 path,

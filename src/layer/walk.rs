@@ -351,7 +351,8 @@ impl Lister<'_> {
             }
             level = next;
         }
-        let (mut out, mut runs) = (Vec::new(), Vec::new());
+        let total = listed.iter().flatten().map(Vec::len).sum();
+        let (mut out, mut runs) = (Vec::with_capacity(total), Vec::new());
         emit(0, &mut listed, &subdirs, &mut out, &mut runs);
         Ok((out, excluded, dirs, runs))
     }
@@ -388,18 +389,32 @@ impl Lister<'_> {
         }
     }
 
-    /// The rule that leaves out `child_rel`, if any.
-    fn ignored(&self, nested: &[(Arc<Nested>, String)], child_rel: &str, is_dir: bool) -> Option<String> {
-        let in_project =
-            if self.project.is_empty() { child_rel.to_string() } else { format!("{}/{child_rel}", self.project) };
-        let nested: Vec<(&Nested, String)> = nested
+    /// The rule that leaves out `child_rel` (`in_project`: the same path
+    /// relative to the config's folder), if any.
+    fn ignored(
+        &self,
+        nested: &[(Arc<Nested>, String)],
+        in_project: &str,
+        child_rel: &str,
+        is_dir: bool,
+    ) -> Option<String> {
+        if self.rules.is_empty() {
+            return None;
+        }
+        let nested: Vec<(&Nested, &str)> = nested
             .iter()
-            .map(|(n, at)| {
-                let rel = if at.is_empty() { child_rel.to_string() } else { child_rel[at.len() + 1..].to_string() };
-                (n.as_ref(), rel)
-            })
+            .map(|(n, at)| (n.as_ref(), if at.is_empty() { child_rel } else { &child_rel[at.len() + 1..] }))
             .collect();
-        self.rules.excludes(&in_project, &nested, is_dir)
+        self.rules.excludes(in_project, &nested, is_dir)
+    }
+
+    /// `child_rel` relative to the config's folder.
+    fn in_project(&self, child_rel: &str) -> String {
+        if self.project.is_empty() {
+            child_rel.to_string()
+        } else {
+            format!("{}/{child_rel}", self.project)
+        }
     }
 
     /// Lists one folder. Regular files get their kind from the listing;
@@ -429,7 +444,7 @@ impl Lister<'_> {
             let Ok(name) = name.into_string() else {
                 let lossy = ent.file_name().to_string_lossy().to_string();
                 let child = if rel.is_empty() { lossy } else { format!("{rel}/{lossy}") };
-                if let Some(rule) = self.ignored(&nested, &child, ft.is_dir()) {
+                if let Some(rule) = self.ignored(&nested, &self.in_project(&child), &child, ft.is_dir()) {
                     let files = if ft.is_dir() { ignore::count_files(&ent.path()) } else { 1 };
                     listed.excluded.push(Excluded { path: self.shown(&child), rule, files });
                     continue;
@@ -439,10 +454,20 @@ impl Lister<'_> {
             children.push((name, ft));
         }
         children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        listed.entries.reserve_exact(children.len());
+        // Built by hand, not with `format!`: this runs once per file.
+        let prefix = if rel.is_empty() { String::new() } else { format!("{rel}/") };
+        let project_prefix = self.in_project(&prefix);
+        let mut in_project = String::new();
         for (name, ft) in children {
-            let child_rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
-            let path = dir.join(&name);
-            if let Some(rule) = self.ignored(&nested, &child_rel, ft.is_dir()) {
+            let mut child_rel = String::with_capacity(prefix.len() + name.len());
+            child_rel.push_str(&prefix);
+            child_rel.push_str(&name);
+            in_project.clear();
+            in_project.push_str(&project_prefix);
+            in_project.push_str(&name);
+            let path = join(dir, &name);
+            if let Some(rule) = self.ignored(&nested, &in_project, &child_rel, ft.is_dir()) {
                 let files = if ft.is_dir() { ignore::count_files(&path) } else { 1 };
                 listed.excluded.push(Excluded { path: self.shown(&child_rel), rule, files });
                 continue;
@@ -495,6 +520,19 @@ impl Lister<'_> {
             )));
         })
     }
+}
+
+/// `dir/name` in one allocation (`Path::join` copies and then grows).
+fn join(dir: &Path, name: &str) -> PathBuf {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let d = dir.as_os_str().as_bytes();
+    let mut p = Vec::with_capacity(d.len() + 1 + name.len());
+    p.extend_from_slice(d);
+    if !d.is_empty() && !d.ends_with(b"/") {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name.as_bytes());
+    PathBuf::from(std::ffi::OsString::from_vec(p))
 }
 
 /// Whether the symlink at `link` resolves, following every symlink on the

@@ -42,7 +42,9 @@ pub(super) fn image_set(
             layers.push(blob);
         }
         for &i in &plat.layers {
-            layers.push(compressed.layer_blob(i, fam).ok_or_else(|| missing(&p.specs[i].name, &composed.content))?);
+            layers.push(
+                compressed.layer_blob(i, fam).ok_or_else(|| missing(&p.layers[i].summary.name, &composed.content))?,
+            );
         }
         let config = Blob::bytes(fam.config(), config.clone());
         let descs: Vec<Descriptor> = layers.iter().map(|b| b.desc.clone()).collect();

@@ -47,7 +47,7 @@ pub(super) fn compose(p: &Prepared, product: &Product, diff_ids: &[Digest]) -> R
             layers: plat
                 .layers
                 .iter()
-                .map(|&i| AppendedLayer { diff_id: diff_ids[i], created_by: p.specs[i].description.clone() })
+                .map(|&i| AppendedLayer { diff_id: diff_ids[i], created_by: p.layers[i].summary.description.clone() })
                 .collect(),
             labels,
             env: match product.variant.as_ref().and_then(|v| v.profile.as_ref()) {

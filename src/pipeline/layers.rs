@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use super::memo::{self, Summary};
 use super::outputs::Need;
 use super::prepare::Prepared;
 use super::LayerReport;
@@ -21,8 +22,9 @@ use crate::reference::Location;
 
 /// What hashing learnt that producing layer bytes needs, per layer: its
 /// files' absolute paths and [`StatKey`]s (taken before any byte was read),
-/// its fingerprint, and whether its diff_id came from the cache. Empty
-/// when the cache is off.
+/// its fingerprint, and whether its diff_id came from the cache (a layer
+/// from the plan memo: its fingerprint only, until its spec is planned).
+/// Empty when the cache is off.
 pub(super) struct Stats {
     layers: Vec<Option<LayerStats>>,
     /// What relative source paths are relative to.
@@ -37,17 +39,49 @@ impl Stats {
 
     /// The reports of the layers whose diff_id the cache knows (by
     /// fingerprint), and the others, biggest first.
-    fn known(&self, specs: &[LayerSpec], cache: &Cache) -> (Vec<Option<LayerReport>>, Vec<usize>) {
-        let mut known: Vec<Option<LayerReport>> = specs.iter().map(|_| None).collect();
+    fn known(&self, p: &Prepared, cache: &Cache) -> (Vec<Option<LayerReport>>, Vec<usize>) {
+        let mut known: Vec<Option<LayerReport>> = p.layers.iter().map(|_| None).collect();
         let mut todo = Vec::new();
-        for (i, spec) in specs.iter().enumerate() {
+        for (i, l) in p.layers.iter().enumerate() {
             match self.layers[i].as_ref().and_then(|s| cache.layer(&s.fingerprint)) {
-                Some(hit) => known[i] = Some(report(spec, layer::TarDigest { diff_id: hit.diff_id, size: hit.size })),
+                Some(hit) => {
+                    known[i] = Some(report(&l.summary, layer::TarDigest { diff_id: hit.diff_id, size: hit.size }))
+                }
                 None => todo.push(i),
             }
         }
-        biggest_first(specs, &mut todo);
+        biggest_first(p, &mut todo);
         (known, todo)
+    }
+
+    /// Plans the specs of layers `todo` (those from the memo, again) and
+    /// completes their stats, before their bytes are read.
+    fn complete(&mut self, p: &Prepared, todo: &[usize], cache: &Cache) -> Result<()> {
+        p.plan(todo, cache)?;
+        for &i in todo {
+            let spec = p.spec(i, cache)?;
+            if let Some(st) = self.layers[i].as_mut().filter(|st| !st.full) {
+                *st = LayerStats::walked(spec, st.fingerprint);
+            }
+        }
+        Ok(())
+    }
+
+    /// Records in the plan memo the folders planned in full this run, now
+    /// that their layers' fingerprints are known.
+    fn record_memo(&self, p: &Prepared, cache: &Cache) {
+        for (key, ids, print) in &p.memo_pending {
+            let summaries: Option<Vec<Summary>> = ids
+                .iter()
+                .map(|&i| {
+                    let st = self.layers[i].as_ref()?;
+                    Some(Summary { fingerprint: st.fingerprint, ..p.layers[i].summary.clone() })
+                })
+                .collect();
+            if let Some(summaries) = summaries {
+                memo::put(cache, *key, &summaries, print);
+            }
+        }
     }
 
     /// Records in the cache what producing layer `spec`'s bytes found: its
@@ -61,16 +95,20 @@ impl Stats {
     }
 
     /// Once every layer has its diff_id: marks which came from the cache
-    /// (all but `hashed`), keeps every layer's files in the cache, and saves it.
-    fn settle(&mut self, specs: &[LayerSpec], hashed: &[usize], cache: &Cache) {
+    /// (all but `hashed`), keeps every layer's files in the cache (all of
+    /// them while a layer from the memo is not planned: its files are those
+    /// of the run that recorded it), and saves it.
+    fn settle(&mut self, p: &Prepared, hashed: &[usize], cache: &Cache) {
         for (i, s) in self.layers.iter_mut().enumerate() {
             if let Some(s) = s {
                 s.cached = !hashed.contains(&i);
             }
         }
-        for (spec, st) in specs.iter().zip(&self.layers) {
-            if let Some(st) = st {
-                cache.keep_files(self.files(spec, st));
+        for (l, st) in p.layers.iter().zip(&self.layers) {
+            match (l.spec(), st) {
+                (Some(spec), Some(st)) if st.full => cache.keep_files(self.files(spec, st)),
+                (_, Some(_)) => cache.keep_every_file(),
+                _ => {}
             }
         }
         cache.save();
@@ -85,6 +123,18 @@ struct LayerStats {
     settled_after: i64,
     /// Its diff_id was taken from the cache, not from its bytes.
     cached: bool,
+    /// Its keys are known (else only its fingerprint, from the plan memo).
+    full: bool,
+}
+
+impl LayerStats {
+    /// The stats of a layer with fingerprint `fingerprint` whose files all
+    /// were walked (as every file of a memo layer was).
+    fn walked(spec: &LayerSpec, fingerprint: Digest) -> LayerStats {
+        let keys: Vec<StatKey> = spec.walked_keys().flatten().collect();
+        let settled_after = keys.iter().map(StatKey::settled_after).max().unwrap_or(i64::MIN);
+        LayerStats { keys, fingerprint, settled_after, cached: false, full: true }
+    }
 }
 
 /// Layers with at least this much content are hashed with the files read
@@ -101,9 +151,11 @@ const DIGEST_FILES_BYTES: u64 = 8 << 20;
 /// big one with its files read ahead on another thread.
 pub(super) fn hash(p: &Prepared, cache: &Cache) -> Result<(Vec<LayerReport>, Stats)> {
     let started = std::time::Instant::now();
-    let stats = stat_layers(&p.specs, cache)?;
+    let mut stats = stat_layers(p, cache)?;
+    stats.record_memo(p, cache);
     let stat_secs = started.elapsed().as_secs_f64();
-    let (known, todo) = stats.known(&p.specs, cache);
+    let (known, todo) = stats.known(p, cache);
+    stats.complete(p, &todo, cache)?;
     let mut slots: Vec<Option<Result<LayerReport>>> = known.into_iter().map(|r| r.map(Ok)).collect();
     let next = AtomicUsize::new(0);
     let done: Vec<Mutex<Option<Result<LayerReport>>>> = todo.iter().map(|_| Mutex::new(None)).collect();
@@ -112,9 +164,9 @@ pub(super) fn hash(p: &Prepared, cache: &Cache) -> Result<(Vec<LayerReport>, Sta
             scope.spawn(|| loop {
                 let k = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&i) = todo.get(k) else { break };
-                let spec = &p.specs[i];
+                let spec = p.layers[i].spec().expect("completed above");
                 let st = stats.layers[i].as_ref().map(|st| (&stats, st));
-                let r = hash_one(spec, st, cache).map(|t| report(spec, t));
+                let r = hash_one(spec, st, cache).map(|t| report(&p.layers[i].summary, t));
                 *done[k].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
             });
         }
@@ -122,13 +174,12 @@ pub(super) fn hash(p: &Prepared, cache: &Cache) -> Result<(Vec<LayerReport>, Sta
     for (k, d) in done.into_iter().enumerate() {
         slots[todo[k]] = d.into_inner().unwrap_or_else(|e| e.into_inner());
     }
-    let mut stats = stats;
-    stats.settle(&p.specs, &todo, cache);
+    stats.settle(p, &todo, cache);
     let reports = slots.into_iter().map(|s| s.expect("every layer was hashed")).collect::<Result<Vec<_>>>()?;
     crate::progress::detail(&format!(
         "layers: {} hashed, {} from the digest cache{} ({:.3} s stat, {:.3} s in all)",
         todo.len(),
-        p.specs.len() - todo.len(),
+        p.layers.len() - todo.len(),
         if cache.enabled() { "" } else { " (off)" },
         stat_secs,
         started.elapsed().as_secs_f64()
@@ -149,16 +200,18 @@ pub(super) fn hash_compressing(
     log: &mut dyn FnMut(&str),
 ) -> Result<(Vec<LayerReport>, Stats, Compressed)> {
     let started = std::time::Instant::now();
-    let mut stats = stat_layers(&p.specs, cache)?;
-    let mut out = Compressed::none(p.specs.len());
-    let (mut slots, todo) = stats.known(&p.specs, cache);
+    let mut stats = stat_layers(p, cache)?;
+    stats.record_memo(p, cache);
+    let mut out = Compressed::none(p.layers.len());
+    let (mut slots, todo) = stats.known(p, cache);
+    stats.complete(p, &todo, cache)?;
     if !todo.is_empty() {
         let parent = staging_parent(&p.outputs);
         files::sweep(&parent);
         out._staging = Some(TempDir::new_in(&parent, "staging")?);
     }
     for &i in &todo {
-        let spec = &p.specs[i];
+        let spec = p.layers[i].spec().expect("completed above");
         let dir = out._staging.as_ref().expect("made above").path();
         // Like hashing, only small layers record their files' digests: a
         // cold build of big ones should not read every byte a third time.
@@ -173,16 +226,16 @@ pub(super) fn hash_compressing(
             stats.remember(spec, st, &c.tar, &digests, cache);
         }
         cache.put_gzip(c.tar.diff_id, c.digest, c.size);
-        log_layer(spec, &c, log);
+        log_layer(&p.layers[i].summary, &c, log);
         ready(i, &c);
-        slots[i] = Some(report(spec, layer::TarDigest { diff_id: c.tar.diff_id, size: c.tar.size }));
+        slots[i] = Some(report(&p.layers[i].summary, layer::TarDigest { diff_id: c.tar.diff_id, size: c.tar.size }));
         out.layers[i] = Some(c);
     }
-    stats.settle(&p.specs, &todo, cache);
+    stats.settle(p, &todo, cache);
     crate::progress::detail(&format!(
         "layers: {} hashed and compressed in one pass, {} from the digest cache{} ({:.3} s)",
         todo.len(),
-        p.specs.len() - todo.len(),
+        p.layers.len() - todo.len(),
         if cache.enabled() { "" } else { " (off)" },
         started.elapsed().as_secs_f64()
     ));
@@ -193,29 +246,29 @@ pub(super) fn hash_compressing(
 /// Layers `idx`, biggest first: hashed side by side, the longest job starts
 /// first; uploaded as they are made, the longest uploads start first and
 /// the last layer made — whose upload nothing overlaps — is a small one.
-fn biggest_first(specs: &[LayerSpec], idx: &mut [usize]) {
-    idx.sort_by_key(|&i| std::cmp::Reverse(specs[i].content_bytes()));
+fn biggest_first(p: &Prepared, idx: &mut [usize]) {
+    idx.sort_by_key(|&i| std::cmp::Reverse(p.layers[i].summary.bytes));
 }
 
 /// A layer's report before compression.
-fn report(spec: &LayerSpec, t: layer::TarDigest) -> LayerReport {
+fn report(l: &Summary, t: layer::TarDigest) -> LayerReport {
     LayerReport {
-        name: spec.name.clone(),
+        name: l.name.clone(),
         diff_id: t.diff_id,
-        files: spec.file_count(),
-        bytes: spec.content_bytes(),
+        files: l.files,
+        bytes: l.bytes,
         tar_size: t.size,
         digest: None,
         size: None,
-        description: spec.description.clone(),
+        description: l.description.clone(),
     }
 }
 
-fn log_layer(spec: &LayerSpec, c: &CompressedLayer, log: &mut dyn FnMut(&str)) {
+fn log_layer(l: &Summary, c: &CompressedLayer, log: &mut dyn FnMut(&str)) {
     log(&format!(
         "layer {}: {} files, {} -> {} gzip, {}",
-        spec.name,
-        spec.file_count(),
+        l.name,
+        l.files,
         human(c.tar.size),
         human(c.size),
         c.tar.diff_id
@@ -279,12 +332,14 @@ fn check_file_digests(
     )))
 }
 
-/// The `stat` keys of every layer's files, taken on every core, and each
-/// layer's fingerprint; nothing when the cache is off.
-fn stat_layers(specs: &[LayerSpec], cache: &Cache) -> Result<Stats> {
+/// The `stat` keys of every planned layer's files, taken on every core, and
+/// each layer's fingerprint (a memo layer's is the memo's); nothing when the
+/// cache is off.
+fn stat_layers(p: &Prepared, cache: &Cache) -> Result<Stats> {
     if !cache.enabled() {
-        return Ok(Stats { layers: specs.iter().map(|_| None).collect(), cwd: PathBuf::new() });
+        return Ok(Stats { layers: p.layers.iter().map(|_| None).collect(), cwd: PathBuf::new() });
     }
+    let specs: Vec<&LayerSpec> = p.layers.iter().filter_map(|l| l.spec()).collect();
     let cwd = std::env::current_dir().map_err(|e| Error::io("reading", Path::new("."), e))?;
     let paths: Vec<&Path> = specs.iter().flat_map(|s| s.files().map(|(p, _)| p)).collect();
     // The keys the walk took; files it did not walk are stat-ed on every core.
@@ -306,8 +361,19 @@ fn stat_layers(specs: &[LayerSpec], cache: &Cache) -> Result<Stats> {
         }
     });
     let mut keys = keys.into_iter();
-    let mut layers = Vec::with_capacity(specs.len());
-    for spec in specs {
+    let mut layers = Vec::with_capacity(p.layers.len());
+    for l in &p.layers {
+        let Some(spec) = l.spec() else {
+            let fingerprint = l.summary.fingerprint;
+            layers.push(Some(LayerStats {
+                keys: Vec::new(),
+                fingerprint,
+                settled_after: i64::MAX,
+                cached: false,
+                full: false,
+            }));
+            continue;
+        };
         let keys = keys
             .by_ref()
             .take(spec.files().count())
@@ -315,7 +381,7 @@ fn stat_layers(specs: &[LayerSpec], cache: &Cache) -> Result<Stats> {
             .collect::<Result<Vec<StatKey>>>()?;
         let fingerprint = spec.fingerprint(&keys);
         let settled_after = keys.iter().map(StatKey::settled_after).max().unwrap_or(i64::MIN);
-        layers.push(Some(LayerStats { keys, fingerprint, settled_after, cached: false }));
+        layers.push(Some(LayerStats { keys, fingerprint, settled_after, cached: false, full: true }));
     }
     Ok(Stats { layers, cwd })
 }
@@ -405,7 +471,7 @@ pub(super) fn compress(
     ready: &mut dyn FnMut(usize, &CompressedLayer),
     log: &mut dyn FnMut(&str),
 ) -> Result<Compressed> {
-    let mut out = made.unwrap_or_else(|| Compressed::none(p.specs.len()));
+    let mut out = made.unwrap_or_else(|| Compressed::none(p.layers.len()));
     out.held = need.held.clone();
     for (i, held) in need.held.iter().enumerate() {
         if held.is_some() {
@@ -413,7 +479,7 @@ pub(super) fn compress(
         }
     }
     let todo = |i: usize, out: &Compressed| need.layers[i] && !out.has(i);
-    if (0..p.specs.len()).all(|i| !todo(i, &out)) && !need.base_gzip {
+    if (0..p.layers.len()).all(|i| !todo(i, &out)) && !need.base_gzip {
         return Ok(out);
     }
     if out._staging.is_none() {
@@ -422,12 +488,21 @@ pub(super) fn compress(
         out._staging = Some(TempDir::new_in(&parent, "staging")?);
     }
     let staging = out._staging.take().expect("made above");
-    let mut order: Vec<usize> = (0..p.specs.len()).filter(|&i| todo(i, &out)).collect();
-    biggest_first(&p.specs, &mut order);
+    let mut order: Vec<usize> = (0..p.layers.len()).filter(|&i| todo(i, &out)).collect();
+    biggest_first(p, &mut order);
+    p.plan(&order, cache)?;
     for i in order {
-        let spec = &p.specs[i];
-        let c = produce(i, spec, staging.path(), &hashed[i], stats, cache)?;
-        log_layer(spec, &c, log);
+        let spec = p.spec(i, cache)?;
+        let planned;
+        let st = match stats.layers[i].as_ref() {
+            Some(st) if !st.full => {
+                planned = LayerStats { cached: st.cached, ..LayerStats::walked(spec, st.fingerprint) };
+                Some(&planned)
+            }
+            st => st,
+        };
+        let c = produce(spec, staging.path(), &hashed[i], stats, st, cache)?;
+        log_layer(&p.layers[i].summary, &c, log);
         cache.put_gzip(c.tar.diff_id, c.digest, c.size);
         ready(i, &c);
         out.layers[i] = Some(c);
@@ -463,14 +538,14 @@ pub(super) fn compress(
 /// and fails naming the file (or, when no file entry says which, the layer).
 /// Agreement records the files' digests for the next run.
 fn produce(
-    i: usize,
     spec: &LayerSpec,
     dir: &Path,
     hashed: &LayerReport,
     stats: &Stats,
+    st: Option<&LayerStats>,
     cache: &Cache,
 ) -> Result<CompressedLayer> {
-    let Some(st) = stats.layers[i].as_ref() else {
+    let Some(st) = st else {
         let c = layer::build(spec, dir)?;
         if c.tar.diff_id != hashed.diff_id {
             return Err(layer_changed(spec));

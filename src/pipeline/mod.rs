@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! prepare   config → outputs checked → customer folders walked and checked
-//!           → base → layer specs per platform (shared when equal)
+//!           → base → layer specs per platform (shared when equal; an
+//!           unchanged folder's from the plan memo, planned in full only
+//!           when its bytes are needed)
 //! hash      diff_ids, without compressing (a cold build, whose destinations
 //!           surely hold nothing, compresses in the same pass and starts
 //!           uploading at once)
@@ -32,6 +34,7 @@ use crate::wso2::Facts;
 mod assemble;
 mod compose;
 mod layers;
+mod memo;
 mod outputs;
 mod prepare;
 mod supply;
@@ -283,7 +286,7 @@ pub fn plan(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
         l.save(log)?;
     }
     let report = compose::report(&p, &composed, layers);
-    free_later(p, stats);
+    free_prepared(p, stats);
     Ok(report)
 }
 
@@ -307,8 +310,6 @@ pub fn check(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<CheckReport> {
 }
 
 /// Builds the image (and its variants) and writes them to every destination.
-/// Destinations that already hold an image report it `up-to-date`; layers
-/// are compressed only when some destination still needs them.
 pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let cache = Arc::new(layers::open_cache(opts.no_cache, &opts.config));
     let mut p = prepare::prepare(opts, &cache, log)?;
@@ -353,7 +354,7 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     rep.uploaded_bytes = Some(p.registries.uploaded_bytes());
     outputs::write_sbom(&p, opts, &rep)?;
     drop(dests);
-    free_later(p, stats);
+    free_prepared(p, stats);
     Ok(rep)
 }
 
@@ -361,9 +362,14 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
 /// of small allocations take tens of milliseconds to free, and nothing
 /// waits for them. What has to be released in order (the base's extracted
 /// files, connections) is dropped here.
-fn free_later(p: prepare::Prepared, stats: layers::Stats) {
-    let prepare::Prepared { specs, checked, gathered, .. } = p;
-    std::thread::spawn(move || drop((specs, checked, gathered, stats)));
+fn free_prepared(p: prepare::Prepared, stats: layers::Stats) {
+    let prepare::Prepared { layers, checked, gathered, walks, .. } = p;
+    free_later((layers, checked, gathered, walks.into_inner(), stats));
+}
+
+/// Drops `t` on another thread.
+fn free_later<T: Send + 'static>(t: T) {
+    std::thread::spawn(move || drop(t));
 }
 
 /// The destinations a build writes, in `--to` order.

@@ -71,7 +71,7 @@ pub(super) struct Need {
 }
 
 pub(super) fn needs(p: &Prepared, dests: &Destinations, held: &[Held]) -> Need {
-    let mut need = Need { layers: vec![false; p.specs.len()], base_gzip: false, held: vec![None; p.specs.len()] };
+    let mut need = Need { layers: vec![false; p.layers.len()], base_gzip: false, held: vec![None; p.layers.len()] };
     for (d, h) in dests.iter().zip(held) {
         for (pi, (prod, held)) in p.products.iter().zip(h).enumerate() {
             if held.is_some() {

@@ -7,12 +7,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::memo::{self, Planned, Recipe};
 use super::outputs::through_daemon;
 use super::{Options, DEFAULT_MTIME, DEFAULT_OUTPUT, KEYSTORES_LABEL};
 use crate::cache::Cache;
 use crate::config::{expand_tag, Config, LayerKind, LayerSource, TagValues, VariantSection};
 use crate::error::{Error, Result};
 use crate::image::mutate;
+use crate::inputs::FolderPrint;
 use crate::layer::{self, split, LayerSpec, Placement, SourceEntry};
 use crate::reference::{Location, Reference};
 use crate::transport::daemon::Daemon;
@@ -42,7 +44,8 @@ pub(super) struct Prepared {
     pub(super) config: Config,
     /// The main base first, then the variants' own bases (each once).
     pub(super) bases: Vec<Base>,
-    pub(super) specs: Vec<LayerSpec>,
+    /// The customer layers, each planned or from the plan memo ([`Prepared::spec`]).
+    pub(super) layers: Vec<Planned>,
     pub(super) products: Vec<Product>,
     pub(super) labels: BTreeMap<String, String>,
     pub(super) created: Option<String>,
@@ -51,8 +54,22 @@ pub(super) struct Prepared {
     /// The refreshed lock, written once the tags are known to be good.
     pub(super) lock: Option<crate::lock::Pending>,
     pub(super) gathered: Gathered,
+    /// The walked folders, main and per variant, for planning memo layers in
+    /// full (kept only while some layer from the memo is not planned).
+    pub(super) walks: std::sync::Mutex<Option<Walks>>,
+    /// The mtime of every layer entry.
+    pub(super) mtime: u64,
+    /// Memo entries to record once the layers' fingerprints are known: the
+    /// key, the layers planned, the folder's print.
+    pub(super) memo_pending: Vec<(crate::digest::Digest, Vec<usize>, FolderPrint)>,
     /// Base files copied out for the `arbitrary-uid` layer; they live as long as the build.
     pub(super) _extracted: Option<crate::files::TempDir>,
+}
+
+/// The walked customer folders: the main ones and each variant's.
+pub(super) struct Walks {
+    pub(super) main: Vec<(LayerSource, Vec<SourceEntry>)>,
+    pub(super) variants: Vec<Vec<(LayerSource, Vec<SourceEntry>)>>,
 }
 
 /// What gathering the inputs found besides the files themselves.
@@ -75,6 +92,67 @@ impl Prepared {
     pub(super) fn base_of(&self, pi: usize) -> &Base {
         &self.bases[self.products[pi].base]
     }
+
+    /// Plans the full specs of customer layers `which` (see
+    /// [`Prepared::spec`]); once every layer has its spec, the walked
+    /// folders are freed.
+    pub(super) fn plan(&self, which: &[usize], cache: &Cache) -> Result<()> {
+        for &i in which {
+            self.spec(i, cache)?;
+        }
+        if self.layers.iter().all(|l| l.spec().is_some()) {
+            if let Some(w) = self.walks.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                super::free_later(w);
+            }
+        }
+        Ok(())
+    }
+
+    /// The full spec of customer layer `i`: a layer from the plan memo is
+    /// planned again (its folder only), and its fingerprint must be the
+    /// memo's — else the memo is dropped and the run fails, naming the layer.
+    pub(super) fn spec(&self, i: usize, cache: &Cache) -> Result<&LayerSpec> {
+        let l = &self.layers[i];
+        if let Some(spec) = l.spec() {
+            return Ok(spec);
+        }
+        let r = l.recipe.as_ref().expect("a layer without a spec came from the memo");
+        let walks = self.walks.lock().unwrap_or_else(|e| e.into_inner());
+        let walks = walks.as_ref().expect("kept while a layer from the memo is not planned");
+        let (src, entries) = match r.walk {
+            None => &walks.main[r.folder],
+            Some(v) => &walks.variants[v][r.folder],
+        };
+        let keys = artifact_keys(&self.checked);
+        let arbitrary = self.config.image.arbitrary_uid;
+        let specs =
+            layer_specs(src.kind, &keys, &src.label, entries, &r.facts, self.mtime, r.variant.as_deref(), arbitrary)?;
+        let spec = specs.into_iter().find(|s| s.name == l.summary.name);
+        let keys: Option<Vec<_>> = spec.as_ref().and_then(|s| s.walked_keys().collect::<Option<Vec<_>>>());
+        match (spec, keys) {
+            (Some(spec), Some(keys)) if spec.fingerprint(&keys) == l.summary.fingerprint => Ok(l.set_spec(spec)),
+            _ => {
+                cache.drop_note(&r.key);
+                cache.save();
+                Err(Error::input(format!(
+                    "layer {}: planned again, it is not what the plan memo in the digest cache recorded; the memo was dropped — run again, or use --no-cache",
+                    l.summary.name
+                )))
+            }
+        }
+    }
+}
+
+/// The artifact key (`group:artifact`) of every checked jar whose Maven
+/// coordinates came from its POM, by path.
+fn artifact_keys(checked: &[CheckedFile]) -> HashMap<&Path, String> {
+    checked
+        .iter()
+        .filter_map(|f| {
+            let c = f.coords.as_ref().filter(|c| c.from_pom)?;
+            Some((f.path.as_path(), format!("{}:{}", c.group.as_ref()?, c.artifact)))
+        })
+        .collect()
 }
 
 pub(super) fn prepare(opts: &Options, cache: &Cache, log: &mut dyn FnMut(&str)) -> Result<Prepared> {
@@ -123,14 +201,23 @@ pub(super) fn prepare(opts: &Options, cache: &Cache, log: &mut dyn FnMut(&str)) 
     }
     let mtime = opts.source_date_epoch.unwrap_or(DEFAULT_MTIME).max(0) as u64;
     let planning = std::time::Instant::now();
-    let (specs, products, extracted) = plan_products(&config, &bases, &base_of, &inputs, mtime)?;
+    let plan = plan_products(&config, &bases, &base_of, &inputs, mtime, cache)?;
     crate::progress::detail(&format!(
-        "inputs: {} files walked and checked in {walked:.3} s; {} layers planned in {:.3} s",
+        "inputs: {} files walked and checked in {walked:.3} s; {} layers planned in {:.3} s ({} from the plan memo)",
         inputs.checked.len(),
-        specs.len(),
-        planning.elapsed().as_secs_f64()
+        plan.layers.len(),
+        planning.elapsed().as_secs_f64(),
+        plan.layers.iter().filter(|l| l.is_memo()).count()
     ));
     let labels = labels(&config, inputs.keystores_baked, log);
+    let walks = Walks { main: inputs.walked, variants: inputs.variant_walks };
+    let walks = if plan.layers.iter().any(Planned::is_memo) {
+        Some(walks)
+    } else {
+        super::free_later(walks);
+        None
+    };
+    let walks = std::sync::Mutex::new(walks);
     for base in &bases {
         log(&format!(
             "base {} ({}, {} platform{})",
@@ -146,15 +233,18 @@ pub(super) fn prepare(opts: &Options, cache: &Cache, log: &mut dyn FnMut(&str)) 
         outputs,
         config,
         bases,
-        specs,
-        products,
+        layers: plan.layers,
+        products: plan.products,
         labels,
         created: opts.source_date_epoch.map(mutate::rfc3339),
         checked: inputs.checked,
         keystores_baked: inputs.keystores_baked,
         lock,
         gathered: inputs.gathered,
-        _extracted: extracted,
+        walks,
+        mtime,
+        memo_pending: plan.pending,
+        _extracted: plan.extracted,
     })
 }
 
@@ -249,6 +339,8 @@ fn absolute(p: &Path) -> PathBuf {
 struct Inputs {
     walked: Vec<(LayerSource, Vec<SourceEntry>)>,
     variant_walks: Vec<Vec<(LayerSource, Vec<SourceEntry>)>>,
+    prints: Vec<Option<FolderPrint>>,
+    variant_prints: Vec<Vec<Option<FolderPrint>>>,
     keystores_baked: bool,
     /// A keystore found outside the keystores folder (`LABEL/PATH (TYPE)`), baked with the rest.
     stray: Option<String>,
@@ -276,6 +368,8 @@ fn walk_inputs(opts: &Options, config: &Config, cache: &Cache, log: &mut dyn FnM
     Ok(Inputs {
         walked: g.walked,
         variant_walks: g.variant_walks,
+        prints: g.prints,
+        variant_prints: g.variant_prints,
         keystores_baked,
         stray,
         checked: g.checked,
@@ -333,37 +427,44 @@ fn open_variant_bases(
     Ok((bases, base_of, lock))
 }
 
-/// One layer spec per kind and platform (shared when equal) and the
-/// products (main image, variants) that use them, each on its own base.
+/// What planning gave: the customer layers (shared across products and
+/// platforms when equal), the products using them, the memo entries to
+/// record, and the base files copied out for `arbitrary-uid`.
+struct Plan {
+    layers: Vec<Planned>,
+    products: Vec<Product>,
+    pending: Vec<(crate::digest::Digest, Vec<usize>, FolderPrint)>,
+    extracted: Option<crate::files::TempDir>,
+}
+
+/// Plans the layers of every kind and platform, each product (main image,
+/// variants) on its own base; an unchanged folder's layers come from the
+/// plan memo ([`memo`]).
 fn plan_products(
     config: &Config,
     bases: &[Base],
     base_of: &[usize],
     inputs: &Inputs,
     mtime: u64,
-) -> Result<(Vec<LayerSpec>, Vec<Product>, Option<crate::files::TempDir>)> {
+    cache: &Cache,
+) -> Result<Plan> {
     let owner = config.owner()?;
     let arbitrary = config.image.arbitrary_uid;
     let extracted = if arbitrary { Some(crate::files::TempDir::new("arbitrary-uid")?) } else { None };
-    let mut specs: Vec<LayerSpec> = Vec::new();
-    let mut intern = |spec: LayerSpec| match specs.iter().position(|s| *s == spec) {
+    let mut layers: Vec<Planned> = Vec::new();
+    let mut pending = Vec::new();
+    let mut intern = |l: Planned| match layers.iter().position(|s| s.same(&l)) {
         Some(id) => id,
         None => {
-            specs.push(spec);
-            specs.len() - 1
+            layers.push(l);
+            layers.len() - 1
         }
     };
     let mut facts_of: HashMap<(usize, usize), Facts> = HashMap::new();
-    let keys: HashMap<&Path, String> = inputs
-        .checked
-        .iter()
-        .filter_map(|f| {
-            let c = f.coords.as_ref().filter(|c| c.from_pom)?;
-            Some((f.path.as_path(), format!("{}:{}", c.group.as_ref()?, c.artifact)))
-        })
-        .collect();
+    let keys = artifact_keys(&inputs.checked);
     let variants = std::iter::once(None).chain(config.variants.iter().map(Some));
-    let walks = std::iter::once(None).chain(inputs.variant_walks.iter().map(Some));
+    let walks =
+        std::iter::once(None).chain(inputs.variant_walks.iter().zip(&inputs.variant_prints).enumerate().map(Some));
     let mut products = Vec::new();
     for (pi, (variant, walk)) in variants.zip(walks).enumerate() {
         let bi = base_of[pi];
@@ -381,35 +482,91 @@ fn plan_products(
             let mut ids = Vec::new();
             // Below the customer layers, so a customer file replaces the base's copy.
             if let Some(dir) = &extracted {
-                ids.push(intern(runtime_layer(&facts, img, mtime, dir.path())?));
+                ids.push(intern(Planned::full(runtime_layer(&facts, img, mtime, dir.path())?)));
             }
-            let main_folders =
-                inputs.walked.iter().filter(|(src, _)| variant.is_none_or(|v| Config::variant_takes(v, src.kind)));
-            for (src, entries) in main_folders {
-                let specs =
-                    layer_specs(src.kind, &keys, &src.label, entries, &facts, mtime, None, arbitrary).map_err(|e| {
-                        match variant {
-                            Some(v) => e.context(format!("[[variant]] {}", v.name)),
-                            None => e,
-                        }
-                    })?;
-                ids.extend(specs.into_iter().filter(|s| !s.is_empty()).map(&mut intern));
+            let planner = Folders { keys: &keys, facts: &facts, mtime, arbitrary, cache };
+            for (fi, (src, entries)) in inputs.walked.iter().enumerate() {
+                if !variant.is_none_or(|v| Config::variant_takes(v, src.kind)) {
+                    continue;
+                }
+                let (planned, memo) = planner.plan(None, fi, src, entries, inputs.prints[fi].as_ref(), None).map_err(
+                    |e| match variant {
+                        Some(v) => e.context(format!("[[variant]] {}", v.name)),
+                        None => e,
+                    },
+                )?;
+                let here: Vec<usize> = planned.into_iter().map(&mut intern).collect();
+                pending.extend(memo.map(|(key, print)| (key, here.clone(), print)));
+                ids.extend(here);
             }
-            if let (Some(v), Some(w)) = (variant, walk) {
+            if let (Some(v), Some((vi, (w, prints)))) = (variant, walk) {
                 if let Some(profile) = &v.profile {
                     check_profile(config, v, profile, &facts)?;
                 }
-                for (src, entries) in w {
-                    let specs =
-                        layer_specs(src.kind, &keys, &src.label, entries, &facts, mtime, Some(&v.name), arbitrary)?;
-                    ids.extend(specs.into_iter().filter(|s| !s.is_empty()).map(&mut intern));
+                for (fi, (src, entries)) in w.iter().enumerate() {
+                    let (planned, memo) =
+                        planner.plan(Some(vi), fi, src, entries, prints[fi].as_ref(), Some(&v.name))?;
+                    let here: Vec<usize> = planned.into_iter().map(&mut intern).collect();
+                    pending.extend(memo.map(|(key, print)| (key, here.clone(), print)));
+                    ids.extend(here);
                 }
             }
             platforms.push(PlatformPrep { image: i, facts, layers: ids });
         }
         products.push(Product { variant: variant.cloned(), base: bi, platforms });
     }
-    Ok((specs, products, extracted))
+    pending.dedup_by(|a, b| a.0 == b.0);
+    Ok(Plan { layers, products, pending, extracted })
+}
+
+/// A memo key to record a folder's layers under, with the folder's print.
+type MemoKey = (crate::digest::Digest, FolderPrint);
+
+/// What planning a customer folder reads besides the folder itself.
+struct Folders<'a> {
+    keys: &'a HashMap<&'a Path, String>,
+    facts: &'a Facts,
+    mtime: u64,
+    arbitrary: bool,
+    cache: &'a Cache,
+}
+
+impl Folders<'_> {
+    /// The non-empty layers of one folder (`folder` of the main walk, or of
+    /// variant `walk`'s): from the memo when it knows the folder as it is
+    /// (by its `print`), else planned entry by entry — then with the memo
+    /// key to record them under, and the print.
+    #[allow(clippy::too_many_arguments)]
+    fn plan(
+        &self,
+        walk: Option<usize>,
+        folder: usize,
+        src: &LayerSource,
+        entries: &[SourceEntry],
+        print: Option<&FolderPrint>,
+        variant: Option<&str>,
+    ) -> Result<(Vec<Planned>, Option<MemoKey>)> {
+        let cx = memo::Context {
+            kind: src.kind,
+            label: &src.label,
+            dir: &src.dir,
+            facts: self.facts,
+            mtime: self.mtime,
+            variant,
+            arbitrary_uid: self.arbitrary,
+        };
+        let key = print.and_then(|p| Some((memo::key(p, &cx)?, *p)));
+        if let Some((key, _)) = key {
+            if let Some(summaries) = memo::get(self.cache, &key) {
+                let recipe =
+                    Recipe { key, walk, folder, facts: self.facts.clone(), variant: variant.map(str::to_string) };
+                return Ok((summaries.into_iter().map(|s| Planned::from_memo(s, recipe.clone())).collect(), None));
+            }
+        }
+        let specs =
+            layer_specs(src.kind, self.keys, &src.label, entries, self.facts, self.mtime, variant, self.arbitrary)?;
+        Ok((specs.into_iter().filter(|s| !s.is_empty()).map(Planned::full).collect(), key))
+    }
 }
 
 /// What one platform of a base holds; a variant's own base that is not WSO2

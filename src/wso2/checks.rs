@@ -35,7 +35,8 @@ pub struct CheckedFile {
 /// Checks every folder's files; returns every regular file with what was
 /// learnt. Doubts that are not errors go to `warn`.
 pub fn check(folders: &[(LayerSource, Vec<SourceEntry>)], warn: &mut dyn FnMut(&str)) -> Result<Vec<CheckedFile>> {
-    let mut out: Vec<CheckedFile> = Vec::new();
+    let files = folders.iter().flat_map(|(_, e)| e).filter(|e| matches!(e.kind, SourceKind::File { .. })).count();
+    let mut out: Vec<CheckedFile> = Vec::with_capacity(files);
     for (src, entries) in folders {
         for e in entries {
             if !matches!(e.kind, SourceKind::File { .. }) {

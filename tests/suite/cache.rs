@@ -2,7 +2,9 @@
 //! the same digests, a change that keeps a file's size and mtime is seen, a
 //! wrong cache fails the build that produces layer bytes (naming the file)
 //! and is healed by it, a damaged cache is ignored, and `--no-cache` leaves
-//! nothing behind.
+//! nothing behind. The plan memo: an unchanged folder is planned from it,
+//! to the same digests and bytes, and a memo that does not match the folder
+//! planned again fails the build that produces its bytes, and is dropped.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -136,6 +138,91 @@ fn a_cold_build_compresses_while_it_hashes_and_matches_plan() {
     assert_eq!(warm["content_digest"], run_ok(&ws, &["plan", "--json", "--no-cache"])["content_digest"]);
     let fresh = run_ok(&ws, &["build", "--json", "--no-cache", "--to", "oci:other"]);
     assert_eq!(warm["outputs"][0]["digest"], fresh["outputs"][0]["digest"], "same manifest both ways");
+}
+
+/// How many layers `-v` says came from the plan memo, and the JSON report.
+fn memo_layers(ws: &Workspace, args: &[&str]) -> (usize, Value) {
+    let mut all = vec!["-v"];
+    all.extend_from_slice(args);
+    let out = run(ws, &all);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let n = err
+        .split(" from the plan memo")
+        .next()
+        .and_then(|head| head.rsplit('(').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no memo count in: {err}"));
+    (n, serde_json::from_slice(&out.stdout).unwrap())
+}
+
+/// The plan memo notes (JSON arrays of layer summaries): key and text.
+fn memo_notes(ws: &Workspace) -> Vec<(Digest, String)> {
+    Cache::load(&cache_file(ws)).note_entries().into_iter().filter(|(_, t)| t.starts_with('[')).collect()
+}
+
+#[test]
+fn an_unchanged_folder_is_planned_from_the_memo_to_the_same_digests_and_bytes() {
+    let ws = project();
+    let off = run_ok(&ws, &["plan", "--json", "--no-cache"]);
+    let layers = layer_diff_ids(&off).len();
+    let (n, cold) = memo_layers(&ws, &["plan", "--json"]);
+    assert_eq!(n, 0, "nothing is in the memo yet");
+    assert!(!memo_notes(&ws).is_empty(), "the plan is remembered");
+    let (n, warm) = memo_layers(&ws, &["plan", "--json"]);
+    assert_eq!(n, layers, "every customer layer comes from the memo");
+    for r in [&cold, &warm] {
+        assert_eq!(r["content_digest"], off["content_digest"]);
+        assert_eq!(r["layers"], off["layers"], "names, descriptions, sizes and diff_ids");
+    }
+    // Producing the bytes plans the memo's layers again: the same image.
+    let (n, built) = memo_layers(&ws, &["build", "--json", "--to", "oci:on"]);
+    assert_eq!(n, layers);
+    let fresh = run_ok(&ws, &["build", "--json", "--no-cache", "--to", "oci:off"]);
+    assert_eq!(built["outputs"][0]["digest"], fresh["outputs"][0]["digest"], "same manifest");
+    assert_eq!(built["layers"], fresh["layers"], "same layers, compressed digests included");
+    // A same-size rewrite with its mtime restored: that folder is planned again.
+    let f = ws.join("overlays/conf/app.properties");
+    let mtime = fs::metadata(&f).unwrap().modified().unwrap();
+    fs::write(
+        &f,
+        b"color=lime
+",
+    )
+    .unwrap();
+    File::options().write(true).open(&f).unwrap().set_modified(mtime).unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    let (n, changed) = memo_layers(&ws, &["plan", "--json"]);
+    assert_eq!(n, layers - 1, "only the overlays folder is planned again");
+    assert_ne!(changed["content_digest"], off["content_digest"]);
+    assert_eq!(changed["content_digest"], run_ok(&ws, &["plan", "--json", "--no-cache"])["content_digest"]);
+    let (n, _) = memo_layers(&ws, &["plan", "--json", "--no-cache"]);
+    assert_eq!(n, 0, "--no-cache has no memo");
+}
+
+#[test]
+fn a_memo_that_does_not_match_its_folder_fails_the_build_and_is_dropped() {
+    let ws = project();
+    let good = run_ok(&ws, &["build", "--json", "--to", "oci:one"]);
+    let notes = memo_notes(&ws);
+    let summaries = |t: &str| -> Vec<Value> { serde_json::from_str(t).unwrap() };
+    let (key, text) = notes.iter().find(|(_, t)| summaries(t).iter().any(|l| l["name"] == "overlays")).unwrap();
+    let other = notes.iter().flat_map(|(_, t)| summaries(t)).find(|l| l["name"] != "overlays").unwrap();
+    // The overlays layer's memo now names another layer's fingerprint.
+    let mut forged = summaries(text);
+    forged[0]["fingerprint"] = other["fingerprint"].clone();
+    let c = Cache::load(&cache_file(&ws));
+    c.put_note(*key, serde_json::to_string(&forged).unwrap(), i64::MIN);
+    c.save();
+    let out = run(&ws, &["-q", "build", "--json", "--to", "oci:two"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("layer overlays") && err.contains("plan memo"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(!ws.join("two/index.json").exists(), "nothing written");
+    assert!(Cache::load(&cache_file(&ws)).note_entries().iter().all(|(k, _)| k != key), "the memo was dropped");
+    let healed = run_ok(&ws, &["build", "--json", "--to", "oci:two"]);
+    assert_eq!(healed["outputs"][0]["digest"], good["outputs"][0]["digest"]);
 }
 
 #[test]
