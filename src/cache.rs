@@ -14,8 +14,9 @@
 //!   files is a keystore, or the layers planned from a folder — the plan
 //!   memo) and **blobs** (absolute path of a blob in
 //!   an OCI layout + key → the digest it was verified to have, by us).
-//! - The files table is the big one and is stored last: it is parsed only
-//!   when a run asks for a file (an unchanged tree needs only the layers).
+//! - The files table is the big one and is stored last, with its own
+//!   checksum: it is read only when a run asks for a file (an unchanged tree
+//!   needs only the small tables).
 //! - git's racy rule: an entry is kept only when the file's mtime and ctime
 //!   are strictly older than a moment taken, on the filesystem's own clock
 //!   (the mtime of a new file in the cache folder), before its key was
@@ -51,7 +52,7 @@ use crate::files::{self, TempFile};
 /// First bytes of a cache file.
 const MAGIC: &[u8; 16] = b"wso2img-digests\n";
 /// Format version; a file of another version is ignored.
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
 /// A file larger than this is not read (and will be replaced).
 const MAX_FILE: u64 = 1 << 30;
 /// How much older than the snapshot a coarse (whole-second) timestamp must be.
@@ -189,8 +190,8 @@ struct NoteEntry {
 #[derive(Default)]
 struct State {
     files: HashMap<Box<Path>, FileEntry>,
-    /// The files table as read from disk, not parsed yet (checked already).
-    files_raw: Option<Vec<u8>>,
+    /// Where the files table is in the cache file, not read yet.
+    files_raw: Option<FilesSection>,
     /// Files to keep when saving (see [`Cache::keep_files`]).
     kept: Vec<(PathBuf, StatKey)>,
     /// Keep every file entry when saving (see [`Cache::keep_every_file`]).
@@ -217,7 +218,7 @@ impl State {
     /// The files table, parsed on first use (a damaged one counts as empty).
     fn files(&mut self) -> &mut HashMap<Box<Path>, FileEntry> {
         if let Some(raw) = self.files_raw.take() {
-            match parse_files(&raw) {
+            match raw.read().as_deref().and_then(parse_files) {
                 Some(t) => self.files = t,
                 None => self.dirty = true,
             }
@@ -600,65 +601,88 @@ fn write_state(path: &Path, s: &State) -> Result<(), String> {
     let keep_blobs = |seen: bool| seen || !s.prune || !s.blobs_used;
     let keep_files = |seen: bool| keep(seen) || s.keep_every_file;
     let ioerr = |e: io::Error| crate::error::io_reason(&e);
-    let file = tmp.file().try_clone().map_err(|e| crate::error::io_reason(&e))?;
-    let mut out = Crc(io::BufWriter::with_capacity(256 * 1024, file), crc32fast::Hasher::new());
-    out.put(MAGIC).map_err(ioerr)?;
-    out.put(&VERSION.to_le_bytes()).map_err(ioerr)?;
+    let mut head = Vec::with_capacity(64 * 1024);
     let layers: Vec<_> = s.layers.iter().filter(|(_, e)| keep(e.seen) && e.settled_after < e.stamp).collect();
-    out.put(&(layers.len() as u64).to_le_bytes()).map_err(ioerr)?;
+    head.extend_from_slice(&(layers.len() as u64).to_le_bytes());
     for (fp, e) in layers {
-        out.put(fp.bytes()).map_err(ioerr)?;
-        out.put(e.hit.diff_id.bytes()).map_err(ioerr)?;
-        out.put(&e.hit.size.to_le_bytes()).map_err(ioerr)?;
-        out.put(&e.settled_after.to_le_bytes()).map_err(ioerr)?;
+        head.extend_from_slice(fp.bytes());
+        head.extend_from_slice(e.hit.diff_id.bytes());
+        head.extend_from_slice(&e.hit.size.to_le_bytes());
+        head.extend_from_slice(&e.settled_after.to_le_bytes());
     }
     let gzips: Vec<_> = s.gzips.iter().filter(|(_, e)| keep(e.2)).collect();
-    out.put(&(gzips.len() as u64).to_le_bytes()).map_err(ioerr)?;
+    head.extend_from_slice(&(gzips.len() as u64).to_le_bytes());
     for (diff_id, (digest, size, _)) in gzips {
-        out.put(diff_id.bytes()).map_err(ioerr)?;
-        out.put(digest.bytes()).map_err(ioerr)?;
-        out.put(&size.to_le_bytes()).map_err(ioerr)?;
+        head.extend_from_slice(diff_id.bytes());
+        head.extend_from_slice(digest.bytes());
+        head.extend_from_slice(&size.to_le_bytes());
     }
     let notes: Vec<_> = s.notes.iter().filter(|(_, e)| keep(e.seen) && e.settled_after < e.stamp).collect();
-    out.put(&(notes.len() as u64).to_le_bytes()).map_err(ioerr)?;
+    head.extend_from_slice(&(notes.len() as u64).to_le_bytes());
     for (fp, e) in notes {
-        out.put(fp.bytes()).map_err(ioerr)?;
-        out.put(&e.settled_after.to_le_bytes()).map_err(ioerr)?;
-        out.put(&(e.text.len() as u32).to_le_bytes()).map_err(ioerr)?;
-        out.put(e.text.as_bytes()).map_err(ioerr)?;
+        head.extend_from_slice(fp.bytes());
+        head.extend_from_slice(&e.settled_after.to_le_bytes());
+        head.extend_from_slice(&(e.text.len() as u32).to_le_bytes());
+        head.extend_from_slice(e.text.as_bytes());
     }
-    let mut rec = Vec::with_capacity(4096);
-    for (table, keep) in [(&s.blobs, &keep_blobs as &dyn Fn(bool) -> bool), (&s.files, &keep_files)] {
-        let live = |e: &FileEntry| keep(e.seen) && !e.key.is_racy(e.stamp);
-        out.put(&(table.values().filter(|e| live(e)).count() as u64).to_le_bytes()).map_err(ioerr)?;
-        for (p, e) in table.iter().filter(|(_, e)| live(e)) {
-            let b = p.as_os_str().as_bytes();
-            rec.clear();
-            rec.extend_from_slice(&(b.len() as u32).to_le_bytes());
-            rec.extend_from_slice(b);
-            e.key.encode(&mut rec);
-            rec.extend_from_slice(e.digest.bytes());
-            out.put(&rec).map_err(ioerr)?;
-        }
-    }
+    put_table(&mut head, &s.blobs, &keep_blobs).map_err(ioerr)?;
+    let file = tmp.file().try_clone().map_err(|e| crate::error::io_reason(&e))?;
+    let mut w = io::BufWriter::with_capacity(256 * 1024, file);
+    w.write_all(MAGIC).map_err(ioerr)?;
+    w.write_all(&VERSION.to_le_bytes()).map_err(ioerr)?;
+    w.write_all(&(head.len() as u64).to_le_bytes()).map_err(ioerr)?;
+    w.write_all(&head).map_err(ioerr)?;
+    w.write_all(&crc32fast::hash(&head).to_le_bytes()).map_err(ioerr)?;
+    let mut out = Crc(w, crc32fast::Hasher::new());
+    put_table(&mut out, &s.files, &keep_files).map_err(ioerr)?;
     let Crc(mut w, crc) = out;
     w.write_all(&crc.finalize().to_le_bytes()).and_then(|_| w.flush()).map_err(ioerr)?;
     drop(w);
     tmp.persist(path).map_err(|e| e.message().to_string())
 }
 
+/// Writes a table of path + key → digest: its live entries (kept, and not racy).
+fn put_table(
+    out: &mut impl Write,
+    table: &HashMap<Box<Path>, FileEntry>,
+    keep: &dyn Fn(bool) -> bool,
+) -> io::Result<()> {
+    let live = |e: &FileEntry| keep(e.seen) && !e.key.is_racy(e.stamp);
+    out.write_all(&(table.values().filter(|e| live(e)).count() as u64).to_le_bytes())?;
+    let mut rec = Vec::with_capacity(4096);
+    for (p, e) in table.iter().filter(|(_, e)| live(e)) {
+        let b = p.as_os_str().as_bytes();
+        rec.clear();
+        rec.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        rec.extend_from_slice(b);
+        e.key.encode(&mut rec);
+        rec.extend_from_slice(e.digest.bytes());
+        out.write_all(&rec)?;
+    }
+    Ok(())
+}
+
 /// A writer that keeps the crc32 of what passes through it.
 struct Crc<W>(W, crc32fast::Hasher);
 
-impl<W: Write> Crc<W> {
-    fn put(&mut self, b: &[u8]) -> io::Result<()> {
-        self.1.update(b);
-        self.0.write_all(b)
+impl<W: Write> Write for Crc<W> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        let n = self.0.write(b)?;
+        self.1.update(&b[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
     }
 }
 
 /// Reads a cache file: `Ok(None)` when there is none, `Err` with a reason
-/// when it cannot be used.
+/// when it cannot be used. Only the small tables are read; the files table
+/// is read (and checked) when a run first asks for a file.
+///
+/// Layout: magic, version, the length of the small tables, the small tables
+/// (layers, gzips, notes, blobs) and their crc32, then the files table and
+/// its crc32.
 fn read_state(path: &Path) -> Result<Option<State>, String> {
     let mut f = match File::open(path) {
         Ok(f) => f,
@@ -669,20 +693,50 @@ fn read_state(path: &Path) -> Result<Option<State>, String> {
     if len > MAX_FILE {
         return Err("too large".into());
     }
-    let mut bytes = Vec::with_capacity(len as usize);
-    f.read_to_end(&mut bytes).map_err(|e| crate::error::io_reason(&e))?;
-    parse(&bytes).ok_or_else(|| "not a digest cache of this version, or damaged".to_string()).map(Some)
+    let damaged = || "not a digest cache of this version, or damaged".to_string();
+    let mut top = [0u8; 16 + 4 + 8];
+    f.read_exact(&mut top).map_err(|_| damaged())?;
+    let mut r = Reader(&top);
+    if r.take(MAGIC.len()) != Some(MAGIC.as_slice()) || r.u32() != Some(VERSION) {
+        return Err(damaged());
+    }
+    let head_len = r.u64().filter(|&n| n.saturating_add(top.len() as u64 + 4 + 12) <= len).ok_or_else(damaged)?;
+    let mut head = vec![0u8; head_len as usize + 4];
+    f.read_exact(&mut head).map_err(|_| damaged())?;
+    let mut s = parse_head(&head).ok_or_else(damaged)?;
+    let offset = top.len() as u64 + head.len() as u64;
+    s.files_raw = Some(FilesSection { file: f, offset, len: len - offset });
+    Ok(Some(s))
 }
 
-fn parse(bytes: &[u8]) -> Option<State> {
+/// The files table's place in an open cache file.
+struct FilesSection {
+    file: File,
+    offset: u64,
+    /// Its length, crc32 included.
+    len: u64,
+}
+
+impl FilesSection {
+    /// Its bytes, when they can be read and their crc32 matches.
+    fn read(&self) -> Option<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let mut bytes = vec![0u8; usize::try_from(self.len).ok()?];
+        self.file.read_exact_at(&mut bytes, self.offset).ok()?;
+        let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+        (crc32fast::hash(body).to_le_bytes() == crc).then_some(())?;
+        bytes.truncate(bytes.len() - 4);
+        Some(bytes)
+    }
+}
+
+/// The small tables of a cache file, with their crc32 last.
+fn parse_head(bytes: &[u8]) -> Option<State> {
     let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
     if crc32fast::hash(body).to_le_bytes() != crc {
         return None;
     }
     let mut r = Reader(body);
-    if r.take(MAGIC.len())? != MAGIC || r.u32()? != VERSION {
-        return None;
-    }
     let mut s = State::default();
     let n = r.count(32 + 32 + 8 + 8)?;
     for _ in 0..n {
@@ -709,11 +763,10 @@ fn parse(bytes: &[u8]) -> Option<State> {
         s.notes.insert(fp, NoteEntry { text, settled_after, stamp: i64::MAX, seen: false });
     }
     s.blobs = file_table(&mut r)?;
-    s.files_raw = Some(r.0.to_vec());
-    Some(s)
+    r.0.is_empty().then_some(s)
 }
 
-/// The files table stored last in a cache file (already checked).
+/// The files table stored last in a cache file (its crc32 checked).
 fn parse_files(raw: &[u8]) -> Option<HashMap<Box<Path>, FileEntry>> {
     let mut r = Reader(raw);
     let t = file_table(&mut r)?;
@@ -821,11 +874,12 @@ mod tests {
         c.put_file(Path::new("/a"), key(1), Digest::of(b"a"));
         c.save();
         let good = fs::read(&p).unwrap();
-        for bad in [b"garbage".to_vec(), good[..good.len() - 1].to_vec(), {
+        let flipped = |at: usize| {
             let mut b = good.clone();
-            b[20] ^= 1;
+            b[at] ^= 1;
             b
-        }] {
+        };
+        for bad in [b"garbage".to_vec(), good[..good.len() - 1].to_vec(), flipped(20), flipped(good.len() - 8)] {
             fs::write(&p, &bad).unwrap();
             let c = Cache::load(&p);
             assert!(c.file_entries().is_empty());
