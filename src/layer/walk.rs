@@ -106,9 +106,10 @@ pub fn walk(root: &Path, label: &str) -> Result<Vec<SourceEntry>> {
 /// `label` is the folder relative to the config's folder.
 ///
 /// Folders are listed one depth at a time, the folders of a depth on every
-/// core (the names and types come from the listing itself); the files are
-/// then `stat`-ed on every core, each relative to its open folder. No file
-/// is opened: [`read_heads`] does that when the caller needs it.
+/// core (the names and types come from the listing itself); a folder's files
+/// are `stat`-ed, each relative to the open folder, by the thread that
+/// listed it (a big folder's afterwards, on every core). No file is opened:
+/// [`read_heads`] does that when the caller needs it.
 pub fn walk_filtered(root: &Path, label: &str, rules: &Rules) -> Result<(Vec<SourceEntry>, Vec<Excluded>)> {
     let meta = fs::metadata(root).map_err(|e| {
         Error::config(format!(
@@ -142,9 +143,12 @@ pub fn walk_filtered(root: &Path, label: &str, rules: &Rules) -> Result<(Vec<Sou
 
 /// Files per `stat` task: small enough to spread a big folder over every core.
 const STAT_TASK: usize = 512;
+/// A folder with at most this many files has them `stat`-ed by the thread
+/// that listed it, right away; bigger ones are left to [`stat_files`].
+const STAT_INLINE: usize = 4 * STAT_TASK;
 
 /// Fills in the size, mode and [`StatKey`] of every regular file the
-/// listing found, on every core: `runs` are ranges of `out` whose entries
+/// listing left without one (those of big folders), on every core: `runs` are ranges of `out` whose entries
 /// are children of the folder `dirs[dir]`, each stat-ed relative to that
 /// folder's descriptor. The first failure in walk order is the error.
 fn stat_files(out: &mut [SourceEntry], dirs: &[PathBuf], runs: &[(usize, usize, usize)], label: &str) -> Result<()> {
@@ -155,6 +159,10 @@ fn stat_files(out: &mut [SourceEntry], dirs: &[PathBuf], runs: &[(usize, usize, 
         let (_, tail) = std::mem::take(&mut rest).split_at_mut(start - at);
         let (mut run, tail) = tail.split_at_mut(end - start);
         rest = tail;
+        at = end;
+        if !run.iter().any(|e| matches!(e.kind, SourceKind::File { .. }) && e.key.is_none()) {
+            continue;
+        }
         let mut first = start;
         while !run.is_empty() {
             let n = run.len().min(STAT_TASK);
@@ -163,7 +171,6 @@ fn stat_files(out: &mut [SourceEntry], dirs: &[PathBuf], runs: &[(usize, usize, 
             first += n;
             run = more;
         }
-        at = end;
     }
     let files: usize = tasks.iter().map(|t| t.1).sum();
     let threads = if files >= 2 * STAT_TASK { crate::layer::threads().max(1) } else { 1 };
@@ -477,6 +484,10 @@ impl Lister<'_> {
                 listed.subdirs.push(Listing { path: path.clone(), rel: child_rel.clone(), nested: nested.clone() });
             }
             listed.entries.push(SourceEntry { rel: child_rel, path, kind, origin: None, key: None, head: None });
+        }
+        let files = listed.entries.iter().filter(|e| matches!(e.kind, SourceKind::File { .. })).count();
+        if files <= STAT_INLINE {
+            stat_run(dir, &mut listed.entries, self.label).map_err(|(_, why)| Error::input(why))?;
         }
         Ok(listed)
     }

@@ -34,7 +34,9 @@ pub(super) struct Summary {
     pub(super) files: usize,
     /// Bytes of file content.
     pub(super) bytes: u64,
-    /// Its fingerprint ([`LayerSpec::fingerprint`] with the walked keys).
+    /// Its fingerprint ([`LayerSpec::fingerprint`] with the walked keys): from
+    /// the memo; for a layer planned in full, all zeros here (hashing takes
+    /// it, and records it in the memo).
     pub(super) fingerprint: Digest,
 }
 
@@ -95,9 +97,9 @@ impl Planned {
 
     /// Whether two layers are the same layer (so products share it).
     pub(super) fn same(&self, other: &Planned) -> bool {
-        match (self.spec(), other.spec(), self.is_memo() || other.is_memo()) {
-            (Some(a), Some(b), false) => a == b,
-            (_, _, true) => self.is_memo() && other.is_memo() && self.summary == other.summary,
+        match (self.is_memo(), other.is_memo()) {
+            (false, false) => self.spec() == other.spec(),
+            (true, true) => self.summary == other.summary,
             _ => false,
         }
     }

@@ -515,7 +515,6 @@ fn plan_products(
         }
         products.push(Product { variant: variant.cloned(), base: bi, platforms });
     }
-    pending.dedup_by(|a, b| a.0 == b.0);
     Ok(Plan { layers, products, pending, extracted })
 }
 
