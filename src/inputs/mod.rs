@@ -58,7 +58,9 @@ pub struct Gathered {
     pub prints: Vec<Option<FolderPrint>>,
     /// The print of each folder of each of `variant_walks`.
     pub variant_prints: Vec<Vec<Option<FolderPrint>>>,
-    /// Every regular file of the main customization, checked.
+    /// How many regular files the main customization has, all checked.
+    pub files: usize,
+    /// Its jars and keystores, as checked ([`checks::every_file`] gives every file).
     pub checked: Vec<CheckedFile>,
     /// What the ignore rules left out.
     pub excluded: Vec<ignore::Excluded>,
@@ -123,7 +125,8 @@ pub fn gather(config: &Config, opts: &Options, cache: &Cache, log: &mut dyn FnMu
     join_maven(config, &mut walked, &mut prints, &resolved);
 
     let mut warnings: Vec<String> = Vec::new();
-    let mut checked = checks::check(&walked, &mut |w| warnings.push(w.to_string()))?;
+    let checks::Checked { files, notable: mut checked } =
+        checks::check(&walked, &mut |w| warnings.push(w.to_string()))?;
     for c in &mut checked {
         if let Some(r) = resolved.iter().find(|r| r.path == c.path) {
             c.coords = Some(Coords {
@@ -137,7 +140,7 @@ pub fn gather(config: &Config, opts: &Options, cache: &Cache, log: &mut dyn FnMu
     let mut all_jars: Vec<CheckedFile> = checked.iter().filter(|f| f.coords.is_some()).cloned().collect();
     for w in &variant_walks {
         let both: Walked = walked.iter().cloned().chain(w.iter().cloned()).collect();
-        all_jars.extend(checks::check(&both, &mut |w| warnings.push(w.to_string()))?);
+        all_jars.extend(checks::check(&both, &mut |w| warnings.push(w.to_string()))?.notable);
     }
     warnings.extend(crate::check::drivers::missing(&facts.databases, &all_jars));
     let mut seen = BTreeSet::new();
@@ -167,6 +170,7 @@ pub fn gather(config: &Config, opts: &Options, cache: &Cache, log: &mut dyn FnMu
         variant_walks,
         prints,
         variant_prints,
+        files,
         checked,
         excluded,
         maven: resolved,

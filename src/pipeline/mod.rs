@@ -300,7 +300,7 @@ pub fn check(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<CheckReport> {
     let p = prepare::prepare(&opts, &cache, log)?;
     Ok(CheckReport {
         base: p.base().name.clone(),
-        files: p.checked.len(),
+        files: p.input_files,
         jars: p.checked.iter().filter(|f| f.coords.is_some()).count(),
         config_files: p.gathered.config_files,
         ignored: compose::ignored_report(&p),

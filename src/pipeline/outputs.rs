@@ -229,7 +229,8 @@ pub(super) fn write_sbom(p: &Prepared, opts: &Options, rep: &Report) -> Result<(
 pub(super) fn sbom_bytes(p: &Prepared, rep: &Report) -> Result<Vec<u8>> {
     let facts = &p.main().platforms[0].facts;
     let mut placed = Vec::new();
-    for f in &p.checked {
+    let inputs = p.every_input();
+    for f in &inputs {
         if let Some(dest) = destination(f.kind, &f.rel, facts)? {
             placed.push(sbom::Placed { file: f, dest });
         }

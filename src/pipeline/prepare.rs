@@ -49,14 +49,20 @@ pub(super) struct Prepared {
     pub(super) products: Vec<Product>,
     pub(super) labels: BTreeMap<String, String>,
     pub(super) created: Option<String>,
+    /// How many regular files the main customization has, all checked.
+    pub(super) input_files: usize,
+    /// Its jars and keystores, as checked ([`Prepared::every_input`] gives every file).
     pub(super) checked: Vec<CheckedFile>,
     pub(super) keystores_baked: bool,
     /// The refreshed lock, written once the tags are known to be good.
     pub(super) lock: Option<crate::lock::Pending>,
     pub(super) gathered: Gathered,
     /// The walked folders, main and per variant, for planning memo layers in
-    /// full (kept only while some layer from the memo is not planned).
+    /// full (kept only while some layer from the memo is not planned) and
+    /// for listing every input file (kept when `keep_walks`).
     pub(super) walks: std::sync::Mutex<Option<Walks>>,
+    /// Every input file will be listed (SBOM, provenance): keep the walks.
+    keep_walks: bool,
     /// The mtime of every layer entry.
     pub(super) mtime: u64,
     /// Memo entries to record once the layers' fingerprints are known: the
@@ -93,6 +99,14 @@ impl Prepared {
         &self.bases[self.products[pi].base]
     }
 
+    /// Every regular file of the main customization, in folder order, with
+    /// what checking learnt (for the SBOM and the provenance).
+    pub(super) fn every_input(&self) -> Vec<CheckedFile> {
+        let walks = self.walks.lock().unwrap_or_else(|e| e.into_inner());
+        let walks = walks.as_ref().expect("kept when every input is listed");
+        crate::wso2::checks::every_file(&walks.main, &self.checked)
+    }
+
     /// Plans the full specs of customer layers `which` (see
     /// [`Prepared::spec`]); once every layer has its spec, the walked
     /// folders are freed.
@@ -100,7 +114,7 @@ impl Prepared {
         for &i in which {
             self.spec(i, cache)?;
         }
-        if self.layers.iter().all(|l| l.spec().is_some()) {
+        if !self.keep_walks && self.layers.iter().all(|l| l.spec().is_some()) {
             if let Some(w) = self.walks.lock().unwrap_or_else(|e| e.into_inner()).take() {
                 super::free_later(w);
             }
@@ -204,14 +218,15 @@ pub(super) fn prepare(opts: &Options, cache: &Cache, log: &mut dyn FnMut(&str)) 
     let plan = plan_products(&config, &bases, &base_of, &inputs, mtime, cache)?;
     crate::progress::detail(&format!(
         "inputs: {} files walked and checked in {walked:.3} s; {} layers planned in {:.3} s ({} from the plan memo)",
-        inputs.checked.len(),
+        inputs.files,
         plan.layers.len(),
         planning.elapsed().as_secs_f64(),
         plan.layers.iter().filter(|l| l.is_memo()).count()
     ));
     let labels = labels(&config, inputs.keystores_baked, log);
     let walks = Walks { main: inputs.walked, variants: inputs.variant_walks };
-    let walks = if plan.layers.iter().any(Planned::is_memo) {
+    let keep_walks = opts.sbom.is_some() || opts.sign_key.is_some();
+    let walks = if keep_walks || plan.layers.iter().any(Planned::is_memo) {
         Some(walks)
     } else {
         super::free_later(walks);
@@ -237,11 +252,13 @@ pub(super) fn prepare(opts: &Options, cache: &Cache, log: &mut dyn FnMut(&str)) 
         products: plan.products,
         labels,
         created: opts.source_date_epoch.map(mutate::rfc3339),
+        input_files: inputs.files,
         checked: inputs.checked,
         keystores_baked: inputs.keystores_baked,
         lock,
         gathered: inputs.gathered,
         walks,
+        keep_walks,
         mtime,
         memo_pending: plan.pending,
         _extracted: plan.extracted,
@@ -344,6 +361,7 @@ struct Inputs {
     keystores_baked: bool,
     /// A keystore found outside the keystores folder (`LABEL/PATH (TYPE)`), baked with the rest.
     stray: Option<String>,
+    files: usize,
     checked: Vec<CheckedFile>,
     gathered: Gathered,
 }
@@ -372,6 +390,7 @@ fn walk_inputs(opts: &Options, config: &Config, cache: &Cache, log: &mut dyn FnM
         variant_prints: g.variant_prints,
         keystores_baked,
         stray,
+        files: g.files,
         checked: g.checked,
         gathered: Gathered { excluded: g.excluded, maven: g.maven, config_files: g.config_files, warnings: g.warnings },
     })

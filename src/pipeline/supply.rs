@@ -152,7 +152,7 @@ fn base_uri(base: &Base) -> String {
 /// Every input file, as the user names it, with its sha256 (keystores without).
 fn inputs(p: &Prepared) -> Result<Vec<Material>> {
     let mut out = Vec::new();
-    for f in &p.checked {
+    for f in &p.every_input() {
         let sha256 =
             if f.kind == crate::config::LayerKind::Keystores { None } else { Some(hash_file(&f.path, &f.label)?) };
         out.push(Material { name: f.label.clone(), uri: f.coords.as_ref().and_then(|c| c.purl()), sha256 });

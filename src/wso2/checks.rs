@@ -32,14 +32,30 @@ pub struct CheckedFile {
     pub keystore: Option<&'static str>,
 }
 
-/// Checks every folder's files; returns every regular file with what was
-/// learnt. Doubts that are not errors go to `warn`.
-pub fn check(folders: &[(LayerSource, Vec<SourceEntry>)], warn: &mut dyn FnMut(&str)) -> Result<Vec<CheckedFile>> {
-    let files = folders.iter().flat_map(|(_, e)| e).filter(|e| matches!(e.kind, SourceKind::File { .. })).count();
-    let mut out: Vec<CheckedFile> = Vec::with_capacity(files);
+/// What [`check`] found: how many regular files it checked, and those it
+/// learnt something about (jars and keystores), in folder order.
+#[derive(Debug, Clone, Default)]
+pub struct Checked {
+    /// Regular files checked.
+    pub files: usize,
+    /// The jars (with their coordinates) and keystores (with their type).
+    pub notable: Vec<CheckedFile>,
+}
+
+/// Checks every folder's files; returns how many there are and what was
+/// learnt about jars and keystores ([`every_file`] gives them all). Doubts
+/// that are not errors go to `warn`.
+pub fn check(folders: &[(LayerSource, Vec<SourceEntry>)], warn: &mut dyn FnMut(&str)) -> Result<Checked> {
+    let mut out: Vec<CheckedFile> = Vec::new();
+    let mut files = 0;
     for (src, entries) in folders {
         for e in entries {
             if !matches!(e.kind, SourceKind::File { .. }) {
+                continue;
+            }
+            files += 1;
+            let jar = matches!(src.kind, LayerKind::Jars | LayerKind::Dropins) && is_jar(&e.rel);
+            if !jar && src.kind != LayerKind::Keystores {
                 continue;
             }
             let label = e.shown(&src.label);
@@ -52,7 +68,7 @@ pub fn check(folders: &[(LayerSource, Vec<SourceEntry>)], warn: &mut dyn FnMut(&
                 keystore: None,
             };
             match src.kind {
-                LayerKind::Jars | LayerKind::Dropins if e.rel.to_ascii_lowercase().ends_with(".jar") => {
+                LayerKind::Jars | LayerKind::Dropins if jar => {
                     let info = jar::inspect_jar(&e.path, &f.label)?;
                     if src.kind == LayerKind::Dropins && !info.bundle {
                         let instead = if e.origin.is_some() { "list it in [maven] jars" } else { "put it in jars/" };
@@ -64,7 +80,7 @@ pub fn check(folders: &[(LayerSource, Vec<SourceEntry>)], warn: &mut dyn FnMut(&
                     f.coords = Some(info.coords);
                 }
                 LayerKind::Keystores => f.keystore = Some(keystore::kind(&e.path, &f.label)?),
-                _ => {}
+                _ => continue,
             }
             out.push(f);
         }
@@ -105,5 +121,34 @@ pub fn check(folders: &[(LayerSource, Vec<SourceEntry>)], warn: &mut dyn FnMut(&
             }));
         }
     }
-    Ok(out)
+    Ok(Checked { files, notable: out })
+}
+
+/// Whether a file name is a jar's.
+fn is_jar(rel: &str) -> bool {
+    rel.len() >= 4 && rel.as_bytes()[rel.len() - 4..].eq_ignore_ascii_case(b".jar")
+}
+
+/// Every regular file of `folders`, in folder order: the `notable` ones
+/// (from [`check`] of the same folders) as checked, the others as they are.
+pub fn every_file(folders: &[(LayerSource, Vec<SourceEntry>)], notable: &[CheckedFile]) -> Vec<CheckedFile> {
+    let by_path: std::collections::HashMap<&std::path::Path, &CheckedFile> =
+        notable.iter().map(|f| (f.path.as_path(), f)).collect();
+    let mut out = Vec::new();
+    for (src, entries) in folders {
+        for e in entries.iter().filter(|e| matches!(e.kind, SourceKind::File { .. })) {
+            out.push(match by_path.get(e.path.as_path()) {
+                Some(f) if f.kind == src.kind => (*f).clone(),
+                _ => CheckedFile {
+                    kind: src.kind,
+                    label: e.shown(&src.label),
+                    rel: e.rel.clone(),
+                    path: e.path.clone(),
+                    coords: None,
+                    keystore: None,
+                },
+            });
+        }
+    }
+    out
 }
