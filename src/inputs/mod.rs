@@ -84,11 +84,15 @@ pub fn gather(config: &Config, opts: &Options, cache: &Cache, log: &mut dyn FnMu
     let rules = config.ignore_rules()?;
     let mut excluded = Vec::new();
     let mut stray_keystore = None;
+    // With no note to answer for any folder (a fresh runner, --no-cache),
+    // every file will be opened for the keystore sniff: open each while
+    // walking, instead of `stat`-ing it and opening it again.
+    let walk_folder = if cache.has_notes() { layer::walk_filtered } else { layer::walk_reading_heads };
     let mut walk = |sources: Vec<LayerSource>| -> Result<(Walked, Vec<Option<FolderPrint>>)> {
         let mut walked = Vec::new();
         let mut prints = Vec::new();
         for s in sources {
-            let (mut entries, left_out) = layer::walk_filtered(&s.dir, &s.label, &rules)?;
+            let (mut entries, left_out) = walk_folder(&s.dir, &s.label, &rules)?;
             excluded.extend(left_out);
             let (found, print) = inspect(&s, &mut entries, cache)?;
             if stray_keystore.is_none() && s.kind != LayerKind::Keystores {

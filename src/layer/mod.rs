@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use crate::cache::StatKey;
 use crate::digest::{Digest, HashWriter};
 use crate::error::{io_reason, Error, Result};
-pub use walk::{read_heads, walk, walk_filtered, Head, SourceEntry, SourceKind};
+pub use walk::{read_heads, walk, walk_filtered, walk_reading_heads, Head, SourceEntry, SourceKind};
 
 /// Numeric owner of the files in a layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
