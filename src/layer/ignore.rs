@@ -100,6 +100,16 @@ impl Rules {
         self.levels.is_empty()
     }
 
+    /// Whether a path whose last component is `name`, with no ignore file
+    /// of a customer folder around it, surely ships: only the built-in rules
+    /// exist and `name` cannot match one of them (each starts with `.`, ends
+    /// with `~` or is `Thumbs.db`). A quick answer for the common case; when
+    /// it says no, ask [`Rules::excludes`].
+    pub fn surely_ships(&self, name: &str) -> bool {
+        let builtin_only = matches!(self.levels.as_slice(), [(_, Origin::Builtin)]);
+        builtin_only && !name.starts_with('.') && !name.ends_with('~') && name != "Thumbs.db"
+    }
+
     /// Reads the ignore file of `dir` (inside a customer folder; `shown` is
     /// how the folder is named), when there is one.
     pub fn nested(&self, dir: &Path, shown: &str) -> Result<Option<Nested>> {
@@ -227,6 +237,42 @@ mod tests {
         assert_eq!(r.excludes("jars/driver.jar", &[], false), None);
         assert_eq!(r.excludes("jars/.gitignore", &[], false), None);
         assert!(Rules::none().excludes("jars/.DS_Store", &[], false).is_none());
+        assert!(!r.surely_ships("driver.jar"), "a project file's rules apply");
+    }
+
+    #[test]
+    fn what_surely_ships_no_builtin_rule_leaves_out() {
+        let d = tempfile::tempdir().unwrap();
+        let r = Rules::load(d.path(), "wso2img.toml", &[]).unwrap();
+        let names = [
+            "driver.jar",
+            ".git",
+            ".svn",
+            ".hg",
+            ".DS_Store",
+            "Thumbs.db",
+            "thumbs.db",
+            "a~",
+            "~a",
+            ".a.swp",
+            "..swp",
+            ".swp",
+            "a.swp",
+            ".gitkeep",
+            ".keep",
+            "keep",
+            "x.gitkeep",
+            "Thumbs.db~",
+            "git",
+        ];
+        for name in names {
+            for is_dir in [false, true] {
+                let ships = r.excludes(&format!("themes/devportal/{name}"), &[], is_dir).is_none();
+                assert!(!r.surely_ships(name) || ships, "{name}: said to ship surely, but a rule leaves it out");
+            }
+            assert_eq!(r.surely_ships(name), !name.starts_with('.') && !name.ends_with('~') && name != "Thumbs.db");
+        }
+        assert!(!Rules::load(d.path(), "wso2img.toml", &["*.jar".into()]).unwrap().surely_ships("a.jar"));
     }
 
     #[test]

@@ -467,7 +467,8 @@ impl Lister<'_> {
         child_rel: &str,
         is_dir: bool,
     ) -> Option<String> {
-        if self.rules.is_empty() {
+        let name = child_rel.rsplit('/').next().unwrap_or(child_rel);
+        if self.rules.is_empty() || nested.is_empty() && self.rules.surely_ships(name) {
             return None;
         }
         let nested: Vec<(&Nested, &str)> = nested
