@@ -164,9 +164,10 @@ const STAT_TASK: usize = 512;
 const STAT_INLINE: usize = 4 * STAT_TASK;
 
 /// Fills in the size, mode and [`StatKey`] of every regular file the
-/// listing left without one (those of big folders), on every core: `runs` are ranges of `out` whose entries
-/// are children of the folder `dirs[dir]`, each stat-ed relative to that
-/// folder's descriptor. The first failure in walk order is the error.
+/// listing left without one (those of big folders), on every core: `runs`
+/// are ranges of `out` whose entries are children of the folder
+/// `dirs[dir]`, each stat-ed relative to that folder's descriptor. The first
+/// failure in walk order is the error.
 fn stat_files(
     out: &mut [SourceEntry],
     dirs: &[PathBuf],

@@ -54,17 +54,22 @@ impl Stats {
         (known, todo)
     }
 
-    /// Plans the specs of layers `todo` (those from the memo, again) and
-    /// completes their stats, before their bytes are read.
-    fn complete(&mut self, p: &Prepared, todo: &[usize], cache: &Cache) -> Result<()> {
-        p.plan(todo, cache)?;
-        for &i in todo {
+    /// The stats of every layer (recording the folders planned in full in
+    /// the plan memo), the reports of those the cache knows, and the others
+    /// — biggest first, planned in full with their stats complete, ready to
+    /// be read.
+    fn start(p: &Prepared, cache: &Cache) -> Result<(Stats, Vec<Option<LayerReport>>, Vec<usize>)> {
+        let mut stats = stat_layers(p, cache)?;
+        stats.record_memo(p, cache);
+        let (known, todo) = stats.known(p, cache);
+        p.plan(&todo, cache)?;
+        for &i in &todo {
             let spec = p.spec(i, cache)?;
-            if let Some(st) = self.layers[i].as_mut().filter(|st| !st.full) {
-                *st = LayerStats::walked(spec, st.fingerprint);
+            if let Some(st) = stats.layers[i].as_mut().filter(|st| !st.full) {
+                *st = st.completed(spec);
             }
         }
-        Ok(())
+        Ok((stats, known, todo))
     }
 
     /// Records in the plan memo the folders planned in full this run, now
@@ -128,12 +133,12 @@ struct LayerStats {
 }
 
 impl LayerStats {
-    /// The stats of a layer with fingerprint `fingerprint` whose files all
-    /// were walked (as every file of a memo layer was).
-    fn walked(spec: &LayerSpec, fingerprint: Digest) -> LayerStats {
+    /// These stats of a memo layer completed from its spec, now planned:
+    /// every file of it was walked, so its keys are the walked ones.
+    fn completed(&self, spec: &LayerSpec) -> LayerStats {
         let keys: Vec<StatKey> = spec.walked_keys().flatten().collect();
         let settled_after = keys.iter().map(StatKey::settled_after).max().unwrap_or(i64::MIN);
-        LayerStats { keys, fingerprint, settled_after, cached: false, full: true }
+        LayerStats { keys, settled_after, full: true, ..*self }
     }
 }
 
@@ -151,11 +156,8 @@ const DIGEST_FILES_BYTES: u64 = 8 << 20;
 /// big one with its files read ahead on another thread.
 pub(super) fn hash(p: &Prepared, cache: &Cache) -> Result<(Vec<LayerReport>, Stats)> {
     let started = std::time::Instant::now();
-    let mut stats = stat_layers(p, cache)?;
-    stats.record_memo(p, cache);
+    let (mut stats, known, todo) = Stats::start(p, cache)?;
     let stat_secs = started.elapsed().as_secs_f64();
-    let (known, todo) = stats.known(p, cache);
-    stats.complete(p, &todo, cache)?;
     let mut slots: Vec<Option<Result<LayerReport>>> = known.into_iter().map(|r| r.map(Ok)).collect();
     let next = AtomicUsize::new(0);
     let done: Vec<Mutex<Option<Result<LayerReport>>>> = todo.iter().map(|_| Mutex::new(None)).collect();
@@ -200,11 +202,8 @@ pub(super) fn hash_compressing(
     log: &mut dyn FnMut(&str),
 ) -> Result<(Vec<LayerReport>, Stats, Compressed)> {
     let started = std::time::Instant::now();
-    let mut stats = stat_layers(p, cache)?;
-    stats.record_memo(p, cache);
+    let (mut stats, mut slots, todo) = Stats::start(p, cache)?;
     let mut out = Compressed::none(p.layers.len());
-    let (mut slots, todo) = stats.known(p, cache);
-    stats.complete(p, &todo, cache)?;
     if !todo.is_empty() {
         let parent = staging_parent(&p.outputs);
         files::sweep(&parent);
@@ -496,7 +495,7 @@ pub(super) fn compress(
         let planned;
         let st = match stats.layers[i].as_ref() {
             Some(st) if !st.full => {
-                planned = LayerStats { cached: st.cached, ..LayerStats::walked(spec, st.fingerprint) };
+                planned = st.completed(spec);
                 Some(&planned)
             }
             st => st,

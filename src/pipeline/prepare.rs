@@ -123,8 +123,9 @@ impl Prepared {
     }
 
     /// The full spec of customer layer `i`: a layer from the plan memo is
-    /// planned again (its folder only), and its fingerprint must be the
-    /// memo's — else the memo is dropped and the run fails, naming the layer.
+    /// planned again — its folder, once for all the folder's layers — and
+    /// its fingerprint must be the memo's, else the memo is dropped and the
+    /// run fails, naming the layer.
     pub(super) fn spec(&self, i: usize, cache: &Cache) -> Result<&LayerSpec> {
         let l = &self.layers[i];
         if let Some(spec) = l.spec() {
@@ -139,21 +140,29 @@ impl Prepared {
         };
         let keys = artifact_keys(&self.checked);
         let arbitrary = self.config.image.arbitrary_uid;
-        let specs =
+        let mut specs =
             layer_specs(src.kind, &keys, &src.label, entries, &r.facts, self.mtime, r.variant.as_deref(), arbitrary)?;
-        let spec = specs.into_iter().find(|s| s.name == l.summary.name);
-        let keys: Option<Vec<_>> = spec.as_ref().and_then(|s| s.walked_keys().collect::<Option<Vec<_>>>());
-        match (spec, keys) {
-            (Some(spec), Some(keys)) if spec.fingerprint(&keys) == l.summary.fingerprint => Ok(l.set_spec(spec)),
-            _ => {
-                cache.drop_note(&r.key);
-                cache.save();
-                Err(Error::input(format!(
-                    "layer {}: planned again, it is not what the plan memo in the digest cache recorded; the memo was dropped — run again, or use --no-cache",
-                    l.summary.name
-                )))
+        let same_folder =
+            self.layers.iter().filter(|o| o.spec().is_none() && o.recipe.as_ref().is_some_and(|o| o.key == r.key));
+        for other in same_folder {
+            let at = specs.iter().position(|s| s.name == other.summary.name);
+            let spec = at.map(|at| specs.swap_remove(at));
+            let keys: Option<Vec<_>> = spec.as_ref().and_then(|s| s.walked_keys().collect::<Option<Vec<_>>>());
+            match (spec, keys) {
+                (Some(spec), Some(keys)) if spec.fingerprint(&keys) == other.summary.fingerprint => {
+                    other.set_spec(spec);
+                }
+                _ => {
+                    cache.drop_note(&r.key);
+                    cache.save();
+                    return Err(Error::input(format!(
+                        "layer {}: planned again, it is not what the plan memo in the digest cache recorded; the memo was dropped — run again, or use --no-cache",
+                        other.summary.name
+                    )));
+                }
             }
         }
+        Ok(l.spec().expect("planned above"))
     }
 }
 
@@ -456,6 +465,9 @@ struct Plan {
     extracted: Option<crate::files::TempDir>,
 }
 
+/// A memo key to record a folder's layers under, with the folder's print.
+type MemoKey = (crate::digest::Digest, FolderPrint);
+
 /// Plans the layers of every kind and platform, each product (main image,
 /// variants) on its own base; an unchanged folder's layers come from the
 /// plan memo ([`memo`]).
@@ -479,6 +491,12 @@ fn plan_products(
             layers.len() - 1
         }
     };
+    // A folder's layers, shared where equal, into `ids`; their memo entry to record.
+    let mut take = |(planned, memo): (Vec<Planned>, Option<MemoKey>), ids: &mut Vec<usize>| {
+        let here: Vec<usize> = planned.into_iter().map(&mut intern).collect();
+        pending.extend(memo.map(|(key, print)| (key, here.clone(), print)));
+        ids.extend(here);
+    };
     let mut facts_of: HashMap<(usize, usize), Facts> = HashMap::new();
     let keys = artifact_keys(&inputs.checked);
     let variants = std::iter::once(None).chain(config.variants.iter().map(Some));
@@ -501,33 +519,28 @@ fn plan_products(
             let mut ids = Vec::new();
             // Below the customer layers, so a customer file replaces the base's copy.
             if let Some(dir) = &extracted {
-                ids.push(intern(Planned::full(runtime_layer(&facts, img, mtime, dir.path())?)));
+                take((vec![Planned::full(runtime_layer(&facts, img, mtime, dir.path())?)], None), &mut ids);
             }
             let planner = Folders { keys: &keys, facts: &facts, mtime, arbitrary, cache };
             for (fi, (src, entries)) in inputs.walked.iter().enumerate() {
                 if !variant.is_none_or(|v| Config::variant_takes(v, src.kind)) {
                     continue;
                 }
-                let (planned, memo) = planner.plan(None, fi, src, entries, inputs.prints[fi].as_ref(), None).map_err(
-                    |e| match variant {
-                        Some(v) => e.context(format!("[[variant]] {}", v.name)),
-                        None => e,
-                    },
-                )?;
-                let here: Vec<usize> = planned.into_iter().map(&mut intern).collect();
-                pending.extend(memo.map(|(key, print)| (key, here.clone(), print)));
-                ids.extend(here);
+                let planned =
+                    planner.plan(None, fi, src, entries, inputs.prints[fi].as_ref(), None).map_err(
+                        |e| match variant {
+                            Some(v) => e.context(format!("[[variant]] {}", v.name)),
+                            None => e,
+                        },
+                    )?;
+                take(planned, &mut ids);
             }
             if let (Some(v), Some((vi, (w, prints)))) = (variant, walk) {
                 if let Some(profile) = &v.profile {
                     check_profile(config, v, profile, &facts)?;
                 }
                 for (fi, (src, entries)) in w.iter().enumerate() {
-                    let (planned, memo) =
-                        planner.plan(Some(vi), fi, src, entries, prints[fi].as_ref(), Some(&v.name))?;
-                    let here: Vec<usize> = planned.into_iter().map(&mut intern).collect();
-                    pending.extend(memo.map(|(key, print)| (key, here.clone(), print)));
-                    ids.extend(here);
+                    take(planner.plan(Some(vi), fi, src, entries, prints[fi].as_ref(), Some(&v.name))?, &mut ids);
                 }
             }
             platforms.push(PlatformPrep { image: i, facts, layers: ids });
@@ -536,9 +549,6 @@ fn plan_products(
     }
     Ok(Plan { layers, products, pending, extracted })
 }
-
-/// A memo key to record a folder's layers under, with the folder's print.
-type MemoKey = (crate::digest::Digest, FolderPrint);
 
 /// What planning a customer folder reads besides the folder itself.
 struct Folders<'a> {
