@@ -6,7 +6,8 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
@@ -26,6 +27,10 @@ struct State {
     /// Files the caller has taken.
     taken: usize,
     stopped: bool,
+    /// The file the caller waits for, if it waits.
+    wanted: Option<usize>,
+    /// Readers waiting for room in the window.
+    readers_wait: usize,
 }
 
 /// Files being read ahead; see the module docs.
@@ -33,7 +38,10 @@ pub struct Prefetch<'a> {
     files: Vec<(&'a Path, u64)>,
     next: AtomicUsize,
     state: Mutex<State>,
-    changed: Condvar,
+    /// A file was read (the caller waits on it).
+    read: Condvar,
+    /// The caller took a file, making room (readers wait on it).
+    room: Condvar,
 }
 
 impl<'a> Prefetch<'a> {
@@ -43,8 +51,9 @@ impl<'a> Prefetch<'a> {
         Prefetch {
             files,
             next: AtomicUsize::new(0),
-            state: Mutex::new(State { ready, taken: 0, stopped: false }),
-            changed: Condvar::new(),
+            state: Mutex::new(State { ready, taken: 0, stopped: false, wanted: None, readers_wait: 0 }),
+            read: Condvar::new(),
+            room: Condvar::new(),
         }
     }
 
@@ -52,25 +61,34 @@ impl<'a> Prefetch<'a> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// One reader's loop: run it on as many threads as should read.
+    /// One reader's loop: run it on as many threads as should read. Each
+    /// reader opens files relative to the folder it opened last (the files
+    /// come folder by folder), and wakes the caller only when it waits for
+    /// the very file read.
     pub fn work(&self) {
+        let mut dir = Folder::default();
         loop {
             let i = self.next.fetch_add(1, Ordering::Relaxed);
             let Some(&(path, size)) = self.files.get(i) else { return };
             {
                 let mut s = self.lock();
                 while !s.stopped && i >= s.taken + WINDOW {
-                    s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+                    s.readers_wait += 1;
+                    s = self.room.wait(s).unwrap_or_else(|e| e.into_inner());
+                    s.readers_wait -= 1;
                 }
                 if s.stopped {
                     return;
                 }
             }
-            let r = if size <= SMALL { read_exact(path, size) } else { Ok(Vec::new()) };
+            let r = if size <= SMALL { read_exact(&mut dir, path, size) } else { Ok(Vec::new()) };
             let mut s = self.lock();
             s.ready[i] = Some(r);
+            let wake = s.wanted == Some(i);
             drop(s);
-            self.changed.notify_all();
+            if wake {
+                self.read.notify_one();
+            }
         }
     }
 
@@ -82,11 +100,16 @@ impl<'a> Prefetch<'a> {
             if let Some(r) = s.ready[i].take() {
                 break r;
             }
-            s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+            s.wanted = Some(i);
+            s = self.read.wait(s).unwrap_or_else(|e| e.into_inner());
+            s.wanted = None;
         };
         s.taken = i + 1;
+        let wake = s.readers_wait > 0;
         drop(s);
-        self.changed.notify_all();
+        if wake {
+            self.room.notify_all();
+        }
         let big = self.files[i].1 > SMALL;
         r.map(|b| (!big).then_some(b))
     }
@@ -94,15 +117,49 @@ impl<'a> Prefetch<'a> {
     /// Lets every reader go (on an early return).
     pub fn stop(&self) {
         self.lock().stopped = true;
-        self.changed.notify_all();
+        self.room.notify_all();
     }
 }
 
-/// Reads exactly `size` bytes of `source`, failing if the file changed size
-/// since it was planned.
-fn read_exact(source: &Path, size: u64) -> Result<Vec<u8>> {
+/// The folder a reader opened last, to open files relative to it.
+#[derive(Default)]
+struct Folder {
+    path: Option<PathBuf>,
+    fd: Option<File>,
+}
+
+impl Folder {
+    /// Opens `path` relative to its folder (opened when it is not the last
+    /// one), following symlinks as `File::open` does.
+    fn open(&mut self, path: &Path) -> std::io::Result<File> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        use std::os::unix::ffi::OsStrExt;
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else { return File::open(path) };
+        let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+        if self.path.as_deref() != Some(parent) {
+            self.fd = None;
+            let d =
+                std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_PATH).open(parent)?;
+            self.fd = Some(d);
+            self.path = Some(parent.to_path_buf());
+        }
+        let Ok(name) = std::ffi::CString::new(name.as_bytes()) else { return File::open(path) };
+        let dir = self.fd.as_ref().expect("opened above");
+        // SAFETY: `name` is NUL-terminated and `dir` an open folder.
+        let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just opened and nothing else owns it.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+}
+
+/// Reads exactly `size` bytes of `source` (opened relative to `dir`),
+/// failing if the file changed size since it was planned.
+fn read_exact(dir: &mut Folder, source: &Path, size: u64) -> Result<Vec<u8>> {
     let rerr = |e: std::io::Error| Error::input(format!("{}: cannot read ({})", source.display(), io_reason(&e)));
-    let f = File::open(source).map_err(rerr)?;
+    let f = dir.open(source).map_err(rerr)?;
     let mut buf = Vec::with_capacity(size as usize);
     let mut f = f.take(size);
     f.read_to_end(&mut buf).map_err(rerr)?;
