@@ -204,19 +204,23 @@ fn raw_header(
     b[345..345 + prefix.len()].copy_from_slice(prefix);
     b[148..156].fill(b' ');
     let sum: u32 = b.iter().map(|&x| x as u32).sum();
-    let chk = format!("{sum:06o}\0 ");
-    b[148..156].copy_from_slice(chk.as_bytes());
+    octal(&mut b[148..155], sum as u64)?;
+    b[155] = b' ';
     Ok(b)
 }
 
-/// Zero-padded octal with a trailing NUL, filling the field.
+/// Zero-padded octal with a trailing NUL, filling the field (written by
+/// hand: a header has seven such fields and a layer can have 100,000 headers).
 fn octal(field: &mut [u8], v: u64) -> io::Result<()> {
     let width = field.len() - 1;
-    let s = format!("{v:0width$o}");
-    if s.len() > width {
+    if width < 22 && v >> (3 * width) != 0 {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("value {v} does not fit a tar header")));
     }
-    field[..width].copy_from_slice(s.as_bytes());
+    let mut rest = v;
+    for d in field[..width].iter_mut().rev() {
+        *d = b'0' + (rest & 7) as u8;
+        rest >>= 3;
+    }
     field[width] = 0;
     Ok(())
 }
@@ -224,6 +228,17 @@ fn octal(field: &mut [u8], v: u64) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn octal_fields_are_zero_padded_and_refuse_what_does_not_fit() {
+        for (width, v) in [(7, 0), (7, 0o644), (7, 0o7777777), (11, 5 << 20), (11, 0o77777777777), (6, 130_560)] {
+            let mut field = vec![0xffu8; width + 1];
+            octal(&mut field, v).unwrap();
+            assert_eq!(field, format!("{v:0width$o}\0").into_bytes(), "{v} in {width} digits");
+        }
+        assert!(octal(&mut [0u8; 8], 0o10000000).is_err());
+        assert!(octal(&mut [0u8; 12], 1 << 33).is_err());
+    }
 
     fn entries(bytes: &[u8]) -> Vec<(String, u64, u32, u64)> {
         let mut ar = ::tar::Archive::new(bytes);
