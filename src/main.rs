@@ -27,7 +27,9 @@ unsafe impl GlobalAlloc for Split {
         if layout.size() <= SMALL_BLOCK {
             unsafe { MiMalloc.alloc(layout) }
         } else {
-            unsafe { System.alloc(layout) }
+            let p = unsafe { System.alloc(layout) };
+            huge_pages(p, layout.size());
+            p
         }
     }
 
@@ -60,6 +62,25 @@ unsafe impl GlobalAlloc for Split {
                 moved
             },
         }
+    }
+}
+
+/// Blocks of at least this size are backed by transparent huge pages where
+/// the system allows it (`madvise`): one fault per 2 MiB instead of 512.
+const HUGE_BLOCK: usize = 4 << 20;
+
+/// Asks for huge pages over the 2 MiB-aligned part of the fresh block at `p`.
+fn huge_pages(p: *mut u8, size: usize) {
+    const HUGE: usize = 2 << 20;
+    if p.is_null() || size < HUGE_BLOCK {
+        return;
+    }
+    let start = (p as usize).next_multiple_of(HUGE);
+    let end = (p as usize + size) / HUGE * HUGE;
+    if end > start {
+        // SAFETY: the range lies inside the block just allocated; the advice
+        // changes how its pages are backed, never their contents.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
     }
 }
 

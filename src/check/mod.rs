@@ -38,10 +38,10 @@ pub fn config_files(folders: &[(LayerSource, Vec<SourceEntry>)]) -> Result<Confi
             if !matches!(e.kind, SourceKind::File { .. }) {
                 continue;
             }
-            let ext = e.rel.rsplit_once('.').map(|(_, x)| x.to_ascii_lowercase()).unwrap_or_default();
-            if !matches!(ext.as_str(), "toml" | "json" | "xml") {
+            let ext = e.rel.rsplit_once('.').map_or("", |(_, x)| x);
+            let Some(ext) = ["toml", "json", "xml"].into_iter().find(|k| ext.eq_ignore_ascii_case(k)) else {
                 continue;
-            }
+            };
             let shown = e.shown(&src.label);
             let bytes =
                 fs::read(&e.path).map_err(|err| Error::input(format!("{shown}: cannot read ({})", io_reason(&err))))?;

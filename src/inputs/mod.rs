@@ -210,27 +210,42 @@ fn inspect(
     Ok((found, print))
 }
 
-/// The print of a walked folder; `None` when a file has no key.
+/// Entries per piece of a folder print, hashed side by side.
+const PRINT_PIECE: usize = 4096;
+
+/// The print of a walked folder; `None` when a file has no key. The entries
+/// are hashed in pieces of [`PRINT_PIECE`] on every core, the print is the
+/// digest of the pieces' digests.
 fn fingerprint(src: &LayerSource, entries: &[SourceEntry]) -> Option<FolderPrint> {
-    let mut h = Blocks::new();
-    let mut settled_after = i64::MIN;
-    h.field(b"wso2img folder inspection 1");
-    h.field(src.label.as_bytes());
-    for e in entries {
-        h.field(e.rel.as_bytes());
-        match &e.kind {
-            SourceKind::Dir => h.update(b"d"),
-            SourceKind::Symlink { target } => {
-                h.update(b"l");
-                h.field(target.as_bytes());
-            }
-            SourceKind::File { .. } => {
-                let key = e.key?;
-                h.update(b"f");
-                h.with(|buf| key.encode(buf));
-                settled_after = settled_after.max(key.settled_after());
+    let pieces = layer::map_chunks(entries, PRINT_PIECE, |piece| {
+        let mut h = Blocks::new();
+        let mut settled_after = i64::MIN;
+        for e in piece {
+            h.field(e.rel.as_bytes());
+            match &e.kind {
+                SourceKind::Dir => h.update(b"d"),
+                SourceKind::Symlink { target } => {
+                    h.update(b"l");
+                    h.field(target.as_bytes());
+                }
+                SourceKind::File { .. } => {
+                    let key = e.key?;
+                    h.update(b"f");
+                    h.with(|buf| key.encode(buf));
+                    settled_after = settled_after.max(key.settled_after());
+                }
             }
         }
+        Some((h.finish(), settled_after))
+    });
+    let mut h = Blocks::new();
+    let mut settled_after = i64::MIN;
+    h.field(b"wso2img folder inspection 2");
+    h.field(src.label.as_bytes());
+    for piece in pieces {
+        let (digest, settled) = piece?;
+        h.update(digest.bytes());
+        settled_after = settled_after.max(settled);
     }
     Some(FolderPrint { digest: h.finish(), settled_after })
 }

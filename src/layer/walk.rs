@@ -248,7 +248,8 @@ fn stat_run(
     })?;
     let mut name = [0u8; 4096];
     for (i, e) in entries.iter_mut().enumerate().filter(|(_, e)| pending(e)) {
-        let base = e.rel.rsplit('/').next().unwrap_or(&e.rel).as_bytes();
+        let rel = e.rel.as_bytes();
+        let base = &rel[rel.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..];
         if base.len() >= name.len() || base.contains(&0) {
             return Err((i, format!("{}: name too long", e.shown(label))));
         }

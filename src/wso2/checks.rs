@@ -46,45 +46,23 @@ pub struct Checked {
 /// learnt about jars and keystores ([`every_file`] gives them all). Doubts
 /// that are not errors go to `warn`.
 pub fn check(folders: &[(LayerSource, Vec<SourceEntry>)], warn: &mut dyn FnMut(&str)) -> Result<Checked> {
-    let mut out: Vec<CheckedFile> = Vec::new();
     let mut files = 0;
+    let mut notable: Vec<(&LayerSource, &SourceEntry)> = Vec::new();
     for (src, entries) in folders {
-        for e in entries {
-            if !matches!(e.kind, SourceKind::File { .. }) {
-                continue;
-            }
+        for e in entries.iter().filter(|e| matches!(e.kind, SourceKind::File { .. })) {
             files += 1;
-            let jar = matches!(src.kind, LayerKind::Jars | LayerKind::Dropins) && is_jar(&e.rel);
-            if !jar && src.kind != LayerKind::Keystores {
-                continue;
+            if src.kind == LayerKind::Keystores
+                || matches!(src.kind, LayerKind::Jars | LayerKind::Dropins) && is_jar(&e.rel)
+            {
+                notable.push((src, e));
             }
-            let label = e.shown(&src.label);
-            let mut f = CheckedFile {
-                kind: src.kind,
-                label,
-                rel: e.rel.clone(),
-                path: e.path.clone(),
-                coords: None,
-                keystore: None,
-            };
-            match src.kind {
-                LayerKind::Jars | LayerKind::Dropins if jar => {
-                    let info = jar::inspect_jar(&e.path, &f.label)?;
-                    if src.kind == LayerKind::Dropins && !info.bundle {
-                        let instead = if e.origin.is_some() { "list it in [maven] jars" } else { "put it in jars/" };
-                        return Err(Error::input(format!(
-                            "{}: not an OSGi bundle (no Bundle-SymbolicName in META-INF/MANIFEST.MF), so it fails at start in dropins; {instead} (repository/components/lib), which converts it",
-                            f.label
-                        )));
-                    }
-                    f.coords = Some(info.coords);
-                }
-                LayerKind::Keystores => f.keystore = Some(keystore::kind(&e.path, &f.label)?),
-                _ => continue,
-            }
-            out.push(f);
         }
     }
+    // Each jar is opened and its central directory read: side by side.
+    let looked = crate::layer::map_chunks(&notable, 16, |piece| {
+        piece.iter().map(|&(src, e)| look_at(src, e)).collect::<Vec<_>>()
+    });
+    let out = looked.into_iter().flatten().collect::<Result<Vec<CheckedFile>>>()?;
     let jars: Vec<&CheckedFile> = out.iter().filter(|f| f.coords.is_some()).collect();
     for (i, a) in jars.iter().enumerate() {
         for b in &jars[i + 1..] {
@@ -122,6 +100,33 @@ pub fn check(folders: &[(LayerSource, Vec<SourceEntry>)], warn: &mut dyn FnMut(&
         }
     }
     Ok(Checked { files, notable: out })
+}
+
+/// Checks one jar (readable zip; in `dropins/`, an OSGi bundle) or keystore
+/// of the folder `src`.
+fn look_at(src: &LayerSource, e: &SourceEntry) -> Result<CheckedFile> {
+    let mut f = CheckedFile {
+        kind: src.kind,
+        label: e.shown(&src.label),
+        rel: e.rel.clone(),
+        path: e.path.clone(),
+        coords: None,
+        keystore: None,
+    };
+    if src.kind == LayerKind::Keystores {
+        f.keystore = Some(keystore::kind(&e.path, &f.label)?);
+        return Ok(f);
+    }
+    let info = jar::inspect_jar(&e.path, &f.label)?;
+    if src.kind == LayerKind::Dropins && !info.bundle {
+        let instead = if e.origin.is_some() { "list it in [maven] jars" } else { "put it in jars/" };
+        return Err(Error::input(format!(
+            "{}: not an OSGi bundle (no Bundle-SymbolicName in META-INF/MANIFEST.MF), so it fails at start in dropins; {instead} (repository/components/lib), which converts it",
+            f.label
+        )));
+    }
+    f.coords = Some(info.coords);
+    Ok(f)
 }
 
 /// Whether a file name is a jar's.
