@@ -87,7 +87,11 @@ pub struct Client {
     http: reqwest::Client,
     /// The same, without a read timeout: for uploads, whose answer comes only
     /// once the whole body is sent (their stalls are watched by [`Client::execute`]).
-    http_upload: reqwest::Client,
+    /// Made on the first upload: a run that uploads nothing does not load the
+    /// system's root certificates twice.
+    http_upload: std::sync::OnceLock<reqwest::Client>,
+    /// Whether certificates go unverified (`--insecure-registry`).
+    unverified: bool,
     found: Option<Found>,
     challenge: Challenge,
     tokens: Mutex<HashMap<String, String>>,
@@ -123,7 +127,6 @@ impl Client {
         let insecure_ok = is_loopback(host) || opts.insecure.iter().any(|h| h == host);
         let unverified = opts.insecure.iter().any(|h| h == host);
         let http = build_http(host, opts, unverified, true)?;
-        let http_upload = build_http(host, opts, unverified, false)?;
         let found = auth::lookup(host)?;
         let https = format!("https://{}", api_host(host));
         let (base, resp) = match ping(&http, &https, opts).await {
@@ -156,7 +159,8 @@ impl Client {
             base,
             base_url,
             http,
-            http_upload,
+            http_upload: std::sync::OnceLock::new(),
+            unverified,
             found,
             challenge,
             tokens: Mutex::new(HashMap::new()),
@@ -448,6 +452,15 @@ impl Client {
         }
     }
 
+    /// The client for uploads, made on first use.
+    fn upload_http(&self) -> Result<&reqwest::Client> {
+        if let Some(c) = self.http_upload.get() {
+            return Ok(c);
+        }
+        let c = build_http(&self.host, &self.opts, self.unverified, false)?;
+        Ok(self.http_upload.get_or_init(|| c))
+    }
+
     /// Sends `request`, following up to [`origin::MAX_REDIRECTS`] redirects by
     /// hand: a move to another origin drops `Authorization`, a move from HTTPS
     /// to HTTP is refused, and a request whose body cannot be replayed (an
@@ -457,10 +470,12 @@ impl Client {
             let again = request.try_clone();
             let sent = match &again {
                 Some(_) => self.waiting(what, self.http.execute(request)).await,
-                None => match self.watch_upload(what, self.http_upload.execute(request)).await {
-                    Some(r) => r,
-                    None => return Err(Failure::fatal(self.stalled(what))),
-                },
+                None => {
+                    match self.watch_upload(what, self.upload_http().map_err(Failure::fatal)?.execute(request)).await {
+                        Some(r) => r,
+                        None => return Err(Failure::fatal(self.stalled(what))),
+                    }
+                }
             };
             let resp = match sent {
                 Ok(r) => r,
