@@ -136,15 +136,19 @@ impl Folder {
         use std::os::unix::ffi::OsStrExt;
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else { return File::open(path) };
         let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
-        if self.path.as_deref() != Some(parent) {
-            self.fd = None;
-            let d =
-                std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_PATH).open(parent)?;
-            self.fd = Some(d);
-            self.path = Some(parent.to_path_buf());
-        }
+        let dir = match &self.fd {
+            Some(fd) if self.path.as_deref() == Some(parent) => fd,
+            _ => {
+                self.path = None;
+                let d = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_DIRECTORY | libc::O_PATH)
+                    .open(parent)?;
+                self.path = Some(parent.to_path_buf());
+                self.fd.insert(d)
+            }
+        };
         let Ok(name) = std::ffi::CString::new(name.as_bytes()) else { return File::open(path) };
-        let dir = self.fd.as_ref().expect("opened above");
         // SAFETY: `name` is NUL-terminated and `dir` an open folder.
         let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
         if fd < 0 {
@@ -171,4 +175,48 @@ fn read_exact(dir: &mut Folder, source: &Path, size: u64) -> Result<Vec<u8>> {
         )));
     }
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_come_in_order_across_folders_and_a_missing_folder_fails_only_its_file() {
+        let d = tempfile::tempdir().unwrap();
+        let mut paths = Vec::new();
+        for (dir, n) in [("a", 40), ("b", 3), ("a", 2)] {
+            std::fs::create_dir_all(d.path().join(dir)).unwrap();
+            for i in 0..n {
+                let p = d.path().join(dir).join(format!("{}-{i}", paths.len()));
+                std::fs::write(&p, p.to_string_lossy().as_bytes()).unwrap();
+                paths.push(p);
+            }
+        }
+        let gone = d.path().join("gone/x");
+        paths.insert(41, gone.clone());
+        let files: Vec<(&Path, u64)> = paths
+            .iter()
+            .map(|p| (p.as_path(), if *p == gone { 6 } else { p.to_string_lossy().len() as u64 }))
+            .collect();
+        let pf = Prefetch::new(files);
+        std::thread::scope(|scope| {
+            for _ in 0..2 {
+                scope.spawn(|| pf.work());
+            }
+            for (i, p) in paths.iter().enumerate() {
+                let got = pf.take(i);
+                if *p == gone {
+                    let e = got.unwrap_err().to_string();
+                    assert!(e.contains("gone/x: cannot read"), "{e}");
+                } else {
+                    assert_eq!(got.unwrap().unwrap(), p.to_string_lossy().as_bytes());
+                }
+            }
+        });
+        let mut dir = Folder::default();
+        assert!(dir.open(&paths[0]).is_ok());
+        assert!(dir.open(&gone).is_err());
+        assert!(dir.open(&paths[1]).is_ok(), "the folder opened before a failure is opened again");
+    }
 }
