@@ -131,6 +131,8 @@ pub fn gather(config: &Config, opts: &Options, cache: &Cache, log: &mut dyn FnMu
     let mut warnings: Vec<String> = Vec::new();
     let checks::Checked { files, notable: mut checked } =
         checks::check(&walked, &mut |w| warnings.push(w.to_string()))?;
+    // The variants' jars meet the main ones as the jars themselves name them.
+    let main_looked = if variant_walks.is_empty() { Vec::new() } else { checked.clone() };
     for c in &mut checked {
         if let Some(r) = resolved.iter().find(|r| r.path == c.path) {
             c.coords = Some(Coords {
@@ -143,8 +145,10 @@ pub fn gather(config: &Config, opts: &Options, cache: &Cache, log: &mut dyn FnMu
     }
     let mut all_jars: Vec<CheckedFile> = checked.iter().filter(|f| f.coords.is_some()).cloned().collect();
     for w in &variant_walks {
-        let both: Walked = walked.iter().cloned().chain(w.iter().cloned()).collect();
-        all_jars.extend(checks::check(&both, &mut |w| warnings.push(w.to_string()))?.notable);
+        let extra = checks::look(w)?.notable;
+        let both: Vec<&CheckedFile> = main_looked.iter().chain(&extra).collect();
+        checks::duplicates(&both, &mut |w| warnings.push(w.to_string()))?;
+        all_jars.extend(extra);
     }
     warnings.extend(crate::check::drivers::missing(&facts.databases, &all_jars));
     let mut seen = BTreeSet::new();

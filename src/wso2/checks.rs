@@ -46,6 +46,14 @@ pub struct Checked {
 /// learnt about jars and keystores ([`every_file`] gives them all). Doubts
 /// that are not errors go to `warn`.
 pub fn check(folders: &[(LayerSource, Vec<SourceEntry>)], warn: &mut dyn FnMut(&str)) -> Result<Checked> {
+    let checked = look(folders)?;
+    duplicates(&checked.notable.iter().collect::<Vec<_>>(), warn)?;
+    Ok(checked)
+}
+
+/// Like [`check`], without looking for the same artifact twice (see
+/// [`duplicates`]): for folders added to others already checked.
+pub fn look(folders: &[(LayerSource, Vec<SourceEntry>)]) -> Result<Checked> {
     let mut files = 0;
     let mut notable: Vec<(&LayerSource, &SourceEntry)> = Vec::new();
     for (src, entries) in folders {
@@ -62,8 +70,16 @@ pub fn check(folders: &[(LayerSource, Vec<SourceEntry>)], warn: &mut dyn FnMut(&
     let looked = crate::layer::map_chunks(&notable, 16, |piece| {
         piece.iter().map(|&(src, e)| look_at(src, e)).collect::<Vec<_>>()
     });
-    let out = looked.into_iter().flatten().collect::<Result<Vec<CheckedFile>>>()?;
-    let jars: Vec<&CheckedFile> = out.iter().filter(|f| f.coords.is_some()).collect();
+    let notable = looked.into_iter().flatten().collect::<Result<Vec<CheckedFile>>>()?;
+    Ok(Checked { files, notable })
+}
+
+/// Fails when the same Maven artifact is among `checked` twice (two
+/// versions in `jars/`, or one jar in both `jars/` and `dropins/`) and both
+/// jars say so in `pom.properties` or share a file name; warns when it was
+/// guessed from file names only.
+pub fn duplicates(checked: &[&CheckedFile], warn: &mut dyn FnMut(&str)) -> Result<()> {
+    let jars: Vec<&CheckedFile> = checked.iter().copied().filter(|f| f.coords.is_some()).collect();
     for (i, a) in jars.iter().enumerate() {
         for b in &jars[i + 1..] {
             let (ca, cb) = (a.coords.as_ref().expect("jar"), b.coords.as_ref().expect("jar"));
@@ -99,7 +115,7 @@ pub fn check(folders: &[(LayerSource, Vec<SourceEntry>)], warn: &mut dyn FnMut(&
             }));
         }
     }
-    Ok(Checked { files, notable: out })
+    Ok(())
 }
 
 /// Checks one jar (readable zip; in `dropins/`, an OSGi bundle) or keystore

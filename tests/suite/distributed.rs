@@ -122,6 +122,29 @@ fn distributed_bad_inputs_are_one_line_exit_2() {
     }
 }
 
+#[test]
+fn a_variant_jar_meets_the_main_jars_in_the_artifact_checks() {
+    let ws = distributed_workspace("localhost/acme/apim");
+    let config = |extra: &str| {
+        format!(
+            "[base]\nimage = \"oci:acp:4.5.0\"\n[[variant]]\nname = \"gw\"\nbase = \"oci:gw:4.5.0\"\n\
+             layers = [\"jars\"]\njars = \"gw-jars\"\n{extra}"
+        )
+    };
+    // Its own artifact: fine.
+    ws.write("gw-jars/acme-gateway-1.0.jar", &real_jar("com.acme", "acme-gateway", "1.0"));
+    ws.config(&config(""));
+    succeeded(&bin(), ws.run(&["plan"]));
+    // Another version of a main jar's artifact: refused, naming both, nothing written.
+    ws.write("gw-jars/acme-driver-2.0.jar", &real_jar("com.acme", "acme-driver", "2.0"));
+    let out = ws.run(&["build", "--to", "oci:out"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("jars/acme-driver-1.0.jar and gw-jars/acme-driver-2.0.jar: the same artifact twice"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!ws.join("out").exists());
+}
+
 /// An OCI layout holding a minimal image that is not WSO2 API Manager: one
 /// empty layer, no product folder, no WSO2_SERVER_HOME.
 fn plain_layout(dir: &std::path::Path) {
