@@ -32,6 +32,20 @@ pub struct CheckedFile {
     pub keystore: Option<&'static str>,
 }
 
+impl CheckedFile {
+    /// File `e` of folder `src`, nothing learnt about it yet.
+    fn plain(src: &LayerSource, e: &SourceEntry) -> CheckedFile {
+        CheckedFile {
+            kind: src.kind,
+            label: e.shown(&src.label),
+            rel: e.rel.clone(),
+            path: e.path.clone(),
+            coords: None,
+            keystore: None,
+        }
+    }
+}
+
 /// What [`check`] found: how many regular files it checked, and those it
 /// learnt something about (jars and keystores), in folder order.
 #[derive(Debug, Clone, Default)]
@@ -121,14 +135,7 @@ pub fn duplicates(checked: &[&CheckedFile], warn: &mut dyn FnMut(&str)) -> Resul
 /// Checks one jar (readable zip; in `dropins/`, an OSGi bundle) or keystore
 /// of the folder `src`.
 fn look_at(src: &LayerSource, e: &SourceEntry) -> Result<CheckedFile> {
-    let mut f = CheckedFile {
-        kind: src.kind,
-        label: e.shown(&src.label),
-        rel: e.rel.clone(),
-        path: e.path.clone(),
-        coords: None,
-        keystore: None,
-    };
+    let mut f = CheckedFile::plain(src, e);
     if src.kind == LayerKind::Keystores {
         f.keystore = Some(keystore::kind(&e.path, &f.label)?);
         return Ok(f);
@@ -160,14 +167,7 @@ pub fn every_file(folders: &[(LayerSource, Vec<SourceEntry>)], notable: &[Checke
         for e in entries.iter().filter(|e| matches!(e.kind, SourceKind::File { .. })) {
             out.push(match by_path.get(e.path.as_path()) {
                 Some(f) if f.kind == src.kind => (*f).clone(),
-                _ => CheckedFile {
-                    kind: src.kind,
-                    label: e.shown(&src.label),
-                    rel: e.rel.clone(),
-                    path: e.path.clone(),
-                    coords: None,
-                    keystore: None,
-                },
+                _ => CheckedFile::plain(src, e),
             });
         }
     }
