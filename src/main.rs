@@ -77,6 +77,7 @@ fn huge_pages(p: *mut u8, size: usize) {
     }
     let start = (p as usize).next_multiple_of(HUGE);
     let end = (p as usize + size) / HUGE * HUGE;
+    #[cfg(target_os = "linux")]
     if end > start {
         // SAFETY: the range lies inside the block just allocated; the advice
         // changes how its pages are backed, never their contents.

@@ -121,6 +121,12 @@ impl<'a> Prefetch<'a> {
     }
 }
 
+/// Opens a folder only to look files up in it (needs no read permission).
+#[cfg(target_os = "linux")]
+const FOLDER_ONLY: libc::c_int = libc::O_PATH;
+#[cfg(not(target_os = "linux"))]
+const FOLDER_ONLY: libc::c_int = 0;
+
 /// The folder a reader opened last, to open files relative to it.
 #[derive(Default)]
 struct Folder {
@@ -142,7 +148,7 @@ impl Folder {
                 self.path = None;
                 let d = std::fs::OpenOptions::new()
                     .read(true)
-                    .custom_flags(libc::O_DIRECTORY | libc::O_PATH)
+                    .custom_flags(libc::O_DIRECTORY | FOLDER_ONLY)
                     .open(parent)?;
                 self.path = Some(parent.to_path_buf());
                 self.fd.insert(d)
