@@ -127,41 +127,27 @@ const FOLDER_ONLY: libc::c_int = libc::O_PATH;
 #[cfg(not(target_os = "linux"))]
 const FOLDER_ONLY: libc::c_int = 0;
 
-/// The folder a reader opened last, to open files relative to it.
+/// The folder a reader opened last (its path and descriptor), to open
+/// files relative to it.
 #[derive(Default)]
-struct Folder {
-    path: Option<PathBuf>,
-    fd: Option<File>,
-}
+struct Folder(Option<(PathBuf, File)>);
 
 impl Folder {
     /// Opens `path` relative to its folder (opened when it is not the last
     /// one), following symlinks as `File::open` does.
     fn open(&mut self, path: &Path) -> std::io::Result<File> {
-        use std::os::fd::{AsRawFd, FromRawFd};
         use std::os::unix::ffi::OsStrExt;
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else { return File::open(path) };
-        let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
-        let dir = match &self.fd {
-            Some(fd) if self.path.as_deref() == Some(parent) => fd,
-            _ => {
-                self.path = None;
-                let d = std::fs::OpenOptions::new()
-                    .read(true)
-                    .custom_flags(libc::O_DIRECTORY | FOLDER_ONLY)
-                    .open(parent)?;
-                self.path = Some(parent.to_path_buf());
-                self.fd.insert(d)
-            }
-        };
         let Ok(name) = std::ffi::CString::new(name.as_bytes()) else { return File::open(path) };
-        // SAFETY: `name` is NUL-terminated and `dir` an open folder.
-        let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
+        let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+        if self.0.as_ref().is_none_or(|(p, _)| p != parent) {
+            self.0 = None;
+            let d =
+                std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | FOLDER_ONLY).open(parent)?;
+            self.0 = Some((parent.to_path_buf(), d));
         }
-        // SAFETY: `fd` was just opened and nothing else owns it.
-        Ok(unsafe { File::from_raw_fd(fd) })
+        let (_, dir) = self.0.as_ref().expect("opened above");
+        super::walk::open_in(dir, &name, 0)
     }
 }
 

@@ -288,20 +288,26 @@ fn stat_run(
 /// symlink and never blocking; its key (`None`: not a regular file any
 /// more) and first bytes.
 fn open_head(dir: &File, name: &[u8]) -> std::io::Result<(Option<StatKey>, Head)> {
-    use std::os::fd::{AsRawFd, FromRawFd};
-    let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK;
-    // SAFETY: `name` is NUL-terminated.
-    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr().cast(), flags) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just opened and nothing else owns it.
-    let mut f = unsafe { File::from_raw_fd(fd) };
+    let name = std::ffi::CStr::from_bytes_until_nul(name).map_err(std::io::Error::other)?;
+    let mut f = open_in(dir, name, libc::O_NOFOLLOW | libc::O_NONBLOCK)?;
     let md = f.metadata()?;
     if !md.is_file() {
         return Ok((None, Head::default()));
     }
     Ok((Some(StatKey::of(&md)), Head::read_from(&mut f)?))
+}
+
+/// Opens `name` in the open folder `dir` for reading, with `flags` added
+/// (`O_RDONLY | O_CLOEXEC` always).
+pub(super) fn open_in(dir: &File, name: &std::ffi::CStr, flags: libc::c_int) -> std::io::Result<File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: `name` is NUL-terminated and `dir` an open descriptor.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC | flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    Ok(unsafe { File::from_raw_fd(fd) })
 }
 
 /// Opens every regular file of `entries` (walked from the folder labelled
