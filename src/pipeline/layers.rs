@@ -64,12 +64,21 @@ impl Stats {
         let (known, todo) = stats.known(p, cache);
         p.plan(&todo, cache)?;
         for &i in &todo {
-            let spec = p.spec(i, cache)?;
-            if let Some(st) = stats.layers[i].as_mut().filter(|st| !st.full) {
-                *st = st.completed(spec);
-            }
+            stats.complete(i, p.spec(i, cache)?);
         }
         Ok((stats, known, todo))
+    }
+
+    /// Completes the stats of layer `i` when they came from the plan memo,
+    /// now that its spec is planned: every file of it was walked, so its keys
+    /// are the walked ones.
+    fn complete(&mut self, i: usize, spec: &LayerSpec) {
+        if let Some(st) = self.layers[i].as_mut().filter(|st| !st.full) {
+            let keys: Vec<StatKey> = spec.walked_keys().flatten().collect();
+            st.settled_after = keys.iter().map(StatKey::settled_after).max().unwrap_or(i64::MIN);
+            st.keys = keys;
+            st.full = true;
+        }
     }
 
     /// Records in the plan memo the folders planned in full this run, now
@@ -130,16 +139,6 @@ struct LayerStats {
     cached: bool,
     /// Its keys are known (else only its fingerprint, from the plan memo).
     full: bool,
-}
-
-impl LayerStats {
-    /// These stats of a memo layer completed from its spec, now planned:
-    /// every file of it was walked, so its keys are the walked ones.
-    fn completed(&self, spec: &LayerSpec) -> LayerStats {
-        let keys: Vec<StatKey> = spec.walked_keys().flatten().collect();
-        let settled_after = keys.iter().map(StatKey::settled_after).max().unwrap_or(i64::MIN);
-        LayerStats { keys, settled_after, full: true, ..*self }
-    }
 }
 
 /// Layers with at least this much content are hashed with the files read
@@ -464,7 +463,7 @@ pub(super) fn compress(
     p: &Prepared,
     need: &Need,
     hashed: &[LayerReport],
-    stats: &Stats,
+    stats: &mut Stats,
     cache: &Cache,
     made: Option<Compressed>,
     ready: &mut dyn FnMut(usize, &CompressedLayer),
@@ -492,15 +491,8 @@ pub(super) fn compress(
     p.plan(&order, cache)?;
     for i in order {
         let spec = p.spec(i, cache)?;
-        let planned;
-        let st = match stats.layers[i].as_ref() {
-            Some(st) if !st.full => {
-                planned = st.completed(spec);
-                Some(&planned)
-            }
-            st => st,
-        };
-        let c = produce(spec, staging.path(), &hashed[i], stats, st, cache)?;
+        stats.complete(i, spec);
+        let c = produce(spec, staging.path(), &hashed[i], stats, stats.layers[i].as_ref(), cache)?;
         log_layer(&p.layers[i].summary, &c, log);
         cache.put_gzip(c.tar.diff_id, c.digest, c.size);
         ready(i, &c);

@@ -314,7 +314,7 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let cache = Arc::new(layers::open_cache(opts.no_cache, &opts.config));
     let mut p = prepare::prepare(opts, &cache, log)?;
     let mut dests = outputs::open(&p, opts, &cache)?;
-    let (hashed, stats, made) = if outputs::surely_empty(&mut dests) {
+    let (hashed, mut stats, made) = if outputs::surely_empty(&mut dests) {
         // A cold build: every layer will be needed, so each is compressed
         // as it is hashed and its upload starts right away.
         let nothing = outputs::nothing_held(&p, &dests);
@@ -336,7 +336,7 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let made_already = |i: usize| made.as_ref().is_some_and(|m| m.has(i));
     outputs::skip_held(&p, &mut dests, &held, &mut need, &layers::diff_ids(&hashed), &cache, made_already)?;
     let offer = &mut |i: usize, c: &crate::layer::CompressedLayer| outputs::offer(&p, &mut dests, &held, i, c);
-    let compressed = layers::compress(&p, &need, &hashed, &stats, &cache, made, offer, log)?;
+    let compressed = layers::compress(&p, &need, &hashed, &mut stats, &cache, made, offer, log)?;
     let mut rep = compose::report(&p, &composed, compressed.reports(&hashed));
     let family = outputs::reported_family(&p, &dests);
     assemble::report_manifests(&mut rep, &p, &composed, &compressed, family);
