@@ -168,9 +168,11 @@ struct FileEntry {
     seen: bool,
 }
 
+/// An entry derived from a set of files (a layer, a note), kept under a
+/// fingerprint of their names and keys.
 #[derive(Debug, Clone)]
-struct LayerEntry {
-    hit: LayerHit,
+struct Derived<T> {
+    value: T,
     /// The latest [`StatKey::settled_after`] of its files.
     settled_after: i64,
     /// As [`FileEntry::stamp`].
@@ -178,13 +180,30 @@ struct LayerEntry {
     seen: bool,
 }
 
-#[derive(Debug, Clone)]
-struct NoteEntry {
-    text: String,
-    /// As [`LayerEntry::settled_after`].
-    settled_after: i64,
-    stamp: i64,
-    seen: bool,
+impl<T: Clone + PartialEq> Derived<T> {
+    /// As read from a cache file: not seen yet, and not racy.
+    fn loaded(value: T, settled_after: i64) -> Self {
+        Derived { value, settled_after, stamp: i64::MAX, seen: false }
+    }
+
+    /// Whether it is written back: seen (or kept by `keep`) and not racy.
+    fn saved(&self, keep: impl Fn(bool) -> bool) -> bool {
+        keep(self.seen) && self.settled_after < self.stamp
+    }
+
+    /// The value under `fp` in `table`, marked as seen.
+    fn get(table: &mut HashMap<Digest, Self>, fp: &Digest) -> Option<T> {
+        let e = table.get_mut(fp)?;
+        e.seen = true;
+        Some(e.value.clone())
+    }
+
+    /// Puts `value` under `fp` in `table`; whether that changed the table.
+    fn put(table: &mut HashMap<Digest, Self>, fp: Digest, value: T, settled_after: i64, stamp: i64) -> bool {
+        let changed = table.get(&fp).is_none_or(|old| old.value != value || old.settled_after != settled_after);
+        table.insert(fp, Derived { value, settled_after, stamp, seen: true });
+        changed
+    }
 }
 
 #[derive(Default)]
@@ -196,8 +215,8 @@ struct State {
     kept: Vec<(PathBuf, StatKey)>,
     /// Keep every file entry when saving (see [`Cache::keep_every_file`]).
     keep_every_file: bool,
-    notes: HashMap<Digest, NoteEntry>,
-    layers: HashMap<Digest, LayerEntry>,
+    notes: HashMap<Digest, Derived<String>>,
+    layers: HashMap<Digest, Derived<LayerHit>>,
     blobs: HashMap<Box<Path>, FileEntry>,
     /// diff_id → the digest and size of the gzip wso2img made of that tar.
     gzips: HashMap<Digest, (Digest, u64, bool)>,
@@ -312,10 +331,7 @@ impl Cache {
 
     /// The layer with fingerprint `fp`, when known.
     pub fn layer(&self, fp: &Digest) -> Option<LayerHit> {
-        let mut s = self.lock();
-        let e = s.layers.get_mut(fp)?;
-        e.seen = true;
-        Some(e.hit)
+        Derived::get(&mut self.lock().layers, fp)
     }
 
     /// Remembers a layer; `settled_after` is the latest
@@ -326,11 +342,10 @@ impl Cache {
             return;
         }
         let mut s = self.lock();
-        let e = LayerEntry { hit, settled_after, stamp: s.stamp, seen: true };
-        if s.layers.get(&fp).is_none_or(|old| old.hit != hit || old.settled_after != settled_after) {
+        let stamp = s.stamp;
+        if Derived::put(&mut s.layers, fp, hit, settled_after, stamp) {
             s.dirty = true;
         }
-        s.layers.insert(fp, e);
     }
 
     /// The digest and size of the gzip blob wso2img made of the tar with
@@ -398,10 +413,7 @@ impl Cache {
 
     /// The note recorded under fingerprint `fp`, when known.
     pub fn note(&self, fp: &Digest) -> Option<String> {
-        let mut s = self.lock();
-        let e = s.notes.get_mut(fp)?;
-        e.seen = true;
-        Some(e.text.clone())
+        Derived::get(&mut self.lock().notes, fp)
     }
 
     /// Remembers `text` under `fp`, a fingerprint of the names and
@@ -413,11 +425,10 @@ impl Cache {
             return;
         }
         let mut s = self.lock();
-        if s.notes.get(&fp).is_none_or(|old| old.text != text || old.settled_after != settled_after) {
+        let stamp = s.stamp;
+        if Derived::put(&mut s.notes, fp, text, settled_after, stamp) {
             s.dirty = true;
         }
-        let stamp = s.stamp;
-        s.notes.insert(fp, NoteEntry { text, settled_after, stamp, seen: true });
     }
 
     /// Forgets a note.
@@ -523,7 +534,7 @@ impl Cache {
     /// Every note: fingerprint and text (for tests and tools).
     pub fn note_entries(&self) -> Vec<(Digest, String)> {
         let s = self.lock();
-        let mut v: Vec<_> = s.notes.iter().map(|(f, e)| (*f, e.text.clone())).collect();
+        let mut v: Vec<_> = s.notes.iter().map(|(f, e)| (*f, e.value.clone())).collect();
         v.sort_by_key(|(f, _)| *f);
         v
     }
@@ -531,7 +542,7 @@ impl Cache {
     /// Every layer entry: fingerprint and what is known of the layer.
     pub fn layer_entries(&self) -> Vec<(Digest, LayerHit)> {
         let s = self.lock();
-        let mut v: Vec<_> = s.layers.iter().map(|(f, e)| (*f, e.hit)).collect();
+        let mut v: Vec<_> = s.layers.iter().map(|(f, e)| (*f, e.value)).collect();
         v.sort_by_key(|(f, _)| *f);
         v
     }
@@ -607,12 +618,12 @@ fn write_state(path: &Path, s: &State) -> Result<(), String> {
     let keep_files = |seen: bool| keep(seen) || s.keep_every_file;
     let ioerr = |e: io::Error| crate::error::io_reason(&e);
     let mut head = Vec::with_capacity(64 * 1024);
-    let layers: Vec<_> = s.layers.iter().filter(|(_, e)| keep(e.seen) && e.settled_after < e.stamp).collect();
+    let layers: Vec<_> = s.layers.iter().filter(|(_, e)| e.saved(keep)).collect();
     head.extend_from_slice(&(layers.len() as u64).to_le_bytes());
     for (fp, e) in layers {
         head.extend_from_slice(fp.bytes());
-        head.extend_from_slice(e.hit.diff_id.bytes());
-        head.extend_from_slice(&e.hit.size.to_le_bytes());
+        head.extend_from_slice(e.value.diff_id.bytes());
+        head.extend_from_slice(&e.value.size.to_le_bytes());
         head.extend_from_slice(&e.settled_after.to_le_bytes());
     }
     let gzips: Vec<_> = s.gzips.iter().filter(|(_, e)| keep(e.2)).collect();
@@ -622,13 +633,13 @@ fn write_state(path: &Path, s: &State) -> Result<(), String> {
         head.extend_from_slice(digest.bytes());
         head.extend_from_slice(&size.to_le_bytes());
     }
-    let notes: Vec<_> = s.notes.iter().filter(|(_, e)| keep(e.seen) && e.settled_after < e.stamp).collect();
+    let notes: Vec<_> = s.notes.iter().filter(|(_, e)| e.saved(keep)).collect();
     head.extend_from_slice(&(notes.len() as u64).to_le_bytes());
     for (fp, e) in notes {
         head.extend_from_slice(fp.bytes());
         head.extend_from_slice(&e.settled_after.to_le_bytes());
-        head.extend_from_slice(&(e.text.len() as u32).to_le_bytes());
-        head.extend_from_slice(e.text.as_bytes());
+        head.extend_from_slice(&(e.value.len() as u32).to_le_bytes());
+        head.extend_from_slice(e.value.as_bytes());
     }
     put_table(&mut head, &s.blobs, &keep_blobs).map_err(ioerr)?;
     let file = tmp.file().try_clone().map_err(|e| crate::error::io_reason(&e))?;
@@ -749,8 +760,7 @@ fn parse_head(bytes: &[u8]) -> Option<State> {
         let diff_id = r.digest()?;
         let size = r.u64()?;
         let settled_after = r.u64()? as i64;
-        let e = LayerEntry { hit: LayerHit { diff_id, size }, settled_after, stamp: i64::MAX, seen: false };
-        s.layers.insert(fp, e);
+        s.layers.insert(fp, Derived::loaded(LayerHit { diff_id, size }, settled_after));
     }
     let n = r.count(32 + 32 + 8)?;
     for _ in 0..n {
@@ -765,7 +775,7 @@ fn parse_head(bytes: &[u8]) -> Option<State> {
         let settled_after = r.u64()? as i64;
         let len = r.u32()? as usize;
         let text = std::str::from_utf8(r.take(len)?).ok()?.to_string();
-        s.notes.insert(fp, NoteEntry { text, settled_after, stamp: i64::MAX, seen: false });
+        s.notes.insert(fp, Derived::loaded(text, settled_after));
     }
     s.blobs = file_table(&mut r)?;
     r.0.is_empty().then_some(s)
