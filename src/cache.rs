@@ -406,11 +406,6 @@ impl Cache {
         self.lock().keep_every_file = true;
     }
 
-    /// Whether any note is recorded (a fresh runner's cache has none).
-    pub fn has_notes(&self) -> bool {
-        !self.lock().notes.is_empty()
-    }
-
     /// The note recorded under fingerprint `fp`, when known.
     pub fn note(&self, fp: &Digest) -> Option<String> {
         Derived::get(&mut self.lock().notes, fp)

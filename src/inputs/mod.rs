@@ -8,8 +8,8 @@
 
 pub mod maven;
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 
 use crate::cache::Cache;
 use crate::config::{Config, LayerKind, LayerSource};
@@ -18,6 +18,7 @@ use crate::error::Result;
 use crate::layer::{self, ignore, SourceEntry, SourceKind};
 use crate::wso2::checks::{self, CheckedFile};
 use crate::wso2::jar::Coords;
+use crate::wso2::keystore;
 
 /// Customer folders walked, each with its entries.
 pub type Walked = Vec<(LayerSource, Vec<SourceEntry>)>;
@@ -70,46 +71,56 @@ pub struct Gathered {
     pub config_files: usize,
     /// Doubts that are not errors (already logged).
     pub warnings: Vec<String>,
-    /// The first keystore (by name or content) in a walked folder other
-    /// than the keystores folder — main folders first, then the variants' —
-    /// as `LABEL/PATH (TYPE)`.
-    pub stray_keystore: Option<String>,
+    /// What is known of the keystores in each folder of `walked`.
+    pub inspections: Vec<Inspection>,
+    /// The same for each folder of each variant's.
+    pub variant_inspections: Vec<Vec<Inspection>>,
 }
 
-/// Walks the customer folders of `config` (and its variants), checks that
-/// every file is readable and looks for keystores among them (or learns it
-/// from `cache`), checks the configuration files, resolves `[maven]` jars
-/// and checks every file.
+/// What is known of the keystores in a walked folder other than the
+/// keystores folder: a keystore there (by name or content) is baked with the
+/// rest, or refused when baking is off.
+#[derive(Debug, Clone)]
+pub enum Inspection {
+    /// The first keystore in it, as `LABEL/PATH (TYPE)`, if any (from the
+    /// digest cache's note; always `None` for the keystores folder and Maven jars).
+    Known(Option<String>),
+    /// Not known before the files are opened: [`settle`] answers once their
+    /// bytes were read — by hashing the layers, or for this alone — and
+    /// remembers the answer under the folder's print.
+    Pending(Option<FolderPrint>),
+}
+
+/// Walks the customer folders of `config` (and its variants), learns from
+/// `cache` what keystores an unchanged folder holds (the others are
+/// [`Inspection::Pending`]), checks the configuration files, resolves
+/// `[maven]` jars and checks every file.
 pub fn gather(config: &Config, opts: &Options, cache: &Cache, log: &mut dyn FnMut(&str)) -> Result<Gathered> {
     let rules = config.ignore_rules()?;
     let mut excluded = Vec::new();
-    let mut stray_keystore = None;
-    // With no note to answer for any folder (a fresh runner, --no-cache),
-    // every file will be opened for the keystore sniff: open each while
-    // walking, instead of `stat`-ing it and opening it again.
-    let walk_folder = if cache.has_notes() { layer::walk_filtered } else { layer::walk_reading_heads };
-    let mut walk = |sources: Vec<LayerSource>| -> Result<(Walked, Vec<Option<FolderPrint>>)> {
+    let mut walk = |sources: Vec<LayerSource>| -> Result<(Walked, Vec<Option<FolderPrint>>, Vec<Inspection>)> {
         let mut walked = Vec::new();
         let mut prints = Vec::new();
+        let mut inspections = Vec::new();
         for s in sources {
-            let (mut entries, left_out) = walk_folder(&s.dir, &s.label, &rules)?;
+            let (entries, left_out) = layer::walk_filtered(&s.dir, &s.label, &rules)?;
             excluded.extend(left_out);
-            let (found, print) = inspect(&s, &mut entries, cache)?;
-            if stray_keystore.is_none() && s.kind != LayerKind::Keystores {
-                stray_keystore = found;
-            }
+            let print = cache.enabled().then(|| fingerprint(&s, &entries)).flatten();
+            inspections.push(inspection(&s, print.as_ref(), cache));
             walked.push((s, entries));
             prints.push(print);
         }
-        Ok((walked, prints))
+        Ok((walked, prints, inspections))
     };
-    let (mut walked, mut prints) = walk(config.layer_sources(opts.bake_keystores)?)?;
+    let (mut walked, mut prints, mut inspections) = walk(config.layer_sources(opts.bake_keystores)?)?;
     let mut variant_walks = Vec::new();
     let mut variant_prints = Vec::new();
+    let mut variant_inspections = Vec::new();
     for v in &config.variants {
-        let (w, p) = walk(config.variant_sources(v, opts.bake_keystores)?)?;
+        let (w, p, i) = walk(config.variant_sources(v, opts.bake_keystores)?)?;
         variant_walks.push(w);
         variant_prints.push(p);
+        variant_inspections.push(i);
     }
     let mut facts = crate::check::config_files(&walked)?;
     for w in &variant_walks {
@@ -126,7 +137,7 @@ pub fn gather(config: &Config, opts: &Options, cache: &Cache, log: &mut dyn FnMu
         lockfile: lockfile.display().to_string(),
     };
     let resolved = maven::resolve(&config.maven, &pins, &mopts, log)?;
-    join_maven(config, &mut walked, &mut prints, &resolved);
+    join_maven(config, &mut walked, &mut prints, &mut inspections, &resolved);
 
     let mut warnings: Vec<String> = Vec::new();
     let checks::Checked { files, notable: mut checked } =
@@ -184,34 +195,63 @@ pub fn gather(config: &Config, opts: &Options, cache: &Cache, log: &mut dyn FnMu
         maven: resolved,
         config_files: facts.checked,
         warnings,
-        stray_keystore,
+        inspections,
+        variant_inspections,
     })
 }
 
-/// Opens every regular file of a walked folder — each must be readable —
-/// and returns the first that is a keystore by name or content, as
-/// `LABEL/PATH (TYPE)`, with the folder's print (with the cache on). What the
-/// files held is a function of their names and `stat` keys, so the answer is
-/// kept in `cache` under the print and an unchanged folder is not opened again.
-fn inspect(
-    src: &LayerSource,
-    entries: &mut [SourceEntry],
+/// What the digest cache's note says of the keystores in a folder with
+/// print `print` (the keystores folder is not asked).
+fn inspection(src: &LayerSource, print: Option<&FolderPrint>, cache: &Cache) -> Inspection {
+    if src.kind == LayerKind::Keystores {
+        return Inspection::Known(None);
+    }
+    match print.and_then(|p| cache.note(&p.digest)) {
+        Some(text) => Inspection::Known((!text.is_empty()).then_some(text)),
+        None => Inspection::Pending(print.copied()),
+    }
+}
+
+/// Answers the pending inspections of `folders` (with their inspections, in
+/// order: the main folders, then each variant's) and returns the first
+/// keystore of them all, as `LABEL/PATH (TYPE)`. `seen` holds what hashing
+/// recognised in the files it read, `read(path)` tells whether it read that
+/// file; a pending folder with a file hashing did not read is opened here —
+/// every file must be readable — and each answer is remembered in `cache`.
+pub fn settle<'a>(
+    folders: impl IntoIterator<Item = (&'a mut (LayerSource, Vec<SourceEntry>), &'a Inspection)>,
+    seen: &HashMap<PathBuf, &'static str>,
+    read: &dyn Fn(&Path) -> bool,
     cache: &Cache,
-) -> Result<(Option<String>, Option<FolderPrint>)> {
-    let print = cache.enabled().then(|| fingerprint(src, entries)).flatten();
-    if let Some(text) = print.as_ref().and_then(|p| cache.note(&p.digest)) {
-        return Ok(((!text.is_empty()).then_some(text), print));
+) -> Result<Option<String>> {
+    let mut first = None;
+    for ((src, entries), inspection) in folders {
+        let found = match inspection {
+            Inspection::Known(found) => found.clone(),
+            Inspection::Pending(print) => {
+                // Maven jars are not the customer's files: they are not inspected.
+                let walked_file = |e: &&SourceEntry| matches!(e.kind, SourceKind::File { .. }) && e.origin.is_none();
+                if entries.iter().filter(walked_file).any(|e| !read(&e.path)) {
+                    layer::read_heads(entries, &src.label)?;
+                }
+                let found = entries.iter().filter(walked_file).find_map(|e| {
+                    let name = e.rel.rsplit('/').next().unwrap_or(&e.rel);
+                    let kind = keystore::by_name(name)
+                        .or_else(|| seen.get(&e.path).copied())
+                        .or_else(|| e.head.and_then(|h| keystore::detect(h.as_slice())))?;
+                    Some(format!("{}/{} ({kind})", src.label.trim_end_matches('/'), e.rel))
+                });
+                if let Some(p) = print {
+                    cache.put_note(p.digest, found.clone().unwrap_or_default(), p.settled_after);
+                }
+                found
+            }
+        };
+        if first.is_none() {
+            first = found;
+        }
     }
-    layer::read_heads(entries, &src.label)?;
-    let found = entries.iter().filter(|e| matches!(e.kind, SourceKind::File { .. })).find_map(|e| {
-        let name = e.rel.rsplit('/').next().unwrap_or(&e.rel);
-        let kind = crate::wso2::keystore::sniff(&e.path, name, e.head.as_ref().map(|h| h.as_slice()))?;
-        Some(format!("{}/{} ({kind})", src.label.trim_end_matches('/'), e.rel))
-    });
-    if let Some(p) = print {
-        cache.put_note(p.digest, found.clone().unwrap_or_default(), p.settled_after);
-    }
-    Ok((found, print))
+    Ok(first)
 }
 
 /// Entries per piece of a folder print, hashed side by side.
@@ -261,6 +301,7 @@ fn join_maven(
     config: &Config,
     walked: &mut Walked,
     prints: &mut Vec<Option<FolderPrint>>,
+    inspections: &mut Vec<Inspection>,
     resolved: &[maven::Resolved],
 ) {
     for kind in [LayerKind::Jars, LayerKind::Dropins] {
@@ -275,6 +316,7 @@ fn join_maven(
                 let i = walked.iter().position(|(s, _)| s.kind > kind).unwrap_or(walked.len());
                 walked.insert(i, (src, Vec::new()));
                 prints.insert(i, None);
+                inspections.insert(i, Inspection::Known(None));
                 i
             }
         };
@@ -297,4 +339,58 @@ fn join_maven(
 /// The lock entries of the resolved jars.
 pub fn pins(resolved: &[maven::Resolved]) -> Vec<crate::lock::LockedJar> {
     resolved.iter().map(|r| crate::lock::LockedJar { coordinates: r.coords.to_string(), sha256: r.sha256 }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A walked `themes` folder of plain files, one of which holds a JKS
+    /// header under a harmless name.
+    fn walked(root: &Path) -> (LayerSource, Vec<SourceEntry>) {
+        std::fs::create_dir_all(root.join("devportal/images")).unwrap();
+        std::fs::write(root.join("devportal/a.css"), b"body {}").unwrap();
+        std::fs::write(root.join("devportal/images/logo.png"), [0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2]).unwrap();
+        std::fs::write(root.join("devportal/z.css"), b"p {}").unwrap();
+        let src = LayerSource { kind: LayerKind::Themes, dir: root.to_path_buf(), label: "themes".into() };
+        let (entries, _) = layer::walk_filtered(root, "themes", &crate::layer::ignore::Rules::none()).unwrap();
+        (src, entries)
+    }
+
+    #[test]
+    fn settling_trusts_what_hashing_saw_and_opens_only_what_it_did_not_read() {
+        let d = tempfile::tempdir().unwrap();
+        let mut folder = walked(&d.path().join("themes"));
+        let logo = d.path().join("themes/devportal/images/logo.png");
+        let pending = Inspection::Pending(None);
+        let cache = Cache::disabled();
+        let none = HashMap::new();
+        let found = "themes/devportal/images/logo.png (JKS)".to_string();
+
+        // Hashing read every file and saw the keystore.
+        let seen: HashMap<PathBuf, &str> = [(logo.clone(), "JKS")].into_iter().collect();
+        let got = settle([(&mut folder, &pending)], &seen, &|_| true, &cache).unwrap();
+        assert_eq!(got.as_deref(), Some(found.as_str()));
+        assert!(folder.1.iter().all(|e| e.head.is_none()), "nothing opened again");
+
+        // Hashing read every file and saw nothing: nothing is opened again.
+        assert_eq!(settle([(&mut folder, &pending)], &none, &|_| true, &cache).unwrap(), None);
+
+        // Hashing did not read the logo: the folder is opened here.
+        let got = settle([(&mut folder, &pending)], &none, &|p| p != logo, &cache).unwrap();
+        assert_eq!(got.as_deref(), Some(found.as_str()));
+
+        // A known answer is taken as it is, and the first folder's wins.
+        let known = Inspection::Known(Some("overlays/x.jks (JKS)".into()));
+        let mut other = walked(&d.path().join("other"));
+        let got = settle([(&mut other, &known), (&mut folder, &pending)], &none, &|_| true, &cache).unwrap();
+        assert_eq!(got.as_deref(), Some("overlays/x.jks (JKS)"));
+
+        // An unreadable file that hashing did not read fails, naming it.
+        std::fs::remove_file(&logo).unwrap();
+        let mut gone = walked(&d.path().join("gone"));
+        std::fs::remove_file(d.path().join("gone/devportal/a.css")).unwrap();
+        let err = settle([(&mut gone, &pending)], &none, &|_| false, &cache).unwrap_err().to_string();
+        assert!(err.contains("themes/devportal/a.css: cannot read"), "{err}");
+    }
 }

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use crate::cache::StatKey;
 use crate::digest::{Digest, HashWriter};
 use crate::error::{io_reason, Error, Result};
-pub use walk::{read_heads, walk, walk_filtered, walk_reading_heads, Head, SourceEntry, SourceKind};
+pub use walk::{read_heads, walk, walk_filtered, Head, SourceEntry, SourceKind};
 
 /// Numeric owner of the files in a layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -254,13 +254,13 @@ impl LayerSpec {
 
     /// Writes the uncompressed tar to `out`.
     pub fn write_tar(&self, out: &mut impl Write) -> Result<()> {
-        self.write_tar_inner(out, None)
+        self.write_tar_inner(out, None, None)
     }
 
     /// Writes the uncompressed tar to `out`, and the sha256 of every regular
     /// file's content, in [`LayerSpec::files`] order, to `digests`.
     pub fn write_tar_digesting(&self, out: &mut impl Write, digests: &mut Vec<Digest>) -> Result<()> {
-        self.write_tar_inner(out, Some(digests))
+        self.write_tar_inner(out, Some(digests), None)
     }
 
     /// The regular files, in archive order: source path and planned size.
@@ -315,19 +315,25 @@ impl LayerSpec {
     }
 
     /// Writes the tar; a layer of many small files has them read ahead on
-    /// every core ([`prefetch`]), the stream itself staying in order.
-    fn write_tar_inner(&self, out: &mut impl Write, digests: Option<&mut Vec<Digest>>) -> Result<()> {
+    /// every core ([`prefetch`]), the stream itself staying in order. `look`
+    /// sees every regular file's source path and first bytes.
+    fn write_tar_inner(
+        &self,
+        out: &mut impl Write,
+        digests: Option<&mut Vec<Digest>>,
+        look: Option<Look<'_>>,
+    ) -> Result<()> {
         let small = self.files().filter(|(_, size)| *size <= prefetch::SMALL).count();
         let readers = threads();
         if small < prefetch::MIN_FILES || readers < 2 {
-            return self.write_entries(out, digests, None);
+            return self.write_entries(out, digests, None, look);
         }
         let pf = prefetch::Prefetch::new(self.files().collect());
         std::thread::scope(|scope| {
             for _ in 0..readers {
                 scope.spawn(|| pf.work());
             }
-            let r = self.write_entries(out, digests, Some(&pf));
+            let r = self.write_entries(out, digests, Some(&pf), look);
             pf.stop();
             r
         })
@@ -338,9 +344,10 @@ impl LayerSpec {
         out: &mut impl Write,
         mut digests: Option<&mut Vec<Digest>>,
         pf: Option<&prefetch::Prefetch<'_>>,
+        look: Option<Look<'_>>,
     ) -> Result<()> {
         let mut buf = vec![0u8; 256 * 1024];
-        let mut file_index = 0;
+        let mut taker = pf.map(prefetch::Prefetch::taker);
         let werr = |e: io::Error| {
             Error::new(crate::error::Kind::Io, format!("writing layer {}: {}", self.name, io_reason(&e)))
         };
@@ -366,24 +373,26 @@ impl LayerSpec {
             };
             tar::write_header(out, &h).map_err(werr)?;
             if let EntryKind::File { source, size } = &e.kind {
-                let fetched = match pf {
-                    Some(pf) => pf.take(file_index)?,
+                let fetched = match taker.as_mut() {
+                    Some(t) => t.next_file()?,
                     None => None,
                 };
-                file_index += 1;
                 match (fetched, digests.as_deref_mut()) {
                     (Some(bytes), d) => {
-                        out.write_all(&bytes).map_err(werr)?;
+                        if let Some(look) = look {
+                            look(source, bytes);
+                        }
+                        out.write_all(bytes).map_err(werr)?;
                         if let Some(d) = d {
-                            d.push(Digest::of(&bytes));
+                            d.push(Digest::of(bytes));
                         }
                     }
                     (None, Some(d)) => {
                         let mut hashing = HashWriter::new(&mut *out);
-                        copy_exact(source, *size, &mut hashing, &mut buf)?;
+                        copy_exact(source, *size, &mut hashing, &mut buf, look)?;
                         d.push(hashing.finish().1);
                     }
-                    (None, None) => copy_exact(source, *size, out, &mut buf)?,
+                    (None, None) => copy_exact(source, *size, out, &mut buf, look)?,
                 }
                 tar::pad(out, *size).map_err(werr)?;
             }
@@ -401,20 +410,27 @@ fn describe(e: &LayerEntry) -> String {
 }
 
 /// Copies exactly `size` bytes of `source` to `out`, failing if the file
-/// changed size since it was planned.
-fn copy_exact(source: &Path, size: u64, out: &mut impl Write, buf: &mut [u8]) -> Result<()> {
+/// changed size since it was planned; `look` sees its first bytes.
+fn copy_exact(source: &Path, size: u64, out: &mut impl Write, buf: &mut [u8], look: Option<Look<'_>>) -> Result<()> {
     let rerr = |e: io::Error| Error::input(format!("{}: cannot read ({})", source.display(), io_reason(&e)));
     let mut f = File::open(source).map_err(rerr)?;
     let mut left = size;
+    let mut head = Vec::new();
     while left > 0 {
         let want = buf.len().min(left as usize);
         let n = f.read(&mut buf[..want]).map_err(rerr)?;
         if n == 0 {
             break;
         }
+        if look.is_some() && head.len() < HEAD {
+            head.extend_from_slice(&buf[..n.min(HEAD - head.len())]);
+        }
         out.write_all(&buf[..n])
             .map_err(|e| Error::new(crate::error::Kind::Io, format!("writing layer: {}", io_reason(&e))))?;
         left -= n as u64;
+    }
+    if let Some(look) = look {
+        look(source, &head);
     }
     let now = f.metadata().map_err(rerr)?.len();
     if left != 0 || now != size {
@@ -435,10 +451,12 @@ pub struct TarDigest {
     pub size: u64,
 }
 
-/// Hashes the layer's tar without compressing it.
-pub fn diff_id(spec: &LayerSpec) -> Result<TarDigest> {
+/// Hashes the layer's tar without compressing it, on this thread. With
+/// `digests`, also the sha256 of every regular file, in [`LayerSpec::files`]
+/// order; `look` sees every regular file's source path and first bytes.
+pub fn diff_id(spec: &LayerSpec, digests: Option<&mut Vec<Digest>>, look: Option<Look<'_>>) -> Result<TarDigest> {
     let mut w = HashWriter::new(io::sink());
-    spec.write_tar(&mut w)?;
+    spec.write_tar_inner(&mut w, digests, look)?;
     let (_, diff_id, size) = w.finish();
     Ok(TarDigest { diff_id, size })
 }
@@ -446,8 +464,12 @@ pub fn diff_id(spec: &LayerSpec) -> Result<TarDigest> {
 /// Like [`diff_id`], with the files read (and the tar laid out) on a second
 /// thread a few MiB ahead of the hashing, so that hashing one big layer keeps
 /// a core busy with sha256 alone. With `digests`, also the sha256 of every
-/// regular file, in [`LayerSpec::files`] order.
-pub fn diff_id_read_ahead(spec: &LayerSpec, digests: Option<&mut Vec<Digest>>) -> Result<TarDigest> {
+/// regular file, in [`LayerSpec::files`] order; `look` as for [`diff_id`].
+pub fn diff_id_read_ahead(
+    spec: &LayerSpec,
+    digests: Option<&mut Vec<Digest>>,
+    look: Option<Look<'_>>,
+) -> Result<TarDigest> {
     const BUFFERS: usize = 4;
     let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(BUFFERS);
     let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(BUFFERS);
@@ -457,10 +479,7 @@ pub fn diff_id_read_ahead(spec: &LayerSpec, digests: Option<&mut Vec<Digest>>) -
     std::thread::scope(|scope| {
         let producer = scope.spawn(move || -> Result<()> {
             let mut w = ChunkSender { cur: Vec::with_capacity(READ_AHEAD_CHUNK), full: full_tx, empty: empty_rx };
-            match digests {
-                Some(d) => spec.write_tar_digesting(&mut w, d)?,
-                None => spec.write_tar(&mut w)?,
-            }
+            spec.write_tar_inner(&mut w, digests, look)?;
             w.flush_chunk().map_err(|_| Error::new(crate::error::Kind::Io, "hashing stopped"))
         });
         let mut h = crate::digest::Hasher::new();
@@ -477,6 +496,13 @@ pub fn diff_id_read_ahead(spec: &LayerSpec, digests: Option<&mut Vec<Digest>>) -
 }
 
 const READ_AHEAD_CHUNK: usize = 256 << 10;
+
+/// What sees each regular file's source path and first bytes (at least
+/// [`HEAD`] of them, or all of a shorter file) as a layer's tar is written.
+pub type Look<'a> = &'a (dyn Fn(&Path, &[u8]) + Sync);
+
+/// Bytes of a file's start a [`Look`] is sure to see.
+pub const HEAD: usize = 16;
 
 /// A writer that hands full chunks to another thread and takes empty ones back.
 struct ChunkSender {

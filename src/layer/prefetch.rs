@@ -1,11 +1,17 @@
 //! Reading a layer's small files on every core, ahead of the one thread that
 //! lays out (and hashes) the tar stream in order. With many small files the
 //! cost of a layer is the open/read/close of each file, not its bytes; the
-//! tar stream itself must stay sequential. A bounded window keeps memory
-//! small: at most [`WINDOW`] files of at most [`SMALL`] bytes are held.
+//! tar stream itself must stay sequential.
+//!
+//! Files are read in batches — runs of consecutive files of about
+//! [`BATCH_BYTES`] — so that readers and the caller meet once per batch, not
+//! once per file (a lock and a wake per file cost as much as reading it). A
+//! bounded window keeps memory small: at most [`WINDOW`] batches are held,
+//! their buffers reused.
 
 use std::fs::File;
 use std::io::Read;
+use std::ops::Range;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,42 +22,81 @@ use crate::error::{io_reason, Error, Result};
 /// Files up to this size are read ahead whole; bigger ones are streamed by
 /// the caller.
 pub const SMALL: u64 = 128 * 1024;
-/// Files read ahead of the one the caller takes next, at most.
-const WINDOW: usize = 32;
 /// Layers with fewer small files than this are read in line.
 pub const MIN_FILES: usize = 32;
+/// A batch ends once its files hold this many bytes…
+const BATCH_BYTES: u64 = 256 * 1024;
+/// …or count this many files.
+const BATCH_FILES: usize = 64;
+/// Batches read ahead of the one the caller takes next, at most.
+const WINDOW: usize = 8;
+/// A batch buffer: its bytes, plus one file's and one byte to see a file
+/// that grew.
+const BUFFER: usize = (BATCH_BYTES + SMALL) as usize + 1;
+
+/// One batch as read: its buffer and, per file, the range of its bytes in
+/// it (empty for a big file) or why it could not be read.
+struct Batch {
+    buf: Vec<u8>,
+    files: Vec<Result<Range<usize>>>,
+}
 
 struct State {
-    /// Per file: its bytes once read (`None` before, or for a big file).
-    ready: Vec<Option<Result<Vec<u8>>>>,
-    /// Files the caller has taken.
+    /// Per batch: once read, until the caller takes it.
+    ready: Vec<Option<Batch>>,
+    /// Batches the caller has taken.
     taken: usize,
     stopped: bool,
-    /// The file the caller waits for, if it waits.
+    /// The batch the caller waits for, if it waits.
     wanted: Option<usize>,
     /// Readers waiting for room in the window.
     readers_wait: usize,
+    /// Buffers of batches the caller is done with.
+    free: Vec<Vec<u8>>,
 }
 
 /// Files being read ahead; see the module docs.
 pub struct Prefetch<'a> {
     files: Vec<(&'a Path, u64)>,
+    batches: Vec<Range<usize>>,
     next: AtomicUsize,
     state: Mutex<State>,
-    /// A file was read (the caller waits on it).
+    /// A batch was read (the caller waits on it).
     read: Condvar,
-    /// The caller took a file, making room (readers wait on it).
+    /// The caller took a batch, making room (readers wait on it).
     room: Condvar,
 }
 
 impl<'a> Prefetch<'a> {
     /// Prepares to read `files` (in the order they will be taken).
     pub fn new(files: Vec<(&'a Path, u64)>) -> Self {
-        let ready = files.iter().map(|_| None).collect();
+        let mut batches = Vec::new();
+        let (mut start, mut bytes) = (0, 0);
+        for (i, &(_, size)) in files.iter().enumerate() {
+            if size <= SMALL {
+                bytes += size;
+            }
+            if bytes >= BATCH_BYTES || i + 1 - start >= BATCH_FILES {
+                batches.push(start..i + 1);
+                (start, bytes) = (i + 1, 0);
+            }
+        }
+        if start < files.len() {
+            batches.push(start..files.len());
+        }
+        let ready = batches.iter().map(|_| None).collect();
         Prefetch {
             files,
+            batches,
             next: AtomicUsize::new(0),
-            state: Mutex::new(State { ready, taken: 0, stopped: false, wanted: None, readers_wait: 0 }),
+            state: Mutex::new(State {
+                ready,
+                taken: 0,
+                stopped: false,
+                wanted: None,
+                readers_wait: 0,
+                free: Vec::new(),
+            }),
             read: Condvar::new(),
             room: Condvar::new(),
         }
@@ -64,15 +109,15 @@ impl<'a> Prefetch<'a> {
     /// One reader's loop: run it on as many threads as should read. Each
     /// reader opens files relative to the folder it opened last (the files
     /// come folder by folder), and wakes the caller only when it waits for
-    /// the very file read.
+    /// the very batch read.
     pub fn work(&self) {
         let mut dir = Folder::default();
         loop {
-            let i = self.next.fetch_add(1, Ordering::Relaxed);
-            let Some(&(path, size)) = self.files.get(i) else { return };
-            {
+            let b = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(range) = self.batches.get(b) else { return };
+            let buf = {
                 let mut s = self.lock();
-                while !s.stopped && i >= s.taken + WINDOW {
+                while !s.stopped && b >= s.taken + WINDOW {
                     s.readers_wait += 1;
                     s = self.room.wait(s).unwrap_or_else(|e| e.into_inner());
                     s.readers_wait -= 1;
@@ -80,11 +125,12 @@ impl<'a> Prefetch<'a> {
                 if s.stopped {
                     return;
                 }
-            }
-            let r = if size <= SMALL { read_exact(&mut dir, path, size) } else { Ok(Vec::new()) };
+                s.free.pop()
+            };
+            let batch = self.read_batch(&mut dir, range.clone(), buf.unwrap_or_else(|| vec![0; BUFFER]));
             let mut s = self.lock();
-            s.ready[i] = Some(r);
-            let wake = s.wanted == Some(i);
+            s.ready[b] = Some(batch);
+            let wake = s.wanted == Some(b);
             drop(s);
             if wake {
                 self.read.notify_one();
@@ -92,32 +138,94 @@ impl<'a> Prefetch<'a> {
         }
     }
 
-    /// The bytes of file `i` (taken in order), or `None` for a big file the
-    /// caller reads itself.
-    pub fn take(&self, i: usize) -> Result<Option<Vec<u8>>> {
-        let mut s = self.lock();
-        let r = loop {
-            if let Some(r) = s.ready[i].take() {
-                break r;
+    /// Reads the small files of `range` into `buf`, one after the other (a
+    /// file that fails fails alone).
+    fn read_batch(&self, dir: &mut Folder, range: Range<usize>, mut buf: Vec<u8>) -> Batch {
+        let mut files = Vec::with_capacity(range.len());
+        let mut at = 0;
+        for &(path, size) in &self.files[range] {
+            if size > SMALL {
+                files.push(Ok(at..at));
+                continue;
             }
-            s.wanted = Some(i);
-            s = self.read.wait(s).unwrap_or_else(|e| e.into_inner());
-            s.wanted = None;
-        };
-        s.taken = i + 1;
-        let wake = s.readers_wait > 0;
-        drop(s);
-        if wake {
-            self.room.notify_all();
+            let end = at + size as usize;
+            match read_exact(dir, path, &mut buf[at..=end]) {
+                Ok(()) => {
+                    files.push(Ok(at..end));
+                    at = end;
+                }
+                Err(e) => files.push(Err(e)),
+            }
         }
-        let big = self.files[i].1 > SMALL;
-        r.map(|b| (!big).then_some(b))
+        Batch { buf, files }
+    }
+
+    /// The caller's side: takes the files in order.
+    pub fn taker(&self) -> Taker<'_, 'a> {
+        Taker { pf: self, batch: None, next_batch: 0, in_batch: 0 }
     }
 
     /// Lets every reader go (on an early return).
     pub fn stop(&self) {
         self.lock().stopped = true;
         self.room.notify_all();
+    }
+}
+
+/// Takes the files of a [`Prefetch`] in order.
+pub struct Taker<'p, 'a> {
+    pf: &'p Prefetch<'a>,
+    batch: Option<Batch>,
+    next_batch: usize,
+    in_batch: usize,
+}
+
+impl Taker<'_, '_> {
+    /// The bytes of the next file, or `None` for a big file the caller reads
+    /// itself.
+    pub fn next_file(&mut self) -> Result<Option<&[u8]>> {
+        if self.batch.as_ref().is_none_or(|b| self.in_batch >= b.files.len()) {
+            self.batch = Some(self.next_batch()?);
+            self.in_batch = 0;
+        }
+        let batch = self.batch.as_mut().expect("taken above");
+        let k = self.in_batch;
+        self.in_batch += 1;
+        let first = self.pf.batches[self.next_batch - 1].start;
+        let size = self.pf.files[first + k].1;
+        match std::mem::replace(&mut batch.files[k], Ok(0..0)) {
+            Err(e) => Err(e),
+            Ok(_) if size > SMALL => Ok(None),
+            Ok(r) => Ok(Some(&batch.buf[r])),
+        }
+    }
+
+    /// Waits for the next batch, handing the buffer of the last one back.
+    fn next_batch(&mut self) -> Result<Batch> {
+        let b = self.next_batch;
+        if b >= self.pf.batches.len() {
+            return Err(Error::new(crate::error::Kind::Io, "read ahead: more files taken than planned"));
+        }
+        let mut s = self.pf.lock();
+        if let Some(done) = self.batch.take() {
+            s.free.push(done.buf);
+        }
+        let batch = loop {
+            if let Some(batch) = s.ready[b].take() {
+                break batch;
+            }
+            s.wanted = Some(b);
+            s = self.pf.read.wait(s).unwrap_or_else(|e| e.into_inner());
+            s.wanted = None;
+        };
+        s.taken = b + 1;
+        let wake = s.readers_wait > 0;
+        drop(s);
+        if wake {
+            self.pf.room.notify_all();
+        }
+        self.next_batch = b + 1;
+        Ok(batch)
     }
 }
 
@@ -151,22 +259,36 @@ impl Folder {
     }
 }
 
-/// Reads exactly `size` bytes of `source` (opened relative to `dir`),
-/// failing if the file changed size since it was planned.
-fn read_exact(dir: &mut Folder, source: &Path, size: u64) -> Result<Vec<u8>> {
+/// Reads `source` (opened relative to `dir`) into `dst`, whose length is its
+/// planned size and one byte more, failing if the file changed size since it
+/// was planned. A read that returns less than it was asked for is the end of
+/// the file (as it is for regular files), so a file of the planned size
+/// costs one read.
+fn read_exact(dir: &mut Folder, source: &Path, dst: &mut [u8]) -> Result<()> {
     let rerr = |e: std::io::Error| Error::input(format!("{}: cannot read ({})", source.display(), io_reason(&e)));
-    let f = dir.open(source).map_err(rerr)?;
-    let mut buf = Vec::with_capacity(size as usize);
-    let mut f = f.take(size);
-    f.read_to_end(&mut buf).map_err(rerr)?;
-    let now = f.into_inner().metadata().map_err(rerr)?.len();
-    if buf.len() as u64 != size || now != size {
+    let size = dst.len() - 1;
+    let mut f = dir.open(source).map_err(rerr)?;
+    let mut got = 0;
+    loop {
+        let asked = dst.len() - got;
+        let n = match f.read(&mut dst[got..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(rerr(e)),
+        };
+        got += n;
+        if n == 0 || got > size || (n < asked && got == size) {
+            break;
+        }
+    }
+    if got != size {
+        let now = f.metadata().map_or_else(|_| "?".to_string(), |m| m.len().to_string());
         return Err(Error::input(format!(
             "{}: changed while the image was being built ({size} bytes planned, {now} now); run again",
             source.display()
         )));
     }
-    Ok(buf)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -174,10 +296,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn files_come_in_order_across_folders_and_a_missing_folder_fails_only_its_file() {
+    fn files_come_in_order_across_folders_and_batches_and_a_missing_or_resized_file_fails_alone() {
         let d = tempfile::tempdir().unwrap();
         let mut paths = Vec::new();
-        for (dir, n) in [("a", 40), ("b", 3), ("a", 2)] {
+        for (dir, n) in [("a", 100), ("b", 3), ("a", 2)] {
             std::fs::create_dir_all(d.path().join(dir)).unwrap();
             for i in 0..n {
                 let p = d.path().join(dir).join(format!("{}-{i}", paths.len()));
@@ -187,20 +309,29 @@ mod tests {
         }
         let gone = d.path().join("gone/x");
         paths.insert(41, gone.clone());
-        let files: Vec<(&Path, u64)> = paths
-            .iter()
-            .map(|p| (p.as_path(), if *p == gone { 6 } else { p.to_string_lossy().len() as u64 }))
-            .collect();
+        // Planned one byte shorter and one byte longer than they are.
+        let (grew, shrank) = (paths[70].clone(), paths[101].clone());
+        let planned = |p: &PathBuf| match p {
+            p if *p == gone => 6,
+            p if *p == grew => p.to_string_lossy().len() as u64 - 1,
+            p if *p == shrank => p.to_string_lossy().len() as u64 + 1,
+            p => p.to_string_lossy().len() as u64,
+        };
+        let files: Vec<(&Path, u64)> = paths.iter().map(|p| (p.as_path(), planned(p))).collect();
         let pf = Prefetch::new(files);
         std::thread::scope(|scope| {
             for _ in 0..2 {
                 scope.spawn(|| pf.work());
             }
-            for (i, p) in paths.iter().enumerate() {
-                let got = pf.take(i);
+            let mut taker = pf.taker();
+            for p in &paths {
+                let got = taker.next_file();
                 if *p == gone {
                     let e = got.unwrap_err().to_string();
                     assert!(e.contains("gone/x: cannot read"), "{e}");
+                } else if *p == grew || *p == shrank {
+                    let e = got.unwrap_err().to_string();
+                    assert!(e.contains("changed while the image was being built"), "{e}");
                 } else {
                     assert_eq!(got.unwrap().unwrap(), p.to_string_lossy().as_bytes());
                 }

@@ -63,11 +63,7 @@ pub struct Head {
 impl Head {
     /// Reads the first bytes of `path`.
     pub fn read(path: &Path) -> std::io::Result<Head> {
-        Head::read_from(&mut File::open(path)?)
-    }
-
-    /// Reads the first bytes of the open file `f`.
-    pub fn read_from(f: &mut File) -> std::io::Result<Head> {
+        let f = &mut File::open(path)?;
         let mut h = Head::default();
         let mut got = 0;
         while got < h.bytes.len() {
@@ -115,17 +111,6 @@ pub fn walk(root: &Path, label: &str) -> Result<Vec<SourceEntry>> {
 /// listed it (a big folder's afterwards, on every core). No file is opened:
 /// [`read_heads`] does that when the caller needs it.
 pub fn walk_filtered(root: &Path, label: &str, rules: &Rules) -> Result<(Vec<SourceEntry>, Vec<Excluded>)> {
-    walk_with(root, label, rules, false)
-}
-
-/// Like [`walk_filtered`], also opening every regular file (relative to its
-/// open folder, instead of `stat`-ing it) to check that it is readable and
-/// keep its first bytes, as [`read_heads`] would afterwards.
-pub fn walk_reading_heads(root: &Path, label: &str, rules: &Rules) -> Result<(Vec<SourceEntry>, Vec<Excluded>)> {
-    walk_with(root, label, rules, true)
-}
-
-fn walk_with(root: &Path, label: &str, rules: &Rules, heads: bool) -> Result<(Vec<SourceEntry>, Vec<Excluded>)> {
     let meta = fs::metadata(root).map_err(|e| {
         Error::config(format!(
             "{label}: folder not found or unreadable ({}); create it or fix the path in wso2img.toml",
@@ -139,9 +124,9 @@ fn walk_with(root: &Path, label: &str, rules: &Rules, heads: bool) -> Result<(Ve
         Error::config(format!("{label}: cannot resolve the folder ({}); fix the path in wso2img.toml", io_reason(&e)))
     })?;
     let project = label.trim_start_matches("./").trim_end_matches('/').to_string();
-    let lister = Lister { label, project, rules, heads };
+    let lister = Lister { label, project, rules };
     let (mut out, mut excluded, dirs, runs) = lister.list_all(root)?;
-    stat_files(&mut out, &dirs, &runs, label, heads)?;
+    stat_files(&mut out, &dirs, &runs, label)?;
     for e in &out {
         if let SourceKind::Symlink { target } = &e.kind {
             if !resolves_inside(&real_root, &e.path) {
@@ -168,13 +153,7 @@ const STAT_INLINE: usize = 4 * STAT_TASK;
 /// are ranges of `out` whose entries are children of the folder
 /// `dirs[dir]`, each stat-ed relative to that folder's descriptor. The first
 /// failure in walk order is the error.
-fn stat_files(
-    out: &mut [SourceEntry],
-    dirs: &[PathBuf],
-    runs: &[(usize, usize, usize)],
-    label: &str,
-    heads: bool,
-) -> Result<()> {
+fn stat_files(out: &mut [SourceEntry], dirs: &[PathBuf], runs: &[(usize, usize, usize)], label: &str) -> Result<()> {
     let mut tasks: Vec<(usize, usize, &Path, &mut [SourceEntry])> = Vec::new();
     let mut rest = out;
     let mut at = 0;
@@ -203,7 +182,7 @@ fn stat_files(
         loop {
             let task = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let Some((first, _, dir, entries)) = task else { break };
-            if let Err((i, why)) = stat_run(dir, entries, label, heads) {
+            if let Err((i, why)) = stat_run(dir, entries, label) {
                 let at = first + i;
                 if failure.as_ref().is_none_or(|(j, _)| at < *j) {
                     failure = Some((at, why));
@@ -227,15 +206,9 @@ fn stat_files(
 }
 
 /// `stat`s the regular files of `entries`, all children of `dir`, relative
-/// to its descriptor (with `heads`, opens them and keeps their first bytes);
-/// on failure, the index of the entry and the message (paths shown under
-/// `label`).
-fn stat_run(
-    dir: &Path,
-    entries: &mut [SourceEntry],
-    label: &str,
-    heads: bool,
-) -> std::result::Result<(), (usize, String)> {
+/// to its descriptor; on failure, the index of the entry and the message
+/// (paths shown under `label`).
+fn stat_run(dir: &Path, entries: &mut [SourceEntry], label: &str) -> std::result::Result<(), (usize, String)> {
     use std::os::fd::AsRawFd;
     let pending = |e: &SourceEntry| matches!(e.kind, SourceKind::File { .. }) && e.key.is_none();
     let Some(first) = entries.iter().position(pending) else { return Ok(()) };
@@ -255,18 +228,6 @@ fn stat_run(
         }
         name[..base.len()].copy_from_slice(base);
         name[base.len()] = 0;
-        if heads {
-            let (key, head) = open_head(&d, &name).map_err(|err| {
-                (i, format!("{}: cannot read ({}); fix its permissions or remove it", e.shown(label), io_reason(&err)))
-            })?;
-            let Some(key) = key else {
-                return Err((i, format!("{}: changed while it was being read; run again", e.shown(label))));
-            };
-            e.kind = SourceKind::File { size: key.size, executable: key.mode & 0o111 != 0 };
-            e.key = Some(key);
-            e.head = Some(head);
-            continue;
-        }
         // SAFETY: `name` is NUL-terminated and `st` is a plain C struct the call fills in.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         let r = unsafe { libc::fstatat(d.as_raw_fd(), name.as_ptr().cast(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
@@ -282,19 +243,6 @@ fn stat_run(
         e.key = Some(key);
     }
     Ok(())
-}
-
-/// Opens `name` (NUL-terminated) in the open folder `dir`, not following a
-/// symlink and never blocking; its key (`None`: not a regular file any
-/// more) and first bytes.
-fn open_head(dir: &File, name: &[u8]) -> std::io::Result<(Option<StatKey>, Head)> {
-    let name = std::ffi::CStr::from_bytes_until_nul(name).map_err(std::io::Error::other)?;
-    let mut f = open_in(dir, name, libc::O_NOFOLLOW | libc::O_NONBLOCK)?;
-    let md = f.metadata()?;
-    if !md.is_file() {
-        return Ok((None, Head::default()));
-    }
-    Ok((Some(StatKey::of(&md)), Head::read_from(&mut f)?))
 }
 
 /// Opens `name` in the open folder `dir` for reading, with `flags` added
@@ -393,8 +341,6 @@ struct Lister<'a> {
     /// `label` as a path relative to the config's folder, for its rules.
     project: String,
     rules: &'a Rules,
-    /// Open the files and keep their first bytes, instead of `stat`-ing them.
-    heads: bool,
 }
 
 /// Everything a listing found: the entries, what the rules left out, every
@@ -558,7 +504,7 @@ impl Lister<'_> {
         }
         let files = listed.entries.iter().filter(|e| matches!(e.kind, SourceKind::File { .. })).count();
         if files <= STAT_INLINE {
-            stat_run(dir, &mut listed.entries, self.label, self.heads).map_err(|(_, why)| Error::input(why))?;
+            stat_run(dir, &mut listed.entries, self.label).map_err(|(_, why)| Error::input(why))?;
         }
         Ok(listed)
     }
@@ -681,7 +627,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reading_heads_while_walking_finds_what_stat_and_read_heads_find() {
+    fn read_heads_keeps_the_first_bytes_of_every_walked_file() {
         let d = tempfile::tempdir().unwrap();
         let root = d.path().join("themes");
         // A small folder (stat-ed while listed) and a big one (left to stat_files).
@@ -693,13 +639,13 @@ mod tests {
         }
         fs::write(root.join("devportal/empty"), b"").unwrap();
         std::os::unix::fs::symlink("a/f1", root.join("devportal/link")).unwrap();
-        let (mut plain, _) = walk_filtered(&root, "themes", &Rules::none()).unwrap();
-        assert!(plain.iter().all(|e| e.head.is_none()));
-        read_heads(&mut plain, "themes").unwrap();
-        let (read, _) = walk_reading_heads(&root, "themes", &Rules::none()).unwrap();
+        let (mut read, _) = walk_filtered(&root, "themes", &Rules::none()).unwrap();
+        assert!(read.iter().all(|e| e.head.is_none()));
+        read_heads(&mut read, "themes").unwrap();
         assert_eq!(read.len(), 3 + 2 * STAT_INLINE + 1 + 3 + 2, "files, folders and the link");
-        for (a, b) in plain.iter().zip(&read) {
-            assert_eq!((&a.rel, &a.kind, a.key, a.head), (&b.rel, &b.kind, b.key, b.head));
+        for e in &read {
+            assert_eq!(e.head.is_some(), matches!(e.kind, SourceKind::File { .. }), "{}", e.rel);
+            assert!(matches!(e.kind, SourceKind::Dir) || e.key.is_some() || e.rel == "devportal/link");
         }
         let big = read.iter().find(|e| e.rel == "devportal/big/f7").unwrap();
         assert_eq!(big.head.unwrap().as_slice(), &"\u{feed}00000000000000000007".as_bytes()[..16]);

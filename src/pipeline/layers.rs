@@ -19,6 +19,7 @@ use crate::fmt::human;
 use crate::image::{Blob, BlobData, Descriptor, MediaFamily};
 use crate::layer::{self, CompressedLayer, LayerSpec};
 use crate::reference::Location;
+use crate::wso2::keystore::Seen;
 
 /// What hashing learnt that producing layer bytes needs, per layer: its
 /// files' absolute paths and [`StatKey`]s (taken before any byte was read),
@@ -141,8 +142,9 @@ struct LayerStats {
     full: bool,
 }
 
-/// Layers with at least this much content are hashed with the files read
-/// on another thread, so the hashing core does nothing but sha256.
+/// The last layer to start hashing, if it has at least this much content,
+/// has its files read on another thread, so the hashing core does nothing
+/// but sha256 (see [`hash_one`]).
 const READ_AHEAD_BYTES: u64 = 16 << 20;
 /// Layers with at most this much content record their files' digests while
 /// they are hashed (cheap, and lets a later mismatch name the file).
@@ -153,13 +155,17 @@ const DIGEST_FILES_BYTES: u64 = 8 << 20;
 /// of its files (taken on every core) say nothing changed. Layers still to
 /// hash are hashed side by side on every core, the biggest first, each
 /// big one with its files read ahead on another thread.
-pub(super) fn hash(p: &Prepared, cache: &Cache) -> Result<(Vec<LayerReport>, Stats)> {
+/// `seen` looks at the first bytes of every file read; the layers hashed
+/// (not known from the cache) come back with the reports.
+pub(super) fn hash(p: &Prepared, cache: &Cache, seen: Option<&Seen>) -> Result<(Vec<LayerReport>, Stats, Vec<usize>)> {
     let started = std::time::Instant::now();
     let (mut stats, known, todo) = Stats::start(p, cache)?;
     let stat_secs = started.elapsed().as_secs_f64();
     let mut slots: Vec<Option<Result<LayerReport>>> = known.into_iter().map(|r| r.map(Ok)).collect();
     let next = AtomicUsize::new(0);
     let done: Vec<Mutex<Option<Result<LayerReport>>>> = todo.iter().map(|_| Mutex::new(None)).collect();
+    let look_at = |path: &Path, first: &[u8]| seen.into_iter().for_each(|s| s.look(path, first));
+    let look: Option<layer::Look<'_>> = seen.is_some().then_some(&look_at);
     std::thread::scope(|scope| {
         for _ in 0..layer::threads().min(todo.len()) {
             scope.spawn(|| loop {
@@ -167,7 +173,8 @@ pub(super) fn hash(p: &Prepared, cache: &Cache) -> Result<(Vec<LayerReport>, Sta
                 let Some(&i) = todo.get(k) else { break };
                 let spec = p.layers[i].spec().expect("completed above");
                 let st = stats.layers[i].as_ref().map(|st| (&stats, st));
-                let r = hash_one(spec, st, cache).map(|t| report(&p.layers[i].summary, t));
+                let alone = k + 1 >= todo.len();
+                let r = hash_one(spec, st, alone, look, cache).map(|t| report(&p.layers[i].summary, t));
                 *done[k].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
             });
         }
@@ -185,7 +192,7 @@ pub(super) fn hash(p: &Prepared, cache: &Cache) -> Result<(Vec<LayerReport>, Sta
         stat_secs,
         started.elapsed().as_secs_f64()
     ));
-    Ok((reports, stats))
+    Ok((reports, stats, todo))
 }
 
 /// Like [`hash`], compressing while hashing: every layer the cache does not
@@ -274,15 +281,25 @@ fn log_layer(l: &Summary, c: &CompressedLayer, log: &mut dyn FnMut(&str)) {
 }
 
 /// Hashes one layer's tar, remembering it (and, for a small layer, its
-/// files' digests) in the cache.
-fn hash_one(spec: &LayerSpec, st: Option<(&Stats, &LayerStats)>, cache: &Cache) -> Result<layer::TarDigest> {
+/// files' digests) in the cache. A big layer with no other left to start
+/// (`alone`) has its files read on another thread, so that a core another
+/// layer no longer keeps busy hashes; otherwise every core already hashes a
+/// layer of its own, and handing the bytes over would only cost a copy.
+fn hash_one(
+    spec: &LayerSpec,
+    st: Option<(&Stats, &LayerStats)>,
+    alone: bool,
+    look: Option<layer::Look<'_>>,
+    cache: &Cache,
+) -> Result<layer::TarDigest> {
     let bytes = spec.content_bytes();
     let mut digests = Vec::new();
     let want_digests = st.is_some() && bytes <= DIGEST_FILES_BYTES;
-    let t = if bytes >= READ_AHEAD_BYTES || want_digests {
-        layer::diff_id_read_ahead(spec, want_digests.then_some(&mut digests))?
+    let digests_out = want_digests.then_some(&mut digests);
+    let t = if alone && bytes >= READ_AHEAD_BYTES {
+        layer::diff_id_read_ahead(spec, digests_out, look)?
     } else {
-        layer::diff_id(spec)?
+        layer::diff_id(spec, digests_out, look)?
     };
     if let Some((stats, st)) = st {
         check_file_digests(spec, stats, st, &digests, cache)?;

@@ -279,7 +279,7 @@ pub fn plan(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     // Opened first: its stamp must precede every `stat` the walk takes.
     let cache = layers::open_cache(opts.no_cache, &opts.config);
     let mut p = prepare::prepare(opts, &cache, log)?;
-    let (layers, stats) = layers::hash(&p, &cache)?;
+    let (layers, stats) = hash_settling(&mut p, &cache, log)?;
     let composed = compose::compose_all(&p, &layers::diff_ids(&layers))?;
     compose::check_collisions(&p, &composed)?;
     if let Some(l) = p.lock.take() {
@@ -297,7 +297,8 @@ pub fn plan(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
 pub fn check(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<CheckReport> {
     let opts = Options { outputs: Vec::new(), push: false, pull: false, sbom: None, sign_key: None, ..opts.clone() };
     let cache = layers::open_cache(opts.no_cache, &opts.config);
-    let p = prepare::prepare(&opts, &cache, log)?;
+    let mut p = prepare::prepare(&opts, &cache, log)?;
+    p.settle_keystores(None, &[], &cache, log)?;
     Ok(CheckReport {
         base: p.base().name.clone(),
         files: p.input_files,
@@ -317,12 +318,15 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let (hashed, mut stats, made) = if outputs::surely_empty(&mut dests) {
         // A cold build: every layer will be needed, so each is compressed
         // as it is hashed and its upload starts right away.
+        // Its uploads start before the last layer is hashed: the keystore
+        // questions are settled first.
+        p.settle_keystores(None, &[], &cache, log)?;
         let nothing = outputs::nothing_held(&p, &dests);
         let offer = &mut |i: usize, c: &crate::layer::CompressedLayer| outputs::offer(&p, &mut dests, &nothing, i, c);
         let (h, s, c) = layers::hash_compressing(&p, &cache, offer, log)?;
         (h, s, Some(c))
     } else {
-        let (h, s) = layers::hash(&p, &cache)?;
+        let (h, s) = hash_settling(&mut p, &cache, log)?;
         (h, s, None)
     };
     let composed = compose::compose_all(&p, &layers::diff_ids(&hashed))?;
@@ -356,6 +360,18 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     drop(dests);
     free_prepared(p, stats);
     Ok(rep)
+}
+
+/// Hashes the layers, settling the keystore questions with what hashing read.
+fn hash_settling(
+    p: &mut prepare::Prepared,
+    cache: &crate::cache::Cache,
+    log: &mut dyn FnMut(&str),
+) -> Result<(Vec<LayerReport>, layers::Stats)> {
+    let seen = crate::wso2::keystore::Seen::default();
+    let (reports, stats, hashed) = layers::hash(p, cache, p.keystores_pending().then_some(&seen))?;
+    p.settle_keystores(Some(&seen), &hashed, cache, log)?;
+    Ok((reports, stats))
 }
 
 /// Frees a run's per-file structures on another thread: tens of thousands

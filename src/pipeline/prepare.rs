@@ -3,7 +3,7 @@
 //! across platforms and variants when equal).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,13 +14,14 @@ use crate::cache::Cache;
 use crate::config::{expand_tag, Config, LayerKind, LayerSource, TagValues, VariantSection};
 use crate::error::{Error, Result};
 use crate::image::mutate;
-use crate::inputs::FolderPrint;
+use crate::inputs::{FolderPrint, Inspection};
 use crate::layer::{self, split, LayerSpec, Placement, SourceEntry};
 use crate::reference::{Location, Reference};
 use crate::transport::daemon::Daemon;
 use crate::transport::registry::Registries;
 use crate::transport::{self, Base};
 use crate::wso2::checks::CheckedFile;
+use crate::wso2::keystore::Seen;
 use crate::wso2::{self, Facts};
 
 pub(super) struct PlatformPrep {
@@ -47,13 +48,17 @@ pub(super) struct Prepared {
     /// The customer layers, each planned or from the plan memo ([`Prepared::spec`]).
     pub(super) layers: Vec<Planned>,
     pub(super) products: Vec<Product>,
+    /// The labels every image gets, once the keystores are settled.
     pub(super) labels: BTreeMap<String, String>,
     pub(super) created: Option<String>,
     /// How many regular files the main customization has, all checked.
     pub(super) input_files: usize,
     /// Its jars and keystores, as checked ([`Prepared::every_input`] gives every file).
     pub(super) checked: Vec<CheckedFile>,
+    /// Keystores are baked (once the keystores are settled).
     pub(super) keystores_baked: bool,
+    /// The keystore questions still open ([`Prepared::settle_keystores`]).
+    keystores: Option<Keystores>,
     /// The refreshed lock, written once the tags are known to be good.
     pub(super) lock: Option<crate::lock::Pending>,
     pub(super) gathered: Gathered,
@@ -108,18 +113,25 @@ impl Prepared {
     }
 
     /// Plans the full specs of customer layers `which` (see
-    /// [`Prepared::spec`]); once every layer has its spec, the walked
-    /// folders are freed.
+    /// [`Prepared::spec`]), freeing the walked folders when they are no
+    /// longer needed.
     pub(super) fn plan(&self, which: &[usize], cache: &Cache) -> Result<()> {
         for &i in which {
             self.spec(i, cache)?;
         }
-        if !self.keep_walks && self.layers.iter().all(|l| l.spec().is_some()) {
+        self.let_walks_go();
+        Ok(())
+    }
+
+    /// Frees the walked folders once nothing needs them: every input is not
+    /// to be listed, every layer has its full spec and the keystores are
+    /// settled.
+    fn let_walks_go(&self) {
+        if !self.keep_walks && self.keystores.is_none() && self.layers.iter().all(|l| l.spec().is_some()) {
             if let Some(w) = self.walks.lock().unwrap_or_else(|e| e.into_inner()).take() {
                 super::free_later(w);
             }
         }
-        Ok(())
     }
 
     /// The full spec of customer layer `i`: a layer from the plan memo is
@@ -198,9 +210,20 @@ pub(super) fn prepare(opts: &Options, cache: &Cache, log: &mut dyn FnMut(&str)) 
         let opened = opening.map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
         (inputs, opened)
     });
-    let inputs = inputs?;
+    let (mut inputs, keystores) = inputs?;
     let walked = started.elapsed().as_secs_f64();
-    guard_public_keystores(opts, &config, &outputs, &inputs)?;
+    // A folder no note answered is inspected once its files are read (by
+    // hashing, most often) — unless the answer may refuse a public
+    // destination, which must be before any request; otherwise the keystores
+    // are settled here.
+    let (keystores, keystores_baked, labels) = if keystores.pending() && !keystores.may_refuse(&config, &outputs) {
+        (Some(keystores), false, BTreeMap::new())
+    } else {
+        let (main, variants) = (&mut inputs.walked, &mut inputs.variant_walks);
+        let (baked, labels) =
+            keystores.settle(main, variants, &HashMap::new(), &|_| false, cache, &config, &outputs, log)?;
+        (None, baked, labels)
+    };
     let needs_daemon = outputs.iter().any(|o| through_daemon(o, opts.via)) || opts.pull;
     let daemon = if needs_daemon { Some(Daemon::connect()?) } else { None };
     if let (true, Location::Daemon(r), Some(d)) = (opts.pull, &location, &daemon) {
@@ -232,10 +255,9 @@ pub(super) fn prepare(opts: &Options, cache: &Cache, log: &mut dyn FnMut(&str)) 
         planning.elapsed().as_secs_f64(),
         plan.layers.iter().filter(|l| l.is_memo()).count()
     ));
-    let labels = labels(&config, inputs.keystores_baked, log);
     let walks = Walks { main: inputs.walked, variants: inputs.variant_walks };
     let keep_walks = opts.sbom.is_some() || opts.sign_key.is_some();
-    let walks = if keep_walks || plan.layers.iter().any(Planned::is_memo) {
+    let walks = if keep_walks || keystores.is_some() || plan.layers.iter().any(Planned::is_memo) {
         Some(walks)
     } else {
         super::free_later(walks);
@@ -263,7 +285,8 @@ pub(super) fn prepare(opts: &Options, cache: &Cache, log: &mut dyn FnMut(&str)) 
         created: opts.source_date_epoch.map(mutate::rfc3339),
         input_files: inputs.files,
         checked: inputs.checked,
-        keystores_baked: inputs.keystores_baked,
+        keystores_baked,
+        keystores,
         lock,
         gathered: inputs.gathered,
         walks,
@@ -367,17 +390,20 @@ struct Inputs {
     variant_walks: Vec<Vec<(LayerSource, Vec<SourceEntry>)>>,
     prints: Vec<Option<FolderPrint>>,
     variant_prints: Vec<Vec<Option<FolderPrint>>>,
-    keystores_baked: bool,
-    /// A keystore found outside the keystores folder (`LABEL/PATH (TYPE)`), baked with the rest.
-    stray: Option<String>,
     files: usize,
     checked: Vec<CheckedFile>,
     gathered: Gathered,
 }
 
 /// Walks the customer folders through the ignore rules, checks the
-/// configuration files, resolves `[maven]` jars and checks every file.
-fn walk_inputs(opts: &Options, config: &Config, cache: &Cache, log: &mut dyn FnMut(&str)) -> Result<Inputs> {
+/// configuration files, resolves `[maven]` jars and checks every file; with
+/// the keystore questions that leaves.
+fn walk_inputs(
+    opts: &Options,
+    config: &Config,
+    cache: &Cache,
+    log: &mut dyn FnMut(&str),
+) -> Result<(Inputs, Keystores)> {
     let gopts = crate::inputs::Options {
         bake_keystores: opts.bake_keystores,
         locked: opts.locked,
@@ -388,36 +414,147 @@ fn walk_inputs(opts: &Options, config: &Config, cache: &Cache, log: &mut dyn FnM
         w.iter()
             .any(|(s, e)| s.kind == LayerKind::Keystores && e.iter().any(|e| !matches!(e.kind, layer::SourceKind::Dir)))
     };
-    let bakes = config.bakes_keystores(opts.bake_keystores);
-    let stray = stray_keystores(g.stray_keystore, bakes)?;
-    let keystores_baked =
-        stray.is_some() || has_keystores(&g.walked) || g.variant_walks.iter().any(|w| has_keystores(w));
-    Ok(Inputs {
+    let keystores = Keystores {
+        main: g.inspections,
+        variants: g.variant_inspections,
+        in_folder: has_keystores(&g.walked) || g.variant_walks.iter().any(|w| has_keystores(w)),
+        bakes: config.bakes_keystores(opts.bake_keystores),
+        allow_public: opts.allow_public_keystores,
+    };
+    let inputs = Inputs {
         walked: g.walked,
         variant_walks: g.variant_walks,
         prints: g.prints,
         variant_prints: g.variant_prints,
-        keystores_baked,
-        stray,
         files: g.files,
         checked: g.checked,
         gathered: Gathered { excluded: g.excluded, maven: g.maven, config_files: g.config_files, warnings: g.warnings },
-    })
+    };
+    Ok((inputs, keystores))
 }
 
-fn guard_public_keystores(opts: &Options, config: &Config, outputs: &[Location], inputs: &Inputs) -> Result<()> {
-    if !inputs.keystores_baked || opts.allow_public_keystores {
+/// The keystore questions gathering leaves: what each walked folder holds
+/// (known from a note, or pending until its files are read) and what decides
+/// baking.
+pub(super) struct Keystores {
+    main: Vec<Inspection>,
+    variants: Vec<Vec<Inspection>>,
+    /// The keystores folders hold files.
+    in_folder: bool,
+    /// Baking is on (the config or `--bake-keystores`).
+    bakes: bool,
+    /// `--allow-public-keystores`.
+    allow_public: bool,
+}
+
+impl Keystores {
+    /// Whether some folder's answer waits for its files to be read.
+    fn pending(&self) -> bool {
+        self.main.iter().chain(self.variants.iter().flatten()).any(|i| matches!(i, Inspection::Pending(_)))
+    }
+
+    /// Whether the answers may refuse a destination: baked keystores bound
+    /// for a public registry among `outputs`.
+    fn may_refuse(&self, config: &Config, outputs: &[Location]) -> bool {
+        self.bakes && !self.allow_public && outputs.iter().any(|o| is_public(config, o))
+    }
+
+    /// Answers every folder ([`crate::inputs::settle`], with what hashing
+    /// `seen` and `read`), refuses a stray keystore when baking is off and
+    /// baked keystores bound for a public registry among `outputs`; returns
+    /// whether keystores are baked and the labels every image gets.
+    #[allow(clippy::too_many_arguments)]
+    fn settle(
+        self,
+        main: &mut [(LayerSource, Vec<SourceEntry>)],
+        variants: &mut [Vec<(LayerSource, Vec<SourceEntry>)>],
+        seen: &HashMap<PathBuf, &'static str>,
+        read: &dyn Fn(&Path) -> bool,
+        cache: &Cache,
+        config: &Config,
+        outputs: &[Location],
+        log: &mut dyn FnMut(&str),
+    ) -> Result<(bool, BTreeMap<String, String>)> {
+        let folders = main
+            .iter_mut()
+            .zip(&self.main)
+            .chain(variants.iter_mut().zip(&self.variants).flat_map(|(w, i)| w.iter_mut().zip(i)));
+        let found = crate::inputs::settle(folders, seen, read, cache)?;
+        let stray = stray_keystores(found, self.bakes)?;
+        let baked = stray.is_some() || self.in_folder;
+        guard_public_keystores(self.allow_public, config, outputs, baked, stray.as_deref())?;
+        Ok((baked, labels(config, baked, log)))
+    }
+}
+
+impl Prepared {
+    /// Whether [`Prepared::settle_keystores`] has questions to answer.
+    pub(super) fn keystores_pending(&self) -> bool {
+        self.keystores.is_some()
+    }
+
+    /// Settles the keystore questions [`prepare`] left open (a folder no
+    /// note answered), before any image config is composed or anything is
+    /// written: `seen` holds what hashing recognised in the layers `hashed`,
+    /// and the files those did not hold are opened now (all of them without
+    /// `seen`). Settled already, it does nothing.
+    pub(super) fn settle_keystores(
+        &mut self,
+        seen: Option<&Seen>,
+        hashed: &[usize],
+        cache: &Cache,
+        log: &mut dyn FnMut(&str),
+    ) -> Result<()> {
+        let Some(k) = self.keystores.take() else { return Ok(()) };
+        let read: HashSet<&std::ffi::OsStr> = hashed
+            .iter()
+            .filter_map(|&i| self.layers[i].spec())
+            .flat_map(|s| s.files().map(|(p, _)| p.as_os_str()))
+            .collect();
+        let found = seen.map(Seen::found).unwrap_or_default();
+        let mut kept = self.walks.lock().unwrap_or_else(|e| e.into_inner());
+        let walks = kept.as_mut().ok_or_else(|| {
+            Error::new(crate::error::Kind::Io, "the walked folders were let go before the keystores were settled")
+        })?;
+        let is_read = |p: &Path| read.contains(p.as_os_str());
+        let (main, variants) = (&mut walks.main, &mut walks.variants);
+        let settled = k.settle(main, variants, &found, &is_read, cache, &self.config, &self.outputs, log);
+        drop(kept);
+        if seen.is_some() {
+            // Hashing has saved the cache: the answers join it, even when
+            // they refuse the build.
+            cache.save();
+        }
+        let (baked, labels) = settled?;
+        self.keystores_baked = baked;
+        self.labels = labels;
+        self.let_walks_go();
+        Ok(())
+    }
+}
+
+/// Refuses to push baked keystores to a public registry among `outputs`;
+/// `stray` is the keystore found outside the keystores folder, if any.
+fn guard_public_keystores(
+    allow: bool,
+    config: &Config,
+    outputs: &[Location],
+    baked: bool,
+    stray: Option<&str>,
+) -> Result<()> {
+    if !baked || allow {
         return Ok(());
     }
-    let why = inputs.stray.as_deref().unwrap_or("the keystores folder");
-    for out in outputs {
-        if let Location::Registry(r) = out {
-            if r.is_public(&config.target.public_registries) {
-                return Err(wso2::keystore::public_refusal(&out.to_string(), &r.registry, why));
-            }
-        }
+    let why = stray.unwrap_or("the keystores folder");
+    match outputs.iter().find(|o| is_public(config, o)) {
+        Some(out @ Location::Registry(r)) => Err(wso2::keystore::public_refusal(&out.to_string(), &r.registry, why)),
+        _ => Ok(()),
     }
-    Ok(())
+}
+
+/// Whether `out` is a registry the config (or wso2img) counts as public.
+fn is_public(config: &Config, out: &Location) -> bool {
+    matches!(out, Location::Registry(r) if r.is_public(&config.target.public_registries))
 }
 
 /// The variants' own bases, opened once each (a variant naming the main

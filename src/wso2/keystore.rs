@@ -5,9 +5,11 @@
 //! ([`sniff`]); [`public_refusal`] is the one message of the guard that keeps
 //! baked keystores out of public registries.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::error::{io_reason, Error, Result};
 
@@ -26,25 +28,38 @@ pub fn kind(path: &Path, label: &str) -> Result<&'static str> {
 /// File name endings that mark a keystore whatever its content.
 const NAMES: [&str; 4] = [".jks", ".jceks", ".p12", ".pfx"];
 
-/// The keystore type of a customer file outside the keystores folder, judged
-/// by name (`.jks`, `.jceks`, `.p12`, `.pfx`) or by content (`head`, its
-/// first bytes when already read); `None` for anything else (an unreadable
-/// file is left to the later checks).
-pub fn sniff(path: &Path, name: &str, head: Option<&[u8]>) -> Option<&'static str> {
-    let lower = name.to_ascii_lowercase();
-    if let Some(ext) = NAMES.iter().find(|e| lower.ends_with(*e)) {
-        return Some(match *ext {
-            ".jks" => "JKS",
-            ".jceks" => "JCEKS",
-            _ => "PKCS12",
-        });
+/// The keystore type a customer file outside the keystores folder has by
+/// its name (`.jks`, `.jceks`, `.p12`, `.pfx`, any case), whatever it holds.
+pub fn by_name(name: &str) -> Option<&'static str> {
+    let name = name.as_bytes();
+    let ends =
+        |ext: &str| name.len() >= ext.len() && name[name.len() - ext.len()..].eq_ignore_ascii_case(ext.as_bytes());
+    Some(match *NAMES.iter().find(|e| ends(e))? {
+        ".jks" => "JKS",
+        ".jceks" => "JCEKS",
+        _ => "PKCS12",
+    })
+}
+
+/// Keystores recognised by content among files whose bytes were read for
+/// another purpose (hashing their layers), so that a fresh build need not
+/// open every file twice; see [`crate::inputs::Inspection`].
+#[derive(Debug, Default)]
+pub struct Seen(Mutex<Vec<(PathBuf, &'static str)>>);
+
+impl Seen {
+    /// Looks at the first bytes of the file at `path` (as many as were read,
+    /// at least the first 16 unless the file is shorter).
+    pub fn look(&self, path: &Path, first: &[u8]) {
+        if let Some(kind) = detect(&first[..first.len().min(16)]) {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).push((path.to_path_buf(), kind));
+        }
     }
-    if let Some(h) = head {
-        return detect(h);
+
+    /// The keystores seen, by path.
+    pub fn found(&self) -> HashMap<PathBuf, &'static str> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
     }
-    let mut head = [0u8; 16];
-    let n = File::open(path).and_then(|mut f| f.read(&mut head)).ok()?;
-    detect(&head[..n])
 }
 
 /// The refusal to push an image with baked keystores to `dest` on public
@@ -81,16 +96,19 @@ mod tests {
 
     #[test]
     fn sniffs_by_name_and_content() {
-        let d = tempfile::tempdir().unwrap();
-        let jks = d.path().join("client-truststore.bin");
-        std::fs::write(&jks, [0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2]).unwrap();
-        assert_eq!(super::sniff(&jks, "client-truststore.bin", None), Some("JKS"));
-        let named = d.path().join("x.PFX");
-        std::fs::write(&named, b"not really").unwrap();
-        assert_eq!(super::sniff(&named, "x.PFX", None), Some("PKCS12"));
-        let plain = d.path().join("deployment.toml");
-        std::fs::write(&plain, b"[server]\n").unwrap();
-        assert_eq!(super::sniff(&plain, "deployment.toml", Some(b"[server]\n")), None);
+        assert_eq!(super::by_name("x.PFX"), Some("PKCS12"));
+        assert_eq!(super::by_name("a.jceks"), Some("JCEKS"));
+        assert_eq!(super::by_name("jks"), None);
+        assert_eq!(super::by_name("deployment.toml"), None);
+        let seen = super::Seen::default();
+        let path = std::path::Path::new("themes/client-truststore.bin");
+        seen.look(path, &[0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2]);
+        seen.look(std::path::Path::new("themes/a.css"), b"body {}");
+        // Only the first 16 bytes count, as for a head read from disk.
+        let mut late = vec![b' '; 16];
+        late.extend([0xfe, 0xed, 0xfe, 0xed]);
+        seen.look(std::path::Path::new("themes/late.bin"), &late);
+        assert_eq!(seen.found(), [(path.to_path_buf(), "JKS")].into_iter().collect());
     }
 
     #[test]

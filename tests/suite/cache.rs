@@ -303,3 +303,38 @@ fn a_blob_rewritten_in_place_with_its_mtime_restored_is_read_again() {
     assert_eq!(third["outputs"][0]["status"], "written", "{third}");
     assert_eq!(Digest::of(&fs::read(&blob).unwrap()).hex(), digest, "the planted bytes were replaced");
 }
+
+#[test]
+fn a_fresh_run_finds_keystores_in_the_bytes_it_hashes_and_notes_what_it_found() {
+    // Enough theme files to be read ahead: a small keystore read ahead whole,
+    // and a big one streamed, each under a harmless name.
+    let mut big = vec![0xce, 0xce, 0xce, 0xce, 0, 0, 0, 2];
+    big.resize(300 << 10, 0);
+    for (name, bytes, kind) in
+        [("images/logo.png", vec![0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2], "JKS"), ("fonts/big.woff", big, "JCEKS")]
+    {
+        let ws = project();
+        for i in 0..40 {
+            ws.write(&format!("themes/devportal/css/s{i:02}.css"), b"p {}\n");
+        }
+        ws.write(&format!("themes/devportal/{name}"), &bytes);
+        std::thread::sleep(Duration::from_millis(30));
+        let out = run(&ws, &["-v", "plan"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.lines().last().unwrap().contains(&format!("themes/devportal/{name} ({kind}): is a keystore")),
+            "{err}"
+        );
+        assert!(err.contains(" hashed, 0 from the digest cache"), "found in the bytes hashing read: {err}");
+        assert!(Cache::load(&cache_file(&ws)).note_entries().iter().any(|(_, n)| n.contains(kind)), "noted");
+        // The note answers the next run, which hashes nothing and still refuses.
+        let out = run(&ws, &["-v", "plan"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.lines().last().unwrap().contains(&format!("themes/devportal/{name} ({kind})")), "{err}");
+        assert!(!err.contains("layers: "), "refused before hashing: {err}");
+        let baked = run_ok(&ws, &["plan", "--json", "--bake-keystores"]);
+        assert_eq!(baked["keystores_baked"], true);
+        assert_eq!(run_ok(&ws, &["plan", "--json", "--bake-keystores", "--no-cache"]), baked);
+    }
+}
