@@ -9,7 +9,7 @@
 pub mod maven;
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::cache::Cache;
 use crate::config::{Config, LayerKind, LayerSource};
@@ -212,35 +212,26 @@ fn inspection(src: &LayerSource, print: Option<&FolderPrint>, cache: &Cache) -> 
     }
 }
 
-/// Answers the pending inspections of `folders` (with their inspections, in
-/// order: the main folders, then each variant's) and returns the first
-/// keystore of them all, as `LABEL/PATH (TYPE)`. `seen` holds what hashing
-/// recognised in the files it read, `read(path)` tells whether it read that
-/// file; a pending folder with a file hashing did not read is opened here —
-/// every file must be readable — and each answer is remembered in `cache`.
+/// Answers the pending inspections of `folders` and returns the first
+/// keystore of them all, as `LABEL/PATH (TYPE)`. Each folder comes with its
+/// inspection, in order (the main folders, then each variant's), and how many
+/// of its files and symlinks hashing read as it hashed the folder's layers;
+/// `seen` holds the keystores hashing recognised, by name or content. A
+/// pending folder hashing did not read whole is opened here — every file
+/// must be readable — and each answer is remembered in `cache`.
 pub fn settle<'a>(
-    folders: impl IntoIterator<Item = (&'a mut (LayerSource, Vec<SourceEntry>), &'a Inspection)>,
+    folders: impl IntoIterator<Item = (&'a mut (LayerSource, Vec<SourceEntry>), &'a Inspection, usize)>,
     seen: &HashMap<PathBuf, &'static str>,
-    read: &dyn Fn(&Path) -> bool,
     cache: &Cache,
 ) -> Result<Option<String>> {
     let mut first = None;
-    for ((src, entries), inspection) in folders {
+    for ((src, entries), inspection, read) in folders {
         let found = match inspection {
             Inspection::Known(found) => found.clone(),
             Inspection::Pending(print) => {
-                // Maven jars are not the customer's files: they are not inspected.
-                let walked_file = |e: &&SourceEntry| matches!(e.kind, SourceKind::File { .. }) && e.origin.is_none();
-                if entries.iter().filter(walked_file).any(|e| !read(&e.path)) {
-                    layer::read_heads(entries, &src.label)?;
-                }
-                let found = entries.iter().filter(walked_file).find_map(|e| {
-                    let name = e.rel.rsplit('/').next().unwrap_or(&e.rel);
-                    let kind = keystore::by_name(name)
-                        .or_else(|| seen.get(&e.path).copied())
-                        .or_else(|| e.head.and_then(|h| keystore::detect(h.as_slice())))?;
-                    Some(format!("{}/{} ({kind})", src.label.trim_end_matches('/'), e.rel))
-                });
+                let placed = entries.iter().filter(|e| !matches!(e.kind, SourceKind::Dir)).count();
+                let first = if read == placed { first_seen(src, entries, seen) } else { first_opened(src, entries)? };
+                let found = first.map(|(e, kind)| format!("{}/{} ({kind})", src.label.trim_end_matches('/'), e.rel));
                 if let Some(p) = print {
                     cache.put_note(p.digest, found.clone().unwrap_or_default(), p.settled_after);
                 }
@@ -252,6 +243,42 @@ pub fn settle<'a>(
         }
     }
     Ok(first)
+}
+
+/// Whether `e` is one of the customer's own files (not a Maven jar joined to
+/// the folder): those are inspected.
+fn inspected(e: &SourceEntry) -> bool {
+    matches!(e.kind, SourceKind::File { .. }) && e.origin.is_none()
+}
+
+/// The first inspected file of a folder hashing read whole that `seen` holds.
+fn first_seen<'e>(
+    src: &LayerSource,
+    entries: &'e [SourceEntry],
+    seen: &HashMap<PathBuf, &'static str>,
+) -> Option<(&'e SourceEntry, &'static str)> {
+    seen.iter()
+        .filter_map(|(path, kind)| {
+            let rel = path.strip_prefix(&src.dir).ok()?.to_str()?;
+            let i = entries.binary_search_by(|e| e.rel.as_bytes().cmp(rel.as_bytes())).ok()?;
+            inspected(&entries[i]).then_some((i, *kind))
+        })
+        .min_by_key(|(i, _)| *i)
+        .map(|(i, kind)| (&entries[i], kind))
+}
+
+/// The first keystore, by name or content, among the inspected files of a
+/// folder, opening each.
+fn first_opened<'e>(
+    src: &LayerSource,
+    entries: &'e mut [SourceEntry],
+) -> Result<Option<(&'e SourceEntry, &'static str)>> {
+    layer::read_heads(entries, &src.label)?;
+    Ok(entries.iter().filter(|e| inspected(e)).find_map(|e| {
+        let name = e.rel.rsplit('/').next().unwrap_or(&e.rel);
+        let kind = keystore::by_name(name).or_else(|| e.head.and_then(|h| keystore::detect(h.as_slice())))?;
+        Some((e, kind))
+    }))
 }
 
 /// Entries per piece of a folder print, hashed side by side.
@@ -344,6 +371,7 @@ pub fn pins(resolved: &[maven::Resolved]) -> Vec<crate::lock::LockedJar> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     /// A walked `themes` folder of plain files, one of which holds a JKS
     /// header under a harmless name.
@@ -367,30 +395,29 @@ mod tests {
         let none = HashMap::new();
         let found = "themes/devportal/images/logo.png (JKS)".to_string();
 
-        // Hashing read every file and saw the keystore.
+        // Hashing read all three files and saw the keystore.
         let seen: HashMap<PathBuf, &str> = [(logo.clone(), "JKS")].into_iter().collect();
-        let got = settle([(&mut folder, &pending)], &seen, &|_| true, &cache).unwrap();
+        let got = settle([(&mut folder, &pending, 3)], &seen, &cache).unwrap();
         assert_eq!(got.as_deref(), Some(found.as_str()));
         assert!(folder.1.iter().all(|e| e.head.is_none()), "nothing opened again");
 
         // Hashing read every file and saw nothing: nothing is opened again.
-        assert_eq!(settle([(&mut folder, &pending)], &none, &|_| true, &cache).unwrap(), None);
+        assert_eq!(settle([(&mut folder, &pending, 3)], &none, &cache).unwrap(), None);
 
-        // Hashing did not read the logo: the folder is opened here.
-        let got = settle([(&mut folder, &pending)], &none, &|p| p != logo, &cache).unwrap();
+        // Hashing did not read them all: the folder is opened here.
+        let got = settle([(&mut folder, &pending, 2)], &none, &cache).unwrap();
         assert_eq!(got.as_deref(), Some(found.as_str()));
 
         // A known answer is taken as it is, and the first folder's wins.
         let known = Inspection::Known(Some("overlays/x.jks (JKS)".into()));
         let mut other = walked(&d.path().join("other"));
-        let got = settle([(&mut other, &known), (&mut folder, &pending)], &none, &|_| true, &cache).unwrap();
+        let got = settle([(&mut other, &known, 0), (&mut folder, &pending, 3)], &none, &cache).unwrap();
         assert_eq!(got.as_deref(), Some("overlays/x.jks (JKS)"));
 
         // An unreadable file that hashing did not read fails, naming it.
-        std::fs::remove_file(&logo).unwrap();
         let mut gone = walked(&d.path().join("gone"));
         std::fs::remove_file(d.path().join("gone/devportal/a.css")).unwrap();
-        let err = settle([(&mut gone, &pending)], &none, &|_| false, &cache).unwrap_err().to_string();
+        let err = settle([(&mut gone, &pending, 0)], &none, &cache).unwrap_err().to_string();
         assert!(err.contains("themes/devportal/a.css: cannot read"), "{err}");
     }
 }

@@ -3,7 +3,7 @@
 //! across platforms and variants when equal).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -73,6 +73,8 @@ pub(super) struct Prepared {
     /// Memo entries to record once the layers' fingerprints are known: the
     /// key, the layers planned, the folder's print.
     pub(super) memo_pending: Vec<(crate::digest::Digest, Vec<usize>, FolderPrint)>,
+    /// Which layers came from which walked folder.
+    folder_layers: Vec<FolderLayers>,
     /// Base files copied out for the `arbitrary-uid` layer; they live as long as the build.
     pub(super) _extracted: Option<crate::files::TempDir>,
 }
@@ -221,7 +223,7 @@ pub(super) fn prepare(opts: &Options, cache: &Cache, log: &mut dyn FnMut(&str)) 
     } else {
         let (main, variants) = (&mut inputs.walked, &mut inputs.variant_walks);
         let (baked, labels) =
-            keystores.settle(main, variants, &HashMap::new(), &|_| false, cache, &config, &outputs, log)?;
+            keystores.settle(main, variants, &HashMap::new(), &|_, _| 0, cache, &config, &outputs, log)?;
         (None, baked, labels)
     };
     let needs_daemon = outputs.iter().any(|o| through_daemon(o, opts.via)) || opts.pull;
@@ -293,6 +295,7 @@ pub(super) fn prepare(opts: &Options, cache: &Cache, log: &mut dyn FnMut(&str)) 
         keep_walks,
         mtime,
         memo_pending: plan.pending,
+        folder_layers: plan.folders,
         _extracted: plan.extracted,
     })
 }
@@ -459,9 +462,10 @@ impl Keystores {
         self.bakes && !self.allow_public && outputs.iter().any(|o| is_public(config, o))
     }
 
-    /// Answers every folder ([`crate::inputs::settle`], with what hashing
-    /// `seen` and `read`), refuses a stray keystore when baking is off and
-    /// baked keystores bound for a public registry among `outputs`; returns
+    /// Answers every folder ([`crate::inputs::settle`]: `read(walk, folder)`
+    /// is how many of a folder's files and symlinks hashing read, `seen` what
+    /// it recognised), refuses a stray keystore when baking is off and baked
+    /// keystores bound for a public registry among `outputs`; returns
     /// whether keystores are baked and the labels every image gets.
     #[allow(clippy::too_many_arguments)]
     fn settle(
@@ -469,17 +473,18 @@ impl Keystores {
         main: &mut [(LayerSource, Vec<SourceEntry>)],
         variants: &mut [Vec<(LayerSource, Vec<SourceEntry>)>],
         seen: &HashMap<PathBuf, &'static str>,
-        read: &dyn Fn(&Path) -> bool,
+        read: &dyn Fn(Option<usize>, usize) -> usize,
         cache: &Cache,
         config: &Config,
         outputs: &[Location],
         log: &mut dyn FnMut(&str),
     ) -> Result<(bool, BTreeMap<String, String>)> {
-        let folders = main
-            .iter_mut()
-            .zip(&self.main)
-            .chain(variants.iter_mut().zip(&self.variants).flat_map(|(w, i)| w.iter_mut().zip(i)));
-        let found = crate::inputs::settle(folders, seen, read, cache)?;
+        let main = main.iter_mut().zip(&self.main).enumerate().map(|(f, (w, i))| (w, i, read(None, f)));
+        let variants =
+            variants.iter_mut().zip(&self.variants).enumerate().flat_map(|(v, (w, i))| {
+                w.iter_mut().zip(i).enumerate().map(move |(f, (w, i))| (w, i, read(Some(v), f)))
+            });
+        let found = crate::inputs::settle(main.chain(variants), seen, cache)?;
         let stray = stray_keystores(found, self.bakes)?;
         let baked = stray.is_some() || self.in_folder;
         guard_public_keystores(self.allow_public, config, outputs, baked, stray.as_deref())?;
@@ -506,19 +511,24 @@ impl Prepared {
         log: &mut dyn FnMut(&str),
     ) -> Result<()> {
         let Some(k) = self.keystores.take() else { return Ok(()) };
-        let read: HashSet<&std::ffi::OsStr> = hashed
-            .iter()
-            .filter_map(|&i| self.layers[i].spec())
-            .flat_map(|s| s.files().map(|(p, _)| p.as_os_str()))
-            .collect();
         let found = seen.map(Seen::found).unwrap_or_default();
         let mut kept = self.walks.lock().unwrap_or_else(|e| e.into_inner());
         let walks = kept.as_mut().ok_or_else(|| {
             Error::new(crate::error::Kind::Io, "the walked folders were let go before the keystores were settled")
         })?;
-        let is_read = |p: &Path| read.contains(p.as_os_str());
+        // A folder's files hashing read: those of one platform's layers
+        // from the folder, all hashed.
+        let layers = &self.folder_layers;
+        let read = |walk: Option<usize>, folder: usize| {
+            layers
+                .iter()
+                .filter(|l| l.walk == walk && l.folder == folder && l.layers.iter().all(|i| hashed.contains(i)))
+                .map(|l| l.files)
+                .max()
+                .unwrap_or(0)
+        };
         let (main, variants) = (&mut walks.main, &mut walks.variants);
-        let settled = k.settle(main, variants, &found, &is_read, cache, &self.config, &self.outputs, log);
+        let settled = k.settle(main, variants, &found, &read, cache, &self.config, &self.outputs, log);
         drop(kept);
         if seen.is_some() {
             // Hashing has saved the cache: the answers join it, even when
@@ -599,7 +609,18 @@ struct Plan {
     layers: Vec<Planned>,
     products: Vec<Product>,
     pending: Vec<(crate::digest::Digest, Vec<usize>, FolderPrint)>,
+    folders: Vec<FolderLayers>,
     extracted: Option<crate::files::TempDir>,
+}
+
+/// The layers one platform of one product has from one walked folder (of
+/// the main walk, or of variant `walk`'s), and how many files and symlinks
+/// they hold.
+pub(super) struct FolderLayers {
+    walk: Option<usize>,
+    folder: usize,
+    layers: Vec<usize>,
+    files: usize,
 }
 
 /// A memo key to record a folder's layers under, with the folder's print.
@@ -621,6 +642,7 @@ fn plan_products(
     let extracted = if arbitrary { Some(crate::files::TempDir::new("arbitrary-uid")?) } else { None };
     let mut layers: Vec<Planned> = Vec::new();
     let mut pending = Vec::new();
+    let mut folders = Vec::new();
     let mut intern = |l: Planned| match layers.iter().position(|s| s.same(&l)) {
         Some(id) => id,
         None => {
@@ -628,10 +650,17 @@ fn plan_products(
             layers.len() - 1
         }
     };
-    // A folder's layers, shared where equal, into `ids`; their memo entry to record.
-    let mut take = |(planned, memo): (Vec<Planned>, Option<MemoKey>), ids: &mut Vec<usize>| {
+    // A folder's layers, shared where equal, into `ids`; their memo entry
+    // to record; which folder they came from (`None`: none).
+    let mut take = |(planned, memo): (Vec<Planned>, Option<MemoKey>),
+                    ids: &mut Vec<usize>,
+                    from: Option<(Option<usize>, usize)>| {
+        let files = planned.iter().map(|l| l.summary.files).sum();
         let here: Vec<usize> = planned.into_iter().map(&mut intern).collect();
         pending.extend(memo.map(|(key, print)| (key, here.clone(), print)));
+        if let Some((walk, folder)) = from {
+            folders.push(FolderLayers { walk, folder, layers: here.clone(), files });
+        }
         ids.extend(here);
     };
     let mut facts_of: HashMap<(usize, usize), Facts> = HashMap::new();
@@ -656,7 +685,7 @@ fn plan_products(
             let mut ids = Vec::new();
             // Below the customer layers, so a customer file replaces the base's copy.
             if let Some(dir) = &extracted {
-                take((vec![Planned::full(runtime_layer(&facts, img, mtime, dir.path())?)], None), &mut ids);
+                take((vec![Planned::full(runtime_layer(&facts, img, mtime, dir.path())?)], None), &mut ids, None);
             }
             let planner = Folders { keys: &keys, facts: &facts, mtime, arbitrary, cache };
             for (fi, (src, entries)) in inputs.walked.iter().enumerate() {
@@ -670,21 +699,22 @@ fn plan_products(
                             None => e,
                         },
                     )?;
-                take(planned, &mut ids);
+                take(planned, &mut ids, Some((None, fi)));
             }
             if let (Some(v), Some((vi, (w, prints)))) = (variant, walk) {
                 if let Some(profile) = &v.profile {
                     check_profile(config, v, profile, &facts)?;
                 }
                 for (fi, (src, entries)) in w.iter().enumerate() {
-                    take(planner.plan(Some(vi), fi, src, entries, prints[fi].as_ref(), Some(&v.name))?, &mut ids);
+                    let planned = planner.plan(Some(vi), fi, src, entries, prints[fi].as_ref(), Some(&v.name))?;
+                    take(planned, &mut ids, Some((Some(vi), fi)));
                 }
             }
             platforms.push(PlatformPrep { image: i, facts, layers: ids });
         }
         products.push(Product { variant: variant.cloned(), base: bi, platforms });
     }
-    Ok(Plan { layers, products, pending, extracted })
+    Ok(Plan { layers, products, pending, folders, extracted })
 }
 
 /// What planning a customer folder reads besides the folder itself.

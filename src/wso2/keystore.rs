@@ -48,10 +48,11 @@ pub fn by_name(name: &str) -> Option<&'static str> {
 pub struct Seen(Mutex<Vec<(PathBuf, &'static str)>>);
 
 impl Seen {
-    /// Looks at the first bytes of the file at `path` (as many as were read,
-    /// at least the first 16 unless the file is shorter).
+    /// Looks at the name of the file at `path` and at its first bytes (as
+    /// many as were read, at least the first 16 unless the file is shorter).
     pub fn look(&self, path: &Path, first: &[u8]) {
-        if let Some(kind) = detect(&first[..first.len().min(16)]) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if let Some(kind) = by_name(name).or_else(|| detect(&first[..first.len().min(16)])) {
             self.0.lock().unwrap_or_else(|e| e.into_inner()).push((path.to_path_buf(), kind));
         }
     }
@@ -104,11 +105,13 @@ mod tests {
         let path = std::path::Path::new("themes/client-truststore.bin");
         seen.look(path, &[0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2]);
         seen.look(std::path::Path::new("themes/a.css"), b"body {}");
+        let named = std::path::Path::new("themes/x.P12");
+        seen.look(named, b"not really");
         // Only the first 16 bytes count, as for a head read from disk.
         let mut late = vec![b' '; 16];
         late.extend([0xfe, 0xed, 0xfe, 0xed]);
         seen.look(std::path::Path::new("themes/late.bin"), &late);
-        assert_eq!(seen.found(), [(path.to_path_buf(), "JKS")].into_iter().collect());
+        assert_eq!(seen.found(), [(path.to_path_buf(), "JKS"), (named.to_path_buf(), "PKCS12")].into_iter().collect());
     }
 
     #[test]
