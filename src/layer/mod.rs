@@ -415,22 +415,22 @@ fn copy_exact(source: &Path, size: u64, out: &mut impl Write, buf: &mut [u8], lo
     let rerr = |e: io::Error| Error::input(format!("{}: cannot read ({})", source.display(), io_reason(&e)));
     let mut f = File::open(source).map_err(rerr)?;
     let mut left = size;
-    let mut head = Vec::new();
+    let (mut head, mut held) = ([0u8; HEAD], 0);
     while left > 0 {
         let want = buf.len().min(left as usize);
         let n = f.read(&mut buf[..want]).map_err(rerr)?;
         if n == 0 {
             break;
         }
-        if look.is_some() && head.len() < HEAD {
-            head.extend_from_slice(&buf[..n.min(HEAD - head.len())]);
-        }
+        let more = n.min(HEAD - held);
+        head[held..held + more].copy_from_slice(&buf[..more]);
+        held += more;
         out.write_all(&buf[..n])
             .map_err(|e| Error::new(crate::error::Kind::Io, format!("writing layer: {}", io_reason(&e))))?;
         left -= n as u64;
     }
     if let Some(look) = look {
-        look(source, &head);
+        look(source, &head[..held]);
     }
     let now = f.metadata().map_err(rerr)?.len();
     if left != 0 || now != size {

@@ -153,9 +153,9 @@ const DIGEST_FILES_BYTES: u64 = 8 << 20;
 /// Every customer layer's diff_id and sizes, from its tar stream, nothing
 /// compressed — or, with the cache on, from the cache when the `stat` keys
 /// of its files (taken on every core) say nothing changed. Layers still to
-/// hash are hashed side by side on every core, the biggest first, each
-/// big one with its files read ahead on another thread.
-/// `seen` looks at the first bytes of every file read; the layers hashed
+/// hash are hashed side by side on every core, the biggest first (the last
+/// to start, when big, with its files read ahead on another thread). `seen`
+/// looks at the name and first bytes of every file read; the layers hashed
 /// (not known from the cache) come back with the reports.
 pub(super) fn hash(p: &Prepared, cache: &Cache, seen: Option<&Seen>) -> Result<(Vec<LayerReport>, Stats, Vec<usize>)> {
     let started = std::time::Instant::now();
@@ -164,7 +164,11 @@ pub(super) fn hash(p: &Prepared, cache: &Cache, seen: Option<&Seen>) -> Result<(
     let mut slots: Vec<Option<Result<LayerReport>>> = known.into_iter().map(|r| r.map(Ok)).collect();
     let next = AtomicUsize::new(0);
     let done: Vec<Mutex<Option<Result<LayerReport>>>> = todo.iter().map(|_| Mutex::new(None)).collect();
-    let look_at = |path: &Path, first: &[u8]| seen.into_iter().for_each(|s| s.look(path, first));
+    let look_at = |path: &Path, first: &[u8]| {
+        if let Some(s) = seen {
+            s.look(path, first);
+        }
+    };
     let look: Option<layer::Look<'_>> = seen.is_some().then_some(&look_at);
     std::thread::scope(|scope| {
         for _ in 0..layer::threads().min(todo.len()) {
