@@ -15,7 +15,7 @@ use crate::cache::Cache;
 use crate::config::{Config, LayerKind, LayerSource};
 use crate::digest::{Blocks, Digest};
 use crate::error::Result;
-use crate::layer::{self, ignore, SourceEntry, SourceKind};
+use crate::layer::{self, ignore, Head, SourceEntry, SourceKind};
 use crate::wso2::checks::{self, CheckedFile};
 use crate::wso2::jar::Coords;
 use crate::wso2::keystore;
@@ -276,8 +276,7 @@ fn first_opened<'e>(
     layer::read_heads(entries, &src.label)?;
     Ok(entries.iter().filter(|e| inspected(e)).find_map(|e| {
         let name = e.rel.rsplit('/').next().unwrap_or(&e.rel);
-        let kind = keystore::by_name(name).or_else(|| e.head.and_then(|h| keystore::detect(h.as_slice())))?;
-        Some((e, kind))
+        Some((e, keystore::sniff(name, e.head.as_ref().map_or(&[], Head::as_slice))?))
     }))
 }
 

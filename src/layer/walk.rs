@@ -53,10 +53,10 @@ pub struct SourceEntry {
     pub head: Option<Head>,
 }
 
-/// Up to the first 16 bytes of a file.
+/// Up to the first [`super::HEAD`] bytes of a file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Head {
-    bytes: [u8; 16],
+    bytes: [u8; super::HEAD],
     len: u8,
 }
 

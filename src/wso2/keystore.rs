@@ -2,23 +2,20 @@
 //! (`CE CE CE CE`) and PKCS#12 (a DER `SEQUENCE` whose first element is
 //! `INTEGER 3`). wso2img never reads further, and never needs a password.
 //! Outside the keystores folder a file is also a keystore by name
-//! ([`sniff`]); [`public_refusal`] is the one message of the guard that keeps
+//! ([`by_name`], both in [`sniff`]); [`public_refusal`] is the one message of the guard that keeps
 //! baked keystores out of public registries.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::error::{io_reason, Error, Result};
+use crate::layer::{Head, HEAD};
 
 /// The keystore type of `path`, or an error naming it (`label`) when it is not one.
 pub fn kind(path: &Path, label: &str) -> Result<&'static str> {
-    let mut head = [0u8; 16];
-    let mut f = File::open(path).map_err(|e| Error::input(format!("{label}: cannot read ({})", io_reason(&e))))?;
-    let n = f.read(&mut head).map_err(|e| Error::input(format!("{label}: cannot read ({})", io_reason(&e))))?;
-    detect(&head[..n]).ok_or_else(|| {
+    let head = Head::read(path).map_err(|e| Error::input(format!("{label}: cannot read ({})", io_reason(&e))))?;
+    detect(head.as_slice()).ok_or_else(|| {
         Error::input(format!(
             "{label}: is not a keystore (JKS, JCEKS or PKCS#12); keep only keystores in the keystores folder"
         ))
@@ -41,6 +38,13 @@ pub fn by_name(name: &str) -> Option<&'static str> {
     })
 }
 
+/// The keystore type of a customer file outside the keystores folder named
+/// `name` whose first bytes are `first` (only the first [`HEAD`] count): by
+/// name, else by content.
+pub fn sniff(name: &str, first: &[u8]) -> Option<&'static str> {
+    by_name(name).or_else(|| detect(&first[..first.len().min(HEAD)]))
+}
+
 /// Keystores recognised by content among files whose bytes were read for
 /// another purpose (hashing their layers), so that a fresh build need not
 /// open every file twice; see [`crate::inputs::Inspection`].
@@ -52,7 +56,7 @@ impl Seen {
     /// many as were read, at least the first 16 unless the file is shorter).
     pub fn look(&self, path: &Path, first: &[u8]) {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if let Some(kind) = by_name(name).or_else(|| detect(&first[..first.len().min(16)])) {
+        if let Some(kind) = sniff(name, first) {
             self.0.lock().unwrap_or_else(|e| e.into_inner()).push((path.to_path_buf(), kind));
         }
     }
