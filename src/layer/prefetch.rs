@@ -35,10 +35,11 @@ const WINDOW: usize = 8;
 const BUFFER: usize = (BATCH_BYTES + SMALL) as usize + 1;
 
 /// One batch as read: its buffer and, per file, the range of its bytes in
-/// it (empty for a big file) or why it could not be read.
+/// it (`None` for a big file, which the caller reads) or why it could not
+/// be read.
 struct Batch {
     buf: Vec<u8>,
-    files: Vec<Result<Range<usize>>>,
+    files: Vec<Result<Option<Range<usize>>>>,
 }
 
 struct State {
@@ -145,13 +146,13 @@ impl<'a> Prefetch<'a> {
         let mut at = 0;
         for &(path, size) in &self.files[range] {
             if size > SMALL {
-                files.push(Ok(at..at));
+                files.push(Ok(None));
                 continue;
             }
             let end = at + size as usize;
             match read_exact(dir, path, &mut buf[at..=end]) {
                 Ok(()) => {
-                    files.push(Ok(at..end));
+                    files.push(Ok(Some(at..end)));
                     at = end;
                 }
                 Err(e) => files.push(Err(e)),
@@ -191,13 +192,8 @@ impl Taker<'_, '_> {
         let batch = self.batch.as_mut().expect("taken above");
         let k = self.in_batch;
         self.in_batch += 1;
-        let first = self.pf.batches[self.next_batch - 1].start;
-        let size = self.pf.files[first + k].1;
-        match std::mem::replace(&mut batch.files[k], Ok(0..0)) {
-            Err(e) => Err(e),
-            Ok(_) if size > SMALL => Ok(None),
-            Ok(r) => Ok(Some(&batch.buf[r])),
-        }
+        let file = std::mem::replace(&mut batch.files[k], Ok(None))?;
+        Ok(file.map(|r| &batch.buf[r]))
     }
 
     /// Waits for the next batch, handing the buffer of the last one back.
