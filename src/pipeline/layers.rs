@@ -112,7 +112,7 @@ impl Stats {
     /// Once every layer has its diff_id: marks which came from the cache
     /// (all but `hashed`), keeps every layer's files in the cache (all of
     /// them while a layer from the memo is not planned: its files are those
-    /// of the run that recorded it), and saves it.
+    /// of the run that recorded it); the caller saves it.
     fn settle(&mut self, p: &Prepared, hashed: &[usize], cache: &Cache) {
         for (i, s) in self.layers.iter_mut().enumerate() {
             if let Some(s) = s {
@@ -126,7 +126,6 @@ impl Stats {
                 _ => {}
             }
         }
-        cache.save();
     }
 }
 
@@ -241,6 +240,7 @@ pub(super) fn hash_compressing(
         out.layers[i] = Some(c);
     }
     stats.settle(p, &todo, cache);
+    cache.save();
     crate::progress::detail(&format!(
         "layers: {} hashed and compressed in one pass, {} from the digest cache{} ({:.3} s)",
         todo.len(),

@@ -362,15 +362,23 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     Ok(rep)
 }
 
-/// Hashes the layers, settling the keystore questions with what hashing read.
+/// Hashes the layers, settling the keystore questions with what hashing
+/// read, and saves the digest cache once — what hashing learnt and the
+/// answers, even when a layer or the answers fail the build.
 fn hash_settling(
     p: &mut prepare::Prepared,
     cache: &crate::cache::Cache,
     log: &mut dyn FnMut(&str),
 ) -> Result<(Vec<LayerReport>, layers::Stats)> {
     let seen = crate::wso2::keystore::Seen::default();
-    let (reports, stats, hashed) = layers::hash(p, cache, p.keystores_pending().then_some(&seen))?;
-    p.settle_keystores(Some(&seen), &hashed, cache, log)?;
+    let hashed = layers::hash(p, cache, p.keystores_pending().then_some(&seen));
+    let settled = match &hashed {
+        Ok((_, _, which)) => p.settle_keystores(Some(&seen), which, cache, log),
+        Err(_) => Ok(()),
+    };
+    cache.save();
+    settled?;
+    let (reports, stats, _) = hashed?;
     Ok((reports, stats))
 }
 

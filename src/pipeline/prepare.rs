@@ -528,14 +528,8 @@ impl Prepared {
                 .unwrap_or(0)
         };
         let (main, variants) = (&mut walks.main, &mut walks.variants);
-        let settled = k.settle(main, variants, &found, &read, cache, &self.config, &self.outputs, log);
+        let (baked, labels) = k.settle(main, variants, &found, &read, cache, &self.config, &self.outputs, log)?;
         drop(kept);
-        if seen.is_some() {
-            // Hashing has saved the cache: the answers join it, even when
-            // they refuse the build.
-            cache.save();
-        }
-        let (baked, labels) = settled?;
         self.keystores_baked = baked;
         self.labels = labels;
         self.let_walks_go();
