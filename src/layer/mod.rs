@@ -3,13 +3,17 @@
 //! compressed digest while streaming.
 //!
 //! A [`LayerSpec`] is the pure description of a layer (sorted entries with
-//! their final paths, modes and owners). [`diff_id`] hashes its tar without
-//! compressing (for `plan`); [`build`] writes the gzip blob to a folder.
+//! their final paths, modes and owners); [`LayerSpec::stream`] is its tar,
+//! pulled a buffer at a time. [`hash::hash_all`] hashes many layers' tars
+//! without compressing (for `plan` and up-to-date checks); [`build`] writes
+//! the gzip blob to a folder.
 
 pub mod gzip;
+pub mod hash;
 pub mod ignore;
 pub mod prefetch;
 pub mod split;
+pub mod stream;
 pub mod tar;
 pub mod walk;
 
@@ -314,92 +318,36 @@ impl LayerSpec {
         h.finish()
     }
 
-    /// Writes the tar; a layer of many small files has them read ahead on
-    /// every core ([`prefetch`]), the stream itself staying in order. `look`
-    /// sees every regular file's source path and first bytes.
+    /// Writes the tar (see [`LayerSpec::stream`]); with `digests`, appends
+    /// the sha256 of every regular file to it.
     fn write_tar_inner(
         &self,
         out: &mut impl Write,
         digests: Option<&mut Vec<Digest>>,
         look: Option<Look<'_>>,
     ) -> Result<()> {
-        let small = self.files().filter(|(_, size)| *size <= prefetch::SMALL).count();
-        let readers = threads();
-        if small < prefetch::MIN_FILES || readers < 2 {
-            return self.write_entries(out, digests, None, look);
-        }
-        let pf = prefetch::Prefetch::new(self.files().collect());
         std::thread::scope(|scope| {
-            for _ in 0..readers {
-                scope.spawn(|| pf.work());
+            let mut stream = self.stream(scope, digests.is_some(), look);
+            let mut buf = vec![0u8; STREAM_BUFFER];
+            loop {
+                let n = stream.fill(&mut buf)?;
+                out.write_all(&buf[..n]).map_err(|e| {
+                    Error::new(crate::error::Kind::Io, format!("writing layer {}: {}", self.name, io_reason(&e)))
+                })?;
+                if n < buf.len() {
+                    break;
+                }
             }
-            let r = self.write_entries(out, digests, Some(&pf), look);
-            pf.stop();
-            r
+            if let Some(d) = digests {
+                d.extend(stream.take_digests());
+            }
+            Ok(())
         })
     }
-
-    fn write_entries(
-        &self,
-        out: &mut impl Write,
-        mut digests: Option<&mut Vec<Digest>>,
-        pf: Option<&prefetch::Prefetch<'_>>,
-        look: Option<Look<'_>>,
-    ) -> Result<()> {
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut taker = pf.map(prefetch::Prefetch::taker);
-        let werr = |e: io::Error| {
-            Error::new(crate::error::Kind::Io, format!("writing layer {}: {}", self.name, io_reason(&e)))
-        };
-        for (entry_path, e) in &self.entries {
-            let dir_path;
-            let (path, kind, size, link) = match &e.kind {
-                EntryKind::Dir => {
-                    dir_path = format!("{entry_path}/");
-                    (dir_path.as_str(), tar::EntryType::Dir, 0, "")
-                }
-                EntryKind::File { size, .. } => (entry_path.as_str(), tar::EntryType::File, *size, ""),
-                EntryKind::Symlink { target } => (entry_path.as_str(), tar::EntryType::Symlink, 0, target.as_str()),
-            };
-            let h = tar::Header {
-                path,
-                kind,
-                mode: e.mode,
-                uid: e.owner.uid,
-                gid: e.owner.gid,
-                size,
-                mtime: self.mtime,
-                link,
-            };
-            tar::write_header(out, &h).map_err(werr)?;
-            if let EntryKind::File { source, size } = &e.kind {
-                let fetched = match taker.as_mut() {
-                    Some(t) => t.next_file()?,
-                    None => None,
-                };
-                match (fetched, digests.as_deref_mut()) {
-                    (Some(bytes), d) => {
-                        if let Some(look) = look {
-                            look(source, bytes);
-                        }
-                        out.write_all(bytes).map_err(werr)?;
-                        if let Some(d) = d {
-                            d.push(Digest::of(bytes));
-                        }
-                    }
-                    (None, Some(d)) => {
-                        let mut hashing = HashWriter::new(&mut *out);
-                        copy_exact(source, *size, &mut hashing, &mut buf, look)?;
-                        d.push(hashing.finish().1);
-                    }
-                    (None, None) => copy_exact(source, *size, out, &mut buf, look)?,
-                }
-                tar::pad(out, *size).map_err(werr)?;
-            }
-        }
-        tar::finish(out).map_err(werr)
-    }
 }
+
+/// How much of a layer's tar is pulled at a time.
+pub const STREAM_BUFFER: usize = 256 << 10;
 
 fn describe(e: &LayerEntry) -> String {
     match &e.kind {
@@ -407,39 +355,6 @@ fn describe(e: &LayerEntry) -> String {
         EntryKind::File { source, .. } => source.display().to_string(),
         EntryKind::Symlink { target } => format!("a symlink to {target}"),
     }
-}
-
-/// Copies exactly `size` bytes of `source` to `out`, failing if the file
-/// changed size since it was planned; `look` sees its first bytes.
-fn copy_exact(source: &Path, size: u64, out: &mut impl Write, buf: &mut [u8], look: Option<Look<'_>>) -> Result<()> {
-    let rerr = |e: io::Error| Error::input(format!("{}: cannot read ({})", source.display(), io_reason(&e)));
-    let mut f = File::open(source).map_err(rerr)?;
-    let mut left = size;
-    let (mut head, mut held) = ([0u8; HEAD], 0);
-    while left > 0 {
-        let want = buf.len().min(left as usize);
-        let n = f.read(&mut buf[..want]).map_err(rerr)?;
-        if n == 0 {
-            break;
-        }
-        let more = n.min(HEAD - held);
-        head[held..held + more].copy_from_slice(&buf[..more]);
-        held += more;
-        out.write_all(&buf[..n])
-            .map_err(|e| Error::new(crate::error::Kind::Io, format!("writing layer: {}", io_reason(&e))))?;
-        left -= n as u64;
-    }
-    if let Some(look) = look {
-        look(source, &head[..held]);
-    }
-    let now = f.metadata().map_err(rerr)?.len();
-    if left != 0 || now != size {
-        return Err(Error::input(format!(
-            "{}: changed while the image was being built ({size} bytes planned, {now} now); run again",
-            source.display()
-        )));
-    }
-    Ok(())
 }
 
 /// A layer's uncompressed identity.
@@ -451,91 +366,12 @@ pub struct TarDigest {
     pub size: u64,
 }
 
-/// Hashes the layer's tar without compressing it, on this thread. With
-/// `digests`, also the sha256 of every regular file, in [`LayerSpec::files`]
-/// order; `look` sees every regular file's source path and first bytes.
-pub fn diff_id(spec: &LayerSpec, digests: Option<&mut Vec<Digest>>, look: Option<Look<'_>>) -> Result<TarDigest> {
-    let mut w = HashWriter::new(io::sink());
-    spec.write_tar_inner(&mut w, digests, look)?;
-    let (_, diff_id, size) = w.finish();
-    Ok(TarDigest { diff_id, size })
-}
-
-/// Like [`diff_id`], with the files read (and the tar laid out) on a second
-/// thread a few MiB ahead of the hashing, so that hashing one big layer keeps
-/// a core busy with sha256 alone. With `digests`, also the sha256 of every
-/// regular file, in [`LayerSpec::files`] order; `look` as for [`diff_id`].
-pub fn diff_id_read_ahead(
-    spec: &LayerSpec,
-    digests: Option<&mut Vec<Digest>>,
-    look: Option<Look<'_>>,
-) -> Result<TarDigest> {
-    const BUFFERS: usize = 4;
-    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(BUFFERS);
-    let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(BUFFERS);
-    for _ in 0..BUFFERS {
-        let _ = empty_tx.send(Vec::with_capacity(READ_AHEAD_CHUNK));
-    }
-    std::thread::scope(|scope| {
-        let producer = scope.spawn(move || -> Result<()> {
-            let mut w = ChunkSender { cur: Vec::with_capacity(READ_AHEAD_CHUNK), full: full_tx, empty: empty_rx };
-            spec.write_tar_inner(&mut w, digests, look)?;
-            w.flush_chunk().map_err(|_| Error::new(crate::error::Kind::Io, "hashing stopped"))
-        });
-        let mut h = crate::digest::Hasher::new();
-        for mut chunk in full_rx {
-            h.update(&chunk);
-            chunk.clear();
-            let _ = empty_tx.send(chunk);
-        }
-        drop(empty_tx);
-        producer.join().unwrap_or_else(|_| Err(Error::new(crate::error::Kind::Io, "reading a layer failed")))?;
-        let (diff_id, size) = h.finish();
-        Ok(TarDigest { diff_id, size })
-    })
-}
-
-const READ_AHEAD_CHUNK: usize = 256 << 10;
-
 /// What sees each regular file's source path and first bytes (at least
 /// [`HEAD`] of them, or all of a shorter file) as a layer's tar is written.
 pub type Look<'a> = &'a (dyn Fn(&Path, &[u8]) + Sync);
 
 /// Bytes of a file's start a [`Look`] is sure to see.
 pub const HEAD: usize = 16;
-
-/// A writer that hands full chunks to another thread and takes empty ones back.
-struct ChunkSender {
-    cur: Vec<u8>,
-    full: std::sync::mpsc::SyncSender<Vec<u8>>,
-    empty: std::sync::mpsc::Receiver<Vec<u8>>,
-}
-
-impl ChunkSender {
-    fn flush_chunk(&mut self) -> io::Result<()> {
-        if self.cur.is_empty() {
-            return Ok(());
-        }
-        let next = self.empty.recv().unwrap_or_else(|_| Vec::with_capacity(READ_AHEAD_CHUNK));
-        let full = std::mem::replace(&mut self.cur, next);
-        self.full.send(full).map_err(|_| io::Error::other("hashing stopped"))
-    }
-}
-
-impl Write for ChunkSender {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let room = READ_AHEAD_CHUNK - self.cur.len();
-        let n = room.min(buf.len());
-        self.cur.extend_from_slice(&buf[..n]);
-        if self.cur.len() == READ_AHEAD_CHUNK {
-            self.flush_chunk()?;
-        }
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 /// A compressed layer written to disk.
 #[derive(Debug, Clone)]

@@ -15,7 +15,8 @@ use std::ops::Range;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::Scope;
 
 use crate::error::{io_reason, Error, Result};
 
@@ -69,8 +70,22 @@ pub struct Prefetch<'a> {
 }
 
 impl<'a> Prefetch<'a> {
-    /// Prepares to read `files` (in the order they will be taken).
-    pub fn new(files: Vec<(&'a Path, u64)>) -> Self {
+    /// Starts reading `files` (in the order they will be taken) on
+    /// `readers` threads of `scope`; the taker takes them, and lets the
+    /// readers go when dropped.
+    pub fn start<'scope>(files: Vec<(&'a Path, u64)>, readers: usize, scope: &'scope Scope<'scope, '_>) -> Taker<'a>
+    where
+        'a: 'scope,
+    {
+        let pf = Arc::new(Prefetch::new(files));
+        for _ in 0..readers {
+            let pf = Arc::clone(&pf);
+            scope.spawn(move || pf.work());
+        }
+        Taker { pf, batch: None, next_batch: 0, in_batch: 0 }
+    }
+
+    fn new(files: Vec<(&'a Path, u64)>) -> Self {
         let mut batches = Vec::new();
         let (mut start, mut bytes) = (0, 0);
         for (i, &(_, size)) in files.iter().enumerate() {
@@ -107,11 +122,10 @@ impl<'a> Prefetch<'a> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// One reader's loop: run it on as many threads as should read. Each
-    /// reader opens files relative to the folder it opened last (the files
+    /// One reader's loop. Each reader opens files relative to the folder it opened last (the files
     /// come folder by folder), and wakes the caller only when it waits for
     /// the very batch read.
-    pub fn work(&self) {
+    fn work(&self) {
         let mut dir = Folder::default();
         loop {
             let b = self.next.fetch_add(1, Ordering::Relaxed);
@@ -161,30 +175,31 @@ impl<'a> Prefetch<'a> {
         Batch { buf, files }
     }
 
-    /// The caller's side: takes the files in order.
-    pub fn taker(&self) -> Taker<'_, 'a> {
-        Taker { pf: self, batch: None, next_batch: 0, in_batch: 0 }
-    }
-
-    /// Lets every reader go (on an early return).
-    pub fn stop(&self) {
+    /// Lets every reader go.
+    fn stop(&self) {
         self.lock().stopped = true;
         self.room.notify_all();
     }
 }
 
 /// Takes the files of a [`Prefetch`] in order.
-pub struct Taker<'p, 'a> {
-    pf: &'p Prefetch<'a>,
+pub struct Taker<'a> {
+    pf: Arc<Prefetch<'a>>,
     batch: Option<Batch>,
     next_batch: usize,
     in_batch: usize,
 }
 
-impl Taker<'_, '_> {
-    /// The bytes of the next file, or `None` for a big file the caller reads
-    /// itself.
-    pub fn next_file(&mut self) -> Result<Option<&[u8]>> {
+impl Drop for Taker<'_> {
+    fn drop(&mut self) {
+        self.pf.stop();
+    }
+}
+
+impl Taker<'_> {
+    /// Where the next file's bytes are ([`Taker::bytes`], until the next
+    /// call), or `None` for a big file the caller reads itself.
+    pub fn next_file(&mut self) -> Result<Option<Range<usize>>> {
         if self.batch.as_ref().is_none_or(|b| self.in_batch >= b.files.len()) {
             self.batch = Some(self.next_batch()?);
             self.in_batch = 0;
@@ -192,8 +207,12 @@ impl Taker<'_, '_> {
         let batch = self.batch.as_mut().expect("taken above");
         let k = self.in_batch;
         self.in_batch += 1;
-        let file = std::mem::replace(&mut batch.files[k], Ok(None))?;
-        Ok(file.map(|r| &batch.buf[r]))
+        std::mem::replace(&mut batch.files[k], Ok(None))
+    }
+
+    /// The bytes of a file [`Taker::next_file`] just placed at `r`.
+    pub fn bytes(&self, r: Range<usize>) -> &[u8] {
+        &self.batch.as_ref().expect("a file was taken").buf[r]
     }
 
     /// Waits for the next batch, handing the buffer of the last one back.
@@ -314,12 +333,8 @@ mod tests {
             p => p.to_string_lossy().len() as u64,
         };
         let files: Vec<(&Path, u64)> = paths.iter().map(|p| (p.as_path(), planned(p))).collect();
-        let pf = Prefetch::new(files);
         std::thread::scope(|scope| {
-            for _ in 0..2 {
-                scope.spawn(|| pf.work());
-            }
-            let mut taker = pf.taker();
+            let mut taker = Prefetch::start(files, 2, scope);
             for p in &paths {
                 let got = taker.next_file();
                 if *p == gone {
@@ -329,7 +344,8 @@ mod tests {
                     let e = got.unwrap_err().to_string();
                     assert!(e.contains("changed while the image was being built"), "{e}");
                 } else {
-                    assert_eq!(got.unwrap().unwrap(), p.to_string_lossy().as_bytes());
+                    let r = got.unwrap().unwrap();
+                    assert_eq!(taker.bytes(r), p.to_string_lossy().as_bytes());
                 }
             }
         });

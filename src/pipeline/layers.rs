@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::memo::{self, Summary};
@@ -141,10 +140,6 @@ struct LayerStats {
     full: bool,
 }
 
-/// The last layer to start hashing, if it has at least this much content,
-/// has its files read on another thread, so the hashing core does nothing
-/// but sha256 (see [`hash_one`]).
-const READ_AHEAD_BYTES: u64 = 16 << 20;
 /// Layers with at most this much content record their files' digests while
 /// they are hashed (cheap, and lets a later mismatch name the file).
 const DIGEST_FILES_BYTES: u64 = 8 << 20;
@@ -152,35 +147,35 @@ const DIGEST_FILES_BYTES: u64 = 8 << 20;
 /// Every customer layer's diff_id and sizes, from its tar stream, nothing
 /// compressed — or, with the cache on, from the cache when the `stat` keys
 /// of its files (taken on every core) say nothing changed. Layers still to
-/// hash are hashed side by side on every core, the biggest first (the last
-/// to start, when big, with its files read ahead on another thread). `seen`
-/// looks at the name and first bytes of every file read; the layers hashed
-/// (not known from the cache) come back with the reports.
+/// hash are hashed on every core, two at a time on each
+/// ([`layer::hash::hash_all`]), the biggest first. `seen` looks at the name
+/// and first bytes of every file read; the layers hashed (not known from
+/// the cache) come back with the reports.
 pub(super) fn hash(p: &Prepared, cache: &Cache, seen: Option<&Seen>) -> Result<(Vec<LayerReport>, Stats, Vec<usize>)> {
     let started = std::time::Instant::now();
     let (mut stats, known, todo) = Stats::start(p, cache)?;
     let stat_secs = started.elapsed().as_secs_f64();
     let mut slots: Vec<Option<Result<LayerReport>>> = known.into_iter().map(|r| r.map(Ok)).collect();
-    let next = AtomicUsize::new(0);
-    let done: Vec<Mutex<Option<Result<LayerReport>>>> = todo.iter().map(|_| Mutex::new(None)).collect();
     let look_at = |path: &Path, first: &[u8]| {
         if let Some(s) = seen {
             s.look(path, first);
         }
     };
     let look: Option<layer::Look<'_>> = seen.is_some().then_some(&look_at);
-    std::thread::scope(|scope| {
-        for _ in 0..layer::threads().min(todo.len()) {
-            scope.spawn(|| loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&i) = todo.get(k) else { break };
-                let spec = p.layers[i].spec().expect("completed above");
-                let st = stats.layers[i].as_ref().map(|st| (&stats, st));
-                let alone = k + 1 >= todo.len();
-                let r = hash_one(spec, st, alone, look, cache).map(|t| report(&p.layers[i].summary, t));
-                *done[k].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-            });
-        }
+    let specs: Vec<&LayerSpec> = todo.iter().map(|&i| p.layers[i].spec().expect("completed above")).collect();
+    let done: Vec<Mutex<Option<Result<LayerReport>>>> = todo.iter().map(|_| Mutex::new(None)).collect();
+    // Small layers record their files' digests (see DIGEST_FILES_BYTES).
+    let digests = |k: usize| stats.layers[todo[k]].is_some() && specs[k].content_bytes() <= DIGEST_FILES_BYTES;
+    layer::hash::hash_all(&specs, &digests, look, &|k, hashed| {
+        let i = todo[k];
+        let r = hashed.and_then(|h| {
+            if let Some(st) = stats.layers[i].as_ref() {
+                check_file_digests(specs[k], &stats, st, &h.digests, cache)?;
+                stats.remember(specs[k], st, &h.tar, &h.digests, cache);
+            }
+            Ok(report(&p.layers[i].summary, h.tar))
+        });
+        *done[k].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
     });
     for (k, d) in done.into_iter().enumerate() {
         slots[todo[k]] = d.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -282,34 +277,6 @@ fn log_layer(l: &Summary, c: &CompressedLayer, log: &mut dyn FnMut(&str)) {
         human(c.size),
         c.tar.diff_id
     ));
-}
-
-/// Hashes one layer's tar, remembering it (and, for a small layer, its
-/// files' digests) in the cache. A big layer with no other left to start
-/// (`alone`) has its files read on another thread, so that a core another
-/// layer no longer keeps busy hashes; otherwise every core already hashes a
-/// layer of its own, and handing the bytes over would only cost a copy.
-fn hash_one(
-    spec: &LayerSpec,
-    st: Option<(&Stats, &LayerStats)>,
-    alone: bool,
-    look: Option<layer::Look<'_>>,
-    cache: &Cache,
-) -> Result<layer::TarDigest> {
-    let bytes = spec.content_bytes();
-    let mut digests = Vec::new();
-    let want_digests = st.is_some() && bytes <= DIGEST_FILES_BYTES;
-    let digests_out = want_digests.then_some(&mut digests);
-    let t = if alone && bytes >= READ_AHEAD_BYTES {
-        layer::diff_id_read_ahead(spec, digests_out, look)?
-    } else {
-        layer::diff_id(spec, digests_out, look)?
-    };
-    if let Some((stats, st)) = st {
-        check_file_digests(spec, stats, st, &digests, cache)?;
-        stats.remember(spec, st, &t, &digests, cache);
-    }
-    Ok(t)
 }
 
 /// Whether the file at `path` no longer has `key`: it changed during this
