@@ -122,9 +122,9 @@ impl<'a> Prefetch<'a> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// One reader's loop. Each reader opens files relative to the folder it opened last (the files
-    /// come folder by folder), and wakes the caller only when it waits for
-    /// the very batch read.
+    /// One reader's loop. Each reader opens files relative to the folder it
+    /// opened last (the files come folder by folder), and wakes the caller
+    /// only when it waits for the very batch read.
     fn work(&self) {
         let mut dir = Folder::default();
         loop {
