@@ -193,22 +193,22 @@ mod shani {
                     rounds4!($i, $a0, $b0);
                 }};
             }
+            // Sixteen rounds, the four message words of each stream taking turns.
+            macro_rules! schedule_rounds16 {
+                ($i:expr) => {{
+                    schedule_rounds4!($i, a0, a1, a2, a3, b0, b1, b2, b3);
+                    schedule_rounds4!($i + 1, a1, a2, a3, a0, b1, b2, b3, b0);
+                    schedule_rounds4!($i + 2, a2, a3, a0, a1, b2, b3, b0, b1);
+                    schedule_rounds4!($i + 3, a3, a0, a1, a2, b3, b0, b1, b2);
+                }};
+            }
             rounds4!(0, a0, b0);
             rounds4!(1, a1, b1);
             rounds4!(2, a2, b2);
             rounds4!(3, a3, b3);
-            schedule_rounds4!(4, a0, a1, a2, a3, b0, b1, b2, b3);
-            schedule_rounds4!(5, a1, a2, a3, a0, b1, b2, b3, b0);
-            schedule_rounds4!(6, a2, a3, a0, a1, b2, b3, b0, b1);
-            schedule_rounds4!(7, a3, a0, a1, a2, b3, b0, b1, b2);
-            schedule_rounds4!(8, a0, a1, a2, a3, b0, b1, b2, b3);
-            schedule_rounds4!(9, a1, a2, a3, a0, b1, b2, b3, b0);
-            schedule_rounds4!(10, a2, a3, a0, a1, b2, b3, b0, b1);
-            schedule_rounds4!(11, a3, a0, a1, a2, b3, b0, b1, b2);
-            schedule_rounds4!(12, a0, a1, a2, a3, b0, b1, b2, b3);
-            schedule_rounds4!(13, a1, a2, a3, a0, b1, b2, b3, b0);
-            schedule_rounds4!(14, a2, a3, a0, a1, b2, b3, b0, b1);
-            schedule_rounds4!(15, a3, a0, a1, a2, b3, b0, b1, b2);
+            schedule_rounds16!(4);
+            schedule_rounds16!(8);
+            schedule_rounds16!(12);
             abef_a = _mm_add_epi32(abef_a, saved.0);
             cdgh_a = _mm_add_epi32(cdgh_a, saved.1);
             abef_b = _mm_add_epi32(abef_b, saved.2);
