@@ -5,7 +5,7 @@
 //!
 //! Modules, from the outside in:
 //! - [`config`]: the `wso2img.toml` file.
-//! - [`reference`]: image references and transport-prefixed locations.
+//! - [`mod@reference`]: image references and transport-prefixed locations.
 //! - [`pipeline`]: plan and build, from config to written images;
 //!   [`inspect`]: reading results back.
 //! - [`wso2`]: what wso2img knows about WSO2 API Manager images.

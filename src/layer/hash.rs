@@ -1,7 +1,7 @@
 //! Hashing many layers' tars at once: every core hashes two layers side by
 //! side, pulling a buffer of each one's [`TarStream`] in turn and feeding
 //! both to [`Hasher::update_pair`] — each SHA-NI round waits for the one
-//! before, so two streams keep a core's sha256 unit about 1.7 times as busy
+//! before, so two streams keep a core's sha256 unit up to 1.8 times as busy
 //! as one. Layers are taken in the order given (biggest first, for balance).
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -4,9 +4,9 @@
 //! tar stream itself must stay sequential.
 //!
 //! Files are read in batches — runs of consecutive files of about
-//! [`BATCH_BYTES`] — so that readers and the caller meet once per batch, not
+//! `BATCH_BYTES` — so that readers and the caller meet once per batch, not
 //! once per file (a lock and a wake per file cost as much as reading it). A
-//! bounded window keeps memory small: at most [`WINDOW`] batches are held,
+//! bounded window keeps memory small: at most `WINDOW` batches are held,
 //! their buffers reused.
 
 use std::fs::File;

@@ -35,10 +35,11 @@ pub struct TarStream<'a> {
 struct Current<'a> {
     source: &'a Path,
     size: u64,
-    from: From,
+    bytes: Bytes,
 }
 
-enum From {
+/// Where a regular file's bytes come from.
+enum Bytes {
     /// Its bytes still to copy from the read-ahead.
     Fetched(Range<usize>),
     /// Being read; `left` bytes to go, `head` its first bytes, `hasher` its
@@ -50,7 +51,7 @@ impl LayerSpec {
     /// The layer's tar as a stream. A layer of many small files has them
     /// read ahead on every core, on threads of `scope` that end when the
     /// stream is dropped. With `digests`, the stream also takes the sha256 of
-    /// every regular file ([`TarStream::digests`]); `look` sees every regular
+    /// every regular file ([`TarStream::take_digests`]); `look` sees every regular
     /// file's source path and first bytes.
     pub fn stream<'a, 'scope>(
         &'a self,
@@ -137,7 +138,7 @@ impl<'a> TarStream<'a> {
             Some(t) => t.next_file()?,
             None => None,
         };
-        let from = match (fetched, self.taker.as_ref()) {
+        let bytes = match (fetched, self.taker.as_ref()) {
             (Some(r), Some(t)) => {
                 let bytes = t.bytes(r.clone());
                 if let Some(look) = self.look {
@@ -146,9 +147,9 @@ impl<'a> TarStream<'a> {
                 if let Some(d) = self.digests.as_mut() {
                     d.push(Digest::of(bytes));
                 }
-                From::Fetched(r)
+                Bytes::Fetched(r)
             }
-            _ => From::Reading {
+            _ => Bytes::Reading {
                 f: File::open(source).map_err(|e| cannot_read(source, &e))?,
                 left: *size,
                 head: [0; HEAD],
@@ -156,7 +157,7 @@ impl<'a> TarStream<'a> {
                 hasher: self.digests.is_some().then(Hasher::new),
             },
         };
-        self.file = Some(Current { source, size: *size, from });
+        self.file = Some(Current { source, size: *size, bytes });
         Ok(())
     }
 
@@ -164,8 +165,8 @@ impl<'a> TarStream<'a> {
     /// checks its size, notes its digest and queues its padding.
     fn file_bytes(&mut self, buf: &mut [u8]) -> Result<usize> {
         let cur = self.file.as_mut().expect("a file is being handed out");
-        let n = match &mut cur.from {
-            From::Fetched(r) => {
+        let n = match &mut cur.bytes {
+            Bytes::Fetched(r) => {
                 let taker = self.taker.as_ref().expect("fetched from the read-ahead");
                 let n = r.len().min(buf.len());
                 buf[..n].copy_from_slice(taker.bytes(r.start..r.start + n));
@@ -175,7 +176,7 @@ impl<'a> TarStream<'a> {
                 }
                 n
             }
-            From::Reading { f, left, head, held, hasher } => {
+            Bytes::Reading { f, left, head, held, hasher } => {
                 let want = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
                 let n =
                     if want == 0 { 0 } else { f.read(&mut buf[..want]).map_err(|e| cannot_read(cur.source, &e))? };
@@ -201,7 +202,7 @@ impl<'a> TarStream<'a> {
     /// have its planned size.
     fn end_file(&mut self, read: Option<(&[u8], u64)>) -> Result<()> {
         let cur = self.file.take().expect("a file is being handed out");
-        if let (Some((head, left)), From::Reading { f, hasher, .. }) = (read, cur.from) {
+        if let (Some((head, left)), Bytes::Reading { f, hasher, .. }) = (read, cur.bytes) {
             if let Some(look) = self.look {
                 look(cur.source, head);
             }

@@ -3,7 +3,7 @@
 //! (skopeo, podman, CRI-O policies) both read for key-based signing.
 //!
 //! - [`key`]: ECDSA P-256 keys (PKCS#8/SEC1 PEM, cosign's encrypted PEM).
-//! - [`format`]: the simple-signing payload, DSSE envelopes, in-toto statements.
+//! - [`mod@format`]: the simple-signing payload, DSSE envelopes, in-toto statements.
 //! - [`provenance`]: the SLSA provenance v1 predicate of a build.
 //! - [`attach`]: the registry side — cosign's `.sig`/`.att` tag schema,
 //!   OCI 1.1 referrers, listing and verifying.

@@ -24,9 +24,9 @@
 //! load here is streamed as it is written. bollard is kept for everything
 //! else (inspect, tag, list, save, version negotiation).
 //!
-//! - [`base`]: reading a base from the daemon (`docker save`, config cache).
-//! - [`load`]: loading results into the daemon, sending only missing layers.
-//! - [`registry`]: pulls and pushes the daemon makes with wso2img's credentials.
+//! - `base`: reading a base from the daemon (`docker save`, config cache).
+//! - `load`: loading results into the daemon, sending only missing layers.
+//! - `registry`: pulls and pushes the daemon makes with wso2img's credentials.
 //! - [`destination`]: loading results as a [`crate::transport::Destination`];
 //!   [`via`]: pushing them to a registry through the daemon.
 

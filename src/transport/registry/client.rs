@@ -185,7 +185,7 @@ impl Client {
 
     /// Resolves a `Location` header against the registry, refusing a move
     /// from HTTPS to plain HTTP. Requests to another origin go without
-    /// credentials (see [`Client::attempt`]).
+    /// credentials (see `Client::attempt`).
     pub fn absolute(&self, location: &str) -> Result<String> {
         origin::follow(&self.base_url, location)
             .map(String::from)
