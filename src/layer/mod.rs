@@ -357,6 +357,19 @@ fn describe(e: &LayerEntry) -> String {
     }
 }
 
+/// A layer source file that cannot be opened or read.
+fn cannot_read(source: &Path, e: &io::Error) -> Error {
+    Error::input(format!("{}: cannot read ({})", source.display(), io_reason(e)))
+}
+
+/// A layer source file whose size is no longer the `planned` one.
+fn changed_size(source: &Path, planned: u64, now: impl std::fmt::Display) -> Error {
+    Error::input(format!(
+        "{}: changed while the image was being built ({planned} bytes planned, {now} now); run again",
+        source.display()
+    ))
+}
+
 /// A layer's uncompressed identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TarDigest {

@@ -18,7 +18,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::Scope;
 
-use crate::error::{io_reason, Error, Result};
+use super::{cannot_read, changed_size};
+use crate::error::{Error, Result};
 
 /// Files up to this size are read ahead whole; bigger ones are streamed by
 /// the caller.
@@ -280,7 +281,7 @@ impl Folder {
 /// the file (as it is for regular files), so a file of the planned size
 /// costs one read.
 fn read_exact(dir: &mut Folder, source: &Path, dst: &mut [u8]) -> Result<()> {
-    let rerr = |e: std::io::Error| Error::input(format!("{}: cannot read ({})", source.display(), io_reason(&e)));
+    let rerr = |e: std::io::Error| cannot_read(source, &e);
     let size = dst.len() - 1;
     let mut f = dir.open(source).map_err(rerr)?;
     let mut got = 0;
@@ -298,10 +299,7 @@ fn read_exact(dir: &mut Folder, source: &Path, dst: &mut [u8]) -> Result<()> {
     }
     if got != size {
         let now = f.metadata().map_or_else(|_| "?".to_string(), |m| m.len().to_string());
-        return Err(Error::input(format!(
-            "{}: changed while the image was being built ({size} bytes planned, {now} now); run again",
-            source.display()
-        )));
+        return Err(changed_size(source, size as u64, now));
     }
     Ok(())
 }

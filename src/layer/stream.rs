@@ -11,9 +11,9 @@ use std::path::Path;
 use std::thread::Scope;
 
 use super::prefetch::{self, Prefetch, Taker};
-use super::{tar, threads, EntryKind, LayerEntry, LayerSpec, Look, HEAD};
+use super::{cannot_read, changed_size, tar, threads, EntryKind, LayerEntry, LayerSpec, Look, HEAD};
 use crate::digest::{Digest, Hasher};
-use crate::error::{io_reason, Error, Result};
+use crate::error::Result;
 
 /// A layer's tar, pulled a buffer at a time.
 pub struct TarStream<'a> {
@@ -172,7 +172,7 @@ impl<'a> TarStream<'a> {
                 buf[..n].copy_from_slice(taker.bytes(r.start..r.start + n));
                 r.start += n;
                 if r.start == r.end {
-                    self.end_file(None)?;
+                    self.end_file()?;
                 }
                 n
             }
@@ -188,8 +188,7 @@ impl<'a> TarStream<'a> {
                 }
                 *left -= n as u64;
                 if n == 0 || *left == 0 {
-                    let (head, held, left) = (*head, *held, *left);
-                    self.end_file(Some((&head[..held], left)))?;
+                    self.end_file()?;
                 }
                 n
             }
@@ -197,22 +196,18 @@ impl<'a> TarStream<'a> {
         Ok(n)
     }
 
-    /// Ends the current file: a file read here (`read`: its first bytes and
-    /// how many of its planned bytes are missing) is looked at and must still
-    /// have its planned size.
-    fn end_file(&mut self, read: Option<(&[u8], u64)>) -> Result<()> {
+    /// Ends the current file: a file read here (not taken from the
+    /// read-ahead, which checked it) is looked at and must still have its
+    /// planned size, none of its planned bytes missing.
+    fn end_file(&mut self) -> Result<()> {
         let cur = self.file.take().expect("a file is being handed out");
-        if let (Some((head, left)), Bytes::Reading { f, hasher, .. }) = (read, cur.bytes) {
+        if let Bytes::Reading { f, left, head, held, hasher } = cur.bytes {
             if let Some(look) = self.look {
-                look(cur.source, head);
+                look(cur.source, &head[..held]);
             }
             let now = f.metadata().map_err(|e| cannot_read(cur.source, &e))?.len();
             if left != 0 || now != cur.size {
-                return Err(Error::input(format!(
-                    "{}: changed while the image was being built ({} bytes planned, {now} now); run again",
-                    cur.source.display(),
-                    cur.size
-                )));
+                return Err(changed_size(cur.source, cur.size, now));
             }
             if let (Some(d), Some(h)) = (self.digests.as_mut(), hasher) {
                 d.push(h.finish().0);
@@ -221,10 +216,6 @@ impl<'a> TarStream<'a> {
         self.queue(|out| tar::pad(out, cur.size).expect("writing to memory"));
         Ok(())
     }
-}
-
-fn cannot_read(source: &Path, e: &std::io::Error) -> Error {
-    Error::input(format!("{}: cannot read ({})", source.display(), io_reason(e)))
 }
 
 #[cfg(test)]
