@@ -259,4 +259,28 @@ mod tests {
         assert_eq!(digests, want_digests);
         assert_eq!(*looked.lock().unwrap(), files.len());
     }
+
+    /// A file read here (not read ahead) that grew or shrank since it was
+    /// planned fails the stream, naming it with both sizes.
+    #[test]
+    fn a_streamed_file_that_changed_size_fails_naming_it() {
+        for (now, planned) in [(700_001, 700_000), (700_000, 700_001)] {
+            let d = tempfile::tempdir().unwrap();
+            let spec = crate::layer::hash::tests::spec(d.path(), "big", &[("big.jar", planned)]);
+            std::fs::write(d.path().join("big.jar"), vec![1u8; now]).unwrap();
+            let e = std::thread::scope(|scope| {
+                let mut stream = spec.stream(scope, false, None);
+                let mut buf = vec![0u8; 64 << 10];
+                loop {
+                    match stream.fill(&mut buf) {
+                        Ok(n) if n < buf.len() => panic!("the tar ended without noticing big.jar changed"),
+                        Ok(_) => {}
+                        Err(e) => break e.to_string(),
+                    }
+                }
+            });
+            assert!(e.contains("big.jar: changed while the image was being built"), "{e}");
+            assert!(e.contains(&format!("({planned} bytes planned, {now} now)")), "{e}");
+        }
+    }
 }
