@@ -144,6 +144,13 @@ struct LayerStats {
 /// they are hashed (cheap, and lets a later mismatch name the file).
 const DIGEST_FILES_BYTES: u64 = 8 << 20;
 
+/// Whether producing `spec`'s bytes records its files' digests: only with
+/// the cache on (`st`), and only for a small layer — a big one should not
+/// have every byte hashed twice.
+fn records_file_digests(spec: &LayerSpec, st: Option<&LayerStats>) -> bool {
+    st.is_some() && spec.content_bytes() <= DIGEST_FILES_BYTES
+}
+
 /// Every customer layer's diff_id and sizes, from its tar stream, nothing
 /// compressed — or, with the cache on, from the cache when the `stat` keys
 /// of its files (taken on every core) say nothing changed. Layers still to
@@ -164,8 +171,7 @@ pub(super) fn hash(p: &Prepared, cache: &Cache, seen: Option<&Seen>) -> Result<(
     let look: Option<layer::Look<'_>> = seen.is_some().then_some(&look_at);
     let specs: Vec<&LayerSpec> = todo.iter().map(|&i| p.layers[i].spec().expect("completed above")).collect();
     let done: Vec<Mutex<Option<Result<LayerReport>>>> = todo.iter().map(|_| Mutex::new(None)).collect();
-    // Small layers record their files' digests (see DIGEST_FILES_BYTES).
-    let digests = |k: usize| stats.layers[todo[k]].is_some() && specs[k].content_bytes() <= DIGEST_FILES_BYTES;
+    let digests = |k: usize| records_file_digests(specs[k], stats.layers[todo[k]].as_ref());
     layer::hash::hash_all(&specs, &digests, look, &|k, hashed| {
         let i = todo[k];
         let r = hashed.and_then(|h| {
@@ -216,10 +222,8 @@ pub(super) fn hash_compressing(
     for &i in &todo {
         let spec = p.layers[i].spec().expect("completed above");
         let dir = out._staging.as_ref().expect("made above").path();
-        // Like hashing, only small layers record their files' digests: a
-        // cold build of big ones should not read every byte a third time.
         let st = stats.layers[i].as_ref();
-        let (c, digests) = if st.is_some() && spec.content_bytes() <= DIGEST_FILES_BYTES {
+        let (c, digests) = if records_file_digests(spec, st) {
             layer::build_digesting(spec, dir)?
         } else {
             (layer::build(spec, dir)?, Vec::new())
