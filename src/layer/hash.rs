@@ -1,5 +1,5 @@
 //! Hashing many layers' tars at once: every core hashes two layers side by
-//! side, pulling a buffer of each one's [`TarStream`] in turn and feeding
+//! side, pulling a piece of each one's [`TarStream`] in turn and feeding
 //! both to [`Hasher::update_pair`] — each SHA-NI round waits for the one
 //! before, so two streams keep a core's sha256 unit up to 1.8 times as busy
 //! as one. Layers are taken in the order given (biggest first, for balance).
@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::stream::TarStream;
-use super::{threads, LayerSpec, Look, TarDigest, STREAM_BUFFER};
+use super::{threads, LayerSpec, Look, TarDigest};
 use crate::digest::{Digest, Hasher};
 use crate::error::Result;
 
@@ -53,66 +53,82 @@ struct Work<'w, 'a> {
 struct Running<'a> {
     k: usize,
     stream: TarStream<'a>,
-    buf: Vec<u8>,
     hasher: Hasher,
+    /// How much of the stream's current piece is hashed.
+    off: usize,
 }
 
 impl<'a> Work<'_, 'a> {
     /// One hashing thread: up to two layers at a time until none is left
-    /// (their read-ahead threads run on `scope`).
+    /// (their read-ahead threads run on `scope`). Of two layers' pieces,
+    /// as many bytes of each as the shorter holds are hashed side by side;
+    /// the rest waits for the other's next piece.
     fn run<'scope>(&self, scope: &'scope std::thread::Scope<'scope, '_>)
     where
         'a: 'scope,
     {
         let mut running: Vec<Running<'a>> = Vec::with_capacity(2);
-        let mut free: Vec<Vec<u8>> = Vec::new();
-        let mut filled = [0usize; 2];
         loop {
             while running.len() < 2 {
                 let k = self.next.fetch_add(1, Ordering::Relaxed);
                 let Some(spec) = self.specs.get(k) else { break };
-                let buf = free.pop().unwrap_or_else(|| vec![0; STREAM_BUFFER]);
                 let stream = spec.stream(scope, (self.digests)(k), self.look);
-                running.push(Running { k, stream, buf, hasher: Hasher::new() });
+                running.push(Running { k, stream, hasher: Hasher::new(), off: 0 });
             }
             if running.is_empty() {
                 return;
             }
-            let mut failed = None;
-            for (j, r) in running.iter_mut().enumerate() {
-                match r.stream.fill(&mut r.buf) {
-                    Ok(n) => filled[j] = n,
-                    Err(e) => failed = Some((j, e)),
-                }
+            if self.pull(&mut running) {
+                continue;
             }
-            match (running.as_mut_slice(), failed.is_some()) {
-                ([a, b], false) => {
-                    Hasher::update_pair(&mut a.hasher, &a.buf[..filled[0]], &mut b.hasher, &b.buf[..filled[1]])
+            match running.as_mut_slice() {
+                [a, b] => {
+                    let (x, y) = (&a.stream.piece()[a.off..], &b.stream.piece()[b.off..]);
+                    let n = x.len().min(y.len());
+                    Hasher::update_pair(&mut a.hasher, &x[..n], &mut b.hasher, &y[..n]);
+                    a.off += n;
+                    b.off += n;
                 }
-                (rs, _) => {
-                    for (j, r) in rs.iter_mut().enumerate() {
-                        if failed.as_ref().is_none_or(|(f, _)| *f != j) {
-                            r.hasher.update(&r.buf[..filled[j]]);
-                        }
-                    }
+                [a] => {
+                    let x = &a.stream.piece()[a.off..];
+                    a.hasher.update(x);
+                    a.off += x.len();
                 }
-            }
-            for j in (0..running.len()).rev() {
-                let result = match failed.take_if(|(f, _)| *f == j) {
-                    Some((_, e)) => Err(e),
-                    None if filled[j] < STREAM_BUFFER => Ok(()),
-                    None => continue,
-                };
-                let mut r = running.remove(j);
-                let result = result.map(|()| {
-                    let (diff_id, size) = r.hasher.finish();
-                    Hashed { tar: TarDigest { diff_id, size }, digests: r.stream.take_digests() }
-                });
-                drop(r.stream);
-                free.push(r.buf);
-                (self.done)(r.k, result);
+                _ => {}
             }
         }
+    }
+
+    /// Every running layer whose piece is hashed pulls its next one; those
+    /// that ended (or failed) are reported and dropped. Whether one was.
+    fn pull(&self, running: &mut Vec<Running<'a>>) -> bool {
+        let mut ended = false;
+        let mut j = 0;
+        while j < running.len() {
+            let r = &mut running[j];
+            if r.off < r.stream.piece().len() {
+                j += 1;
+                continue;
+            }
+            r.off = 0;
+            let result = match r.stream.pull() {
+                Ok(piece) if !piece.is_empty() => {
+                    j += 1;
+                    continue;
+                }
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            };
+            let mut r = running.remove(j);
+            let result = result.map(|()| {
+                let (diff_id, size) = r.hasher.finish();
+                Hashed { tar: TarDigest { diff_id, size }, digests: r.stream.take_digests() }
+            });
+            drop(r.stream);
+            (self.done)(r.k, result);
+            ended = true;
+        }
+        ended
     }
 }
 

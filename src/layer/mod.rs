@@ -11,6 +11,7 @@
 pub mod gzip;
 pub mod hash;
 pub mod ignore;
+pub mod mapped;
 pub mod prefetch;
 pub mod split;
 pub mod stream;
@@ -328,15 +329,14 @@ impl LayerSpec {
     ) -> Result<()> {
         std::thread::scope(|scope| {
             let mut stream = self.stream(scope, digests.is_some(), look);
-            let mut buf = vec![0u8; STREAM_BUFFER];
             loop {
-                let n = stream.fill(&mut buf)?;
-                out.write_all(&buf[..n]).map_err(|e| {
-                    Error::new(crate::error::Kind::Io, format!("writing layer {}: {}", self.name, io_reason(&e)))
-                })?;
-                if n < buf.len() {
+                let piece = stream.pull()?;
+                if piece.is_empty() {
                     break;
                 }
+                out.write_all(piece).map_err(|e| {
+                    Error::new(crate::error::Kind::Io, format!("writing layer {}: {}", self.name, io_reason(&e)))
+                })?;
             }
             if let Some(d) = digests {
                 d.extend(stream.take_digests());

@@ -1,7 +1,9 @@
-//! A layer's tar as a stream the caller pulls from ([`TarStream::fill`]):
-//! headers are laid out here and file bytes read straight into the caller's
-//! buffer (or copied from the read-ahead), so that a writer copies the
-//! stream out and one thread can hash two layers side by side.
+//! A layer's tar as a stream the caller pulls a piece at a time
+//! ([`TarStream::pull`]): headers and small files are laid out in the
+//! stream's own buffer (small files copied from the read-ahead, or read into
+//! it), and a big file is handed out straight from its mapping
+//! ([`super::mapped`]), so that its bytes are hashed or written where the
+//! page cache holds them and one thread can hash two layers side by side.
 
 use std::collections::btree_map;
 use std::fs::File;
@@ -10,12 +12,17 @@ use std::ops::Range;
 use std::path::Path;
 use std::thread::Scope;
 
+use super::mapped::Mapped;
 use super::prefetch::{self, Prefetch, Taker};
-use super::{cannot_read, changed_size, tar, threads, EntryKind, LayerEntry, LayerSpec, Look, HEAD};
+use super::{cannot_read, changed_size, tar, threads, EntryKind, LayerEntry, LayerSpec, Look, HEAD, STREAM_BUFFER};
 use crate::digest::{Digest, Hasher};
 use crate::error::Result;
 
-/// A layer's tar, pulled a buffer at a time.
+/// Files at least this big are mapped rather than read (below it, mapping
+/// and unmapping cost more than the copy they save).
+const MAP_MIN: u64 = STREAM_BUFFER as u64;
+
+/// A layer's tar, pulled a piece at a time.
 pub struct TarStream<'a> {
     entries: btree_map::Iter<'a, String, LayerEntry>,
     mtime: u64,
@@ -29,6 +36,18 @@ pub struct TarStream<'a> {
     look: Option<Look<'a>>,
     /// The end-of-archive marker was queued.
     ended: bool,
+    /// Where pieces that are not a mapped file's bytes are laid out.
+    buf: Vec<u8>,
+    /// The piece handed out last.
+    piece: Piece,
+}
+
+/// The piece [`TarStream::pull`] handed out last.
+enum Piece {
+    /// The first bytes of the stream's buffer.
+    Buf(usize),
+    /// A stretch of the current (mapped) file.
+    Mapped(Range<usize>),
 }
 
 /// A regular file being handed out.
@@ -45,6 +64,8 @@ enum Bytes {
     /// Being read; `left` bytes to go, `head` its first bytes, `hasher` its
     /// digest when digests are taken.
     Reading { f: File, left: u64, head: [u8; HEAD], held: usize, hasher: Option<Hasher> },
+    /// Mapped; handed out up to `at`.
+    Mapped { f: File, map: Mapped, at: usize, hasher: Option<Hasher> },
 }
 
 impl LayerSpec {
@@ -76,22 +97,74 @@ impl LayerSpec {
             digests: digests.then(Vec::new),
             look,
             ended: false,
+            buf: vec![0; STREAM_BUFFER],
+            piece: Piece::Buf(0),
         }
     }
 }
 
 impl<'a> TarStream<'a> {
-    /// Fills `buf` with the next bytes of the tar; fewer than asked for only
-    /// when the tar ends. Fails naming the file that cannot be read, or that
-    /// changed size since it was planned.
-    pub fn fill(&mut self, buf: &mut [u8]) -> Result<usize> {
+    /// The next piece of the tar (at most [`STREAM_BUFFER`] bytes), empty
+    /// once it ended; [`TarStream::piece`] shows it again until the next
+    /// call. Fails naming the file that cannot be read, or that changed
+    /// size since it was planned.
+    pub fn pull(&mut self) -> Result<&[u8]> {
+        self.piece = match self.mapped_piece()? {
+            Some(r) => Piece::Mapped(r),
+            None => Piece::Buf(self.fill()?),
+        };
+        Ok(self.piece())
+    }
+
+    /// The piece [`TarStream::pull`] handed out last.
+    pub fn piece(&self) -> &[u8] {
+        match (&self.piece, self.file.as_ref().map(|f| &f.bytes)) {
+            (Piece::Mapped(r), Some(Bytes::Mapped { map, .. })) => &map.bytes()[r.clone()],
+            (Piece::Buf(n), _) => &self.buf[..*n],
+            (Piece::Mapped(_), _) => unreachable!("a mapped piece is handed out only from the current file"),
+        }
+    }
+
+    /// The next stretch of the current file when it is mapped (ending it
+    /// once all of it was handed out).
+    fn mapped_piece(&mut self) -> Result<Option<Range<usize>>> {
+        let Some(Current { bytes: Bytes::Mapped { map, at, hasher, .. }, .. }) = self.file.as_mut() else {
+            return Ok(None);
+        };
+        let len = map.bytes().len();
+        if *at == len {
+            self.end_file()?;
+            return Ok(None);
+        }
+        let r = *at..len.min(*at + STREAM_BUFFER);
+        if let Some(h) = hasher {
+            h.update(&map.bytes()[r.clone()]);
+        }
+        *at = r.end;
+        Ok(Some(r))
+    }
+
+    /// Lays out the next bytes of the tar in the stream's buffer, up to a
+    /// mapped file's bytes: fewer than it holds only then or when the tar
+    /// ends.
+    fn fill(&mut self) -> Result<usize> {
+        let mut buf = std::mem::take(&mut self.buf);
+        let filled = self.fill_into(&mut buf);
+        self.buf = buf;
+        filled
+    }
+
+    fn fill_into(&mut self, buf: &mut [u8]) -> Result<usize> {
         let mut at = 0;
         while at < buf.len() {
             if self.head_at < self.head.len() {
                 let n = (self.head.len() - self.head_at).min(buf.len() - at);
                 buf[at..at + n].copy_from_slice(&self.head[self.head_at..self.head_at + n]);
                 (at, self.head_at) = (at + n, self.head_at + n);
-            } else if self.file.is_some() {
+            } else if let Some(cur) = &self.file {
+                if matches!(cur.bytes, Bytes::Mapped { .. }) {
+                    break;
+                }
                 at += self.file_bytes(&mut buf[at..])?;
             } else if let Some((path, e)) = self.entries.next() {
                 self.begin(path, e)?;
@@ -149,16 +222,30 @@ impl<'a> TarStream<'a> {
                 }
                 Bytes::Fetched(r)
             }
-            _ => Bytes::Reading {
-                f: File::open(source).map_err(|e| cannot_read(source, &e))?,
-                left: *size,
-                head: [0; HEAD],
-                held: 0,
-                hasher: self.digests.is_some().then(Hasher::new),
-            },
+            _ => self.open(source, *size)?,
         };
         self.file = Some(Current { source, size: *size, bytes });
         Ok(())
+    }
+
+    /// Opens a file to hand out: mapped when it is big (and still its
+    /// planned size), read otherwise.
+    fn open(&self, source: &'a Path, size: u64) -> Result<Bytes> {
+        let f = File::open(source).map_err(|e| cannot_read(source, &e))?;
+        let hasher = self.digests.is_some().then(Hasher::new);
+        if size >= MAP_MIN {
+            let now = f.metadata().map_err(|e| cannot_read(source, &e))?.len();
+            if now != size {
+                return Err(changed_size(source, size, now));
+            }
+            if let Some(map) = Mapped::map(&f, size) {
+                if let Some(look) = self.look {
+                    look(source, &map.bytes()[..HEAD]);
+                }
+                return Ok(Bytes::Mapped { f, map, at: 0, hasher });
+            }
+        }
+        Ok(Bytes::Reading { f, left: size, head: [0; HEAD], held: 0, hasher })
     }
 
     /// Hands out the next bytes of the current file into `buf`; at its end,
@@ -176,6 +263,7 @@ impl<'a> TarStream<'a> {
                 }
                 n
             }
+            Bytes::Mapped { .. } => unreachable!("a mapped file is handed out by mapped_piece"),
             Bytes::Reading { f, left, head, held, hasher } => {
                 let want = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
                 let n =
@@ -196,17 +284,24 @@ impl<'a> TarStream<'a> {
         Ok(n)
     }
 
-    /// Ends the current file: a file read here (not taken from the
-    /// read-ahead, which checked it) is looked at and must still have its
-    /// planned size, none of its planned bytes missing.
+    /// Ends the current file: a file read or mapped here (not taken from
+    /// the read-ahead, which checked it) is looked at and must still have
+    /// its planned size, none of its planned bytes missing.
     fn end_file(&mut self) -> Result<()> {
         let cur = self.file.take().expect("a file is being handed out");
-        if let Bytes::Reading { f, left, head, held, hasher } = cur.bytes {
-            if let Some(look) = self.look {
-                look(cur.source, &head[..held]);
+        let (f, missing, hasher) = match cur.bytes {
+            Bytes::Fetched(_) => (None, false, None),
+            Bytes::Reading { f, left, head, held, hasher } => {
+                if let Some(look) = self.look {
+                    look(cur.source, &head[..held]);
+                }
+                (Some(f), left != 0, hasher)
             }
+            Bytes::Mapped { f, map, hasher, .. } => (Some(f), map.cut_short(), hasher),
+        };
+        if let Some(f) = f {
             let now = f.metadata().map_err(|e| cannot_read(cur.source, &e))?.len();
-            if left != 0 || now != cur.size {
+            if missing || now != cur.size {
                 return Err(changed_size(cur.source, cur.size, now));
             }
             if let (Some(d), Some(h)) = (self.digests.as_mut(), hasher) {
@@ -222,15 +317,17 @@ impl<'a> TarStream<'a> {
 mod tests {
     use super::*;
 
-    /// Pulled in pieces of any size — splitting headers, padding, files read
-    /// here and files read ahead — the stream is the tar, and the look sees
-    /// each file's first bytes.
+    /// Pulled a piece at a time — headers and padding split across pieces,
+    /// files read here, read ahead, and mapped — the stream is the tar, and
+    /// the look sees each file's first bytes.
     #[test]
-    fn a_stream_pulled_in_odd_pieces_is_the_tar() {
+    fn a_stream_pulled_piece_by_piece_is_the_tar() {
         let d = tempfile::tempdir().unwrap();
-        let names: Vec<(String, usize)> = (0..80).map(|i| (format!("t/{i:02}/x.css"), (i * 131) % 1500)).collect();
+        let names: Vec<(String, usize)> = (0..400).map(|i| (format!("t/{i:03}/x.css"), (i * 1031) % 3000)).collect();
         let mut files: Vec<(&str, usize)> = names.iter().map(|(p, n)| (p.as_str(), *n)).collect();
-        files.push(("big.jar", 700_001));
+        // Mapped (three pieces, the last short), read here (big but below
+        // the mapping threshold), and mapped at exactly one piece.
+        files.extend([("big.jar", 700_001), ("mid.jar", 200_000), ("one.jar", STREAM_BUFFER)]);
         let spec = crate::layer::hash::tests::spec(d.path(), "mixed", &files);
         let mut want = Vec::new();
         let mut want_digests = Vec::new();
@@ -242,15 +339,18 @@ mod tests {
             *looked.lock().unwrap() += 1;
         };
         let mut got = Vec::new();
+        let mut mapped = 0;
         let digests = std::thread::scope(|scope| {
             let mut stream = spec.stream(scope, true, Some(&look));
-            for piece in [1, 7, 511, 513, 4096, 100_000].into_iter().cycle() {
-                let mut buf = vec![0u8; piece];
-                let n = stream.fill(&mut buf).unwrap();
-                got.extend_from_slice(&buf[..n]);
-                if n < piece {
+            loop {
+                let piece = stream.pull().unwrap().to_vec();
+                if piece.is_empty() {
                     break;
                 }
+                assert!(piece.len() <= STREAM_BUFFER);
+                assert!(stream.piece() == piece.as_slice(), "piece shows the last piece again");
+                mapped += usize::from(matches!(stream.piece, Piece::Mapped(_)));
+                got.extend_from_slice(stream.piece());
             }
             stream.take_digests()
         });
@@ -258,22 +358,22 @@ mod tests {
         assert!(got == want, "the pieces differ from the tar");
         assert_eq!(digests, want_digests);
         assert_eq!(*looked.lock().unwrap(), files.len());
+        assert_eq!(mapped, 3 + 1, "big.jar in three pieces and one.jar in one, straight from their mappings");
     }
 
-    /// A file read here (not read ahead) that grew or shrank since it was
-    /// planned fails the stream, naming it with both sizes.
+    /// A file read or mapped here (not read ahead) that grew or shrank since
+    /// it was planned fails the stream, naming it with both sizes.
     #[test]
     fn a_streamed_file_that_changed_size_fails_naming_it() {
-        for (now, planned) in [(700_001, 700_000), (700_000, 700_001)] {
+        for (now, planned) in [(700_001, 700_000), (700_000, 700_001), (200_001, 200_000), (200_000, 200_001)] {
             let d = tempfile::tempdir().unwrap();
             let spec = crate::layer::hash::tests::spec(d.path(), "big", &[("big.jar", planned)]);
             std::fs::write(d.path().join("big.jar"), vec![1u8; now]).unwrap();
             let e = std::thread::scope(|scope| {
                 let mut stream = spec.stream(scope, false, None);
-                let mut buf = vec![0u8; 64 << 10];
                 loop {
-                    match stream.fill(&mut buf) {
-                        Ok(n) if n < buf.len() => panic!("the tar ended without noticing big.jar changed"),
+                    match stream.pull() {
+                        Ok([]) => panic!("the tar ended without noticing big.jar changed"),
                         Ok(_) => {}
                         Err(e) => break e.to_string(),
                     }
@@ -282,5 +382,35 @@ mod tests {
             assert!(e.contains("big.jar: changed while the image was being built"), "{e}");
             assert!(e.contains(&format!("({planned} bytes planned, {now} now)")), "{e}");
         }
+    }
+
+    /// A mapped file cut short while its pieces are being handed out reads
+    /// as zeros past its new end (instead of killing the process), and the
+    /// stream fails naming it.
+    #[test]
+    fn a_mapped_file_cut_short_midway_fails_the_stream() {
+        let d = tempfile::tempdir().unwrap();
+        let spec = crate::layer::hash::tests::spec(d.path(), "big", &[("big.jar", 3 << 20)]);
+        let e = std::thread::scope(|scope| {
+            let mut stream = spec.stream(scope, false, None);
+            let mut pieces = 0;
+            loop {
+                match stream.pull() {
+                    Ok([]) => panic!("the tar ended without noticing big.jar was cut short"),
+                    // Every byte is read, as hashing would.
+                    Ok(piece) => {
+                        std::hint::black_box(piece.iter().map(|&b| u64::from(b)).sum::<u64>());
+                    }
+                    Err(e) => break e.to_string(),
+                }
+                pieces += 1;
+                if pieces == 2 {
+                    let f = std::fs::OpenOptions::new().write(true).open(d.path().join("big.jar")).unwrap();
+                    f.set_len(4096).unwrap();
+                }
+            }
+        });
+        assert!(e.contains("big.jar: changed while the image was being built"), "{e}");
+        assert!(e.contains(&format!("({} bytes planned, 4096 now)", 3 << 20)), "{e}");
     }
 }
