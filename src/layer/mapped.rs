@@ -1,6 +1,8 @@
-//! A big source file mapped into memory, so that its bytes are hashed where
-//! the page cache holds them instead of being copied out by `read` first
-//! (the copy costs about a fifth of hashing two streams on a core).
+//! A big source file mapped into memory a window at a time, so that its
+//! bytes are hashed where the page cache holds them instead of being copied
+//! out by `read` first (the copy costs about a fifth of hashing two streams
+//! on a core). Windows keep what is mapped at once — and counted in the
+//! process's resident memory — small, however big the file.
 //!
 //! A mapped file that shrinks while it is read would kill the process with
 //! `SIGBUS` at the first page past its new end. A handler installed once
@@ -12,7 +14,10 @@
 
 use std::fs::File;
 
-/// A file's first `len` bytes, mapped read-only.
+/// Bytes mapped at once per file, at most (a multiple of any page size).
+pub const WINDOW: u64 = 2 << 20;
+
+/// `len` bytes of a file from a multiple of [`WINDOW`], mapped read-only.
 pub struct Mapped {
     ptr: *const u8,
     len: usize,
@@ -25,12 +30,14 @@ unsafe impl Send for Mapped {}
 unsafe impl Sync for Mapped {}
 
 impl Mapped {
-    /// Maps `len` bytes of `file` (all of it, as planned), its pages read in
-    /// at once. `None` where it cannot be mapped safely or at all (no
-    /// `SIGBUS` guard free, a file system without `mmap`, an empty file):
-    /// the caller reads it instead.
-    pub fn map(file: &File, len: u64) -> Option<Mapped> {
+    /// Maps `len` bytes (at most a [`WINDOW`]) of `file` from `at` (a
+    /// multiple of it), its pages read in at once. `None` where it cannot be
+    /// mapped safely or at all (no `SIGBUS` guard free, a file system
+    /// without `mmap`, nothing to map): the caller reads it instead.
+    pub fn map(file: &File, at: u64, len: u64) -> Option<Mapped> {
         use std::os::fd::AsRawFd;
+        debug_assert!(at.is_multiple_of(WINDOW) && len <= WINDOW);
+        let offset = libc::off_t::try_from(at).ok()?;
         let len = usize::try_from(len).ok().filter(|&n| n > 0)?;
         let slot = guard::claim()?;
         // SAFETY: a fresh read-only private mapping of an open descriptor;
@@ -42,7 +49,7 @@ impl Mapped {
                 libc::PROT_READ,
                 libc::MAP_PRIVATE | libc::MAP_POPULATE,
                 file.as_raw_fd(),
-                0,
+                offset,
             )
         };
         if ptr == libc::MAP_FAILED {
@@ -213,10 +220,10 @@ mod tests {
         let mut f = tempfile::tempfile().unwrap();
         let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 13) as u8).collect();
         f.write_all(&bytes).unwrap();
-        let m = Mapped::map(&f, bytes.len() as u64).expect("a regular file maps");
+        let m = Mapped::map(&f, 0, bytes.len() as u64).expect("a regular file maps");
         assert!(m.bytes() == &bytes[..]);
         assert!(!m.cut_short());
-        assert!(Mapped::map(&f, 0).is_none(), "nothing to map");
+        assert!(Mapped::map(&f, 0, 0).is_none(), "nothing to map");
     }
 
     /// A file cut short while mapped reads as zeros past its new end, marks
@@ -225,7 +232,7 @@ mod tests {
     fn a_file_cut_short_while_mapped_reads_zeros_and_is_marked() {
         let mut f = tempfile::tempfile().unwrap();
         f.write_all(&vec![7u8; 1 << 20]).unwrap();
-        let m = Mapped::map(&f, 1 << 20).unwrap();
+        let m = Mapped::map(&f, 0, 1 << 20).unwrap();
         f.set_len(10_000).unwrap();
         let bytes = m.bytes();
         assert_eq!(bytes[9_999], 7);
@@ -234,7 +241,16 @@ mod tests {
         let sum: u64 = bytes.iter().map(|&b| u64::from(b)).sum();
         assert!(sum < 7 * 16_384, "past the end reads as zeros");
         drop(m);
-        let again = Mapped::map(&f, 10_000).unwrap();
+        let again = Mapped::map(&f, 0, 10_000).unwrap();
         assert!(!again.cut_short(), "a released slot starts clean");
+    }
+
+    #[test]
+    fn a_window_past_the_first_maps_its_own_bytes() {
+        let mut f = tempfile::tempfile().unwrap();
+        let bytes: Vec<u8> = (0..WINDOW + 5000).map(|i| (i % 251) as u8).collect();
+        f.write_all(&bytes).unwrap();
+        let m = Mapped::map(&f, WINDOW, 5000).unwrap();
+        assert!(m.bytes() == &bytes[WINDOW as usize..]);
     }
 }

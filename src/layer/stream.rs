@@ -12,7 +12,7 @@ use std::ops::Range;
 use std::path::Path;
 use std::thread::Scope;
 
-use super::mapped::Mapped;
+use super::mapped::{Mapped, WINDOW};
 use super::prefetch::{self, Prefetch, Taker};
 use super::{cannot_read, changed_size, tar, threads, EntryKind, LayerEntry, LayerSpec, Look, HEAD, STREAM_BUFFER};
 use crate::digest::{Digest, Hasher};
@@ -64,8 +64,9 @@ enum Bytes {
     /// Being read; `left` bytes to go, `head` its first bytes, `hasher` its
     /// digest when digests are taken.
     Reading { f: File, left: u64, head: [u8; HEAD], held: usize, hasher: Option<Hasher> },
-    /// Mapped; handed out up to `at`.
-    Mapped { f: File, map: Mapped, at: usize, hasher: Option<Hasher> },
+    /// Mapped a window at a time: `map` is the window from `base`, handed
+    /// out up to `at`; `short` once a window was cut short.
+    Mapped { f: File, map: Mapped, base: u64, at: usize, short: bool, hasher: Option<Hasher> },
 }
 
 impl LayerSpec {
@@ -125,18 +126,26 @@ impl<'a> TarStream<'a> {
         }
     }
 
-    /// The next stretch of the current file when it is mapped (ending it
-    /// once all of it was handed out).
+    /// The next stretch of the current file when it is mapped (mapping its
+    /// next window, or ending it once all of it was handed out).
     fn mapped_piece(&mut self) -> Result<Option<Range<usize>>> {
-        let Some(Current { bytes: Bytes::Mapped { map, at, hasher, .. }, .. }) = self.file.as_mut() else {
+        let Some(Current { source, size, bytes: Bytes::Mapped { f, map, base, at, short, hasher } }) =
+            self.file.as_mut()
+        else {
             return Ok(None);
         };
-        let len = map.bytes().len();
-        if *at == len {
-            self.end_file()?;
-            return Ok(None);
+        if *at == map.bytes().len() {
+            let next = *base + *at as u64;
+            if next == *size {
+                self.end_file()?;
+                return Ok(None);
+            }
+            *short |= map.cut_short();
+            *map = Mapped::map(f, next, (*size - next).min(WINDOW))
+                .ok_or_else(|| cannot_read(source, &std::io::Error::other("it could not be mapped")))?;
+            (*base, *at) = (next, 0);
         }
-        let r = *at..len.min(*at + STREAM_BUFFER);
+        let r = *at..map.bytes().len().min(*at + STREAM_BUFFER);
         if let Some(h) = hasher {
             h.update(&map.bytes()[r.clone()]);
         }
@@ -238,11 +247,11 @@ impl<'a> TarStream<'a> {
             if now != size {
                 return Err(changed_size(source, size, now));
             }
-            if let Some(map) = Mapped::map(&f, size) {
+            if let Some(map) = Mapped::map(&f, 0, size.min(WINDOW)) {
                 if let Some(look) = self.look {
                     look(source, &map.bytes()[..HEAD]);
                 }
-                return Ok(Bytes::Mapped { f, map, at: 0, hasher });
+                return Ok(Bytes::Mapped { f, map, base: 0, at: 0, short: false, hasher });
             }
         }
         Ok(Bytes::Reading { f, left: size, head: [0; HEAD], held: 0, hasher })
@@ -297,7 +306,7 @@ impl<'a> TarStream<'a> {
                 }
                 (Some(f), left != 0, hasher)
             }
-            Bytes::Mapped { f, map, hasher, .. } => (Some(f), map.cut_short(), hasher),
+            Bytes::Mapped { f, map, short, hasher, .. } => (Some(f), short || map.cut_short(), hasher),
         };
         if let Some(f) = f {
             let now = f.metadata().map_err(|e| cannot_read(cur.source, &e))?.len();
@@ -326,8 +335,15 @@ mod tests {
         let names: Vec<(String, usize)> = (0..400).map(|i| (format!("t/{i:03}/x.css"), (i * 1031) % 3000)).collect();
         let mut files: Vec<(&str, usize)> = names.iter().map(|(p, n)| (p.as_str(), *n)).collect();
         // Mapped (three pieces, the last short), read here (big but below
-        // the mapping threshold), and mapped at exactly one piece.
-        files.extend([("big.jar", 700_001), ("mid.jar", 200_000), ("one.jar", STREAM_BUFFER)]);
+        // the mapping threshold), mapped at exactly one piece, and mapped in
+        // two windows.
+        let two_windows = WINDOW as usize + 300_000;
+        files.extend([
+            ("big.jar", 700_001),
+            ("mid.jar", 200_000),
+            ("one.jar", STREAM_BUFFER),
+            ("two.jar", two_windows),
+        ]);
         let spec = crate::layer::hash::tests::spec(d.path(), "mixed", &files);
         let mut want = Vec::new();
         let mut want_digests = Vec::new();
@@ -358,7 +374,8 @@ mod tests {
         assert!(got == want, "the pieces differ from the tar");
         assert_eq!(digests, want_digests);
         assert_eq!(*looked.lock().unwrap(), files.len());
-        assert_eq!(mapped, 3 + 1, "big.jar in three pieces and one.jar in one, straight from their mappings");
+        let windows = (WINDOW as usize).div_ceil(STREAM_BUFFER) + 300_000usize.div_ceil(STREAM_BUFFER);
+        assert_eq!(mapped, 3 + 1 + windows, "the mapped files' pieces come straight from their mappings");
     }
 
     /// A file read or mapped here (not read ahead) that grew or shrank since
@@ -390,7 +407,8 @@ mod tests {
     #[test]
     fn a_mapped_file_cut_short_midway_fails_the_stream() {
         let d = tempfile::tempdir().unwrap();
-        let spec = crate::layer::hash::tests::spec(d.path(), "big", &[("big.jar", 3 << 20)]);
+        let size = WINDOW as usize + (1 << 20);
+        let spec = crate::layer::hash::tests::spec(d.path(), "big", &[("big.jar", size)]);
         let e = std::thread::scope(|scope| {
             let mut stream = spec.stream(scope, false, None);
             let mut pieces = 0;
@@ -411,6 +429,6 @@ mod tests {
             }
         });
         assert!(e.contains("big.jar: changed while the image was being built"), "{e}");
-        assert!(e.contains(&format!("({} bytes planned, 4096 now)", 3 << 20)), "{e}");
+        assert!(e.contains(&format!("({size} bytes planned, 4096 now)")), "{e}");
     }
 }
