@@ -397,7 +397,12 @@ impl Cache {
         if !self.enabled() {
             return;
         }
-        self.lock().kept.extend(files);
+        let mut s = self.lock();
+        // Nothing to keep when the cache holds no file yet (a fresh one):
+        // files added from here on are kept anyway.
+        if s.files_raw.is_some() || !s.files.is_empty() {
+            s.kept.extend(files);
+        }
     }
 
     /// Keeps every file entry when the cache is saved: for a run that knows
