@@ -146,6 +146,77 @@ impl LayerSpec {
         }
     }
 
+    /// The layer of `items`, each added by `add` — on every core for many
+    /// items: consecutive runs of them are planned as layers of their own
+    /// and merged. The result is the layer adding them one after the other
+    /// gives, and so is any error: when a run fails, or two runs place
+    /// different things at one path, they are added one after the other
+    /// again to fail as that would.
+    pub fn collect<T: Sync>(
+        name: &str,
+        mtime: u64,
+        items: &[T],
+        add: impl Fn(&mut LayerSpec, &T) -> Result<()> + Sync,
+    ) -> Result<LayerSpec> {
+        Self::collect_in(threads(), name, mtime, items, add)
+    }
+
+    fn collect_in<T: Sync>(
+        runs: usize,
+        name: &str,
+        mtime: u64,
+        items: &[T],
+        add: impl Fn(&mut LayerSpec, &T) -> Result<()> + Sync,
+    ) -> Result<LayerSpec> {
+        let one_by_one = |items: &[T]| {
+            let mut spec = LayerSpec::new(name, mtime);
+            for item in items {
+                add(&mut spec, item)?;
+            }
+            Ok(spec)
+        };
+        if runs < 2 || items.len() < COLLECT_RUN {
+            return one_by_one(items);
+        }
+        let chunk = items.len().div_ceil(runs).max(COLLECT_RUN / 2);
+        let mut parts = map_chunks(items, chunk, one_by_one).into_iter();
+        let mut spec = parts.next().expect("at least one run")?;
+        for part in parts {
+            if !part.is_ok_and(|part| spec.merge(part)) {
+                return one_by_one(items);
+            }
+        }
+        Ok(spec)
+    }
+
+    /// Moves the entries of `later` (planned after this layer's) into it;
+    /// `false`, leaving it part-merged, when both place something at one
+    /// path that is not a folder in both (a folder in both stays as this
+    /// layer has it, as adding it again would leave it).
+    fn merge(&mut self, mut later: LayerSpec) -> bool {
+        let Some(last) = self.entries.keys().next_back().cloned() else {
+            self.entries = later.entries;
+            self.last_parent = later.last_parent;
+            return true;
+        };
+        let mut both = Vec::new();
+        for (path, e) in
+            later.entries.range::<str, _>((std::ops::Bound::Unbounded, std::ops::Bound::Included(last.as_str())))
+        {
+            match self.entries.get(path) {
+                Some(mine) if mine.kind == EntryKind::Dir && e.kind == EntryKind::Dir => both.push(path.clone()),
+                Some(_) => return false,
+                None => {}
+            }
+        }
+        for path in both {
+            later.entries.remove(&path);
+        }
+        self.entries.append(&mut later.entries);
+        self.last_parent = later.last_parent;
+        true
+    }
+
     /// Adds `src` at absolute image path `dest`, with explicit entries for
     /// every parent directory.
     pub fn add(&mut self, dest: &str, src: &SourceEntry, placement: &Placement) -> Result<()> {
@@ -288,33 +359,49 @@ impl LayerSpec {
     /// with `keys`, the [`StatKey`]s of [`LayerSpec::files`] in order. Equal
     /// fingerprints mean equal tars as long as the keys vouch for the content.
     pub fn fingerprint(&self, keys: &[StatKey]) -> Digest {
-        let mut h = crate::digest::Blocks::new();
-        h.update(b"wso2img layer fingerprint 1\0");
-        h.update(tar::writer_fingerprint().bytes());
-        h.update(&self.mtime.to_le_bytes());
-        h.update(&(self.entries.len() as u64).to_le_bytes());
         let mut keys = keys.iter();
-        for (path, e) in &self.entries {
-            h.field(path.as_bytes());
-            h.update(&e.mode.to_le_bytes());
-            h.update(&e.owner.uid.to_le_bytes());
-            h.update(&e.owner.gid.to_le_bytes());
-            match &e.kind {
-                EntryKind::Dir => h.update(b"d"),
-                EntryKind::Symlink { target } => {
-                    h.update(b"l");
-                    h.field(target.as_bytes());
-                }
-                EntryKind::File { source, size } => {
-                    h.update(b"f");
-                    h.update(&size.to_le_bytes());
-                    h.field(source.as_os_str().as_encoded_bytes());
-                    match keys.next() {
-                        Some(k) => h.with(|buf| k.encode(buf)),
-                        None => h.update(b"no key"),
+        let entries: Vec<(&str, &LayerEntry, Option<&StatKey>)> = self
+            .entries
+            .iter()
+            .map(|(path, e)| {
+                (path.as_str(), e, if matches!(e.kind, EntryKind::File { .. }) { keys.next() } else { None })
+            })
+            .collect();
+        // Runs of entries digested on every core; the runs do not depend on
+        // the number of cores.
+        let runs = map_chunks(&entries, FINGERPRINT_RUN, |run| {
+            let mut h = crate::digest::Blocks::new();
+            for &(path, e, key) in run {
+                h.field(path.as_bytes());
+                h.update(&e.mode.to_le_bytes());
+                h.update(&e.owner.uid.to_le_bytes());
+                h.update(&e.owner.gid.to_le_bytes());
+                match &e.kind {
+                    EntryKind::Dir => h.update(b"d"),
+                    EntryKind::Symlink { target } => {
+                        h.update(b"l");
+                        h.field(target.as_bytes());
+                    }
+                    EntryKind::File { source, size } => {
+                        h.update(b"f");
+                        h.update(&size.to_le_bytes());
+                        h.field(source.as_os_str().as_encoded_bytes());
+                        match key {
+                            Some(k) => h.with(|buf| k.encode(buf)),
+                            None => h.update(b"no key"),
+                        }
                     }
                 }
             }
+            h.finish()
+        });
+        let mut h = crate::digest::Blocks::new();
+        h.update(b"wso2img layer fingerprint 2\0");
+        h.update(tar::writer_fingerprint().bytes());
+        h.update(&self.mtime.to_le_bytes());
+        h.update(&(self.entries.len() as u64).to_le_bytes());
+        for run in runs {
+            h.update(run.bytes());
         }
         h.finish()
     }
@@ -345,6 +432,13 @@ impl LayerSpec {
         })
     }
 }
+
+/// Runs of at least half this many items are planned on a core of their
+/// own ([`LayerSpec::collect`]); fewer items are not worth a thread.
+const COLLECT_RUN: usize = 4096;
+
+/// Entries per run of a layer's fingerprint, each run digested on its own.
+const FINGERPRINT_RUN: usize = 8192;
 
 /// How much of a layer's tar is pulled at a time.
 pub const STREAM_BUFFER: usize = 256 << 10;
@@ -484,4 +578,87 @@ fn compress_with(
         let _ = std::fs::remove_file(&tmp_path);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(i: usize, rel: String) -> SourceEntry {
+        SourceEntry {
+            path: PathBuf::from(format!("/src/{rel}")),
+            rel,
+            kind: SourceKind::File { size: i as u64, executable: i % 5 == 0 },
+            origin: None,
+            key: None,
+            head: None,
+        }
+    }
+
+    fn placement() -> Placement {
+        Placement {
+            owner: Owner { uid: 7, gid: 7 },
+            owned_root: "/opt".into(),
+            file_mode: None,
+            group_like_owner: false,
+        }
+    }
+
+    /// Where item `e` goes: folder by folder, except that every third
+    /// item lands in a tree that sorts before the others (as tenant themes
+    /// do), so runs interleave.
+    fn dest(e: &SourceEntry) -> String {
+        match e.kind {
+            SourceKind::File { size, .. } if size % 3 == 0 => format!("/opt/a/{}", e.rel),
+            _ => format!("/opt/z/{}", e.rel),
+        }
+    }
+
+    /// Planned in runs on every core (and merged), a layer is the one the
+    /// items make added one by one: entries, modes, owners, folders.
+    #[test]
+    fn collected_in_runs_the_layer_is_the_one_added_one_by_one() {
+        let mut items: Vec<SourceEntry> = (0..10_000).map(|i| file(i, format!("d{:03}/f{i:05}", i / 40))).collect();
+        items.push(SourceEntry { kind: SourceKind::Dir, ..file(1, "empty".into()) });
+        items
+            .push(SourceEntry { kind: SourceKind::Symlink { target: "d000/f00001".into() }, ..file(1, "link".into()) });
+        let p = placement();
+        let add = |s: &mut LayerSpec, e: &SourceEntry| s.add(&dest(e), e, &p);
+        let one = LayerSpec::collect_in(1, "t", 9, &items, add).unwrap();
+        assert_eq!(one.file_count(), 10_001);
+        for runs in [2, 3, 7] {
+            let spec = LayerSpec::collect_in(runs, "t", 9, &items, add).unwrap();
+            assert!(spec == one, "{runs} runs");
+            assert_eq!(spec.entries().map(|(p, _)| p.to_string()).collect::<Vec<_>>().len(), one.entry_count());
+        }
+    }
+
+    /// Two runs placing different things at one path, or one run failing,
+    /// fail with the error adding the items one by one gives.
+    #[test]
+    fn conflicts_between_runs_fail_as_adding_one_by_one_does() {
+        let p = placement();
+        let add = |s: &mut LayerSpec, e: &SourceEntry| {
+            let dest = match e.rel.as_str() {
+                "d225/f09000" => "/opt/z/d000/f00001".to_string(),
+                "d225/f09001" => "/opt/z/d000/f00002/under".to_string(),
+                "d225/f09002" => "/opt/../escape".to_string(),
+                _ => format!("/opt/z/{}", e.rel),
+            };
+            s.add(&dest, e, &p)
+        };
+        let all: Vec<SourceEntry> = (0..10_000).map(|i| file(i, format!("d{:03}/f{i:05}", i / 40))).collect();
+        let without = |skip: &[usize]| -> Vec<SourceEntry> {
+            all.iter().enumerate().filter(|(i, _)| !skip.contains(i)).map(|(_, e)| e.clone()).collect()
+        };
+        // A file where an earlier run put one; a file under an earlier file;
+        // a path that leaves the image.
+        for items in [without(&[9001, 9002]), without(&[9000, 9002]), without(&[9000, 9001])] {
+            let want = LayerSpec::collect_in(1, "t", 9, &items, add).unwrap_err().to_string();
+            let got = LayerSpec::collect_in(2, "t", 9, &items, add).unwrap_err().to_string();
+            assert_eq!(got, want);
+        }
+        let one = LayerSpec::collect_in(1, "t", 9, &without(&[9001, 9002]), add).unwrap_err().to_string();
+        assert!(one.contains("lands on /opt/z/d000/f00001"), "{one}");
+    }
 }

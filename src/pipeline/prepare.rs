@@ -900,7 +900,6 @@ fn layer_spec(
     mtime: u64,
     arbitrary_uid: bool,
 ) -> Result<LayerSpec> {
-    let mut spec = LayerSpec::new(name, mtime);
     let placement = Placement {
         owner: facts.owner,
         owned_root: facts.user_home.clone(),
@@ -911,10 +910,10 @@ fn layer_spec(
         LayerKind::Overlays => facts.product_home.clone(),
         k => format!("{}/{}", facts.product_home, wso2::kind_root(k)),
     };
-    for e in entries {
-        let Some(dest) = destination(kind, &e.rel, facts)? else { continue };
-        spec.add(&dest, e, &placement).map_err(|err| err.context(label))?;
-    }
+    let mut spec = LayerSpec::collect(name, mtime, entries, |spec, e| {
+        let Some(dest) = destination(kind, &e.rel, facts)? else { return Ok(()) };
+        spec.add(&dest, e, &placement).map_err(|err| err.context(label))
+    })?;
     spec.description = format!(
         "wso2img {}: {} file{} from {label}/ into {root} (owner {})",
         name,
