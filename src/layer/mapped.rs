@@ -144,15 +144,18 @@ mod guard {
         let page =
             usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok().filter(|p| p.is_power_of_two())?;
         // SAFETY: a zeroed sigaction is valid; `on_sigbus` has the
-        // SA_SIGINFO signature; PREVIOUS is written here once, before any
-        // SIGBUS can reach `on_sigbus`.
+        // SA_SIGINFO signature; PREVIOUS is written here once (this runs
+        // once), before `on_sigbus` is installed to read it.
         unsafe {
+            let previous = std::ptr::addr_of_mut!(PREVIOUS).cast::<libc::sigaction>();
+            if libc::sigaction(libc::SIGBUS, std::ptr::null(), previous) != 0 {
+                return None;
+            }
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = on_sigbus as *const () as usize;
             action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
             libc::sigemptyset(&mut action.sa_mask);
-            let previous = std::ptr::addr_of_mut!(PREVIOUS).cast::<libc::sigaction>();
-            if libc::sigaction(libc::SIGBUS, &action, previous) != 0 {
+            if libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut()) != 0 {
                 return None;
             }
         }
