@@ -10,7 +10,9 @@
 #         unchanged rebuild into an OCI layout, and the registry's own ingest
 #         time for the bytes wso2img uploaded (one plain PUT), with the targets
 #         of issue 12 as ratios. The sub-second rows (no change, both sides,
-#         and the layout rebuild) are the median of REPEAT runs each.
+#         and the layout rebuild) are the median of REPEAT runs each, taken
+#         round by round (BuildKit, fresh, warm, layout) so that the VM's
+#         drifting speed weighs on every row alike.
 #
 # Prints each time, the ratios, wso2img's peak memory and the bytes it
 # uploaded. Run as root on Debian: bench/run.sh [small|large|all] (default all)
@@ -78,18 +80,14 @@ wso2img_run() { # key [wso2img args...]: times one build, keeps its peak RSS, up
   echo "$out" >"$work/last.json"
 }
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-wso2img_median() { # key runs [wso2img args...]: the median time of `runs` builds, their highest peak RSS;
-  # with FRESH set, that folder (a cache home) is emptied before each run
-  local key=$1 n=$2 i rss=0 times=(); shift 2
-  for i in $(seq 1 "$n"); do
-    if [ -n "${FRESH:-}" ]; then rm -rf "$FRESH"; fi
-    wso2img_run "$key" "$@"
-    times+=("${T[wso2img_$key]}")
-    if [ "${T[wso2img_rss_$key]}" -gt "$rss" ]; then rss=${T[wso2img_rss_$key]}; fi
-  done
-  T[wso2img_$key]=$(printf '%s\n' "${times[@]}" | median)
-  T[wso2img_rss_$key]=$rss
+declare -A SAMPLES
+wso2img_sample() { # key [wso2img args...]: one more run of a row whose median counts (wso2img_settle), keeping its highest peak RSS
+  local key=$1 rss=${T[wso2img_rss_$1]:-0}; shift
+  wso2img_run "$key" "$@"
+  SAMPLES[$key]="${SAMPLES[$key]:-} ${T[wso2img_$key]}"
+  if [ "$rss" -gt "${T[wso2img_rss_$key]}" ]; then T[wso2img_rss_$key]=$rss; fi
 }
+wso2img_settle() { T[wso2img_$1]=$(printf '%s\n' ${SAMPLES[$1]} | median); }
 dockerfile() { # base-ref: the four COPY steps every peer builds
   local home=/home/wso2carbon/wso2am-4.3.0
   cat >Dockerfile <<DF
@@ -183,20 +181,25 @@ large() {
   mapfile -t blobs < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); [print(l["digest"]) for l in r["layers"]]' "$work/last.json")
   T[ingest]=$(ingest_time "${blobs[@]}")
   T[ingest_bytes]=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(sum(l["size"] for l in r["layers"]))' "$work/last.json")
-  echo "== large: no change (each row the median of $REPEAT runs)"
+  echo "== large: first write into an OCI layout"
+  XDG_CACHE_HOME="$work/cache-warm" wso2img_run llayout1 --to "oci:$work/llayout"
+  sync # the first write's 1.1 GB is on disk before anything is timed
+  echo "== large: no change and unchanged layout rebuild ($REPEAT rounds, each row the median)"
+  # Round by round, so that the VM's drifting speed weighs on every row alike.
   local bk=() i
-  for i in $(seq 1 "$REPEAT"); do bk+=("$(docker_run bk-large 1 v1)"); done
+  for i in $(seq 1 "$REPEAT"); do
+    bk+=("$(docker_run bk-large 1 v1)")
+    rm -rf "$work/cache-fresh"
+    XDG_CACHE_HOME="$work/cache-fresh" wso2img_sample lfresh --push
+    XDG_CACHE_HOME="$work/cache-warm" wso2img_sample lwarm --push
+    XDG_CACHE_HOME="$work/cache-warm" wso2img_sample llayout2 --to "oci:$work/llayout"
+  done
   T[bk_nochange]=$(printf '%s\n' "${bk[@]}" | median)
-  FRESH="$work/cache-fresh" XDG_CACHE_HOME="$work/cache-fresh" wso2img_median lfresh "$REPEAT" --push
-  XDG_CACHE_HOME="$work/cache-warm" wso2img_median lwarm "$REPEAT" --push
+  for k in lfresh lwarm llayout2; do wso2img_settle "$k"; done
   echo "== large: one jar changed"
   printf 'X' | dd of="$work/large/jars/acme-module000-1.0.0.jar" bs=1 seek=4096 conv=notrunc status=none
   T[bk_onejar]=$(docker_run bk-large 1 v2)
   XDG_CACHE_HOME="$work/cache-warm" wso2img_run lonejar --push
-  echo "== large: unchanged rebuild into an OCI layout"
-  XDG_CACHE_HOME="$work/cache-warm" wso2img_run llayout1 --to "oci:$work/llayout"
-  sync # the first write's 1.1 GB is on disk before the rebuild is timed
-  XDG_CACHE_HOME="$work/cache-warm" wso2img_median llayout2 "$REPEAT" --to "oci:$work/llayout"
 
   local b
   printf '\n%-34s %10s %10s %10s %12s %13s %s\n' "large scenario" buildkit wso2img ratio "peak RSS" uploaded status

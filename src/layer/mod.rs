@@ -588,7 +588,7 @@ mod tests {
         SourceEntry {
             path: PathBuf::from(format!("/src/{rel}")),
             rel,
-            kind: SourceKind::File { size: i as u64, executable: i % 5 == 0 },
+            kind: SourceKind::File { size: i as u64, executable: i.is_multiple_of(5) },
             origin: None,
             key: None,
             head: None,
