@@ -56,7 +56,7 @@ trap cleanup EXIT
 for _ in $(seq 1 120); do $DOCKER info >/dev/null 2>&1 && break; sleep 0.5; done
 
 now() { date +%s.%N; }
-REPEAT=5 # runs per sub-second row (large: no change, layout rebuild); the median counts
+REPEAT=7 # runs per sub-second row (large: no change, layout rebuild); the median counts
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
 declare -A T
 fresh_docker() {
