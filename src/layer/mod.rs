@@ -417,7 +417,7 @@ impl LayerSpec {
         std::thread::scope(|scope| {
             let mut stream = self.stream(scope, digests.is_some(), look);
             loop {
-                let piece = stream.pull()?;
+                let piece = stream.pull_private()?;
                 if piece.is_empty() {
                     break;
                 }

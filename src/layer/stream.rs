@@ -2,8 +2,10 @@
 //! ([`TarStream::pull`]): headers and small files are laid out in the
 //! stream's own buffer (small files copied from the read-ahead, or read into
 //! it), and a big file is handed out straight from its mapping
-//! ([`super::mapped`]), so that its bytes are hashed or written where the
-//! page cache holds them and one thread can hash two layers side by side.
+//! ([`super::mapped`]), so that hashing reads its bytes where the page cache
+//! holds them and one thread can hash two layers side by side. Writers pull
+//! private pieces ([`TarStream::pull_private`]): what they hash is then what
+//! they write, even if a file is rewritten in place meanwhile.
 
 use std::collections::btree_map;
 use std::fs::File;
@@ -107,11 +109,26 @@ impl LayerSpec {
 impl<'a> TarStream<'a> {
     /// The next piece of the tar (at most [`STREAM_BUFFER`] bytes), empty
     /// once it ended; [`TarStream::piece`] shows it again until the next
-    /// call. Fails naming the file that cannot be read, or that changed
-    /// size since it was planned.
+    /// call. A big file's piece is its mapping itself: a file rewritten in
+    /// place meanwhile may show other bytes each time it is read, so a
+    /// caller that reads a piece more than once wants
+    /// [`TarStream::pull_private`]. Fails naming the file that cannot be
+    /// read, or that changed size since it was planned.
     pub fn pull(&mut self) -> Result<&[u8]> {
-        self.piece = match self.mapped_piece()? {
-            Some(r) => Piece::Mapped(r),
+        self.pull_as(false)
+    }
+
+    /// Like [`TarStream::pull`], every piece in the stream's own buffer (a
+    /// big file's copied out of its mapping): what a writer that hashes and
+    /// compresses the same bytes needs, so that the blob it writes always
+    /// has the digest it computes.
+    pub fn pull_private(&mut self) -> Result<&[u8]> {
+        self.pull_as(true)
+    }
+
+    fn pull_as(&mut self, private: bool) -> Result<&[u8]> {
+        self.piece = match self.mapped_piece(private)? {
+            Some(piece) => piece,
             None => Piece::Buf(self.fill()?),
         };
         Ok(self.piece())
@@ -127,8 +144,10 @@ impl<'a> TarStream<'a> {
     }
 
     /// The next stretch of the current file when it is mapped (mapping its
-    /// next window, or ending it once all of it was handed out).
-    fn mapped_piece(&mut self) -> Result<Option<Range<usize>>> {
+    /// next window, or ending it once all of it was handed out), `private`
+    /// copied into the stream's buffer; its digest is taken from the bytes
+    /// handed out.
+    fn mapped_piece(&mut self, private: bool) -> Result<Option<Piece>> {
         let Some(Current { source, size, bytes: Bytes::Mapped { f, map, base, at, short, hasher } }) =
             self.file.as_mut()
         else {
@@ -146,11 +165,18 @@ impl<'a> TarStream<'a> {
             (*base, *at) = (next, 0);
         }
         let r = *at..map.bytes().len().min(*at + STREAM_BUFFER);
-        if let Some(h) = hasher {
-            h.update(&map.bytes()[r.clone()]);
-        }
         *at = r.end;
-        Ok(Some(r))
+        let (piece, bytes) = if private {
+            let n = r.len();
+            self.buf[..n].copy_from_slice(&map.bytes()[r]);
+            (Piece::Buf(n), &self.buf[..n])
+        } else {
+            (Piece::Mapped(r.clone()), &map.bytes()[r])
+        };
+        if let Some(h) = hasher {
+            h.update(bytes);
+        }
+        Ok(Some(piece))
     }
 
     /// Lays out the next bytes of the tar in the stream's buffer, up to a
@@ -354,28 +380,32 @@ mod tests {
             assert!(all.starts_with(first) && first.len() >= HEAD.min(all.len()), "{}", source.display());
             *looked.lock().unwrap() += 1;
         };
-        let mut got = Vec::new();
-        let mut mapped = 0;
-        let digests = std::thread::scope(|scope| {
-            let mut stream = spec.stream(scope, true, Some(&look));
-            loop {
-                let piece = stream.pull().unwrap().to_vec();
-                if piece.is_empty() {
-                    break;
-                }
-                assert!(piece.len() <= STREAM_BUFFER);
-                assert!(stream.piece() == piece.as_slice(), "piece shows the last piece again");
-                mapped += usize::from(matches!(stream.piece, Piece::Mapped(_)));
-                got.extend_from_slice(stream.piece());
-            }
-            stream.take_digests()
-        });
-        assert_eq!(got.len(), want.len());
-        assert!(got == want, "the pieces differ from the tar");
-        assert_eq!(digests, want_digests);
-        assert_eq!(*looked.lock().unwrap(), files.len());
         let windows = (WINDOW as usize).div_ceil(STREAM_BUFFER) + 300_000usize.div_ceil(STREAM_BUFFER);
-        assert_eq!(mapped, 3 + 1 + windows, "the mapped files' pieces come straight from their mappings");
+        for private in [false, true] {
+            *looked.lock().unwrap() = 0;
+            let mut got = Vec::new();
+            let mut mapped = 0;
+            let digests = std::thread::scope(|scope| {
+                let mut stream = spec.stream(scope, true, Some(&look));
+                loop {
+                    let piece = if private { stream.pull_private() } else { stream.pull() }.unwrap().to_vec();
+                    if piece.is_empty() {
+                        break;
+                    }
+                    assert!(piece.len() <= STREAM_BUFFER);
+                    assert!(stream.piece() == piece.as_slice(), "piece shows the last piece again");
+                    mapped += usize::from(matches!(stream.piece, Piece::Mapped(_)));
+                    got.extend_from_slice(stream.piece());
+                }
+                stream.take_digests()
+            });
+            assert_eq!(got.len(), want.len());
+            assert!(got == want, "the pieces differ from the tar (private: {private})");
+            assert_eq!(digests, want_digests);
+            assert_eq!(*looked.lock().unwrap(), files.len());
+            let want_mapped = if private { 0 } else { 3 + 1 + windows };
+            assert_eq!(mapped, want_mapped, "mapped pieces straight from their mappings, private ones copied");
+        }
     }
 
     /// A file read or mapped here (not read ahead) that grew or shrank since
