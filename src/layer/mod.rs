@@ -633,6 +633,29 @@ mod tests {
         }
     }
 
+    /// A big file rewritten in place (same size) while its layer is being
+    /// written: no piece the writer holds changes under it, so what it
+    /// hashes is what it writes.
+    #[test]
+    fn a_piece_a_writer_holds_does_not_change_under_it() {
+        struct Rewriting(PathBuf, u8);
+        impl Write for Rewriting {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                let before = buf.to_vec();
+                self.1 = self.1.wrapping_add(1);
+                std::fs::OpenOptions::new().write(true).open(&self.0)?.write_all(&vec![self.1; 1 << 20])?;
+                assert!(buf == before.as_slice(), "a piece changed while the writer held it");
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let d = tempfile::tempdir().unwrap();
+        let spec = hash::tests::spec(d.path(), "w", &[("big.jar", 1 << 20)]);
+        spec.write_tar(&mut Rewriting(d.path().join("big.jar"), 0)).unwrap();
+    }
+
     /// Two runs placing different things at one path, or one run failing,
     /// fail with the error adding the items one by one gives.
     #[test]
