@@ -415,9 +415,9 @@ impl LayerSpec {
         look: Option<Look<'_>>,
     ) -> Result<()> {
         std::thread::scope(|scope| {
-            let mut stream = self.stream(scope, digests.is_some(), look);
+            let mut stream = self.stream(scope, digests.is_some(), look).private();
             loop {
-                let piece = stream.pull_private()?;
+                let piece = stream.pull()?;
                 if piece.is_empty() {
                     break;
                 }

@@ -3,9 +3,10 @@
 //! stream's own buffer (small files copied from the read-ahead, or read into
 //! it), and a big file is handed out straight from its mapping
 //! ([`super::mapped`]), so that hashing reads its bytes where the page cache
-//! holds them and one thread can hash two layers side by side. Writers pull
-//! private pieces ([`TarStream::pull_private`]): what they hash is then what
-//! they write, even if a file is rewritten in place meanwhile.
+//! holds them and one thread can hash two layers side by side. A writer's
+//! stream is [`TarStream::private`]: big files are read into its buffer, so
+//! what it hashes is what it writes, even if a file is rewritten in place
+//! meanwhile.
 
 use std::collections::btree_map;
 use std::fs::File;
@@ -42,6 +43,8 @@ pub struct TarStream<'a> {
     buf: Vec<u8>,
     /// The piece handed out last.
     piece: Piece,
+    /// Big files are mapped (else read, like small ones).
+    map: bool,
 }
 
 /// The piece [`TarStream::pull`] handed out last.
@@ -102,33 +105,30 @@ impl LayerSpec {
             ended: false,
             buf: vec![0; STREAM_BUFFER],
             piece: Piece::Buf(0),
+            map: true,
         }
     }
 }
 
 impl<'a> TarStream<'a> {
+    /// The stream with every piece in its own buffer: big files read, not
+    /// handed out from their mappings. What a writer that hashes and
+    /// compresses the same bytes needs, so that the blob it writes always has
+    /// the digest it computes.
+    pub fn private(mut self) -> Self {
+        self.map = false;
+        self
+    }
+
     /// The next piece of the tar (at most [`STREAM_BUFFER`] bytes), empty
     /// once it ended; [`TarStream::piece`] shows it again until the next
-    /// call. A big file's piece is its mapping itself: a file rewritten in
-    /// place meanwhile may show other bytes each time it is read, so a
-    /// caller that reads a piece more than once wants
-    /// [`TarStream::pull_private`]. Fails naming the file that cannot be
+    /// call. A big file's piece is its mapping itself (unless the stream is
+    /// [`TarStream::private`]): a file rewritten in place meanwhile may show
+    /// other bytes each time it is read. Fails naming the file that cannot be
     /// read, or that changed size since it was planned.
     pub fn pull(&mut self) -> Result<&[u8]> {
-        self.pull_as(false)
-    }
-
-    /// Like [`TarStream::pull`], every piece in the stream's own buffer (a
-    /// big file's copied out of its mapping): what a writer that hashes and
-    /// compresses the same bytes needs, so that the blob it writes always
-    /// has the digest it computes.
-    pub fn pull_private(&mut self) -> Result<&[u8]> {
-        self.pull_as(true)
-    }
-
-    fn pull_as(&mut self, private: bool) -> Result<&[u8]> {
-        self.piece = match self.mapped_piece(private)? {
-            Some(piece) => piece,
+        self.piece = match self.mapped_piece()? {
+            Some(r) => Piece::Mapped(r),
             None => Piece::Buf(self.fill()?),
         };
         Ok(self.piece())
@@ -144,10 +144,8 @@ impl<'a> TarStream<'a> {
     }
 
     /// The next stretch of the current file when it is mapped (mapping its
-    /// next window, or ending it once all of it was handed out), `private`
-    /// copied into the stream's buffer; its digest is taken from the bytes
-    /// handed out.
-    fn mapped_piece(&mut self, private: bool) -> Result<Option<Piece>> {
+    /// next window, or ending it once all of it was handed out).
+    fn mapped_piece(&mut self) -> Result<Option<Range<usize>>> {
         let Some(Current { source, size, bytes: Bytes::Mapped { f, map, base, at, short, hasher } }) =
             self.file.as_mut()
         else {
@@ -165,18 +163,11 @@ impl<'a> TarStream<'a> {
             (*base, *at) = (next, 0);
         }
         let r = *at..map.bytes().len().min(*at + STREAM_BUFFER);
-        *at = r.end;
-        let (piece, bytes) = if private {
-            let n = r.len();
-            self.buf[..n].copy_from_slice(&map.bytes()[r]);
-            (Piece::Buf(n), &self.buf[..n])
-        } else {
-            (Piece::Mapped(r.clone()), &map.bytes()[r])
-        };
         if let Some(h) = hasher {
-            h.update(bytes);
+            h.update(&map.bytes()[r.clone()]);
         }
-        Ok(Some(piece))
+        *at = r.end;
+        Ok(Some(r))
     }
 
     /// Lays out the next bytes of the tar in the stream's buffer, up to a
@@ -264,11 +255,11 @@ impl<'a> TarStream<'a> {
     }
 
     /// Opens a file to hand out: mapped when it is big (and still its
-    /// planned size), read otherwise.
+    /// planned size) and the stream maps, read otherwise.
     fn open(&self, source: &'a Path, size: u64) -> Result<Bytes> {
         let f = File::open(source).map_err(|e| cannot_read(source, &e))?;
         let hasher = self.digests.is_some().then(Hasher::new);
-        if size >= MAP_MIN {
+        if self.map && size >= MAP_MIN {
             let now = f.metadata().map_err(|e| cannot_read(source, &e))?.len();
             if now != size {
                 return Err(changed_size(source, size, now));
@@ -386,9 +377,10 @@ mod tests {
             let mut got = Vec::new();
             let mut mapped = 0;
             let digests = std::thread::scope(|scope| {
-                let mut stream = spec.stream(scope, true, Some(&look));
+                let stream = spec.stream(scope, true, Some(&look));
+                let mut stream = if private { stream.private() } else { stream };
                 loop {
-                    let piece = if private { stream.pull_private() } else { stream.pull() }.unwrap().to_vec();
+                    let piece = stream.pull().unwrap().to_vec();
                     if piece.is_empty() {
                         break;
                     }
@@ -404,7 +396,7 @@ mod tests {
             assert_eq!(digests, want_digests);
             assert_eq!(*looked.lock().unwrap(), files.len());
             let want_mapped = if private { 0 } else { 3 + 1 + windows };
-            assert_eq!(mapped, want_mapped, "mapped pieces straight from their mappings, private ones copied");
+            assert_eq!(mapped, want_mapped, "mapped pieces straight from their mappings, none from a private stream");
         }
     }
 
