@@ -213,6 +213,8 @@ struct State {
     files_raw: Option<FilesSection>,
     /// Files to keep when saving (see [`Cache::keep_files`]).
     kept: Vec<(PathBuf, StatKey)>,
+    /// The cache was read from a file (so it may hold entries of earlier runs).
+    loaded: bool,
     /// Keep every file entry when saving (see [`Cache::keep_every_file`]).
     keep_every_file: bool,
     notes: HashMap<Digest, Derived<String>>,
@@ -398,9 +400,9 @@ impl Cache {
             return;
         }
         let mut s = self.lock();
-        // Nothing to keep when the cache holds no file yet (a fresh one):
-        // files added from here on are kept anyway.
-        if s.files_raw.is_some() || !s.files.is_empty() {
+        // Only entries of earlier runs can be left out when saving: a fresh
+        // cache keeps every entry this run adds anyway.
+        if s.loaded {
             s.kept.extend(files);
         }
     }
@@ -722,6 +724,7 @@ fn read_state(path: &Path) -> Result<Option<State>, String> {
     let mut s = parse_head(&head).ok_or_else(damaged)?;
     let offset = top.len() as u64 + head.len() as u64;
     s.files_raw = Some(FilesSection { file: f, offset, len: len - offset });
+    s.loaded = true;
     Ok(Some(s))
 }
 
