@@ -161,7 +161,7 @@ pub(super) mod tests {
                 key: None,
                 head: None,
             };
-            s.add(&format!("/x/{rel}"), &e, &placement).unwrap();
+            s.add(format!("/x/{rel}"), &e, &placement).unwrap();
         }
         s
     }

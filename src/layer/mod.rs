@@ -219,10 +219,12 @@ impl LayerSpec {
 
     /// Adds `src` at absolute image path `dest`, with explicit entries for
     /// every parent directory.
-    pub fn add(&mut self, dest: &str, src: &SourceEntry, placement: &Placement) -> Result<()> {
-        let path = dest.trim_start_matches('/').trim_end_matches('/').to_string();
+    pub fn add(&mut self, dest: String, src: &SourceEntry, placement: &Placement) -> Result<()> {
+        let mut path = dest;
+        path.truncate(path.trim_end_matches('/').len());
+        path.drain(..path.len() - path.trim_start_matches('/').len());
         if !plain_path(&path) {
-            return Err(Error::input(format!("{}: cannot be placed at {dest}", src.path.display())));
+            return Err(Error::input(format!("{}: cannot be placed at /{path}", src.path.display())));
         }
         let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
         if parent != self.last_parent {
@@ -623,7 +625,7 @@ mod tests {
         items
             .push(SourceEntry { kind: SourceKind::Symlink { target: "d000/f00001".into() }, ..file(1, "link".into()) });
         let p = placement();
-        let add = |s: &mut LayerSpec, e: &SourceEntry| s.add(&dest(e), e, &p);
+        let add = |s: &mut LayerSpec, e: &SourceEntry| s.add(dest(e), e, &p);
         let one = LayerSpec::collect_in(1, "t", 9, &items, add).unwrap();
         assert_eq!(one.file_count(), 10_001);
         for runs in [2, 3, 7] {
@@ -668,7 +670,7 @@ mod tests {
                 "d225/f09002" => "/opt/../escape".to_string(),
                 _ => format!("/opt/z/{}", e.rel),
             };
-            s.add(&dest, e, &p)
+            s.add(dest, e, &p)
         };
         let all: Vec<SourceEntry> = (0..10_000).map(|i| file(i, format!("d{:03}/f{i:05}", i / 40))).collect();
         let without = |skip: &[usize]| -> Vec<SourceEntry> {

@@ -806,7 +806,7 @@ fn runtime_layer(facts: &Facts, img: &transport::BaseImage, mtime: u64, into: &P
             key: None,
             head: None,
         };
-        spec.add(&format!("/{}", f.path), &entry, &placement)?;
+        spec.add(format!("/{}", f.path), &entry, &placement)?;
     }
     spec.description = format!(
         "wso2img arbitrary-uid: {} folders the product writes and {} files it rewrites at run time, group 0 writable (owner {})",
@@ -851,8 +851,8 @@ fn stray_keystores(found: Option<String>, bakes: bool) -> Result<Option<String>>
 pub(super) fn destination(kind: LayerKind, rel: &str, facts: &Facts) -> Result<Option<String>> {
     match kind {
         LayerKind::Themes => wso2::theme_destination(facts, rel),
-        LayerKind::Overlays => Ok(Some(format!("{}/{rel}", facts.product_home))),
-        k => Ok(Some(format!("{}/{}/{rel}", facts.product_home, wso2::kind_root(k)))),
+        LayerKind::Overlays => Ok(Some([&facts.product_home, "/", rel].concat())),
+        k => Ok(Some([&facts.product_home, "/", wso2::kind_root(k), "/", rel].concat())),
     }
 }
 
@@ -912,7 +912,7 @@ fn layer_spec(
     };
     let mut spec = LayerSpec::collect(name, mtime, entries, |spec, e| {
         let Some(dest) = destination(kind, &e.rel, facts)? else { return Ok(()) };
-        spec.add(&dest, e, &placement).map_err(|err| err.context(label))
+        spec.add(dest, e, &placement).map_err(|err| err.context(label))
     })?;
     spec.description = format!(
         "wso2img {}: {} file{} from {label}/ into {root} (owner {})",

@@ -404,11 +404,6 @@ pub fn kind_root(kind: LayerKind) -> &'static str {
 /// Maps a path inside `themes/` to its absolute destination in the image.
 /// Returns `Ok(None)` for the top-level portal folders themselves.
 pub fn theme_destination(facts: &Facts, rel: &str) -> Result<Option<String>> {
-    let apps = format_args!(
-        "{}/repository/deployment/server/{}",
-        facts.product_home,
-        portal_apps_dir(facts.version.as_deref())
-    );
     let mut parts = rel.splitn(2, '/');
     let top = parts.next().unwrap_or("");
     let rest = parts.next();
@@ -419,16 +414,19 @@ pub fn theme_destination(facts: &Facts, rel: &str) -> Result<Option<String>> {
             facts.describe()
         )));
     }
+    // Built by one exact-size concatenation: this runs once per theme file.
+    let (home, server, apps) =
+        (facts.product_home.as_str(), "/repository/deployment/server/", portal_apps_dir(facts.version.as_deref()));
     if top == "tenants" {
         let Some(rest) = rest else { return Ok(None) };
         check_theme_kind(facts, rel)?;
-        return Ok(Some(format!("{apps}/devportal/site/public/tenant_themes/{rest}")));
+        return Ok(Some([home, server, apps, "/devportal/site/public/tenant_themes/", rest].concat()));
     }
     if top == "devportal" {
         check_theme_kind(facts, rel)?;
     }
     match PORTALS.iter().find(|(p, _)| *p == top) {
-        Some((portal, sub)) => Ok(rest.map(|r| format!("{apps}/{portal}/{sub}/{r}"))),
+        Some((portal, sub)) => Ok(rest.map(|r| [home, server, apps, "/", portal, "/", sub, "/", r].concat())),
         None => Err(Error::input(format!(
             "themes/{top}: not a portal; themes/ may hold devportal/, publisher/, admin/ and tenants/<tenant>/"
         ))),
