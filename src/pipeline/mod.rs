@@ -278,7 +278,7 @@ pub const PROFILE_LABEL: &str = "io.wso2img.profile";
 pub fn plan(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     // Opened first: its stamp must precede every `stat` the walk takes.
     let cache = layers::open_cache(opts.no_cache, &opts.config);
-    let mut p = prepare::prepare(opts, &cache, log)?;
+    let mut p = prepare::prepare(opts, &cache, false, log)?;
     let (layers, stats) = hash_settling(&mut p, &cache, log)?;
     let composed = compose::compose_all(&p, &layers::diff_ids(&layers))?;
     compose::check_collisions(&p, &composed)?;
@@ -297,7 +297,7 @@ pub fn plan(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
 pub fn check(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<CheckReport> {
     let opts = Options { outputs: Vec::new(), push: false, pull: false, sbom: None, sign_key: None, ..opts.clone() };
     let cache = layers::open_cache(opts.no_cache, &opts.config);
-    let mut p = prepare::prepare(&opts, &cache, log)?;
+    let mut p = prepare::prepare(&opts, &cache, false, log)?;
     p.settle_keystores(None, &[], &cache, log)?;
     Ok(CheckReport {
         base: p.base().name.clone(),
@@ -313,7 +313,7 @@ pub fn check(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<CheckReport> {
 /// Builds the image (and its variants) and writes them to every destination.
 pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let cache = Arc::new(layers::open_cache(opts.no_cache, &opts.config));
-    let mut p = prepare::prepare(opts, &cache, log)?;
+    let mut p = prepare::prepare(opts, &cache, true, log)?;
     let mut dests = outputs::open(&p, opts, &cache)?;
     let (hashed, mut stats, made) = if outputs::surely_empty(&mut dests) {
         // A cold build: every layer will be needed, so each is compressed

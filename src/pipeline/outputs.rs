@@ -34,7 +34,7 @@ pub(super) fn open(p: &Prepared, opts: &Options, cache: &Arc<Cache>) -> Result<D
     };
     let platforms = opts.platforms.clone();
     let mut out: Destinations = Vec::new();
-    for loc in &p.outputs {
+    for (i, loc) in p.outputs.iter().enumerate() {
         let d: Box<dyn Destination> = match loc {
             Location::Oci { dir, tag } => Box::new(LayoutDestination::new(dir, tag.clone()).with_cache(cache.clone())),
             Location::DockerArchive { path, reference } => {
@@ -43,7 +43,10 @@ pub(super) fn open(p: &Prepared, opts: &Options, cache: &Arc<Cache>) -> Result<D
             Location::Registry(r) if opts.via == Via::Docker => {
                 Box::new(ViaDaemon::new(daemon()?, r.clone(), platforms.clone(), daemon_hints(p)))
             }
-            Location::Registry(r) => Box::new(RegistryDestination::new(p.registries.clone(), r.clone(), opts.force)),
+            Location::Registry(r) => Box::new(
+                RegistryDestination::new(p.registries.clone(), r.clone(), opts.force)
+                    .knowing_empty(p.empty_outputs.get(i).copied().flatten()),
+            ),
             Location::Daemon(r) => {
                 Box::new(DaemonDestination::new(daemon()?, r.clone(), platforms.clone(), daemon_hints(p)))
             }

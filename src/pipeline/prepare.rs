@@ -77,6 +77,9 @@ pub(super) struct Prepared {
     folder_layers: Vec<FolderLayers>,
     /// Base files copied out for the `arbitrary-uid` layer; they live as long as the build.
     pub(super) _extracted: Option<crate::files::TempDir>,
+    /// Per output: whether it is a registry repository with no tag yet, when
+    /// that was asked while the folders were walked (see [`ask_empty`]).
+    pub(super) empty_outputs: Vec<Option<bool>>,
 }
 
 /// The walked customer folders: the main ones and each variant's.
@@ -192,7 +195,15 @@ fn artifact_keys(checked: &[CheckedFile]) -> HashMap<&Path, String> {
         .collect()
 }
 
-pub(super) fn prepare(opts: &Options, cache: &Cache, log: &mut dyn FnMut(&str)) -> Result<Prepared> {
+/// Loads the config, walks and checks the inputs, opens the bases and plans
+/// the layers. With `asks_outputs` (a build), the registry outputs are asked
+/// whether they are empty while the folders are walked.
+pub(super) fn prepare(
+    opts: &Options,
+    cache: &Cache,
+    asks_outputs: bool,
+    log: &mut dyn FnMut(&str),
+) -> Result<Prepared> {
     let started = std::time::Instant::now();
     let config = Config::load(&opts.config)?;
     let (location, rel_dir) = config.base_location(opts.base.as_ref())?;
@@ -204,13 +215,16 @@ pub(super) fn prepare(opts: &Options, cache: &Cache, log: &mut dyn FnMut(&str)) 
         return Err(Error::usage(format!("--pull: applies to a docker-daemon: base; {location} is read directly")));
     }
     let registries = Registries::new(opts.registry.clone());
-    // The base is read while the folders are walked (unless the daemon must
-    // pull it first); the walk's errors still come first.
-    let (inputs, opened) = std::thread::scope(|scope| {
+    // The base is read, and the registry outputs asked whether they are
+    // empty, while the folders are walked (unless the daemon must pull the
+    // base first); the walk's errors still come first.
+    let (inputs, opened, empty_outputs) = std::thread::scope(|scope| {
         let opening = (!opts.pull).then(|| scope.spawn(|| transport::open_base(&location, &rel_dir, &registries)));
+        let asking = asks_outputs.then(|| scope.spawn(|| ask_empty(opts, &config, &outputs, &registries)));
         let inputs = walk_inputs(opts, &config, cache, log);
         let opened = opening.map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-        (inputs, opened)
+        let empty = asking.map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        (inputs, opened, empty.unwrap_or_default())
     });
     let (mut inputs, keystores) = inputs?;
     let walked = started.elapsed().as_secs_f64();
@@ -297,7 +311,27 @@ pub(super) fn prepare(opts: &Options, cache: &Cache, log: &mut dyn FnMut(&str)) 
         memo_pending: plan.pending,
         folder_layers: plan.folders,
         _extracted: plan.extracted,
+        empty_outputs,
     })
+}
+
+/// Per output: for a registry written directly (not through the daemon)
+/// that the config does not count as public, whether its repository has no
+/// tag yet ([`push::repository_is_empty`]); `None` for the others. A public
+/// registry is not asked here: baked keystores bound for it are refused
+/// before any request.
+///
+/// [`push::repository_is_empty`]: crate::transport::registry::push::repository_is_empty
+fn ask_empty(opts: &Options, config: &Config, outputs: &[Location], registries: &Arc<Registries>) -> Vec<Option<bool>> {
+    outputs
+        .iter()
+        .map(|o| match o {
+            Location::Registry(r) if !through_daemon(o, opts.via) && !is_public(config, o) => {
+                Some(crate::transport::registry::push::repository_is_empty(registries, r))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Every tag template expanded with stand-in values, so a bad one is

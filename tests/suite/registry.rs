@@ -1025,3 +1025,35 @@ fn registry_push_killed_at_any_moment_never_tags_a_partial_image() {
     assert!(tagged());
     reg.verify_pull(&format!("acme/apim:{tag}"), &ws.join("pulled-final"));
 }
+
+/// A build asks its registry destination whether the repository is empty
+/// while the folders are walked and the base is read, not after: with the
+/// base's manifest answered slowly, the destination's tag list is requested
+/// before the base's config, which needs that manifest — and only then.
+#[test]
+fn registry_destination_is_asked_while_the_base_is_read() {
+    if !registry_tools() {
+        return;
+    }
+    let reg = Registry::start(Kind::Anonymous);
+    push_sample(&reg, "wso2/wso2am:4.3.0", &sample_430(false, &[]));
+    let slow_base = Match::Request { method: "GET".into(), contains: "/wso2/wso2am/manifests/".into() };
+    let proxy = FaultProxy::start(&reg.host(), vec![Fault::delay(slow_base, 700).times(100)]);
+    let ph = proxy.host();
+    let ws = Workspace::new();
+    ws.customization();
+    config(&ws, &format!("{ph}/wso2/wso2am:4.3.0"), &format!("{ph}/acme/apim"), "");
+    let r = run_json(&ws, &["build", "--push", "--json"]);
+    assert_eq!(r["outputs"][0]["status"], "pushed", "{r:#}");
+    let requests = proxy.requests();
+    let at = |what: &dyn Fn(&ProxiedRequest) -> bool| requests.iter().position(what);
+    let tags = at(&|q| q.uri.contains("/acme/apim/tags/list"));
+    let base_config = at(&|q| q.method == "GET" && q.uri.contains("/wso2/wso2am/blobs/sha256:"));
+    assert!(
+        matches!((tags, base_config), (Some(t), Some(c)) if t < c),
+        "the destination was asked after the base was read:\n{}",
+        proxy.describe()
+    );
+    let asked = requests.iter().filter(|q| q.uri.contains("/acme/apim/tags/list")).count();
+    assert_eq!(asked, 1, "the early answer is the one used:\n{}", proxy.describe());
+}

@@ -20,12 +20,21 @@ pub struct RegistryDestination {
     target: Reference,
     force: bool,
     started: push::Started,
+    /// Whether the repository is empty, when it was asked early.
+    empty: Option<bool>,
 }
 
 impl RegistryDestination {
     /// A destination for `target` (its tag, if any, goes to the main image).
     pub fn new(registries: Arc<Registries>, target: Reference, force: bool) -> Self {
-        RegistryDestination { registries, target, force, started: push::Started::default() }
+        RegistryDestination { registries, target, force, started: push::Started::default(), empty: None }
+    }
+
+    /// The destination, with the answer of [`push::repository_is_empty`]
+    /// for it when it was already asked (while the inputs were walked).
+    pub fn knowing_empty(mut self, empty: Option<bool>) -> Self {
+        self.empty = empty;
+        self
     }
 
     fn tags(&self, image: &Planned) -> Vec<String> {
@@ -79,7 +88,7 @@ impl Destination for RegistryDestination {
     }
 
     fn surely_empty(&mut self) -> bool {
-        push::repository_is_empty(&self.registries, &self.target)
+        *self.empty.get_or_insert_with(|| push::repository_is_empty(&self.registries, &self.target))
     }
 
     fn offer(&mut self, blob: &Blob) {
