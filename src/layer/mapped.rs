@@ -116,8 +116,8 @@ mod guard {
         }
     }
 
-    /// Mappings that can be open at once (a few per hashing or compressing
-    /// thread); more are read instead.
+    /// Mappings that can be open at once (one per layer being hashed; a
+    /// writer's stream never maps); more are read instead.
     const SLOTS: usize = 64;
 
     #[allow(clippy::declare_interior_mutable_const)]
