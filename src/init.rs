@@ -43,7 +43,7 @@ pub fn theme_file(version: Option<&str>) -> &'static str {
 /// Creates `config` (a new `wso2img.toml`), its lock and the customer folders
 /// beside it for the base at `base` (relative paths against the working
 /// directory). Refuses, creating nothing, when any file to write exists.
-pub fn init(config: &Path, base: &str, registry: &registry::Options, log: &mut dyn FnMut(&str)) -> Result<Scaffold> {
+pub fn init(config: &Path, base: &str, registry: &registry::Options) -> Result<Scaffold> {
     let location: Location = base.parse()?;
     let dir = match config.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -56,7 +56,7 @@ pub fn init(config: &Path, base: &str, registry: &registry::Options, log: &mut d
         .map_err(|e| e.context(format!("{location} ({})", img.platform)))?;
     let written = base_for_config(base, &location, &dir)?;
     let theme = facts.portals.iter().any(|p| p == "devportal").then(|| theme_file(facts.version.as_deref()));
-    log(&format!(
+    crate::progress::message(&format!(
         "base {}: API Manager {}, product home {}, user {} (files owned by {})",
         opened.name,
         facts.version.as_deref().unwrap_or("(unknown version)"),
@@ -65,7 +65,10 @@ pub fn init(config: &Path, base: &str, registry: &registry::Options, log: &mut d
         facts.owner
     ));
     if theme.is_none() {
-        log(&format!("no themes/ folder: the {} serves no portal (devportal, publisher, admin)", facts.describe()));
+        crate::progress::message(&format!(
+            "no themes/ folder: the {} serves no portal (devportal, publisher, admin)",
+            facts.describe()
+        ));
     }
 
     let folders: Vec<&str> = ["jars", "dropins", "themes/devportal", "overlays/repository/conf", "keystores"]

@@ -286,9 +286,9 @@ pub struct Pending {
 
 impl Pending {
     /// Writes the refreshed lock and says so.
-    pub fn save(self, log: &mut dyn FnMut(&str)) -> Result<()> {
+    pub fn save(self) -> Result<()> {
         self.lock.save()?;
-        log(&self.message);
+        crate::progress::message(&self.message);
         Ok(())
     }
 }

@@ -162,16 +162,15 @@ pub fn build(g: &Global, a: BuildArgs) -> Result<()> {
     if !stdout_users.is_empty() && a.common.json {
         return Err(Error::usage(format!("--json and {} both write to standard output; drop one", stdout_users[0])));
     }
-    let mut log = g.log();
-    let rep = pipeline::build(&opts, &mut log)?;
+    let rep = pipeline::build(&opts)?;
     files.write(&rep)?;
     if !stdout_users.is_empty() {
-        log(&format!("content digest {} tag {}", rep.content_digest, rep.tag));
+        wso2img::progress::message(&format!("content digest {} tag {}", rep.content_digest, rep.tag));
         Ok(())
     } else if a.common.json {
         print_json(&rep)
     } else {
-        log(&format!("content digest {} tag {}", rep.content_digest, rep.tag));
+        wso2img::progress::message(&format!("content digest {} tag {}", rep.content_digest, rep.tag));
         print_line(&rep.content_digest.to_string())
     }
 }
@@ -180,7 +179,7 @@ pub fn build(g: &Global, a: BuildArgs) -> Result<()> {
 pub fn plan(g: &Global, a: PlanArgs) -> Result<()> {
     let mut opts = options(g, &a.common, &[])?;
     opts.no_cache = a.no_cache;
-    let rep = pipeline::plan(&opts, &mut g.log())?;
+    let rep = pipeline::plan(&opts)?;
     if a.common.json {
         print_json(&rep)
     } else {

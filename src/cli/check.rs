@@ -17,7 +17,7 @@ pub struct CheckArgs {
 /// Runs `check`.
 pub fn run(g: &Global, a: CheckArgs) -> Result<()> {
     let opts = options(g, &a.common, &[])?;
-    let rep = pipeline::check(&opts, &mut g.log())?;
+    let rep = pipeline::check(&opts)?;
     if a.common.json() {
         print_json(&rep)
     } else {

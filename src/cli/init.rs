@@ -16,8 +16,7 @@ pub struct InitArgs {
 
 /// Runs `init`: prints every file and folder it created, one per line.
 pub fn run(g: &Global, a: InitArgs) -> Result<()> {
-    let mut log = g.log();
-    let s = wso2img::init::init(&g.config, &a.base, &g.registry(), &mut log)?;
+    let s = wso2img::init::init(&g.config, &a.base, &g.registry())?;
     for c in &s.created {
         print_line(c)?;
     }
@@ -27,7 +26,7 @@ pub fn run(g: &Global, a: InitArgs) -> Result<()> {
             format!("no portals on this {} base, so no themes/", s.facts.kind.map(|k| k.name()).unwrap_or("unknown"))
         }
     };
-    log(&format!(
+    wso2img::progress::message(&format!(
         "created {} for {} ({theme}); keystores/ is baked only with bake_keystores = true or --bake-keystores; next: add your files and run `wso2img build`",
         g.config.display(),
         s.base,

@@ -32,9 +32,9 @@ pub fn update(g: &Global, a: LockArgs) -> Result<()> {
     let c = lock::update(&g.config, base(&a)?.as_ref(), &g.registry())?;
     let shown = c.lockfile.display().to_string();
     if c.moved {
-        g.log()(&format!("{shown}: updated"));
+        wso2img::progress::message(&format!("{shown}: updated"));
     } else {
-        g.log()(&format!("{shown}: already current"));
+        wso2img::progress::message(&format!("{shown}: already current"));
     }
     if a.json {
         return print_json(&json!({
@@ -69,7 +69,7 @@ pub fn outdated(g: &Global, a: LockArgs) -> Result<bool> {
         print_line(&format!("{}: up to date ({})", c.base, c.current))?;
     }
     if c.moved {
-        g.log()(&format!("run `wso2img update` to lock {} in {}", c.current, c.lockfile.display()));
+        wso2img::progress::message(&format!("run `wso2img update` to lock {} in {}", c.current, c.lockfile.display()));
     }
     Ok(c.moved)
 }

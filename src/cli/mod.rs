@@ -68,10 +68,6 @@ impl Global {
             ..Default::default()
         }
     }
-    /// A logger for progress messages (see [`output`]); silent with `-q`.
-    pub fn log(&self) -> impl FnMut(&str) {
-        |m: &str| wso2img::progress::message(m)
-    }
 }
 
 #[derive(Subcommand)]

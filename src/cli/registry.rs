@@ -108,7 +108,6 @@ pub(super) fn load_sign_key(path: &Path) -> Result<Arc<SigningKey>> {
 
 /// Signs `repo@digest` (and its manifests) as `repo:TAG` for each of `tags`.
 fn sign_as(
-    g: &Global,
     regs: &Arc<Registries>,
     key: &SigningKey,
     repo: &Reference,
@@ -121,7 +120,11 @@ fn sign_as(
         identities.push(repo.name());
     }
     let added = attach::sign_tree(regs, &repo, &digest, &identities, key, &wso2img::sign::creator())?;
-    g.log()(&format!("signed {}@{digest} ({added} new signature{})", repo.name(), if added == 1 { "" } else { "s" }));
+    wso2img::progress::message(&format!(
+        "signed {}@{digest} ({added} new signature{})",
+        repo.name(),
+        if added == 1 { "" } else { "s" }
+    ));
     Ok(())
 }
 
@@ -154,9 +157,9 @@ pub fn tag(g: &Global, a: TagArgs) -> Result<()> {
     let regs = Registries::new(g.registry());
     guard_public(g, &regs, &src, &src, a.allow_public_keystores)?;
     let digest = push::tag(&regs, &src, &tags)?;
-    g.log()(&format!("tagged {}@{digest} as {}", src.name(), tags.join(", ")));
+    wso2img::progress::message(&format!("tagged {}@{digest} as {}", src.name(), tags.join(", ")));
     if let Some(key) = &key {
-        sign_as(g, &regs, key, &src, digest, &tags)?;
+        sign_as(&regs, key, &src, digest, &tags)?;
     }
     let outputs = tags
         .iter()
@@ -179,13 +182,13 @@ pub fn copy(g: &Global, a: CopyArgs) -> Result<()> {
     let key = a.sign_key.as_deref().map(load_sign_key).transpose()?;
     let regs = Registries::new(g.registry());
     guard_public(g, &regs, &src, &dst, a.allow_public_keystores)?;
-    let digest = push::copy(&regs, &src, &dst, &mut g.log())?;
+    let digest = push::copy(&regs, &src, &dst)?;
     let out = match (&dst.tag, &src.tag) {
         (Some(t), _) | (None, Some(t)) => dst.with_tag(t),
         _ => dst.with_digest(digest),
     };
     if let Some(key) = &key {
-        sign_as(g, &regs, key, &dst, digest, out.tag.as_slice())?;
+        sign_as(&regs, key, &dst, digest, out.tag.as_slice())?;
     }
     let outputs = vec![OutputReport { reference: format!("docker://{out}"), digest, status: "pushed".into() }];
     if !a.json {

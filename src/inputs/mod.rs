@@ -95,7 +95,7 @@ pub enum Inspection {
 /// `cache` what keystores an unchanged folder holds (the others are
 /// [`Inspection::Pending`]), checks the configuration files, resolves
 /// `[maven]` jars and checks every file.
-pub fn gather(config: &Config, opts: &Options, cache: &Cache, log: &mut dyn FnMut(&str)) -> Result<Gathered> {
+pub fn gather(config: &Config, opts: &Options, cache: &Cache) -> Result<Gathered> {
     let rules = config.ignore_rules()?;
     let mut excluded = Vec::new();
     let mut walk = |sources: Vec<LayerSource>| -> Result<(Walked, Vec<Option<FolderPrint>>, Vec<Inspection>)> {
@@ -136,12 +136,10 @@ pub fn gather(config: &Config, opts: &Options, cache: &Cache, log: &mut dyn FnMu
         ca_certs: opts.ca_certs.clone(),
         lockfile: lockfile.display().to_string(),
     };
-    let resolved = maven::resolve(&config.maven, &pins, &mopts, log)?;
+    let resolved = maven::resolve(&config.maven, &pins, &mopts)?;
     join_maven(config, &mut walked, &mut prints, &mut inspections, &resolved);
 
-    let mut warnings: Vec<String> = Vec::new();
-    let checks::Checked { files, notable: mut checked } =
-        checks::check(&walked, &mut |w| warnings.push(w.to_string()))?;
+    let (checks::Checked { files, notable: mut checked }, mut warnings) = checks::check(&walked)?;
     // The variants' jars meet the main ones as the jars themselves name them.
     let main_looked = if variant_walks.is_empty() { Vec::new() } else { checked.clone() };
     for c in &mut checked {
@@ -158,18 +156,18 @@ pub fn gather(config: &Config, opts: &Options, cache: &Cache, log: &mut dyn FnMu
     for w in &variant_walks {
         let extra = checks::look(w)?.notable;
         let both: Vec<&CheckedFile> = main_looked.iter().chain(&extra).collect();
-        checks::duplicates(&both, &mut |w| warnings.push(w.to_string()))?;
+        warnings.extend(checks::duplicates(&both)?);
         all_jars.extend(extra);
     }
     warnings.extend(crate::check::drivers::missing(&facts.databases, &all_jars));
     let mut seen = BTreeSet::new();
     warnings.retain(|w| seen.insert(w.clone()));
     for w in &warnings {
-        log(&format!("warning: {w}"));
+        crate::progress::message(&format!("warning: {w}"));
     }
     if !excluded.is_empty() {
         let files: usize = excluded.iter().map(|e| e.files).sum();
-        log(&format!(
+        crate::progress::message(&format!(
             "ignore rules left out {files} file{} ({}); -v lists them",
             if files == 1 { "" } else { "s" },
             ignore::totals(&excluded).iter().map(|(r, n)| format!("{r}: {n}")).collect::<Vec<_>>().join(", ")

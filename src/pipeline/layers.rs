@@ -209,7 +209,6 @@ pub(super) fn hash_compressing(
     p: &Prepared,
     cache: &Cache,
     ready: &mut dyn FnMut(usize, &CompressedLayer),
-    log: &mut dyn FnMut(&str),
 ) -> Result<(Vec<LayerReport>, Stats, Compressed)> {
     let started = std::time::Instant::now();
     let (mut stats, mut slots, todo) = Stats::start(p, cache)?;
@@ -233,7 +232,7 @@ pub(super) fn hash_compressing(
             stats.remember(spec, st, &c.tar, &digests, cache);
         }
         cache.put_gzip(c.tar.diff_id, c.digest, c.size);
-        log_layer(&p.layers[i].summary, &c, log);
+        log_layer(&p.layers[i].summary, &c);
         ready(i, &c);
         slots[i] = Some(report(&p.layers[i].summary, layer::TarDigest { diff_id: c.tar.diff_id, size: c.tar.size }));
         out.layers[i] = Some(c);
@@ -272,8 +271,8 @@ fn report(l: &Summary, t: layer::TarDigest) -> LayerReport {
     }
 }
 
-fn log_layer(l: &Summary, c: &CompressedLayer, log: &mut dyn FnMut(&str)) {
-    log(&format!(
+fn log_layer(l: &Summary, c: &CompressedLayer) {
+    crate::progress::message(&format!(
         "layer {}: {} files, {} -> {} gzip, {}",
         l.name,
         l.files,
@@ -459,7 +458,6 @@ pub(super) fn compress(
     cache: &Cache,
     made: Option<Compressed>,
     ready: &mut dyn FnMut(usize, &CompressedLayer),
-    log: &mut dyn FnMut(&str),
 ) -> Result<Compressed> {
     let mut out = made.unwrap_or_else(|| Compressed::none(p.layers.len()));
     out.held = need.held.clone();
@@ -485,7 +483,7 @@ pub(super) fn compress(
         let spec = p.spec(i, cache)?;
         stats.complete(i, spec);
         let c = produce(spec, staging.path(), &hashed[i], stats, stats.layers[i].as_ref(), cache)?;
-        log_layer(&p.layers[i].summary, &c, log);
+        log_layer(&p.layers[i].summary, &c);
         cache.put_gzip(c.tar.diff_id, c.digest, c.size);
         ready(i, &c);
         out.layers[i] = Some(c);

@@ -275,15 +275,15 @@ pub const PROFILE_LABEL: &str = "io.wso2img.profile";
 
 /// Computes what `build` would produce (content digest, tag, layers, variants)
 /// without compressing anything or writing anywhere.
-pub fn plan(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
+pub fn plan(opts: &Options) -> Result<Report> {
     // Opened first: its stamp must precede every `stat` the walk takes.
     let cache = layers::open_cache(opts.no_cache, &opts.config);
-    let mut p = prepare::prepare(opts, &cache, false, log)?;
-    let (layers, stats) = hash_settling(&mut p, &cache, log)?;
+    let mut p = prepare::prepare(opts, &cache, false)?;
+    let (layers, stats) = hash_settling(&mut p, &cache)?;
     let composed = compose::compose_all(&p, &layers::diff_ids(&layers))?;
     compose::check_collisions(&p, &composed)?;
     if let Some(l) = p.lock.take() {
-        l.save(log)?;
+        l.save()?;
     }
     let report = compose::report(&p, &composed, layers);
     free_prepared(p, stats);
@@ -294,11 +294,11 @@ pub fn plan(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
 /// files, jars (Maven jars resolved and verified), keystores, themes against
 /// the base's version — reading only the base's manifests and configs, and
 /// writing nothing (not even the lock).
-pub fn check(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<CheckReport> {
+pub fn check(opts: &Options) -> Result<CheckReport> {
     let opts = Options { outputs: Vec::new(), push: false, pull: false, sbom: None, sign_key: None, ..opts.clone() };
     let cache = layers::open_cache(opts.no_cache, &opts.config);
-    let mut p = prepare::prepare(&opts, &cache, false, log)?;
-    p.settle_keystores(None, &[], &cache, log)?;
+    let mut p = prepare::prepare(&opts, &cache, false)?;
+    p.settle_keystores(None, &[], &cache)?;
     Ok(CheckReport {
         base: p.base().name.clone(),
         files: p.input_files,
@@ -311,46 +311,46 @@ pub fn check(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<CheckReport> {
 }
 
 /// Builds the image (and its variants) and writes them to every destination.
-pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
+pub fn build(opts: &Options) -> Result<Report> {
     let cache = Arc::new(layers::open_cache(opts.no_cache, &opts.config));
-    let mut p = prepare::prepare(opts, &cache, true, log)?;
+    let mut p = prepare::prepare(opts, &cache, true)?;
     let mut dests = outputs::open(&p, opts, &cache)?;
     let (hashed, mut stats, made) = if outputs::surely_empty(&mut dests) {
         // A cold build: every layer will be needed, so each is compressed
         // as it is hashed and its upload starts right away.
         // Its uploads start before the last layer is hashed: the keystore
         // questions are settled first.
-        p.settle_keystores(None, &[], &cache, log)?;
+        p.settle_keystores(None, &[], &cache)?;
         let nothing = outputs::nothing_held(&p, &dests);
         let offer = &mut |i: usize, c: &crate::layer::CompressedLayer| outputs::offer(&p, &mut dests, &nothing, i, c);
-        let (h, s, c) = layers::hash_compressing(&p, &cache, offer, log)?;
+        let (h, s, c) = layers::hash_compressing(&p, &cache, offer)?;
         (h, s, Some(c))
     } else {
-        let (h, s) = hash_settling(&mut p, &cache, log)?;
+        let (h, s) = hash_settling(&mut p, &cache)?;
         (h, s, None)
     };
     let composed = compose::compose_all(&p, &layers::diff_ids(&hashed))?;
     compose::check_collisions(&p, &composed)?;
     if let Some(l) = p.lock.take() {
-        l.save(log)?;
+        l.save()?;
     }
     let planned = compose::planned(&p, &composed);
-    let held = outputs::ask(&mut dests, &planned, log)?;
+    let held = outputs::ask(&mut dests, &planned)?;
     let mut need = outputs::needs(&p, &dests, &held);
     let made_already = |i: usize| made.as_ref().is_some_and(|m| m.has(i));
     outputs::skip_held(&p, &mut dests, &held, &mut need, &layers::diff_ids(&hashed), &cache, made_already)?;
     let offer = &mut |i: usize, c: &crate::layer::CompressedLayer| outputs::offer(&p, &mut dests, &held, i, c);
-    let compressed = layers::compress(&p, &need, &hashed, &mut stats, &cache, made, offer, log)?;
+    let compressed = layers::compress(&p, &need, &hashed, &mut stats, &cache, made, offer)?;
     let mut rep = compose::report(&p, &composed, compressed.reports(&hashed));
     let family = outputs::reported_family(&p, &dests);
     assemble::report_manifests(&mut rep, &p, &composed, &compressed, family);
     for (dest, held) in dests.iter_mut().zip(&held) {
-        outputs::write(dest.as_mut(), &p, &planned, held, &composed, &compressed, &mut rep, log)?;
+        outputs::write(dest.as_mut(), &p, &planned, held, &composed, &compressed, &mut rep)?;
     }
     for dest in dests.iter_mut() {
-        dest.finish(log)?;
+        dest.finish()?;
     }
-    supply::sign_pushed(&p, opts, &planned, &rep, log)?;
+    supply::sign_pushed(&p, opts, &planned, &rep)?;
     // The staged layers go first: they share inodes with the blobs just
     // written, whose keys the cache takes when it saves.
     drop(compressed);
@@ -365,15 +365,11 @@ pub fn build(opts: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
 /// Hashes the layers, settling the keystore questions with what hashing
 /// read, and saves the digest cache once — what hashing learnt and the
 /// answers, even when a layer or the answers fail the build.
-fn hash_settling(
-    p: &mut prepare::Prepared,
-    cache: &crate::cache::Cache,
-    log: &mut dyn FnMut(&str),
-) -> Result<(Vec<LayerReport>, layers::Stats)> {
+fn hash_settling(p: &mut prepare::Prepared, cache: &crate::cache::Cache) -> Result<(Vec<LayerReport>, layers::Stats)> {
     let seen = crate::wso2::keystore::Seen::default();
     let hashed = layers::hash(p, cache, p.keystores_pending().then_some(&seen));
     let settled = match &hashed {
-        Ok((_, _, which)) => p.settle_keystores(Some(&seen), which, cache, log),
+        Ok((_, _, which)) => p.settle_keystores(Some(&seen), which, cache),
         Err(_) => Ok(()),
     };
     cache.save();

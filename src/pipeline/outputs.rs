@@ -58,8 +58,8 @@ pub(super) fn open(p: &Prepared, opts: &Options, cache: &Arc<Cache>) -> Result<D
 }
 
 /// Asks every destination which images it holds.
-pub(super) fn ask(dests: &mut Destinations, planned: &[Planned], log: &mut dyn FnMut(&str)) -> Result<Vec<Held>> {
-    dests.iter_mut().map(|d| d.holds(planned, log)).collect()
+pub(super) fn ask(dests: &mut Destinations, planned: &[Planned]) -> Result<Vec<Held>> {
+    dests.iter_mut().map(|d| d.holds(planned)).collect()
 }
 
 /// What must be compressed: customer layers of images some destination
@@ -174,7 +174,6 @@ pub(super) fn write(
     composed: &[Composed],
     compressed: &Compressed,
     rep: &mut Report,
-    log: &mut dyn FnMut(&str),
 ) -> Result<()> {
     for (pi, (image, held)) in planned.iter().zip(held).enumerate() {
         let family = dest.manifests(p.base_of(pi).family);
@@ -182,8 +181,8 @@ pub(super) fn write(
             Some(d) => (*d, Status::UpToDate),
             None => {
                 let set = image_set(p, pi, &composed[pi], compressed, family)?;
-                let w = dest.write(image, &set, log)?;
-                log(&format!("{} {} ({})", w.status.as_str(), dest.name(), w.digest));
+                let w = dest.write(image, &set)?;
+                crate::progress::message(&format!("{} {} ({})", w.status.as_str(), dest.name(), w.digest));
                 (w.digest, w.status)
             }
         };

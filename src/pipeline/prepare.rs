@@ -198,12 +198,7 @@ fn artifact_keys(checked: &[CheckedFile]) -> HashMap<&Path, String> {
 /// Loads the config, walks and checks the inputs, opens the bases and plans
 /// the layers. With `asks_outputs` (a build), the registry outputs are asked
 /// whether they are empty while the folders are walked.
-pub(super) fn prepare(
-    opts: &Options,
-    cache: &Cache,
-    asks_outputs: bool,
-    log: &mut dyn FnMut(&str),
-) -> Result<Prepared> {
+pub(super) fn prepare(opts: &Options, cache: &Cache, asks_outputs: bool) -> Result<Prepared> {
     let started = std::time::Instant::now();
     let config = Config::load(&opts.config)?;
     let (location, rel_dir) = config.base_location(opts.base.as_ref())?;
@@ -221,7 +216,7 @@ pub(super) fn prepare(
     let (inputs, opened, empty_outputs) = std::thread::scope(|scope| {
         let opening = (!opts.pull).then(|| scope.spawn(|| transport::open_base(&location, &rel_dir, &registries)));
         let asking = asks_outputs.then(|| scope.spawn(|| ask_empty(opts, &config, &outputs, &registries)));
-        let inputs = walk_inputs(opts, &config, cache, log);
+        let inputs = walk_inputs(opts, &config, cache);
         let opened = opening.map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
         let empty = asking.map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
         (inputs, opened, empty.unwrap_or_default())
@@ -236,14 +231,13 @@ pub(super) fn prepare(
         (Some(keystores), false, BTreeMap::new())
     } else {
         let (main, variants) = (&mut inputs.walked, &mut inputs.variant_walks);
-        let (baked, labels) =
-            keystores.settle(main, variants, &HashMap::new(), &|_, _| 0, cache, &config, &outputs, log)?;
+        let (baked, labels) = keystores.settle(main, variants, &HashMap::new(), &|_, _| 0, cache, &config, &outputs)?;
         (None, baked, labels)
     };
     let needs_daemon = outputs.iter().any(|o| through_daemon(o, opts.via)) || opts.pull;
     let daemon = if needs_daemon { Some(Daemon::connect()?) } else { None };
     if let (true, Location::Daemon(r), Some(d)) = (opts.pull, &location, &daemon) {
-        d.pull(r, log)?;
+        d.pull(r)?;
     }
     let mut base = match opened {
         Some(opened) => opened?,
@@ -258,7 +252,7 @@ pub(super) fn prepare(
     let (bases, base_of, lock) = open_variant_bases(opts, &config, base, written, &registries, lock)?;
     if let Some(key) = &base_key {
         for b in &bases {
-            super::supply::verify_base(&registries, b, key, log)?;
+            super::supply::verify_base(&registries, b, key)?;
         }
     }
     let mtime = opts.source_date_epoch.unwrap_or(DEFAULT_MTIME).max(0) as u64;
@@ -281,7 +275,7 @@ pub(super) fn prepare(
     };
     let walks = std::sync::Mutex::new(walks);
     for base in &bases {
-        log(&format!(
+        crate::progress::message(&format!(
             "base {} ({}, {} platform{})",
             base.name,
             base.images.iter().map(|i| i.platform.to_string()).collect::<Vec<_>>().join(", "),
@@ -435,18 +429,13 @@ struct Inputs {
 /// Walks the customer folders through the ignore rules, checks the
 /// configuration files, resolves `[maven]` jars and checks every file; with
 /// the keystore questions that leaves.
-fn walk_inputs(
-    opts: &Options,
-    config: &Config,
-    cache: &Cache,
-    log: &mut dyn FnMut(&str),
-) -> Result<(Inputs, Keystores)> {
+fn walk_inputs(opts: &Options, config: &Config, cache: &Cache) -> Result<(Inputs, Keystores)> {
     let gopts = crate::inputs::Options {
         bake_keystores: opts.bake_keystores,
         locked: opts.locked,
         ca_certs: opts.registry.ca_certs.clone(),
     };
-    let g = crate::inputs::gather(config, &gopts, cache, log)?;
+    let g = crate::inputs::gather(config, &gopts, cache)?;
     let has_keystores = |w: &[(LayerSource, Vec<SourceEntry>)]| {
         w.iter()
             .any(|(s, e)| s.kind == LayerKind::Keystores && e.iter().any(|e| !matches!(e.kind, layer::SourceKind::Dir)))
@@ -511,7 +500,6 @@ impl Keystores {
         cache: &Cache,
         config: &Config,
         outputs: &[Location],
-        log: &mut dyn FnMut(&str),
     ) -> Result<(bool, BTreeMap<String, String>)> {
         let main = main.iter_mut().zip(&self.main).enumerate().map(|(f, (w, i))| (w, i, read(None, f)));
         let variants =
@@ -522,7 +510,7 @@ impl Keystores {
         let stray = stray_keystores(found, self.bakes)?;
         let baked = stray.is_some() || self.in_folder;
         guard_public_keystores(self.allow_public, config, outputs, baked, stray.as_deref())?;
-        Ok((baked, labels(config, baked, log)))
+        Ok((baked, labels(config, baked)))
     }
 }
 
@@ -537,13 +525,7 @@ impl Prepared {
     /// written: `seen` holds what hashing recognised in the layers `hashed`,
     /// and the files those did not hold are opened now (all of them without
     /// `seen`). Settled already, it does nothing.
-    pub(super) fn settle_keystores(
-        &mut self,
-        seen: Option<&Seen>,
-        hashed: &[usize],
-        cache: &Cache,
-        log: &mut dyn FnMut(&str),
-    ) -> Result<()> {
+    pub(super) fn settle_keystores(&mut self, seen: Option<&Seen>, hashed: &[usize], cache: &Cache) -> Result<()> {
         let Some(k) = self.keystores.take() else { return Ok(()) };
         let found = seen.map(Seen::found).unwrap_or_default();
         let mut kept = self.walks.lock().unwrap_or_else(|e| e.into_inner());
@@ -562,7 +544,7 @@ impl Prepared {
                 .unwrap_or(0)
         };
         let (main, variants) = (&mut walks.main, &mut walks.variants);
-        let (baked, labels) = k.settle(main, variants, &found, &read, cache, &self.config, &self.outputs, log)?;
+        let (baked, labels) = k.settle(main, variants, &found, &read, cache, &self.config, &self.outputs)?;
         drop(kept);
         self.keystores_baked = baked;
         self.labels = labels;
@@ -858,11 +840,13 @@ fn check_profile(config: &Config, v: &VariantSection, profile: &str, facts: &Fac
 
 /// The labels every image gets: the config's and the keystore label when
 /// keystores are baked (each image adds its own base's name and digest).
-fn labels(config: &Config, keystores_baked: bool, log: &mut dyn FnMut(&str)) -> BTreeMap<String, String> {
+fn labels(config: &Config, keystores_baked: bool) -> BTreeMap<String, String> {
     let mut labels = config.image.labels.clone();
     if keystores_baked {
         labels.insert(KEYSTORES_LABEL.into(), "baked".into());
-        log("keystores are baked into the image (label io.wso2img.keystores=baked); keep it in a private registry");
+        crate::progress::message(
+            "keystores are baked into the image (label io.wso2img.keystores=baked); keep it in a private registry",
+        );
     }
     labels
 }

@@ -36,7 +36,6 @@ pub(super) fn verify_base(
     registries: &std::sync::Arc<crate::transport::registry::Registries>,
     base: &Base,
     key: &(PublicKey, String),
-    log: &mut dyn FnMut(&str),
 ) -> Result<()> {
     let (Location::Registry(r), Some(digest)) = (&base.location, base.digest) else {
         return Err(Error::usage(format!(
@@ -45,7 +44,11 @@ pub(super) fn verify_base(
         )));
     };
     let claim = attach::verify(registries, r, &digest, &key.0)?;
-    log(&format!("base {}@{digest}: signature verified (signed as {})", r.name(), claim.docker_reference));
+    crate::progress::message(&format!(
+        "base {}@{digest}: signature verified (signed as {})",
+        r.name(),
+        claim.docker_reference
+    ));
     Ok(())
 }
 
@@ -62,13 +65,7 @@ pub(super) fn check_sign_outputs(opts: &Options, outputs: &[Location]) -> Result
 /// Signs every image pushed to a registry destination (its index and each
 /// manifest, once per tag it was pushed with) and attaches the SBOM (main
 /// image) and provenance (every image) to its top digest.
-pub(super) fn sign_pushed(
-    p: &Prepared,
-    opts: &Options,
-    planned: &[Planned],
-    rep: &Report,
-    log: &mut dyn FnMut(&str),
-) -> Result<()> {
+pub(super) fn sign_pushed(p: &Prepared, opts: &Options, planned: &[Planned], rep: &Report) -> Result<()> {
     let Some(key) = &opts.sign_key else { return Ok(()) };
     let creator = sign::creator();
     let materials = inputs(p)?;
@@ -88,7 +85,7 @@ pub(super) fn sign_pushed(
                     attested.push(predicate_type);
                 }
             }
-            log(&format!(
+            crate::progress::message(&format!(
                 "signed {}@{} ({} new signature{}{})",
                 repo.name(),
                 out.digest,

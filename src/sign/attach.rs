@@ -218,7 +218,7 @@ fn append(registries: &Arc<Registries>, repo: &Reference, tag: &str, layers: Vec
     manifest["config"] = serde_json::to_value(&config_blob.desc).expect("descriptors serialize");
     let top = Blob::bytes(media::OCI_MANIFEST, canonical(&manifest));
     blobs.push(config_blob);
-    push::push_graph(registries, repo, &blobs, &[], &top, &[tag.to_string()], &mut |_| {})?;
+    push::push_graph(registries, repo, &blobs, &[], &top, &[tag.to_string()])?;
     Ok(added)
 }
 
@@ -303,7 +303,7 @@ fn put_referrer(
     if there {
         return Ok(false);
     }
-    push::push_graph(registries, repo, &[empty, layer], &[], &top, &[], &mut |_| {})?;
+    push::push_graph(registries, repo, &[empty, layer], &[], &top, &[])?;
     Ok(true)
 }
 

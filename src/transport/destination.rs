@@ -82,10 +82,10 @@ pub trait Destination {
     /// Which of `images` it already holds under all their tags, answered
     /// before anything is compressed. For what it holds it may set missing
     /// tags. A tag that names different content may be refused here.
-    fn holds(&mut self, images: &[Planned], log: &mut dyn FnMut(&str)) -> Result<Held>;
+    fn holds(&mut self, images: &[Planned]) -> Result<Held>;
     /// Writes one image (`set` is in the family [`Destination::manifests`]
     /// asked for, or the base's when it stores none).
-    fn write(&mut self, image: &Planned, set: &ImageSet, log: &mut dyn FnMut(&str)) -> Result<Written>;
+    fn write(&mut self, image: &Planned, set: &ImageSet) -> Result<Written>;
     /// A layer blob that a later [`Destination::write`] will include is
     /// ready (compressed, in the family [`Destination::manifests`] asked
     /// for): the destination may start sending it now, so that sending
@@ -107,7 +107,7 @@ pub trait Destination {
         false
     }
     /// Completes the writes.
-    fn finish(&mut self, log: &mut dyn FnMut(&str)) -> Result<()>;
+    fn finish(&mut self) -> Result<()>;
 }
 
 /// The platform a one-platform destination (`what`) takes from `platforms`:

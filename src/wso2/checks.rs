@@ -57,12 +57,12 @@ pub struct Checked {
 }
 
 /// Checks every folder's files; returns how many there are and what was
-/// learnt about jars and keystores ([`every_file`] gives them all). Doubts
-/// that are not errors go to `warn`.
-pub fn check(folders: &[(LayerSource, Vec<SourceEntry>)], warn: &mut dyn FnMut(&str)) -> Result<Checked> {
+/// learnt about jars and keystores ([`every_file`] gives them all), with
+/// the doubts that are not errors (warnings).
+pub fn check(folders: &[(LayerSource, Vec<SourceEntry>)]) -> Result<(Checked, Vec<String>)> {
     let checked = look(folders)?;
-    duplicates(&checked.notable.iter().collect::<Vec<_>>(), warn)?;
-    Ok(checked)
+    let warnings = duplicates(&checked.notable.iter().collect::<Vec<_>>())?;
+    Ok((checked, warnings))
 }
 
 /// Like [`check`], without looking for the same artifact twice (see
@@ -91,8 +91,9 @@ pub fn look(folders: &[(LayerSource, Vec<SourceEntry>)]) -> Result<Checked> {
 /// Fails when the same Maven artifact is among `checked` twice (two
 /// versions in `jars/`, or one jar in both `jars/` and `dropins/`) and both
 /// jars say so in `pom.properties` or share a file name; warns when it was
-/// guessed from file names only.
-pub fn duplicates(checked: &[&CheckedFile], warn: &mut dyn FnMut(&str)) -> Result<()> {
+/// guessed from file names only (the warnings are returned).
+pub fn duplicates(checked: &[&CheckedFile]) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
     let jars: Vec<&CheckedFile> = checked.iter().copied().filter(|f| f.coords.is_some()).collect();
     for (i, a) in jars.iter().enumerate() {
         for b in &jars[i + 1..] {
@@ -102,7 +103,7 @@ pub fn duplicates(checked: &[&CheckedFile], warn: &mut dyn FnMut(&str)) -> Resul
                 continue;
             }
             if !(same_name || ca.from_pom && cb.from_pom) {
-                warn(&format!(
+                warnings.push(format!(
                     "{} and {} may be the same artifact ({} and {}, guessed from a file name: no pom.properties); keep only one if they are",
                     a.label,
                     b.label,
@@ -129,7 +130,7 @@ pub fn duplicates(checked: &[&CheckedFile], warn: &mut dyn FnMut(&str)) -> Resul
             }));
         }
     }
-    Ok(())
+    Ok(warnings)
 }
 
 /// Checks one jar (readable zip; in `dropins/`, an OSGi bundle) or keystore

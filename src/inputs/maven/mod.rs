@@ -63,12 +63,7 @@ pub fn cache_dir() -> Result<PathBuf> {
 
 /// Resolves every jar of `section`, in the order given (lib, then dropins).
 /// `pins` are the lock's sha256 per coordinates. Messages go to `log`.
-pub fn resolve(
-    section: &MavenSection,
-    pins: &BTreeMap<String, Digest>,
-    opts: &Options,
-    log: &mut dyn FnMut(&str),
-) -> Result<Vec<Resolved>> {
+pub fn resolve(section: &MavenSection, pins: &BTreeMap<String, Digest>, opts: &Options) -> Result<Vec<Resolved>> {
     let wanted = section.wanted().map_err(Error::config)?;
     if wanted.is_empty() {
         return Ok(Vec::new());
@@ -101,7 +96,7 @@ pub fn resolve(
             Some(f) => f,
             None => fetcher.insert(Fetcher::new(section, opts)?),
         };
-        let (sha256, size) = f.fetch(&coords, &path, log)?;
+        let (sha256, size) = f.fetch(&coords, &path)?;
         if let Some(pin) = pin {
             if pin != sha256 {
                 if opts.locked {
@@ -114,7 +109,9 @@ pub fn resolve(
                         ),
                     ));
                 }
-                log(&format!("[maven] {key}: the repository now serves {sha256}, not the pinned {pin}; re-pinned"));
+                crate::progress::message(&format!(
+                    "[maven] {key}: the repository now serves {sha256}, not the pinned {pin}; re-pinned"
+                ));
             }
         }
         out.push(Resolved { kind, coords, path, sha256, size });
@@ -179,7 +176,7 @@ impl Fetcher {
 
     /// Downloads `coords` into `dest` (through a temporary file), verified;
     /// returns its sha256 and size.
-    fn fetch(&mut self, coords: &Coordinates, dest: &Path, log: &mut dyn FnMut(&str)) -> Result<(Digest, u64)> {
+    fn fetch(&mut self, coords: &Coordinates, dest: &Path) -> Result<(Digest, u64)> {
         let parent = dest.parent().expect("a cache path has a parent");
         fs::create_dir_all(parent).map_err(|e| Error::io("creating the Maven cache", parent, e))?;
         let mut tried = Vec::new();
@@ -197,9 +194,9 @@ impl Fetcher {
                 }
                 (Got::Found, sha256, sha1, size) => (sha256, sha1, size),
             };
-            self.verify(coords, &url, cred.as_ref(), &sha256, &sha1, log)?;
+            self.verify(coords, &url, cred.as_ref(), &sha256, &sha1)?;
             tmp.persist(dest).map_err(|e| Error::io("writing to the Maven cache", dest, e.error))?;
-            log(&format!("[maven] {coords}: {size} bytes from {} ({sha256})", repo.url));
+            crate::progress::message(&format!("[maven] {coords}: {size} bytes from {} ({sha256})", repo.url));
             return Ok((sha256, size));
         }
         Err(Error::new(
@@ -220,7 +217,6 @@ impl Fetcher {
         cred: Option<&Credential>,
         sha256: &Digest,
         sha1: &str,
-        log: &mut dyn FnMut(&str),
     ) -> Result<()> {
         for (ext, have) in [("sha256", sha256.hex()), ("sha1", sha1.to_string())] {
             let Some(text) = self.rt.block_on(get_text(&self.http, &format!("{url}.{ext}"), cred))? else { continue };
@@ -236,7 +232,10 @@ impl Fetcher {
             }
             return Ok(());
         }
-        log(&format!("[maven] {coords}: {} publishes no .sha256 or .sha1 file; pinned by the lock only", redact(url)));
+        crate::progress::message(&format!(
+            "[maven] {coords}: {} publishes no .sha256 or .sha1 file; pinned by the lock only",
+            redact(url)
+        ));
         Ok(())
     }
 }

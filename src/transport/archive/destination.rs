@@ -159,29 +159,29 @@ impl Destination for ArchiveDestination {
         Some(MediaFamily::Oci)
     }
 
-    fn holds(&mut self, images: &[Planned], log: &mut dyn FnMut(&str)) -> Result<Held> {
+    fn holds(&mut self, images: &[Planned]) -> Result<Held> {
         match self.existing(images)? {
             Some(digests) => {
-                log(&format!("{}: already holds these images; nothing to write", self.name()));
+                crate::progress::message(&format!("{}: already holds these images; nothing to write", self.name()));
                 Ok(digests.into_iter().map(Some).collect())
             }
             None => Ok(vec![None; images.len()]),
         }
     }
 
-    fn write(&mut self, image: &Planned, set: &ImageSet, _log: &mut dyn FnMut(&str)) -> Result<Written> {
+    fn write(&mut self, image: &Planned, set: &ImageSet) -> Result<Written> {
         let one = pick_image(set, &self.platforms, WHAT)?.clone();
         let digest = one.manifest.desc.digest;
         self.pending.push((self.refs(image), one));
         Ok(Written { digest, status: Status::Written })
     }
 
-    fn finish(&mut self, log: &mut dyn FnMut(&str)) -> Result<()> {
+    fn finish(&mut self) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
         write(&self.path, &self.pending, &self.name())?;
-        log(&format!("written {}", self.name()));
+        crate::progress::message(&format!("written {}", self.name()));
         Ok(())
     }
 }

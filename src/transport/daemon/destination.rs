@@ -45,13 +45,17 @@ impl Destination for DaemonDestination {
         None
     }
 
-    fn holds(&mut self, images: &[Planned], log: &mut dyn FnMut(&str)) -> Result<Held> {
+    fn holds(&mut self, images: &[Planned]) -> Result<Held> {
         let mut held = Vec::new();
         for image in images {
             let id = pick_config(image, &self.platforms, WHAT)?;
             if self.daemon.image_id(&id.to_string())?.is_some() {
                 self.daemon.tag_all(&id.to_string(), &daemon_tags(&self.target, image))?;
-                log(&format!("{}: the daemon already has {} ({id}); nothing to load", self.name(), image.tags[0]));
+                crate::progress::message(&format!(
+                    "{}: the daemon already has {} ({id}); nothing to load",
+                    self.name(),
+                    image.tags[0]
+                ));
                 held.push(Some(id));
             } else {
                 held.push(None);
@@ -60,14 +64,14 @@ impl Destination for DaemonDestination {
         Ok(held)
     }
 
-    fn write(&mut self, image: &Planned, set: &ImageSet, log: &mut dyn FnMut(&str)) -> Result<Written> {
+    fn write(&mut self, image: &Planned, set: &ImageSet) -> Result<Written> {
         let one = pick_image(set, &self.platforms, WHAT)?;
-        let loaded = self.daemon.load(one, &daemon_tags(&self.target, image), &self.hints, log)?;
+        let loaded = self.daemon.load(one, &daemon_tags(&self.target, image), &self.hints)?;
         let status = if loaded.up_to_date { Status::UpToDate } else { Status::Loaded };
         Ok(Written { digest: loaded.id, status })
     }
 
-    fn finish(&mut self, _log: &mut dyn FnMut(&str)) -> Result<()> {
+    fn finish(&mut self) -> Result<()> {
         Ok(())
     }
 }

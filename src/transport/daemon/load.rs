@@ -47,42 +47,33 @@ impl Daemon {
     /// named by `hints` and the images of the tags' repositories, else in any
     /// of its images). The
     /// archive is streamed: it is never held in memory nor written to disk.
-    pub fn load(
-        &self,
-        image: &Image,
-        tags: &[Reference],
-        hints: &[String],
-        log: &mut dyn FnMut(&str),
-    ) -> Result<Loaded> {
+    pub fn load(&self, image: &Image, tags: &[Reference], hints: &[String]) -> Result<Loaded> {
         let shown = format!("docker-daemon:{}", tags.first().map(daemon_name).unwrap_or_default());
         let config_id = image.config.desc.digest;
         if self.inspect(&config_id.to_string())?.is_some() {
             self.tag_all(&config_id.to_string(), tags)?;
-            log(&format!("{shown}: the daemon already has this image ({config_id}); nothing to load"));
+            crate::progress::message(&format!(
+                "{shown}: the daemon already has this image ({config_id}); nothing to load"
+            ));
             return Ok(Loaded { id: config_id, up_to_date: true, layers_sent: 0, bytes_sent: 0 });
         }
         let diff_ids = diff_ids(image).map_err(|e| e.context(&shown))?;
         let have = self.shared_layers(&diff_ids, tags, hints)?;
-        match self.load_omitting(image, tags, have, &shown, log) {
+        match self.load_omitting(image, tags, have, &shown) {
             Err(e) if have > 0 && e.cause() != Some(Cause::StoppedReading) => {
                 // The images that held those layers may have been removed
                 // meanwhile (another client's `docker rmi`): send them all.
-                log(&format!("{shown}: the daemon no longer has the bottom {have} layers ({e}); sending all"));
-                self.load_omitting(image, tags, 0, &shown, log)
+                crate::progress::message(&format!(
+                    "{shown}: the daemon no longer has the bottom {have} layers ({e}); sending all"
+                ));
+                self.load_omitting(image, tags, 0, &shown)
             }
             r => r,
         }
     }
 
     /// Loads `image`, leaving out the files of its bottom `have` layers.
-    fn load_omitting(
-        &self,
-        image: &Image,
-        tags: &[Reference],
-        have: usize,
-        shown: &str,
-        log: &mut dyn FnMut(&str),
-    ) -> Result<Loaded> {
+    fn load_omitting(&self, image: &Image, tags: &[Reference], have: usize, shown: &str) -> Result<Loaded> {
         let shown = shown.to_string();
         let config_id = image.config.desc.digest;
         let needed: HashSet<Digest> = image.layers[have..].iter().map(|l| l.desc.digest).collect();
@@ -92,7 +83,7 @@ impl Daemon {
         let sent: Vec<&Blob> =
             image.layers.iter().filter(|l| !omit.contains(&l.desc.digest) && seen.insert(l.desc.digest)).collect();
         let bytes_sent: u64 = sent.iter().map(|b| b.desc.size).sum();
-        log(&format!(
+        crate::progress::message(&format!(
             "{shown}: sending {} of {} layers ({}){}",
             sent.len(),
             image.layers.len(),
@@ -130,7 +121,7 @@ impl Daemon {
                         progress_detail: info.progress_detail.map(|p| json!({"current": p.current})),
                         ..Default::default()
                     };
-                    progress(&msg, log);
+                    progress(&msg);
                 }
                 Ok::<(), BollardError>(())
             });

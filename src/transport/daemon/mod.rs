@@ -411,25 +411,29 @@ fn error_text(code: u16, body: &[u8]) -> String {
     }
 }
 
-/// Logs one progress message when it reports an outcome (not a transient
-/// state or a byte count).
-fn progress(m: &Message, log: &mut dyn FnMut(&str)) {
+/// Reports one progress message of the daemon when it is an outcome.
+fn progress(m: &Message) {
+    if let Some(line) = progress_line(m) {
+        crate::progress::message(&line);
+    }
+}
+
+/// The line a progress message of the daemon shows: only outcomes (not a
+/// transient state or a byte count), without control characters.
+fn progress_line(m: &Message) -> Option<String> {
     if let Some(s) = m.stream.as_deref() {
         let s = clean(s);
-        if !s.is_empty() {
-            log(&format!("daemon: {s}"));
-        }
-        return;
+        return (!s.is_empty()).then(|| format!("daemon: {s}"));
     }
-    let Some(status) = m.status.as_deref().map(clean).filter(|s| !s.is_empty()) else { return };
+    let status = m.status.as_deref().map(clean).filter(|s| !s.is_empty())?;
     let moving = m.progress_detail.as_ref().is_some_and(|p| !p["current"].is_null());
     if moving || TRANSIENT.contains(&status.as_str()) {
-        return;
+        return None;
     }
-    match m.id.as_deref().map(clean).filter(|i| !i.is_empty()) {
-        Some(id) => log(&format!("daemon: {id}: {status}")),
-        None => log(&format!("daemon: {status}")),
-    }
+    Some(match m.id.as_deref().map(clean).filter(|i| !i.is_empty()) {
+        Some(id) => format!("daemon: {id}: {status}"),
+        None => format!("daemon: {status}"),
+    })
 }
 
 /// One line without control characters or terminal escape sequences.
@@ -540,8 +544,6 @@ mod tests {
 
     #[test]
     fn progress_lines_are_outcomes_without_control_characters() {
-        let mut lines = Vec::new();
-        let mut log = |s: &str| lines.push(s.to_string());
         let msgs = [
             r#"{"status":"The push refers to repository [127.0.0.1:5000/acme/apim]"}"#,
             r#"{"status":"Preparing","progressDetail":{},"id":"a1"}"#,
@@ -551,9 +553,7 @@ mod tests {
             r#"{"stream":"Loaded image: acme/apim:x\n"}"#,
             r#"{"stream":"\u001b[1A\u001b[2K\r\n"}"#,
         ];
-        for m in msgs {
-            progress(&serde_json::from_str(m).unwrap(), &mut log);
-        }
+        let lines: Vec<String> = msgs.iter().filter_map(|m| progress_line(&serde_json::from_str(m).unwrap())).collect();
         assert_eq!(
             lines,
             [

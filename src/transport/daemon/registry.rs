@@ -35,15 +35,15 @@ pub fn registry_auth(credential: Option<&Credential>, host: &str) -> String {
 
 impl Daemon {
     /// Asks the daemon to pull `r`, with the credential wso2img finds for its
-    /// registry. Progress goes to `log`, one line per finished step.
-    pub fn pull(&self, r: &Reference, log: &mut dyn FnMut(&str)) -> Result<()> {
+    /// registry; each finished step is reported as progress.
+    pub fn pull(&self, r: &Reference) -> Result<()> {
         let found = auth::lookup(&r.registry)?;
         let header = registry_auth(found.as_ref().map(|f| &f.credential), &r.registry);
         let path = format!("/images/create?fromImage={}&tag={}", escape(&r.familiar_name()), escape(r.tag_or_latest()));
-        log(&format!("daemon: pulling {}", daemon_name(r)));
+        crate::progress::message(&format!("daemon: pulling {}", daemon_name(r)));
         let what = format!("docker-daemon:{}: pulling", daemon_name(r));
         runtime()
-            .block_on(self.post_stream(&path, &header, &mut |m| progress(&m, log)))
+            .block_on(self.post_stream(&path, &header, &mut |m| progress(&m)))
             .map_err(|f| self.failure(f, &what, &r.registry, found.as_ref()))
     }
 
@@ -51,7 +51,7 @@ impl Daemon {
     /// credential wso2img finds for its registry. Returns the manifest digest
     /// the daemon pushed: the daemon compresses layers itself, so it differs
     /// from what a direct push writes while the config digest stays.
-    pub fn push(&self, r: &Reference, log: &mut dyn FnMut(&str)) -> Result<Digest> {
+    pub fn push(&self, r: &Reference) -> Result<Digest> {
         let found = auth::lookup(&r.registry)?;
         let header = registry_auth(found.as_ref().map(|f| &f.credential), &r.registry);
         let path = format!("/images/{}/push?tag={}", escape_path(&r.familiar_name()), escape(r.tag_or_latest()));
@@ -62,7 +62,7 @@ impl Daemon {
                 if let Some(d) = pushed_digest(&m) {
                     digest = Some(d);
                 }
-                progress(&m, log)
+                progress(&m)
             }))
             .map_err(|f| self.failure(f, &what, &r.registry, found.as_ref()))?;
         digest.ok_or_else(|| Error::new(Kind::Io, format!("{what}: the daemon finished without reporting a digest")))

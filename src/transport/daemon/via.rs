@@ -37,24 +37,28 @@ impl Destination for ViaDaemon {
         None
     }
 
-    fn holds(&mut self, images: &[Planned], _log: &mut dyn FnMut(&str)) -> Result<Held> {
+    fn holds(&mut self, images: &[Planned]) -> Result<Held> {
         Ok(vec![None; images.len()])
     }
 
-    fn write(&mut self, image: &Planned, set: &ImageSet, log: &mut dyn FnMut(&str)) -> Result<Written> {
+    fn write(&mut self, image: &Planned, set: &ImageSet) -> Result<Written> {
         let one = pick_image(set, &self.platforms, "the Docker daemon")?;
         if set.images.len() > 1 {
-            log(&format!("{}: the Docker daemon holds one platform; pushing {} only", self.name(), one.platform));
+            crate::progress::message(&format!(
+                "{}: the Docker daemon holds one platform; pushing {} only",
+                self.name(),
+                one.platform
+            ));
         }
         let refs = daemon_tags(&self.target, image);
-        let loaded = self.daemon.load(one, &refs, &self.hints, log)?;
+        let loaded = self.daemon.load(one, &refs, &self.hints)?;
         let mut pushed = None;
         for t in &refs {
-            let digest = self.daemon.push(t, log)?;
+            let digest = self.daemon.push(t)?;
             pushed.get_or_insert(digest);
         }
         let digest = pushed.ok_or_else(|| Error::usage(format!("{}: no tag to push", self.name())))?;
-        log(&format!(
+        crate::progress::message(&format!(
             "{}: the daemon compressed the layers itself, so the manifest ({digest}) differs from a direct push; the image ID {} is the same",
             self.name(),
             loaded.id
@@ -62,7 +66,7 @@ impl Destination for ViaDaemon {
         Ok(Written { digest, status: Status::Pushed })
     }
 
-    fn finish(&mut self, _log: &mut dyn FnMut(&str)) -> Result<()> {
+    fn finish(&mut self) -> Result<()> {
         Ok(())
     }
 }

@@ -292,7 +292,7 @@ impl Destination for LayoutDestination {
         Some(MediaFamily::Oci)
     }
 
-    fn holds(&mut self, images: &[Planned], log: &mut dyn FnMut(&str)) -> Result<Held> {
+    fn holds(&mut self, images: &[Planned]) -> Result<Held> {
         let index: Value = match fs::read(self.dir.join("index.json")) {
             Ok(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
             Err(_) => return Ok(vec![None; images.len()]),
@@ -324,13 +324,18 @@ impl Destination for LayoutDestination {
                     &missing,
                 )?;
             }
-            log(&format!("{}: {} already holds this content ({}); nothing to write", self.name(), tags[0], top.digest));
+            crate::progress::message(&format!(
+                "{}: {} already holds this content ({}); nothing to write",
+                self.name(),
+                tags[0],
+                top.digest
+            ));
             held.push(Some(top.digest));
         }
         Ok(held)
     }
 
-    fn write(&mut self, image: &Planned, set: &ImageSet, _log: &mut dyn FnMut(&str)) -> Result<Written> {
+    fn write(&mut self, image: &Planned, set: &ImageSet) -> Result<Written> {
         let r = self.write_inner(image, set);
         if r.is_err() && self.created && !self.dir.join("index.json").exists() {
             let _ = fs::remove_dir_all(&self.dir);
@@ -338,7 +343,7 @@ impl Destination for LayoutDestination {
         Ok(Written { digest: r?, status: Status::Written })
     }
 
-    fn finish(&mut self, _log: &mut dyn FnMut(&str)) -> Result<()> {
+    fn finish(&mut self) -> Result<()> {
         Ok(())
     }
 }

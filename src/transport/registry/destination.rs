@@ -51,7 +51,7 @@ impl Destination for RegistryDestination {
         Some(base)
     }
 
-    fn holds(&mut self, images: &[Planned], log: &mut dyn FnMut(&str)) -> Result<Held> {
+    fn holds(&mut self, images: &[Planned]) -> Result<Held> {
         let mut held = Vec::new();
         for image in images {
             let content_tag = &image.tags[0];
@@ -59,7 +59,7 @@ impl Destination for RegistryDestination {
                 TagState::Same(top) => {
                     let tags = self.tags(image);
                     push::retag_missing(&self.registries, &self.target, &top, &tags[1..])?;
-                    log(&format!("{}: {content_tag} already holds this content ({top}); nothing to push", self.name()));
+                    crate::progress::message(&format!("{}: {content_tag} already holds this content ({top}); nothing to push", self.name()));
                     Some(top)
                 }
                 TagState::Different(top) if !self.force => {
@@ -77,9 +77,9 @@ impl Destination for RegistryDestination {
         Ok(held)
     }
 
-    fn write(&mut self, image: &Planned, set: &ImageSet, log: &mut dyn FnMut(&str)) -> Result<Written> {
+    fn write(&mut self, image: &Planned, set: &ImageSet) -> Result<Written> {
         let tags = self.tags(image);
-        let digest: Digest = push::push(&self.registries, set, &self.target, &tags, &mut self.started, log)?;
+        let digest: Digest = push::push(&self.registries, set, &self.target, &tags, &mut self.started)?;
         Ok(Written { digest, status: Status::Pushed })
     }
 
@@ -95,7 +95,7 @@ impl Destination for RegistryDestination {
         self.started.start(&self.registries, &self.target, blob);
     }
 
-    fn finish(&mut self, _log: &mut dyn FnMut(&str)) -> Result<()> {
+    fn finish(&mut self) -> Result<()> {
         Ok(())
     }
 }

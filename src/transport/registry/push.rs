@@ -88,7 +88,6 @@ pub fn push(
     target: &Reference,
     tags: &[String],
     started: &mut Started,
-    log: &mut dyn FnMut(&str),
 ) -> Result<Digest> {
     let top = set.top().desc.digest;
     let is_manifest = |b: &&Blob| MediaFamily::of(&b.desc.media_type).is_some();
@@ -96,7 +95,17 @@ pub fn push(
     let layers_and_configs: Vec<Blob> = blobs.iter().filter(|b| !is_manifest(b)).map(|b| (*b).clone()).collect();
     let manifests: Vec<Blob> =
         blobs.iter().filter(|b| is_manifest(b) && b.desc.digest != top).map(|b| (*b).clone()).collect();
-    push_started(registries, target, &layers_and_configs, &manifests, set.top(), tags, started, log)
+    let pushed = push_started(registries, target, &layers_and_configs, &manifests, set.top(), tags, started)?;
+    crate::progress::message(&pushed.summary);
+    Ok(pushed.digest)
+}
+
+/// What a push did: the top-level digest, and one line saying how.
+pub struct Pushed {
+    /// The top-level digest pushed.
+    pub digest: Digest,
+    /// Blobs uploaded, mounted and found there, and the tags set.
+    pub summary: String,
 }
 
 /// Whether `target`'s repository has blob `digest` (a HEAD).
@@ -156,7 +165,8 @@ impl Drop for Started {
     }
 }
 
-/// Pushes blobs, then child manifests by digest, then `top` by digest and by each tag.
+/// Pushes blobs, then child manifests by digest, then `top` by digest and
+/// by each tag; reports nothing (the caller shows the summary if it wants).
 pub fn push_graph(
     registries: &Arc<Registries>,
     target: &Reference,
@@ -164,9 +174,8 @@ pub fn push_graph(
     children: &[Blob],
     top: &Blob,
     tags: &[String],
-    log: &mut dyn FnMut(&str),
-) -> Result<Digest> {
-    push_started(registries, target, blobs, children, top, tags, &mut Started::default(), log)
+) -> Result<Pushed> {
+    push_started(registries, target, blobs, children, top, tags, &mut Started::default())
 }
 
 /// [`push_graph`], awaiting the uploads `started` already runs instead of starting them again.
@@ -179,8 +188,7 @@ fn push_started(
     top: &Blob,
     tags: &[String],
     started: &mut Started,
-    log: &mut dyn FnMut(&str),
-) -> Result<Digest> {
+) -> Result<Pushed> {
     let (outcomes, client) = runtime().block_on(async {
         let client = registries.client(&target.registry).await?;
         let repo = target.repository.clone();
@@ -228,14 +236,14 @@ fn push_started(
         }
     }
     let _ = client;
-    log(&format!(
+    let summary = format!(
         "pushed {}/{}: {uploaded} blobs uploaded ({}), {mounted} mounted, {present} already there; tags {}",
         target.registry,
         target.repository,
         crate::fmt::human(bytes),
         if tags.is_empty() { "-".to_string() } else { tags.join(", ") }
-    ));
-    Ok(top.desc.digest)
+    );
+    Ok(Pushed { digest: top.desc.digest, summary })
 }
 
 /// Gets one blob into `repo`: HEAD, then mount, then upload.
@@ -522,12 +530,7 @@ pub fn tag(registries: &Arc<Registries>, src: &Reference, tags: &[String]) -> Re
 /// Copies the image `src` names to `dst` (every platform and attestation,
 /// byte for byte, so the digest is kept): blobs are mounted within a registry
 /// and streamed between registries. Returns the digest.
-pub fn copy(
-    registries: &Arc<Registries>,
-    src: &Reference,
-    dst: &Reference,
-    log: &mut dyn FnMut(&str),
-) -> Result<Digest> {
+pub fn copy(registries: &Arc<Registries>, src: &Reference, dst: &Reference) -> Result<Digest> {
     let (blobs, children, top) = runtime().block_on(async {
         let client = registries.client(&src.registry).await?;
         let wanted = src.digest.map(|d| d.to_string()).unwrap_or_else(|| src.tag_or_latest().to_string());
@@ -566,5 +569,7 @@ pub fn copy(
         Ok::<_, Error>((blobs, children, top_blob))
     })?;
     let tags: Vec<String> = dst.tag.clone().or_else(|| src.tag.clone()).into_iter().collect();
-    push_graph(registries, dst, &blobs, &children, &top, &tags, log)
+    let pushed = push_graph(registries, dst, &blobs, &children, &top, &tags)?;
+    crate::progress::message(&pushed.summary);
+    Ok(pushed.digest)
 }
