@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::lock::{self, LockedBase, Lockfile};
 use crate::reference::Location;
 use crate::transport;
-use crate::transport::registry::{self, Registries};
+use crate::transport::registry;
 use crate::wso2::{self, Facts};
 
 /// What `init` created.
@@ -50,7 +50,7 @@ pub fn init(config: &Path, base: &str, registry: &registry::Options) -> Result<S
         _ => PathBuf::from("."),
     };
     refuse_existing(config)?;
-    let opened = transport::open_base(&location, Path::new("."), &Registries::new(registry.clone()))?;
+    let opened = transport::open_base(&location, Path::new("."), &transport::Connections::new(registry.clone()))?;
     let img = opened.images.first().ok_or_else(|| Error::source(format!("{location}: has no image")))?;
     let facts = wso2::detect(&img.config_json, None, &mut transport::LayerFs(img))
         .map_err(|e| e.context(format!("{location} ({})", img.platform)))?;
@@ -210,13 +210,10 @@ fn base_for_config(given: &str, location: &Location, dir: &Path) -> Result<Strin
         let cwd = std::env::current_dir().map_err(|e| Error::io("reading the working directory", Path::new("."), e))?;
         Ok(relative(&normalize(&cwd.join(p)), &normalize(&cwd.join(dir))))
     };
-    Ok(match location {
-        Location::Oci { dir: d, tag } => Location::Oci { dir: rebase(d)?, tag: tag.clone() }.to_string(),
-        Location::DockerArchive { path, reference } => {
-            Location::DockerArchive { path: rebase(path)?, reference: reference.clone() }.to_string()
-        }
-        _ => given.to_string(),
-    })
+    if location.local_path().is_none() {
+        return Ok(given.to_string());
+    }
+    Ok(location.map_local_path(rebase)?.to_string())
 }
 
 /// `p` without `.` and with `..` applied, lexically.

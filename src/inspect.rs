@@ -1,8 +1,6 @@
 //! `inspect`: what an image at a location holds — top digest, platforms,
 //! layers with their history, labels and the WSO2 facts detected.
 
-use std::sync::Arc;
-
 use serde::Serialize;
 use serde_json::Value;
 
@@ -12,8 +10,7 @@ use crate::image::{mutate, MediaFamily};
 use crate::reference::{Location, Reference};
 use crate::sign::attach::{self, AttestationInfo, SignatureInfo};
 use crate::sign::PublicKey;
-use crate::transport::registry::Registries;
-use crate::transport::{self, archive, Base};
+use crate::transport::{self, Base, Connections};
 use crate::wso2::{self, Facts};
 
 /// One layer of an inspected image.
@@ -88,21 +85,19 @@ pub struct Inspection {
 }
 
 /// Inspects the image at `location`.
-pub fn inspect(location: &Location, registries: &Arc<Registries>) -> Result<Inspection> {
-    inspect_with(location, registries, None)
+pub fn inspect(location: &Location, connections: &Connections) -> Result<Inspection> {
+    inspect_with(location, connections, None)
 }
 
 /// Inspects the image at `location`; its signatures are checked with `key`
 /// when one is given.
-pub fn inspect_with(location: &Location, registries: &Arc<Registries>, key: Option<&PublicKey>) -> Result<Inspection> {
-    let base = transport::open_base(location, std::path::Path::new("."), registries)?;
-    let mut digest = base.digest;
-    if let (None, Location::DockerArchive { path, .. }) = (digest, location) {
-        if let Some(index) = archive::read_member(path, &location.to_string(), "index.json")? {
-            let v: Value = serde_json::from_slice(&index).unwrap_or(Value::Null);
-            digest = v["manifests"][0]["digest"].as_str().and_then(|s| s.parse().ok());
-        }
-    }
+pub fn inspect_with(location: &Location, connections: &Connections, key: Option<&PublicKey>) -> Result<Inspection> {
+    let transport = transport::of(location);
+    let base = transport.open_base(std::path::Path::new("."), connections)?;
+    let digest = match base.digest {
+        Some(d) => Some(d),
+        None => transport.stored_digest()?,
+    };
     let mut platforms = Vec::new();
     for img in &base.images {
         let history: Vec<&Value> = img.config_json["history"]
@@ -132,10 +127,10 @@ pub fn inspect_with(location: &Location, registries: &Arc<Registries>, key: Opti
             detected,
         });
     }
-    let (signatures, attestations) = match (location, digest) {
-        (Location::Registry(r), Some(d)) => {
-            let repo = Reference { tag: None, digest: None, ..r.clone() };
-            let a = attach::attached(registries, &repo, &d, key)?;
+    let (signatures, attestations) = match (transport.registry_reference(), digest) {
+        (Some(r), Some(d)) => {
+            let repo = Reference { tag: None, digest: None, ..r };
+            let a = attach::attached(&connections.registries, &repo, &d, key)?;
             (Some(a.signatures), Some(a.attestations))
         }
         _ => (None, None),
@@ -146,7 +141,7 @@ pub fn inspect_with(location: &Location, registries: &Arc<Registries>, key: Opti
         reference: location.to_string(),
         digest,
         content_digest: content_digest(&base),
-        tag: location_tag(location, &base),
+        tag: location.tag_or(&base.tag),
         media_types: base.family,
         multi_platform: base.multi_platform,
         platforms,
@@ -162,16 +157,5 @@ pub fn content_digest(base: &Base) -> Digest {
         many => mutate::multi_platform_content_digest(
             &many.iter().map(|i| (i.platform.clone(), Digest::of(&i.config))).collect::<Vec<_>>(),
         ),
-    }
-}
-
-/// The tag a location names; for a layout, an archive or a built-in sample
-/// without one, the tag the image was found under.
-fn location_tag(location: &Location, base: &Base) -> Option<String> {
-    match location {
-        Location::Registry(r) | Location::Daemon(r) => r.tag.clone(),
-        Location::Oci { tag: Some(t), .. } => Some(t.clone()),
-        Location::DockerArchive { reference: Some(r), .. } => r.tag.clone(),
-        _ => Some(base.tag.clone()).filter(|t| !t.is_empty()),
     }
 }

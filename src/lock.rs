@@ -11,7 +11,6 @@
 //! same resolution always gives the same bytes.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,8 +20,7 @@ use crate::error::{io_reason, Error, Kind, Result};
 use crate::image::mutate;
 use crate::image::Platform;
 use crate::reference::Location;
-use crate::transport::registry::Registries;
-use crate::transport::{self, Base};
+use crate::transport::Base;
 
 /// The lock format version written in the file.
 pub const VERSION: u32 = 1;
@@ -371,30 +369,12 @@ pub fn check_also(
     Ok(Some(Pending { lock, message }))
 }
 
-/// Resolves the base of `config` (or `base_override`) again, as `plan` would,
-/// and compares it with the lock: the lock, the comparison and the new entry.
-fn resolve(
-    config_path: &Path,
-    base_override: Option<&Location>,
-    registry: &crate::transport::registry::Options,
-) -> Result<(Lockfile, Comparison, LockedBase)> {
-    let config = Config::load(config_path)?;
-    let (location, dir) = config.base_location(base_override)?;
-    let registries: Arc<Registries> = Registries::new(registry.clone());
-    let base = transport::open_base(&location, &dir, &registries)?;
-    let lock = Lockfile::load(&path_for(&config.path))?;
-    let (cmp, entry) = compare(&lock, &written_location(&config, base_override), &base);
-    Ok((lock, cmp, entry))
-}
-
-/// `wso2img update`: resolves the base again and records it in the lock.
-/// The comparison says what the lock held before.
-pub fn update(
-    config_path: &Path,
-    base_override: Option<&Location>,
-    registry: &crate::transport::registry::Options,
-) -> Result<Comparison> {
-    let (mut lock, cmp, entry) = resolve(config_path, base_override, registry)?;
+/// `wso2img update` for a base resolved again (`base`, read from the
+/// location written as `written`): records it in the lock of `config` when
+/// it moved. The comparison says what the lock held before.
+pub fn update(config: &Config, written: &str, base: &Base) -> Result<Comparison> {
+    let mut lock = Lockfile::load(&path_for(&config.path))?;
+    let (cmp, entry) = compare(&lock, written, base);
     if cmp.moved {
         lock.set(entry);
         lock.save()?;
@@ -402,14 +382,11 @@ pub fn update(
     Ok(cmp)
 }
 
-/// `wso2img outdated`: resolves the base again and compares it with the
-/// lock, writing nothing.
-pub fn outdated(
-    config_path: &Path,
-    base_override: Option<&Location>,
-    registry: &crate::transport::registry::Options,
-) -> Result<Comparison> {
-    resolve(config_path, base_override, registry).map(|(_, cmp, _)| cmp)
+/// `wso2img outdated` for a base resolved again: compares it with the lock,
+/// writing nothing.
+pub fn outdated(config: &Config, written: &str, base: &Base) -> Result<Comparison> {
+    let lock = Lockfile::load(&path_for(&config.path))?;
+    Ok(compare(&lock, written, base).0)
 }
 
 #[cfg(test)]

@@ -305,6 +305,53 @@ impl Location {
 }
 
 impl Location {
+    /// `oci:DIR`: the OCI layout folder `dir`, untagged.
+    pub fn oci(dir: PathBuf) -> Location {
+        Location::Oci { dir, tag: None }
+    }
+
+    /// The tag it names, if any (`oci:DIR:TAG`, `docker-archive:FILE:NAME:TAG`,
+    /// `docker://NAME:TAG`, `docker-daemon:NAME:TAG`).
+    pub fn tag(&self) -> Option<&str> {
+        match self {
+            Location::Oci { tag, .. } => tag.as_deref(),
+            Location::DockerArchive { reference, .. } => reference.as_ref().and_then(|r| r.tag.as_deref()),
+            Location::Registry(r) | Location::Daemon(r) => r.tag.as_deref(),
+            Location::Builtin(_) => None,
+        }
+    }
+
+    /// The tag it names; for a layout, an archive or a built-in sample that
+    /// names none, `found` (the tag the image was found under; none when empty).
+    pub fn tag_or(&self, found: &str) -> Option<String> {
+        match self {
+            Location::Registry(r) | Location::Daemon(r) => r.tag.clone(),
+            Location::Oci { tag: Some(t), .. } => Some(t.clone()),
+            Location::DockerArchive { reference: Some(r), .. } => r.tag.clone(),
+            _ => Some(found.to_string()).filter(|t| !t.is_empty()),
+        }
+    }
+
+    /// The same location with its local file or folder (if it names one)
+    /// replaced by `f` of it.
+    pub fn map_local_path<E>(&self, f: impl FnOnce(&std::path::Path) -> Result<PathBuf, E>) -> Result<Location, E> {
+        Ok(match self {
+            Location::Oci { dir, tag } => Location::Oci { dir: f(dir)?, tag: tag.clone() },
+            Location::DockerArchive { path, reference } => {
+                Location::DockerArchive { path: f(path)?, reference: reference.clone() }
+            }
+            other => other.clone(),
+        })
+    }
+}
+
+impl From<Reference> for Location {
+    fn from(r: Reference) -> Location {
+        Location::Registry(r)
+    }
+}
+
+impl Location {
     /// The transport name: `oci`, `docker-archive`, `docker`, `docker-daemon` or `builtin`.
     pub fn transport(&self) -> &'static str {
         match self {

@@ -147,12 +147,8 @@ pub fn build(g: &Global, a: BuildArgs) -> Result<()> {
     let mut stdout_users = files.stdout_users();
     let to_stdout = |p: &std::path::Path| Target::of(p) == Target::Stdout;
     stdout_users.extend(opts.sbom.iter().filter(|p| to_stdout(p)).map(|p| format!("--sbom {}", p.display())));
-    stdout_users.extend(
-        opts.outputs
-            .iter()
-            .filter(|o| matches!(o, Location::DockerArchive { path, .. } if to_stdout(path)))
-            .map(|o| o.to_string()),
-    );
+    stdout_users
+        .extend(opts.outputs.iter().filter(|o| wso2img::transport::of(o).writes_stdout()).map(|o| o.to_string()));
     if stdout_users.len() > 1 {
         return Err(Error::usage(format!(
             "{} all write to standard output; send all but one to a file",

@@ -8,7 +8,7 @@ use wso2img::inspect::Inspection;
 use wso2img::reference::Location;
 use wso2img::sanitize::escape_controls;
 use wso2img::sign::PublicKey;
-use wso2img::transport::registry::Registries;
+use wso2img::transport::Connections;
 use wso2img::{Error, Result};
 
 /// `inspect` flags.
@@ -31,10 +31,10 @@ pub fn run(g: &Global, a: InspectArgs) -> Result<()> {
         Some(p) => Some(PublicKey::load(p, &format!("--verify-key {}", p.display()), Kind::Usage)?),
         None => None,
     };
-    if key.is_some() && !matches!(loc, Location::Registry(_)) {
+    if key.is_some() && wso2img::transport::of(&loc).registry_reference().is_none() {
         return Err(Error::usage(format!("--verify-key: signatures live in a registry; {loc} is not in one")));
     }
-    let info = wso2img::inspect::inspect_with(&loc, &Registries::new(g.registry()), key.as_ref())?;
+    let info = wso2img::inspect::inspect_with(&loc, &Connections::new(g.registry()), key.as_ref())?;
     if a.json {
         print_json(&info)?;
     } else {

@@ -4,7 +4,8 @@ use clap::Args;
 use serde_json::json;
 
 use super::{print_json, print_line, Global};
-use wso2img::lock::{self, Comparison};
+use wso2img::lock::Comparison;
+use wso2img::pipeline::{self, Options};
 use wso2img::reference::Location;
 use wso2img::Result;
 
@@ -19,8 +20,9 @@ pub struct LockArgs {
     json: bool,
 }
 
-fn base(a: &LockArgs) -> Result<Option<Location>> {
-    a.base.as_deref().map(str::parse).transpose()
+fn options(g: &Global, a: &LockArgs) -> Result<Options> {
+    let base: Option<Location> = a.base.as_deref().map(str::parse).transpose()?;
+    Ok(Options { config: g.config.clone(), base, registry: g.registry(), ..Options::default() })
 }
 
 fn digest_or_none(c: &Comparison) -> String {
@@ -29,7 +31,7 @@ fn digest_or_none(c: &Comparison) -> String {
 
 /// Runs `update`: resolves the base again and records it in the lock.
 pub fn update(g: &Global, a: LockArgs) -> Result<()> {
-    let c = lock::update(&g.config, base(&a)?.as_ref(), &g.registry())?;
+    let c = pipeline::update(&options(g, &a)?)?;
     let shown = c.lockfile.display().to_string();
     if c.moved {
         wso2img::progress::message(&format!("{shown}: updated"));
@@ -55,7 +57,7 @@ pub fn update(g: &Global, a: LockArgs) -> Result<()> {
 /// Runs `outdated`; returns whether the base moved away from the lock (or
 /// is not locked), which makes the exit code 1.
 pub fn outdated(g: &Global, a: LockArgs) -> Result<bool> {
-    let c = lock::outdated(&g.config, base(&a)?.as_ref(), &g.registry())?;
+    let c = pipeline::outdated(&options(g, &a)?)?;
     if a.json {
         print_json(&json!({
             "base": c.base,

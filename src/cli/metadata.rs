@@ -87,19 +87,10 @@ fn names(rep: &Report) -> Vec<String> {
                 out.push(n);
             }
         };
-        match o.reference.parse::<Location>() {
-            Ok(Location::Registry(r)) | Ok(Location::Daemon(r)) => {
-                for t in rep.tags.iter().chain(r.tag.as_ref()) {
-                    add(r.with_tag(t).to_string());
-                }
-            }
-            Ok(Location::Oci { dir, tag: Some(t) }) => add(format!("oci:{}:{t}", dir.display())),
-            Ok(Location::Oci { dir, tag: None }) => {
-                for t in &rep.tags {
-                    add(format!("oci:{}:{t}", dir.display()));
-                }
-            }
-            _ => add(o.reference.clone()),
+        let names = o.reference.parse::<Location>().ok().and_then(|l| wso2img::transport::of(&l).names(&rep.tags));
+        match names {
+            Some(names) => names.into_iter().for_each(&mut add),
+            None => add(o.reference.clone()),
         }
     }
     out

@@ -15,6 +15,7 @@ use wso2img::reference::{Location, Reference};
 use wso2img::sign::{attach, SigningKey};
 use wso2img::transport;
 use wso2img::transport::registry::{push, Registries};
+use wso2img::transport::Connections;
 use wso2img::wso2::keystore::public_refusal;
 use wso2img::{Error, Result};
 
@@ -68,8 +69,8 @@ struct Outcome {
 }
 
 /// The content digest of the image `r@digest`, read back (manifests and configs only).
-fn content_digest(regs: &Arc<Registries>, r: &Reference, digest: Digest) -> Result<Digest> {
-    let base = transport::open_base(&Location::Registry(r.with_digest(digest)), Path::new("."), regs)?;
+fn content_digest(c: &Connections, r: &Reference, digest: Digest) -> Result<Digest> {
+    let base = transport::open_base(&r.with_digest(digest).into(), Path::new("."), c)?;
     Ok(wso2img::inspect::content_digest(&base))
 }
 
@@ -84,11 +85,11 @@ fn public_registries(g: &Global) -> Result<Vec<String>> {
 /// Refuses to put `src` on `dest`'s registry when that registry is public and
 /// the image says it has baked keystores (label `io.wso2img.keystores=baked`
 /// on any platform). The label is read from `src` before anything is written.
-fn guard_public(g: &Global, regs: &Arc<Registries>, src: &Reference, dest: &Reference, allow: bool) -> Result<()> {
+fn guard_public(g: &Global, c: &Connections, src: &Reference, dest: &Reference, allow: bool) -> Result<()> {
     if allow || !dest.is_public(&public_registries(g)?) {
         return Ok(());
     }
-    let base = transport::open_base(&Location::Registry(src.clone()), Path::new("."), regs)?;
+    let base = transport::open_base(&src.clone().into(), Path::new("."), c)?;
     let baked =
         base.images.iter().any(|i| i.config_json["config"]["Labels"][KEYSTORES_LABEL].as_str() == Some("baked"));
     if baked {
@@ -107,13 +108,7 @@ pub(super) fn load_sign_key(path: &Path) -> Result<Arc<SigningKey>> {
 }
 
 /// Signs `repo@digest` (and its manifests) as `repo:TAG` for each of `tags`.
-fn sign_as(
-    regs: &Arc<Registries>,
-    key: &SigningKey,
-    repo: &Reference,
-    digest: Digest,
-    tags: &[String],
-) -> Result<()> {
+fn sign_as(regs: &Arc<Registries>, key: &SigningKey, repo: &Reference, digest: Digest, tags: &[String]) -> Result<()> {
     let repo = Reference { tag: None, digest: None, ..repo.clone() };
     let mut identities: Vec<String> = tags.iter().map(|t| repo.with_tag(t).to_string()).collect();
     if identities.is_empty() {
@@ -129,10 +124,9 @@ fn sign_as(
 }
 
 fn registry_ref(s: &str, what: &str) -> Result<Reference> {
-    match s.parse::<Location>()? {
-        Location::Registry(r) => Ok(r),
-        other => Err(Error::usage(format!("{what} {other}: must be a registry reference (HOST/REPO:TAG)"))),
-    }
+    let loc: Location = s.parse()?;
+    let r = transport::of(&loc).registry_reference();
+    r.ok_or_else(|| Error::usage(format!("{what} {loc}: must be a registry reference (HOST/REPO:TAG)")))
 }
 
 /// Runs `tag`.
@@ -154,12 +148,13 @@ pub fn tag(g: &Global, a: TagArgs) -> Result<()> {
         tags.push(r.tag.ok_or_else(|| Error::usage(format!("tag {t}: has no tag")))?);
     }
     let key = a.sign_key.as_deref().map(load_sign_key).transpose()?;
-    let regs = Registries::new(g.registry());
-    guard_public(g, &regs, &src, &src, a.allow_public_keystores)?;
-    let digest = push::tag(&regs, &src, &tags)?;
+    let c = Connections::new(g.registry());
+    let regs = &c.registries;
+    guard_public(g, &c, &src, &src, a.allow_public_keystores)?;
+    let digest = push::tag(regs, &src, &tags)?;
     wso2img::progress::message(&format!("tagged {}@{digest} as {}", src.name(), tags.join(", ")));
     if let Some(key) = &key {
-        sign_as(&regs, key, &src, digest, &tags)?;
+        sign_as(regs, key, &src, digest, &tags)?;
     }
     let outputs = tags
         .iter()
@@ -168,7 +163,7 @@ pub fn tag(g: &Global, a: TagArgs) -> Result<()> {
     if !a.json {
         return print_line(&format!("{}@{digest}", src.name()));
     }
-    let content_digest = content_digest(&regs, &src, digest)?;
+    let content_digest = content_digest(&c, &src, digest)?;
     print_json(&Outcome { content_digest, tag: tags.first().cloned(), digest, outputs })
 }
 
@@ -180,20 +175,21 @@ pub fn copy(g: &Global, a: CopyArgs) -> Result<()> {
         return Err(Error::usage(format!("copy {}: the destination takes a tag, not a digest", a.dst)));
     }
     let key = a.sign_key.as_deref().map(load_sign_key).transpose()?;
-    let regs = Registries::new(g.registry());
-    guard_public(g, &regs, &src, &dst, a.allow_public_keystores)?;
-    let digest = push::copy(&regs, &src, &dst)?;
+    let c = Connections::new(g.registry());
+    let regs = &c.registries;
+    guard_public(g, &c, &src, &dst, a.allow_public_keystores)?;
+    let digest = push::copy(regs, &src, &dst)?;
     let out = match (&dst.tag, &src.tag) {
         (Some(t), _) | (None, Some(t)) => dst.with_tag(t),
         _ => dst.with_digest(digest),
     };
     if let Some(key) = &key {
-        sign_as(&regs, key, &dst, digest, out.tag.as_slice())?;
+        sign_as(regs, key, &dst, digest, out.tag.as_slice())?;
     }
     let outputs = vec![OutputReport { reference: format!("docker://{out}"), digest, status: "pushed".into() }];
     if !a.json {
         return print_line(&format!("{}@{digest}", dst.name()));
     }
-    let content_digest = content_digest(&regs, &dst, digest)?;
+    let content_digest = content_digest(&c, &dst, digest)?;
     print_json(&Outcome { content_digest, tag: out.tag.clone(), digest, outputs })
 }

@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use super::bases::Bases;
+use super::inputs::Inputs;
 use super::memo::{self, Summary};
-use super::outputs::Need;
-use super::prepare::Prepared;
+use super::plan::Plan;
 use super::LayerReport;
 use crate::cache::{Cache, LayerHit, StatKey};
 use crate::digest::Digest;
@@ -39,18 +40,18 @@ impl Stats {
 
     /// The reports of the layers whose diff_id the cache knows (by
     /// fingerprint), and the others, biggest first.
-    fn known(&self, p: &Prepared, cache: &Cache) -> (Vec<Option<LayerReport>>, Vec<usize>) {
-        let mut known: Vec<Option<LayerReport>> = p.layers.iter().map(|_| None).collect();
+    fn known(&self, lx: &Layering<'_>) -> (Vec<Option<LayerReport>>, Vec<usize>) {
+        let mut known: Vec<Option<LayerReport>> = lx.plan.layers.iter().map(|_| None).collect();
         let mut todo = Vec::new();
-        for (i, l) in p.layers.iter().enumerate() {
-            match self.layers[i].as_ref().and_then(|s| cache.layer(&s.fingerprint)) {
+        for (i, l) in lx.plan.layers.iter().enumerate() {
+            match self.layers[i].as_ref().and_then(|s| lx.cache.layer(&s.fingerprint)) {
                 Some(hit) => {
                     known[i] = Some(report(&l.summary, layer::TarDigest { diff_id: hit.diff_id, size: hit.size }))
                 }
                 None => todo.push(i),
             }
         }
-        biggest_first(p, &mut todo);
+        biggest_first(lx.plan, &mut todo);
         (known, todo)
     }
 
@@ -58,13 +59,13 @@ impl Stats {
     /// the plan memo), the reports of those the cache knows, and the others
     /// — biggest first, planned in full with their stats complete, ready to
     /// be read.
-    fn start(p: &Prepared, cache: &Cache) -> Result<(Stats, Vec<Option<LayerReport>>, Vec<usize>)> {
-        let mut stats = stat_layers(p, cache)?;
-        stats.record_memo(p, cache);
-        let (known, todo) = stats.known(p, cache);
-        p.plan(&todo, cache)?;
+    fn start(lx: &Layering<'_>) -> Result<(Stats, Vec<Option<LayerReport>>, Vec<usize>)> {
+        let mut stats = stat_layers(lx)?;
+        stats.record_memo(lx);
+        let (known, todo) = stats.known(lx);
+        lx.plan.plan(&todo, lx.inputs, lx.cache)?;
         for &i in &todo {
-            stats.complete(i, p.spec(i, cache)?);
+            stats.complete(i, lx.spec(i)?);
         }
         Ok((stats, known, todo))
     }
@@ -83,17 +84,17 @@ impl Stats {
 
     /// Records in the plan memo the folders planned in full this run, now
     /// that their layers' fingerprints are known.
-    fn record_memo(&self, p: &Prepared, cache: &Cache) {
-        for (key, ids, print) in &p.memo_pending {
+    fn record_memo(&self, lx: &Layering<'_>) {
+        for (key, ids, print) in &lx.plan.memo_pending {
             let summaries: Option<Vec<Summary>> = ids
                 .iter()
                 .map(|&i| {
                     let st = self.layers[i].as_ref()?;
-                    Some(Summary { fingerprint: st.fingerprint, ..p.layers[i].summary.clone() })
+                    Some(Summary { fingerprint: st.fingerprint, ..lx.plan.layers[i].summary.clone() })
                 })
                 .collect();
             if let Some(summaries) = summaries {
-                memo::put(cache, *key, &summaries, print);
+                memo::put(lx.cache, *key, &summaries, print);
             }
         }
     }
@@ -112,13 +113,14 @@ impl Stats {
     /// (all but `hashed`), keeps every layer's files in the cache (all of
     /// them while a layer from the memo is not planned: its files are those
     /// of the run that recorded it); the caller saves it.
-    fn settle(&mut self, p: &Prepared, hashed: &[usize], cache: &Cache) {
+    fn settle(&mut self, lx: &Layering<'_>, hashed: &[usize]) {
+        let cache = lx.cache;
         for (i, s) in self.layers.iter_mut().enumerate() {
             if let Some(s) = s {
                 s.cached = !hashed.contains(&i);
             }
         }
-        for (l, st) in p.layers.iter().zip(&self.layers) {
+        for (l, st) in lx.plan.layers.iter().zip(&self.layers) {
             match (l.spec(), st) {
                 (Some(spec), Some(st)) if st.full => cache.keep_files(self.files(spec, st)),
                 (_, Some(_)) => cache.keep_every_file(),
@@ -158,9 +160,10 @@ fn records_file_digests(spec: &LayerSpec, st: Option<&LayerStats>) -> bool {
 /// ([`layer::hash::hash_all`]), the biggest first. `seen` looks at the name
 /// and first bytes of every file read; the layers hashed (not known from
 /// the cache) come back with the reports.
-pub(super) fn hash(p: &Prepared, cache: &Cache, seen: Option<&Seen>) -> Result<(Vec<LayerReport>, Stats, Vec<usize>)> {
+pub(super) fn hash(lx: &Layering<'_>, seen: Option<&Seen>) -> Result<Hashed> {
+    let (p, cache) = (lx.plan, lx.cache);
     let started = std::time::Instant::now();
-    let (mut stats, known, todo) = Stats::start(p, cache)?;
+    let (mut stats, known, todo) = Stats::start(lx)?;
     let stat_secs = started.elapsed().as_secs_f64();
     let mut slots: Vec<Option<Result<LayerReport>>> = known.into_iter().map(|r| r.map(Ok)).collect();
     let look_at = |path: &Path, first: &[u8]| {
@@ -186,7 +189,7 @@ pub(super) fn hash(p: &Prepared, cache: &Cache, seen: Option<&Seen>) -> Result<(
     for (k, d) in done.into_iter().enumerate() {
         slots[todo[k]] = d.into_inner().unwrap_or_else(|e| e.into_inner());
     }
-    stats.settle(p, &todo, cache);
+    stats.settle(lx, &todo);
     let reports = slots.into_iter().map(|s| s.expect("every layer was hashed")).collect::<Result<Vec<_>>>()?;
     crate::progress::detail(&format!(
         "layers: {} hashed, {} from the digest cache{} ({:.3} s stat, {:.3} s in all)",
@@ -196,7 +199,7 @@ pub(super) fn hash(p: &Prepared, cache: &Cache, seen: Option<&Seen>) -> Result<(
         stat_secs,
         started.elapsed().as_secs_f64()
     ));
-    Ok((reports, stats, todo))
+    Ok(Hashed { reports, stats, hashed: todo, made: None })
 }
 
 /// Like [`hash`], compressing while hashing: every layer the cache does not
@@ -205,18 +208,13 @@ pub(super) fn hash(p: &Prepared, cache: &Cache, seen: Option<&Seen>) -> Result<(
 /// made. For destinations that surely hold nothing yet (a cold push), where
 /// every layer is needed and a separate hashing pass would only hold back
 /// the uploads.
-pub(super) fn hash_compressing(
-    p: &Prepared,
-    cache: &Cache,
-    ready: &mut dyn FnMut(usize, &CompressedLayer),
-) -> Result<(Vec<LayerReport>, Stats, Compressed)> {
+pub(super) fn hash_compressing(lx: &Layering<'_>, ready: &mut dyn FnMut(usize, &CompressedLayer)) -> Result<Hashed> {
+    let (p, cache) = (lx.plan, lx.cache);
     let started = std::time::Instant::now();
-    let (mut stats, mut slots, todo) = Stats::start(p, cache)?;
+    let (mut stats, mut slots, todo) = Stats::start(lx)?;
     let mut out = Compressed::none(p.layers.len());
     if !todo.is_empty() {
-        let parent = staging_parent(&p.outputs);
-        files::sweep(&parent);
-        out._staging = Some(TempDir::new_in(&parent, "staging")?);
+        out._staging = Some(lx.staging()?);
     }
     for &i in &todo {
         let spec = p.layers[i].spec().expect("completed above");
@@ -237,8 +235,7 @@ pub(super) fn hash_compressing(
         slots[i] = Some(report(&p.layers[i].summary, layer::TarDigest { diff_id: c.tar.diff_id, size: c.tar.size }));
         out.layers[i] = Some(c);
     }
-    stats.settle(p, &todo, cache);
-    cache.save();
+    stats.settle(lx, &todo);
     crate::progress::detail(&format!(
         "layers: {} hashed and compressed in one pass, {} from the digest cache{} ({:.3} s)",
         todo.len(),
@@ -247,13 +244,13 @@ pub(super) fn hash_compressing(
         started.elapsed().as_secs_f64()
     ));
     let reports = slots.into_iter().map(|s| s.expect("every layer was hashed")).collect();
-    Ok((reports, stats, out))
+    Ok(Hashed { reports, stats, hashed: todo, made: Some(out) })
 }
 
 /// Layers `idx`, biggest first: hashed side by side, the longest job starts
 /// first; uploaded as they are made, the longest uploads start first and
 /// the last layer made — whose upload nothing overlaps — is a small one.
-fn biggest_first(p: &Prepared, idx: &mut [usize]) {
+fn biggest_first(p: &Plan, idx: &mut [usize]) {
     idx.sort_by_key(|&i| std::cmp::Reverse(p.layers[i].summary.bytes));
 }
 
@@ -314,7 +311,6 @@ fn check_file_digests(
     }
     cache.drop_file(&path);
     cache.drop_layer(&st.fingerprint);
-    cache.save();
     Err(Error::input(format!(
         "{}: its content is not what the digest cache recorded for it (same size, times and inode); the entry was dropped — run again, or use --no-cache",
         path.display()
@@ -324,7 +320,8 @@ fn check_file_digests(
 /// The `stat` keys of every planned layer's files, taken on every core, and
 /// each layer's fingerprint (a memo layer's is the memo's); nothing when the
 /// cache is off.
-fn stat_layers(p: &Prepared, cache: &Cache) -> Result<Stats> {
+fn stat_layers(lx: &Layering<'_>) -> Result<Stats> {
+    let (p, cache) = (lx.plan, lx.cache);
     if !cache.enabled() {
         return Ok(Stats { layers: p.layers.iter().map(|_| None).collect(), cwd: PathBuf::new() });
     }
@@ -384,11 +381,6 @@ fn absolute(cwd: &Path, p: &Path) -> PathBuf {
     }
 }
 
-/// The diff_ids of `layers`, in order.
-pub(super) fn diff_ids(layers: &[LayerReport]) -> Vec<Digest> {
-    layers.iter().map(|l| l.diff_id).collect()
-}
-
 /// The compressed layers of a build, in a staging folder that lives as long as this.
 pub(super) struct Compressed {
     /// Per spec: its gzip file, when some destination needed it.
@@ -443,23 +435,32 @@ impl Compressed {
     }
 }
 
-/// Compresses the layers in `need` that `made` (layers compressed while
-/// they were hashed, see [`hash_compressing`]) does not hold: the customer
-/// layers it lists (checked against the diff_ids hashed before, so a file
-/// changed meanwhile is caught, and against the digest cache) and the
-/// plain-tar base layers when it asks for them. `ready` hears of each
-/// customer layer as soon as it is compressed.
-#[allow(clippy::too_many_arguments)]
+/// What must be compressed: customer layers of images some destination
+/// lacks, and the plain-tar base layers when such a destination stores manifests.
+pub(super) struct Need {
+    pub(super) layers: Vec<bool>,
+    pub(super) base_gzip: bool,
+    /// Per customer layer: its compressed digest and size when every
+    /// destination that wants it already holds that blob (then it is not in
+    /// `layers`).
+    pub(super) held: Vec<Option<(Digest, u64)>>,
+}
+
+/// Compresses the layers in `need` that `hashed` did not make while hashing
+/// (see [`hash_compressing`]): the customer layers it lists (checked against
+/// the diff_ids hashed before, so a file changed meanwhile is caught, and
+/// against the digest cache) and the plain-tar base layers of `bases` when
+/// it asks for them. `ready` hears of each customer layer as soon as it is
+/// compressed.
 pub(super) fn compress(
-    p: &Prepared,
+    lx: &Layering<'_>,
     need: &Need,
-    hashed: &[LayerReport],
-    stats: &mut Stats,
-    cache: &Cache,
-    made: Option<Compressed>,
+    hashed: &mut Hashed,
+    bases: &Bases,
     ready: &mut dyn FnMut(usize, &CompressedLayer),
 ) -> Result<Compressed> {
-    let mut out = made.unwrap_or_else(|| Compressed::none(p.layers.len()));
+    let (p, cache) = (lx.plan, lx.cache);
+    let mut out = hashed.made.take().unwrap_or_else(|| Compressed::none(p.layers.len()));
     out.held = need.held.clone();
     for (i, held) in need.held.iter().enumerate() {
         if held.is_some() {
@@ -470,27 +471,25 @@ pub(super) fn compress(
     if (0..p.layers.len()).all(|i| !todo(i, &out)) && !need.base_gzip {
         return Ok(out);
     }
-    if out._staging.is_none() {
-        let parent = staging_parent(&p.outputs);
-        files::sweep(&parent);
-        out._staging = Some(TempDir::new_in(&parent, "staging")?);
-    }
-    let staging = out._staging.take().expect("made above");
+    let staging = match out._staging.take() {
+        Some(s) => s,
+        None => lx.staging()?,
+    };
     let mut order: Vec<usize> = (0..p.layers.len()).filter(|&i| todo(i, &out)).collect();
     biggest_first(p, &mut order);
-    p.plan(&order, cache)?;
+    p.plan(&order, lx.inputs, cache)?;
+    let stats = &mut hashed.stats;
     for i in order {
-        let spec = p.spec(i, cache)?;
+        let spec = lx.spec(i)?;
         stats.complete(i, spec);
-        let c = produce(spec, staging.path(), &hashed[i], stats, stats.layers[i].as_ref(), cache)?;
+        let c = produce(spec, staging.path(), &hashed.reports[i], stats, stats.layers[i].as_ref(), cache)?;
         log_layer(&p.layers[i].summary, &c);
         cache.put_gzip(c.tar.diff_id, c.digest, c.size);
         ready(i, &c);
         out.layers[i] = Some(c);
     }
-    cache.save();
     if need.base_gzip {
-        for (base, img) in p.bases.iter().flat_map(|b| b.images.iter().map(move |i| (b, i))) {
+        for (base, img) in bases.list.iter().flat_map(|b| b.images.iter().map(move |i| (b, i))) {
             for l in img.layers.iter().filter(|l| l.is_plain_tar()) {
                 if out.base.contains_key(&l.diff_id) {
                     continue;
@@ -546,7 +545,6 @@ fn produce(
         for (path, _) in stats.files(spec, st) {
             cache.drop_file(&path);
         }
-        cache.save();
         return Err(Error::input(format!(
             "layer {}: its files make {}, not {} as the digest cache recorded (same sizes, times and inodes); the entries were dropped — run again, or use --no-cache",
             spec.name, c.tar.diff_id, hashed.diff_id
@@ -567,7 +565,7 @@ pub(super) fn open_cache(no_cache: bool, config: &Path) -> Cache {
 
 /// Where compressed layers are staged: beside the first local output (so
 /// writing it is a hard link), else the temporary folder.
-fn staging_parent(outputs: &[Location]) -> PathBuf {
+pub(super) fn staging_parent(outputs: &[Location]) -> PathBuf {
     outputs
         .iter()
         .filter_map(Location::local_path)
@@ -575,4 +573,55 @@ fn staging_parent(outputs: &[Location]) -> PathBuf {
         .map(|p| files::parent_of(p).to_path_buf())
         .find(|d| d.is_dir() && files::dir_writable(d))
         .unwrap_or_else(|| Path::new(&std::env::temp_dir()).to_path_buf())
+}
+
+/// What making layers reads: the plan, the inputs its layers are planned
+/// from, the digest cache, and where compressed layers are staged.
+pub(super) struct Layering<'a> {
+    pub(super) plan: &'a Plan,
+    pub(super) inputs: &'a Inputs,
+    pub(super) cache: &'a Cache,
+    /// The folder staging folders are made in ([`staging_parent`]).
+    pub(super) staging: PathBuf,
+}
+
+impl Layering<'_> {
+    /// The full spec of layer `i` ([`Plan::spec`]).
+    fn spec(&self, i: usize) -> Result<&LayerSpec> {
+        self.plan.spec(i, self.inputs, self.cache)
+    }
+
+    /// A fresh staging folder (leftovers of killed runs swept first).
+    fn staging(&self) -> Result<TempDir> {
+        files::sweep(&self.staging);
+        TempDir::new_in(&self.staging, "staging")
+    }
+}
+
+/// What hashing gave: every layer's report (diff_id, sizes), what producing
+/// bytes needs of the cache's view, which layers were hashed (not known from
+/// the cache) and, when hashing compressed too, the compressed layers.
+pub(super) struct Hashed {
+    pub(super) reports: Vec<LayerReport>,
+    stats: Stats,
+    pub(super) hashed: Vec<usize>,
+    made: Option<Compressed>,
+}
+
+impl Hashed {
+    /// The diff_ids of the layers, in order.
+    pub(super) fn diff_ids(&self) -> Vec<Digest> {
+        self.reports.iter().map(|l| l.diff_id).collect()
+    }
+
+    /// What is left to free once the layers are written: the cache's view of
+    /// every file.
+    pub(super) fn into_stats(self) -> Stats {
+        self.stats
+    }
+
+    /// Whether hashing made customer layer `i`'s compressed blob already.
+    pub(super) fn made(&self, i: usize) -> bool {
+        self.made.as_ref().is_some_and(|m| m.has(i))
+    }
 }

@@ -42,7 +42,7 @@ pub(super) struct Summary {
 
 /// How to plan a memo layer's full spec again: the memo's key, the folder
 /// it came from (`None`: a main folder; `Some(v)`: one of variant `v`'s), the
-/// facts it was planned with and the variant's name.
+/// facts it was planned with, the variant's name and the arbitrary-UID setting.
 #[derive(Debug, Clone)]
 pub(super) struct Recipe {
     pub(super) key: Digest,
@@ -50,6 +50,7 @@ pub(super) struct Recipe {
     pub(super) folder: usize,
     pub(super) facts: Facts,
     pub(super) variant: Option<String>,
+    pub(super) arbitrary: bool,
 }
 
 /// A customer layer of the plan: summarised always, with its full spec

@@ -1,43 +1,54 @@
-//! Plan and build: the pipeline from `wso2img.toml` to written images.
+//! Plan and build: the pipeline from `wso2img.toml` to written images, one
+//! stage after the other, each a module that imports only earlier ones.
 //!
 //! ```text
-//! prepare   config → outputs checked → customer folders walked and checked
-//!           → base → layer specs per platform (shared when equal; an
-//!           unchanged folder's from the plan memo, planned in full only
-//!           when its bytes are needed)
-//! hash      diff_ids, without compressing (a cold build, whose destinations
-//!           surely hold nothing, compresses in the same pass and starts
-//!           uploading at once)
-//! compose   configs → content digests → tags (checked for collisions)
-//! ask       every destination: which images do you hold already?
-//! compress  only the layers some destination still needs
-//! assemble  manifests/index in the media types each destination stores
-//! write     each destination, then finish
+//! project    config → base location, destinations checked, verify key
+//! inputs     customer folders walked and checked, Maven jars resolved
+//!            (while the base is read and registries are asked whether
+//!            they are empty)
+//! bases      every base, checked against the lock, signatures verified
+//! plan       layer specs per platform (shared when equal; an unchanged
+//!            folder's from the plan memo, planned in full only when its
+//!            bytes are needed)
+//! keystores  baked or not, refused where they must not go
+//! layers     diff_ids, without compressing (a cold build, whose
+//!            destinations surely hold nothing, compresses in the same pass
+//!            and starts uploading at once); later, only what a destination
+//!            still needs is compressed
+//! image      configs → content digests → tags (checked for collisions);
+//!            manifests and indexes in each destination's media types
+//! publish    every destination asked what it holds, then written
+//! supply     signatures and attestations of what was pushed
 //! ```
 //! The content digest depends only on uncompressed content, so `plan` and
-//! `build` always agree and a compressor change can never move a tag.
+//! `build` always agree and a compressor change can never move a tag. The
+//! digest cache is saved once, when a run ends.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde::Serialize;
-
-use crate::digest::Digest;
+use crate::cache::Cache;
 use crate::error::Result;
-use crate::image::{MediaFamily, Platform};
+use crate::image::Platform;
 use crate::reference::Location;
 use crate::sign::SigningKey;
-use crate::transport::registry;
-use crate::transport::Destination;
-use crate::wso2::Facts;
+use crate::transport::{registry, Connections};
 
-mod assemble;
-mod compose;
+mod bases;
+mod image;
+mod inputs;
+mod keystores;
 mod layers;
 mod memo;
-mod outputs;
-mod prepare;
+mod plan;
+mod project;
+mod publish;
+mod report;
+mod sbom;
 mod supply;
+
+pub use crate::transport::Via;
+pub use report::*;
 
 /// File modification time in layers when SOURCE_DATE_EPOCH is not set:
 /// 1980-01-01T00:00:00Z (the zip epoch; avoids tools' special cases for 0).
@@ -90,183 +101,8 @@ pub struct Options {
     pub no_cache: bool,
 }
 
-/// How registry destinations (`--push`, `--to docker://…`) are reached.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Via {
-    /// Directly over the registry API (the default).
-    #[default]
-    Registry,
-    /// Through the Docker daemon: load the image into it, tag and
-    /// `docker push`, so the daemon's mirrors, proxies and credentials apply.
-    Docker,
-}
-
 /// The default output folder, relative to the config file.
 pub const DEFAULT_OUTPUT: &str = "out";
-
-/// One customer layer in a report.
-#[derive(Debug, Clone, Serialize)]
-pub struct LayerReport {
-    /// Layer kind (`jars`, `themes`, …).
-    pub name: String,
-    /// Uncompressed digest.
-    pub diff_id: Digest,
-    /// Files and symlinks in it.
-    pub files: usize,
-    /// Bytes of file content.
-    pub bytes: u64,
-    /// Uncompressed tar size.
-    pub tar_size: u64,
-    /// Compressed digest (build only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub digest: Option<Digest>,
-    /// Compressed size (build only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub size: Option<u64>,
-    /// What the layer holds (its history line).
-    pub description: String,
-}
-
-/// One platform in a report.
-#[derive(Debug, Clone, Serialize)]
-pub struct PlatformReport {
-    /// `os/arch[/variant]`.
-    pub platform: String,
-    /// Digest of the new config (the image ID).
-    pub config_digest: Digest,
-    /// Digest of the new manifest (build only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub manifest_digest: Option<Digest>,
-    /// What was detected in the base.
-    pub detected: Facts,
-    /// Indexes into `layers` of the customer layers of this platform.
-    pub layers: Vec<usize>,
-}
-
-/// The base in a report.
-#[derive(Debug, Clone, Serialize)]
-pub struct BaseReport {
-    /// Where it was read from.
-    pub location: String,
-    /// Its name (the base.name label).
-    pub name: String,
-    /// Its manifest or index digest, when known.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub digest: Option<Digest>,
-    /// Docker or OCI media types.
-    pub media_types: MediaFamily,
-}
-
-/// A destination in a build report.
-#[derive(Debug, Clone, Serialize)]
-pub struct OutputReport {
-    /// The destination, transport-prefixed.
-    #[serde(rename = "ref")]
-    pub reference: String,
-    /// Manifest or index digest written there; for `docker-daemon:` the
-    /// image ID; pushed through the daemon, the manifest digest it pushed.
-    pub digest: Digest,
-    /// `written`, `pushed`, `loaded` (into the Docker daemon) or `up-to-date`
-    /// (the registry tag or the daemon already had this content; only tags set).
-    pub status: String,
-}
-
-/// What `plan` and `build` report.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    /// `sha256:<hex>`: the config digest (one platform) or the digest of the
-    /// sorted (platform, config digest) list.
-    pub content_digest: Digest,
-    /// The content tag.
-    pub tag: String,
-    /// Content tag plus extra tags.
-    pub tags: Vec<String>,
-    /// The base.
-    pub base: BaseReport,
-    /// Per platform.
-    pub platforms: Vec<PlatformReport>,
-    /// Customer layers (shared across platforms when equal).
-    pub layers: Vec<LayerReport>,
-    /// Destinations written (build; empty for plan).
-    pub outputs: Vec<OutputReport>,
-    /// Blob bytes uploaded to registries (build only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub uploaded_bytes: Option<u64>,
-    /// Whether keystores are baked into the image.
-    pub keystores_baked: bool,
-    /// One image per `[[variant]]`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub variants: Vec<VariantReport>,
-    /// Files the ignore rules left out, per rule.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub ignored: Vec<IgnoredReport>,
-    /// Jars resolved from `[maven]`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub maven: Vec<MavenReport>,
-}
-
-/// A jar resolved from `[maven]`.
-#[derive(Debug, Clone, Serialize)]
-pub struct MavenReport {
-    /// `group:artifact:version`.
-    pub coordinates: String,
-    /// Its package URL.
-    pub purl: String,
-    /// Its sha256, as pinned in the lock.
-    pub sha256: Digest,
-    /// The layer it joins: `jars` or `dropins`.
-    pub layer: String,
-}
-
-/// What one ignore rule left out.
-#[derive(Debug, Clone, Serialize)]
-pub struct IgnoredReport {
-    /// The rule: `built-in: .DS_Store`, `jars/.wso2imgignore: *.bak`, `[layers] exclude: *.md`.
-    pub rule: String,
-    /// Files it left out.
-    pub files: usize,
-}
-
-/// What `wso2img check` reports.
-#[derive(Debug, Clone, Serialize)]
-pub struct CheckReport {
-    /// The base the inputs were checked against.
-    pub base: String,
-    /// Files that would go into the image (main customization).
-    pub files: usize,
-    /// Jars among them, Maven jars included.
-    pub jars: usize,
-    /// Configuration files (`.toml`, `.json`, `.xml`) checked.
-    pub config_files: usize,
-    /// Files the ignore rules left out, per rule.
-    pub ignored: Vec<IgnoredReport>,
-    /// Jars resolved from `[maven]`.
-    pub maven: Vec<MavenReport>,
-    /// Doubts that are not errors.
-    pub warnings: Vec<String>,
-}
-
-/// A deployment-profile variant in a report.
-#[derive(Debug, Clone, Serialize)]
-pub struct VariantReport {
-    /// The variant's name.
-    pub name: String,
-    /// The profile it starts in, when it has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub profile: Option<String>,
-    /// Its own base, when it is not the main base.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub base: Option<BaseReport>,
-    /// Its content digest.
-    pub content_digest: Digest,
-    /// Its tag.
-    pub tag: String,
-    /// Per platform; `layers` index the main report's `layers`.
-    pub platforms: Vec<PlatformReport>,
-    /// Destinations written (build only).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub outputs: Vec<OutputReport>,
-}
 
 /// Label naming the variant of a variant image.
 pub const VARIANT_LABEL: &str = "io.wso2img.variant";
@@ -278,119 +114,291 @@ pub const PROFILE_LABEL: &str = "io.wso2img.profile";
 pub fn plan(opts: &Options) -> Result<Report> {
     // Opened first: its stamp must precede every `stat` the walk takes.
     let cache = layers::open_cache(opts.no_cache, &opts.config);
-    let mut p = prepare::prepare(opts, &cache, false)?;
-    let (layers, stats) = hash_settling(&mut p, &cache)?;
-    let composed = compose::compose_all(&p, &layers::diff_ids(&layers))?;
-    compose::check_collisions(&p, &composed)?;
-    if let Some(l) = p.lock.take() {
+    let report = plan_with(opts, &cache);
+    cache.save();
+    report
+}
+
+fn plan_with(opts: &Options, cache: &Cache) -> Result<Report> {
+    let mut run = Run::prepare(opts, cache, false)?;
+    let (mut hashed, settled) = run.hash_settling(cache)?;
+    let lock = run.lock.take();
+    let images =
+        image::Composing { project: &run.project, plan: &run.plan, bases: &run.bases, labels: &settled.labels };
+    let composed = images.compose_all(&hashed.diff_ids())?;
+    images.check_collisions(&composed)?;
+    if let Some(l) = lock {
         l.save()?;
     }
-    let report = compose::report(&p, &composed, layers);
-    free_prepared(p, stats);
+    let report = images.report(&run.inputs, settled.baked, &composed, std::mem::take(&mut hashed.reports));
+    run.free(hashed);
     Ok(report)
 }
 
 /// Runs every input check `plan` and `build` run — ignore rules, configuration
 /// files, jars (Maven jars resolved and verified), keystores, themes against
 /// the base's version — reading only the base's manifests and configs, and
-/// writing nothing (not even the lock).
+/// writing nothing (not even the lock or the digest cache).
 pub fn check(opts: &Options) -> Result<CheckReport> {
     let opts = Options { outputs: Vec::new(), push: false, pull: false, sbom: None, sign_key: None, ..opts.clone() };
     let cache = layers::open_cache(opts.no_cache, &opts.config);
-    let mut p = prepare::prepare(&opts, &cache, false)?;
-    p.settle_keystores(None, &[], &cache)?;
+    let mut run = Run::prepare(&opts, &cache, false)?;
+    if run.inputs.keystores.is_some() {
+        keystores::settle(&mut run.inputs, &run.project, None, &|_, _| 0, &cache)?;
+    }
+    let inputs = &run.inputs;
     Ok(CheckReport {
-        base: p.base().name.clone(),
-        files: p.input_files,
-        jars: p.checked.iter().filter(|f| f.coords.is_some()).count(),
-        config_files: p.gathered.config_files,
-        ignored: compose::ignored_report(&p),
-        maven: compose::maven_report(&p),
-        warnings: p.gathered.warnings.clone(),
+        base: run.bases.main().name.clone(),
+        files: inputs.files,
+        jars: inputs.checked.iter().filter(|f| f.coords.is_some()).count(),
+        config_files: inputs.gathered.config_files,
+        ignored: image::ignored_report(inputs),
+        maven: image::maven_report(inputs),
+        warnings: inputs.gathered.warnings.clone(),
     })
 }
 
 /// Builds the image (and its variants) and writes them to every destination.
 pub fn build(opts: &Options) -> Result<Report> {
     let cache = Arc::new(layers::open_cache(opts.no_cache, &opts.config));
-    let mut p = prepare::prepare(opts, &cache, true)?;
-    let mut dests = outputs::open(&p, opts, &cache)?;
-    let (hashed, mut stats, made) = if outputs::surely_empty(&mut dests) {
+    let report = build_with(opts, &cache);
+    cache.save();
+    report
+}
+
+fn build_with(opts: &Options, cache: &Arc<Cache>) -> Result<Report> {
+    let mut run = Run::prepare(opts, cache, true)?;
+    let mut dests = publish::open(opts, &run.project, &run.bases, &run.connections, cache, &run.empty)?;
+    let (mut hashed, settled) = if dests.surely_empty() {
         // A cold build: every layer will be needed, so each is compressed
-        // as it is hashed and its upload starts right away.
-        // Its uploads start before the last layer is hashed: the keystore
-        // questions are settled first.
-        p.settle_keystores(None, &[], &cache)?;
-        let nothing = outputs::nothing_held(&p, &dests);
-        let offer = &mut |i: usize, c: &crate::layer::CompressedLayer| outputs::offer(&p, &mut dests, &nothing, i, c);
-        let (h, s, c) = layers::hash_compressing(&p, &cache, offer)?;
-        (h, s, Some(c))
+        // as it is hashed and its upload starts right away. Its uploads
+        // start before the last layer is hashed: the keystore questions are
+        // settled first.
+        let settled = run.settle_keystores(None, &[], cache)?;
+        let nothing = dests.nothing_held(&run.plan);
+        let (plan, bases) = (&run.plan, &run.bases);
+        let offer = &mut |i: usize, c: &crate::layer::CompressedLayer| dests.offer(plan, bases, &nothing, i, c);
+        let hashed = layers::hash_compressing(&run.layering(cache), offer)?;
+        run.release_walks();
+        (hashed, settled)
     } else {
-        let (h, s) = hash_settling(&mut p, &cache)?;
-        (h, s, None)
+        run.hash_settling(cache)?
     };
-    let composed = compose::compose_all(&p, &layers::diff_ids(&hashed))?;
-    compose::check_collisions(&p, &composed)?;
-    if let Some(l) = p.lock.take() {
+    let lock = run.lock.take();
+    let images =
+        image::Composing { project: &run.project, plan: &run.plan, bases: &run.bases, labels: &settled.labels };
+    let composed = images.compose_all(&hashed.diff_ids())?;
+    images.check_collisions(&composed)?;
+    if let Some(l) = lock {
         l.save()?;
     }
-    let planned = compose::planned(&p, &composed);
-    let held = outputs::ask(&mut dests, &planned)?;
-    let mut need = outputs::needs(&p, &dests, &held);
-    let made_already = |i: usize| made.as_ref().is_some_and(|m| m.has(i));
-    outputs::skip_held(&p, &mut dests, &held, &mut need, &layers::diff_ids(&hashed), &cache, made_already)?;
-    let offer = &mut |i: usize, c: &crate::layer::CompressedLayer| outputs::offer(&p, &mut dests, &held, i, c);
-    let compressed = layers::compress(&p, &need, &hashed, &mut stats, &cache, made, offer)?;
-    let mut rep = compose::report(&p, &composed, compressed.reports(&hashed));
-    let family = outputs::reported_family(&p, &dests);
-    assemble::report_manifests(&mut rep, &p, &composed, &compressed, family);
-    for (dest, held) in dests.iter_mut().zip(&held) {
-        outputs::write(dest.as_mut(), &p, &planned, held, &composed, &compressed, &mut rep)?;
+    let planned = images.planned(&composed);
+    let held = dests.ask(&planned)?;
+    let need = dests.needs(&run.plan, &run.bases, &held, &hashed, cache)?;
+    let (plan, bases) = (&run.plan, &run.bases);
+    let offer = &mut |i: usize, c: &crate::layer::CompressedLayer| dests.offer(plan, bases, &held, i, c);
+    let compressed = layers::compress(&run.layering(cache), &need, &mut hashed, &run.bases, offer)?;
+    release_walks(&mut run.inputs, &run.plan, run.keep_walks);
+    let mut rep = images.report(&run.inputs, settled.baked, &composed, compressed.reports(&hashed.reports));
+    images.report_manifests(&mut rep, &composed, &compressed, dests.reported_family(&run.bases));
+    dests.write(&images, &planned, &held, &composed, &compressed, &mut rep)?;
+    let sbom = match opts.sbom.is_some() || opts.sign_key.is_some() {
+        true => Some(sbom::bytes(&run.project, &run.plan, &run.bases, &run.inputs, &rep)?),
+        false => None,
+    };
+    if let Some(key) = &opts.sign_key {
+        let signing = supply::Signing {
+            project: &run.project,
+            inputs: &run.inputs,
+            bases: &run.bases,
+            plan: &run.plan,
+            keystores_baked: settled.baked,
+            connections: &run.connections,
+            sbom: sbom.as_deref(),
+        };
+        signing.sign_pushed(key, &planned, &rep)?;
     }
-    for dest in dests.iter_mut() {
-        dest.finish()?;
-    }
-    supply::sign_pushed(&p, opts, &planned, &rep)?;
     // The staged layers go first: they share inodes with the blobs just
     // written, whose keys the cache takes when it saves.
     drop(compressed);
-    cache.save();
-    rep.uploaded_bytes = Some(p.registries.uploaded_bytes());
-    outputs::write_sbom(&p, opts, &rep)?;
+    rep.uploaded_bytes = Some(run.connections.registries.uploaded_bytes());
+    sbom::write(opts, sbom.as_deref())?;
     drop(dests);
-    free_prepared(p, stats);
+    run.free(hashed);
     Ok(rep)
 }
 
-/// Hashes the layers, settling the keystore questions with what hashing
-/// read, and saves the digest cache once — what hashing learnt and the
-/// answers, even when a layer or the answers fail the build.
-fn hash_settling(p: &mut prepare::Prepared, cache: &crate::cache::Cache) -> Result<(Vec<LayerReport>, layers::Stats)> {
-    let seen = crate::wso2::keystore::Seen::default();
-    let hashed = layers::hash(p, cache, p.keystores_pending().then_some(&seen));
-    let settled = match &hashed {
-        Ok((_, _, which)) => p.settle_keystores(Some(&seen), which, cache),
-        Err(_) => Ok(()),
-    };
-    cache.save();
-    settled?;
-    let (reports, stats, _) = hashed?;
-    Ok((reports, stats))
+/// `wso2img update`: resolves the base again and records it in `wso2img.lock`.
+pub fn update(opts: &Options) -> Result<crate::lock::Comparison> {
+    let (config, written, base) = resolve_base(opts)?;
+    crate::lock::update(&config, &written, &base)
 }
 
-/// Frees a run's per-file structures on another thread: tens of thousands
-/// of small allocations take tens of milliseconds to free, and nothing
-/// waits for them. What has to be released in order (the base's extracted
-/// files, connections) is dropped here.
-fn free_prepared(p: prepare::Prepared, stats: layers::Stats) {
-    let prepare::Prepared { layers, checked, gathered, walks, .. } = p;
-    free_later((layers, checked, gathered, walks.into_inner(), stats));
+/// `wso2img outdated`: resolves the base again and compares it with
+/// `wso2img.lock`, writing nothing.
+pub fn outdated(opts: &Options) -> Result<crate::lock::Comparison> {
+    let (config, written, base) = resolve_base(opts)?;
+    crate::lock::outdated(&config, &written, &base)
+}
+
+/// The config, the base's location as written, and the base read again.
+fn resolve_base(opts: &Options) -> Result<(crate::config::Config, String, crate::transport::Base)> {
+    let config = crate::config::Config::load(&opts.config)?;
+    let (location, dir) = config.base_location(opts.base.as_ref())?;
+    let base = crate::transport::open_base(&location, &dir, &Connections::new(opts.registry.clone()))?;
+    let written = crate::lock::written_location(&config, opts.base.as_ref());
+    Ok((config, written, base))
+}
+
+/// One run's stages up to the plan: the project, the connections, the
+/// inputs, the bases, the plan, the lock refresh and the early answers of
+/// the destinations.
+struct Run {
+    project: project::Project,
+    connections: Connections,
+    inputs: inputs::Inputs,
+    bases: bases::Bases,
+    plan: plan::Plan,
+    lock: Option<crate::lock::Pending>,
+    /// Per output: whether it is empty, when that was asked while the
+    /// folders were walked.
+    empty: Vec<Option<bool>>,
+    /// Every input file will be listed (SBOM, provenance): keep the walks.
+    keep_walks: bool,
+    /// The keystore questions, when they were settled before hashing.
+    settled: Option<keystores::Settled>,
+}
+
+impl Run {
+    /// Loads the project, walks and checks the inputs, opens the bases and
+    /// plans the layers. With `asks_outputs` (a build), the registry outputs
+    /// are asked whether they are empty while the folders are walked.
+    fn prepare(opts: &Options, cache: &Cache, asks_outputs: bool) -> Result<Run> {
+        let started = std::time::Instant::now();
+        let project = project::load(opts)?;
+        let connections = Connections::new(opts.registry.clone());
+        // The base is read, and the registry outputs asked whether they are
+        // empty, while the folders are walked (unless the daemon must pull
+        // the base first); the walk's errors still come first.
+        let (gathered, opened, empty) = std::thread::scope(|scope| {
+            let opening = (!opts.pull)
+                .then(|| scope.spawn(|| crate::transport::open_base(&project.base, &project.base_dir, &connections)));
+            let asking = asks_outputs.then(|| scope.spawn(|| publish::ask_empty(opts, &project, &connections)));
+            let gathered = inputs::gather(opts, &project.config, cache);
+            let opened = opening.map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            let empty = asking.map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            (gathered, opened, empty.unwrap_or_default())
+        });
+        let mut inputs = gathered?;
+        let walked = started.elapsed().as_secs_f64();
+        // A folder no note answered is inspected once its files are read (by
+        // hashing, most often) — unless the answer may refuse a public
+        // destination, which must be before any request; otherwise the
+        // keystores are settled here.
+        let questions = inputs.keystores.as_ref().expect("open questions");
+        let settled = match questions.pending() && !questions.may_refuse(&project) {
+            true => None,
+            false => Some(keystores::settle(&mut inputs, &project, None, &|_, _| 0, cache)?),
+        };
+        if publish::needs_daemon(opts, &project) || opts.pull {
+            connections.daemon()?;
+        }
+        if let (true, Some(r)) = (opts.pull, crate::transport::of(&project.base).daemon_image()) {
+            connections.daemon()?.pull(&r)?;
+        }
+        let main = match opened {
+            Some(opened) => opened?,
+            None => crate::transport::open_base(&project.base, &project.base_dir, &connections)?,
+        };
+        let (bases, lock) = bases::complete(opts, &project, &connections, main, &inputs)?;
+        let planning = std::time::Instant::now();
+        let plan = plan::plan(opts, &project.config, &bases, &inputs, cache)?;
+        crate::progress::detail(&format!(
+            "inputs: {} files walked and checked in {walked:.3} s; {} layers planned in {:.3} s ({} from the plan memo)",
+            inputs.files,
+            plan.layers.len(),
+            planning.elapsed().as_secs_f64(),
+            plan.layers.iter().filter(|l| l.is_memo()).count()
+        ));
+        let keep_walks = opts.sbom.is_some() || opts.sign_key.is_some();
+        let mut run = Run { project, connections, inputs, bases, plan, lock, empty, keep_walks, settled };
+        run.release_walks();
+        for base in &run.bases.list {
+            crate::progress::message(&format!(
+                "base {} ({}, {} platform{})",
+                base.name,
+                base.images.iter().map(|i| i.platform.to_string()).collect::<Vec<_>>().join(", "),
+                base.images.len(),
+                if base.images.len() == 1 { "" } else { "s" }
+            ));
+        }
+        Ok(run)
+    }
+
+    /// What making layers reads.
+    fn layering<'a>(&'a self, cache: &'a Cache) -> layers::Layering<'a> {
+        layers::Layering {
+            plan: &self.plan,
+            inputs: &self.inputs,
+            cache,
+            staging: layers::staging_parent(&self.project.outputs),
+        }
+    }
+
+    /// See [`release_walks`].
+    fn release_walks(&mut self) {
+        release_walks(&mut self.inputs, &self.plan, self.keep_walks);
+    }
+
+    /// Settles the keystore questions (see [`keystores::settle`]) unless
+    /// that was done before hashing; `seen` holds what hashing recognised in
+    /// the layers `hashed`.
+    fn settle_keystores(
+        &mut self,
+        seen: Option<&crate::wso2::keystore::Seen>,
+        hashed: &[usize],
+        cache: &Cache,
+    ) -> Result<keystores::Settled> {
+        if let Some(s) = self.settled.take() {
+            return Ok(s);
+        }
+        let plan = &self.plan;
+        let read = |walk: Option<usize>, folder: usize| plan.files_read(walk, folder, hashed);
+        let settled = keystores::settle(&mut self.inputs, &self.project, seen, &read, cache);
+        self.release_walks();
+        settled
+    }
+
+    /// Hashes the layers, then settles the keystore questions with what
+    /// hashing read.
+    fn hash_settling(&mut self, cache: &Cache) -> Result<(layers::Hashed, keystores::Settled)> {
+        let seen = crate::wso2::keystore::Seen::default();
+        let pending = self.settled.is_none();
+        let hashed = layers::hash(&self.layering(cache), pending.then_some(&seen))?;
+        let settled = self.settle_keystores(Some(&seen), &hashed.hashed, cache)?;
+        Ok((hashed, settled))
+    }
+
+    /// Frees the run's per-file structures on another thread: tens of
+    /// thousands of small allocations take tens of milliseconds to free,
+    /// and nothing waits for them. What has to be released in order (the
+    /// base files extracted for planning, connections) is dropped here.
+    fn free(self, hashed: layers::Hashed) {
+        let Run { inputs, mut plan, .. } = self;
+        free_later((inputs, std::mem::take(&mut plan.layers), hashed.into_stats()));
+    }
+}
+
+/// Lets the walked folders go once nothing needs them: every input is not
+/// to be listed (`keep` off), every layer has its full spec and the keystores
+/// are settled.
+fn release_walks(inputs: &mut inputs::Inputs, plan: &plan::Plan, keep: bool) {
+    if !keep && inputs.keystores.is_none() && plan.all_planned() {
+        inputs.release();
+    }
 }
 
 /// Drops `t` on another thread.
 fn free_later<T: Send + 'static>(t: T) {
     std::thread::spawn(move || drop(t));
 }
-
-/// The destinations a build writes, in `--to` order.
-pub type Destinations = Vec<Box<dyn Destination>>;

@@ -21,3 +21,25 @@ pub fn read_base(location: &Location, name: &str) -> Result<Base> {
     base.keep(dir);
     Ok(base)
 }
+
+/// A `builtin:NAME` location: a sample base, readable only.
+pub struct Sample<'a> {
+    /// The location as written.
+    pub location: &'a Location,
+    /// The sample's name.
+    pub name: &'a str,
+}
+
+impl super::Transport for Sample<'_> {
+    fn open_base(&self, _dir: &std::path::Path, _connections: &super::Connections) -> Result<Base> {
+        read_base(self.location, self.name)
+    }
+
+    fn check_output(&self) -> Result<()> {
+        Err(Error::usage(format!("{}: builtin: is a source only; pick oci:DIR or docker-archive:FILE", self.location)))
+    }
+
+    fn open_destination(&self, _opening: &super::Opening<'_>) -> Result<Box<dyn super::Destination>> {
+        Err(Error::usage(format!("{}: not available as a destination", self.location)))
+    }
+}

@@ -29,7 +29,7 @@ use serde_json::Value;
 use crate::digest::Digest;
 use crate::error::{io_reason, Error, Result};
 use crate::image::{layer_is_gzip, Blob, MediaFamily, Platform};
-use crate::reference::Location;
+use crate::reference::{Location, Reference};
 use crate::transport::registry::Registries;
 
 /// One platform of a base image.
@@ -109,18 +109,130 @@ impl Base {
     }
 }
 
-/// Opens the base image at `location`. Relative paths are resolved against
-/// `dir`; registries are reached through `registries`.
-pub fn open_base(location: &Location, dir: &Path, registries: &Arc<Registries>) -> Result<Base> {
-    match location {
-        Location::Oci { dir: d, tag } => oci::read_base(location, &resolve(dir, d), tag.as_deref()),
-        Location::DockerArchive { path, reference } => {
-            archive::read_base(location, &resolve(dir, path), reference.as_ref())
-        }
-        Location::Builtin(name) => builtin::read_base(location, name),
-        Location::Registry(r) => crate::transport::registry::pull::read_base(location, r, registries),
-        Location::Daemon(r) => crate::transport::daemon::read_base(location, r),
+/// How registry destinations (`--push`, `--to docker://…`) are reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Via {
+    /// Directly over the registry API (the default).
+    #[default]
+    Registry,
+    /// Through the Docker daemon: load the image into it, tag and
+    /// `docker push`, so the daemon's mirrors, proxies and credentials apply.
+    Docker,
+}
+
+/// The connections of one run: registries (one client per host, made on
+/// first use) and the Docker daemon (connected on first use).
+pub struct Connections {
+    /// Every registry of the run.
+    pub registries: Arc<Registries>,
+    daemon: std::sync::OnceLock<daemon::Daemon>,
+}
+
+impl Connections {
+    /// Connections with these registry settings; nothing is connected yet.
+    pub fn new(registry: registry::Options) -> Self {
+        Connections { registries: Registries::new(registry), daemon: std::sync::OnceLock::new() }
     }
+
+    /// The Docker daemon, connected on first use.
+    pub fn daemon(&self) -> Result<&daemon::Daemon> {
+        if let Some(d) = self.daemon.get() {
+            return Ok(d);
+        }
+        let d = daemon::Daemon::connect()?;
+        Ok(self.daemon.get_or_init(|| d))
+    }
+}
+
+/// What a destination is opened with, besides its location.
+pub struct Opening<'a> {
+    /// The run's connections.
+    pub connections: &'a Connections,
+    /// The digest cache (an OCI layout keeps blob digests in it).
+    pub cache: &'a Arc<crate::cache::Cache>,
+    /// How registry destinations are reached.
+    pub via: Via,
+    /// `--force`: move a content tag that names different content.
+    pub force: bool,
+    /// `--platform`: which platform a one-platform destination keeps.
+    pub platforms: &'a [Platform],
+    /// The repository naming images that have no name of their own (in a docker archive).
+    pub repository: Option<Reference>,
+    /// Daemon images that may share the base's layers.
+    pub daemon_hints: &'a [String],
+    /// Whether the destination is empty, when that was asked early ([`Transport::ask_empty`]).
+    pub known_empty: Option<bool>,
+}
+
+/// What the rest of wso2img asks of an image location; each transport
+/// answers for its own locations ([`of`] picks the transport).
+pub trait Transport {
+    /// Reads it as a base; relative paths are resolved against `dir`.
+    fn open_base(&self, dir: &Path, connections: &Connections) -> Result<Base>;
+    /// Checks it as a destination, before any work is done.
+    fn check_output(&self) -> Result<()>;
+    /// Opens it as a destination.
+    fn open_destination(&self, opening: &Opening<'_>) -> Result<Box<dyn Destination>>;
+    /// Whether it is reached through the Docker daemon when written with `via`.
+    fn through_daemon(&self, _via: Via) -> bool {
+        false
+    }
+    /// The tag it gives the main image (`oci:DIR:TAG`, `docker://REPO:TAG`, …).
+    fn own_tag(&self) -> Option<String> {
+        None
+    }
+    /// The registry reference it names (registries only): where signatures
+    /// and attestations of what is written there live.
+    fn registry_reference(&self) -> Option<Reference> {
+        None
+    }
+    /// The registry host it is in, when that registry counts as public
+    /// (Docker Hub under any name, or one of `extra`).
+    fn public_registry(&self, _extra: &[String]) -> Option<String> {
+        None
+    }
+    /// The image the Docker daemon would pull for it (`--pull`): daemon images only.
+    fn daemon_image(&self) -> Option<Reference> {
+        None
+    }
+    /// The names an image written here with `tags` gets (`HOST/REPO:TAG`,
+    /// `oci:DIR:TAG`, …); `None`: the location itself names it.
+    fn names(&self, _tags: &[String]) -> Option<Vec<String>> {
+        None
+    }
+    /// Whether writing to it writes standard output (`docker-archive:-`).
+    fn writes_stdout(&self) -> bool {
+        false
+    }
+    /// The digest its image is stored under when the base read from it has
+    /// none (a `docker save` archive's OCI index names one).
+    fn stored_digest(&self) -> Result<Option<Digest>> {
+        Ok(None)
+    }
+    /// Asks, before anything is built, whether it certainly holds no image
+    /// yet (`None`: not a question it answers early).
+    fn ask_empty(&self, _connections: &Connections, _via: Via) -> Option<bool> {
+        None
+    }
+}
+
+/// The transport of `location`: the one place that tells locations apart.
+pub fn of(location: &Location) -> Box<dyn Transport + '_> {
+    match location {
+        Location::Oci { dir, tag } => Box::new(oci::Layout { location, dir, tag: tag.as_deref() }),
+        Location::DockerArchive { path, reference } => {
+            Box::new(archive::Archive { location, path, reference: reference.as_ref() })
+        }
+        Location::Registry(r) => Box::new(registry::Repository { location, reference: r }),
+        Location::Daemon(r) => Box::new(daemon::DaemonImage { location, reference: r }),
+        Location::Builtin(name) => Box::new(builtin::Sample { location, name }),
+    }
+}
+
+/// Opens the base image at `location`. Relative paths are resolved against
+/// `dir`; registries and the daemon are reached through `connections`.
+pub fn open_base(location: &Location, dir: &Path, connections: &Connections) -> Result<Base> {
+    of(location).open_base(dir, connections)
 }
 
 /// `p` made absolute against `dir` when relative.
@@ -129,23 +241,6 @@ pub fn resolve(dir: &Path, p: &Path) -> PathBuf {
         p.to_path_buf()
     } else {
         dir.join(p)
-    }
-}
-
-impl Base {
-    /// Assembles a base (used by the transports).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        location: &Location,
-        name: String,
-        tag: String,
-        digest: Option<Digest>,
-        family: MediaFamily,
-        multi_platform: bool,
-        images: Vec<BaseImage>,
-        keep: Option<crate::files::TempDir>,
-    ) -> Self {
-        Base { location: location.clone(), name, tag, digest, family, multi_platform, images, _keep: keep }
     }
 }
 
@@ -437,7 +532,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         SampleBase::v410().write_oci(dir.path(), "4.1.0").unwrap();
         let loc: Location = format!("oci:{}:4.1.0", dir.path().display()).parse().unwrap();
-        let base = open_base(&loc, Path::new("."), &Registries::new(Default::default())).unwrap();
+        let base = open_base(&loc, Path::new("."), &Connections::new(Default::default())).unwrap();
         let img = &base.images[0];
         let names = list_base_dir(img, "/home/wso2carbon/").unwrap();
         assert!(names.contains(&"wso2am-4.1.0".to_string()) && names.contains(&"solr".to_string()), "{names:?}");

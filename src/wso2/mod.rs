@@ -563,6 +563,16 @@ pub fn volume_path(facts: &Facts, v: &str) -> String {
     }
 }
 
+/// Where a file of a customer folder goes in the image (`None`: nowhere,
+/// e.g. the portal folders of `themes/` themselves).
+pub fn destination(kind: LayerKind, rel: &str, facts: &Facts) -> Result<Option<String>> {
+    match kind {
+        LayerKind::Themes => theme_destination(facts, rel),
+        LayerKind::Overlays => Ok(Some([&facts.product_home, "/", rel].concat())),
+        k => Ok(Some([&facts.product_home, "/", kind_root(k), "/", rel].concat())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

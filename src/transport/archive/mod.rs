@@ -5,8 +5,10 @@
 //! ([`destination::ArchiveDestination`]).
 
 pub mod destination;
+mod location;
 
 pub use destination::ArchiveDestination;
+pub use location::Archive;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -142,7 +144,16 @@ pub fn read_base(location: &Location, path: &Path, reference: Option<&Reference>
         .or_else(|| Reference::parse(&name).ok().and_then(|r| r.tag))
         .unwrap_or_else(|| "latest".into());
     let image = base_image(&shown, None, config, layers, None)?;
-    Ok(Base::new(location, name, tag, None, MediaFamily::Docker, false, vec![image], None))
+    Ok(Base {
+        location: location.clone(),
+        name,
+        tag,
+        digest: None,
+        family: MediaFamily::Docker,
+        multi_platform: false,
+        images: vec![image],
+        _keep: None,
+    })
 }
 
 /// Writes `image` as a `docker load`-able tar stream to `out`: the blobs

@@ -65,9 +65,16 @@ impl Daemon {
             _ => None,
         };
         let mut base = match lazy {
-            Some(image) => {
-                Base::new(location, name, String::new(), None, MediaFamily::Docker, false, vec![image], None)
-            }
+            Some(image) => Base {
+                location: location.clone(),
+                name,
+                tag: String::new(),
+                digest: None,
+                family: MediaFamily::Docker,
+                multi_platform: false,
+                images: vec![image],
+                _keep: None,
+            },
             None => {
                 let (mut base, dir) = self.save_base(location, &id)?;
                 if !self.containerd_store() {

@@ -33,12 +33,14 @@
 mod base;
 pub mod destination;
 mod load;
+mod location;
 mod registry;
 pub mod via;
 
 pub use base::read_base;
 pub use destination::DaemonDestination;
 pub use load::Loaded;
+pub use location::DaemonImage;
 pub use registry::{auth_json, registry_auth};
 pub use via::ViaDaemon;
 

@@ -3,8 +3,10 @@
 //! images already there.
 
 pub mod destination;
+mod location;
 
 pub use destination::LayoutDestination;
+pub use location::Layout;
 
 use std::fs;
 use std::io;
@@ -98,7 +100,16 @@ pub fn read_base(location: &Location, dir: &Path, tag: Option<&str>) -> Result<B
     } else {
         (vec![read_image_bytes(dir, &shown, entry.digest, top, None)?], false)
     };
-    Ok(Base::new(location, name, base_tag, Some(entry.digest), family, multi, images, None))
+    Ok(Base {
+        location: location.clone(),
+        name,
+        tag: base_tag,
+        digest: Some(entry.digest),
+        family,
+        multi_platform: multi,
+        images,
+        _keep: None,
+    })
 }
 
 fn read_image(dir: &Path, shown: &str, desc: &Descriptor, platform: Option<Platform>) -> Result<BaseImage> {

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod client;
 pub mod destination;
+mod location;
 pub mod origin;
 pub mod pull;
 pub mod push;
@@ -25,6 +26,7 @@ use futures_util::stream::{BoxStream, StreamExt};
 use reqwest::{Method, StatusCode};
 
 pub use client::{Client, Options};
+pub use location::Repository;
 
 use crate::bounded::{CONFIG_MAX, MANIFEST_MAX};
 use crate::digest::{Digest, Hasher};

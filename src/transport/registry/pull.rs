@@ -51,7 +51,16 @@ async fn read_base_async(location: &Location, r: &Reference, registries: &Arc<Re
         (None, Some(_)) => r.to_string(),
         _ => r.with_tag(r.tag_or_latest()).to_string(),
     };
-    Ok(Base::new(location, name, r.tag_or_latest().to_string(), Some(top.digest), family, multi, images, None))
+    Ok(Base {
+        location: location.clone(),
+        name,
+        tag: r.tag_or_latest().to_string(),
+        digest: Some(top.digest),
+        family,
+        multi_platform: multi,
+        images,
+        _keep: None,
+    })
 }
 
 async fn image(

@@ -1,0 +1,402 @@
+//! Planning: from the inputs and the bases to the layers of every image —
+//! one layer spec per customer folder (jars and dropins split into shares)
+//! and platform, shared across platforms and variants when equal, and the
+//! `arbitrary-uid` layer. An unchanged folder's layers come from the plan
+//! memo ([`memo`]) and are planned in full only when their bytes are needed
+//! ([`Plan::spec`]).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::bases::Bases;
+use super::inputs::{artifact_keys, Inputs};
+use super::memo::{self, Planned, Recipe};
+use super::{Options, DEFAULT_MTIME};
+use crate::cache::Cache;
+use crate::config::{Config, LayerKind, LayerSource, VariantSection};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::image::mutate;
+use crate::inputs::FolderPrint;
+use crate::layer::{self, split, LayerSpec, Placement, SourceEntry};
+use crate::transport::{self, Base};
+use crate::wso2::{self, Facts};
+
+/// One platform of a product: its base image, what was detected in it, and
+/// its customer layers (indexes into [`Plan::layers`]), bottom first.
+pub(super) struct PlatformPlan {
+    pub(super) image: usize,
+    pub(super) facts: Facts,
+    pub(super) layers: Vec<usize>,
+}
+
+/// One image to produce: the main customization, or a variant of it.
+pub(super) struct Product {
+    pub(super) variant: Option<VariantSection>,
+    pub(super) platforms: Vec<PlatformPlan>,
+}
+
+/// The plan of a run.
+pub(super) struct Plan {
+    /// The customer layers, each planned or from the plan memo.
+    pub(super) layers: Vec<Planned>,
+    /// The main image first, then each variant.
+    pub(super) products: Vec<Product>,
+    /// The mtime of every layer entry.
+    pub(super) mtime: u64,
+    /// The `created` time of every image (SOURCE_DATE_EPOCH), when set.
+    pub(super) created: Option<String>,
+    /// Memo entries to record once the layers' fingerprints are known: the
+    /// key, the layers planned, the folder's print.
+    pub(super) memo_pending: Vec<(Digest, Vec<usize>, FolderPrint)>,
+    /// Which layers came from which walked folder.
+    pub(super) folders: Vec<FolderLayers>,
+    /// Base files copied out for the `arbitrary-uid` layer; they live as long as the plan.
+    _extracted: Option<crate::files::TempDir>,
+}
+
+impl Plan {
+    /// The main image.
+    pub(super) fn main(&self) -> &Product {
+        &self.products[0]
+    }
+
+    /// Whether every layer has its full spec.
+    pub(super) fn all_planned(&self) -> bool {
+        self.layers.iter().all(|l| l.spec().is_some())
+    }
+
+    /// Plans the full specs of customer layers `which` (see [`Plan::spec`]).
+    pub(super) fn plan(&self, which: &[usize], inputs: &Inputs, cache: &Cache) -> Result<()> {
+        for &i in which {
+            self.spec(i, inputs, cache)?;
+        }
+        Ok(())
+    }
+
+    /// How many of folder `folder`'s files and symlinks (of the main walk,
+    /// or of variant `walk`'s) were read when the layers `hashed` were
+    /// hashed: those of one platform's layers from the folder, all hashed.
+    pub(super) fn files_read(&self, walk: Option<usize>, folder: usize, hashed: &[usize]) -> usize {
+        self.folders
+            .iter()
+            .filter(|l| l.walk == walk && l.folder == folder && l.layers.iter().all(|i| hashed.contains(i)))
+            .map(|l| l.files)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The full spec of customer layer `i`: a layer from the plan memo is
+    /// planned again — its folder, once for all the folder's layers — and
+    /// its fingerprint must be the memo's, else the memo is dropped and the
+    /// run fails, naming the layer.
+    pub(super) fn spec(&self, i: usize, inputs: &Inputs, cache: &Cache) -> Result<&LayerSpec> {
+        let l = &self.layers[i];
+        if let Some(spec) = l.spec() {
+            return Ok(spec);
+        }
+        let r = l.recipe.as_ref().expect("a layer without a spec came from the memo");
+        let (src, entries) = inputs.walks().folder(r.walk, r.folder);
+        let keys = artifact_keys(&inputs.checked);
+        let cx = Planning {
+            keys: &keys,
+            facts: &r.facts,
+            mtime: self.mtime,
+            arbitrary: r.arbitrary,
+            variant: r.variant.as_deref(),
+        };
+        let mut specs = cx.layer_specs(src, entries)?;
+        let same_folder =
+            self.layers.iter().filter(|o| o.spec().is_none() && o.recipe.as_ref().is_some_and(|o| o.key == r.key));
+        for other in same_folder {
+            let at = specs.iter().position(|s| s.name == other.summary.name);
+            let spec = at.map(|at| specs.swap_remove(at));
+            let keys: Option<Vec<_>> = spec.as_ref().and_then(|s| s.walked_keys().collect::<Option<Vec<_>>>());
+            match (spec, keys) {
+                (Some(spec), Some(keys)) if spec.fingerprint(&keys) == other.summary.fingerprint => {
+                    other.set_spec(spec);
+                }
+                _ => {
+                    cache.drop_note(&r.key);
+                    return Err(Error::input(format!(
+                        "layer {}: planned again, it is not what the plan memo in the digest cache recorded; the memo was dropped — run again, or use --no-cache",
+                        other.summary.name
+                    )));
+                }
+            }
+        }
+        Ok(l.spec().expect("planned above"))
+    }
+}
+
+/// The layers one platform of one product has from one walked folder (of
+/// the main walk, or of variant `walk`'s), and how many files and symlinks
+/// they hold.
+pub(super) struct FolderLayers {
+    walk: Option<usize>,
+    folder: usize,
+    layers: Vec<usize>,
+    files: usize,
+}
+
+/// A memo key to record a folder's layers under, with the folder's print.
+type MemoKey = (Digest, FolderPrint);
+
+/// Plans the layers of every kind and platform, each product (main image,
+/// variants) on its own base; an unchanged folder's layers come from the
+/// plan memo ([`memo`]).
+pub(super) fn plan(opts: &Options, config: &Config, bases: &Bases, inputs: &Inputs, cache: &Cache) -> Result<Plan> {
+    let mtime = opts.source_date_epoch.unwrap_or(DEFAULT_MTIME).max(0) as u64;
+    let owner = config.owner()?;
+    let arbitrary = config.image.arbitrary_uid;
+    let extracted = if arbitrary { Some(crate::files::TempDir::new("arbitrary-uid")?) } else { None };
+    let mut layers: Vec<Planned> = Vec::new();
+    let mut pending = Vec::new();
+    let mut folders = Vec::new();
+    let mut intern = |l: Planned| match layers.iter().position(|s| s.same(&l)) {
+        Some(id) => id,
+        None => {
+            layers.push(l);
+            layers.len() - 1
+        }
+    };
+    // A folder's layers, shared where equal, into `ids`; their memo entry
+    // to record; which folder they came from (`None`: none).
+    let mut take = |(planned, memo): (Vec<Planned>, Option<MemoKey>),
+                    ids: &mut Vec<usize>,
+                    from: Option<(Option<usize>, usize)>| {
+        let files = planned.iter().map(|l| l.summary.files).sum();
+        let here: Vec<usize> = planned.into_iter().map(&mut intern).collect();
+        pending.extend(memo.map(|(key, print)| (key, here.clone(), print)));
+        if let Some((walk, folder)) = from {
+            folders.push(FolderLayers { walk, folder, layers: here.clone(), files });
+        }
+        ids.extend(here);
+    };
+    let mut facts_of: HashMap<(usize, usize), Facts> = HashMap::new();
+    let keys = artifact_keys(&inputs.checked);
+    let walks = inputs.walks();
+    let variants = std::iter::once(None).chain(config.variants.iter().map(Some));
+    let variant_walks =
+        std::iter::once(None).chain(walks.variants.iter().zip(&inputs.variant_prints).enumerate().map(Some));
+    let mut products = Vec::new();
+    for (pi, (variant, walk)) in variants.zip(variant_walks).enumerate() {
+        let bi = bases.of_product[pi];
+        let base = &bases.list[bi];
+        let mut platforms = Vec::new();
+        for (i, img) in base.images.iter().enumerate() {
+            let facts = match facts_of.get(&(bi, i)) {
+                Some(f) => f.clone(),
+                None => {
+                    let f = detect(config, base, img, variant.filter(|_| bi != 0), owner, arbitrary)?;
+                    facts_of.insert((bi, i), f.clone());
+                    f
+                }
+            };
+            let mut ids = Vec::new();
+            // Below the customer layers, so a customer file replaces the base's copy.
+            if let Some(dir) = &extracted {
+                take((vec![Planned::full(runtime_layer(&facts, img, mtime, dir.path())?)], None), &mut ids, None);
+            }
+            let main = Planning { keys: &keys, facts: &facts, mtime, arbitrary, variant: None };
+            for (fi, (src, entries)) in walks.main.iter().enumerate() {
+                if !variant.is_none_or(|v| Config::variant_takes(v, src.kind)) {
+                    continue;
+                }
+                let planned = main.folder(None, fi, (src, entries), inputs.prints[fi].as_ref(), cache).map_err(
+                    |e| match variant {
+                        Some(v) => e.context(format!("[[variant]] {}", v.name)),
+                        None => e,
+                    },
+                )?;
+                take(planned, &mut ids, Some((None, fi)));
+            }
+            if let (Some(v), Some((vi, (w, prints)))) = (variant, walk) {
+                if let Some(profile) = &v.profile {
+                    check_profile(config, v, profile, &facts)?;
+                }
+                let own = Planning { variant: Some(&v.name), ..main };
+                for (fi, (src, entries)) in w.iter().enumerate() {
+                    let planned = own.folder(Some(vi), fi, (src, entries), prints[fi].as_ref(), cache)?;
+                    take(planned, &mut ids, Some((Some(vi), fi)));
+                }
+            }
+            platforms.push(PlatformPlan { image: i, facts, layers: ids });
+        }
+        products.push(Product { variant: variant.cloned(), platforms });
+    }
+    Ok(Plan {
+        layers,
+        products,
+        mtime,
+        created: opts.source_date_epoch.map(mutate::rfc3339),
+        memo_pending: pending,
+        folders,
+        _extracted: extracted,
+    })
+}
+
+/// What planning a customer folder reads besides the folder itself: the
+/// artifact keys known from the jars' Maven coordinates, the base's facts,
+/// the mtime, the arbitrary-UID setting and the variant whose folder it is.
+#[derive(Clone, Copy)]
+struct Planning<'a> {
+    keys: &'a HashMap<&'a Path, String>,
+    facts: &'a Facts,
+    mtime: u64,
+    arbitrary: bool,
+    variant: Option<&'a str>,
+}
+
+impl Planning<'_> {
+    /// The non-empty layers of one folder (`folder` of the main walk, or of
+    /// variant `walk`'s): from the memo when it knows the folder as it is
+    /// (by its `print`), else planned entry by entry — then with the memo
+    /// key to record them under, and the print.
+    fn folder(
+        &self,
+        walk: Option<usize>,
+        folder: usize,
+        (src, entries): (&LayerSource, &Vec<SourceEntry>),
+        print: Option<&FolderPrint>,
+        cache: &Cache,
+    ) -> Result<(Vec<Planned>, Option<MemoKey>)> {
+        let cx = memo::Context {
+            kind: src.kind,
+            label: &src.label,
+            dir: &src.dir,
+            facts: self.facts,
+            mtime: self.mtime,
+            variant: self.variant,
+            arbitrary_uid: self.arbitrary,
+        };
+        let key = print.and_then(|p| Some((memo::key(p, &cx)?, *p)));
+        if let Some((key, _)) = key {
+            if let Some(summaries) = memo::get(cache, &key) {
+                let recipe = Recipe {
+                    key,
+                    walk,
+                    folder,
+                    facts: self.facts.clone(),
+                    variant: self.variant.map(str::to_string),
+                    arbitrary: self.arbitrary,
+                };
+                return Ok((summaries.into_iter().map(|s| Planned::from_memo(s, recipe.clone())).collect(), None));
+            }
+        }
+        let specs = self.layer_specs(src, entries)?;
+        Ok((specs.into_iter().filter(|s| !s.is_empty()).map(Planned::full).collect(), key))
+    }
+
+    /// The layers of one folder: one layer, or for jars and dropins one per
+    /// share of [`split`].
+    fn layer_specs(&self, src: &LayerSource, entries: &[SourceEntry]) -> Result<Vec<LayerSpec>> {
+        let kind = src.kind;
+        let name = match self.variant {
+            Some(v) => format!("{v}:{}", kind.name()),
+            None => kind.name().to_string(),
+        };
+        let shares: Vec<(String, Vec<&SourceEntry>)> = match kind {
+            LayerKind::Jars | LayerKind::Dropins => split::split(entries, |e| match self.keys.get(e.path.as_path()) {
+                Some(k) => Cow::Borrowed(k.as_str()),
+                None => Cow::Borrowed(split::artifact_key(&e.rel)),
+            })
+            .into_iter()
+            .map(|s| (format!("{name}.{}", s.suffix), s.entries))
+            .collect(),
+            _ => vec![(name, entries.iter().collect())],
+        };
+        shares.into_iter().map(|(name, entries)| self.layer_spec(src, &name, &entries)).collect()
+    }
+
+    fn layer_spec(&self, src: &LayerSource, name: &str, entries: &[&SourceEntry]) -> Result<LayerSpec> {
+        let (kind, label, facts) = (src.kind, src.label.as_str(), self.facts);
+        let placement = Placement {
+            owner: facts.owner,
+            owned_root: facts.user_home.clone(),
+            file_mode: (kind == LayerKind::Keystores).then_some(0o640),
+            group_like_owner: self.arbitrary,
+        };
+        let root = match kind {
+            LayerKind::Overlays => facts.product_home.clone(),
+            k => format!("{}/{}", facts.product_home, wso2::kind_root(k)),
+        };
+        let mut spec = LayerSpec::collect(name, self.mtime, entries, |spec, e| {
+            let Some(dest) = wso2::destination(kind, &e.rel, facts)? else { return Ok(()) };
+            spec.add(dest, e, &placement).map_err(|err| err.context(label))
+        })?;
+        spec.description = format!(
+            "wso2img {}: {} file{} from {label}/ into {root} (owner {})",
+            name,
+            spec.file_count(),
+            if spec.file_count() == 1 { "" } else { "s" },
+            facts.owner
+        );
+        Ok(spec)
+    }
+}
+
+/// What one platform of a base holds; a variant's own base that is not WSO2
+/// API Manager is a configuration error (exit 2).
+fn detect(
+    config: &Config,
+    base: &Base,
+    img: &transport::BaseImage,
+    variant: Option<&VariantSection>,
+    owner: Option<layer::Owner>,
+    arbitrary: bool,
+) -> Result<Facts> {
+    let mut facts = wso2::detect(&img.config_json, owner, &mut transport::LayerFs(img)).map_err(|e| match variant {
+        Some(v) => Error::config(format!(
+            "{}: [[variant]] {}: base {} is not a WSO2 API Manager image ({}); name a wso2am, wso2am-acp, wso2am-tm or wso2am-universal-gw image",
+            config.path.display(),
+            v.name,
+            base.location,
+            e.message()
+        )),
+        None => e.context(format!("{} ({})", base.location, img.platform)),
+    })?;
+    if arbitrary {
+        facts.owner.gid = 0;
+    }
+    Ok(facts)
+}
+
+/// The `arbitrary-uid` layer: the folders the product writes at run time,
+/// re-added without their files, and the base files it rewrites in place
+/// (config mapper output, OSGi state, H2 databases) re-added with their
+/// bytes (copied into `into`), owned by the runtime user and group 0, group
+/// permissions = owner permissions.
+fn runtime_layer(facts: &Facts, img: &transport::BaseImage, mtime: u64, into: &Path) -> Result<LayerSpec> {
+    let placement =
+        Placement { owner: facts.owner, owned_root: facts.user_home.clone(), file_mode: None, group_like_owner: true };
+    let mut spec = LayerSpec::new("arbitrary-uid", mtime);
+    for d in wso2::runtime_write_dirs(facts, &mut transport::LayerFs(img))? {
+        spec.add_dir(&d, &placement)?;
+    }
+    let files = wso2::runtime_rewritten_files(facts, &mut transport::LayerFs(img), into)?;
+    for f in &files {
+        let entry = SourceEntry {
+            rel: f.path.clone(),
+            path: f.local.clone(),
+            kind: layer::SourceKind::File { size: f.size, executable: f.executable },
+            origin: Some(format!("base /{}", f.path)),
+            key: None,
+            head: None,
+        };
+        spec.add(format!("/{}", f.path), &entry, &placement)?;
+    }
+    spec.description = format!(
+        "wso2img arbitrary-uid: {} folders the product writes and {} files it rewrites at run time, group 0 writable (owner {})",
+        spec.entry_count() - files.len(),
+        files.len(),
+        facts.owner
+    );
+    Ok(spec)
+}
+
+fn check_profile(config: &Config, v: &VariantSection, profile: &str, facts: &Facts) -> Result<()> {
+    wso2::check_profile(facts, profile)
+        .map_err(|msg| Error::config(format!("{}: [[variant]] {}: {msg}", config.path.display(), v.name)))
+}
