@@ -7,6 +7,7 @@
 
 pub mod json;
 pub mod mutate;
+pub mod spec;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -200,8 +201,10 @@ impl fmt::Display for Platform {
     }
 }
 
-/// A content descriptor: what a manifest or index says about a blob.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A content descriptor: what a manifest or index says about a blob. Read
+/// through the OCI spec's own type (see [`spec`]); written as wso2img's
+/// canonical JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
     /// Media type of the referenced content.
@@ -210,18 +213,32 @@ pub struct Descriptor {
     pub digest: Digest,
     /// Size in bytes.
     pub size: u64,
+    /// Where else the content may be fetched from (non-distributable layers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
     /// Platform, in index entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
     /// Annotations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// The type of an artifact the descriptor points to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
 }
 
 impl Descriptor {
     /// A descriptor with no platform and no annotations.
     pub fn new(media_type: &str, digest: Digest, size: u64) -> Self {
-        Descriptor { media_type: media_type.into(), digest, size, platform: None, annotations: BTreeMap::new() }
+        Descriptor {
+            media_type: media_type.into(),
+            digest,
+            size,
+            urls: Vec::new(),
+            platform: None,
+            annotations: BTreeMap::new(),
+            artifact_type: None,
+        }
     }
     /// The descriptor of `bytes`.
     pub fn of(media_type: &str, bytes: &[u8]) -> Self {
@@ -236,7 +253,7 @@ impl Descriptor {
 }
 
 /// An image manifest (either family), as far as wso2img reads it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Manifest {
     /// Always 2.
@@ -244,17 +261,23 @@ pub struct Manifest {
     /// Manifest media type (optional in OCI).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
+    /// The artifact type of an artifact manifest (OCI 1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
     /// The config blob.
     pub config: Descriptor,
     /// Layers, base first.
     pub layers: Vec<Descriptor>,
+    /// The manifest this one refers to (OCI 1.1 referrers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Descriptor>,
     /// Annotations (OCI only).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
 
 /// An image index or Docker manifest list.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Index {
     /// Always 2.
@@ -262,8 +285,14 @@ pub struct Index {
     /// Index media type (optional in OCI).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
+    /// The artifact type of an artifact index (OCI 1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
     /// One entry per image.
     pub manifests: Vec<Descriptor>,
+    /// The manifest this one refers to (OCI 1.1 referrers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Descriptor>,
     /// Annotations (OCI only).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,

@@ -21,8 +21,8 @@ use super::format::{self, Claim};
 use super::key::{PublicKey, SigningKey};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::image::json::canonical;
-use crate::image::{media, Blob, Descriptor, Index};
+use crate::image::json::{canonical, canonical_of};
+use crate::image::{media, Blob, Descriptor, Index, Manifest};
 use crate::reference::Reference;
 use crate::transport::registry::{push, runtime, Client, Registries};
 
@@ -286,16 +286,16 @@ fn put_referrer(
     let layer = Blob::bytes(DSSE, envelope);
     let mut layer_desc = layer.desc.clone();
     layer_desc.annotations = annotations.clone();
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": media::OCI_MANIFEST,
-        "artifactType": DSSE,
-        "config": empty.desc,
-        "layers": [layer_desc],
-        "subject": subject,
-        "annotations": annotations,
-    });
-    let top = Blob::bytes(media::OCI_MANIFEST, canonical(&manifest));
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(media::OCI_MANIFEST.into()),
+        artifact_type: Some(DSSE.into()),
+        config: empty.desc.clone(),
+        layers: vec![layer_desc],
+        subject: Some(subject),
+        annotations,
+    };
+    let top = Blob::bytes(media::OCI_MANIFEST, canonical_of(&manifest));
     let there = runtime().block_on(async {
         let client = registries.client(&repo.registry).await?;
         client.get_manifest(&repo.repository, &top.desc.digest.to_string()).await.map(|m| m.is_some())
