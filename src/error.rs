@@ -1,8 +1,12 @@
-//! The library's error type: one line of text for the user plus a kind that
-//! decides the process exit code.
+//! Errors. A module reports what went wrong as a typed value of its own — a
+//! `thiserror` enum that callers and tests decide on by variant — and it
+//! becomes the crate's [`Error`] through [`Typed`]: the kind that decides the
+//! exit code, one line naming the file or reference involved, and a hint of
+//! what to do. [`Error::cause`] gives the typed value back.
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 /// What went wrong, broadly; decides the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,46 +25,77 @@ pub enum Kind {
     Unsupported,
 }
 
+/// A module's typed error: what kind it is and what the user can do about it.
+pub trait Typed: std::error::Error + Send + Sync + 'static {
+    /// The kind, which decides the exit code.
+    fn kind(&self) -> Kind;
+    /// What to do about it, when there is something to say.
+    fn hint(&self) -> Option<String> {
+        None
+    }
+}
+
 /// A typed cause that callers decide on (never by matching message text).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Cause {
     /// A registry or daemon answered with this HTTP status.
+    #[error("HTTP status {status}")]
     Http {
         /// The status code.
         status: u16,
     },
     /// The Docker daemon stopped reading a request body (its answer says why).
+    #[error("the Docker daemon stopped reading")]
     StoppedReading,
 }
 
 /// A wso2img error: a single-line message that names the file or reference
-/// involved and says what to do.
+/// involved, a hint of what to do, and its typed cause when it has one.
 #[derive(Debug, Clone)]
 pub struct Error {
     kind: Kind,
     message: String,
+    hint: Option<String>,
     cause: Option<Cause>,
+    typed: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl<E: Typed> From<E> for Error {
+    fn from(e: E) -> Self {
+        let mut err = Error::new(e.kind(), e.to_string());
+        err.hint = e.hint().map(|h| one_line(&h));
+        err.typed = Some(Arc::new(e));
+        err
+    }
+}
+
 impl Error {
     /// An error of `kind` with `message` (one line; the userinfo of any URL in
     /// it, such as a proxy password, is scrubbed).
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
-        let message = crate::sanitize::scrub_userinfo(&message.into().replace('\n', " ")).into_owned();
-        Error { kind, message, cause: None }
+        Error { kind, message: one_line(&message.into()), hint: None, cause: None, typed: None }
     }
     /// The same error carrying a typed `cause`.
     pub fn with_cause(mut self, cause: Cause) -> Self {
         self.cause = Some(cause);
         self
     }
+    /// The same error with `hint` saying what to do.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(one_line(&hint.into()));
+        self
+    }
     /// The typed cause, when there is one.
     pub fn cause(&self) -> Option<Cause> {
         self.cause
+    }
+    /// The module's typed error this was made from, when it is an `E`.
+    pub fn typed<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.typed.as_deref().and_then(|e| e.downcast_ref::<E>())
     }
     /// The HTTP status behind this error, when a server answered with one.
     pub fn http_status(&self) -> Option<u16> {
@@ -97,9 +132,20 @@ impl Error {
     pub fn kind(&self) -> Kind {
         self.kind
     }
-    /// The message, without the kind.
-    pub fn message(&self) -> &str {
+    /// What went wrong, naming the input, without the hint.
+    pub fn what(&self) -> &str {
         &self.message
+    }
+    /// What to do about it.
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+    /// The whole line: what went wrong, then the hint.
+    pub fn message(&self) -> String {
+        match &self.hint {
+            Some(h) => format!("{}; {h}", self.message),
+            None => self.message.clone(),
+        }
     }
     /// Process exit code: 2 for usage and configuration errors, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
@@ -110,18 +156,32 @@ impl Error {
     }
     /// The same error with `prefix: ` in front of its message.
     pub fn context(mut self, prefix: impl fmt::Display) -> Self {
-        self.message = crate::sanitize::scrub_userinfo(&format!("{prefix}: {}", self.message)).into_owned();
+        self.message = one_line(&format!("{prefix}: {}", self.message));
         self
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.message)?;
+        match &self.hint {
+            Some(h) => write!(f, "; {h}"),
+            None => Ok(()),
+        }
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.typed.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// One line of text with the userinfo of any URL in it (a proxy password)
+/// scrubbed.
+fn one_line(s: &str) -> String {
+    crate::sanitize::scrub_userinfo(&s.replace('\n', " ")).into_owned()
+}
 
 /// A short reason for an I/O error, without the "(os error N)" suffix.
 pub fn io_reason(err: &std::io::Error) -> String {

@@ -146,7 +146,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "wso2img: error: {}", wso2img::sanitize::escape_controls(e.message()));
+            let _ = writeln!(std::io::stderr(), "wso2img: error: {}", wso2img::sanitize::escape_controls(&e.message()));
             ExitCode::from(e.exit_code())
         }
     }
