@@ -437,7 +437,14 @@ impl Client {
             }
             let started = Instant::now();
             let resp = self.execute(request, &what).await?;
-            tracing::debug!(host = %self.host, url = %origin::shown(resp.url()), status = %resp.status(), ms = started.elapsed().as_millis() as u64, "registry request");
+            crate::progress::debug(&format!(
+                "{}: {} {} -> {} in {} ms",
+                self.host,
+                what.split(' ').next().unwrap_or(""),
+                origin::shown(resp.url()),
+                resp.status(),
+                started.elapsed().as_millis()
+            ));
             let st = resp.status();
             if st == StatusCode::UNAUTHORIZED && !fresh && matches!(self.challenge, Challenge::Bearer { .. }) {
                 fresh = true;
@@ -480,7 +487,7 @@ impl Client {
             let resp = match sent {
                 Ok(r) => r,
                 Err(e) => {
-                    tracing::debug!(host = %self.host, error = %one_line(&e), "registry request failed");
+                    crate::progress::debug(&format!("{}: {what} failed: {}", self.host, root_cause(&e)));
                     return Err(self.send_failure(&e, what));
                 }
             };
