@@ -15,12 +15,12 @@ use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use reqwest::{Body, Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::client::Failure;
 use super::{blob_stream, runtime, Client, Registries, RemoteRepo};
 use crate::digest::Digest;
 use crate::error::{Cause, Error, Result};
 use crate::image::mutate::multi_platform_content_digest;
 use crate::image::{media, Blob, BlobData, ImageSet, Index, Manifest, MediaFamily, Platform};
+use crate::net::Failure;
 use crate::reference::Reference;
 
 /// The smallest upload chunk (`--chunk-size`): smaller ones would make a
@@ -317,19 +317,16 @@ async fn file_stream(path: &std::path::Path, offset: u64, len: u64) -> Result<Bo
 /// Uploads a blob, restarting from a fresh upload session on transient
 /// failures. Returns the bytes sent.
 async fn upload(client: &Arc<Client>, repo: &str, blob: &Blob) -> Result<u64> {
+    let policy = client.policy();
+    let short = blob.desc.digest.short(12);
+    let what = format!("upload of {short} to {}/{repo}", client.host);
     let mut last: Option<Failure> = None;
     let mut chunked = client.opts.chunk_size.is_some();
-    let task =
-        Arc::new(crate::progress::Task::start(&format!("upload {}", blob.desc.digest.short(12)), Some(blob.desc.size)));
-    for attempt in 0..client.opts.max_attempts {
+    let task = Arc::new(crate::progress::Task::start(&format!("upload {short}"), Some(blob.desc.size)));
+    for attempt in 0..policy.attempts {
         if let Some(f) = &last {
-            crate::progress::detail(&format!(
-                "{}: retrying upload of {} ({})",
-                client.host,
-                blob.desc.digest.short(12),
-                f.error
-            ));
-            tokio::time::sleep(super::client::backoff(client.opts.backoff, attempt, f.retry_after)).await;
+            crate::progress::detail(&format!("{}: retrying upload of {short} ({})", client.host, f.error));
+            policy.pause(attempt, &what, f).await;
         }
         match upload_once(client, repo, blob, chunked, &task).await {
             Ok(n) => return Ok(n),
@@ -341,10 +338,7 @@ async fn upload(client: &Arc<Client>, repo: &str, blob: &Blob) -> Result<u64> {
             Err(f) => return Err(f.error),
         }
     }
-    Err(last
-        .expect("an attempt failed")
-        .error
-        .context(format!("upload gave up after {} attempts", client.opts.max_attempts)))
+    Err(policy.gave_up(last.expect("an attempt failed"), &what))
 }
 
 async fn upload_once(
