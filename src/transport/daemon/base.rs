@@ -145,9 +145,6 @@ impl RemoteBlobs for SavedLayers {
     fn describe(&self) -> String {
         format!("{} ({})", self.location, self.daemon.host)
     }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
 
 /// The cache of daemon base configs, keyed and verified by image ID.

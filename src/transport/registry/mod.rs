@@ -30,7 +30,7 @@ pub use client::{Client, Options};
 use crate::bounded::{CONFIG_MAX, MANIFEST_MAX};
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
-use crate::image::{media, Descriptor, RemoteBlobs};
+use crate::image::{media, Descriptor, MountSource, RemoteBlobs};
 use crate::net::Failure;
 
 /// Every manifest media type wso2img reads.
@@ -356,8 +356,8 @@ impl RemoteBlobs for RemoteRepo {
     fn describe(&self) -> String {
         format!("{}/{}", self.client.host, self.repository)
     }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
+    fn mount_source(&self) -> Option<MountSource> {
+        Some(MountSource { registry: self.client.host.clone(), repository: self.repository.clone() })
     }
 }
 
