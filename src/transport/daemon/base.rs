@@ -14,8 +14,8 @@ use super::{daemon_name, id_of, Daemon, CHUNK};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::{media, Blob, BlobData, Descriptor, MediaFamily, RemoteBlobs};
+use crate::net::runtime;
 use crate::reference::{Location, Reference};
-use crate::transport::registry::runtime;
 use crate::transport::{archive, base_image, Base};
 
 /// Reads the base `r` from the daemon (see [`Daemon::read_base`]).
