@@ -107,13 +107,7 @@ pub(super) fn load_sign_key(path: &Path) -> Result<Arc<SigningKey>> {
 }
 
 /// Signs `repo@digest` (and its manifests) as `repo:TAG` for each of `tags`.
-fn sign_as(
-    regs: &Arc<Registries>,
-    key: &SigningKey,
-    repo: &Reference,
-    digest: Digest,
-    tags: &[String],
-) -> Result<()> {
+fn sign_as(regs: &Arc<Registries>, key: &SigningKey, repo: &Reference, digest: Digest, tags: &[String]) -> Result<()> {
     let repo = Reference { tag: None, digest: None, ..repo.clone() };
     let mut identities: Vec<String> = tags.iter().map(|t| repo.with_tag(t).to_string()).collect();
     if identities.is_empty() {
