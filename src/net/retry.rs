@@ -1,8 +1,9 @@
 //! The one retry policy: which failures are worth another attempt (408, 429,
 //! 5xx, and connections that could not be made or broke), how long to wait
 //! (exponential backoff with ±50 % jitter, or the server's `Retry-After` up
-//! to a cap), a visible "waiting N s for …" line for waits of a second or
-//! more, and a final error that names the request and the attempts made.
+//! to a cap when that is longer), a visible "waiting N s for …" line for
+//! waits of a second or more, and a final error that names the request and
+//! the attempts made.
 
 use std::future::Future;
 use std::time::{Duration, SystemTime};
@@ -77,8 +78,8 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 fn wait_line(wait: Duration, what: &str, failure: &Failure, attempt: u32, attempts: u32) -> String {
     let asked = match failure.retry_after {
         Some(ra) if ra > wait => format!("; the server asked for {} s (Retry-After), capped", ra.as_secs()),
-        Some(_) => "; the server asked for it (Retry-After)".to_string(),
-        None => String::new(),
+        Some(ra) if ra == wait => "; the server asked for it (Retry-After)".to_string(),
+        _ => String::new(),
     };
     format!(
         "waiting {} s for attempt {} of {attempts} at {what} ({}{asked})",
@@ -89,15 +90,16 @@ fn wait_line(wait: Duration, what: &str, failure: &Failure, attempt: u32, attemp
 }
 
 impl Policy {
-    /// The wait before retry number `attempt` (1 for the first retry): the
-    /// server's `Retry-After` up to the cap, else exponential backoff with
-    /// ±50 % jitter.
+    /// The wait before retry number `attempt` (1 for the first retry):
+    /// exponential backoff with ±50 % jitter, or the server's `Retry-After`
+    /// (up to the cap) when that is longer.
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        if let Some(ra) = retry_after {
-            return ra.min(self.retry_after_cap);
-        }
         let exp = self.backoff.saturating_mul(1u32 << attempt.saturating_sub(1).min(6));
-        exp.min(self.max_backoff).mul_f64(0.5 + fastrand::f64())
+        let backoff = exp.min(self.max_backoff).mul_f64(0.5 + fastrand::f64());
+        match retry_after {
+            Some(ra) => ra.min(self.retry_after_cap).max(backoff),
+            None => backoff,
+        }
     }
 
     /// Sleeps before retry number `attempt` of `what` after `failure`; a
@@ -167,10 +169,14 @@ mod tests {
     fn retry_after_is_honoured_up_to_the_cap() {
         let p = Policy::default();
         assert_eq!(p.delay(1, Some(Duration::from_secs(2))), Duration::from_secs(2));
-        assert_eq!(p.delay(1, Some(Duration::ZERO)), Duration::ZERO);
         assert_eq!(p.delay(4, Some(Duration::from_secs(3600))), Duration::from_secs(60));
         let short = Policy { retry_after_cap: Duration::from_secs(5), ..p };
         assert_eq!(short.delay(1, Some(Duration::from_secs(60))), Duration::from_secs(5));
+        // A Retry-After of 0 (or a date gone by) does not make the retries hammer.
+        for _ in 0..20 {
+            let d = p.delay(3, Some(Duration::ZERO));
+            assert!(d >= Duration::from_millis(400) && d <= Duration::from_millis(1200), "{d:?}");
+        }
     }
 
     fn header(v: &str) -> HeaderMap {
@@ -210,7 +216,10 @@ mod tests {
             line,
             "waiting 2 s for attempt 2 of 6 at PUT /v2/a/manifests/1 (reg.example: PUT /v2/a/manifests/1: 429 Too Many Requests)"
         );
-        let f = Failure { retry_after: Some(Duration::from_secs(300)), ..f };
+        let asked = Failure { retry_after: Some(Duration::from_secs(3)), ..f };
+        let line = wait_line(Duration::from_secs(3), "x", &asked, 1, 6);
+        assert!(line.ends_with("; the server asked for it (Retry-After))"), "{line}");
+        let f = Failure { retry_after: Some(Duration::from_secs(300)), ..asked };
         let line = wait_line(Duration::from_secs(60), "x", &f, 2, 6);
         assert!(line.starts_with("waiting 60 s for attempt 3 of 6 at x ("), "{line}");
         assert!(line.ends_with("the server asked for 300 s (Retry-After), capped)"), "{line}");

@@ -597,7 +597,16 @@ async fn ping(http: &reqwest::Client, base: &str, opts: &Options) -> std::result
     let answer = opts
         .retry()
         .run("GET /v2/", move || async move {
-            match notice_wait(host_ref, "GET /v2/", opts.timeout, http.get(url_ref).send()).await {
+            let started = Instant::now();
+            let sent = notice_wait(host_ref, "GET /v2/", opts.timeout, http.get(url_ref).send()).await;
+            if let Ok(r) = &sent {
+                crate::progress::debug(&format!(
+                    "{host_ref}: GET {url_ref} -> {} in {} ms",
+                    r.status(),
+                    started.elapsed().as_millis()
+                ));
+            }
+            match sent {
                 Ok(r) if retryable_status(r.status().as_u16()) => Err(Failure::transient(
                     Error::source(format!("{host_ref}: GET /v2/ answered {}", r.status())),
                     retry_after(r.headers()),

@@ -322,17 +322,21 @@ async fn upload(registries: &Registries, client: &Arc<Client>, repo: &str, blob:
     let what = format!("upload of {short} to {}/{repo}", client.host);
     let mut last: Option<Failure> = None;
     let mut chunked = client.opts.chunk_size.is_some();
+    // A 413 is answered at once by switching to chunks, without a wait.
+    let mut switched = false;
     let task = Arc::new(crate::progress::Task::start(&format!("upload {short}"), Some(blob.desc.size)));
     for attempt in 0..policy.attempts {
         if let Some(f) = &last {
             crate::progress::detail(&format!("{}: retrying upload of {short} ({})", client.host, f.error));
-            policy.pause(attempt, &what, f).await;
+            if !std::mem::take(&mut switched) {
+                policy.pause(attempt, &what, f).await;
+            }
         }
         match upload_once(registries, client, repo, blob, chunked, &task).await {
             Ok(n) => return Ok(n),
             Err(f) if f.error.http_status() == Some(413) && !chunked => {
-                chunked = true;
-                last = Some(Failure { error: f.error, retryable: true, retry_after: Some(std::time::Duration::ZERO) });
+                (chunked, switched) = (true, true);
+                last = Some(Failure::transient(f.error, None));
             }
             Err(f) if f.retryable => last = Some(f),
             Err(f) => return Err(f.error),
