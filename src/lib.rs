@@ -16,6 +16,9 @@
 //!   daemon, built-in samples — and the [`transport::Destination`] they share.
 //! - [`inputs`]: ignore rules and Maven jars; [`check`]: configuration files
 //!   checked before they ship.
+//! - [`net`]: the one network stack (HTTP clients with CAs, proxies and
+//!   timeouts, the retry policy, the I/O runtime) under registries, Maven
+//!   and the Docker daemon.
 //! - [`lock`]: `wso2img.lock`; [`init`]: scaffolding a new project;
 //!   [`sbom`]: the CycloneDX SBOM; [`sign`]: signatures, attestations and
 //!   base verification (cosign's formats).
@@ -41,6 +44,7 @@ pub mod inputs;
 pub mod inspect;
 pub mod layer;
 pub mod lock;
+pub mod net;
 pub mod pipeline;
 pub mod progress;
 #[cfg(test)]

@@ -13,6 +13,8 @@ pub trait Sink: Send + Sync {
     fn message(&self, msg: &str);
     /// A detail shown only when asked for (`-v`).
     fn detail(&self, msg: &str);
+    /// A debugging line (each network request), shown with `-v -v`.
+    fn debug(&self, _msg: &str) {}
     /// Starts a task that moves about `total` bytes.
     fn start(&self, what: &str, total: Option<u64>) -> Box<dyn TaskView>;
 }
@@ -43,6 +45,13 @@ pub fn message(msg: &str) {
 pub fn detail(msg: &str) {
     if let Some(s) = SINK.get() {
         s.detail(msg);
+    }
+}
+
+/// Reports a debugging line (shown with `-v -v`).
+pub fn debug(msg: &str) {
+    if let Some(s) = SINK.get() {
+        s.debug(msg);
     }
 }
 

@@ -40,9 +40,9 @@ pub struct Global {
     /// Print only errors on stderr.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Also print per-blob details (exists, mounted, uploaded, retried).
-    #[arg(short, long, global = true)]
-    pub verbose: bool,
+    /// Also print per-blob details (exists, mounted, uploaded, retried); twice (-vv), every network request too.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// Trust this CA certificate (PEM) for registries, in addition to the system's (repeatable).
     #[arg(long, global = true, value_name = "FILE")]
     pub ca_cert: Vec<PathBuf>,

@@ -1,7 +1,7 @@
 //! How progress looks: bars with bytes and rates on a terminal; plain,
 //! timestamped lines (no control characters) when stderr is not a terminal
 //! or `CI` is set; nothing but errors with `-q`. `-v` adds per-blob details,
-//! `NO_COLOR` turns colour off, `RUST_LOG` turns on tracing of requests.
+//! `-v -v` every network request too; `NO_COLOR` turns colour off.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -12,29 +12,25 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use wso2img::fmt::human;
 use wso2img::progress::{self, Sink, TaskView};
 
-/// Installs the sink the flags and the environment ask for.
-pub fn install(quiet: bool, verbose: bool) {
+/// Installs the sink the flags and the environment ask for: `verbosity`
+/// counts `-v` (1 shows details, 2 also debugging lines).
+pub fn install(quiet: bool, verbosity: u8) {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    if std::env::var_os("RUST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_writer(std::io::stderr)
-            .with_ansi(!no_color && std::io::stderr().is_terminal())
-            .try_init();
-    }
     if quiet {
         return;
     }
+    let (verbose, debug) = (verbosity >= 1, verbosity >= 2);
     let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
     let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
     let sink: Arc<dyn Sink> = if std::io::stderr().is_terminal() && !ci && !dumb {
         Arc::new(Bars {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
             verbose,
+            debug,
             color: !no_color,
         })
     } else {
-        Arc::new(Lines { verbose })
+        Arc::new(Lines { verbose, debug })
     };
     progress::install(sink);
 }
@@ -47,6 +43,7 @@ fn summary(bytes: u64, secs: f64) -> String {
 /// Plain lines, each with a UTC timestamp.
 struct Lines {
     verbose: bool,
+    debug: bool,
 }
 
 fn stamp() -> String {
@@ -75,6 +72,11 @@ impl Sink for Lines {
             self.line(msg);
         }
     }
+    fn debug(&self, msg: &str) {
+        if self.debug {
+            self.line(msg);
+        }
+    }
     fn start(&self, what: &str, _total: Option<u64>) -> Box<dyn TaskView> {
         Box::new(LineTask { what: what.to_string(), verbose: self.verbose })
     }
@@ -89,7 +91,7 @@ impl TaskView for LineTask {
     fn advance(&self, _n: u64) {}
     fn finish(&self, bytes: u64, secs: f64) {
         if self.verbose || bytes >= 1 << 20 {
-            Lines { verbose: self.verbose }.line(&format!("{}: {}", self.what, summary(bytes, secs)));
+            Lines { verbose: self.verbose, debug: false }.line(&format!("{}: {}", self.what, summary(bytes, secs)));
         }
     }
 }
@@ -98,6 +100,7 @@ impl TaskView for LineTask {
 struct Bars {
     multi: MultiProgress,
     verbose: bool,
+    debug: bool,
     color: bool,
 }
 
@@ -107,6 +110,11 @@ impl Sink for Bars {
     }
     fn detail(&self, msg: &str) {
         if self.verbose {
+            self.message(msg);
+        }
+    }
+    fn debug(&self, msg: &str) {
+        if self.debug {
             self.message(msg);
         }
     }

@@ -298,6 +298,16 @@ pub struct Index {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// A registry repository blobs can be mounted from (a cross-repository
+/// mount, within one registry) or streamed from without a local copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSource {
+    /// The registry host, as references name it (`registry.example.com:5000`).
+    pub registry: String,
+    /// The repository in it.
+    pub repository: String,
+}
+
 /// Blobs that live elsewhere, e.g. in a registry repository.
 pub trait RemoteBlobs: Send + Sync {
     /// Opens a blob for reading; the reader fails at the end if the bytes do
@@ -305,8 +315,11 @@ pub trait RemoteBlobs: Send + Sync {
     fn open(&self, desc: &Descriptor) -> io::Result<Box<dyn Read + Send>>;
     /// Where the blobs are, for messages (`registry/repository`).
     fn describe(&self) -> String;
-    /// For transports that can copy between remotes without reading (mounts).
-    fn as_any(&self) -> &dyn std::any::Any;
+    /// The registry repository these blobs are in, when they are in one:
+    /// a push to that registry can mount them, a push elsewhere stream them.
+    fn mount_source(&self) -> Option<MountSource> {
+        None
+    }
 }
 
 /// Where a blob's bytes are.
@@ -368,6 +381,14 @@ impl Blob {
     pub fn staged(desc: Descriptor, path: PathBuf) -> Self {
         let len = desc.size;
         Blob { desc, data: BlobData::Staged { path, len } }
+    }
+    /// The registry repository the blob is in, when it is a remote one there
+    /// (see [`RemoteBlobs::mount_source`]).
+    pub fn mount_source(&self) -> Option<MountSource> {
+        match &self.data {
+            BlobData::Remote(r) => r.mount_source(),
+            _ => None,
+        }
     }
     /// Opens the blob's bytes for reading.
     pub fn open(&self) -> io::Result<Box<dyn Read + Send>> {

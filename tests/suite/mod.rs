@@ -12,6 +12,7 @@ mod hostile;
 mod hostile_support;
 mod inputs;
 mod kinds;
+mod net;
 mod outputs;
 mod registry;
 mod registry_support;

@@ -20,10 +20,24 @@ use sha1::Digest as _;
 use crate::config::{LayerKind, MavenSection};
 use crate::digest::{Digest, HashWriter};
 use crate::error::{io_reason, Error, Kind, Result};
-use settings::{host_of, Credential, Settings};
+use crate::net::retry::{retry_after, retryable_status};
+use crate::net::{Failure, Policy};
+use settings::{Credential, Settings};
 
-use crate::coordinates::is_loopback;
 pub use crate::coordinates::{check_url, redact_url, Coordinates, Repository, CENTRAL};
+
+/// How long a repository may take to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a repository may send nothing while it answers.
+const READ_TIMEOUT: Duration = Duration::from_secs(120);
+/// The retry policy for repositories: four attempts, the first retry after
+/// about 400 ms.
+const RETRY: Policy = Policy {
+    attempts: 4,
+    backoff: Duration::from_millis(400),
+    max_backoff: Duration::from_secs(10),
+    retry_after_cap: Duration::from_secs(60),
+};
 
 /// A jar resolved to a verified file in the cache.
 #[derive(Debug, Clone)]
@@ -126,9 +140,9 @@ fn hash_file(path: &Path) -> Option<(Digest, u64)> {
     Some(r.finish())
 }
 
-/// The HTTP side: one client, the repositories and their credentials.
+/// The HTTP side: one client (the [`crate::net`] stack's), the repositories
+/// and their credentials.
 struct Fetcher {
-    rt: tokio::runtime::Runtime,
     http: reqwest::Client,
     repos: Vec<(Repository, Option<Credential>)>,
 }
@@ -146,32 +160,19 @@ impl Fetcher {
             let cred = settings.credential(&r.url, r.id.as_deref())?;
             repos.push((r, cred));
         }
-        let mut b = reqwest::Client::builder()
-            .user_agent(concat!("wso2img/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(120))
-            .no_proxy();
-        if let Ok(proxy) = std::env::var("HTTPS_PROXY").or_else(|_| std::env::var("https_proxy")) {
-            if !proxy.is_empty() && repos.iter().all(|(r, _)| !is_loopback(host_of(&r.url))) {
-                let p = reqwest::Proxy::all(&proxy).map_err(|e| Error::config(format!("HTTPS_PROXY={proxy}: {e}")))?;
-                b = b.proxy(p);
+        let net = crate::net::Settings { ca_certs: opts.ca_certs.clone(), ..Default::default() };
+        let mut b = net
+            .client()
+            .label("[maven]")
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(Some(READ_TIMEOUT))
+            .follow_redirects(true);
+        for (r, _) in &repos {
+            if let Ok(u) = reqwest::Url::parse(&r.url) {
+                b = b.reaches(u);
             }
         }
-        for f in &opts.ca_certs {
-            let pem = fs::read(f)
-                .map_err(|e| Error::usage(format!("--ca-cert {}: cannot read ({})", f.display(), io_reason(&e))))?;
-            for c in reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|_| Error::usage(format!("--ca-cert {}: not a PEM certificate bundle", f.display())))?
-            {
-                b = b.add_root_certificate(c);
-            }
-        }
-        let http = b.build().map_err(|e| Error::source(format!("[maven]: cannot set up HTTP client: {e}")))?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::new(Kind::Io, format!("[maven]: cannot start the I/O runtime: {e}")))?;
-        Ok(Fetcher { rt, http, repos })
+        Ok(Fetcher { http: b.build()?, repos })
     }
 
     /// Downloads `coords` into `dest` (through a temporary file), verified;
@@ -186,7 +187,7 @@ impl Fetcher {
                 .prefix(".download-")
                 .tempfile_in(parent)
                 .map_err(|e| Error::io("creating a file in the Maven cache", parent, e))?;
-            let got = self.rt.block_on(download(&self.http, &url, cred.as_ref(), tmp.as_file_mut()))?;
+            let got = crate::net::runtime().block_on(download(&self.http, &url, cred.as_ref(), tmp.as_file_mut()))?;
             let (sha256, sha1, size) = match got {
                 (Got::Missing, ..) => {
                     tried.push(repo.url.clone());
@@ -219,7 +220,10 @@ impl Fetcher {
         sha1: &str,
     ) -> Result<()> {
         for (ext, have) in [("sha256", sha256.hex()), ("sha1", sha1.to_string())] {
-            let Some(text) = self.rt.block_on(get_text(&self.http, &format!("{url}.{ext}"), cred))? else { continue };
+            let Some(text) = crate::net::runtime().block_on(get_text(&self.http, &format!("{url}.{ext}"), cred))?
+            else {
+                continue;
+            };
             let want = text.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
             if want != have {
                 return Err(Error::new(
@@ -253,25 +257,41 @@ fn request(http: &reqwest::Client, url: &str, cred: Option<&Credential>) -> reqw
     }
 }
 
-/// Sends a GET, retrying connection errors and 5xx answers a few times.
+/// Sends a GET under the retry policy: 408, 429 and 5xx answers and
+/// connections that fail or break are tried again; the last such answer
+/// is returned as it is once the attempts are used up.
 async fn send(http: &reqwest::Client, url: &str, cred: Option<&Credential>) -> Result<reqwest::Response> {
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        let res = request(http, url, cred).send().await;
-        let retry = match &res {
-            Ok(r) => r.status().is_server_error() || r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS,
-            Err(e) => e.is_connect() || e.is_timeout() || e.is_request(),
-        };
-        if !retry || attempt >= 4 {
-            return res.map_err(|e| {
-                Error::new(
-                    Kind::Source,
-                    format!("{}: {}; check the repository URL and the network", redact(url), reason(&e)),
-                )
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+    let shown = redact(url);
+    let last_answer = std::sync::Mutex::new(None);
+    let answer = &last_answer;
+    let sent = RETRY
+        .run(&format!("GET {shown}"), move || async move {
+            match request(http, url, cred).send().await {
+                Ok(r) if retryable_status(r.status().as_u16()) => {
+                    let failure = Failure::transient(status_error(url, r.status(), cred), retry_after(r.headers()));
+                    *answer.lock().expect("last answer") = Some(r);
+                    Err(failure)
+                }
+                Ok(r) => Ok(r),
+                Err(e) => {
+                    *answer.lock().expect("last answer") = None;
+                    let error = Error::new(
+                        Kind::Source,
+                        format!("{shown}: {}; check the repository URL and the network", reason(&e)),
+                    );
+                    // A repository that stalled past the read timeout is not asked again.
+                    if e.is_connect() || (!e.is_timeout() && (e.is_request() || e.is_body())) {
+                        Err(Failure::transient(error, None))
+                    } else {
+                        Err(Failure::fatal(error))
+                    }
+                }
+            }
+        })
+        .await;
+    match sent {
+        Ok(r) => Ok(r),
+        Err(e) => last_answer.into_inner().expect("last answer").ok_or(e),
     }
 }
 

@@ -14,8 +14,8 @@ use super::{daemon_name, id_of, Daemon, CHUNK};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::{media, Blob, BlobData, Descriptor, MediaFamily, RemoteBlobs};
+use crate::net::runtime;
 use crate::reference::{Location, Reference};
-use crate::transport::registry::runtime;
 use crate::transport::{archive, base_image, Base};
 
 /// Reads the base `r` from the daemon (see [`Daemon::read_base`]).
@@ -151,9 +151,6 @@ impl RemoteBlobs for SavedLayers {
     }
     fn describe(&self) -> String {
         format!("{} ({})", self.location, self.daemon.host)
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
     }
 }
 

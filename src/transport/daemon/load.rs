@@ -17,9 +17,9 @@ use super::{daemon_name, id_of, progress, Daemon, Message, CHUNK};
 use crate::digest::Digest;
 use crate::error::{io_reason, Cause, Error, Kind, Result};
 use crate::image::{Blob, Image};
+use crate::net::runtime;
 use crate::reference::Reference;
 use crate::transport::archive;
-use crate::transport::registry::runtime;
 
 /// Images of a target repository inspected for layers the daemon already has.
 const RECENT_IMAGES: usize = 32;

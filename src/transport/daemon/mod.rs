@@ -15,14 +15,16 @@
 //! (API 1.41) and current Docker both answer. Registry credentials come from
 //! [`crate::transport::registry::auth::lookup`] and travel in `X-Registry-Auth` as
 //! URL-safe base64, the encoding the daemon decodes. Async stays inside this
-//! module: callers see blocking functions driven by [`runtime`].
+//! module: callers see blocking functions driven by the [`crate::net`] runtime.
 //!
-//! Why pull, push and load speak HTTP over the socket themselves instead of
-//! through bollard: bollard encodes `X-Registry-Auth` with standard base64,
-//! which the daemon cannot decode (it then silently pushes without
-//! credentials), and its load API wants the whole body up front, while a
-//! load here is streamed as it is written. bollard is kept for everything
-//! else (inspect, tag, list, save, version negotiation).
+//! Everything goes through bollard's transport (hyper over the unix socket,
+//! hyperlocal): bollard's own methods for info, inspect, tag, list, save and
+//! load; pull and push are sent through a hyper client over the same
+//! connector, because bollard encodes `X-Registry-Auth` with standard
+//! base64, which the daemon cannot decode (it then silently pushes without
+//! credentials). Their answers are JSON lines of progress; a refusal is
+//! classified from the answer's HTTP status, else from the registry error
+//! codes Docker relays in its message ([`Refusal`]).
 //!
 //! - `base`: reading a base from the daemon (`docker save`, config cache).
 //! - `load`: loading results into the daemon, sending only missing layers.
@@ -52,17 +54,21 @@ use std::time::Duration;
 use bollard::errors::Error as BollardError;
 use bollard::models::ImageInspect;
 use bollard::Docker;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
+use hyperlocal::UnixConnector;
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::digest::Digest;
 use crate::error::{io_reason, Error, Kind, Result};
 
+use crate::net::runtime;
+use crate::net::urlencode as escape;
 use crate::reference::Reference;
 use crate::transport::registry::auth::Found;
-use crate::transport::registry::client::urlencode as escape;
-use crate::transport::registry::runtime;
 
 /// The daemon address when `DOCKER_HOST` is not set.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
@@ -74,6 +80,8 @@ const REQUEST_TIMEOUT_SECS: u64 = 3 * 3600;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bytes per chunk of a streamed `docker load` body.
 pub(super) const CHUNK: usize = 1 << 20;
+/// The longest line of a progress stream, and the largest error answer read.
+const LINE_MAX: usize = 1 << 20;
 /// Progress statuses that are repeated per layer while work is under way;
 /// only their outcomes ("Pushed", "Pull complete", …) are worth a line.
 const TRANSIENT: &[&str] = &[
@@ -92,6 +100,8 @@ const TRANSIENT: &[&str] = &[
 #[derive(Clone)]
 pub struct Daemon {
     docker: Docker,
+    /// For pull and push (see the module documentation).
+    http: HyperClient<UnixConnector, Empty<Bytes>>,
     host: String,
     socket: PathBuf,
     from_env: bool,
@@ -116,14 +126,72 @@ struct ErrorDetail {
     message: Option<String>,
 }
 
-/// Why a raw request failed.
+/// Why a pull or push failed.
+#[derive(Debug, thiserror::Error)]
 enum Failure {
     /// The socket did not accept a connection.
-    Connect(io::Error),
-    /// The daemon answered with an error status or an `errorDetail` message.
+    #[error("{0}")]
+    Connect(String),
+    /// The daemon ended its progress stream with an `errorDetail` message.
+    #[error("{0}")]
     Daemon(String),
-    /// The connection broke or the answer was not HTTP.
+    /// The daemon answered with an error status (and this message).
+    #[error("{message}")]
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The daemon's message.
+        message: String,
+    },
+    /// The connection broke or the answer was not what the API sends.
+    #[error("{0}")]
     Io(String),
+}
+
+/// What a daemon's refusal of a pull or push means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// The registry refused the credential (or got none).
+    Auth,
+    /// The image does not exist (in the registry, or in the daemon for a push).
+    Missing,
+    /// Anything else.
+    Other,
+}
+
+/// The parts of Docker's error chains (`context: code: detail`) that say a
+/// registry refused the credential: distribution's `UNAUTHORIZED` and
+/// `DENIED` codes as Docker renders them, and Docker's own error for a
+/// request it sent without credentials.
+const AUTH_PARTS: &[&str] = &["unauthorized", "denied", "no basic auth credentials"];
+/// The parts that say the image does not exist: distribution's
+/// `MANIFEST_UNKNOWN` and `NAME_UNKNOWN`, Docker's "no such image" and its
+/// refusal to push an image it does not have.
+const MISSING_PARTS: &[&str] =
+    &["manifest unknown", "name unknown", "no such image", "an image does not exist locally with the tag"];
+
+impl Refusal {
+    /// Classifies a refusal: by the HTTP status when the daemon gives a
+    /// telling one (401/403, 404), else by the error codes in its message.
+    /// Docker 20.10 relays a registry's refusal as HTTP 500, or inside a
+    /// progress stream with no code at all, so the registry's error code
+    /// survives only as one `code: detail` part of the message chain.
+    fn of(status: Option<u16>, message: &str) -> Refusal {
+        match status {
+            Some(401 | 403) => return Refusal::Auth,
+            Some(404) => return Refusal::Missing,
+            _ => {}
+        }
+        let parts: Vec<String> = message.split(": ").map(|p| p.trim().to_ascii_lowercase()).collect();
+        let has = |known: &[&str]| parts.iter().any(|p| known.contains(&p.as_str()));
+        if has(AUTH_PARTS) {
+            Refusal::Auth
+        } else if has(MISSING_PARTS) {
+            Refusal::Missing
+        } else {
+            Refusal::Other
+        }
+    }
 }
 
 /// The `docker` name of `r`: `wso2/wso2am:4.3.0`, `localhost:5000/acme/apim:dev`.
@@ -136,15 +204,11 @@ impl Daemon {
     /// default in recent releases): there `docker load` needs every layer
     /// file and image IDs are manifest digests. Unknown counts as yes.
     pub(super) fn containerd_store(&self) -> bool {
-        *self.containerd_store.get_or_init(|| {
-            let info = runtime().block_on(self.get_json("/info"));
-            match info {
-                Ok(v) => v["DriverStatus"].as_array().is_some_and(|rows| {
-                    rows.iter()
-                        .any(|r| r[0] == "driver-type" && r[1].as_str().is_some_and(|s| s.contains("containerd")))
-                }),
-                Err(_) => true,
-            }
+        *self.containerd_store.get_or_init(|| match runtime().block_on(self.docker.info()) {
+            Ok(info) => info.driver_status.unwrap_or_default().iter().any(|row| {
+                row.first().is_some_and(|k| k == "driver-type") && row.get(1).is_some_and(|v| v.contains("containerd"))
+            }),
+            Err(_) => true,
         })
     }
 
@@ -162,14 +226,20 @@ impl Daemon {
         let socket = PathBuf::from(path);
         let unreachable = |reason: &str| unreachable_error(&host, from_env, reason);
         let docker = Docker::connect_with_unix(&host, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-            .map_err(|e| unreachable(&reason(&e)))?;
+            .map_err(|e| unreachable(&reason(&e)))?
+            .with_request_modifier(|mut req| {
+                req.headers_mut()
+                    .insert(http::header::USER_AGENT, http::HeaderValue::from_static(crate::net::USER_AGENT));
+                req
+            });
         let answered = runtime().block_on(async { tokio::time::timeout(CONNECT_TIMEOUT, docker.version()).await });
         match answered {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(unreachable(&reason(&e))),
             Err(_) => return Err(unreachable(&format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()))),
         }
-        Ok(Daemon { docker, host, socket, from_env, containerd_store: OnceLock::new() })
+        let http = HyperClient::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build(UnixConnector);
+        Ok(Daemon { docker, http, host, socket, from_env, containerd_store: OnceLock::new() })
     }
 
     /// The daemon address, e.g. `unix:///var/run/docker.sock`.
@@ -206,182 +276,113 @@ impl Daemon {
     }
 
     fn failure(&self, f: Failure, what: &str, registry: &str, found: Option<&Found>) -> Error {
-        match f {
-            Failure::Connect(e) => unreachable_error(&self.host, self.from_env, &io_reason(&e)),
+        let (status, m) = match f {
+            Failure::Connect(reason) => return unreachable_error(&self.host, self.from_env, &reason),
             Failure::Io(m) => {
-                Error::new(Kind::Io, format!("{what}: connection to the Docker daemon at {} broke: {m}", self.host))
+                return Error::new(
+                    Kind::Io,
+                    format!("{what}: connection to the Docker daemon at {} broke: {m}", self.host),
+                )
             }
-            Failure::Daemon(m) => {
-                let lower = m.to_lowercase();
-                let auth = [
-                    "unauthorized",
-                    "authentication required",
-                    "no basic auth credentials",
-                    "denied",
-                    "incorrect username or password",
-                ];
-                let missing = ["not found", "manifest unknown", "does not exist", "no such image"];
-                if auth.iter().any(|k| lower.contains(k)) {
-                    let hint = match found {
-                        Some(f) => format!("the credential for {registry} from {} was refused; check it", f.source),
-                        None => format!(
-                            "wso2img found no credential for {registry} (DOCKER_CONFIG/config.json, REGISTRY_AUTH_FILE, {}); run `docker login {registry}`",
-                            crate::transport::registry::auth::ENV_USERNAME
-                        ),
-                    };
-                    Error::new(Kind::Io, format!("{what}: authentication failed ({m}); {hint}"))
-                } else if missing.iter().any(|k| lower.contains(k)) {
-                    Error::source(format!("{what}: image not found ({m})"))
-                } else {
-                    Error::new(Kind::Io, format!("{what}: the Docker daemon reports: {m}"))
-                }
+            Failure::Daemon(m) => (None, m),
+            Failure::Status { status, message } => (Some(status), message),
+        };
+        match Refusal::of(status, &m) {
+            Refusal::Auth => {
+                let hint = match found {
+                    Some(f) => format!("the credential for {registry} from {} was refused; check it", f.source),
+                    None => format!(
+                        "wso2img found no credential for {registry} (DOCKER_CONFIG/config.json, REGISTRY_AUTH_FILE, {}); run `docker login {registry}`",
+                        crate::transport::registry::auth::ENV_USERNAME
+                    ),
+                };
+                Error::new(Kind::Io, format!("{what}: authentication failed ({m}); {hint}"))
             }
+            Refusal::Missing => Error::source(format!("{what}: image not found ({m})")),
+            Refusal::Other => Error::new(Kind::Io, format!("{what}: the Docker daemon reports: {m}")),
         }
     }
 
-    /// `GET path` over the socket, as JSON.
-    async fn get_json(&self, path: &str) -> std::result::Result<Value, Failure> {
-        let (code, mut body) = self.request("GET", path, None).await?;
-        let mut bytes = Vec::new();
-        while let Some(chunk) = body.next_chunk().await.map_err(|e| Failure::Io(io_reason(&e)))? {
-            bytes.extend_from_slice(&chunk);
-        }
-        if !(200..300).contains(&code) {
-            return Err(Failure::Daemon(error_text(code, &bytes)));
-        }
-        serde_json::from_slice(&bytes).map_err(|e| Failure::Io(format!("answer is not JSON: {e}")))
-    }
-
-    /// `POST path` with an `X-Registry-Auth` header; every message of the
-    /// answer's JSON stream goes to `on`. An `errorDetail` message ends it
-    /// with that error.
+    /// `POST path` with an `X-Registry-Auth` header, through hyper over the
+    /// daemon's socket; every message of the answer's JSON stream goes to
+    /// `on`. An `errorDetail` message ends it with that error.
     async fn post_stream(
         &self,
         path: &str,
         auth: &str,
         on: &mut dyn FnMut(Message),
     ) -> std::result::Result<(), Failure> {
-        let (code, mut body) = self.request("POST", path, Some(auth)).await?;
-        let mut pending: Vec<u8> = Vec::new();
-        let mut all = Vec::new();
-        while let Some(chunk) = body.next_chunk().await.map_err(|e| Failure::Io(io_reason(&e)))? {
-            if !(200..300).contains(&code) {
-                all.extend_from_slice(&chunk);
+        let request = http::Request::post(hyper::Uri::from(hyperlocal::Uri::new(&self.socket, path)))
+            .header(http::header::USER_AGENT, crate::net::USER_AGENT)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header("X-Registry-Auth", auth)
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| Failure::Io(e.to_string()))?;
+        let answer = self.http.request(request).await.map_err(|e| {
+            if e.is_connect() {
+                Failure::Connect(io_cause(&e).map(io_reason).unwrap_or_else(|| crate::net::root_cause(&e)))
+            } else {
+                Failure::Io(crate::net::root_cause(&e))
+            }
+        })?;
+        let status = answer.status().as_u16();
+        let mut body = answer.into_body();
+        let mut lines = Lines::default();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| Failure::Io(crate::net::root_cause(&e)))?;
+            let Ok(chunk) = frame.into_data() else { continue };
+            if !(200..300).contains(&status) {
+                lines.keep(&chunk);
                 continue;
             }
-            pending.extend_from_slice(&chunk);
-            while let Some(i) = pending.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=i).collect();
+            for line in lines.push(&chunk)? {
                 handle_line(&line, on)?;
             }
         }
-        if !(200..300).contains(&code) {
-            return Err(Failure::Daemon(error_text(code, &all)));
+        if !(200..300).contains(&status) {
+            return Err(Failure::Status { status, message: error_text(status, &lines.pending) });
         }
-        handle_line(&pending, on)
-    }
-
-    /// Sends one HTTP/1.1 request over the daemon's socket and reads the
-    /// status and headers of the answer.
-    async fn request(&self, method: &str, path: &str, auth: Option<&str>) -> std::result::Result<(u16, Body), Failure> {
-        let stream = tokio::net::UnixStream::connect(&self.socket).await.map_err(Failure::Connect)?;
-        let (rd, mut wr) = stream.into_split();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: wso2img/{}\r\nContent-Type: application/json\r\nContent-Length: 0\r\nConnection: close\r\n",
-            env!("CARGO_PKG_VERSION")
-        );
-        if let Some(a) = auth {
-            head.push_str(&format!("X-Registry-Auth: {a}\r\n"));
-        }
-        head.push_str("\r\n");
-        let io = |e: io::Error| Failure::Io(io_reason(&e));
-        wr.write_all(head.as_bytes()).await.map_err(io)?;
-        let mut rd = BufReader::new(Box::new(rd) as Box<dyn AsyncRead + Send + Unpin>);
-        let mut line = String::new();
-        rd.read_line(&mut line).await.map_err(io)?;
-        let code = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse::<u16>().ok())
-            .ok_or_else(|| Failure::Io(format!("not an HTTP answer: {:?}", clean(&line))))?;
-        let mut chunked = false;
-        let mut length = None;
-        loop {
-            line.clear();
-            if rd.read_line(&mut line).await.map_err(io)? == 0 {
-                return Err(Failure::Io("the answer ended inside its headers".into()));
-            }
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = l.split_once(':') {
-                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-                if k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked") {
-                    chunked = true;
-                } else if k == "content-length" {
-                    length = v.parse::<u64>().ok();
-                }
-            }
-        }
-        Ok((code, Body { rd, _wr: wr, chunked, remaining: length, done: false }))
+        handle_line(&lines.pending, on)
     }
 }
 
-/// The body of a raw answer (chunked, sized, or up to the end of the connection).
-struct Body {
-    rd: BufReader<Box<dyn AsyncRead + Send + Unpin>>,
-    /// Kept open until the answer is read: dropping it shuts the socket's
-    /// write side, which the daemon takes as the client going away and
-    /// cancels the pull or push.
-    _wr: tokio::net::unix::OwnedWriteHalf,
-    chunked: bool,
-    remaining: Option<u64>,
-    done: bool,
+/// Splits a progress stream into lines, each at most [`LINE_MAX`] long.
+#[derive(Default)]
+struct Lines {
+    pending: Vec<u8>,
 }
 
-impl Body {
-    async fn next_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
-        if self.done {
-            return Ok(None);
+impl Lines {
+    /// Adds `chunk`; returns the lines it completed.
+    fn push(&mut self, chunk: &[u8]) -> std::result::Result<Vec<Vec<u8>>, Failure> {
+        self.pending.extend_from_slice(chunk);
+        let mut out = Vec::new();
+        while let Some(i) = self.pending.iter().position(|&b| b == b'\n') {
+            out.push(self.pending.drain(..=i).collect());
         }
-        if self.chunked {
-            let mut line = String::new();
-            if self.rd.read_line(&mut line).await? == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the answer ended early"));
-            }
-            let size = line.trim().split(';').next().and_then(|s| u64::from_str_radix(s.trim(), 16).ok());
-            let size = size.filter(|&s| s <= 64 << 20).ok_or_else(|| io::Error::other("bad chunk in the answer"))?;
-            if size == 0 {
-                self.done = true;
-                return Ok(None);
-            }
-            let mut buf = vec![0; size as usize];
-            self.rd.read_exact(&mut buf).await?;
-            let mut crlf = [0u8; 2];
-            self.rd.read_exact(&mut crlf).await?;
-            return Ok(Some(buf));
+        if self.pending.len() > LINE_MAX {
+            return Err(Failure::Io(format!("a progress line longer than {LINE_MAX} bytes")));
         }
-        let want = self.remaining.unwrap_or(u64::MAX).min(64 << 10) as usize;
-        if want == 0 {
-            self.done = true;
-            return Ok(None);
-        }
-        let mut buf = vec![0; want];
-        let n = self.rd.read(&mut buf).await?;
-        if n == 0 {
-            self.done = true;
-            return match self.remaining {
-                Some(_) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the answer ended early")),
-                None => Ok(None),
-            };
-        }
-        buf.truncate(n);
-        if let Some(r) = self.remaining.as_mut() {
-            *r -= n as u64;
-        }
-        Ok(Some(buf))
+        Ok(out)
     }
+
+    /// Keeps `chunk` of an error answer, up to [`LINE_MAX`] bytes.
+    fn keep(&mut self, chunk: &[u8]) {
+        let room = LINE_MAX.saturating_sub(self.pending.len());
+        self.pending.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    }
+}
+
+/// The I/O error behind an error, if any.
+fn io_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Error> {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<io::Error>() {
+            return Some(io);
+        }
+        cur = c.source();
+    }
+    None
 }
 
 fn handle_line(line: &[u8], on: &mut dyn FnMut(Message)) -> std::result::Result<(), Failure> {
@@ -490,16 +491,10 @@ fn reason(e: &BollardError) -> String {
         BollardError::DockerStreamError { error } => return clean(error),
         _ => {}
     }
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    let mut last = e.to_string();
-    while let Some(c) = cur {
-        if let Some(io) = c.downcast_ref::<io::Error>() {
-            return io_reason(io);
-        }
-        last = c.to_string();
-        cur = c.source();
+    match io_cause(e) {
+        Some(io) => io_reason(io),
+        None => clean(&crate::net::root_cause(e)),
     }
-    clean(&last)
 }
 
 /// Whether a bollard error means the socket refused or vanished.
@@ -507,17 +502,12 @@ fn is_connect_error(e: &BollardError) -> bool {
     if matches!(e, BollardError::SocketNotFoundError(_)) {
         return true;
     }
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(c) = cur {
-        if let Some(io) = c.downcast_ref::<io::Error>() {
-            return matches!(
-                io.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused | io::ErrorKind::PermissionDenied
-            );
-        }
-        cur = c.source();
-    }
-    false
+    io_cause(e).is_some_and(|io| {
+        matches!(
+            io.kind(),
+            io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused | io::ErrorKind::PermissionDenied
+        )
+    })
 }
 
 #[cfg(test)]
@@ -594,6 +584,141 @@ mod tests {
         assert_eq!(n, 1);
         assert_eq!(error_text(404, br#"{"message":"No such image: x:y"}"#), "No such image: x:y");
         assert_eq!(error_text(500, b""), "HTTP 500");
+    }
+
+    #[test]
+    fn refusals_are_classified_by_status_then_registry_error_codes() {
+        // What Docker 20.10 answers: a registry's 401 as HTTP 500 with its
+        // error code in the text, or a stream errorDetail with no code at all.
+        assert_eq!(Refusal::of(Some(500), "unauthorized: authentication required"), Refusal::Auth);
+        let no_creds = r#"Head "http://127.0.0.1:5901/v2/acme/base/manifests/1": no basic auth credentials"#;
+        assert_eq!(Refusal::of(Some(500), no_creds), Refusal::Auth);
+        assert_eq!(Refusal::of(None, "no basic auth credentials"), Refusal::Auth);
+        assert_eq!(Refusal::of(None, "unauthorized: incorrect username or password"), Refusal::Auth);
+        let denied = "pull access denied for acme/x, repository does not exist or may require 'docker login': denied: requested access to the resource is denied";
+        assert_eq!(Refusal::of(Some(500), denied), Refusal::Auth);
+        assert_eq!(Refusal::of(Some(401), "anything"), Refusal::Auth);
+        assert_eq!(Refusal::of(Some(403), "anything"), Refusal::Auth);
+        let unknown = "manifest for 127.0.0.1:5901/acme/base:1 not found: manifest unknown: manifest unknown";
+        assert_eq!(Refusal::of(Some(404), unknown), Refusal::Missing);
+        assert_eq!(Refusal::of(None, unknown), Refusal::Missing);
+        let absent = "An image does not exist locally with the tag: 127.0.0.1:5901/acme/base";
+        assert_eq!(Refusal::of(None, absent), Refusal::Missing);
+        assert_eq!(Refusal::of(Some(500), "No such image: acme/x:1"), Refusal::Missing);
+        // A word inside a detail is not an error code.
+        assert_eq!(Refusal::of(Some(500), "write /var/lib/docker/tmp/x: no space left on device"), Refusal::Other);
+        let proxy = "received unexpected HTTP status: 502 the unauthorized proxy was not found";
+        assert_eq!(Refusal::of(None, proxy), Refusal::Other);
+    }
+
+    #[test]
+    fn progress_streams_split_into_bounded_lines() {
+        let mut l = Lines::default();
+        assert_eq!(l.push(b"{\"a\":1}\n{\"b\"").unwrap(), vec![b"{\"a\":1}\n".to_vec()]);
+        assert_eq!(l.push(b":2}\n{}\n").unwrap(), vec![b"{\"b\":2}\n".to_vec(), b"{}\n".to_vec()]);
+        assert!(l.pending.is_empty());
+        assert!(matches!(Lines::default().push(&vec![b'x'; LINE_MAX + 1]), Err(Failure::Io(_))));
+        let mut l = Lines::default();
+        l.keep(&vec![b'x'; LINE_MAX + 10]);
+        l.keep(b"more");
+        assert_eq!(l.pending.len(), LINE_MAX);
+    }
+
+    /// A daemon on a unix socket in `dir` that answers one request with
+    /// `answer` (raw HTTP), sent in pieces of 7 bytes; returns the request head.
+    fn fake_daemon(dir: &std::path::Path, answer: Vec<u8>) -> (Daemon, std::thread::JoinHandle<String>) {
+        use std::io::{Read, Write};
+        let socket = dir.join("docker.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap() == 1 {
+                head.push(byte[0]);
+            }
+            for piece in answer.chunks(7) {
+                conn.write_all(piece).unwrap();
+                conn.flush().unwrap();
+            }
+            String::from_utf8(head).unwrap()
+        });
+        let host = format!("unix://{}", socket.display());
+        let docker = Docker::connect_with_unix(&host, 60, bollard::API_DEFAULT_VERSION).unwrap();
+        let http = HyperClient::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build(UnixConnector);
+        (Daemon { docker, http, host, socket, from_env: true, containerd_store: OnceLock::new() }, server)
+    }
+
+    fn chunked(body: &str) -> Vec<u8> {
+        let mut out =
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for piece in body.as_bytes().chunks(25) {
+            out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            out.extend_from_slice(piece);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+        out
+    }
+
+    #[test]
+    fn pushes_stream_progress_through_hyper_and_end_at_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = concat!(
+            r#"{"status":"The push refers to repository [127.0.0.1:5901/acme/base]"}"#,
+            "\n",
+            r#"{"status":"Preparing","progressDetail":{},"id":"88c9cf5f9880"}"#,
+            "\n",
+            r#"{"errorDetail":{"message":"unauthorized: authentication required"},"error":"unauthorized: authentication required"}"#,
+            "\n"
+        );
+        let (daemon, server) = fake_daemon(dir.path(), chunked(body));
+        let mut seen = Vec::new();
+        let out = runtime().block_on(
+            daemon
+                .post_stream("/images/acme/base/push?tag=1", "e30=", &mut |m| seen.push(m.status.unwrap_or_default())),
+        );
+        let head = server.join().unwrap();
+        assert!(head.starts_with("POST /images/acme/base/push?tag=1 HTTP/1.1\r\n"), "{head}");
+        assert!(head.to_ascii_lowercase().contains("\r\nx-registry-auth: e30=\r\n"), "{head}");
+        assert!(head.contains(crate::net::USER_AGENT), "{head}");
+        assert_eq!(seen, ["The push refers to repository [127.0.0.1:5901/acme/base]", "Preparing"]);
+        let f = out.unwrap_err();
+        assert!(matches!(&f, Failure::Daemon(m) if m == "unauthorized: authentication required"), "{f:?}");
+        let e = daemon.failure(f, "acme/base: pushing", "127.0.0.1:5901", None);
+        assert!(e.message().starts_with("acme/base: pushing: authentication failed (unauthorized"), "{e}");
+    }
+
+    #[test]
+    fn an_error_status_is_typed_with_the_daemons_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let body =
+            r#"{"message":"manifest for 127.0.0.1:5901/acme/base:1 not found: manifest unknown: manifest unknown"}"#;
+        let answer = format!(
+            "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let (daemon, server) = fake_daemon(dir.path(), answer.into_bytes());
+        let out = runtime().block_on(daemon.post_stream("/images/create?fromImage=x&tag=1", "e30=", &mut |_| {}));
+        server.join().unwrap();
+        let f = out.unwrap_err();
+        assert!(matches!(&f, Failure::Status { status: 404, message } if message.starts_with("manifest for")), "{f:?}");
+        let e = daemon.failure(f, "docker-daemon:x:1: pulling", "127.0.0.1:5901", None);
+        assert_eq!(e.kind(), Kind::Source);
+        assert!(e.message().starts_with("docker-daemon:x:1: pulling: image not found (manifest for"), "{e}");
+    }
+
+    #[test]
+    fn a_socket_nobody_listens_on_is_unreachable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut daemon, server) = fake_daemon(dir.path(), chunked("{}\n"));
+        let _ = runtime().block_on(daemon.post_stream("/x", "e30=", &mut |_| {}));
+        server.join().unwrap();
+        daemon.socket = dir.path().join("gone.sock");
+        let f = runtime().block_on(daemon.post_stream("/x", "e30=", &mut |_| {})).unwrap_err();
+        assert!(matches!(&f, Failure::Connect(r) if r.contains("No such file")), "{f:?}");
+        let e = daemon.failure(f, "pulling", "r", None);
+        assert!(e.message().starts_with(&format!("cannot reach the Docker daemon at {}", daemon.host)), "{e}");
     }
 
     #[test]

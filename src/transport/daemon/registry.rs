@@ -7,10 +7,10 @@ use serde_json::json;
 use super::{daemon_name, escape_path, progress, Daemon, Message};
 use crate::digest::Digest;
 use crate::error::{Error, Kind, Result};
+use crate::net::runtime;
+use crate::net::urlencode as escape;
 use crate::reference::Reference;
 use crate::transport::registry::auth::{self, Credential};
-use crate::transport::registry::client::urlencode as escape;
-use crate::transport::registry::runtime;
 
 /// The JSON the daemon expects in `X-Registry-Auth` for registry `host`
 /// (`{}` without a credential).

@@ -1,26 +1,29 @@
 //! An HTTP client for one registry host: scheme selection (HTTPS, or plain
-//! HTTP only for loopback and `--insecure-registry` hosts), TLS roots
-//! (system, `--ca-cert`, `/etc/docker/certs.d/<host>/ca.crt`), basic and
-//! bearer auth with cached tokens per scope, retries with exponential
-//! backoff and jitter on 408, 429 (honouring Retry-After), 5xx and resets,
-//! redirects followed by hand (credentials only to the registry's own origin,
-//! see [`super::origin`]), bounded bodies, and a stall limit (`--timeout`): a
-//! registry that sends nothing for that long fails the request, with a line
-//! saying what is awaited printed while it waits.
+//! HTTP only for loopback and `--insecure-registry` hosts), basic and bearer
+//! auth with cached tokens per scope, redirects followed by hand
+//! (credentials only to the registry's own origin, see [`super::origin`]),
+//! bounded bodies, and a stall limit (`--timeout`): a registry that sends
+//! nothing for that long fails the request, with a line saying what is
+//! awaited printed while it waits. TLS roots, proxies, timeouts and retries
+//! are the [`crate::net`] stack's.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
+use reqwest::header::{HeaderValue, AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 
 use super::auth::{self, Challenge, Credential, Found};
 use super::origin;
 use crate::error::{Cause, Error, Kind, Result};
+pub(crate) use crate::net::retry::Failure;
+use crate::net::retry::{retry_after, retryable_status};
+use crate::net::{notice_wait, Policy};
+pub(crate) use crate::net::{one_line, root_cause, urlencode};
 
 /// Settings shared by every registry client.
 #[derive(Debug, Clone)]
@@ -43,7 +46,7 @@ pub struct Options {
 }
 
 /// The default `--timeout`.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_TIMEOUT: Duration = crate::net::DEFAULT_TIMEOUT;
 /// The largest token-server answer or error body read.
 const SMALL_BODY_MAX: u64 = 1 << 20;
 
@@ -61,20 +64,15 @@ impl Default for Options {
     }
 }
 
-/// The outcome of one failed attempt.
-#[derive(Debug)]
-pub(crate) struct Failure {
-    pub error: Error,
-    pub retryable: bool,
-    pub retry_after: Option<Duration>,
-}
-
-impl Failure {
-    fn fatal(error: Error) -> Self {
-        Failure { error, retryable: false, retry_after: None }
+impl Options {
+    /// The network settings of these options.
+    pub fn net(&self) -> crate::net::Settings {
+        crate::net::Settings { ca_certs: self.ca_certs.clone(), insecure: self.insecure.clone(), timeout: self.timeout }
     }
-    fn transient(error: Error, retry_after: Option<Duration>) -> Self {
-        Failure { error, retryable: true, retry_after }
+
+    /// The retry policy of these options.
+    pub fn retry(&self) -> Policy {
+        Policy { attempts: self.max_attempts.max(1), backoff: self.backoff, ..Policy::default() }
     }
 }
 
@@ -90,8 +88,8 @@ pub struct Client {
     /// Made on the first upload: a run that uploads nothing does not load the
     /// system's root certificates twice.
     http_upload: std::sync::OnceLock<reqwest::Client>,
-    /// Whether certificates go unverified (`--insecure-registry`).
-    unverified: bool,
+    /// Whether plain HTTP is allowed (loopback and `--insecure-registry`).
+    plain_ok: bool,
     found: Option<Found>,
     challenge: Challenge,
     tokens: Mutex<HashMap<String, String>>,
@@ -113,6 +111,7 @@ fn api_host(host: &str) -> &str {
     }
 }
 
+/// Whether plain HTTP is allowed for `host` without `--insecure-registry`.
 fn is_loopback(host: &str) -> bool {
     let h = host
         .rsplit_once(':')
@@ -124,21 +123,20 @@ fn is_loopback(host: &str) -> bool {
 impl Client {
     /// Connects to `host`: picks the scheme, reads the auth challenge and finds credentials.
     pub async fn connect(host: &str, opts: &Options) -> Result<Client> {
-        let insecure_ok = is_loopback(host) || opts.insecure.iter().any(|h| h == host);
-        let unverified = opts.insecure.iter().any(|h| h == host);
-        let http = build_http(host, opts, unverified, true)?;
+        let plain_ok = is_loopback(host) || opts.insecure.iter().any(|h| h == host);
+        let http = http_client(host, opts, plain_ok, true)?;
         let found = auth::lookup(host)?;
         let https = format!("https://{}", api_host(host));
         let (base, resp) = match ping(&http, &https, opts).await {
             Ok(r) => (https, r),
-            Err(tls_err) if insecure_ok && !tls_err.message().contains("--timeout") => {
+            Err(Ping::Failed(tls_err)) if plain_ok => {
                 let plain = format!("http://{}", api_host(host));
                 match ping(&http, &plain, opts).await {
                     Ok(r) if r.status() == StatusCode::OK || r.status() == StatusCode::UNAUTHORIZED => (plain, r),
                     _ => return Err(tls_err),
                 }
             }
-            Err(e) => return Err(e),
+            Err(Ping::Failed(e) | Ping::Stalled(e)) => return Err(e),
         };
         let challenge = match resp.status() {
             StatusCode::UNAUTHORIZED => resp
@@ -160,7 +158,7 @@ impl Client {
             base_url,
             http,
             http_upload: std::sync::OnceLock::new(),
-            unverified,
+            plain_ok,
             found,
             challenge,
             tokens: Mutex::new(HashMap::new()),
@@ -203,7 +201,12 @@ impl Client {
 
     /// Awaits `fut`; when it takes a while, prints one line saying what is awaited.
     pub(crate) async fn waiting<F: Future>(&self, what: &str, fut: F) -> F::Output {
-        wait_notice(&self.host, what, self.opts.timeout, fut).await
+        notice_wait(&self.host, what, self.opts.timeout, fut).await
+    }
+
+    /// The retry policy of this client.
+    pub(crate) fn policy(&self) -> Policy {
+        self.opts.retry()
     }
 
     /// Awaits an upload's answer: it stalls when no byte of any upload to
@@ -318,84 +321,88 @@ impl Client {
                 return Err(Error::source(format!("{}: token realm {realm}: {m}", self.host)));
             }
         }
-        let mut last = None;
-        for attempt in 0..self.opts.max_attempts {
-            if attempt > 0 {
-                tokio::time::sleep(backoff(self.opts.backoff, attempt, last.take())).await;
+        let what = format!("token from {realm}");
+        let (me, what_ref) = (self, what.as_str());
+        self.policy().run(&what, move || async move { me.token_attempt(realm, service, scopes, what_ref).await }).await
+    }
+
+    /// One request to the token server.
+    async fn token_attempt(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+        what: &str,
+    ) -> std::result::Result<String, Failure> {
+        let req = match self.found.as_ref().map(|f| &f.credential) {
+            Some(Credential::IdentityToken(t)) => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token".to_string()),
+                    ("refresh_token", t.clone()),
+                    ("client_id", "wso2img".to_string()),
+                    ("scope", scopes.join(" ")),
+                ];
+                if let Some(s) = service {
+                    form.push(("service", s.to_string()));
+                }
+                let body = form.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&");
+                self.http.post(realm).header("Content-Type", "application/x-www-form-urlencoded").body(body)
             }
-            let req = match self.found.as_ref().map(|f| &f.credential) {
-                Some(Credential::IdentityToken(t)) => {
-                    let mut form = vec![
-                        ("grant_type", "refresh_token".to_string()),
-                        ("refresh_token", t.clone()),
-                        ("client_id", "wso2img".to_string()),
-                        ("scope", scopes.join(" ")),
-                    ];
-                    if let Some(s) = service {
-                        form.push(("service", s.to_string()));
-                    }
-                    let body = form.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&");
-                    self.http.post(realm).header("Content-Type", "application/x-www-form-urlencoded").body(body)
+            cred => {
+                let mut q: Vec<(&str, String)> = Vec::new();
+                if let Some(s) = service {
+                    q.push(("service", s.to_string()));
                 }
-                cred => {
-                    let mut q: Vec<(&str, String)> = Vec::new();
-                    if let Some(s) = service {
-                        q.push(("service", s.to_string()));
-                    }
-                    for s in scopes {
-                        q.push(("scope", s.clone()));
-                    }
-                    let mut r = self.http.get(realm).query(&q);
-                    if let Some(h) = cred.and_then(Credential::basic_header) {
-                        r = r.header(AUTHORIZATION, h);
-                    }
-                    r
+                for s in scopes {
+                    q.push(("scope", s.clone()));
                 }
-            };
-            match self.waiting(&format!("token from {realm}"), req.send()).await {
-                Ok(resp) if resp.status().is_success() => {
-                    let body = self
-                        .read_body(resp, SMALL_BODY_MAX, &format!("token from {realm}"))
-                        .await
-                        .map_err(|(e, _)| e)?;
-                    let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-                        Error::source(format!("{}: token response from {realm} is not JSON ({e})", self.host))
-                    })?;
-                    let token = v["token"].as_str().or_else(|| v["access_token"].as_str()).unwrap_or("");
-                    if token.is_empty() {
-                        return Err(Error::source(format!("{}: token server {realm} returned no token", self.host)));
-                    }
-                    return Ok(token.to_string());
+                let mut r = self.http.get(realm).query(&q);
+                if let Some(h) = cred.and_then(Credential::basic_header) {
+                    r = r.header(AUTHORIZATION, h);
                 }
-                Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED || resp.status() == StatusCode::FORBIDDEN => {
-                    return Err(self.auth_error(resp.status(), &format!("token server {realm}")));
+                r
+            }
+        };
+        match self.waiting(what, req.send()).await {
+            Ok(resp) if resp.status().is_success() => {
+                let body = self.read_body(resp, SMALL_BODY_MAX, what).await.map_err(|(e, _)| Failure::fatal(e))?;
+                let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+                    Failure::fatal(Error::source(format!(
+                        "{}: token response from {realm} is not JSON ({e})",
+                        self.host
+                    )))
+                })?;
+                let token = v["token"].as_str().or_else(|| v["access_token"].as_str()).unwrap_or("");
+                if token.is_empty() {
+                    return Err(Failure::fatal(Error::source(format!(
+                        "{}: token server {realm} returned no token",
+                        self.host
+                    ))));
                 }
-                Ok(resp) if retryable_status(resp.status()) => {
-                    last = retry_after(resp.headers());
+                Ok(token.to_string())
+            }
+            Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED || resp.status() == StatusCode::FORBIDDEN => {
+                Err(Failure::fatal(self.auth_error(resp.status(), &format!("token server {realm}"))))
+            }
+            Ok(resp) => {
+                let st = resp.status();
+                let error = Error::source(format!("{}: token server {realm} answered {st}", self.host));
+                if retryable_status(st.as_u16()) {
+                    Err(Failure::transient(error, retry_after(resp.headers())))
+                } else {
+                    Err(Failure::fatal(error))
                 }
-                Ok(resp) => {
-                    return Err(Error::source(format!(
-                        "{}: token server {realm} answered {}",
-                        self.host,
-                        resp.status()
-                    )));
-                }
-                Err(e) if e.is_timeout() => return Err(self.stalled(&format!("token from {realm}"))),
-                Err(e) => {
-                    if !(e.is_connect() || e.is_request()) {
-                        return Err(Error::source(self.scrub(format!(
-                            "{}: token server {realm}: {}",
-                            self.host,
-                            one_line(&e)
-                        ))));
-                    }
+            }
+            Err(e) if e.is_timeout() => Err(Failure::fatal(self.stalled(what))),
+            Err(e) => {
+                let error = Error::source(self.scrub(format!("{}: token server {realm}: {}", self.host, one_line(&e))));
+                if e.is_connect() || e.is_request() {
+                    Err(Failure::transient(error, None))
+                } else {
+                    Err(Failure::fatal(error))
                 }
             }
         }
-        Err(Error::source(format!(
-            "{}: token server {realm} kept failing after {} attempts",
-            self.host, self.opts.max_attempts
-        )))
     }
 
     /// The error for a 401/403: names the registry and whether credentials were found.
@@ -437,16 +444,23 @@ impl Client {
             }
             let started = Instant::now();
             let resp = self.execute(request, &what).await?;
-            tracing::debug!(host = %self.host, url = %origin::shown(resp.url()), status = %resp.status(), ms = started.elapsed().as_millis() as u64, "registry request");
+            crate::progress::debug(&format!(
+                "{}: {} {} -> {} in {} ms",
+                self.host,
+                what.split(' ').next().unwrap_or(""),
+                origin::shown(resp.url()),
+                resp.status(),
+                started.elapsed().as_millis()
+            ));
             let st = resp.status();
             if st == StatusCode::UNAUTHORIZED && !fresh && matches!(self.challenge, Challenge::Bearer { .. }) {
                 fresh = true;
                 continue;
             }
-            if retryable_status(st) {
+            if retryable_status(st.as_u16()) {
                 let ra = retry_after(resp.headers());
                 let detail = error_detail(resp).await;
-                return Err(Failure::transient(Error::source(format!("{}: {st}{detail}", self.host)), ra));
+                return Err(Failure::transient(Error::source(format!("{}: {what}: {st}{detail}", self.host)), ra));
             }
             return Ok(resp);
         }
@@ -457,7 +471,7 @@ impl Client {
         if let Some(c) = self.http_upload.get() {
             return Ok(c);
         }
-        let c = build_http(&self.host, &self.opts, self.unverified, false)?;
+        let c = http_client(&self.host, &self.opts, self.plain_ok, false)?;
         Ok(self.http_upload.get_or_init(|| c))
     }
 
@@ -480,7 +494,7 @@ impl Client {
             let resp = match sent {
                 Ok(r) => r,
                 Err(e) => {
-                    tracing::debug!(host = %self.host, error = %one_line(&e), "registry request failed");
+                    crate::progress::debug(&format!("{}: {what} failed: {}", self.host, root_cause(&e)));
                     return Err(self.send_failure(&e, what));
                 }
             };
@@ -520,7 +534,7 @@ impl Client {
         if e.is_timeout() {
             return Failure::fatal(self.stalled(what));
         }
-        let text = self.scrub(format!("{}: {}", self.host, one_line(e)));
+        let text = self.scrub(format!("{}: {what}: {}", self.host, one_line(e)));
         if e.is_connect() || e.is_request() || e.is_body() {
             Failure::transient(Error::source(text), None)
         } else {
@@ -534,19 +548,7 @@ impl Client {
         scopes: &[String],
         make: &(dyn Fn(&reqwest::Client) -> RequestBuilder + Send + Sync),
     ) -> Result<Response> {
-        let mut last: Option<Failure> = None;
-        for attempt in 0..self.opts.max_attempts {
-            if let Some(f) = &last {
-                tokio::time::sleep(backoff(self.opts.backoff, attempt, f.retry_after)).await;
-            }
-            match self.attempt(scopes, make).await {
-                Ok(r) => return Ok(r),
-                Err(f) if f.retryable => last = Some(f),
-                Err(f) => return Err(f.error),
-            }
-        }
-        let f = last.expect("at least one attempt");
-        Err(f.error.context(format!("gave up after {} attempts", self.opts.max_attempts)))
+        self.policy().run(&self.host, || self.attempt(scopes, make)).await
     }
 
     /// Turns a non-success response into an error naming `what`.
@@ -566,125 +568,76 @@ impl Client {
     }
 }
 
-fn build_http(host: &str, opts: &Options, unverified: bool, read_timeout: bool) -> Result<reqwest::Client> {
-    let mut b = reqwest::Client::builder()
-        .user_agent(concat!("wso2img/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(opts.timeout.min(Duration::from_secs(10)))
-        .pool_idle_timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy();
-    if read_timeout {
-        b = b.read_timeout(opts.timeout);
-    }
-    if let Ok(proxy) = std::env::var("HTTPS_PROXY").or_else(|_| std::env::var("https_proxy")) {
-        if !proxy.is_empty() && !is_loopback(host) {
-            let p = reqwest::Proxy::all(&proxy).map_err(|e| {
-                Error::config(format!(
-                    "HTTPS_PROXY={}: not a usable proxy URL ({}); fix or unset it",
-                    crate::sanitize::escape_controls(&proxy),
-                    one_line(&e)
-                ))
-            })?;
-            b = b.proxy(p);
+/// The HTTP client for `host`: the network stack's, with the registry's
+/// `certs.d` and `--insecure-registry` settings; `read_timeout` off for uploads.
+fn http_client(host: &str, opts: &Options, plain_ok: bool, read_timeout: bool) -> Result<reqwest::Client> {
+    let api = api_host(host);
+    let mut b = opts.net().client().registry(host).read_timeout(read_timeout.then_some(opts.timeout));
+    for scheme in if plain_ok { &["https", "http"][..] } else { &["https"][..] } {
+        if let Ok(u) = Url::parse(&format!("{scheme}://{api}/v2/")) {
+            b = b.reaches(u);
         }
     }
-    let mut files = opts.ca_certs.clone();
-    let certs_d = PathBuf::from("/etc/docker/certs.d").join(host).join("ca.crt");
-    if certs_d.exists() {
-        files.push(certs_d);
-    }
-    for f in files {
-        let pem = std::fs::read(&f).map_err(|e| {
-            Error::usage(format!("--ca-cert {}: cannot read ({})", f.display(), crate::error::io_reason(&e)))
-        })?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|_| Error::usage(format!("--ca-cert {}: not a PEM certificate bundle", f.display())))?;
-        if certs.is_empty() {
-            return Err(Error::usage(format!("--ca-cert {}: no certificate in it", f.display())));
-        }
-        for c in certs {
-            b = b.add_root_certificate(c);
-        }
-    }
-    if unverified {
-        b = b.danger_accept_invalid_certs(true);
-    }
-    b.build().map_err(|e| Error::source(format!("{host}: cannot set up HTTP client: {e}")))
+    b.build()
 }
 
-async fn ping(http: &reqwest::Client, base: &str, opts: &Options) -> Result<Response> {
+/// Why `GET /v2/` got no usable answer.
+enum Ping {
+    /// The registry sent nothing for `--timeout`: no point trying plain HTTP.
+    Stalled(Error),
+    /// Anything else.
+    Failed(Error),
+}
+
+async fn ping(http: &reqwest::Client, base: &str, opts: &Options) -> std::result::Result<Response, Ping> {
     let host = base.split("://").nth(1).unwrap_or(base).to_string();
-    let mut last: Option<Error> = None;
-    let mut wait = None;
-    for attempt in 0..opts.max_attempts {
-        if attempt > 0 {
-            tokio::time::sleep(backoff(opts.backoff, attempt, wait.take())).await;
-        }
-        match wait_notice(&host, "GET /v2/", opts.timeout, http.get(format!("{base}/v2/")).send()).await {
-            Ok(r) if retryable_status(r.status()) => {
-                wait = retry_after(r.headers());
-                last = Some(Error::source(format!("{host}: GET /v2/ answered {}", r.status())));
+    let url = format!("{base}/v2/");
+    let stalled = AtomicBool::new(false);
+    let (host_ref, url_ref, stalled_ref) = (host.as_str(), url.as_str(), &stalled);
+    let answer = opts
+        .retry()
+        .run("GET /v2/", move || async move {
+            let started = Instant::now();
+            let sent = notice_wait(host_ref, "GET /v2/", opts.timeout, http.get(url_ref).send()).await;
+            if let Ok(r) = &sent {
+                crate::progress::debug(&format!(
+                    "{host_ref}: GET {url_ref} -> {} in {} ms",
+                    r.status(),
+                    started.elapsed().as_millis()
+                ));
             }
-            Ok(r) => return Ok(r),
-            Err(e) => {
-                let text = one_line(&e);
-                let lower = text.to_lowercase();
-                if lower.contains("certificate") || lower.contains("unknownissuer") {
-                    return Err(Error::source(format!(
-                        "{host}: TLS failed ({text}); pass the registry's CA with --ca-cert FILE or put it in /etc/docker/certs.d/{host}/ca.crt"
-                    )));
+            match sent {
+                Ok(r) if retryable_status(r.status().as_u16()) => Err(Failure::transient(
+                    Error::source(format!("{host_ref}: GET /v2/ answered {}", r.status())),
+                    retry_after(r.headers()),
+                )),
+                Ok(r) => Ok(r),
+                Err(e) => {
+                    stalled_ref.store(e.is_timeout(), Ordering::Relaxed);
+                    Err(Failure::fatal(ping_error(host_ref, &e, opts)))
                 }
-                if e.is_timeout() {
-                    return Err(Error::source(format!(
-                        "{host}: GET /v2/: no answer for {} s; is the registry up? (raise --timeout if it is just slow)",
-                        opts.timeout.as_secs_f64()
-                    )));
-                }
-                return Err(Error::source(format!("{host}: cannot reach the registry ({})", root_cause(&e))));
             }
-        }
+        })
+        .await;
+    answer.map_err(|e| if stalled.load(Ordering::Relaxed) { Ping::Stalled(e) } else { Ping::Failed(e) })
+}
+
+/// The error for a `GET /v2/` that got no answer.
+fn ping_error(host: &str, e: &reqwest::Error, opts: &Options) -> Error {
+    let text = one_line(e);
+    let lower = text.to_lowercase();
+    if lower.contains("certificate") || lower.contains("unknownissuer") {
+        return Error::source(format!(
+            "{host}: TLS failed ({text}); pass the registry's CA with --ca-cert FILE or put it in /etc/docker/certs.d/{host}/ca.crt"
+        ));
     }
-    Err(last.unwrap_or_else(|| Error::source(format!("{host}: unreachable"))))
-}
-
-/// Awaits `fut`; past a third of `timeout` (at most 10 s) prints one line
-/// naming `host` and `what` is awaited, then keeps waiting.
-pub(crate) async fn wait_notice<F: Future>(host: &str, what: &str, timeout: Duration, fut: F) -> F::Output {
-    let notice = (timeout / 3).clamp(Duration::from_millis(200), Duration::from_secs(10));
-    tokio::pin!(fut);
-    tokio::select! {
-        out = &mut fut => out,
-        _ = tokio::time::sleep(notice) => {
-            crate::progress::message(&format!(
-                "waiting for {host} to answer {what} (gives up after {} s without data; see --timeout)",
-                timeout.as_secs_f64()
-            ));
-            fut.await
-        }
+    if e.is_timeout() {
+        return Error::source(format!(
+            "{host}: GET /v2/: no answer for {} s; is the registry up? (raise --timeout if it is just slow)",
+            opts.timeout.as_secs_f64()
+        ));
     }
-}
-
-/// Whether a status is worth retrying.
-pub fn retryable_status(s: StatusCode) -> bool {
-    s == StatusCode::REQUEST_TIMEOUT || s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error()
-}
-
-fn retry_after(h: &HeaderMap) -> Option<Duration> {
-    h.get("Retry-After")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|s| Duration::from_secs(s.min(60)))
-}
-
-/// Exponential backoff with ±50 % jitter, or the server's Retry-After.
-pub(crate) fn backoff(first: Duration, attempt: u32, retry_after: Option<Duration>) -> Duration {
-    if let Some(ra) = retry_after {
-        return ra;
-    }
-    let exp = first.saturating_mul(1u32 << attempt.saturating_sub(1).min(6));
-    let capped = exp.min(Duration::from_secs(10));
-    let jitter = 0.5 + fastrand::f64();
-    capped.mul_f64(jitter)
+    Error::source(format!("{host}: cannot reach the registry ({})", root_cause(e)))
 }
 
 /// The registry's `errors[].message`, if the body has one (read for 10 s and 1 MiB at most).
@@ -716,44 +669,6 @@ async fn error_detail(mut resp: Response) -> String {
     }
 }
 
-/// The root cause of an error, without "(os error N)" (e.g. "Connection refused").
-pub(crate) fn root_cause(e: &dyn std::error::Error) -> String {
-    let mut cur: &dyn std::error::Error = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    let s = cur.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
-}
-
-/// A reqwest error with its causes, on one line.
-pub(crate) fn one_line(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = c.source();
-    }
-    s.replace('\n', " ")
-}
-
-/// Percent-encodes a query value (RFC 3986 unreserved characters kept).
-pub(crate) fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -763,9 +678,11 @@ mod tests {
         assert!(is_loopback("127.0.0.1:5000"));
         assert!(is_loopback("localhost"));
         assert!(!is_loopback("registry.example.com:5000"));
-        let d = backoff(Duration::from_millis(100), 3, None);
+        let policy = Options { backoff: Duration::from_millis(100), ..Options::default() }.retry();
+        let d = policy.delay(3, None);
         assert!(d >= Duration::from_millis(200) && d <= Duration::from_millis(600), "{d:?}");
-        assert_eq!(backoff(Duration::from_millis(100), 1, Some(Duration::from_secs(2))), Duration::from_secs(2));
+        assert_eq!(policy.delay(1, Some(Duration::from_secs(2))), Duration::from_secs(2));
+        assert_eq!(policy.attempts, 6);
         assert_eq!(urlencode("a b/c"), "a%20b%2Fc");
     }
 }

@@ -7,7 +7,7 @@
 //! credentials on the registry they were found for.
 //!
 //! Async stays inside this module: the rest of wso2img calls it through
-//! [`runtime`] and sees plain `Read`ers.
+//! [`runtime`] (the [`crate::net`] runtime) and sees plain `Read`ers.
 
 pub mod auth;
 pub mod client;
@@ -19,32 +19,21 @@ pub mod push;
 
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt};
 use reqwest::{Method, StatusCode};
 
+pub use crate::net::runtime;
 pub use client::{Client, Options};
 pub use location::Repository;
 
 use crate::bounded::{CONFIG_MAX, MANIFEST_MAX};
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
-use crate::image::{media, Descriptor, RemoteBlobs};
-
-/// The runtime that drives registry and daemon I/O.
-pub fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("wso2img-io")
-            .enable_all()
-            .build()
-            .expect("the I/O runtime starts")
-    })
-}
+use crate::image::{media, Descriptor, MountSource, RemoteBlobs};
+use crate::net::Failure;
 
 /// Every manifest media type wso2img reads.
 pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
@@ -106,18 +95,18 @@ impl Client {
     /// Asked by digest, the bytes are verified. A connection that breaks
     /// while the body is read is retried like any transient failure.
     pub async fn get_manifest(&self, repo: &str, reference: &str) -> Result<Option<RawManifest>> {
-        let mut attempt = 0;
-        loop {
-            match self.get_manifest_once(repo, reference).await {
-                Err((e, true)) if attempt + 1 < self.opts.max_attempts => {
-                    attempt += 1;
-                    let _ = e;
-                    tokio::time::sleep(client::backoff(self.opts.backoff, attempt, None)).await;
-                }
-                Err((e, _)) => return Err(e),
-                Ok(m) => return Ok(m),
-            }
-        }
+        let what = format!("manifest {repo}:{reference}");
+        self.policy()
+            .run(&what, move || async move {
+                self.get_manifest_once(repo, reference).await.map_err(|(e, again)| {
+                    if again {
+                        Failure::transient(e, None)
+                    } else {
+                        Failure::fatal(e)
+                    }
+                })
+            })
+            .await
     }
 
     async fn get_manifest_once(
@@ -220,31 +209,24 @@ impl Client {
                 self.host, desc.digest, desc.size
             )));
         }
-        let mut attempt = 0;
-        loop {
-            let mut s = blob_stream(self, repo, desc).await?;
-            let mut out = Vec::with_capacity(desc.size as usize);
-            let mut failed = None;
-            let what = format!("config {repo}@{}", desc.digest);
-            while let Some(c) = self.waiting(&what, s.next()).await {
-                match c {
-                    Ok(c) => out.extend_from_slice(&c),
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
+        let what = format!("config {repo}@{}", desc.digest);
+        let what_ref = what.as_str();
+        self.policy()
+            .run(&what, move || async move {
+                let mut s = blob_stream(self, repo, desc).await.map_err(Failure::fatal)?;
+                let mut out = Vec::with_capacity(desc.size as usize);
+                while let Some(c) = self.waiting(what_ref, s.next()).await {
+                    match c {
+                        Ok(c) => out.extend_from_slice(&c),
+                        Err(e) if is_transient(&e) => {
+                            return Err(Failure::transient(Error::source(e.to_string()), None))
+                        }
+                        Err(e) => return Err(Failure::fatal(Error::source(e.to_string()))),
                     }
                 }
-            }
-            match failed {
-                None => return Ok(out),
-                Some(e) if !is_transient(&e) => return Err(Error::source(e.to_string())),
-                Some(e) if attempt + 1 >= self.opts.max_attempts => return Err(Error::source(e.to_string())),
-                Some(_) => {
-                    attempt += 1;
-                    tokio::time::sleep(client::backoff(self.opts.backoff, attempt, None)).await;
-                }
-            }
-        }
+                Ok(out)
+            })
+            .await
     }
 }
 
@@ -273,7 +255,7 @@ pub async fn blob_stream(
             if e.is_timeout() {
                 io::Error::new(io::ErrorKind::TimedOut, stalled.clone())
             } else {
-                io::Error::other(format!("{host}: {}", client::one_line(&e)))
+                io::Error::other(format!("{host}: {}", crate::net::one_line(&e)))
             }
         })
     });
@@ -376,8 +358,8 @@ impl RemoteBlobs for RemoteRepo {
     fn describe(&self) -> String {
         format!("{}/{}", self.client.host, self.repository)
     }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
+    fn mount_source(&self) -> Option<MountSource> {
+        Some(MountSource { registry: self.client.host.clone(), repository: self.repository.clone() })
     }
 }
 

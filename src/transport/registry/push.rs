@@ -15,12 +15,12 @@ use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use reqwest::{Body, Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::client::Failure;
 use super::{blob_stream, runtime, Client, Registries, RemoteRepo};
 use crate::digest::Digest;
 use crate::error::{Cause, Error, Result};
 use crate::image::mutate::multi_platform_content_digest;
 use crate::image::{media, Blob, BlobData, ImageSet, Index, Manifest, MediaFamily, Platform};
+use crate::net::Failure;
 use crate::reference::Reference;
 
 /// The smallest upload chunk (`--chunk-size`): smaller ones would make a
@@ -151,7 +151,7 @@ impl Started {
         let task = runtime().spawn(async move {
             let _permit = permits.acquire_owned().await.map_err(|e| Error::source(e.to_string()))?;
             let client = registries.client(&host).await?;
-            push_blob(&client, &repo, &b).await
+            push_blob(&registries, &client, &repo, &b).await
         });
         self.tasks.insert(blob.desc.digest, task);
     }
@@ -202,7 +202,7 @@ fn push_started(
                         Some(task) => task.await.map_err(|e| {
                             Error::source(format!("upload of {} stopped: {e}", b.desc.digest.short(12)))
                         })?,
-                        None => push_blob(&client, &repo, &b).await,
+                        None => push_blob(registries, &client, &repo, &b).await,
                     };
                     outcome.map(|o| (b.desc.digest, o))
                 }
@@ -246,25 +246,24 @@ fn push_started(
     Ok(Pushed { digest: top.desc.digest, summary })
 }
 
-/// Gets one blob into `repo`: HEAD, then mount, then upload.
-async fn push_blob(client: &Arc<Client>, repo: &str, blob: &Blob) -> Result<BlobOutcome> {
+/// Gets one blob into `repo`: HEAD, then mount (when the blob is in
+/// another repository of the same registry), then upload.
+async fn push_blob(registries: &Registries, client: &Arc<Client>, repo: &str, blob: &Blob) -> Result<BlobOutcome> {
     let short = blob.desc.digest.short(12);
     if client.blob_exists(repo, &blob.desc.digest, true).await? {
         crate::progress::detail(&format!("{}/{repo}: {short} already there", client.host));
         return Ok(BlobOutcome::Present);
     }
-    if let BlobData::Remote(r) = &blob.data {
-        if let Some(src) = r.as_any().downcast_ref::<RemoteRepo>() {
-            if src.client.host == client.host
-                && src.repository != repo
-                && mount(client, repo, &blob.desc.digest, &src.repository).await?
-            {
-                crate::progress::detail(&format!("{}/{repo}: {short} mounted from {}", client.host, src.repository));
-                return Ok(BlobOutcome::Mounted);
-            }
+    if let Some(src) = blob.mount_source() {
+        if src.registry == client.host
+            && src.repository != repo
+            && mount(client, repo, &blob.desc.digest, &src.repository).await?
+        {
+            crate::progress::detail(&format!("{}/{repo}: {short} mounted from {}", client.host, src.repository));
+            return Ok(BlobOutcome::Mounted);
         }
     }
-    let n = upload(client, repo, blob).await?;
+    let n = upload(registries, client, repo, blob).await?;
     crate::progress::detail(&format!("{}/{repo}: {short} uploaded ({})", client.host, crate::fmt::human(n)));
     Ok(BlobOutcome::Uploaded(n))
 }
@@ -289,8 +288,9 @@ async fn mount(client: &Client, repo: &str, digest: &Digest, from: &str) -> Resu
     }
 }
 
-/// Opens the bytes of a blob as a stream, wherever they are.
-async fn open_stream(blob: &Blob) -> Result<BoxStream<'static, io::Result<Bytes>>> {
+/// Opens the bytes of a blob as a stream, wherever they are (a blob in
+/// another registry is streamed from it through `registries`).
+async fn open_stream(registries: &Registries, blob: &Blob) -> Result<BoxStream<'static, io::Result<Bytes>>> {
     match &blob.data {
         BlobData::Bytes(b) => {
             Ok(stream::once(futures_util::future::ready(Ok(Bytes::copy_from_slice(b.as_ref())))).boxed())
@@ -301,8 +301,8 @@ async fn open_stream(blob: &Blob) -> Result<BoxStream<'static, io::Result<Bytes>
             "{}: the registry no longer has this layer, which it had when the build began; run again",
             blob.desc.digest
         ))),
-        BlobData::Remote(r) => match r.as_any().downcast_ref::<RemoteRepo>() {
-            Some(src) => blob_stream(&src.client, &src.repository, &blob.desc).await,
+        BlobData::Remote(r) => match r.mount_source() {
+            Some(src) => blob_stream(&*registries.client(&src.registry).await?, &src.repository, &blob.desc).await,
             None => Err(Error::source(format!("{}: unsupported remote source", blob.origin()))),
         },
     }
@@ -316,38 +316,37 @@ async fn file_stream(path: &std::path::Path, offset: u64, len: u64) -> Result<Bo
 
 /// Uploads a blob, restarting from a fresh upload session on transient
 /// failures. Returns the bytes sent.
-async fn upload(client: &Arc<Client>, repo: &str, blob: &Blob) -> Result<u64> {
+async fn upload(registries: &Registries, client: &Arc<Client>, repo: &str, blob: &Blob) -> Result<u64> {
+    let policy = client.policy();
+    let short = blob.desc.digest.short(12);
+    let what = format!("upload of {short} to {}/{repo}", client.host);
     let mut last: Option<Failure> = None;
     let mut chunked = client.opts.chunk_size.is_some();
-    let task =
-        Arc::new(crate::progress::Task::start(&format!("upload {}", blob.desc.digest.short(12)), Some(blob.desc.size)));
-    for attempt in 0..client.opts.max_attempts {
+    // A 413 is answered at once by switching to chunks, without a wait.
+    let mut switched = false;
+    let task = Arc::new(crate::progress::Task::start(&format!("upload {short}"), Some(blob.desc.size)));
+    for attempt in 0..policy.attempts {
         if let Some(f) = &last {
-            crate::progress::detail(&format!(
-                "{}: retrying upload of {} ({})",
-                client.host,
-                blob.desc.digest.short(12),
-                f.error
-            ));
-            tokio::time::sleep(super::client::backoff(client.opts.backoff, attempt, f.retry_after)).await;
+            crate::progress::detail(&format!("{}: retrying upload of {short} ({})", client.host, f.error));
+            if !std::mem::take(&mut switched) {
+                policy.pause(attempt, &what, f).await;
+            }
         }
-        match upload_once(client, repo, blob, chunked, &task).await {
+        match upload_once(registries, client, repo, blob, chunked, &task).await {
             Ok(n) => return Ok(n),
             Err(f) if f.error.http_status() == Some(413) && !chunked => {
-                chunked = true;
-                last = Some(Failure { error: f.error, retryable: true, retry_after: Some(std::time::Duration::ZERO) });
+                (chunked, switched) = (true, true);
+                last = Some(Failure::transient(f.error, None));
             }
             Err(f) if f.retryable => last = Some(f),
             Err(f) => return Err(f.error),
         }
     }
-    Err(last
-        .expect("an attempt failed")
-        .error
-        .context(format!("upload gave up after {} attempts", client.opts.max_attempts)))
+    Err(policy.gave_up(last.expect("an attempt failed"), &what))
 }
 
 async fn upload_once(
+    registries: &Registries,
     client: &Arc<Client>,
     repo: &str,
     blob: &Blob,
@@ -371,7 +370,7 @@ async fn upload_once(
     let size = blob.desc.size;
     let counter = client.clone();
     let task = task.clone();
-    let source = open_stream(blob)
+    let source = open_stream(registries, blob)
         .await
         .map_err(|e| Failure { error: e, retryable: true, retry_after: None })?
         .inspect_ok(move |c| {
