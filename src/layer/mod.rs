@@ -11,7 +11,6 @@
 pub mod gzip;
 pub mod hash;
 pub mod ignore;
-pub mod mapped;
 pub mod prefetch;
 pub mod split;
 pub mod stream;
@@ -417,7 +416,7 @@ impl LayerSpec {
         look: Option<Look<'_>>,
     ) -> Result<()> {
         std::thread::scope(|scope| {
-            let mut stream = self.stream(scope, digests.is_some(), look).private();
+            let mut stream = self.stream(scope, digests.is_some(), look);
             loop {
                 let piece = stream.pull()?;
                 if piece.is_empty() {
