@@ -12,7 +12,6 @@
 use std::fs::File;
 use std::io::Read;
 use std::ops::Range;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -247,9 +246,9 @@ impl Taker<'_> {
 
 /// Opens a folder only to look files up in it (needs no read permission).
 #[cfg(target_os = "linux")]
-const FOLDER_ONLY: libc::c_int = libc::O_PATH;
+const FOLDER_ONLY: rustix::fs::OFlags = rustix::fs::OFlags::PATH;
 #[cfg(not(target_os = "linux"))]
-const FOLDER_ONLY: libc::c_int = 0;
+const FOLDER_ONLY: rustix::fs::OFlags = rustix::fs::OFlags::empty();
 
 /// The folder a reader opened last (its path and descriptor), to open
 /// files relative to it.
@@ -260,18 +259,17 @@ impl Folder {
     /// Opens `path` relative to its folder (opened when it is not the last
     /// one), following symlinks as `File::open` does.
     fn open(&mut self, path: &Path) -> std::io::Result<File> {
-        use std::os::unix::ffi::OsStrExt;
+        use rustix::fs::{Mode, OFlags};
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else { return File::open(path) };
-        let Ok(name) = std::ffi::CString::new(name.as_bytes()) else { return File::open(path) };
         let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
         if self.0.as_ref().is_none_or(|(p, _)| p != parent) {
             self.0 = None;
-            let d =
-                std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | FOLDER_ONLY).open(parent)?;
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | FOLDER_ONLY;
+            let d = File::from(rustix::fs::open(parent, flags, Mode::empty())?);
             self.0 = Some((parent.to_path_buf(), d));
         }
         let (_, dir) = self.0.as_ref().expect("opened above");
-        super::walk::open_in(dir, &name, 0)
+        super::walk::open_in(dir, name)
     }
 }
 

@@ -191,7 +191,6 @@ fn stat_files(out: &mut [SourceEntry], dirs: &[PathBuf], runs: &[(usize, usize, 
 /// to its descriptor; on failure, the index of the entry and the message
 /// (paths shown under `label`).
 fn stat_run(dir: &Path, entries: &mut [SourceEntry], label: &str) -> std::result::Result<(), (usize, String)> {
-    use std::os::fd::AsRawFd;
     let pending = |e: &SourceEntry| matches!(e.kind, SourceKind::File { .. }) && e.key.is_none();
     let Some(first) = entries.iter().position(pending) else { return Ok(()) };
     let d = File::open(dir).map_err(|e| {
@@ -201,23 +200,18 @@ fn stat_run(dir: &Path, entries: &mut [SourceEntry], label: &str) -> std::result
         };
         (first, format!("{shown}: cannot read folder ({}); fix its permissions or remove it", io_reason(&e)))
     })?;
-    let mut name = [0u8; 4096];
     for (i, e) in entries.iter_mut().enumerate().filter(|(_, e)| pending(e)) {
-        let rel = e.rel.as_bytes();
-        let base = &rel[rel.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..];
-        if base.len() >= name.len() || base.contains(&0) {
-            return Err((i, format!("{}: name too long", e.shown(label))));
-        }
-        name[..base.len()].copy_from_slice(base);
-        name[base.len()] = 0;
-        // SAFETY: `name` is NUL-terminated and `st` is a plain C struct the call fills in.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        let r = unsafe { libc::fstatat(d.as_raw_fd(), name.as_ptr().cast(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
-        if r != 0 {
-            let err = std::io::Error::last_os_error();
-            return Err((i, format!("{}: cannot stat ({})", e.shown(label), io_reason(&err))));
-        }
-        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        let rel = e.rel.as_str();
+        let base = &rel[rel.rfind('/').map_or(0, |i| i + 1)..];
+        // rustix makes the name C string on the stack (no allocation) when it is short.
+        let st = match rustix::fs::statat(&d, base, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(err) => {
+                let err = std::io::Error::from(err);
+                return Err((i, format!("{}: cannot stat ({})", e.shown(label), io_reason(&err))));
+            }
+        };
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
             return Err((i, format!("{}: changed while it was being read; run again", e.shown(label))));
         }
         let key = StatKey::of_stat(&st);
@@ -227,17 +221,11 @@ fn stat_run(dir: &Path, entries: &mut [SourceEntry], label: &str) -> std::result
     Ok(())
 }
 
-/// Opens `name` in the open folder `dir` for reading, with `flags` added
-/// (`O_RDONLY | O_CLOEXEC` always).
-pub(super) fn open_in(dir: &File, name: &std::ffi::CStr, flags: libc::c_int) -> std::io::Result<File> {
-    use std::os::fd::{AsRawFd, FromRawFd};
-    // SAFETY: `name` is NUL-terminated and `dir` an open descriptor.
-    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC | flags) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just opened and nothing else owns it.
-    Ok(unsafe { File::from_raw_fd(fd) })
+/// Opens `name` in the open folder `dir` for reading (`O_RDONLY |
+/// O_CLOEXEC`).
+pub(super) fn open_in(dir: &File, name: &std::ffi::OsStr) -> std::io::Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    Ok(File::from(rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?))
 }
 
 /// Opens every regular file of `entries` (walked from the folder labelled
