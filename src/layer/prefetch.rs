@@ -77,7 +77,7 @@ impl<'a> Prefetch<'a> {
     where
         'a: 'scope,
     {
-        let pf = Arc::new(Prefetch::new(files));
+        let pf = Arc::new(Prefetch::new(files, readers));
         for _ in 0..readers {
             let pf = Arc::clone(&pf);
             scope.spawn(move || pf.work());
@@ -85,7 +85,7 @@ impl<'a> Prefetch<'a> {
         Taker { pf, batch: None, next_batch: 0, in_batch: 0 }
     }
 
-    fn new(files: Vec<(&'a Path, u64)>) -> Self {
+    fn new(files: Vec<(&'a Path, u64)>, readers: usize) -> Self {
         let mut batches = Vec::new();
         let (mut start, mut bytes) = (0, 0);
         for (i, &(_, size)) in files.iter().enumerate() {
@@ -101,18 +101,14 @@ impl<'a> Prefetch<'a> {
             batches.push(start..files.len());
         }
         let ready = batches.iter().map(|_| None).collect();
+        // Every buffer the readers will need, from the caller's allocator
+        // arena rather than one arena per reader thread.
+        let free = (0..batches.len().min(WINDOW + readers)).map(|_| vec![0; BUFFER]).collect();
         Prefetch {
             files,
             batches,
             next: AtomicUsize::new(0),
-            state: Mutex::new(State {
-                ready,
-                taken: 0,
-                stopped: false,
-                wanted: None,
-                readers_wait: 0,
-                free: Vec::new(),
-            }),
+            state: Mutex::new(State { ready, taken: 0, stopped: false, wanted: None, readers_wait: 0, free }),
             read: Condvar::new(),
             room: Condvar::new(),
         }
