@@ -89,14 +89,15 @@ impl StatKey {
     }
 
     /// The key of a raw `stat` result (as `fstatat` fills it in).
-    pub fn of_stat(st: &libc::stat) -> StatKey {
+    #[allow(clippy::unnecessary_cast)] // the fields' types differ between targets
+    pub fn of_stat(st: &rustix::fs::Stat) -> StatKey {
         StatKey {
-            dev: st.st_dev,
-            ino: st.st_ino,
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
             size: st.st_size as u64,
-            mtime_ns: nanos(st.st_mtime, st.st_mtime_nsec),
-            ctime_ns: nanos(st.st_ctime, st.st_ctime_nsec),
-            mode: st.st_mode,
+            mtime_ns: nanos(st.st_mtime as i64, st.st_mtime_nsec as i64),
+            ctime_ns: nanos(st.st_ctime as i64, st.st_ctime_nsec as i64),
+            mode: st.st_mode as u32,
         }
     }
 

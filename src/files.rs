@@ -90,9 +90,8 @@ pub fn check_output(path: &Path, flag: &str) -> Result<()> {
 
 /// Whether the current user may create files in `dir`.
 pub fn dir_writable(dir: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else { return false };
-    // SAFETY: `c` is a valid NUL-terminated path.
-    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+    use rustix::fs::Access;
+    rustix::fs::access(dir, Access::WRITE_OK | Access::EXEC_OK).is_ok()
 }
 
 /// The folder a file lives in (`.` for a bare name).
@@ -246,10 +245,13 @@ impl Drop for TempDir {
 
 /// Whether the process `pid` is alive (in this PID namespace).
 fn alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
-    // SAFETY: signal 0 only checks that the process exists.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    // Pid 0 names our own process group: alive, as `kill(0, 0)` says.
+    let Some(pid) = rustix::process::Pid::from_raw(pid) else { return true };
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => true,
+        Err(e) => e == rustix::io::Errno::PERM,
+    }
 }
 
 /// Removes the leftovers of interrupted runs in `dir`: `.wso2img-*` entries

@@ -29,14 +29,39 @@ pub const LEVEL: u8 = 1;
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 
 enum Piece {
-    Chunk(Receiver<Vec<u8>>),
+    Chunk(Receiver<Deflated>),
     Trailer([u8; 8]),
 }
 
 struct Job {
     data: Vec<u8>,
+    /// Where to deflate it (scratch space, reused).
+    out: Vec<u8>,
     last: bool,
-    reply: SyncSender<Vec<u8>>,
+    reply: SyncSender<Deflated>,
+}
+
+/// A chunk's deflate bytes: the first `len` bytes of `buf`.
+struct Deflated {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+/// Buffers handed back once used, so that a layer's chunks reuse a few
+/// buffers instead of allocating two megabytes per chunk. Every buffer is
+/// allocated by the thread that writes into the stream, so that they all
+/// come from (and go back to) its allocator arena, not one per worker.
+#[derive(Default)]
+struct Pool(Mutex<Vec<Vec<u8>>>);
+
+impl Pool {
+    fn take(&self) -> Option<Vec<u8>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    fn give(&self, buf: Vec<u8>) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
+    }
 }
 
 /// A `Write` that gzips into `W` on a pool of threads.
@@ -48,6 +73,10 @@ pub struct ParallelGzip<W: Write + Send + 'static> {
     pieces: Option<SyncSender<Piece>>,
     workers: Vec<JoinHandle<()>>,
     writer: Option<JoinHandle<io::Result<W>>>,
+    /// Input chunks the workers are done with.
+    inputs: Arc<Pool>,
+    /// Output buffers the writer is done with.
+    outputs: Arc<Pool>,
 }
 
 impl<W: Write + Send + 'static> ParallelGzip<W> {
@@ -56,29 +85,39 @@ impl<W: Write + Send + 'static> ParallelGzip<W> {
         let threads = threads.max(1);
         let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads);
         let job_rx = Arc::new(Mutex::new(job_rx));
+        let inputs = Arc::new(Pool::default());
+        let outputs = Arc::new(Pool::default());
         let workers = (0..threads)
             .map(|_| {
-                let rx = job_rx.clone();
-                thread::spawn(move || loop {
-                    let job = match rx.lock() {
-                        Ok(guard) => match guard.recv() {
-                            Ok(j) => j,
+                let (rx, inputs) = (job_rx.clone(), inputs.clone());
+                thread::spawn(move || {
+                    let mut c = CompressorOxide::new(create_comp_flags_from_zip_params(LEVEL as i32, -15, 0));
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(guard) => match guard.recv() {
+                                Ok(j) => j,
+                                Err(_) => return,
+                            },
                             Err(_) => return,
-                        },
-                        Err(_) => return,
-                    };
-                    let _ = job.reply.send(deflate_chunk(&job.data, job.last));
+                        };
+                        let mut buf = job.out;
+                        let len = deflate_chunk(&mut c, &job.data, job.last, &mut buf);
+                        inputs.give(job.data);
+                        let _ = job.reply.send(Deflated { buf, len });
+                    }
                 })
             })
             .collect();
         let (piece_tx, piece_rx) = mpsc::sync_channel::<Piece>(threads * 2);
+        let written = outputs.clone();
         let writer = thread::spawn(move || -> io::Result<W> {
             out.write_all(&HEADER)?;
             for piece in piece_rx {
                 match piece {
                     Piece::Chunk(rx) => {
-                        let data = rx.recv().map_err(|_| io::Error::other("a compression worker stopped"))?;
-                        out.write_all(&data)?;
+                        let d = rx.recv().map_err(|_| io::Error::other("a compression worker stopped"))?;
+                        out.write_all(&d.buf[..d.len])?;
+                        written.give(d.buf);
                     }
                     Piece::Trailer(t) => {
                         out.write_all(&t)?;
@@ -97,14 +136,24 @@ impl<W: Write + Send + 'static> ParallelGzip<W> {
             pieces: Some(piece_tx),
             workers,
             writer: Some(writer),
+            inputs,
+            outputs,
         }
     }
 
     fn submit(&mut self, last: bool) -> io::Result<()> {
-        let data = std::mem::replace(&mut self.buf, if last { Vec::new() } else { Vec::with_capacity(CHUNK) });
+        let next = if last {
+            Vec::new()
+        } else {
+            let mut b = self.inputs.take().unwrap_or_else(|| Vec::with_capacity(CHUNK));
+            b.clear();
+            b
+        };
+        let data = std::mem::replace(&mut self.buf, next);
+        let out = self.outputs.take().unwrap_or_else(|| vec![0; CHUNK + CHUNK / 8 + 1024]);
         let (reply, rx) = mpsc::sync_channel(1);
         let sent = self.pieces.as_ref().map(|p| p.send(Piece::Chunk(rx)).is_ok()).unwrap_or(false)
-            && self.jobs.as_ref().map(|j| j.send(Job { data, last, reply }).is_ok()).unwrap_or(false);
+            && self.jobs.as_ref().map(|j| j.send(Job { data, out, last, reply }).is_ok()).unwrap_or(false);
         if sent {
             Ok(())
         } else {
@@ -174,45 +223,57 @@ impl<W: Write + Send + 'static> Drop for ParallelGzip<W> {
 /// Bytes sampled to decide whether a chunk is worth compressing.
 const SAMPLE: usize = 64 * 1024;
 
-/// Deflates one chunk as raw deflate, or stores it when it is incompressible;
-/// byte-aligned at the end, final only if it is the last.
-fn deflate_chunk(data: &[u8], last: bool) -> Vec<u8> {
+/// Deflates one chunk as raw deflate into `out` with `c`, or stores it
+/// when it is incompressible; byte-aligned at the end, final only if it is
+/// the last. The deflate bytes are the first ones of `out` (their number is
+/// returned); the rest of it is scratch space kept for the next chunk.
+fn deflate_chunk(c: &mut CompressorOxide, data: &[u8], last: bool, out: &mut Vec<u8>) -> usize {
     if data.len() >= SAMPLE {
-        let probe = compress_raw(&data[..SAMPLE], true);
-        if probe.len() * 100 >= SAMPLE * 98 {
-            return stored(data, last);
+        let probe = compress_raw(c, &data[..SAMPLE], true, out);
+        if probe * 100 >= SAMPLE * 98 {
+            return stored(data, last, out);
         }
     }
-    compress_raw(data, last)
+    compress_raw(c, data, last, out)
 }
 
-/// Deflate stored blocks (at most 65,535 bytes each) holding `data`.
-fn stored(data: &[u8], last: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + data.len() / 65_535 * 5 + 10);
-    let mut blocks = data.chunks(65_535).peekable();
-    if blocks.peek().is_none() {
-        out.extend_from_slice(&[last as u8, 0, 0, 0xff, 0xff]);
+/// Deflate stored blocks (at most 65,535 bytes each) holding `data`, at
+/// the start of `out`; returns their length.
+fn stored(data: &[u8], last: bool, out: &mut Vec<u8>) -> usize {
+    let need = data.len() + data.len().div_ceil(65_535).max(1) * 5;
+    if out.len() < need {
+        out.resize(need, 0);
     }
+    if data.is_empty() {
+        out[..5].copy_from_slice(&[last as u8, 0, 0, 0xff, 0xff]);
+        return 5;
+    }
+    let mut at = 0;
+    let mut blocks = data.chunks(65_535).peekable();
     while let Some(b) = blocks.next() {
         let fin = last && blocks.peek().is_none();
         let len = b.len() as u16;
-        out.push(fin as u8);
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&(!len).to_le_bytes());
-        out.extend_from_slice(b);
+        out[at] = fin as u8;
+        out[at + 1..at + 3].copy_from_slice(&len.to_le_bytes());
+        out[at + 3..at + 5].copy_from_slice(&(!len).to_le_bytes());
+        out[at + 5..at + 5 + b.len()].copy_from_slice(b);
+        at += 5 + b.len();
     }
-    out
+    at
 }
 
-/// Deflates `data` with miniz_oxide at [`LEVEL`].
-fn compress_raw(data: &[u8], last: bool) -> Vec<u8> {
-    let flags = create_comp_flags_from_zip_params(LEVEL as i32, -15, 0);
-    let mut c = CompressorOxide::new(flags);
-    let mut out = vec![0u8; data.len() + data.len() / 8 + 1024];
+/// Deflates `data` with miniz_oxide at [`LEVEL`] (`c`, reset first) into
+/// the start of `out`, growing it as needed; returns the length.
+fn compress_raw(c: &mut CompressorOxide, data: &[u8], last: bool, out: &mut Vec<u8>) -> usize {
+    c.reset();
+    let need = data.len() + data.len() / 8 + 1024;
+    if out.len() < need {
+        out.resize(need, 0);
+    }
     let flush = if last { TDEFLFlush::Finish } else { TDEFLFlush::Sync };
     let (mut inp, mut outp) = (0usize, 0usize);
     loop {
-        let (status, ni, no) = compress(&mut c, &data[inp..], &mut out[outp..], flush);
+        let (status, ni, no) = compress(c, &data[inp..], &mut out[outp..], flush);
         inp += ni;
         outp += no;
         match status {
@@ -225,8 +286,7 @@ fn compress_raw(data: &[u8], last: bool) -> Vec<u8> {
             other => unreachable!("deflate of an in-memory buffer failed: {other:?}"),
         }
     }
-    out.truncate(outp);
-    out
+    outp
 }
 
 #[cfg(test)]
@@ -272,7 +332,9 @@ mod tests {
         let mut back = Vec::new();
         flate2::read::GzDecoder::new(&out[..]).read_to_end(&mut back).unwrap();
         assert_eq!(back, data);
-        assert_eq!(stored(&[], true), [1, 0, 0, 0xff, 0xff]);
+        let mut out = Vec::new();
+        assert_eq!(stored(&[], true, &mut out), 5);
+        assert_eq!(out[..5], [1, 0, 0, 0xff, 0xff]);
     }
 
     #[test]

@@ -1,13 +1,14 @@
-//! Hashing many layers' tars at once: every core hashes two layers side by
-//! side, pulling a piece of each one's [`TarStream`] in turn and feeding
-//! both to [`Hasher::update_pair`] — each SHA-NI round waits for the one
-//! before, so two streams keep a core's sha256 unit up to 1.8 times as busy
-//! as one. Layers are taken in the order given (biggest first, for balance).
+//! Hashing many layers' tars at once: one layer at a time on each core of
+//! the thread pool, each pulling its [`TarStream`] a piece at a time into
+//! one sha256 (the `sha2` crate's, with the CPU's SHA extensions where it
+//! has them). Layers are taken in the order given (biggest first, for
+//! balance).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::stream::TarStream;
-use super::{threads, LayerSpec, Look, TarDigest};
+use rayon::prelude::*;
+
+use super::{LayerSpec, Look, TarDigest};
 use crate::digest::{Digest, Hasher};
 use crate::error::Result;
 
@@ -31,105 +32,32 @@ pub fn hash_all<'a>(
     look: Option<Look<'a>>,
     done: &(dyn Fn(usize, Result<Hashed>) + Sync),
 ) {
-    let work = Work { specs, digests, look, done, next: AtomicUsize::new(0) };
-    std::thread::scope(|scope| {
-        for _ in 0..threads().min(specs.len()) {
-            let work = &work;
-            scope.spawn(move || work.run(scope));
-        }
+    // Each worker takes the next layer in order once it is free (a parallel
+    // iterator over the layers would split them in halves instead).
+    let next = AtomicUsize::new(0);
+    let workers = rayon::current_num_threads().min(specs.len());
+    (0..workers).into_par_iter().with_max_len(1).for_each(|_| loop {
+        let k = next.fetch_add(1, Ordering::Relaxed);
+        let Some(spec) = specs.get(k) else { return };
+        done(k, hash_one(spec, digests(k), look));
     });
 }
 
-struct Work<'w, 'a> {
-    specs: &'w [&'a LayerSpec],
-    digests: &'w (dyn Fn(usize) -> bool + Sync),
-    look: Option<Look<'a>>,
-    done: &'w (dyn Fn(usize, Result<Hashed>) + Sync),
-    /// The next layer to take.
-    next: AtomicUsize,
-}
-
-/// A layer one thread is hashing: `k` of the specs.
-struct Running<'a> {
-    k: usize,
-    stream: TarStream<'a>,
-    hasher: Hasher,
-    /// How much of the stream's current piece is hashed.
-    off: usize,
-}
-
-impl<'a> Work<'_, 'a> {
-    /// One hashing thread: up to two layers at a time until none is left
-    /// (their read-ahead threads run on `scope`). Of two layers' pieces,
-    /// as many bytes of each as the shorter holds are hashed side by side;
-    /// the rest waits for the other's next piece.
-    fn run<'scope>(&self, scope: &'scope std::thread::Scope<'scope, '_>)
-    where
-        'a: 'scope,
-    {
-        let mut running: Vec<Running<'a>> = Vec::with_capacity(2);
+/// Hashes one layer's tar (its read-ahead threads, if any, end with it).
+fn hash_one(spec: &LayerSpec, digests: bool, look: Option<Look<'_>>) -> Result<Hashed> {
+    std::thread::scope(|scope| {
+        let mut stream = spec.stream(scope, digests, look);
+        let mut hasher = Hasher::new();
         loop {
-            while running.len() < 2 {
-                let k = self.next.fetch_add(1, Ordering::Relaxed);
-                let Some(spec) = self.specs.get(k) else { break };
-                let stream = spec.stream(scope, (self.digests)(k), self.look);
-                running.push(Running { k, stream, hasher: Hasher::new(), off: 0 });
+            let piece = stream.pull()?;
+            if piece.is_empty() {
+                break;
             }
-            if running.is_empty() {
-                return;
-            }
-            if self.pull(&mut running) {
-                continue;
-            }
-            match running.as_mut_slice() {
-                [a, b] => {
-                    let (x, y) = (&a.stream.piece()[a.off..], &b.stream.piece()[b.off..]);
-                    let n = x.len().min(y.len());
-                    Hasher::update_pair(&mut a.hasher, &x[..n], &mut b.hasher, &y[..n]);
-                    a.off += n;
-                    b.off += n;
-                }
-                [a] => {
-                    let x = &a.stream.piece()[a.off..];
-                    a.hasher.update(x);
-                    a.off += x.len();
-                }
-                _ => {}
-            }
+            hasher.update(piece);
         }
-    }
-
-    /// Every running layer whose piece is hashed pulls its next one; those
-    /// that ended (or failed) are reported and dropped. Whether one was.
-    fn pull(&self, running: &mut Vec<Running<'a>>) -> bool {
-        let mut ended = false;
-        let mut j = 0;
-        while j < running.len() {
-            let r = &mut running[j];
-            if r.off < r.stream.piece().len() {
-                j += 1;
-                continue;
-            }
-            r.off = 0;
-            let result = match r.stream.pull() {
-                Ok(piece) if !piece.is_empty() => {
-                    j += 1;
-                    continue;
-                }
-                Ok(_) => Ok(()),
-                Err(e) => Err(e),
-            };
-            let mut r = running.remove(j);
-            let result = result.map(|()| {
-                let (diff_id, size) = r.hasher.finish();
-                Hashed { tar: TarDigest { diff_id, size }, digests: r.stream.take_digests() }
-            });
-            drop(r.stream);
-            (self.done)(r.k, result);
-            ended = true;
-        }
-        ended
-    }
+        let (diff_id, size) = hasher.finish();
+        Ok(Hashed { tar: TarDigest { diff_id, size }, digests: stream.take_digests() })
+    })
 }
 
 #[cfg(test)]
@@ -166,11 +94,11 @@ pub(super) mod tests {
         s
     }
 
-    /// Layers hashed two by two on each thread — of every size, one of many
-    /// small files read ahead, one failing — give what their tars hash to
-    /// alone, and the failure names its file without stopping the others.
+    /// Layers hashed on every core — of every size, one of many small files
+    /// read ahead, one failing — give what their tars hash to, and the
+    /// failure names its file without stopping the others.
     #[test]
-    fn layers_hashed_in_pairs_hash_as_their_tars_do_and_one_failure_stays_its_own() {
+    fn layers_hashed_at_once_hash_as_their_tars_do_and_one_failure_stays_its_own() {
         let d = tempfile::tempdir().unwrap();
         let many: Vec<(String, usize)> = (0..300).map(|i| (format!("t/{i:03}.css"), (i * 37) % 2000)).collect();
         let many: Vec<(&str, usize)> = many.iter().map(|(p, n)| (p.as_str(), *n)).collect();
@@ -182,7 +110,7 @@ pub(super) mod tests {
             spec(d.path(), "small", &[("d.jar", 100)]),
             spec(d.path(), "empty-file", &[("e.jar", 0)]),
         ];
-        // It fails at once, next to a layer with a full buffer to hash.
+        // It fails at once, while the other layers are being hashed.
         std::fs::remove_file(d.path().join("c-gone.jar")).unwrap();
         let refs: Vec<&LayerSpec> = specs.iter().collect();
         let got: Vec<Mutex<Option<Result<Hashed>>>> = refs.iter().map(|_| Mutex::new(None)).collect();

@@ -11,7 +11,6 @@
 pub mod gzip;
 pub mod hash;
 pub mod ignore;
-pub mod mapped;
 pub mod prefetch;
 pub mod split;
 pub mod stream;
@@ -417,7 +416,7 @@ impl LayerSpec {
         look: Option<Look<'_>>,
     ) -> Result<()> {
         std::thread::scope(|scope| {
-            let mut stream = self.stream(scope, digests.is_some(), look).private();
+            let mut stream = self.stream(scope, digests.is_some(), look);
             loop {
                 let piece = stream.pull()?;
                 if piece.is_empty() {
@@ -506,26 +505,8 @@ pub fn threads() -> usize {
 /// order, the pieces shared out over every core. The pieces do not depend on
 /// the number of cores, so neither do the results.
 pub fn map_chunks<T: Sync, R: Send>(items: &[T], chunk: usize, f: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
-    let pieces: Vec<&[T]> = items.chunks(chunk.max(1)).collect();
-    let workers = threads().min(pieces.len());
-    if workers < 2 {
-        return pieces.into_iter().map(f).collect();
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let done: Vec<std::sync::Mutex<Option<R>>> = pieces.iter().map(|_| std::sync::Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(piece) = pieces.get(i) else { break };
-                let r = f(piece);
-                *done[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-            });
-        }
-    });
-    done.into_iter()
-        .map(|d| d.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every piece was mapped"))
-        .collect()
+    use rayon::prelude::*;
+    items.par_chunks(chunk.max(1)).with_max_len(1).map(&f).collect()
 }
 
 /// Builds the layer's gzip blob as a new file in `dir`.

@@ -12,7 +12,6 @@
 use std::fs::File;
 use std::io::Read;
 use std::ops::Range;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -78,7 +77,7 @@ impl<'a> Prefetch<'a> {
     where
         'a: 'scope,
     {
-        let pf = Arc::new(Prefetch::new(files));
+        let pf = Arc::new(Prefetch::new(files, readers));
         for _ in 0..readers {
             let pf = Arc::clone(&pf);
             scope.spawn(move || pf.work());
@@ -86,7 +85,7 @@ impl<'a> Prefetch<'a> {
         Taker { pf, batch: None, next_batch: 0, in_batch: 0 }
     }
 
-    fn new(files: Vec<(&'a Path, u64)>) -> Self {
+    fn new(files: Vec<(&'a Path, u64)>, readers: usize) -> Self {
         let mut batches = Vec::new();
         let (mut start, mut bytes) = (0, 0);
         for (i, &(_, size)) in files.iter().enumerate() {
@@ -102,18 +101,14 @@ impl<'a> Prefetch<'a> {
             batches.push(start..files.len());
         }
         let ready = batches.iter().map(|_| None).collect();
+        // Every buffer the readers will need, from the caller's allocator
+        // arena rather than one arena per reader thread.
+        let free = (0..batches.len().min(WINDOW + readers)).map(|_| vec![0; BUFFER]).collect();
         Prefetch {
             files,
             batches,
             next: AtomicUsize::new(0),
-            state: Mutex::new(State {
-                ready,
-                taken: 0,
-                stopped: false,
-                wanted: None,
-                readers_wait: 0,
-                free: Vec::new(),
-            }),
+            state: Mutex::new(State { ready, taken: 0, stopped: false, wanted: None, readers_wait: 0, free }),
             read: Condvar::new(),
             room: Condvar::new(),
         }
@@ -247,9 +242,9 @@ impl Taker<'_> {
 
 /// Opens a folder only to look files up in it (needs no read permission).
 #[cfg(target_os = "linux")]
-const FOLDER_ONLY: libc::c_int = libc::O_PATH;
+const FOLDER_ONLY: rustix::fs::OFlags = rustix::fs::OFlags::PATH;
 #[cfg(not(target_os = "linux"))]
-const FOLDER_ONLY: libc::c_int = 0;
+const FOLDER_ONLY: rustix::fs::OFlags = rustix::fs::OFlags::empty();
 
 /// The folder a reader opened last (its path and descriptor), to open
 /// files relative to it.
@@ -260,18 +255,17 @@ impl Folder {
     /// Opens `path` relative to its folder (opened when it is not the last
     /// one), following symlinks as `File::open` does.
     fn open(&mut self, path: &Path) -> std::io::Result<File> {
-        use std::os::unix::ffi::OsStrExt;
+        use rustix::fs::{Mode, OFlags};
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else { return File::open(path) };
-        let Ok(name) = std::ffi::CString::new(name.as_bytes()) else { return File::open(path) };
         let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
         if self.0.as_ref().is_none_or(|(p, _)| p != parent) {
             self.0 = None;
-            let d =
-                std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | FOLDER_ONLY).open(parent)?;
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | FOLDER_ONLY;
+            let d = File::from(rustix::fs::open(parent, flags, Mode::empty())?);
             self.0 = Some((parent.to_path_buf(), d));
         }
         let (_, dir) = self.0.as_ref().expect("opened above");
-        super::walk::open_in(dir, &name, 0)
+        super::walk::open_in(dir, name)
     }
 }
 

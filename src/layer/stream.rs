@@ -1,12 +1,8 @@
 //! A layer's tar as a stream the caller pulls a piece at a time
-//! ([`TarStream::pull`]): headers and small files are laid out in the
-//! stream's own buffer (small files copied from the read-ahead, or read into
-//! it), and a big file is handed out straight from its mapping
-//! ([`super::mapped`]), so that hashing reads its bytes where the page cache
-//! holds them and one thread can hash two layers side by side. A writer's
-//! stream is [`TarStream::private`]: big files are read into its buffer, so
-//! what it hashes is what it writes, even if a file is rewritten in place
-//! meanwhile.
+//! ([`TarStream::pull`]): headers and file bytes are laid out in the
+//! stream's own buffer (small files copied from the read-ahead, bigger ones
+//! read into it), so a piece the caller holds never changes under it, even
+//! if a file is rewritten in place meanwhile.
 
 use std::collections::btree_map;
 use std::fs::File;
@@ -15,15 +11,10 @@ use std::ops::Range;
 use std::path::Path;
 use std::thread::Scope;
 
-use super::mapped::{Mapped, WINDOW};
 use super::prefetch::{self, Prefetch, Taker};
 use super::{cannot_read, changed_size, tar, threads, EntryKind, LayerEntry, LayerSpec, Look, HEAD, STREAM_BUFFER};
 use crate::digest::{Digest, Hasher};
 use crate::error::Result;
-
-/// Files at least this big are mapped rather than read (below it, mapping
-/// and unmapping cost more than the copy they save).
-const MAP_MIN: u64 = STREAM_BUFFER as u64;
 
 /// A layer's tar, pulled a piece at a time.
 pub struct TarStream<'a> {
@@ -39,20 +30,8 @@ pub struct TarStream<'a> {
     look: Option<Look<'a>>,
     /// The end-of-archive marker was queued.
     ended: bool,
-    /// Where pieces that are not a mapped file's bytes are laid out.
+    /// Where every piece is laid out.
     buf: Vec<u8>,
-    /// The piece handed out last.
-    piece: Piece,
-    /// Big files are mapped (else read, like small ones).
-    map: bool,
-}
-
-/// The piece [`TarStream::pull`] handed out last.
-enum Piece {
-    /// The first bytes of the stream's buffer.
-    Buf(usize),
-    /// A stretch of the current (mapped) file.
-    Mapped(Range<usize>),
 }
 
 /// A regular file being handed out.
@@ -69,9 +48,6 @@ enum Bytes {
     /// Being read; `left` bytes to go, `head` its first bytes, `hasher` its
     /// digest when digests are taken.
     Reading { f: File, left: u64, head: [u8; HEAD], held: usize, hasher: Option<Hasher> },
-    /// Mapped a window at a time: `map` is the window from `base`, handed
-    /// out up to `at`; `short` once a window was cut short.
-    Mapped { f: File, map: Mapped, base: u64, at: usize, short: bool, hasher: Option<Hasher> },
 }
 
 impl LayerSpec {
@@ -104,82 +80,24 @@ impl LayerSpec {
             look,
             ended: false,
             buf: vec![0; STREAM_BUFFER],
-            piece: Piece::Buf(0),
-            map: true,
         }
     }
 }
 
 impl<'a> TarStream<'a> {
-    /// The stream with every piece in its own buffer: big files read, not
-    /// handed out from their mappings. What a writer that hashes and
-    /// compresses the same bytes needs, so that the blob it writes always has
-    /// the digest it computes.
-    pub fn private(mut self) -> Self {
-        self.map = false;
-        self
-    }
-
     /// The next piece of the tar (at most [`STREAM_BUFFER`] bytes), empty
-    /// once it ended; [`TarStream::piece`] shows it again until the next
-    /// call. A big file's piece is its mapping itself (unless the stream is
-    /// [`TarStream::private`]): a file rewritten in place meanwhile may show
-    /// other bytes each time it is read. Fails naming the file that cannot be
-    /// read, or that changed size since it was planned.
+    /// once it ended; it stays as it is until the next call. Fails naming
+    /// the file that cannot be read, or that changed size since it was
+    /// planned.
     pub fn pull(&mut self) -> Result<&[u8]> {
-        self.piece = match self.mapped_piece()? {
-            Some(r) => Piece::Mapped(r),
-            None => Piece::Buf(self.fill()?),
-        };
-        Ok(self.piece())
-    }
-
-    /// The piece [`TarStream::pull`] handed out last.
-    pub fn piece(&self) -> &[u8] {
-        match (&self.piece, self.file.as_ref().map(|f| &f.bytes)) {
-            (Piece::Mapped(r), Some(Bytes::Mapped { map, .. })) => &map.bytes()[r.clone()],
-            (Piece::Buf(n), _) => &self.buf[..*n],
-            (Piece::Mapped(_), _) => unreachable!("a mapped piece is handed out only from the current file"),
-        }
-    }
-
-    /// The next stretch of the current file when it is mapped (mapping its
-    /// next window, or ending it once all of it was handed out).
-    fn mapped_piece(&mut self) -> Result<Option<Range<usize>>> {
-        let Some(Current { source, size, bytes: Bytes::Mapped { f, map, base, at, short, hasher } }) =
-            self.file.as_mut()
-        else {
-            return Ok(None);
-        };
-        if *at == map.bytes().len() {
-            let next = *base + *at as u64;
-            if next == *size {
-                self.end_file()?;
-                return Ok(None);
-            }
-            *short |= map.cut_short();
-            *map = Mapped::map(f, next, (*size - next).min(WINDOW))
-                .ok_or_else(|| cannot_read(source, &std::io::Error::other("it could not be mapped")))?;
-            (*base, *at) = (next, 0);
-        }
-        let r = *at..map.bytes().len().min(*at + STREAM_BUFFER);
-        if let Some(h) = hasher {
-            h.update(&map.bytes()[r.clone()]);
-        }
-        *at = r.end;
-        Ok(Some(r))
-    }
-
-    /// Lays out the next bytes of the tar in the stream's buffer, up to a
-    /// mapped file's bytes: fewer than it holds only then or when the tar
-    /// ends.
-    fn fill(&mut self) -> Result<usize> {
         let mut buf = std::mem::take(&mut self.buf);
         let filled = self.fill_into(&mut buf);
         self.buf = buf;
-        filled
+        Ok(&self.buf[..filled?])
     }
 
+    /// Lays out the next bytes of the tar in `buf`: fewer than it holds
+    /// only when the tar ends.
     fn fill_into(&mut self, buf: &mut [u8]) -> Result<usize> {
         let mut at = 0;
         while at < buf.len() {
@@ -187,10 +105,7 @@ impl<'a> TarStream<'a> {
                 let n = (self.head.len() - self.head_at).min(buf.len() - at);
                 buf[at..at + n].copy_from_slice(&self.head[self.head_at..self.head_at + n]);
                 (at, self.head_at) = (at + n, self.head_at + n);
-            } else if let Some(cur) = &self.file {
-                if matches!(cur.bytes, Bytes::Mapped { .. }) {
-                    break;
-                }
+            } else if self.file.is_some() {
                 at += self.file_bytes(&mut buf[at..])?;
             } else if let Some((path, e)) = self.entries.next() {
                 self.begin(path, e)?;
@@ -254,23 +169,10 @@ impl<'a> TarStream<'a> {
         Ok(())
     }
 
-    /// Opens a file to hand out: mapped when it is big (and still its
-    /// planned size) and the stream maps, read otherwise.
+    /// Opens a file to read its bytes into the stream's buffer.
     fn open(&self, source: &'a Path, size: u64) -> Result<Bytes> {
         let f = File::open(source).map_err(|e| cannot_read(source, &e))?;
         let hasher = self.digests.is_some().then(Hasher::new);
-        if self.map && size >= MAP_MIN {
-            let now = f.metadata().map_err(|e| cannot_read(source, &e))?.len();
-            if now != size {
-                return Err(changed_size(source, size, now));
-            }
-            if let Some(map) = Mapped::map(&f, 0, size.min(WINDOW)) {
-                if let Some(look) = self.look {
-                    look(source, &map.bytes()[..HEAD]);
-                }
-                return Ok(Bytes::Mapped { f, map, base: 0, at: 0, short: false, hasher });
-            }
-        }
         Ok(Bytes::Reading { f, left: size, head: [0; HEAD], held: 0, hasher })
     }
 
@@ -289,7 +191,6 @@ impl<'a> TarStream<'a> {
                 }
                 n
             }
-            Bytes::Mapped { .. } => unreachable!("a mapped file is handed out by mapped_piece"),
             Bytes::Reading { f, left, head, held, hasher } => {
                 let want = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
                 let n =
@@ -310,7 +211,7 @@ impl<'a> TarStream<'a> {
         Ok(n)
     }
 
-    /// Ends the current file: a file read or mapped here (not taken from
+    /// Ends the current file: a file read here (not taken from
     /// the read-ahead, which checked it) is looked at and must still have
     /// its planned size, none of its planned bytes missing.
     fn end_file(&mut self) -> Result<()> {
@@ -323,7 +224,6 @@ impl<'a> TarStream<'a> {
                 }
                 (Some(f), left != 0, hasher)
             }
-            Bytes::Mapped { f, map, short, hasher, .. } => (Some(f), short || map.cut_short(), hasher),
         };
         if let Some(f) = f {
             let now = f.metadata().map_err(|e| cannot_read(cur.source, &e))?.len();
@@ -344,63 +244,85 @@ mod tests {
     use super::*;
 
     /// Pulled a piece at a time — headers and padding split across pieces,
-    /// files read here, read ahead, and mapped — the stream is the tar, and
-    /// the look sees each file's first bytes.
+    /// files read here and read ahead — the stream is the tar, and the look
+    /// sees each file's first bytes.
     #[test]
     fn a_stream_pulled_piece_by_piece_is_the_tar() {
         let d = tempfile::tempdir().unwrap();
         let names: Vec<(String, usize)> = (0..400).map(|i| (format!("t/{i:03}/x.css"), (i * 1031) % 3000)).collect();
         let mut files: Vec<(&str, usize)> = names.iter().map(|(p, n)| (p.as_str(), *n)).collect();
-        // Mapped (three pieces, the last short), read here (big but below
-        // the mapping threshold), mapped at exactly one piece, and mapped in
-        // two windows.
-        let two_windows = WINDOW as usize + 300_000;
+        // Big files: three pieces (the last short), below a piece, exactly
+        // one piece, and several megabytes.
         files.extend([
             ("big.jar", 700_001),
             ("mid.jar", 200_000),
             ("one.jar", STREAM_BUFFER),
-            ("two.jar", two_windows),
+            ("two.jar", (2 << 20) + 300_000),
         ]);
         let spec = crate::layer::hash::tests::spec(d.path(), "mixed", &files);
         let mut want = Vec::new();
         let mut want_digests = Vec::new();
         spec.write_tar_digesting(&mut want, &mut want_digests).unwrap();
+        let mut by_hand = tar_by_hand(&spec);
+        assert!(want == by_hand, "the stream is the tar the tar module writes entry by entry");
+        by_hand.clear();
         let looked = std::sync::Mutex::new(0);
         let look = |source: &Path, first: &[u8]| {
             let all = std::fs::read(source).unwrap();
             assert!(all.starts_with(first) && first.len() >= HEAD.min(all.len()), "{}", source.display());
             *looked.lock().unwrap() += 1;
         };
-        let windows = (WINDOW as usize).div_ceil(STREAM_BUFFER) + 300_000usize.div_ceil(STREAM_BUFFER);
-        for private in [false, true] {
-            *looked.lock().unwrap() = 0;
-            let mut got = Vec::new();
-            let mut mapped = 0;
-            let digests = std::thread::scope(|scope| {
-                let stream = spec.stream(scope, true, Some(&look));
-                let mut stream = if private { stream.private() } else { stream };
-                loop {
-                    let piece = stream.pull().unwrap().to_vec();
-                    if piece.is_empty() {
-                        break;
-                    }
-                    assert!(piece.len() <= STREAM_BUFFER);
-                    assert!(stream.piece() == piece.as_slice(), "piece shows the last piece again");
-                    mapped += usize::from(matches!(stream.piece, Piece::Mapped(_)));
-                    got.extend_from_slice(stream.piece());
+        let mut got = Vec::new();
+        let digests = std::thread::scope(|scope| {
+            let mut stream = spec.stream(scope, true, Some(&look));
+            loop {
+                let piece = stream.pull().unwrap();
+                if piece.is_empty() {
+                    break;
                 }
-                stream.take_digests()
-            });
-            assert_eq!(got.len(), want.len());
-            assert!(got == want, "the pieces differ from the tar (private: {private})");
-            assert_eq!(digests, want_digests);
-            assert_eq!(*looked.lock().unwrap(), files.len());
-            let want_mapped = if private { 0 } else { 3 + 1 + windows };
-            assert_eq!(mapped, want_mapped, "mapped pieces straight from their mappings, none from a private stream");
-        }
+                assert!(piece.len() <= STREAM_BUFFER);
+                got.extend_from_slice(piece);
+            }
+            stream.take_digests()
+        });
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "the pieces differ from the tar");
+        assert_eq!(digests, want_digests);
+        assert_eq!(*looked.lock().unwrap(), files.len());
     }
 
-    /// A file read or mapped here (not read ahead) that grew or shrank since
+    /// The tar of `spec` written entry by entry with the tar module, whole
+    /// files read with `std::fs::read`.
+    fn tar_by_hand(spec: &LayerSpec) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (path, e) in spec.entries() {
+            let dir_path = format!("{path}/");
+            let (path, kind, size, link) = match &e.kind {
+                EntryKind::Dir => (dir_path.as_str(), tar::EntryType::Dir, 0, ""),
+                EntryKind::File { size, .. } => (path, tar::EntryType::File, *size, ""),
+                EntryKind::Symlink { target } => (path, tar::EntryType::Symlink, 0, target.as_str()),
+            };
+            let h = tar::Header {
+                path,
+                kind,
+                mode: e.mode,
+                uid: e.owner.uid,
+                gid: e.owner.gid,
+                size,
+                mtime: spec.mtime,
+                link,
+            };
+            tar::write_header(&mut out, &h).unwrap();
+            if let EntryKind::File { source, size } = &e.kind {
+                out.extend(std::fs::read(source).unwrap());
+                tar::pad(&mut out, *size).unwrap();
+            }
+        }
+        tar::finish(&mut out).unwrap();
+        out
+    }
+
+    /// A file read here (not read ahead) that grew or shrank since
     /// it was planned fails the stream, naming it with both sizes.
     #[test]
     fn a_streamed_file_that_changed_size_fails_naming_it() {
@@ -423,13 +345,12 @@ mod tests {
         }
     }
 
-    /// A mapped file cut short while its pieces are being handed out reads
-    /// as zeros past its new end (instead of killing the process), and the
-    /// stream fails naming it.
+    /// A big file cut short while its pieces are being handed out fails
+    /// the stream, naming it.
     #[test]
-    fn a_mapped_file_cut_short_midway_fails_the_stream() {
+    fn a_big_file_cut_short_midway_fails_the_stream() {
         let d = tempfile::tempdir().unwrap();
-        let size = WINDOW as usize + (1 << 20);
+        let size = 3 << 20;
         let spec = crate::layer::hash::tests::spec(d.path(), "big", &[("big.jar", size)]);
         let e = std::thread::scope(|scope| {
             let mut stream = spec.stream(scope, false, None);

@@ -10,6 +10,8 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use crate::cache::StatKey;
 use crate::error::{io_reason, Error, Result};
 use crate::layer::ignore::{self, Excluded, Nested, Rules};
@@ -137,7 +139,9 @@ pub fn walk_filtered(root: &Path, label: &str, rules: &Rules) -> Result<(Vec<Sou
             }
         }
     }
-    out.sort_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
+    // Paths are unique, so an unstable sort gives the same order, in place:
+    // a stable one would allocate a scratch copy as big as the list.
+    out.sort_unstable_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
     excluded.sort_by(|a, b| a.path.cmp(&b.path));
     Ok((out, excluded))
 }
@@ -154,7 +158,7 @@ const STAT_INLINE: usize = 4 * STAT_TASK;
 /// `dirs[dir]`, each stat-ed relative to that folder's descriptor. The first
 /// failure in walk order is the error.
 fn stat_files(out: &mut [SourceEntry], dirs: &[PathBuf], runs: &[(usize, usize, usize)], label: &str) -> Result<()> {
-    let mut tasks: Vec<(usize, usize, &Path, &mut [SourceEntry])> = Vec::new();
+    let mut tasks: Vec<(usize, &Path, &mut [SourceEntry])> = Vec::new();
     let mut rest = out;
     let mut at = 0;
     for &(dir, start, end) in runs {
@@ -169,37 +173,17 @@ fn stat_files(out: &mut [SourceEntry], dirs: &[PathBuf], runs: &[(usize, usize, 
         while !run.is_empty() {
             let n = run.len().min(STAT_TASK);
             let (part, more) = std::mem::take(&mut run).split_at_mut(n);
-            tasks.push((first, n, dirs[dir].as_path(), part));
+            tasks.push((first, dirs[dir].as_path(), part));
             first += n;
             run = more;
         }
     }
-    let files: usize = tasks.iter().map(|t| t.1).sum();
-    let threads = if files >= 2 * STAT_TASK { crate::layer::threads().max(1) } else { 1 };
-    let queue = std::sync::Mutex::new(tasks);
-    let work = || {
-        let mut failure: Option<(usize, String)> = None;
-        loop {
-            let task = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            let Some((first, _, dir, entries)) = task else { break };
-            if let Err((i, why)) = stat_run(dir, entries, label) {
-                let at = first + i;
-                if failure.as_ref().is_none_or(|(j, _)| at < *j) {
-                    failure = Some((at, why));
-                }
-            }
-        }
-        failure
-    };
-    let failures: Vec<Option<(usize, String)>> = if threads < 2 {
-        vec![work()]
-    } else {
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
-            workers.into_iter().map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
-        })
-    };
-    match failures.into_iter().flatten().min_by_key(|(i, _)| *i) {
+    let failure = tasks
+        .into_par_iter()
+        .with_max_len(1)
+        .filter_map(|(first, dir, entries)| stat_run(dir, entries, label).err().map(|(i, why)| (first + i, why)))
+        .min_by_key(|(i, _)| *i);
+    match failure {
         Some((_, why)) => Err(Error::input(why)),
         None => Ok(()),
     }
@@ -209,7 +193,6 @@ fn stat_files(out: &mut [SourceEntry], dirs: &[PathBuf], runs: &[(usize, usize, 
 /// to its descriptor; on failure, the index of the entry and the message
 /// (paths shown under `label`).
 fn stat_run(dir: &Path, entries: &mut [SourceEntry], label: &str) -> std::result::Result<(), (usize, String)> {
-    use std::os::fd::AsRawFd;
     let pending = |e: &SourceEntry| matches!(e.kind, SourceKind::File { .. }) && e.key.is_none();
     let Some(first) = entries.iter().position(pending) else { return Ok(()) };
     let d = File::open(dir).map_err(|e| {
@@ -219,23 +202,18 @@ fn stat_run(dir: &Path, entries: &mut [SourceEntry], label: &str) -> std::result
         };
         (first, format!("{shown}: cannot read folder ({}); fix its permissions or remove it", io_reason(&e)))
     })?;
-    let mut name = [0u8; 4096];
     for (i, e) in entries.iter_mut().enumerate().filter(|(_, e)| pending(e)) {
-        let rel = e.rel.as_bytes();
-        let base = &rel[rel.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..];
-        if base.len() >= name.len() || base.contains(&0) {
-            return Err((i, format!("{}: name too long", e.shown(label))));
-        }
-        name[..base.len()].copy_from_slice(base);
-        name[base.len()] = 0;
-        // SAFETY: `name` is NUL-terminated and `st` is a plain C struct the call fills in.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        let r = unsafe { libc::fstatat(d.as_raw_fd(), name.as_ptr().cast(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
-        if r != 0 {
-            let err = std::io::Error::last_os_error();
-            return Err((i, format!("{}: cannot stat ({})", e.shown(label), io_reason(&err))));
-        }
-        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        let rel = e.rel.as_str();
+        let base = &rel[rel.rfind('/').map_or(0, |i| i + 1)..];
+        // rustix makes the name C string on the stack (no allocation) when it is short.
+        let st = match rustix::fs::statat(&d, base, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(err) => {
+                let err = std::io::Error::from(err);
+                return Err((i, format!("{}: cannot stat ({})", e.shown(label), io_reason(&err))));
+            }
+        };
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
             return Err((i, format!("{}: changed while it was being read; run again", e.shown(label))));
         }
         let key = StatKey::of_stat(&st);
@@ -245,47 +223,35 @@ fn stat_run(dir: &Path, entries: &mut [SourceEntry], label: &str) -> std::result
     Ok(())
 }
 
-/// Opens `name` in the open folder `dir` for reading, with `flags` added
-/// (`O_RDONLY | O_CLOEXEC` always).
-pub(super) fn open_in(dir: &File, name: &std::ffi::CStr, flags: libc::c_int) -> std::io::Result<File> {
-    use std::os::fd::{AsRawFd, FromRawFd};
-    // SAFETY: `name` is NUL-terminated and `dir` an open descriptor.
-    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC | flags) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just opened and nothing else owns it.
-    Ok(unsafe { File::from_raw_fd(fd) })
+/// Opens `name` in the open folder `dir` for reading (`O_RDONLY |
+/// O_CLOEXEC`).
+pub(super) fn open_in(dir: &File, name: &std::ffi::OsStr) -> std::io::Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    Ok(File::from(rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?))
 }
 
 /// Opens every regular file of `entries` (walked from the folder labelled
 /// `label`) whose first bytes are not kept yet, on every core — it must be
 /// readable — and keeps them; the first failure in walk order is the error.
 pub fn read_heads(entries: &mut [SourceEntry], label: &str) -> Result<()> {
-    let threads = crate::layer::threads().max(1);
-    let chunk = entries.len().div_ceil(threads).max(256);
-    let failures: Vec<Option<(usize, String)>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = entries
-            .chunks_mut(chunk)
-            .enumerate()
-            .map(|(c, part)| {
-                scope.spawn(move || {
-                    for (j, e) in part.iter_mut().enumerate() {
-                        if !matches!(e.kind, SourceKind::File { .. }) || e.head.is_some() {
-                            continue;
-                        }
-                        match Head::read(&e.path) {
-                            Ok(h) => e.head = Some(h),
-                            Err(err) => return Some((c * chunk + j, io_reason(&err))),
-                        }
-                    }
+    let failure = entries
+        .par_iter_mut()
+        .enumerate()
+        .with_min_len(256)
+        .filter_map(|(i, e)| {
+            if !matches!(e.kind, SourceKind::File { .. }) || e.head.is_some() {
+                return None;
+            }
+            match Head::read(&e.path) {
+                Ok(h) => {
+                    e.head = Some(h);
                     None
-                })
-            })
-            .collect();
-        workers.into_iter().map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
-    });
-    match failures.into_iter().flatten().min_by_key(|(i, _)| *i) {
+                }
+                Err(err) => Some((i, io_reason(&err))),
+            }
+        })
+        .min_by_key(|(i, _)| *i);
+    match failure {
         Some((i, reason)) => Err(Error::input(format!(
             "{}: cannot read ({reason}); fix its permissions or remove it",
             entries[i].shown(label)
@@ -382,26 +348,7 @@ impl Lister<'_> {
 
     /// Lists the folders of one depth, on every core when there are several.
     fn list_level(&self, level: &[Listing]) -> Vec<Result<Listed>> {
-        let threads = crate::layer::threads().min(level.len());
-        if threads < 2 {
-            return level.iter().map(|t| self.list(t)).collect();
-        }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let slots: Vec<std::sync::Mutex<Option<Result<Listed>>>> =
-            level.iter().map(|_| std::sync::Mutex::new(None)).collect();
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(task) = level.get(i) else { break };
-                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(self.list(task));
-                });
-            }
-        });
-        slots
-            .into_iter()
-            .map(|s| s.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every folder was listed"))
-            .collect()
+        level.par_iter().with_max_len(1).map(|t| self.list(t)).collect()
     }
 
     fn shown(&self, r: &str) -> String {
