@@ -43,8 +43,8 @@ pub struct Options {
     pub bake_keystores: bool,
     /// `--locked`: Maven jars must be pinned and match their pins.
     pub locked: bool,
-    /// Extra CA certificates for HTTPS repositories.
-    pub ca_certs: Vec<PathBuf>,
+    /// The network settings for Maven repositories (`--ca-cert`, `--timeout`).
+    pub net: crate::net::Settings,
 }
 
 /// The checked inputs of one config.
@@ -131,11 +131,7 @@ pub fn gather(config: &Config, opts: &Options, cache: &Cache) -> Result<Gathered
 
     let lockfile = crate::lock::path_for(&config.path);
     let pins = crate::lock::Lockfile::load(&lockfile)?.maven_pins();
-    let mopts = maven::Options {
-        locked: opts.locked,
-        ca_certs: opts.ca_certs.clone(),
-        lockfile: lockfile.display().to_string(),
-    };
+    let mopts = maven::Options { locked: opts.locked, net: opts.net.clone(), lockfile: lockfile.display().to_string() };
     let resolved = maven::resolve(&config.maven, &pins, &mopts)?;
     join_maven(config, &mut walked, &mut prints, &mut inspections, &resolved);
 

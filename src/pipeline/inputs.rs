@@ -107,11 +107,8 @@ impl Questions {
 /// Walks the customer folders through the ignore rules, checks the
 /// configuration files, resolves `[maven]` jars and checks every file.
 pub(super) fn gather(opts: &Options, config: &Config, cache: &Cache) -> Result<Inputs> {
-    let gopts = crate::inputs::Options {
-        bake_keystores: opts.bake_keystores,
-        locked: opts.locked,
-        ca_certs: opts.registry.ca_certs.clone(),
-    };
+    let gopts =
+        crate::inputs::Options { bake_keystores: opts.bake_keystores, locked: opts.locked, net: opts.registry.net() };
     let g = crate::inputs::gather(config, &gopts, cache)?;
     let has_keystores = |w: &[(LayerSource, Vec<SourceEntry>)]| {
         w.iter()

@@ -26,10 +26,6 @@ use settings::{Credential, Settings};
 
 pub use crate::coordinates::{check_url, redact_url, Coordinates, Repository, CENTRAL};
 
-/// How long a repository may take to accept a connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a repository may send nothing while it answers.
-const READ_TIMEOUT: Duration = Duration::from_secs(120);
 /// The retry policy for repositories: four attempts, the first retry after
 /// about 400 ms.
 const RETRY: Policy = Policy {
@@ -59,8 +55,8 @@ pub struct Resolved {
 pub struct Options {
     /// `--locked`: every jar must be pinned, and a pin that does not match is an error.
     pub locked: bool,
-    /// Extra CA certificates (PEM) to trust (`--ca-cert`).
-    pub ca_certs: Vec<PathBuf>,
+    /// The network settings (`--ca-cert`, `--timeout`).
+    pub net: crate::net::Settings,
     /// The lock file, for messages.
     pub lockfile: String,
 }
@@ -160,13 +156,7 @@ impl Fetcher {
             let cred = settings.credential(&r.url, r.id.as_deref())?;
             repos.push((r, cred));
         }
-        let net = crate::net::Settings { ca_certs: opts.ca_certs.clone(), ..Default::default() };
-        let mut b = net
-            .client()
-            .label("[maven]")
-            .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(Some(READ_TIMEOUT))
-            .follow_redirects(true);
+        let mut b = opts.net.client().label("[maven]").follow_redirects(true);
         for (r, _) in &repos {
             if let Ok(u) = reqwest::Url::parse(&r.url) {
                 b = b.reaches(u);
