@@ -7,6 +7,7 @@ pub mod checks;
 pub mod jar;
 pub mod keystore;
 pub mod profiles;
+pub mod sample;
 pub mod startup;
 
 use std::path::Path;

@@ -8,7 +8,7 @@ use std::fs;
 use std::process::Command;
 
 use serde_json::Value;
-use wso2img::transport::sample::SampleBase;
+use wso2img::wso2::sample::SampleBase;
 use wso2img::wso2::ProductKind;
 
 use super::support::*;
