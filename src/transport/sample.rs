@@ -1,7 +1,7 @@
 //! The sample bases are WSO2 knowledge and live in [`crate::wso2::sample`];
 //! this path re-exports them while the transport registry lists the module.
 
-pub use crate::wso2::sample::{SampleBase, SampleUser};
+pub use crate::wso2::sample::{SampleBase, SampleOs, SampleUser};
 
 #[cfg(test)]
 impl SampleBase {

@@ -633,6 +633,53 @@ mod tests {
     }
 
     #[test]
+    fn runtime_writes_cover_what_the_official_start_writes() {
+        use crate::transport::{oci, LayerFs};
+        let dir = tempfile::tempdir().unwrap();
+        for (kind, version) in [(ProductKind::AllInOne, "4.4.0"), (ProductKind::ControlPlane, "4.7.0")] {
+            let set = sample::SampleBase::official(kind, version).image_set().unwrap();
+            let layout = dir.path().join(kind.name());
+            oci::LayoutDestination::new(&layout, None).write_verbatim(&["t".to_string()], &set).unwrap();
+            let loc = format!("oci:{}:t", layout.display()).parse().unwrap();
+            let base = oci::read_base(&loc, &layout, Some("t")).unwrap();
+            let img = &base.images[0];
+            let facts = detect(&img.config_json, None, &mut LayerFs(img)).unwrap();
+            let home = facts.product_home.clone();
+            let dirs = runtime_write_dirs(&facts, &mut LayerFs(img)).unwrap();
+            let into = tempfile::tempdir().unwrap();
+            let files: Vec<String> = runtime_rewritten_files(&facts, &mut LayerFs(img), into.path())
+                .unwrap()
+                .into_iter()
+                .map(|f| format!("/{}", f.path))
+                .collect();
+            for t in startup::known_targets(kind, Some(version)) {
+                assert!(files.contains(&format!("{home}/{t}")), "{version}: {t} is rewritten");
+                let parent = format!("{home}/{t}").rsplit_once('/').unwrap().0.to_string();
+                assert!(dirs.contains(&parent), "{version}: {parent} is written in");
+            }
+            for p in profiles::profiles(Some(kind), Some(version)) {
+                let mut written = p.written_dirs();
+                written.extend(p.removed_trees().iter().map(|t| t.to_string()));
+                for d in written {
+                    let abs = format!("{home}/{d}");
+                    // A folder the base lacks has nothing to remove (`rm -f` of its files does nothing).
+                    let present =
+                        !LayerFs(img).dirs_under(&[abs.trim_start_matches('/').to_string()]).unwrap().is_empty();
+                    assert!(!present || dirs.contains(&abs), "{version} {}: {d}", p.name);
+                }
+            }
+            for osgi in startup::osgi_profiles_started(Some(kind), Some(version)) {
+                let conf = format!("{home}/repository/components/{osgi}/configuration");
+                assert!(dirs.contains(&conf), "{conf}");
+                assert!(files.iter().any(|f| f.starts_with(&conf)), "{conf}");
+            }
+            assert!(dirs.contains(&format!("{home}/repository/components/dropins")));
+            assert!(!dirs.iter().any(|d| d.contains("api-key-manager-node")), "no folder the base lacks is invented");
+            assert!(!dirs.contains(&format!("{home}/repository")), "only the folders the templates render into");
+        }
+    }
+
+    #[test]
     fn theme_paths_follow_the_version() {
         let f43 = detect(&cfg("10001", "/h/wso2am-4.3.0"), None, &mut none()).unwrap();
         let f41 = detect(&cfg("10001", "/h/wso2am-4.1.0"), None, &mut none()).unwrap();

@@ -2,15 +2,17 @@
 //! [`ImageSet`]: the same tree and config shape as the official
 //! `wso2/wso2am*` images (user, product home, entrypoint, env), a few
 //! kilobytes instead of a gigabyte. They back the `builtin:` transport (so
-//! the tool can be tried with no registry) and the tests; with a static
-//! busybox they even run under `docker run`. Writing one into an OCI layout
-//! or a `docker save` archive is the transports' job.
+//! the tool can be tried with no registry) and the tests. Writing one into an
+//! OCI layout or a `docker save` archive is the transports' job.
 //!
-//! [`SampleBase::official`] follows the official Dockerfiles of each kind and
-//! version (numeric `USER`, `EXPOSE` list, entrypoint copying the config and
-//! artifact volumes, then the kind's launcher, stubbed to print its arguments
-//! and `PROFILE_NAME`). [`SampleBase::v430`] and [`SampleBase::v410`] keep the
-//! earlier generic shape byte for byte: the golden vectors pin it.
+//! [`SampleBase::v430`] and [`SampleBase::v410`] are the generic samples: no
+//! shell, and an entrypoint program (`entrypoint/*.S`, per architecture) that
+//! prints the start line and what a customization added.
+//! [`SampleBase::official`] follows the official Dockerfile, entrypoint,
+//! `profileSetup.sh` and start-up of each kind and version (see `official.rs`);
+//! with a static busybox it runs under `docker run`.
+
+mod official;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,6 +26,40 @@ use crate::image::{mutate, Blob, Descriptor, Image, ImageSet, MediaFamily, Platf
 use crate::layer::gzip::ParallelGzip;
 use crate::layer::tar::{self as tarw, EntryType};
 use crate::wso2::ProductKind;
+
+/// The generic samples' entrypoint program for an architecture (`amd64`,
+/// `arm64`): a static ELF built from `entrypoint/<arch>.S` by
+/// `entrypoint/build.sh`.
+pub fn entrypoint_program(architecture: &str) -> Option<&'static [u8]> {
+    match architecture {
+        "amd64" => Some(include_bytes!("entrypoint/x86_64.bin")),
+        "arm64" => Some(include_bytes!("entrypoint/aarch64.bin")),
+        _ => None,
+    }
+}
+
+/// The distribution the official Dockerfile builds on, which sets the mode
+/// of the user's home (`useradd --create-home` / BusyBox `adduser`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleOs {
+    /// `ubuntu:24.04`: private homes, 0750.
+    Ubuntu,
+    /// Rocky Linux 9: 0700.
+    Rocky,
+    /// Alpine: BusyBox `adduser` makes 02755.
+    Alpine,
+}
+
+impl SampleOs {
+    /// The mode of the home `useradd`/`adduser` creates.
+    pub fn home_mode(self) -> u32 {
+        match self {
+            SampleOs::Ubuntu => 0o750,
+            SampleOs::Rocky => 0o700,
+            SampleOs::Alpine => 0o2755,
+        }
+    }
+}
 
 /// How the sample base names its runtime user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,8 +85,9 @@ pub struct SampleBase {
     pub version: String,
     /// Which image: all-in-one, control plane, traffic manager or gateway.
     pub kind: ProductKind,
-    /// Follow the official Dockerfile's shape; `false` is the earlier generic
-    /// shape (`USER` as given, four ports, no profile handling).
+    /// Follow the official image's shape, start-up included (`official.rs`);
+    /// `false` is the generic shape (`USER` as given, four ports, the
+    /// entrypoint program).
     pub official: bool,
     /// Runtime user.
     pub user: SampleUser,
@@ -60,11 +97,13 @@ pub struct SampleBase {
     pub family: MediaFamily,
     /// A static busybox to include so the image runs (`/bin/busybox`).
     pub busybox: Option<PathBuf>,
-    /// Add a BuildKit-style attestation entry to the index (OCI, multi-platform).
+    /// Add a BuildKit-style attestation manifest per platform to the index (OCI, multi-platform).
     pub attestation: bool,
     /// Sizes of extra layers of incompressible bytes (in files of at most
     /// 8 MB under `opt/filler-N/`), to give the base a realistic weight.
     pub filler: Vec<u64>,
+    /// The distribution of an official shape, for its home's mode (the generic samples' home is 0755).
+    pub os: SampleOs,
 }
 
 impl SampleBase {
@@ -80,6 +119,7 @@ impl SampleBase {
             busybox: None,
             attestation: false,
             filler: Vec::new(),
+            os: SampleOs::Ubuntu,
         }
     }
 
@@ -95,14 +135,15 @@ impl SampleBase {
             busybox: None,
             attestation: false,
             filler: Vec::new(),
+            os: SampleOs::Ubuntu,
         }
     }
 
     /// A base in the shape of the official Dockerfile of `kind` and `version`:
     /// `USER 802` up to 4.2, `10001` from 4.3; Docker media types for 4.1
     /// (ubuntu), amd64+arm64 for 4.2 (alpine), an OCI index for amd64+arm64
-    /// with an attestation entry from 4.5 (BuildKit-published), one OCI
-    /// platform otherwise.
+    /// with an attestation manifest per platform from 4.5 (BuildKit-published),
+    /// one OCI platform otherwise; Ubuntu's home mode (set `os` for another).
     pub fn official(kind: ProductKind, version: &str) -> Self {
         let (major, minor) = crate::wso2::major_minor(Some(version)).unwrap_or((4, 5));
         let old = major < 4 || (major == 4 && minor <= 2);
@@ -122,6 +163,7 @@ impl SampleBase {
             busybox: None,
             attestation: modern,
             filler: Vec::new(),
+            os: SampleOs::Ubuntu,
         }
     }
 
@@ -156,25 +198,32 @@ impl SampleBase {
         format!("{}-{}", self.kind.server(), self.version)
     }
 
-    /// The base as an image set held in memory.
+    /// The base as an image set held in memory: per platform the OS layer,
+    /// the filler layers and the product layer (which holds the
+    /// architecture's entrypoint program in the generic samples).
     pub fn image_set(&self) -> Result<ImageSet> {
         let home = "/home/wso2carbon".to_string();
         let product = format!("{home}/{}", self.server_folder());
-        let os_layer = gzip_layer(&self.os_tar()?)?;
-        let product_tar =
-            if self.official { self.official_product_tar(&product)? } else { self.product_tar(&product)? };
-        let product_layer = gzip_layer(&product_tar)?;
         let family = self.family;
         let layer_type = family.layer_gzip();
-        let mut built = vec![os_layer];
+        let mut shared = vec![gzip_layer(&self.os_tar()?)?];
         for (i, size) in self.filler.iter().enumerate() {
-            built.push(gzip_layer(&filler_tar(i, *size))?);
+            shared.push(gzip_layer(&filler_tar(i, *size))?);
         }
-        built.push(product_layer);
-        let layers: Vec<Blob> = built.iter().map(|(gz, _)| Blob::bytes(layer_type, gz.clone())).collect();
-        let diff_ids: Vec<String> = built.iter().map(|(_, d)| d.to_string()).collect();
-        let mut history =
-            vec![json!({"created": "2024-05-01T00:00:00Z", "created_by": "sample OS: busybox, passwd, group"})];
+        let mut product_layers: BTreeMap<&str, (Vec<u8>, Digest)> = BTreeMap::new();
+        for p in &self.platforms {
+            if !product_layers.contains_key(p.architecture.as_str()) {
+                let tar = if self.official {
+                    self.official_product_tar(&product)?
+                } else {
+                    self.product_tar(&product, &p.architecture)?
+                };
+                product_layers.insert(&p.architecture, gzip_layer(&tar)?);
+            }
+        }
+        let os_line =
+            if self.busybox.is_some() { "sample OS: busybox, passwd, group" } else { "sample OS: passwd, group" };
+        let mut history = vec![json!({"created": "2024-05-01T00:00:00Z", "created_by": os_line})];
         for (i, size) in self.filler.iter().enumerate() {
             history.push(
                 json!({"created": "2024-05-01T00:00:00Z", "created_by": format!("sample filler {i}: {size} bytes")}),
@@ -183,7 +232,7 @@ impl SampleBase {
         let tree = if self.official {
             format!("sample WSO2 API Manager {} {} tree", self.kind.name(), self.version)
         } else {
-            format!("sample WSO2 API Manager {} tree", self.version)
+            format!("sample WSO2 API Manager {} tree and entrypoint program", self.version)
         };
         history.push(json!({"created": "2024-05-01T00:00:00Z", "created_by": tree}));
         let ports: serde_json::Map<String, serde_json::Value> = if self.official {
@@ -193,6 +242,10 @@ impl SampleBase {
         };
         let mut images = Vec::new();
         for p in &self.platforms {
+            let built: Vec<&(Vec<u8>, Digest)> =
+                shared.iter().chain(std::iter::once(&product_layers[p.architecture.as_str()])).collect();
+            let layers: Vec<Blob> = built.iter().map(|(gz, _)| Blob::bytes(layer_type, gz.clone())).collect();
+            let diff_ids: Vec<String> = built.iter().map(|(_, d)| d.to_string()).collect();
             let user = match self.user {
                 SampleUser::Numeric(u) => u.to_string(),
                 SampleUser::Named(_) => "wso2carbon".to_string(),
@@ -225,27 +278,26 @@ impl SampleBase {
             let descs: Vec<Descriptor> = layers.iter().map(|l| l.desc.clone()).collect();
             let manifest =
                 Blob::bytes(family.manifest(), mutate::manifest(family, &config.desc, &descs, &BTreeMap::new()));
-            images.push(Image { platform: p.clone(), manifest, config, layers: layers.clone() });
+            images.push(Image { platform: p.clone(), manifest, config, layers });
         }
-        let index = if images.len() > 1 {
+        let (index, attachments) = if images.len() > 1 {
             let mut entries: Vec<Descriptor> = images
                 .iter()
                 .map(|i| Descriptor { platform: Some(i.platform.clone()), ..i.manifest.desc.clone() })
                 .collect();
             let mut extra = Vec::new();
+            // BuildKit publishes one attestation manifest per platform.
             if self.attestation && family == MediaFamily::Oci {
-                let (att, blobs) = attestation(&images[0].manifest.desc.digest);
-                entries.push(att);
-                extra = blobs;
+                for image in &images {
+                    let (att, blobs) = attestation(&image.manifest.desc.digest);
+                    entries.push(att);
+                    extra.extend(blobs);
+                }
             }
             let idx = Blob::bytes(family.index(), mutate::index(family, &entries, &BTreeMap::new()));
-            Some((idx, extra))
+            (Some(idx), extra)
         } else {
-            None
-        };
-        let (index, attachments) = match index {
-            Some((idx, extra)) => (Some(idx), extra),
-            None => (None, Vec::new()),
+            (None, Vec::new())
         };
         Ok(ImageSet { family, images, index, attachments })
     }
@@ -262,7 +314,7 @@ impl SampleBase {
             let mut applets =
                 vec!["sh", "ls", "stat", "cat", "id", "echo", "find", "sleep", "test", "head", "wc", "env"];
             if self.official {
-                applets.extend(["cp", "mkdir", "touch", "rm"]);
+                applets.extend(official::APPLETS);
             }
             for applet in applets {
                 t.symlink(&format!("bin/{applet}"), "busybox");
@@ -279,7 +331,14 @@ impl SampleBase {
         Ok(t.finish())
     }
 
-    fn product_tar(&self, product: &str) -> Result<Vec<u8>> {
+    /// The generic samples' product tree; the entrypoint is the program for `architecture`.
+    fn product_tar(&self, product: &str, architecture: &str) -> Result<Vec<u8>> {
+        let entrypoint = entrypoint_program(architecture).ok_or_else(|| {
+            Error::usage(format!(
+                "sample base {}: no entrypoint program for {architecture}; use linux/amd64 or linux/arm64",
+                self.version
+            ))
+        })?;
         let uid = self.user.uid();
         let p = product.trim_start_matches('/');
         let apps = crate::wso2::portal_apps_dir(Some(&self.version));
@@ -287,15 +346,7 @@ impl SampleBase {
         let mut t = TarBuf::default();
         let own = |t: &mut TarBuf, d: &str| t.dir(d, 0o755, uid);
         own(&mut t, "home/wso2carbon/");
-        t.file(
-            "home/wso2carbon/docker-entrypoint.sh",
-            format!(
-                "#!/bin/sh\nset -e\nfor v in wso2-config-volume wso2-artifact-volume; do\n  if [ -d \"$HOME/$v\" ]; then cp -R \"$HOME/$v\"/. \"{product}\"/; fi\ndone\nexec sh \"{product}/bin/api-manager.sh\" \"$@\"\n"
-            )
-            .as_bytes(),
-            0o755,
-            uid,
-        );
+        t.file("home/wso2carbon/docker-entrypoint.sh", entrypoint, 0o755, uid);
         for d in ["solr/", "solr/indexed-data/", "solr/database/"] {
             own(&mut t, &format!("home/wso2carbon/{d}"));
         }
@@ -333,127 +384,6 @@ impl SampleBase {
             0o644,
             uid,
         );
-        t.file(
-            &format!("{p}/repository/resources/security/wso2carbon.jks"),
-            &[0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2, 0, 0, 0, 0],
-            0o644,
-            uid,
-        );
-        Ok(t.finish())
-    }
-}
-
-impl SampleBase {
-    /// The entrypoint of the official images: copy the config and artifact
-    /// volumes over the product home, then run the launcher of the kind with
-    /// `PROFILE_NAME` read where that version's entrypoint reads it.
-    fn official_entrypoint(&self) -> String {
-        let (major, minor) = crate::wso2::major_minor(Some(&self.version)).unwrap_or((4, 5));
-        let profiles_env = self.kind == ProductKind::AllInOne && (major, minor) < (4, 5);
-        let mut s = String::from(
-            "#!/bin/sh\nset -e\n\
-             config_volume=\"${WORKING_DIRECTORY}/wso2-config-volume\"\n\
-             artifact_volume=\"${WORKING_DIRECTORY}/wso2-artifact-volume\"\n\
-             test -d \"${WSO2_SERVER_HOME}\" || { echo \"WSO2 Docker product home does not exist\"; exit 1; }\n",
-        );
-        if profiles_env || self.kind == ProductKind::ControlPlane {
-            s.push_str(
-                "if [ -n \"${PROFILE_NAME}\" ]; then\n  sh \"${WSO2_SERVER_HOME}/bin/profileSetup.sh\" -Dprofile=\"${PROFILE_NAME}\"\nfi\n",
-            );
-        }
-        s.push_str(
-            "for v in \"$config_volume\" \"$artifact_volume\"; do\n  \
-             if [ -d \"$v\" ] && [ -n \"$(ls -A \"$v\")\" ]; then cp -RL \"$v\"/* \"${WSO2_SERVER_HOME}\"/; fi\ndone\n",
-        );
-        if self.kind == ProductKind::ControlPlane {
-            s.push_str(
-                "if [ \"${PROFILE_NAME}\" = \"key-manager\" ]; then\n  exec sh \"${WSO2_SERVER_HOME}/bin/key-manager.sh\" \"$@\"\nfi\n",
-            );
-        }
-        if profiles_env {
-            s.push_str(&format!(
-                "if [ -n \"${{PROFILE_NAME}}\" ]; then\n  exec sh \"${{WSO2_SERVER_HOME}}/bin/{}\" -Dprofile=\"${{PROFILE_NAME}}\" \"$@\"\nfi\n",
-                self.kind.launcher()
-            ));
-        }
-        s.push_str(&format!("exec sh \"${{WSO2_SERVER_HOME}}/bin/{}\" \"$@\"\n", self.kind.launcher()));
-        s
-    }
-
-    fn official_product_tar(&self, product: &str) -> Result<Vec<u8>> {
-        let uid = self.user.uid();
-        let p = product.trim_start_matches('/');
-        let apps = crate::wso2::portal_apps_dir(Some(&self.version));
-        let mut t = TarBuf::default();
-        let own = |t: &mut TarBuf, d: &str| t.dir(d, 0o755, uid);
-        own(&mut t, "home/wso2carbon/");
-        t.file("home/wso2carbon/docker-entrypoint.sh", self.official_entrypoint().as_bytes(), 0o755, uid);
-        for d in ["solr/", "solr/indexed-data/", "solr/database/", "wso2-tmp/", "wso2-tmp/synapse-configs/"] {
-            own(&mut t, &format!("home/wso2carbon/{d}"));
-        }
-        let mut dirs: Vec<String> = [
-            "",
-            "bin/",
-            "repository/",
-            "repository/components/",
-            "repository/components/lib/",
-            "repository/components/dropins/",
-            "repository/conf/",
-            "repository/database/",
-            "repository/deployment/",
-            "repository/deployment/server/",
-            "repository/deployment/server/synapse-configs/",
-            "repository/logs/",
-            "repository/resources/",
-            "repository/resources/security/",
-            "tmp/",
-        ]
-        .iter()
-        .map(|d| d.to_string())
-        .collect();
-        let portals = self.kind.portals();
-        if !portals.is_empty() {
-            dirs.push(format!("repository/deployment/server/{apps}/"));
-        }
-        for portal in portals {
-            for sub in ["", "site/", "site/public/", "site/public/theme/", "site/public/conf/"] {
-                dirs.push(format!("repository/deployment/server/{apps}/{portal}/{sub}"));
-            }
-        }
-        dirs.sort();
-        for d in &dirs {
-            own(&mut t, &format!("{p}/{d}"));
-        }
-        let mut launchers = vec![self.kind.launcher(), "profileSetup.sh"];
-        if self.kind == ProductKind::ControlPlane {
-            launchers.push("key-manager.sh");
-        }
-        launchers.sort();
-        for l in launchers {
-            t.file(
-                &format!("{p}/bin/{l}"),
-                format!(
-                    "#!/bin/sh\necho \"WSO2 API Manager {} {} (sample) {l} with: $* PROFILE_NAME=${{PROFILE_NAME}}\"\n",
-                    self.kind.name(),
-                    self.version
-                )
-                .as_bytes(),
-                0o755,
-                uid,
-            );
-        }
-        t.file(&format!("{p}/repository/conf/deployment.toml"), b"[server]\nhostname = \"localhost\"\n", 0o644, uid);
-        // A file the config mapper regenerates at every start.
-        t.file(&format!("{p}/repository/conf/carbon.xml"), b"<Server/>\n", 0o644, uid);
-        if portals.contains(&"devportal") {
-            let theme_file = if apps == "webapps" { "userTheme.json" } else { "userTheme.js" };
-            t.file(
-                &format!("{p}/repository/deployment/server/{apps}/devportal/site/public/theme/{theme_file}"),
-                b"{}\n",
-                0o644,
-                uid,
-            );
-        }
         t.file(
             &format!("{p}/repository/resources/security/wso2carbon.jks"),
             &[0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2, 0, 0, 0, 0],
