@@ -100,11 +100,14 @@ fn main() {
     let root = args.next().expect("usage: bench-fixture DIR [BASE] [--base-layout LAYOUT] [--large]");
     let base = args.next().unwrap_or_else(|| "builtin:wso2am-4.3.0".into());
     if let Some(layout) = layout {
-        let mut sample = wso2img::transport::sample::SampleBase::v430();
+        let mut sample = wso2img::wso2::sample::SampleBase::v430();
         if !large {
             sample.filler = vec![80_000_000, 170_000_000, 450_000_000];
         }
-        let d = sample.write_oci(Path::new(&layout), "4.3.0").expect("writing the base");
+        let set = sample.image_set().expect("generating the base");
+        let d = wso2img::transport::oci::LayoutDestination::new(Path::new(&layout), None)
+            .write_verbatim(&["4.3.0".to_string()], &set)
+            .expect("writing the base");
         eprintln!("bench-fixture: base in {layout} ({d})");
     }
     let root = Path::new(&root);

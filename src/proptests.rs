@@ -18,8 +18,8 @@ use crate::digest::Digest;
 use crate::image::{media, Blob, Index, Manifest, Platform};
 use crate::reference::{Location, Reference};
 use crate::transport::registry::auth::parse_challenge;
-use crate::transport::sample::SampleBase;
 use crate::transport::{archive, base_image, list_base_dir, read_base_file, BaseImage, BaseLayer};
+use crate::wso2::sample::SampleBase;
 
 /// The largest single allocation any parser may make on these small inputs:
 /// more would mean a size field from the input was trusted.
@@ -128,7 +128,9 @@ fn layer_input() -> impl Strategy<Value = (Vec<u8>, bool)> {
 fn sample_archive() -> Vec<u8> {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("a.tar");
-    SampleBase::v410().write_docker_archive(&p, "wso2/wso2am:4.1.0").unwrap();
+    let image = SampleBase::v410().image_set().unwrap().images.remove(0);
+    let tag = Reference::parse("wso2/wso2am:4.1.0").unwrap();
+    archive::destination::write(&p, &[(vec![tag], image)], "sample").unwrap();
     std::fs::read(p).unwrap()
 }
 

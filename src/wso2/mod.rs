@@ -6,6 +6,9 @@
 pub mod checks;
 pub mod jar;
 pub mod keystore;
+pub mod profiles;
+pub mod sample;
+pub mod startup;
 
 use std::path::Path;
 
@@ -249,14 +252,42 @@ pub const REWRITTEN_TREES: [&str; 4] = [
     "repository/database",
 ];
 
-/// The base files an arbitrary UID must be able to rewrite (below
-/// [`REWRITTEN_TREES`]), copied into `into`.
+/// The base files an arbitrary UID must be able to rewrite, copied into
+/// `into`: every file below [`REWRITTEN_TREES`], the `configuration/` of
+/// every OSGi profile the image can start in
+/// ([`startup::osgi_profiles_started`]), and every target of the config
+/// mapper's templates that the base holds (the templates are read from the
+/// base: each `X.j2` below [`startup::TEMPLATES`] renders to `X`).
 pub fn runtime_rewritten_files(facts: &Facts, fs: &mut dyn BaseFs, into: &Path) -> Result<Vec<BaseFile>> {
-    let roots: Vec<String> = REWRITTEN_TREES
+    let home = facts.product_home.trim_start_matches('/');
+    let mut trees: Vec<String> = REWRITTEN_TREES.iter().map(|t| format!("{home}/{t}")).collect();
+    for p in startup::osgi_profiles_started(facts.kind, facts.version.as_deref()) {
+        trees.push(format!("{home}/repository/components/{p}/configuration"));
+    }
+    trees.sort();
+    trees.dedup();
+    let mut files = fs.files_under(&trees, into)?;
+    let prefix = format!("{home}/");
+    let mut targets: Vec<String> = files
         .iter()
-        .map(|t| format!("{}/{t}", facts.product_home).trim_start_matches('/').to_string())
+        .filter_map(|f| startup::template_target(f.path.strip_prefix(&prefix)?))
+        .map(|t| format!("{home}/{t}"))
+        .filter(|t| !trees.iter().any(|r| is_under(t, r)))
         .collect();
-    fs.files_under(&roots, into)
+    targets.sort();
+    targets.dedup();
+    if !targets.is_empty() {
+        let more = into.join("targets");
+        std::fs::create_dir_all(&more).map_err(|e| Error::io("creating", &more, e))?;
+        files.extend(fs.files_under(&targets, &more)?);
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+    }
+    Ok(files)
+}
+
+/// Whether `path` is `root` or below it (relative paths).
+fn is_under(path: &str, root: &str) -> bool {
+    path.strip_prefix(root).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// Detects the facts of a base from its config, reading its filesystem
@@ -448,83 +479,33 @@ fn check_theme_kind(facts: &Facts, rel: &str) -> Result<()> {
     Ok(())
 }
 
-/// The deployment profiles the all-in-one image of a product version can
-/// start in (none from 4.5, where the distributed images replace them).
-pub fn profiles(version: Option<&str>) -> &'static [&'static str] {
-    match major_minor(version) {
-        Some((m, _)) if m < 4 => {
-            &["default", "gateway-worker", "api-key-manager", "traffic-manager", "api-devportal", "api-publisher"]
-        }
-        Some((4, n)) if n >= 5 => &[],
-        Some((m, _)) if m > 4 => &[],
-        _ => &["default", "control-plane", "gateway-worker", "traffic-manager"],
-    }
-}
-
 /// The environment variable through which every official entrypoint that
 /// takes a profile reads it: the 3.x–4.4 all-in-one (`profileSetup.sh`, then
 /// the launcher with `-Dprofile=`) and the 4.5+ control plane (`key-manager`).
 pub const PROFILE_ENV: &str = "PROFILE_NAME";
 
-/// The distributed image that replaces a 4.5+ all-in-one profile.
-fn distributed_image_for(profile: &str) -> Option<ProductKind> {
-    match profile {
-        "control-plane" | "api-devportal" | "api-publisher" => Some(ProductKind::ControlPlane),
-        "key-manager" | "api-key-manager" => Some(ProductKind::ControlPlane),
-        "traffic-manager" => Some(ProductKind::TrafficManager),
-        "gateway-worker" => Some(ProductKind::Gateway),
-        _ => None,
-    }
-}
-
-/// Checks that the base runs `profile` (through [`PROFILE_ENV`]); the error
-/// names the version and what to use instead.
+/// Checks that the base starts in `profile` (through [`PROFILE_ENV`]):
+/// exactly the names its `profileSetup.sh` accepts, or `default` for none
+/// ([`profiles::check`]); the error lists that version's real profiles, or
+/// says the base has none and what to build on instead.
 pub fn check_profile(facts: &Facts, profile: &str) -> std::result::Result<(), String> {
-    let version = facts.version.as_deref().unwrap_or("(unknown version)");
-    let image = |k: ProductKind| format!("the wso2/{}:{version} image", k.server());
-    match facts.kind {
-        Some(ProductKind::ControlPlane) if profile == "key-manager" => Ok(()),
-        Some(ProductKind::ControlPlane) => Err(format!(
-            "profile `{profile}`: the {} runs only `key-manager` (API Manager {version} has no other profiles)",
-            facts.describe()
-        )),
-        Some(k @ (ProductKind::TrafficManager | ProductKind::Gateway)) => Err(format!(
-            "profile `{profile}`: the {} runs no profiles (API Manager {version}); it is the {} already, remove `profile`",
-            facts.describe(),
-            k.describe()
-        )),
-        _ => {
-            let allowed = profiles(facts.version.as_deref());
-            if allowed.contains(&profile) {
-                return Ok(());
-            }
-            if allowed.is_empty() {
-                let instead = match distributed_image_for(profile) {
-                    Some(k) => format!("build on {} instead", image(k)),
-                    None => format!(
-                        "build on the distributed images instead ({}, {}, {})",
-                        image(ProductKind::ControlPlane),
-                        image(ProductKind::TrafficManager),
-                        image(ProductKind::Gateway)
-                    ),
-                };
-                return Err(format!("profile `{profile}`: API Manager {version} has no profiles; {instead}"));
-            }
-            Err(format!("profile `{profile}` is not a profile of API Manager {version} (use one of {})", allowed.join(", ")))
-        }
-    }
+    profiles::check(facts.kind, facts.version.as_deref(), &facts.describe(), profile)
 }
 
 /// Folders below the product home that the product writes at run time, with
 /// every folder below them: the config mapper's output (`repository/conf`)
-/// and its metadata (`repository/resources/conf`), the OSGi state
-/// (`repository/components/default/configuration`), the H2 databases, the
-/// deployment folder (synapse configs; the entrypoint's copy target for
-/// artifacts), logs and `tmp`. The product home itself gets `wso2carbon.pid`.
-pub const RUNTIME_TREES: [&str; 7] = [
+/// and its metadata and templates (`repository/resources/conf`, which
+/// `profileSetup.sh` edits too), the OSGi state
+/// (`repository/components/default/configuration`) and the bundles made from
+/// `components/lib` (`repository/components/dropins`), the H2 databases, the
+/// deployment folder (synapse configs, web applications; the entrypoint's copy
+/// target for preserved artifacts), logs and `tmp`. The product home itself
+/// gets `wso2carbon.pid` and the config mapper's `backup/`.
+pub const RUNTIME_TREES: [&str; 8] = [
     "repository/conf",
     "repository/resources/conf",
     "repository/components/default/configuration",
+    "repository/components/dropins",
     "repository/database",
     "repository/deployment/server",
     "repository/logs",
@@ -532,15 +513,33 @@ pub const RUNTIME_TREES: [&str; 7] = [
 ];
 
 /// The absolute folders an arbitrary UID with group 0 must be able to write
-/// in, given the folders `fs` finds below [`RUNTIME_TREES`] and the Solr
-/// folder: the roots first (created when the base lacks them), then every
-/// folder below them in the base.
+/// in: the product home, [`RUNTIME_TREES`] and the Solr folder (created when
+/// the base lacks them) with every folder `fs` finds below them; the
+/// config mapper's `backup/` and the folders of every OSGi profile the image
+/// can start in, with what is below them, where the base has them; and the
+/// folders the config mapper writes its outputs into (each folder of
+/// templates below [`startup::TEMPLATES`] that holds no sub-folder stands for
+/// its target folder).
 pub fn runtime_write_dirs(facts: &Facts, fs: &mut dyn BaseFs) -> Result<Vec<String>> {
-    let mut roots: Vec<String> = vec![facts.product_home.clone()];
-    roots.extend(RUNTIME_TREES.iter().map(|t| format!("{}/{t}", facts.product_home)));
+    let home = &facts.product_home;
+    let mut roots: Vec<String> = vec![home.clone()];
+    roots.extend(RUNTIME_TREES.iter().map(|t| format!("{home}/{t}")));
     roots.push(volume_path(facts, "solr"));
-    let rel: Vec<String> = roots.iter().skip(1).map(|r| r.trim_start_matches('/').to_string()).collect();
+    let mut existing: Vec<String> = vec![format!("{home}/{}", startup::BACKUP)];
+    for p in startup::osgi_profiles_started(facts.kind, facts.version.as_deref()) {
+        existing.push(format!("{home}/repository/components/{p}"));
+    }
+    let rel: Vec<String> =
+        roots.iter().skip(1).chain(&existing).map(|r| r.trim_start_matches('/').to_string()).collect();
     let mut dirs: Vec<String> = fs.dirs_under(&rel)?.into_iter().map(|d| format!("/{d}")).collect();
+    let templates = format!("{home}/{}", startup::TEMPLATES);
+    let leaves: Vec<String> = dirs
+        .iter()
+        .filter(|d| is_under(d, &templates))
+        .filter(|d| !dirs.iter().any(|o| o.len() > d.len() && is_under(o, d)))
+        .map(|d| format!("{home}{}", &d[templates.len()..]))
+        .collect();
+    dirs.extend(leaves);
     dirs.extend(roots);
     dirs.sort();
     dirs.dedup();
@@ -641,6 +640,53 @@ mod tests {
         let mut listing = Fake(None, vec!["devportal".into(), "other".into()]);
         let f = detect(&cfg("10001", "/opt/apim"), None, &mut listing).unwrap();
         assert_eq!((f.kind, f.portals), (None, vec!["devportal".to_string()]));
+    }
+
+    #[test]
+    fn runtime_writes_cover_what_the_official_start_writes() {
+        use crate::transport::{oci, LayerFs};
+        let dir = tempfile::tempdir().unwrap();
+        for (kind, version) in [(ProductKind::AllInOne, "4.4.0"), (ProductKind::ControlPlane, "4.7.0")] {
+            let set = sample::SampleBase::official(kind, version).image_set().unwrap();
+            let layout = dir.path().join(kind.name());
+            oci::LayoutDestination::new(&layout, None).write_verbatim(&["t".to_string()], &set).unwrap();
+            let loc = format!("oci:{}:t", layout.display()).parse().unwrap();
+            let base = oci::read_base(&loc, &layout, Some("t")).unwrap();
+            let img = &base.images[0];
+            let facts = detect(&img.config_json, None, &mut LayerFs(img)).unwrap();
+            let home = facts.product_home.clone();
+            let dirs = runtime_write_dirs(&facts, &mut LayerFs(img)).unwrap();
+            let into = tempfile::tempdir().unwrap();
+            let files: Vec<String> = runtime_rewritten_files(&facts, &mut LayerFs(img), into.path())
+                .unwrap()
+                .into_iter()
+                .map(|f| format!("/{}", f.path))
+                .collect();
+            for t in startup::known_targets(kind, Some(version)) {
+                assert!(files.contains(&format!("{home}/{t}")), "{version}: {t} is rewritten");
+                let parent = format!("{home}/{t}").rsplit_once('/').unwrap().0.to_string();
+                assert!(dirs.contains(&parent), "{version}: {parent} is written in");
+            }
+            for p in profiles::profiles(Some(kind), Some(version)) {
+                let mut written = p.written_dirs();
+                written.extend(p.removed_trees().iter().map(|t| t.to_string()));
+                for d in written {
+                    let abs = format!("{home}/{d}");
+                    // A folder the base lacks has nothing to remove (`rm -f` of its files does nothing).
+                    let present =
+                        !LayerFs(img).dirs_under(&[abs.trim_start_matches('/').to_string()]).unwrap().is_empty();
+                    assert!(!present || dirs.contains(&abs), "{version} {}: {d}", p.name);
+                }
+            }
+            for osgi in startup::osgi_profiles_started(Some(kind), Some(version)) {
+                let conf = format!("{home}/repository/components/{osgi}/configuration");
+                assert!(dirs.contains(&conf), "{conf}");
+                assert!(files.iter().any(|f| f.starts_with(&conf)), "{conf}");
+            }
+            assert!(dirs.contains(&format!("{home}/repository/components/dropins")));
+            assert!(!dirs.iter().any(|d| d.contains("api-key-manager-node")), "no folder the base lacks is invented");
+            assert!(!dirs.contains(&format!("{home}/repository")), "only the folders the templates render into");
+        }
     }
 
     #[test]

@@ -69,7 +69,7 @@ fn output(r: &Value) -> &Value {
 }
 
 /// Seeds the daemon with a `docker save`-style archive of `sample` tagged `name`.
-fn docker_load(ws: &Workspace, sample: &wso2img::transport::sample::SampleBase, name: &str) {
+fn docker_load(ws: &Workspace, sample: &wso2img::wso2::sample::SampleBase, name: &str) {
     let path = ws.join("seed.tar");
     sample.write_docker_archive(&path, name).unwrap();
     let out = docker_ok(&["load", "-i", path.to_str().unwrap()]);

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use wso2img::transport::sample::SampleBase;
+use wso2img::wso2::sample::SampleBase;
 use wso2img::wso2::ProductKind;
 
 use super::registry_support::{registry_tools, wso2img_run, Kind, Registry};

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::Value;
-use wso2img::transport::sample::SampleBase;
+use wso2img::wso2::sample::SampleBase;
 
 use super::registry_support::*;
 use super::support::*;

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use wso2img::digest::Digest;
-use wso2img::transport::sample::SampleBase;
+use wso2img::wso2::sample::SampleBase;
 
 use super::hostile_support::{run_measured, Hostile, ProxyTrap, Reply};
 use super::registry_support::wso2img;

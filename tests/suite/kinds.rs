@@ -8,7 +8,7 @@ use std::fs;
 use std::process::Command;
 
 use serde_json::Value;
-use wso2img::transport::sample::SampleBase;
+use wso2img::wso2::sample::SampleBase;
 use wso2img::wso2::ProductKind;
 
 use super::support::*;
@@ -174,12 +174,15 @@ fn detection_table_over_every_official_shape() {
             }
         }
     }
-    // The official 4.5 images are BuildKit-published: an OCI index with an attestation entry.
+    // The official 4.5 images are BuildKit-published: an OCI index with an attestation entry per platform.
     let index = layout_index(&ws.join("gw45"));
     let top = layout_json(&ws.join("gw45"), index["manifests"][0]["digest"].as_str().unwrap());
     let entries = top["manifests"].as_array().unwrap();
-    assert_eq!(entries.len(), 3);
-    assert_eq!(entries[2]["annotations"]["vnd.docker.reference.type"], "attestation-manifest");
+    assert_eq!(entries.len(), 4);
+    for (att, image) in [(&entries[2], &entries[0]), (&entries[3], &entries[1])] {
+        assert_eq!(att["annotations"]["vnd.docker.reference.type"], "attestation-manifest");
+        assert_eq!(att["annotations"]["vnd.docker.reference.digest"], image["digest"]);
+    }
     let config = |layout: &str| -> Value {
         let idx = layout_index(&ws.join(layout));
         let mut m = layout_json(&ws.join(layout), idx["manifests"][0]["digest"].as_str().unwrap());
@@ -227,8 +230,21 @@ fn profiles_only_where_the_version_runs_them() {
     variant("wso2am-acp-4.5.0", "control-plane");
     one_line_error(&ws.run(&build), &["control-plane", "key-manager", "4.5.0"]);
     variant("wso2am-4.4.0", "key-manager");
-    one_line_error(&ws.run(&build), &["key-manager", "4.4.0", "gateway-worker"]);
+    one_line_error(&ws.run(&build), &["key-manager", "4.4.0", "gateway-worker", "api-key-manager-node"]);
+    // Exactly what each version's profileSetup.sh accepts.
+    variant("wso2am-4.2.0", "api-key-manager-node");
+    one_line_error(&ws.run(&build), &["api-key-manager-node", "4.2.0", "api-key-manager-deprecated"]);
+    variant("wso2am-4.1.0", "api-key-manager-node");
+    one_line_error(&ws.run(&build), &["api-key-manager-node", "4.1.0", "api-devportal-deprecated"]);
     assert!(!ws.join("out").exists(), "nothing written");
+    for (base, profile) in [
+        ("wso2am-4.4.0", "api-key-manager-node"),
+        ("wso2am-4.2.0", "api-key-manager-deprecated"),
+        ("wso2am-4.4.0", "default"),
+    ] {
+        variant(base, profile);
+        ws.run_ok(&["plan"]);
+    }
     variant("wso2am-acp-4.5.0", "key-manager");
     let plan = json(&ws.run_ok(&["plan", "--json"]));
     assert_eq!(plan["variants"][0]["profile"], "key-manager");

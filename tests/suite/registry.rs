@@ -770,8 +770,8 @@ fn registry_multi_platform_and_docker_media_types() {
     push_sample(&reg, "wso2/wso2am:4.3.0", &multi);
     assert_eq!(
         reg.raw("wso2/wso2am:4.3.0")["manifests"].as_array().unwrap().len(),
-        3,
-        "fixture has an attestation entry"
+        4,
+        "fixture has an attestation entry per platform"
     );
     push_sample(&reg, "wso2/wso2am:4.1.0", &sample_410(false));
     let ws = Workspace::new();

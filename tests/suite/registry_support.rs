@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde_json::{json, Value};
-use wso2img::transport::sample::SampleBase;
+use wso2img::wso2::sample::SampleBase;
 
 use super::support::*;
 

@@ -6,8 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use wso2img::digest::Digest;
 use wso2img::image::{MediaFamily, Platform};
-use wso2img::transport::sample::SampleBase;
+use wso2img::reference::Reference;
+use wso2img::transport::{archive, oci};
+use wso2img::wso2::sample::SampleBase;
 
 /// The binary under test, with its caches (the digest cache among them)
 /// under the tests' own folder in `target/`, never the user's.
@@ -259,6 +262,26 @@ fn crc32(data: &[u8]) -> u32 {
         }
     }
     !crc
+}
+
+/// Writing a sample base (an image set) with the transports' own writers.
+pub trait WriteSample {
+    /// Into an OCI layout under `tag`; returns the top digest.
+    fn write_oci(&self, dir: &Path, tag: &str) -> wso2img::Result<Digest>;
+    /// Its first platform as a `docker save` archive tagged `repo_tag`; returns the manifest digest.
+    fn write_docker_archive(&self, path: &Path, repo_tag: &str) -> wso2img::Result<Digest>;
+}
+
+impl WriteSample for SampleBase {
+    fn write_oci(&self, dir: &Path, tag: &str) -> wso2img::Result<Digest> {
+        oci::LayoutDestination::new(dir, None).write_verbatim(&[tag.to_string()], &self.image_set()?)
+    }
+    fn write_docker_archive(&self, path: &Path, repo_tag: &str) -> wso2img::Result<Digest> {
+        let image = self.image_set()?.images.remove(0);
+        let digest = image.manifest.desc.digest;
+        archive::destination::write(path, &[(vec![Reference::parse(repo_tag)?], image)], &path.display().to_string())?;
+        Ok(digest)
+    }
 }
 
 /// The 4.3-like sample base, optionally runnable and multi-platform.

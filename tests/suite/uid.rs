@@ -94,7 +94,7 @@ fn run_as_arbitrary_uid(image: &str, script: &str) -> (bool, String) {
 
 #[test]
 fn arbitrary_uid_images_let_group_0_write_every_runtime_folder() {
-    use wso2img::transport::sample::SampleBase;
+    use wso2img::wso2::sample::SampleBase;
     use wso2img::wso2::ProductKind;
     if !(docker() && busybox().is_some()) {
         return;

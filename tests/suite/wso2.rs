@@ -182,7 +182,7 @@ fn variants_share_layers_and_start_in_their_profiles() {
     ws.write("variants/gateway/overlays/repository/conf/gateway.txt", b"gw\n");
     let runnable = docker() && busybox().is_some();
     // The official 4.3 shape: its entrypoint reads PROFILE_NAME, runs profileSetup.sh, then the launcher.
-    let mut base = wso2img::transport::sample::SampleBase::official(wso2img::wso2::ProductKind::AllInOne, "4.3.0");
+    let mut base = wso2img::wso2::sample::SampleBase::official(wso2img::wso2::ProductKind::AllInOne, "4.3.0");
     if runnable {
         base.busybox = busybox();
     }
