@@ -258,6 +258,6 @@ mod tests {
                 async { Err::<(), _>(Failure::fatal(Error::source("reg: GET /v2/: 400 Bad Request"))) }
             }))
             .unwrap_err();
-        assert_eq!((calls.get(), e.message()), (1, "reg: GET /v2/: 400 Bad Request"));
+        assert_eq!((calls.get(), e.message().as_str()), (1, "reg: GET /v2/: 400 Bad Request"));
     }
 }

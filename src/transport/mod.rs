@@ -7,7 +7,7 @@
 //! - [`registry`]: a registry over the distribution API (`docker://`).
 //! - [`daemon`]: the Docker Engine API (`docker-daemon:`, and pushes through it).
 //! - [`builtin`]: small WSO2-like sample bases generated in place
-//!   (`builtin:NAME`), from [`sample`].
+//!   (`builtin:NAME`), from [`crate::wso2::sample`].
 //! - [`destination`]: the [`Destination`] interface and the planned image it is asked about.
 
 pub mod archive;
@@ -16,7 +16,6 @@ pub mod daemon;
 pub mod destination;
 pub mod oci;
 pub mod registry;
-pub mod sample;
 
 pub use destination::{Destination, Held, Planned, Status, Written};
 
@@ -525,12 +524,13 @@ mod tests {
         assert!(!opaque.hides("a/bc", &this_layer));
         assert!(Whiteout::of("a/b/c").is_none());
     }
-    use crate::transport::sample::SampleBase;
+    use crate::wso2::sample::SampleBase;
 
     #[test]
     fn lists_folders_and_reads_files_from_base_layers() {
         let dir = tempfile::tempdir().unwrap();
-        SampleBase::v410().write_oci(dir.path(), "4.1.0").unwrap();
+        let set = SampleBase::v410().image_set().unwrap();
+        oci::LayoutDestination::new(dir.path(), None).write_verbatim(&["4.1.0".to_string()], &set).unwrap();
         let loc: Location = format!("oci:{}:4.1.0", dir.path().display()).parse().unwrap();
         let base = open_base(&loc, Path::new("."), &Connections::new(Default::default())).unwrap();
         let img = &base.images[0];
