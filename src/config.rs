@@ -13,6 +13,60 @@ use crate::layer::Owner;
 use crate::reference::{Location, Reference};
 use crate::sanitize::{check_value, escape_controls};
 
+/// Why `wso2img.toml` cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// There is no file there.
+    #[error("{file}: not found")]
+    NotFound {
+        /// The file.
+        file: String,
+    },
+    /// It cannot be read.
+    #[error("{file}: cannot read ({reason})")]
+    Unreadable {
+        /// The file.
+        file: String,
+        /// Why.
+        reason: String,
+    },
+    /// It is not valid TOML for a wso2img config.
+    #[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Syntax {
+        /// The file.
+        file: String,
+        /// The line, when known.
+        line: Option<usize>,
+        /// What the TOML reader says.
+        message: String,
+    },
+    /// A setting is not usable (the problem names it and says what to do).
+    #[error("{file}: {problem}")]
+    Invalid {
+        /// The file.
+        file: String,
+        /// The setting and what is wrong with it.
+        problem: String,
+    },
+}
+
+impl crate::error::Typed for ConfigError {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::Config
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            ConfigError::NotFound { .. } => Some(
+                "create one with `wso2img init --base IMAGE` (builtin:wso2am-4.3.0 works offline), or pass -c FILE"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
 /// The default config file name.
 pub const FILE_NAME: &str = "wso2img.toml";
 /// The default tag template.
@@ -305,21 +359,14 @@ pub struct LayerSource {
 impl Config {
     /// Reads and validates the config at `path`.
     pub fn load(path: &Path) -> Result<Config> {
-        let shown = path.display();
-        let text = fs::read_to_string(path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::config(format!("{shown}: not found; create it (see README) or pass -c FILE"))
-            } else {
-                Error::config(format!("{shown}: cannot read ({})", io_reason(&e)))
-            }
+        let file = path.display().to_string();
+        let text = fs::read_to_string(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ConfigError::NotFound { file: file.clone() },
+            _ => ConfigError::Unreadable { file: file.clone(), reason: io_reason(&e) },
         })?;
         let raw: RawConfig = toml::from_str(&text).map_err(|e| {
             let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            let msg = e.message().trim().replace('\n', " ");
-            match line {
-                Some(l) => Error::config(format!("{shown}:{l}: {msg}")),
-                None => Error::config(format!("{shown}: {msg}")),
-            }
+            ConfigError::Syntax { file: file.clone(), line, message: e.message().trim().replace('\n', " ") }
         })?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
@@ -338,7 +385,7 @@ impl Config {
     }
 
     fn err(&self, msg: impl std::fmt::Display) -> Error {
-        Error::config(format!("{}: {msg}", self.path.display()))
+        ConfigError::Invalid { file: self.path.display().to_string(), problem: msg.to_string() }.into()
     }
 
     fn validate(&self) -> Result<()> {

@@ -19,6 +19,147 @@ const TAG_MAX: usize = 128;
 /// skopeo transports this tool does not read or write.
 const OTHER_TRANSPORTS: &[&str] = &["atomic", "containers-storage", "dir", "oci-archive", "ostree", "sif", "tarball"];
 
+/// Why a text is not an image reference or location. Each names the text
+/// as written and, where there is one, says how to write it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReferenceError {
+    /// Nothing was written.
+    #[error("{input:?}: empty image reference")]
+    Empty {
+        /// The text.
+        input: String,
+    },
+    /// 64 hex digits: an image ID.
+    #[error("{input:?}: looks like an image ID, not a name")]
+    ImageId {
+        /// The text.
+        input: String,
+    },
+    /// Nothing after `@`.
+    #[error("{input:?}: empty digest")]
+    EmptyDigest {
+        /// The text.
+        input: String,
+    },
+    /// A digest of another algorithm than sha256.
+    #[error("{input:?}: digest algorithm {algorithm:?} is not supported")]
+    DigestAlgorithm {
+        /// The text.
+        input: String,
+        /// The algorithm written.
+        algorithm: String,
+    },
+    /// Not `sha256:` and 64 lowercase hex digits.
+    #[error("{input:?}: invalid digest")]
+    InvalidDigest {
+        /// The text.
+        input: String,
+    },
+    /// Nothing after the tag's `:`.
+    #[error("{input:?}: empty tag")]
+    EmptyTag {
+        /// The text.
+        input: String,
+    },
+    /// A tag over 128 characters.
+    #[error("{input:?}: tag is longer than {TAG_MAX} characters")]
+    TagTooLong {
+        /// The text.
+        input: String,
+    },
+    /// A tag with characters a tag cannot have.
+    #[error("{input:?}: invalid tag {tag:?}")]
+    InvalidTag {
+        /// The text.
+        input: String,
+        /// The tag written.
+        tag: String,
+    },
+    /// A tag or digest but no repository.
+    #[error("{input:?}: missing repository name")]
+    MissingRepository {
+        /// The text.
+        input: String,
+    },
+    /// A registry that is not `HOST[:PORT]`.
+    #[error("{input:?}: invalid registry {registry:?}")]
+    InvalidRegistry {
+        /// The text.
+        input: String,
+        /// The registry written.
+        registry: String,
+    },
+    /// Upper case in the repository path.
+    #[error("{input:?}: repository names must be lowercase")]
+    Uppercase {
+        /// The text.
+        input: String,
+    },
+    /// `a//b`, a trailing `/`.
+    #[error("{input:?}: empty path component (stray '/')")]
+    EmptyComponent {
+        /// The text.
+        input: String,
+    },
+    /// A path component with characters a repository cannot have.
+    #[error("{input:?}: invalid path component {component:?}")]
+    InvalidComponent {
+        /// The text.
+        input: String,
+        /// The component written.
+        component: String,
+    },
+    /// `registry/repository` over 255 characters.
+    #[error("{input:?}: name is longer than {NAME_MAX} characters")]
+    NameTooLong {
+        /// The text.
+        input: String,
+    },
+    /// A transport-prefixed location that is not written as its transport takes it.
+    #[error("{input:?}: {problem}")]
+    Location {
+        /// The text.
+        input: String,
+        /// What is wrong with it.
+        problem: &'static str,
+        /// How the transport's locations are written.
+        form: &'static str,
+    },
+    /// A skopeo transport wso2img does not read or write.
+    #[error("{input:?}: transport {transport} is not supported")]
+    Transport {
+        /// The text.
+        input: String,
+        /// The transport's name.
+        transport: String,
+    },
+}
+
+impl crate::error::Typed for ReferenceError {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::Usage
+    }
+
+    fn hint(&self) -> Option<String> {
+        use ReferenceError::*;
+        Some(match self {
+            Empty { .. } | ImageId { .. } | EmptyDigest { .. } | EmptyTag { .. } | MissingRepository { .. } => {
+                FORM.into()
+            }
+            EmptyComponent { .. } => FORM.into(),
+            DigestAlgorithm { .. } => "only sha256 is".into(),
+            InvalidDigest { .. } => "write @sha256: and 64 lowercase hex digits".into(),
+            InvalidTag { .. } => "a tag is letters, digits, '_', '.' and '-', not starting with '.' or '-'".into(),
+            InvalidRegistry { .. } => "write HOST[:PORT]/PATH".into(),
+            InvalidComponent { .. } => "use lowercase letters and digits separated by '.', '_', '__' or '-'".into(),
+            Location { form, .. } => (*form).into(),
+            Transport { .. } => "use one of oci:, docker-archive:, docker://, docker-daemon:".into(),
+            TagTooLong { .. } | Uppercase { .. } | NameTooLong { .. } => return None,
+        })
+    }
+}
+
 /// A registry image reference, normalised as docker normalises it
 /// (`busybox` is `docker.io/library/busybox`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -37,15 +178,21 @@ impl Reference {
     /// Parses `s` the way docker's `ParseNormalizedNamed` does: an optional
     /// registry, a lowercase path, then `:TAG` and/or `@sha256:DIGEST`.
     pub fn parse(s: &str) -> Result<Reference> {
-        let bad = |what: String| Error::usage(format!("{s:?}: {what}"));
+        Ok(Self::parse_typed(s)?)
+    }
+
+    /// [`Reference::parse`], with the typed error.
+    pub fn parse_typed(s: &str) -> Result<Reference, ReferenceError> {
+        use ReferenceError as E;
+        let input = || s.to_string();
         if s.is_empty() {
-            return Err(bad(format!("empty image reference; {FORM}")));
+            return Err(E::Empty { input: input() });
         }
         if s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(bad(format!("looks like an image ID, not a name; {FORM}")));
+            return Err(E::ImageId { input: input() });
         }
         let (rest, digest) = match s.split_once('@') {
-            Some((rest, d)) => (rest, Some(parse_digest(d).map_err(bad)?)),
+            Some((rest, d)) => (rest, Some(parse_digest(s, d)?)),
             None => (s, None),
         };
         // A tag colon is one after the last `/`; earlier ones are ports.
@@ -55,43 +202,37 @@ impl Reference {
             None => (rest, None),
         };
         match tag {
-            Some("") => return Err(bad(format!("empty tag; {FORM}"))),
-            Some(t) if t.len() > TAG_MAX => return Err(bad(format!("tag is longer than {TAG_MAX} characters"))),
-            Some(t) if !Self::valid_tag(t) => {
-                return Err(bad(format!(
-                    "invalid tag {t:?}; a tag is letters, digits, '_', '.' and '-', not starting with '.' or '-'"
-                )))
-            }
+            Some("") => return Err(E::EmptyTag { input: input() }),
+            Some(t) if t.len() > TAG_MAX => return Err(E::TagTooLong { input: input() }),
+            Some(t) if !Self::valid_tag(t) => return Err(E::InvalidTag { input: input(), tag: t.to_string() }),
             _ => {}
         }
         if name.is_empty() {
-            return Err(bad(format!("missing repository name; {FORM}")));
+            return Err(E::MissingRepository { input: input() });
         }
         let (registry, path) = match name.split_once('/') {
             Some((d, p)) if d.contains(['.', ':']) || d == "localhost" => (d, p),
             _ => (DOCKER_HUB, name),
         };
         if !valid_registry(registry) {
-            return Err(bad(format!("invalid registry {registry:?}; write HOST[:PORT]/PATH")));
+            return Err(E::InvalidRegistry { input: input(), registry: registry.to_string() });
         }
         if path.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(bad("repository names must be lowercase".into()));
+            return Err(E::Uppercase { input: input() });
         }
         for c in path.split('/') {
             if c.is_empty() {
-                return Err(bad(format!("empty path component (stray '/'); {FORM}")));
+                return Err(E::EmptyComponent { input: input() });
             }
             if !valid_path_component(c) {
-                return Err(bad(format!(
-                    "invalid path component {c:?}; use lowercase letters and digits separated by '.', '_', '__' or '-'"
-                )));
+                return Err(E::InvalidComponent { input: input(), component: c.to_string() });
             }
         }
         let registry = if registry == "index.docker.io" { DOCKER_HUB } else { registry };
         let repository =
             if registry == DOCKER_HUB && !path.contains('/') { format!("library/{path}") } else { path.to_string() };
         if registry.len() + 1 + repository.len() > NAME_MAX {
-            return Err(bad(format!("name is longer than {NAME_MAX} characters")));
+            return Err(E::NameTooLong { input: input() });
         }
         Ok(Reference { registry: registry.to_string(), repository, tag: tag.map(str::to_string), digest })
     }
@@ -176,14 +317,15 @@ impl FromStr for Reference {
     }
 }
 
-/// Parses the text after `@`; the error is the message tail.
-fn parse_digest(d: &str) -> Result<Digest, String> {
+/// Parses `d`, the text after `@` in `input`.
+fn parse_digest(input: &str, d: &str) -> Result<Digest, ReferenceError> {
+    let input = input.to_string();
     match d.split_once(':') {
-        _ if d.is_empty() => Err(format!("empty digest; {FORM}")),
+        _ if d.is_empty() => Err(ReferenceError::EmptyDigest { input }),
         Some((algo, _)) if algo != "sha256" => {
-            Err(format!("digest algorithm {algo:?} is not supported; only sha256 is"))
+            Err(ReferenceError::DigestAlgorithm { input, algorithm: algo.to_string() })
         }
-        _ => d.parse().map_err(|_| "invalid digest; write @sha256: and 64 lowercase hex digits".to_string()),
+        _ => d.parse().map_err(|_| ReferenceError::InvalidDigest { input }),
     }
 }
 
@@ -367,15 +509,20 @@ impl Location {
 impl FromStr for Location {
     type Err = Error;
     fn from_str(s: &str) -> Result<Location> {
-        let bad = |what: &str| Error::usage(format!("{s:?}: {what}"));
+        let bad = |problem: &'static str, form: &'static str| -> Error {
+            ReferenceError::Location { input: s.to_string(), problem, form }.into()
+        };
+        const OCI: &str = "write oci:DIR[:TAG]";
+        const ARCHIVE: &str = "write docker-archive:FILE[:NAME[:TAG]]";
+        const DAEMON: &str = "write docker-daemon:NAME[:TAG]";
         if let Some(rest) = s.strip_prefix("oci:") {
             let (dir, tag) = match rest.rsplit_once(':') {
-                Some((_, "")) => return Err(bad("empty tag; write oci:DIR[:TAG]")),
+                Some((_, "")) => return Err(bad("empty tag", OCI)),
                 Some((dir, tag)) if Reference::valid_tag(tag) => (dir, Some(tag.to_string())),
                 _ => (rest, None),
             };
             if dir.is_empty() {
-                return Err(bad("empty directory; write oci:DIR[:TAG]"));
+                return Err(bad("empty directory", OCI));
             }
             return Ok(Location::Oci { dir: PathBuf::from(dir), tag });
         }
@@ -385,39 +532,42 @@ impl FromStr for Location {
                 _ => (rest, None),
             };
             if path.is_empty() {
-                return Err(bad("empty file name; write docker-archive:FILE[:NAME[:TAG]]"));
+                return Err(bad("empty file name", ARCHIVE));
             }
             if reference.as_ref().is_some_and(|r| r.digest.is_some()) {
-                return Err(bad("a docker archive cannot name a digest; write docker-archive:FILE[:NAME[:TAG]]"));
+                return Err(bad("a docker archive cannot name a digest", ARCHIVE));
             }
             return Ok(Location::DockerArchive { path: PathBuf::from(path), reference });
         }
         if let Some(rest) = s.strip_prefix("docker-daemon:") {
             if rest.is_empty() || rest.starts_with("sha256:") {
-                return Err(bad("write docker-daemon:NAME[:TAG]"));
+                return Err(bad("not a daemon image name", DAEMON));
             }
             let reference = Reference::parse(rest)?;
             if reference.digest.is_some() {
-                return Err(bad("the docker daemon is not addressed by digest; write docker-daemon:NAME[:TAG]"));
+                return Err(bad("the docker daemon is not addressed by digest", DAEMON));
             }
             return Ok(Location::Daemon(reference));
         }
         if let Some(rest) = s.strip_prefix("docker://") {
             if rest.starts_with('/') {
-                return Err(bad("too many slashes; write docker://NAME[:TAG|@sha256:DIGEST]"));
+                return Err(bad("too many slashes", "write docker://NAME[:TAG|@sha256:DIGEST]"));
             }
             return Reference::parse(rest).map(Location::Registry);
         }
         if let Some(name) = s.strip_prefix("builtin:") {
             if name.is_empty() || !name.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-')) {
-                return Err(bad("write builtin:NAME, NAME being lowercase letters, digits, '.' and '-'"));
+                return Err(bad(
+                    "not a sample name",
+                    "write builtin:NAME, NAME being lowercase letters, digits, '.' and '-'",
+                ));
             }
             return Ok(Location::Builtin(name.to_string()));
         }
         match s.split_once(':') {
-            Some((word, _)) if OTHER_TRANSPORTS.contains(&word) => Err(bad(&format!(
-                "transport {word} is not supported; use one of oci:, docker-archive:, docker://, docker-daemon:"
-            ))),
+            Some((word, _)) if OTHER_TRANSPORTS.contains(&word) => {
+                Err(ReferenceError::Transport { input: s.to_string(), transport: word.to_string() }.into())
+            }
             _ => Reference::parse(s).map(Location::Registry),
         }
     }
@@ -505,20 +655,36 @@ mod tests {
 
     #[test]
     fn reference_errors() {
-        assert_eq!(err("Wso2/wso2am:4.3.0"), "\"Wso2/wso2am:4.3.0\": repository names must be lowercase");
-        assert_eq!(err("wso2/wso2am:"), "\"wso2/wso2am:\": empty tag; write NAME[:TAG|@sha256:DIGEST]");
-        assert!(err("x@sha256:abc").contains("invalid digest"));
-        assert!(err(&format!("x@sha256:{}", HEX.to_uppercase())).contains("invalid digest"));
-        assert!(err(&format!("x@md5:{HEX}")).contains("only sha256"));
-        assert!(err("a//b").contains("empty path component"));
-        assert!(err("wso2/").contains("empty path component"));
-        assert!(err(&format!("x:{}", "a".repeat(129))).contains("longer than 128"));
+        use ReferenceError as E;
+        let typed = |s: &str| Reference::parse_typed(s).expect_err(s);
+        let input = |s: &str| s.to_string();
+        assert_eq!(typed("Wso2/wso2am:4.3.0"), E::Uppercase { input: input("Wso2/wso2am:4.3.0") });
+        assert_eq!(typed("wso2/wso2am:"), E::EmptyTag { input: input("wso2/wso2am:") });
+        assert_eq!(typed("x@sha256:abc"), E::InvalidDigest { input: input("x@sha256:abc") });
+        let upper = format!("x@sha256:{}", HEX.to_uppercase());
+        assert_eq!(typed(&upper), E::InvalidDigest { input: upper.clone() });
+        let md5 = format!("x@md5:{HEX}");
+        assert_eq!(typed(&md5), E::DigestAlgorithm { input: md5.clone(), algorithm: "md5".into() });
+        assert!(matches!(typed("a//b"), E::EmptyComponent { .. }));
+        assert!(matches!(typed("wso2/"), E::EmptyComponent { .. }));
+        assert!(matches!(typed(&format!("x:{}", "a".repeat(129))), E::TagTooLong { .. }));
         assert!(Reference::parse(&format!("x:{}", "a".repeat(128))).is_ok());
-        assert!(err(&format!("{}/x", "a".repeat(250))).contains("longer than 255"));
+        assert!(matches!(typed(&format!("{}/x", "a".repeat(250))), E::NameTooLong { .. }));
+        assert!(matches!(typed(HEX), E::ImageId { .. }));
+        assert!(matches!(typed(""), E::Empty { .. }));
+        assert!(matches!(typed("a/-b"), E::InvalidComponent { ref component, .. } if component == "-b"));
+        assert!(matches!(typed("x:.t"), E::InvalidTag { ref tag, .. } if tag == ".t"));
+        assert!(matches!(typed("reg.com:5x/x"), E::InvalidRegistry { ref registry, .. } if registry == "reg.com:5x"));
         let bad_refs = "x@ :tag a/-b a/b_-c a/b. my_reg.com/x reg.com:/x reg.com:5x/x [zz]:1/x x:.t é/x";
         for bad in bad_refs.split(' ').chain(["", HEX]) {
             err(bad);
         }
+        // One line: what is wrong with the text as written, then how to write it.
+        assert_eq!(err("Wso2/wso2am:4.3.0"), "\"Wso2/wso2am:4.3.0\": repository names must be lowercase");
+        assert_eq!(err("wso2/wso2am:"), "\"wso2/wso2am:\": empty tag; write NAME[:TAG|@sha256:DIGEST]");
+        let e = Reference::parse("wso2/wso2am:").unwrap_err();
+        assert_eq!(e.hint(), Some(FORM));
+        assert!(matches!(e.typed::<ReferenceError>(), Some(E::EmptyTag { .. })));
     }
 
     #[test]
@@ -601,10 +767,19 @@ mod tests {
             assert_eq!(e.kind(), crate::error::Kind::Usage, "{bad}");
         }
         let e = "oci-archive:x.tar".parse::<Location>().expect_err("oci-archive");
+        assert!(
+            matches!(e.typed::<ReferenceError>(), Some(ReferenceError::Transport { transport, .. }) if transport == "oci-archive")
+        );
         assert_eq!(
             e.to_string(),
             "\"oci-archive:x.tar\": transport oci-archive is not supported; use one of oci:, docker-archive:, docker://, docker-daemon:"
         );
+        let e = "oci::t".parse::<Location>().expect_err("oci::t");
+        assert!(matches!(
+            e.typed::<ReferenceError>(),
+            Some(ReferenceError::Location { problem: "empty directory", .. })
+        ));
+        assert_eq!(e.hint(), Some("write oci:DIR[:TAG]"));
         assert!("dir:/tmp/x".parse::<Location>().is_err());
     }
 }
