@@ -6,6 +6,7 @@
 pub mod checks;
 pub mod jar;
 pub mod keystore;
+pub mod truststore;
 
 use std::path::Path;
 
