@@ -17,5 +17,6 @@ mod registry;
 mod registry_support;
 mod reproducible;
 mod signing;
+mod truststore;
 mod uid;
 mod wso2;
