@@ -172,8 +172,8 @@ fn keytool_list(bytes: &[u8], kind: Option<&str>) -> (Vec<(String, String)>, Str
             kind = k.to_string();
         } else if let Some(a) = line.strip_prefix("Alias name: ") {
             alias = Some(a.to_string());
-        } else if let (Some(fp), Some(a)) = (line.strip_prefix("SHA256: "), alias.take()) {
-            entries.push((a, fp.to_string()));
+        } else if let Some(fp) = line.strip_prefix("SHA256: ") {
+            entries.push((alias.take().expect("an alias before its fingerprint"), fp.to_string()));
         }
     }
     entries.sort();
