@@ -40,7 +40,8 @@ fn ca(dir: &Path, name: &str, cn: &str) -> PathBuf {
 /// A certificate signed by `issuer` (`ISSUER.pem` + `.key` in `dir`) with
 /// `days` of validity (negative: expired), no CA extension.
 fn leaf(dir: &Path, name: &str, issuer: &str, days: i32) -> PathBuf {
-    let (key, csr, pem) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.csr")), dir.join(format!("{name}.pem")));
+    let (key, csr, pem) =
+        (dir.join(format!("{name}.key")), dir.join(format!("{name}.csr")), dir.join(format!("{name}.pem")));
     sh(Command::new("openssl")
         .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj"])
         .arg(format!("/CN={name}"))
@@ -122,7 +123,8 @@ fn base_with(ws: &Workspace, name: &str, sample: &str, store_file: &Path) -> Str
     let dir = ws.join(&format!("{name}-src"));
     fs::create_dir_all(dir.join("keystores")).unwrap();
     fs::copy(store_file, dir.join("keystores").join(STORE)).unwrap();
-    fs::write(dir.join("wso2img.toml"), format!("[base]\nimage = \"{sample}\"\n[layers]\nbake_keystores = true\n")).unwrap();
+    fs::write(dir.join("wso2img.toml"), format!("[base]\nimage = \"{sample}\"\n[layers]\nbake_keystores = true\n"))
+        .unwrap();
     let out = ok(bin().current_dir(&dir).args(["build", "--to", &format!("oci:{}:b", ws.join(name).display())]));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("keystores/client-truststore.jks: replaces the base's truststore wholesale"), "{err}");
@@ -193,7 +195,9 @@ fn merges_into_jks_and_pkcs12_bases_readable_by_the_jdk() {
     if !tools() {
         return;
     }
-    for (kind, sample, want_type) in [("JKS", "builtin:wso2am-4.3.0", "JKS"), ("PKCS12", "builtin:wso2am-4.4.0", "PKCS12")] {
+    for (kind, sample, want_type) in
+        [("JKS", "builtin:wso2am-4.3.0", "JKS"), ("PKCS12", "builtin:wso2am-4.4.0", "PKCS12")]
+    {
         let ws = Workspace::new();
         let k = ws.join("k");
         let (base_ca, other_ca) = (ca(&k, "base-ca", "Base CA"), ca(&k, "other-ca", "Other CA"));
@@ -252,7 +256,11 @@ fn merges_into_jks_and_pkcs12_bases_readable_by_the_jdk() {
         assert_eq!(listed[0]["not_after"], t["added"][0]["not_after"]);
         ws.run_ok(&["build", "--to", "oci:out3", "--sbom", "sbom.json"]);
         let sbom = fs::read_to_string(ws.join("sbom.json")).unwrap();
-        assert!(sbom.contains("client-truststore.jks#partner-ca") && sbom.contains(&fp_partner.replace(':', "").to_lowercase()), "{sbom}");
+        assert!(
+            sbom.contains("client-truststore.jks#partner-ca")
+                && sbom.contains(&fp_partner.replace(':', "").to_lowercase()),
+            "{sbom}"
+        );
 
         // A base whose truststore differs: the merge starts from its store.
         store(&k.join("two.jks"), kind, &[("baseca", &base_ca)]);
@@ -270,7 +278,8 @@ fn merges_into_jks_and_pkcs12_bases_readable_by_the_jdk() {
         assert_eq!(r["platforms"][0]["truststore"]["added"], serde_json::json!([]));
         assert_eq!(r["platforms"][0]["truststore"]["already_present"][0]["base_alias"], "baseca");
         assert!(r["layers"].as_array().unwrap().iter().all(|l| l["name"] != "truststore"), "{r}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("k/base-ca.pem is already in client-truststore.jks as baseca"));
+        assert!(String::from_utf8_lossy(&out.stderr)
+            .contains("k/base-ca.pem is already in client-truststore.jks as baseca"));
     }
 }
 
@@ -307,7 +316,11 @@ fn bad_inputs_fail_in_one_line_with_nothing_written() {
         ("certs = [\"c/garbage.der\"]", "c/garbage.der: ", "not a readable X.509 certificate"),
         ("certs = [\"c/expired.pem\"]", "c/expired.pem: ", "expired on"),
         ("certs = [\"c/future.pem\"]", "c/future.pem: ", "not valid yet"),
-        ("certs = [{ path = \"c/other.pem\", alias = \"baseca\" }]", "c/other.pem: ", "alias baseca is in the base's truststore"),
+        (
+            "certs = [{ path = \"c/other.pem\", alias = \"baseca\" }]",
+            "c/other.pem: ",
+            "alias baseca is in the base's truststore",
+        ),
         ("certs = [\"c/with-key.pem\"]", "c/with-key.pem: ", "holds a private key"),
         ("certs = [\"c/keystore.p12\"]", "c/keystore.p12: ", "keystore with a private key"),
         ("certs = [\"c/other.pem\"]\npassword_env = \"WSO2IMG_TEST_TRUST_PW\"", "", "password_env"),
@@ -360,7 +373,10 @@ fn bad_inputs_fail_in_one_line_with_nothing_written() {
     let out = ws.run(&["build", "--to", "oci:never"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("overlays/repository/resources/security/client-truststore.jks: replaces the base's truststore"), "{err}");
+    assert!(
+        err.contains("overlays/repository/resources/security/client-truststore.jks: replaces the base's truststore"),
+        "{err}"
+    );
     assert!(!ws.join("never").exists());
 }
 

@@ -104,7 +104,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// Parses and checks one certificate.
 fn check(der: Vec<u8>, which: &str, alias: String, label: &str, now: i64) -> Result<(Cert, Option<String>)> {
     let parsed = match X509Certificate::from_der(&der) {
-        Ok((rest, c)) if rest.is_empty() => c,
+        Ok(([], c)) => c,
         Ok(_) => return Err(Error::config(format!("{which}: not a certificate (bytes after its end)"))),
         Err(e) => return Err(Error::config(format!("{which}: not a readable X.509 certificate ({e})"))),
     };

@@ -241,6 +241,10 @@ pub struct Merged {
     pub bytes: Vec<u8>,
 }
 
+/// An entry of a store: its alias (when it has one) and its certificate
+/// (`None`: a private or secret key).
+type Held = (Option<String>, Option<Vec<u8>>);
+
 /// Adds `want`'s certificates to the base's store `base` (at `path` in the
 /// image, shown as `shown`), new entries dated `created` (seconds since the
 /// epoch). An alias the store holds with another certificate is an error; a
@@ -254,7 +258,7 @@ pub fn merge(base: &[u8], path: &str, shown: &str, want: &Wanted, created: i64) 
             if password == DEFAULT_PASSWORD { "product's default" } else { "given" }
         ))
     };
-    let (format, entries): (Format, Vec<(Option<String>, Option<Vec<u8>>)>) = match super::keystore::detect(base) {
+    let (format, entries): (Format, Vec<Held>) = match super::keystore::detect(base) {
         Some("JKS") => {
             let s = jks::Store::parse(base, Some(password)).map_err(|e| match e {
                 jks::JksError::Password => wrong_password(),
