@@ -95,6 +95,56 @@ pub struct Config {
     pub variants: Vec<VariantSection>,
     /// `[maven]`: jars by coordinates.
     pub maven: MavenSection,
+    /// `[truststore]`: certificates merged into the base's client truststore.
+    pub truststore: TruststoreSection,
+}
+
+/// `[truststore]`: certificates (PEM with one or many, or DER; globs allowed)
+/// added as trusted-certificate entries to the base's own client truststore
+/// at build time.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TruststoreSection {
+    /// Certificate files relative to this file: a path or glob, or
+    /// `{ path, alias }` to choose the alias.
+    #[serde(default)]
+    pub certs: Vec<CertSpec>,
+    /// The environment variable holding the truststore's password (default:
+    /// the product's own, `wso2carbon`); read at build time, never stored.
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+impl TruststoreSection {
+    /// Whether it adds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.certs.is_empty()
+    }
+}
+
+/// One entry of `[truststore] certs`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum CertSpec {
+    /// A path or glob; aliases come from the file names.
+    Path(String),
+    /// A path or glob with the alias its certificates get.
+    Table {
+        /// The file (or glob).
+        path: String,
+        /// The alias (several certificates: `ALIAS-1`, `ALIAS-2`, …).
+        alias: Option<String>,
+    },
+}
+
+impl CertSpec {
+    /// The path or glob, and the alias chosen for it.
+    pub fn parts(&self) -> (&str, Option<&str>) {
+        match self {
+            CertSpec::Path(p) => (p, None),
+            CertSpec::Table { path, alias } => (path, alias.as_deref()),
+        }
+    }
 }
 
 /// `[maven]`: jars resolved by Maven coordinates instead of checked in.
@@ -200,6 +250,10 @@ pub struct VariantSection {
     pub overlays: Option<String>,
     /// Extra keystores for this variant only (baked only when keystores are).
     pub keystores: Option<String>,
+    /// Certificates this variant adds to the truststore, after `[truststore]`'s
+    /// (its `password_env`, when set, replaces the main one).
+    #[serde(default)]
+    pub truststore: Option<TruststoreSection>,
 }
 
 /// `[base]`: the image to customize.
@@ -310,6 +364,8 @@ struct RawConfig {
     variants: Vec<VariantSection>,
     #[serde(default)]
     maven: MavenSection,
+    #[serde(default)]
+    truststore: TruststoreSection,
 }
 
 /// The customer layer kinds, in the fixed order their layers are stacked.
@@ -379,6 +435,7 @@ impl Config {
             target: raw.target,
             variants: raw.variants,
             maven: raw.maven,
+            truststore: raw.truststore,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -432,8 +489,12 @@ impl Config {
                 self.err(format!("[maven] repositories \"{}\": {m}", crate::coordinates::redact_url(&r.url)))
             })?;
         }
+        self.check_truststore(&self.truststore, "[truststore]")?;
         let mut names: Vec<&str> = Vec::new();
         for v in &self.variants {
+            if let Some(t) = &v.truststore {
+                self.check_truststore(t, &format!("[[variant]] {} truststore", v.name))?;
+            }
             let ok = v.name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
                 && v.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                 && v.name.len() <= 40;
@@ -463,6 +524,31 @@ impl Config {
             }
             if let Some(t) = &v.tag {
                 check_template(t).map_err(|m| self.err(format!("[[variant]] {} tag `{t}`: {m}", v.name)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a truststore section's aliases and password variable name.
+    fn check_truststore(&self, t: &TruststoreSection, what: &str) -> Result<()> {
+        for c in &t.certs {
+            let (path, alias) = c.parts();
+            if path.is_empty() {
+                return Err(self.err(format!("{what} certs: an entry is empty; name a PEM or DER file")));
+            }
+            if let Some(a) = alias {
+                crate::wso2::truststore::check_alias(a)
+                    .map_err(|m| self.err(format!("{what} certs \"{path}\": alias {:?} {m}", escape_controls(a))))?;
+            }
+        }
+        if let Some(name) = &t.password_env {
+            let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok {
+                return Err(self.err(format!(
+                    "{what} password_env = {:?}: not an environment variable name (letters, digits, _)",
+                    escape_controls(name)
+                )));
             }
         }
         Ok(())

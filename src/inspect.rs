@@ -1,5 +1,6 @@
 //! `inspect`: what an image at a location holds — top digest, platforms,
-//! layers with their history, labels and the WSO2 facts detected.
+//! layers with their history, labels, the WSO2 facts detected and the
+//! certificates wso2img added to its truststore.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -48,6 +49,10 @@ pub struct PlatformInfo {
     /// WSO2 facts, when it is a WSO2 image.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detected: Option<Facts>,
+    /// The certificates wso2img added to its truststore (alias, subject,
+    /// sha256, not_after), when it added any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truststore: Option<Value>,
 }
 
 /// What `inspect` reports.
@@ -123,6 +128,9 @@ pub fn inspect_with(location: &Location, connections: &Connections, key: Option<
             config_digest: Digest::of(&img.config),
             layers,
             labels: img.config_json["config"]["Labels"].clone(),
+            truststore: img.config_json["config"]["Labels"][wso2::truststore::LABEL]
+                .as_str()
+                .and_then(wso2::truststore::from_label),
             user: img.config_json["config"]["User"].as_str().unwrap_or("").to_string(),
             detected,
         });

@@ -1,7 +1,8 @@
 //! A CycloneDX 1.5 SBOM of what a customization adds to its base: every jar
 //! with its sha256 and Maven coordinates, theme and overlay files by path and
-//! digest, keystores by path only (their bytes are secrets), and the base
-//! image by name and digest. The document is deterministic: no timestamp, and
+//! digest, keystores by path only (their bytes are secrets), the
+//! certificates added to the truststore (alias, subject, SHA-256, not-after)
+//! and the base image by name and digest. The document is deterministic: no timestamp, and
 //! a serial number derived from the content digest.
 
 use std::fs::File;
@@ -48,8 +49,18 @@ fn sha256_of(f: &CheckedFile) -> Result<Digest> {
     Ok(r.finish().0)
 }
 
-/// The SBOM as canonical JSON bytes.
-pub fn cyclonedx(subject: &Subject<'_>, files: &[Placed<'_>]) -> Result<Vec<u8>> {
+/// A certificate added to the truststore at `path` in the image.
+#[derive(Debug, Clone)]
+pub struct Trusted<'a> {
+    /// The truststore's absolute path in the image.
+    pub path: &'a str,
+    /// The certificate.
+    pub cert: &'a crate::wso2::truststore::Cert,
+}
+
+/// The SBOM as canonical JSON bytes: the base, the files placed and the
+/// certificates added to the truststore.
+pub fn cyclonedx(subject: &Subject<'_>, files: &[Placed<'_>], trusted: &[Trusted<'_>]) -> Result<Vec<u8>> {
     let mut components: Vec<Value> = Vec::new();
     let mut base = json!({
         "type": "container",
@@ -106,6 +117,24 @@ pub fn cyclonedx(subject: &Subject<'_>, files: &[Placed<'_>]) -> Result<Vec<u8>>
             }),
         };
         components.push(c);
+    }
+    for (i, t) in trusted.iter().enumerate() {
+        let c = t.cert;
+        components.push(json!({
+            "type": "file",
+            "bom-ref": format!("trusted-{i}"),
+            "name": format!("{}#{}", t.path, c.alias),
+            "description": format!("trusted certificate {} (not after {})", c.subject, c.not_after),
+            "hashes": [{"alg": "SHA-256", "content": c.sha256.hex()}],
+            "properties": [
+                {"name": "wso2img:layer", "value": "truststore"},
+                {"name": "wso2img:source", "value": c.source},
+                {"name": "wso2img:path", "value": t.path},
+                {"name": "wso2img:alias", "value": c.alias},
+                {"name": "wso2img:subject", "value": c.subject},
+                {"name": "wso2img:not-after", "value": c.not_after},
+            ],
+        }));
     }
     let refs: Vec<Value> = components.iter().map(|c| c["bom-ref"].clone()).collect();
     let hex = subject.content_digest.hex();

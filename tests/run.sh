@@ -16,7 +16,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-packages=(docker.io docker-registry skopeo umoci podman buildah containerd busybox-static apache2-utils util-linux python3-venv openssl time binutils binutils-aarch64-linux-gnu qemu-user-static)
+packages=(docker.io docker-registry skopeo umoci podman buildah containerd busybox-static apache2-utils util-linux python3-venv openssl time binutils binutils-aarch64-linux-gnu qemu-user-static openjdk-17-jre-headless)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -197,6 +197,21 @@ fn plan_text(r: &Report) -> String {
             p.detected.owner_from
         );
     }
+    // The certificates added, once per distinct merge (platforms share them).
+    let mut told = Vec::new();
+    for t in r.platforms.iter().filter_map(|p| p.truststore.as_ref()) {
+        if told.contains(&t) {
+            continue;
+        }
+        told.push(t);
+        s += &format!("truststore      {} ({}, {} base entries)\n", t.path, t.format.name(), t.base_entries);
+        for c in &t.added {
+            s += &format!("  + {}  {}  {}  not after {}\n", c.alias, c.sha256, c.subject, c.not_after);
+        }
+        for c in &t.already_present {
+            s += &format!("  = {}  {}  already there as {}\n", c.alias, c.sha256, c.base_alias);
+        }
+    }
     for l in &r.layers {
         s +=
             &format!("layer {:<10} {:>6} files {:>10}  {}\n", l.name, l.files, wso2img::fmt::human(l.bytes), l.diff_id);

@@ -71,6 +71,16 @@ fn text(i: &Inspection) -> String {
                 l.created_by.as_deref().unwrap_or("")
             );
         }
+        for c in p.truststore.as_ref().and_then(|t| t.as_array()).into_iter().flatten() {
+            let field = |k: &str| c[k].as_str().unwrap_or("?").to_string();
+            s += &format!(
+                "  truststore + {}  {}  {}  not after {}\n",
+                field("alias"),
+                field("sha256"),
+                field("subject"),
+                field("not_after")
+            );
+        }
         if let Some(labels) = p.labels.as_object() {
             for (k, v) in labels {
                 s += &format!("  label {k}={}\n", v.as_str().unwrap_or(""));

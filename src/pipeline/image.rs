@@ -60,6 +60,9 @@ impl Composing<'_> {
             if let Some(d) = base.digest {
                 labels.insert(BASE_DIGEST.into(), d.to_string());
             }
+            if let Some(t) = plat.truststore.as_ref().filter(|t| !t.added.is_empty()) {
+                labels.insert(wso2::truststore::LABEL.into(), wso2::truststore::label_value(&t.added));
+            }
             if let Some(v) = &product.variant {
                 labels.insert(VARIANT_LABEL.into(), v.name.clone());
                 if let Some(profile) = &v.profile {
@@ -128,6 +131,7 @@ impl Composing<'_> {
                 manifest_digest: None,
                 detected: pl.facts.clone(),
                 layers: pl.layers.clone(),
+                truststore: pl.truststore.clone(),
             })
             .collect()
     }

@@ -8,10 +8,11 @@ use super::project::Project;
 use super::Options;
 use crate::cache::Cache;
 use crate::config::{Config, LayerKind, LayerSource};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::inputs::{FolderPrint, Inspection};
 use crate::layer::{self, SourceEntry};
 use crate::wso2::checks::CheckedFile;
+use crate::wso2::truststore::{self, Wanted};
 
 /// Walked folders: each with its entries.
 pub(super) type Walk = Vec<(LayerSource, Vec<SourceEntry>)>;
@@ -54,6 +55,8 @@ pub(super) struct Inputs {
     pub(super) gathered: Gathered,
     /// The keystore questions still open.
     pub(super) keystores: Option<Questions>,
+    /// The certificates `[truststore]` adds: the main image's, each variant's.
+    pub(super) truststore: (Wanted, Vec<Wanted>),
 }
 
 impl Inputs {
@@ -107,9 +110,20 @@ impl Questions {
 /// Walks the customer folders through the ignore rules, checks the
 /// configuration files, resolves `[maven]` jars and checks every file.
 pub(super) fn gather(opts: &Options, config: &Config, cache: &Cache) -> Result<Inputs> {
-    let gopts =
-        crate::inputs::Options { bake_keystores: opts.bake_keystores, locked: opts.locked, net: opts.registry.net() };
-    let g = crate::inputs::gather(config, &gopts, cache)?;
+    let gopts = crate::inputs::Options {
+        bake_keystores: opts.bake_keystores,
+        locked: opts.locked,
+        net: opts.registry.net(),
+    };
+    let mut g = crate::inputs::gather(config, &gopts, cache)?;
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let (main, variants, warned) = truststore::gather(config, now)?;
+    replaced_truststores(config, &g.walked, &g.variant_walks, &main, &variants, &mut g.warnings)?;
+    for w in &warned {
+        crate::progress::message(&format!("warning: {w}"));
+    }
+    g.warnings.extend(warned);
     let has_keystores = |w: &[(LayerSource, Vec<SourceEntry>)]| {
         w.iter()
             .any(|(s, e)| s.kind == LayerKind::Keystores && e.iter().any(|e| !matches!(e.kind, layer::SourceKind::Dir)))
@@ -129,7 +143,50 @@ pub(super) fn gather(opts: &Options, config: &Config, cache: &Cache) -> Result<I
         checked: g.checked,
         gathered: Gathered { excluded: g.excluded, maven: g.maven, config_files: g.config_files, warnings: g.warnings },
         keystores: Some(questions),
+        truststore: (main, variants),
     })
+}
+
+/// A truststore laid wholesale by the keystores folder or an overlay: an
+/// error when `[truststore]` merges into the base's (the file would hide
+/// the merge, or be hidden by it), else a warning that it goes stale.
+fn replaced_truststores(
+    config: &Config,
+    main: &Walk,
+    variants: &[Walk],
+    wanted: &Wanted,
+    variant_wanted: &[Wanted],
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    // The main folders go into every variant too.
+    let any = !wanted.certs.is_empty() || variant_wanted.iter().any(|w| !w.certs.is_empty());
+    let walks =
+        std::iter::once((main, any)).chain(variants.iter().zip(variant_wanted.iter().map(|w| !w.certs.is_empty())));
+    for (walk, merges) in walks {
+        for (src, entries) in walk {
+            let target = match src.kind {
+                LayerKind::Keystores => truststore::FILE_NAME,
+                LayerKind::Overlays => truststore::FILE,
+                _ => continue,
+            };
+            let Some(e) = entries.iter().find(|e| e.rel == target && !matches!(e.kind, layer::SourceKind::Dir)) else {
+                continue;
+            };
+            let shown = format!("{}/{}", src.label, e.rel);
+            if merges {
+                return Err(Error::config(format!(
+                    "{shown}: replaces the base's truststore, into which {} merges certificates; remove the file (list its certificates in [truststore] certs) or the [truststore] certs",
+                    config.path.display()
+                )));
+            }
+            let w = format!(
+                "{shown}: replaces the base's truststore wholesale and goes stale with each base update; list the certificates you add in [truststore] certs instead (they are merged into the base's own truststore)"
+            );
+            crate::progress::message(&format!("warning: {w}"));
+            warnings.push(w);
+        }
+    }
+    Ok(())
 }
 
 /// The artifact key (`group:artifact`) of every checked jar whose Maven

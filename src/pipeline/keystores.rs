@@ -55,6 +55,28 @@ pub(super) fn settle(
     Ok(Settled { baked, labels: labels(project, baked) })
 }
 
+/// A merged truststore that holds a private key (the base's store had one)
+/// is a keystore, at `shown`: refused when baking is off, and refused for a
+/// public registry among the outputs unless `allow_public`.
+pub(super) fn check_truststore_key(project: &Project, bakes: bool, allow_public: bool, shown: &str) -> Result<()> {
+    if !bakes {
+        return Err(Error::config(format!(
+            "{shown}: the base's truststore holds a private key, so the merged store is a keystore, and keystores go into an image only with bake_keystores = true or --bake-keystores; turn baking on, or use a base whose truststore holds certificates only"
+        )));
+    }
+    let why = format!("{shown}, a truststore holding a private key");
+    guard_public(allow_public, project, true, Some(&why))
+}
+
+/// `settled`, with the images marked as holding baked keystores when a
+/// merged truststore holds a private key (`key`).
+pub(super) fn with_truststore_key(settled: Settled, project: &Project, key: bool) -> Settled {
+    match key && !settled.baked {
+        true => Settled { baked: true, labels: labels(project, true) },
+        false => settled,
+    }
+}
+
 /// The labels every image gets: the config's and the keystore label when
 /// keystores are baked (each image adds its own base's name and digest).
 fn labels(project: &Project, baked: bool) -> BTreeMap<String, String> {

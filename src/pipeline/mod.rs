@@ -313,6 +313,10 @@ impl Run {
         let (bases, lock) = bases::complete(opts, &project, &connections, main, &inputs)?;
         let planning = std::time::Instant::now();
         let plan = plan::plan(opts, &project.config, &bases, &inputs, cache)?;
+        if let Some(shown) = &plan.truststore_key {
+            let bakes = project.config.bakes_keystores(opts.bake_keystores);
+            keystores::check_truststore_key(&project, bakes, opts.allow_public_keystores, shown)?;
+        }
         crate::progress::detail(&format!(
             "inputs: {} files walked and checked in {walked:.3} s; {} layers planned in {:.3} s ({} from the plan memo)",
             inputs.files,
@@ -359,14 +363,15 @@ impl Run {
         hashed: &[usize],
         cache: &Cache,
     ) -> Result<keystores::Settled> {
+        let key = self.plan.truststore_key.is_some();
         if let Some(s) = self.settled.take() {
-            return Ok(s);
+            return Ok(keystores::with_truststore_key(s, &self.project, key));
         }
         let plan = &self.plan;
         let read = |walk: Option<usize>, folder: usize| plan.files_read(walk, folder, hashed);
         let settled = keystores::settle(&mut self.inputs, &self.project, seen, &read, cache);
         self.release_walks();
-        settled
+        settled.map(|s| keystores::with_truststore_key(s, &self.project, key))
     }
 
     /// Hashes the layers, then settles the keystore questions with what

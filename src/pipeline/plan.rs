@@ -21,6 +21,7 @@ use crate::image::mutate;
 use crate::inputs::FolderPrint;
 use crate::layer::{self, split, LayerSpec, Placement, SourceEntry};
 use crate::transport::{self, Base};
+use crate::wso2::truststore::{self, Merged};
 use crate::wso2::{self, Facts};
 
 /// One platform of a product: its base image, what was detected in it, and
@@ -29,6 +30,8 @@ pub(super) struct PlatformPlan {
     pub(super) image: usize,
     pub(super) facts: Facts,
     pub(super) layers: Vec<usize>,
+    /// The base's truststore with the `[truststore]` certificates merged in.
+    pub(super) truststore: Option<Merged>,
 }
 
 /// One image to produce: the main customization, or a variant of it.
@@ -52,8 +55,13 @@ pub(super) struct Plan {
     pub(super) memo_pending: Vec<(Digest, Vec<usize>, FolderPrint)>,
     /// Which layers came from which walked folder.
     pub(super) folders: Vec<FolderLayers>,
+    /// Where a merged truststore holding a private key goes (it is a
+    /// keystore, and keeps every keystore rule), when one does.
+    pub(super) truststore_key: Option<String>,
     /// Base files copied out for the `arbitrary-uid` layer; they live as long as the plan.
     _extracted: Option<crate::files::TempDir>,
+    /// The merged truststores' files; they live as long as the plan.
+    _truststores: Option<crate::files::TempDir>,
 }
 
 impl Plan {
@@ -151,6 +159,10 @@ pub(super) fn plan(opts: &Options, config: &Config, bases: &Bases, inputs: &Inpu
     let owner = config.owner()?;
     let arbitrary = config.image.arbitrary_uid;
     let extracted = if arbitrary { Some(crate::files::TempDir::new("arbitrary-uid")?) } else { None };
+    let (trust_main, trust_variants) = &inputs.truststore;
+    let merges = std::iter::once(trust_main).chain(trust_variants).any(|w| !w.certs.is_empty());
+    let trust_dir = if merges { Some(crate::files::TempDir::new("truststore")?) } else { None };
+    let mut truststore_key = None;
     let mut layers: Vec<Planned> = Vec::new();
     let mut pending = Vec::new();
     let mut folders = Vec::new();
@@ -222,7 +234,27 @@ pub(super) fn plan(opts: &Options, config: &Config, bases: &Bases, inputs: &Inpu
                     take(planned, &mut ids, Some((Some(vi), fi)));
                 }
             }
-            platforms.push(PlatformPlan { image: i, facts, layers: ids });
+            let want = if pi == 0 { trust_main } else { &trust_variants[pi - 1] };
+            let mut truststore = None;
+            if let (false, Some(dir)) = (want.certs.is_empty(), &trust_dir) {
+                let own = variant.is_some_and(|v| v.truststore.as_ref().is_some_and(|t| !t.is_empty()));
+                let name = match variant.filter(|_| own) {
+                    Some(v) => format!("{}:truststore", v.name),
+                    None => "truststore".to_string(),
+                };
+                let t = Trusting { facts: &facts, mtime, arbitrary, name: &name, dir: dir.path() };
+                let (spec, merged) = t.layer(base, img, want, i == 0)?;
+                if merged.private_key && !merged.added.is_empty() {
+                    truststore_key
+                        .get_or_insert_with(|| format!("{} ({}) {}", base.location, img.platform, merged.path));
+                }
+                // Nothing new (every certificate already there): the base's store stays.
+                if !merged.added.is_empty() {
+                    take((vec![Planned::full(spec)], None), &mut ids, None);
+                }
+                truststore = Some(merged);
+            }
+            platforms.push(PlatformPlan { image: i, facts, layers: ids, truststore });
         }
         products.push(Product { variant: variant.cloned(), platforms });
     }
@@ -233,7 +265,9 @@ pub(super) fn plan(opts: &Options, config: &Config, bases: &Bases, inputs: &Inpu
         created: opts.source_date_epoch.map(mutate::rfc3339),
         memo_pending: pending,
         folders,
+        truststore_key,
         _extracted: extracted,
+        _truststores: trust_dir,
     })
 }
 
@@ -334,6 +368,94 @@ impl Planning<'_> {
             facts.owner
         );
         Ok(spec)
+    }
+}
+
+/// What merging a base's truststore reads besides the base: its facts, the
+/// mtime (also the date of the entries added), the arbitrary-UID setting,
+/// the layer's name and where the merged files go.
+struct Trusting<'a> {
+    facts: &'a Facts,
+    mtime: u64,
+    arbitrary: bool,
+    name: &'a str,
+    dir: &'a Path,
+}
+
+impl Trusting<'_> {
+    /// The layer holding the base's truststore with `want`'s certificates
+    /// merged in, and what the merge did (said once per product, `tell`).
+    fn layer(
+        &self,
+        base: &Base,
+        img: &transport::BaseImage,
+        want: &truststore::Wanted,
+        tell: bool,
+    ) -> Result<(LayerSpec, Merged)> {
+        let facts = self.facts;
+        let path = format!("{}/{}", facts.product_home, truststore::FILE);
+        let shown = format!("{} ({}) {path}", base.location, img.platform);
+        let bytes = transport::read_base_file(img, path.trim_start_matches('/'))?.ok_or_else(|| {
+            Error::source(format!(
+                "{shown}: the base has no truststore there; [truststore] adds certificates to the base's own {}",
+                truststore::FILE_NAME
+            ))
+        })?;
+        let merged = truststore::merge(&bytes, &path, &shown, want, self.mtime as i64)?;
+        let digest = crate::digest::Digest::of(&merged.bytes);
+        let local = self.dir.join(format!("{}.jks", digest.hex()));
+        if !local.exists() {
+            std::fs::write(&local, &merged.bytes).map_err(|e| Error::io("writing the merged truststore", &local, e))?;
+        }
+        let placement = Placement {
+            owner: facts.owner,
+            owned_root: facts.user_home.clone(),
+            file_mode: merged.private_key.then_some(0o640),
+            group_like_owner: self.arbitrary,
+        };
+        let entry = SourceEntry {
+            rel: truststore::FILE.to_string(),
+            path: local,
+            kind: layer::SourceKind::File { size: merged.bytes.len() as u64, executable: false },
+            origin: Some("[truststore]".into()),
+            key: None,
+            head: None,
+        };
+        let mut spec = LayerSpec::new(self.name, self.mtime);
+        spec.add(path.clone(), &entry, &placement)?;
+        let n = merged.added.len();
+        let shipped = truststore::shipped_format(facts.version.as_deref())
+            .filter(|f| *f != merged.format)
+            .map(|f| format!("; API Manager {} ships it as {}", facts.version.as_deref().unwrap_or("?"), f.name()))
+            .unwrap_or_default();
+        spec.description = format!(
+            "wso2img {}: {n} certificate{} added to {} ({}, {} entries from the base), owner {}",
+            self.name,
+            if n == 1 { "" } else { "s" },
+            truststore::FILE_NAME,
+            merged.format.name(),
+            merged.base_entries,
+            facts.owner
+        );
+        if tell {
+            crate::progress::message(&format!(
+                "truststore: {n} certificate{} added to {} of {} ({} content, {} base entries kept{shipped})",
+                if n == 1 { "" } else { "s" },
+                truststore::FILE_NAME,
+                base.location,
+                merged.format.name(),
+                merged.base_entries
+            ));
+            for p in &merged.already_present {
+                crate::progress::message(&format!(
+                    "truststore: {} is already in {} as {}; nothing added for it",
+                    p.source,
+                    truststore::FILE_NAME,
+                    p.base_alias
+                ));
+            }
+        }
+        Ok((spec, merged))
     }
 }
 

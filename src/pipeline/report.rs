@@ -45,6 +45,9 @@ pub struct PlatformReport {
     pub detected: Facts,
     /// Indexes into `layers` of the customer layers of this platform.
     pub layers: Vec<usize>,
+    /// The base's truststore with the `[truststore]` certificates merged in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truststore: Option<crate::wso2::truststore::Merged>,
 }
 
 /// The base in a report.

@@ -29,7 +29,12 @@ pub(super) fn bytes(project: &Project, plan: &Plan, bases: &Bases, inputs: &Inpu
         base_name: &bases.main().name,
         base_digest: bases.main().digest.as_ref(),
     };
-    sbom::cyclonedx(&subject, &placed)
+    let trusted: Vec<sbom::Trusted<'_>> = plan.main().platforms[0]
+        .truststore
+        .iter()
+        .flat_map(|t| t.added.iter().map(|cert| sbom::Trusted { path: &t.path, cert }))
+        .collect();
+    sbom::cyclonedx(&subject, &placed, &trusted)
 }
 
 /// Writes the SBOM where `--sbom` asks for it.

@@ -9,6 +9,7 @@ pub mod keystore;
 pub mod profiles;
 pub mod sample;
 pub mod startup;
+pub mod truststore;
 
 use std::path::Path;
 

@@ -20,5 +20,6 @@ mod registry_support;
 mod reproducible;
 mod signing;
 mod startup;
+mod truststore;
 mod uid;
 mod wso2;
