@@ -7,6 +7,7 @@
 //! error is found before anything is downloaded.
 
 pub mod maven;
+pub mod truststore;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;

@@ -118,7 +118,7 @@ pub(super) fn gather(opts: &Options, config: &Config, cache: &Cache) -> Result<I
     let mut g = crate::inputs::gather(config, &gopts, cache)?;
     let now =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-    let (main, variants, warned) = truststore::gather(config, now)?;
+    let (main, variants, warned) = crate::inputs::truststore::gather(config, now)?;
     replaced_truststores(config, &g.walked, &g.variant_walks, &main, &variants, &mut g.warnings)?;
     for w in &warned {
         crate::progress::message(&format!("warning: {w}"));
