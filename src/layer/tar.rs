@@ -67,7 +67,18 @@ pub fn write_header(out: &mut impl Write, h: &Header<'_>) -> io::Result<()> {
         for (k, v) in &pax {
             body.extend_from_slice(&pax_record(k, v));
         }
-        let ph = raw_header(b"././@PaxHeader", b'x', 0o644, 0, 0, body.len() as u64, h.mtime, b"", b"")?;
+        let ph = Raw {
+            name: b"././@PaxHeader",
+            typeflag: b'x',
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size: body.len() as u64,
+            mtime: h.mtime,
+            link: b"",
+            prefix: b"",
+        }
+        .block()?;
         out.write_all(&ph)?;
         out.write_all(&body)?;
         pad(out, body.len() as u64)?;
@@ -81,17 +92,18 @@ pub fn write_header(out: &mut impl Write, h: &Header<'_>) -> io::Result<()> {
     let size = if h.kind == EntryType::File { h.size } else { 0 };
     let size_field = if size > 0o777_7777_7777 { 0 } else { size };
     let id_field = |id: u32| if id > MAX_OCTAL_ID { 0 } else { id };
-    let block = raw_header(
+    let block = Raw {
         name,
         typeflag,
-        h.mode,
-        id_field(h.uid),
-        id_field(h.gid),
-        size_field,
-        h.mtime,
-        truncate(h.link.as_bytes(), 100),
+        mode: h.mode,
+        uid: id_field(h.uid),
+        gid: id_field(h.gid),
+        size: size_field,
+        mtime: h.mtime,
+        link: truncate(h.link.as_bytes(), 100),
         prefix,
-    )?;
+    }
+    .block()?;
     out.write_all(&block)
 }
 
@@ -176,37 +188,43 @@ fn pax_record(key: &str, value: &str) -> Vec<u8> {
     format!("{len}{body}").into_bytes()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn raw_header(
-    name: &[u8],
+/// One ustar header block's fields, as written (already split and truncated).
+struct Raw<'a> {
+    name: &'a [u8],
     typeflag: u8,
     mode: u32,
     uid: u32,
     gid: u32,
     size: u64,
     mtime: u64,
-    link: &[u8],
-    prefix: &[u8],
-) -> io::Result<[u8; BLOCK]> {
-    let mut b = [0u8; BLOCK];
-    b[..name.len()].copy_from_slice(name);
-    octal(&mut b[100..108], mode as u64)?;
-    octal(&mut b[108..116], uid as u64)?;
-    octal(&mut b[116..124], gid as u64)?;
-    octal(&mut b[124..136], size)?;
-    octal(&mut b[136..148], mtime)?;
-    b[156] = typeflag;
-    b[157..157 + link.len()].copy_from_slice(link);
-    b[257..263].copy_from_slice(b"ustar\0");
-    b[263..265].copy_from_slice(b"00");
-    octal(&mut b[329..337], 0)?;
-    octal(&mut b[337..345], 0)?;
-    b[345..345 + prefix.len()].copy_from_slice(prefix);
-    b[148..156].fill(b' ');
-    let sum: u32 = b.iter().map(|&x| x as u32).sum();
-    octal(&mut b[148..155], sum as u64)?;
-    b[155] = b' ';
-    Ok(b)
+    link: &'a [u8],
+    prefix: &'a [u8],
+}
+
+impl Raw<'_> {
+    /// The 512-byte block, checksum included.
+    fn block(&self) -> io::Result<[u8; BLOCK]> {
+        let Raw { name, typeflag, mode, uid, gid, size, mtime, link, prefix } = *self;
+        let mut b = [0u8; BLOCK];
+        b[..name.len()].copy_from_slice(name);
+        octal(&mut b[100..108], mode as u64)?;
+        octal(&mut b[108..116], uid as u64)?;
+        octal(&mut b[116..124], gid as u64)?;
+        octal(&mut b[124..136], size)?;
+        octal(&mut b[136..148], mtime)?;
+        b[156] = typeflag;
+        b[157..157 + link.len()].copy_from_slice(link);
+        b[257..263].copy_from_slice(b"ustar\0");
+        b[263..265].copy_from_slice(b"00");
+        octal(&mut b[329..337], 0)?;
+        octal(&mut b[337..345], 0)?;
+        b[345..345 + prefix.len()].copy_from_slice(prefix);
+        b[148..156].fill(b' ');
+        let sum: u32 = b.iter().map(|&x| x as u32).sum();
+        octal(&mut b[148..155], sum as u64)?;
+        b[155] = b' ';
+        Ok(b)
+    }
 }
 
 /// Zero-padded octal with a trailing NUL, filling the field (written by

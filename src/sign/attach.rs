@@ -218,7 +218,8 @@ fn append(registries: &Arc<Registries>, repo: &Reference, tag: &str, layers: Vec
     manifest["config"] = serde_json::to_value(&config_blob.desc).expect("descriptors serialize");
     let top = Blob::bytes(media::OCI_MANIFEST, canonical(&manifest));
     blobs.push(config_blob);
-    push::push_graph(registries, repo, &blobs, &[], &top, &[tag.to_string()])?;
+    let tags = [tag.to_string()];
+    push::push_graph(registries, repo, &push::Graph { blobs: &blobs, children: &[], top: &top, tags: &tags })?;
     Ok(added)
 }
 
@@ -303,7 +304,7 @@ fn put_referrer(
     if there {
         return Ok(false);
     }
-    push::push_graph(registries, repo, &[empty, layer], &[], &top, &[])?;
+    push::push_graph(registries, repo, &push::Graph { blobs: &[empty, layer], children: &[], top: &top, tags: &[] })?;
     Ok(true)
 }
 

@@ -58,23 +58,6 @@ fn snapshot(name: &str, v: &Value, ws: &Workspace) {
     );
 }
 
-/// Requires exit `code` and exactly one stderr line, an error naming every needle.
-fn fails(out: &Output, code: i32, needles: &[&str]) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "exit code; stdout: {}; stderr: {err}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "one line on stderr: {err}");
-    for n in needles {
-        assert!(lines[0].contains(n), "the error names {n:?}: {err}");
-    }
-    lines[0].to_string()
-}
-
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
@@ -113,7 +96,7 @@ fn exit_codes() {
     // 0: success (up-to-date is covered with the registry below).
     assert!(ws.run(&["build", "-q", "--to", "oci:out"]).status.success());
     // 1: failure (the base cannot be read).
-    fails(&ws.run(&["-q", "build", "--base", "oci:nowhere", "--to", "oci:out2"]), 1, &["oci:nowhere"]);
+    one_line_error(&ws.run(&["-q", "build", "--base", "oci:nowhere", "--to", "oci:out2"]), 1, &["oci:nowhere"]);
     // 2: usage, from clap and from the library, for old and new commands alike.
     for args in [
         &["build", "--no-such-flag"][..],
@@ -129,13 +112,13 @@ fn exit_codes() {
     // 2: configuration (no config; a corrupt lock).
     let empty = Workspace::new();
     for args in [&["-q", "build"][..], &["-q", "plan"], &["-q", "update"], &["-q", "outdated"]] {
-        fails(&empty.run(args), 2, &["wso2img.toml", "not found"]);
+        one_line_error(&empty.run(args), 2, &["wso2img.toml", "not found"]);
     }
     fs::write(ws.join("wso2img.lock"), "version = 1\n[[base]]\nplace = \"x\"\n").unwrap();
-    fails(&ws.run(&["-q", "plan"]), 2, &["wso2img.lock:3", "wso2img update"]);
+    one_line_error(&ws.run(&["-q", "plan"]), 2, &["wso2img.lock:3", "wso2img update"]);
     // Without a lock, --locked fails (1) and writes nothing; a plain plan writes the lock.
     fs::remove_file(ws.join("wso2img.lock")).unwrap();
-    fails(
+    one_line_error(
         &ws.run(&["-q", "build", "--locked", "--to", "oci:out3"]),
         1,
         &["wso2img.lock", "builtin:wso2am-4.3.0", "missing"],
@@ -186,7 +169,7 @@ fn locked_build_after_the_base_tag_moved() {
     assert_ne!(first, second);
     let mark = reg.mark();
     let out = run(&["-q", "build", "--push", "--locked"]);
-    fails(&out, 1, &["wso2img.lock", &base, &first, &second, "wso2img update"]);
+    one_line_error(&out, 1, &["wso2img.lock", &base, &first, &second, "wso2img update"]);
     let writes: Vec<_> =
         reg.requests_since(mark).into_iter().filter(|r| r.is_upload() || r.is_manifest_put() || r.is_mount()).collect();
     assert!(writes.is_empty(), "nothing pushed: {}", Registry::describe(&writes));
@@ -275,7 +258,7 @@ fn init_scaffolds_for_the_version_and_never_overwrites() {
 
         // A second init refuses, names the file, and changes nothing.
         let before = tree(ws.path());
-        fails(&ws.run(&["-q", "init", "--base", base]), 2, &["wso2img.toml", "already exists"]);
+        one_line_error(&ws.run(&["-q", "init", "--base", base]), 2, &["wso2img.toml", "already exists"]);
         assert_eq!(tree(ws.path()), before);
 
         // The scaffold builds, locked by init's lock.
@@ -287,7 +270,11 @@ fn init_scaffolds_for_the_version_and_never_overwrites() {
     // Any existing file to be written stops init before it creates anything.
     let ws = Workspace::new();
     ws.write("themes/devportal/userTheme.json", b"{}\n");
-    fails(&ws.run(&["-q", "init", "--base", "builtin:wso2am-4.3.0"]), 2, &["userTheme.json", "already exists"]);
+    one_line_error(
+        &ws.run(&["-q", "init", "--base", "builtin:wso2am-4.3.0"]),
+        2,
+        &["userTheme.json", "already exists"],
+    );
     assert_eq!(tree(ws.path()), ["themes", "themes/devportal", "themes/devportal/userTheme.json"]);
 
     // -c names the config; a relative base path is rewritten relative to it.
@@ -327,7 +314,7 @@ fn digest_and_metadata_files() {
     }
     // A folder that does not exist is a usage error before anything is built.
     for flag in ["--digest-file", "--metadata-file"] {
-        fails(&ws.run(&["-q", "build", "--to", "oci:out2", flag, "no/such/dir/f"]), 2, &[flag, "no/such/dir"]);
+        one_line_error(&ws.run(&["-q", "build", "--to", "oci:out2", flag, "no/such/dir/f"]), 2, &[flag, "no/such/dir"]);
         assert!(!ws.join("out2").exists());
     }
 }

@@ -21,12 +21,6 @@ fn config(ws: &Workspace, base: &str, repository: &str, extra: &str) {
     ws.config(&format!("[base]\nimage = \"{base}\"\n[target]\nrepository = \"{repository}\"\n{extra}"));
 }
 
-/// Runs wso2img, requires success, parses `--json` stdout.
-fn run_json(ws: &Workspace, args: &[&str]) -> Value {
-    let out = wso2img_run(ws, args);
-    json(&checked(args, out))
-}
-
 fn checked(args: &[&str], out: Output) -> Output {
     assert!(
         out.status.success(),
@@ -64,21 +58,6 @@ fn pushed(r: &Value, repo: &str, status: &str) -> String {
 
 fn tag_of(r: &Value) -> String {
     r["tag"].as_str().expect("tag").to_string()
-}
-
-/// Requires exit `code` and exactly one `wso2img: error: ` line on stderr; returns it.
-fn one_line_error(out: &Output, code: i32) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "exit code; stdout: {} stderr: {err}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "exactly one line on stderr, got: {err}");
-    assert!(lines[0].starts_with("wso2img: error: "), "{err}");
-    lines[0].to_string()
 }
 
 /// stdout is the digest, bare (`sha256:…`) or as a digest reference (`HOST/REPO@sha256:…`).
@@ -598,7 +577,7 @@ fn registry_push_skips_present_content_and_refuses_to_move_a_tag() {
     ws.write("jars/acme-driver-1.0.jar", &real_jar("com.acme", "acme-driver", "1.0.2"));
     let mark = reg.mark();
     let refused = wso2img_run(&ws, &["-q", "build", "--push", "--json"]);
-    let line = one_line_error(&refused, 1);
+    let line = one_line_error(&refused, 1, &[]);
     assert!(line.contains("fixed"), "names the tag: {line}");
     assert!(refused.stdout.is_empty() || !String::from_utf8_lossy(&refused.stdout).contains("\"pushed\""));
     assert_eq!(reg.digest_of("acme/apim:fixed"), d2, "the tag did not move");
@@ -643,7 +622,7 @@ fn registry_basic_auth_over_tls() {
 
     let quiet = ["-q", "--ca-cert", ca.as_str(), "build", "--push", "--json"];
     let wrong = run_limited(wso2img(&ws).env("DOCKER_CONFIG", &bad).args(quiet), COMMAND_LIMIT);
-    let line = one_line_error(&wrong, 1);
+    let line = one_line_error(&wrong, 1, &[]);
     assert!(line.contains(&host), "names the registry: {line}");
     assert!(line.contains("credentials"), "says credentials were used: {line}");
     for secret in [PASSWORD, WRONG, &basic_auth("acme", WRONG), &basic_auth("acme", PASSWORD)] {
@@ -651,12 +630,12 @@ fn registry_basic_auth_over_tls() {
         assert!(!String::from_utf8_lossy(&wrong.stdout).contains(secret));
     }
     let none = run_limited(wso2img(&ws).args(quiet), COMMAND_LIMIT);
-    let line = one_line_error(&none, 1);
+    let line = one_line_error(&none, 1, &[]);
     assert!(line.contains(&host) && line.contains("credentials"), "{line}");
 
     let untrusted =
         run_limited(wso2img(&ws).env("DOCKER_CONFIG", &good).args(["-q", "build", "--push", "--json"]), COMMAND_LIMIT);
-    let line = one_line_error(&untrusted, 1);
+    let line = one_line_error(&untrusted, 1, &[]);
     assert!(line.to_lowercase().contains("certificate"), "mentions the certificate: {line}");
     assert!(!line.contains(PASSWORD));
 
@@ -752,7 +731,7 @@ fn registry_token_auth_with_env_credentials() {
             .args(["-q", "build", "--push", "--json"]),
         COMMAND_LIMIT,
     );
-    let line = one_line_error(&out, 1);
+    let line = one_line_error(&out, 1, &[]);
     assert!(line.contains(&host) && line.contains("credentials"), "{line}");
     assert!(!line.contains(PASSWORD));
 }
@@ -971,12 +950,16 @@ fn registry_tag_and_copy() {
 #[test]
 fn registry_bad_references_are_usage_errors() {
     let ws = Workspace::new();
-    let line =
-        one_line_error(&wso2img_run(&ws, &["-q", "tag", "127.0.0.1:1/UPPER/apim:1", "127.0.0.1:1/acme/apim:2"]), 2);
+    let line = one_line_error(
+        &wso2img_run(&ws, &["-q", "tag", "127.0.0.1:1/UPPER/apim:1", "127.0.0.1:1/acme/apim:2"]),
+        2,
+        &[],
+    );
     assert!(line.contains("UPPER"), "names the reference: {line}");
     let line = one_line_error(
         &wso2img_run(&ws, &["-q", "copy", "127.0.0.1:1/acme/apim:1", "docker://127.0.0.1:1/acme/apim:bad:tag"]),
         2,
+        &[],
     );
     assert!(line.contains("bad:tag"), "names the reference: {line}");
 }

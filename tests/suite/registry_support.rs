@@ -282,6 +282,19 @@ pub fn wso2img_run(ws: &Workspace, args: &[&str]) -> Output {
     run_limited(wso2img(ws).args(args), COMMAND_LIMIT)
 }
 
+/// Runs wso2img in `ws`, requires success, parses its `--json` stdout.
+pub fn run_json(ws: &Workspace, args: &[&str]) -> Value {
+    let out = wso2img_run(ws, args);
+    assert!(
+        out.status.success(),
+        "wso2img {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json(&out)
+}
+
 /// Writes `$DOCKER_CONFIG/config.json` into `dir` and returns `dir`.
 pub fn docker_config(dir: &Path, config: &Value) -> PathBuf {
     fs::create_dir_all(dir).unwrap();

@@ -95,7 +95,8 @@ pub fn push(
     let layers_and_configs: Vec<Blob> = blobs.iter().filter(|b| !is_manifest(b)).map(|b| (*b).clone()).collect();
     let manifests: Vec<Blob> =
         blobs.iter().filter(|b| is_manifest(b) && b.desc.digest != top).map(|b| (*b).clone()).collect();
-    let pushed = push_started(registries, target, &layers_and_configs, &manifests, set.top(), tags, started)?;
+    let graph = Graph { blobs: &layers_and_configs, children: &manifests, top: set.top(), tags };
+    let pushed = push_started(registries, target, &graph, started)?;
     crate::progress::message(&pushed.summary);
     Ok(pushed.digest)
 }
@@ -165,30 +166,33 @@ impl Drop for Started {
     }
 }
 
-/// Pushes blobs, then child manifests by digest, then `top` by digest and
-/// by each tag; reports nothing (the caller shows the summary if it wants).
-pub fn push_graph(
-    registries: &Arc<Registries>,
-    target: &Reference,
-    blobs: &[Blob],
-    children: &[Blob],
-    top: &Blob,
-    tags: &[String],
-) -> Result<Pushed> {
-    push_started(registries, target, blobs, children, top, tags, &mut Started::default())
+/// What one push writes: blobs, then child manifests by digest, then `top`
+/// by digest and by each tag.
+pub struct Graph<'a> {
+    /// Layers and configs.
+    pub blobs: &'a [Blob],
+    /// Child manifests (an index's images).
+    pub children: &'a [Blob],
+    /// The manifest or index the tags point to.
+    pub top: &'a Blob,
+    /// Tags given to `top`.
+    pub tags: &'a [String],
+}
+
+/// Pushes `graph` into `target`'s repository; reports nothing (the caller
+/// shows the summary if it wants).
+pub fn push_graph(registries: &Arc<Registries>, target: &Reference, graph: &Graph<'_>) -> Result<Pushed> {
+    push_started(registries, target, graph, &mut Started::default())
 }
 
 /// [`push_graph`], awaiting the uploads `started` already runs instead of starting them again.
-#[allow(clippy::too_many_arguments)]
 fn push_started(
     registries: &Arc<Registries>,
     target: &Reference,
-    blobs: &[Blob],
-    children: &[Blob],
-    top: &Blob,
-    tags: &[String],
+    graph: &Graph<'_>,
     started: &mut Started,
 ) -> Result<Pushed> {
+    let Graph { blobs, children, top, tags } = *graph;
     let (outcomes, client) = runtime().block_on(async {
         let client = registries.client(&target.registry).await?;
         let repo = target.repository.clone();
@@ -568,7 +572,7 @@ pub fn copy(registries: &Arc<Registries>, src: &Reference, dst: &Reference) -> R
         Ok::<_, Error>((blobs, children, top_blob))
     })?;
     let tags: Vec<String> = dst.tag.clone().or_else(|| src.tag.clone()).into_iter().collect();
-    let pushed = push_graph(registries, dst, &blobs, &children, &top, &tags)?;
+    let pushed = push_graph(registries, dst, &Graph { blobs: &blobs, children: &children, top: &top, tags: &tags })?;
     crate::progress::message(&pushed.summary);
     Ok(pushed.digest)
 }
