@@ -28,6 +28,7 @@
 //!   and [`sanitize`] (limits on what hostile inputs may cost; escaping and
 //!   checking of text that came from outside).
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 
 pub mod bounded;
 pub mod cache;
@@ -47,7 +48,9 @@ pub mod lock;
 pub mod net;
 pub mod pipeline;
 pub mod progress;
+// Test-only: its allocator wrapper measures the largest allocation (the only `unsafe` in the crate).
 #[cfg(test)]
+#[allow(unsafe_code)]
 mod proptests;
 pub mod reference;
 pub mod sanitize;

@@ -1,5 +1,7 @@
 //! The `wso2img` binary: a thin command line over the library.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 
 fn main() -> std::process::ExitCode {

@@ -46,6 +46,8 @@ mod publish;
 mod report;
 mod sbom;
 mod supply;
+#[cfg(test)]
+mod tests;
 
 pub use crate::transport::Via;
 pub use report::*;
