@@ -83,6 +83,10 @@ pub struct Placement {
     /// Absolute path at and below which parent directories belong to `owner`;
     /// parents above it are root-owned (as `/` and `/home` are in the base).
     pub owned_root: String,
+    /// Absolute path of a folder the base certainly has (the product home):
+    /// neither it nor any folder above it is re-added as a parent, so their
+    /// modes and owners stay the base's (`""`: every parent is added).
+    pub base_root: String,
     /// Mode for every regular file (keystores: 0640); `None` means 0644, or
     /// 0755 when the source has an execute bit.
     pub file_mode: Option<u32>,
@@ -94,11 +98,17 @@ pub struct Placement {
 impl Placement {
     fn mode(&self, mode: u32) -> u32 {
         if self.group_like_owner {
-            (mode & !0o070) | ((mode & 0o700) >> 3)
+            group_like_owner(mode)
         } else {
             mode
         }
     }
+}
+
+/// `mode` with the group's permissions made the owner's (`chmod g=u`:
+/// 0644 → 0664, 0750 → 0770); the other bits stay.
+pub fn group_like_owner(mode: u32) -> u32 {
+    (mode & !0o070) | ((mode & 0o700) >> 3)
 }
 
 /// Whether `path` is a non-empty relative path of plain components: none
@@ -269,6 +279,10 @@ impl LayerSpec {
             ))),
             None => {
                 let abs = format!("/{path}");
+                let base = placement.base_root.trim_end_matches('/');
+                if !base.is_empty() && (abs == base || base.starts_with(&format!("{abs}/"))) {
+                    return Ok(());
+                }
                 let root = placement.owned_root.trim_end_matches('/');
                 let owned = abs == root || abs.starts_with(&format!("{root}/"));
                 let (owner, mode) =
@@ -295,6 +309,21 @@ impl LayerSpec {
             parent.push_str(comp);
             self.ensure_dir(&parent, placement, Path::new(dest))?;
         }
+        Ok(())
+    }
+
+    /// Sets folder `dest` (an absolute image path) to exactly `mode` and
+    /// `owner`, without adding its parents: for a folder whose mode and
+    /// owner are known (a base folder re-added with group permissions).
+    pub fn set_dir(&mut self, dest: &str, mode: u32, owner: Owner) -> Result<()> {
+        let path = dest.trim_start_matches('/').trim_end_matches('/');
+        if !plain_path(path) {
+            return Err(Error::input(format!("{dest}: not a plain folder path")));
+        }
+        if let Some(e) = self.entries.get(path).filter(|e| e.kind != EntryKind::Dir) {
+            return Err(Error::input(format!("{dest}: needs to be a folder, but {} goes there", describe(e))));
+        }
+        self.entries.insert(path.to_string(), LayerEntry { kind: EntryKind::Dir, mode, owner, key: None });
         Ok(())
     }
 
@@ -582,6 +611,7 @@ mod tests {
         Placement {
             owner: Owner { uid: 7, gid: 7 },
             owned_root: "/opt".into(),
+            base_root: String::new(),
             file_mode: None,
             group_like_owner: false,
         }

@@ -41,6 +41,7 @@ mod keystores;
 mod layers;
 mod memo;
 mod plan;
+mod profile;
 mod project;
 mod publish;
 mod report;
