@@ -458,7 +458,8 @@ pub fn list_base_dirs_under(
     let roots: Vec<String> = roots.iter().map(|r| r.trim_matches('/').to_string()).collect();
     let below: Vec<String> = roots.iter().map(|r| format!("{r}/")).collect();
     let exact: std::collections::BTreeSet<String> = exact.iter().map(|e| e.trim_matches('/').to_string()).collect();
-    let wanted = |p: &str| roots.iter().zip(&below).any(|(r, b)| p == r || p.starts_with(b.as_str())) || exact.contains(p);
+    let wanted =
+        |p: &str| roots.iter().zip(&below).any(|(r, b)| p == r || p.starts_with(b.as_str())) || exact.contains(p);
     let mut dirs: std::collections::BTreeMap<String, Option<(u32, crate::layer::Owner)>> =
         std::collections::BTreeMap::new();
     for layer in &image.layers {
@@ -575,8 +576,11 @@ mod tests {
         assert_eq!(meta("home/wso2carbon"), Some(Some((0o755, owner))), "an entry's mode and owner");
         assert_eq!(meta("home"), Some(Some((0o755, crate::layer::Owner { uid: 0, gid: 0 }))));
         assert_eq!(meta("home/none"), None, "a folder the base lacks");
-        let dirs: Vec<String> =
-            found.iter().map(|d| d.path.clone()).filter(|d| !["home", "home/wso2carbon"].contains(&d.as_str())).collect();
+        let dirs: Vec<String> = found
+            .iter()
+            .map(|d| d.path.clone())
+            .filter(|d| !["home", "home/wso2carbon"].contains(&d.as_str()))
+            .collect();
         assert_eq!(dirs.first().map(String::as_str), Some("home/wso2carbon/wso2am-4.1.0/repository/deployment"));
         assert!(dirs.contains(&format!("{home}/repository/deployment/server/jaggeryapps/devportal/site/public/theme")));
         assert!(dirs.iter().all(|d| d.starts_with(&format!("{home}/repository/deployment"))), "{dirs:?}");
