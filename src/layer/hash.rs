@@ -72,7 +72,6 @@ pub(super) mod tests {
         let placement = Placement {
             owner: Owner { uid: 1, gid: 1 },
             owned_root: "/".into(),
-            base_root: String::new(),
             file_mode: None,
             group_like_owner: false,
         };

@@ -83,10 +83,6 @@ pub struct Placement {
     /// Absolute path at and below which parent directories belong to `owner`;
     /// parents above it are root-owned (as `/` and `/home` are in the base).
     pub owned_root: String,
-    /// Absolute path of a folder the base certainly has (the product home):
-    /// neither it nor any folder above it is re-added as a parent, so their
-    /// modes and owners stay the base's (`""`: every parent is added).
-    pub base_root: String,
     /// Mode for every regular file (keystores: 0640); `None` means 0644, or
     /// 0755 when the source has an execute bit.
     pub file_mode: Option<u32>,
@@ -279,10 +275,6 @@ impl LayerSpec {
             ))),
             None => {
                 let abs = format!("/{path}");
-                let base = placement.base_root.trim_end_matches('/');
-                if !base.is_empty() && (abs == base || base.starts_with(&format!("{abs}/"))) {
-                    return Ok(());
-                }
                 let root = placement.owned_root.trim_end_matches('/');
                 let owned = abs == root || abs.starts_with(&format!("{root}/"));
                 let (owner, mode) =
@@ -611,7 +603,6 @@ mod tests {
         Placement {
             owner: Owner { uid: 7, gid: 7 },
             owned_root: "/opt".into(),
-            base_root: String::new(),
             file_mode: None,
             group_like_owner: false,
         }

@@ -244,7 +244,6 @@ pub(super) fn plan(opts: &Options, config: &Config, bases: &Bases, inputs: &Inpu
                 let placement = Placement {
                     owner: facts.owner,
                     owned_root: facts.user_home.clone(),
-                    base_root: facts.product_home.clone(),
                     file_mode: None,
                     group_like_owner: arbitrary,
                 };
@@ -367,7 +366,6 @@ impl Planning<'_> {
         let placement = Placement {
             owner: facts.owner,
             owned_root: facts.user_home.clone(),
-            base_root: facts.product_home.clone(),
             file_mode: (kind == LayerKind::Keystores).then_some(0o640),
             group_like_owner: self.arbitrary,
         };
@@ -429,7 +427,6 @@ impl Trusting<'_> {
         let placement = Placement {
             owner: facts.owner,
             owned_root: facts.user_home.clone(),
-            base_root: facts.product_home.clone(),
             file_mode: merged.private_key.then_some(0o640),
             group_like_owner: self.arbitrary,
         };
@@ -531,13 +528,8 @@ fn runtime_layer(facts: &Facts, img: &transport::BaseImage, mtime: u64, into: &P
         let (mode, owner) = d.meta.map_or((0o755, facts.owner), |(m, o)| (m, group_0(o)));
         spec.set_dir(&d.path, layer::group_like_owner(mode), owner)?;
     }
-    let mut placement = Placement {
-        owner: facts.owner,
-        owned_root: facts.user_home.clone(),
-        base_root: facts.product_home.clone(),
-        file_mode: None,
-        group_like_owner: true,
-    };
+    let mut placement =
+        Placement { owner: facts.owner, owned_root: facts.user_home.clone(), file_mode: None, group_like_owner: true };
     for f in &files {
         let entry = SourceEntry {
             rel: f.path.clone(),

@@ -411,7 +411,7 @@ fn init_pattern_writes_the_components_of_the_version() {
         }
         let r = json(&ws.run_ok(&["plan", "--json"]));
         let planned: Vec<&str> =
-            r["variants"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+            r["variants"].as_array().into_iter().flatten().map(|v| v["name"].as_str().unwrap()).collect();
         assert_eq!(planned, want.iter().map(|w| w.0.as_str()).collect::<Vec<_>>(), "{base} pattern {n}: {r}");
     }
 
