@@ -17,6 +17,8 @@ use crate::transport;
 use crate::transport::registry;
 use crate::wso2::{self, Facts};
 
+pub mod pattern;
+
 /// What `init` created.
 #[derive(Debug, Clone)]
 pub struct Scaffold {
@@ -29,6 +31,8 @@ pub struct Scaffold {
     pub theme_file: Option<&'static str>,
     /// Every file and folder created, in creation order; folders end with `/`.
     pub created: Vec<String>,
+    /// The components written as `[[variant]]`s for `--pattern`.
+    pub components: Vec<pattern::Component>,
 }
 
 /// The devportal theme file API Manager `version` reads: `userTheme.json`
@@ -42,8 +46,10 @@ pub fn theme_file(version: Option<&str>) -> &'static str {
 
 /// Creates `config` (a new `wso2img.toml`), its lock and the customer folders
 /// beside it for the base at `base` (relative paths against the working
-/// directory). Refuses, creating nothing, when any file to write exists.
-pub fn init(config: &Path, base: &str, registry: &registry::Options) -> Result<Scaffold> {
+/// directory) — with `pattern`, also a `[[variant]]` and an overlays folder
+/// per component of that deployment pattern. Refuses, creating nothing, when
+/// any file to write exists.
+pub fn init(config: &Path, base: &str, pattern: Option<u8>, registry: &registry::Options) -> Result<Scaffold> {
     let location: Location = base.parse()?;
     let dir = match config.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -55,6 +61,10 @@ pub fn init(config: &Path, base: &str, registry: &registry::Options) -> Result<S
     let facts = wso2::detect(&img.config_json, None, &mut transport::LayerFs(img))
         .map_err(|e| e.context(format!("{location} ({})", img.platform)))?;
     let written = base_for_config(base, &location, &dir)?;
+    let components = match pattern {
+        Some(n) => pattern::components(n, &facts, &written)?,
+        None => Vec::new(),
+    };
     let theme = facts.portals.iter().any(|p| p == "devportal").then(|| theme_file(facts.version.as_deref()));
     crate::progress::message(&format!(
         "base {}: API Manager {}, product home {}, user {} (files owned by {})",
@@ -71,13 +81,18 @@ pub fn init(config: &Path, base: &str, registry: &registry::Options) -> Result<S
         ));
     }
 
-    let folders: Vec<&str> = ["jars", "dropins", "themes/devportal", "overlays/repository/conf", "keystores"]
+    let mut folders: Vec<String> = ["jars", "dropins", "themes/devportal", "overlays/repository/conf", "keystores"]
         .into_iter()
         .filter(|f| theme.is_some() || !f.starts_with("themes"))
+        .map(str::to_string)
         .collect();
+    folders.extend(components.iter().map(|c| format!("{}/repository/conf", variant_overlays(c))));
     let lock_path = lock::path_for(config);
-    let mut files: Vec<(PathBuf, String)> =
-        vec![(config.to_path_buf(), config_text(&written, &opened.name, &facts, theme))];
+    let mut text = config_text(&written, &opened.name, &facts, theme);
+    if let Some(n) = pattern {
+        text += &pattern_text(n, &components, theme.is_some());
+    }
+    let mut files: Vec<(PathBuf, String)> = vec![(config.to_path_buf(), text)];
     if let Some(theme) = theme {
         files.insert(1, (dir.join("themes/devportal").join(theme), theme_text(theme)));
     }
@@ -104,7 +119,7 @@ pub fn init(config: &Path, base: &str, registry: &registry::Options) -> Result<S
         for (path, text) in &files[1..] {
             made.file(path, text)?;
         }
-        for f in folders {
+        for f in &folders {
             let p = dir.join(f);
             if fs::read_dir(&p).map(|mut r| r.next().is_none()).unwrap_or(false) {
                 made.file(&p.join(".gitkeep"), "")?;
@@ -125,7 +140,7 @@ pub fn init(config: &Path, base: &str, registry: &registry::Options) -> Result<S
         return Err(e);
     }
     let created = made.paths.iter().map(|(p, is_dir)| shown(p, *is_dir)).collect();
-    Ok(Scaffold { base: written, facts, theme_file: theme, created })
+    Ok(Scaffold { base: written, facts, theme_file: theme, created, components })
 }
 
 /// How a created path is printed: without a leading `./`, folders with `/`.
@@ -247,6 +262,38 @@ fn relative(to: &Path, from: &Path) -> PathBuf {
         out.push(".");
     }
     out
+}
+
+/// The overlays folder of a pattern component.
+pub fn variant_overlays(c: &pattern::Component) -> String {
+    format!("variants/{}/overlays", c.name)
+}
+
+/// The `[[variant]]` sections of pattern `n`.
+fn pattern_text(n: u8, components: &[pattern::Component], themes: bool) -> String {
+    let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
+    let mut t = format!("\n# Deployment pattern {n} of wso2/helm-apim: {}.\n", pattern::name(n));
+    t += match n {
+        0 => "# One all-in-one server: the main image above.\n",
+        1 => "# Two all-in-one servers (active-active) of the main image above: run it twice, sharing the databases.\n",
+        _ => "# The main image is the all-in-one; each component below is one more image. Its deployment.toml goes\n# in its own overlays folder, variants/<name>/overlays/repository/conf/deployment.toml (the main\n# overlays' one is for the all-in-one and is not taken).\n",
+    };
+    for c in components {
+        let mut layers = vec!["jars", "dropins", "keystores"];
+        if c.portals && themes {
+            layers.insert(2, "themes");
+        }
+        let layers: Vec<String> = layers.into_iter().map(quote).collect();
+        t += &format!("\n[[variant]]\nname = {}\n", quote(c.name));
+        if let Some(b) = &c.base {
+            t += &format!("base = {}\n", quote(b));
+        }
+        if let Some(p) = c.profile {
+            t += &format!("profile = {}\n", quote(p));
+        }
+        t += &format!("layers = [{}]\noverlays = {}\n", layers.join(", "), quote(&variant_overlays(c)));
+    }
+    t
 }
 
 fn config_text(base: &str, name: &str, facts: &Facts, theme: Option<&str>) -> String {

@@ -429,24 +429,31 @@ pub fn check_also(
     Ok(Some(Pending { lock, message }))
 }
 
-/// `wso2img update` for a base resolved again (`base`, read from the
-/// location written as `written`): records it in the lock of `config` when
-/// it moved. The comparison says what the lock held before.
-pub fn update(config: &Config, written: &str, base: &Base) -> Result<Comparison> {
+/// `wso2img update` for every base resolved again (`bases`: each read from
+/// the location written as its string, the main base first): records those
+/// that moved in the lock of `config`, written once. The comparisons say what
+/// the lock held before.
+pub fn update(config: &Config, bases: &[(String, &Base)]) -> Result<Vec<Comparison>> {
     let mut lock = Lockfile::load(&path_for(&config.path))?;
-    let (cmp, entry) = compare(&lock, written, base);
-    if cmp.moved {
-        lock.set(entry);
+    let mut cmps = Vec::new();
+    for (written, base) in bases {
+        let (cmp, entry) = compare(&lock, written, base);
+        if cmp.moved {
+            lock.set(entry);
+        }
+        cmps.push(cmp);
+    }
+    if cmps.iter().any(|c| c.moved) {
         lock.save()?;
     }
-    Ok(cmp)
+    Ok(cmps)
 }
 
-/// `wso2img outdated` for a base resolved again: compares it with the lock,
-/// writing nothing.
-pub fn outdated(config: &Config, written: &str, base: &Base) -> Result<Comparison> {
+/// `wso2img outdated` for every base resolved again: compares each with the
+/// lock, writing nothing.
+pub fn outdated(config: &Config, bases: &[(String, &Base)]) -> Result<Vec<Comparison>> {
     let lock = Lockfile::load(&path_for(&config.path))?;
-    Ok(compare(&lock, written, base).0)
+    Ok(bases.iter().map(|(written, base)| compare(&lock, written, base).0).collect())
 }
 
 #[cfg(test)]

@@ -12,11 +12,15 @@ pub struct InitArgs {
     /// oci:DIR[:TAG], docker-archive:FILE or builtin:NAME.
     #[arg(long, value_name = "REF")]
     base: String,
+    /// A deployment pattern of wso2/helm-apim (0 all-in-one, 1 all-in-one HA, 2 all-in-one + gateway,
+    /// 3 ACP+TM+GW, 4 ACP+TM+GW+KM, 5 all-in-one + GW + KM): also writes a [[variant]] per component.
+    #[arg(long, value_name = "N")]
+    pattern: Option<u8>,
 }
 
 /// Runs `init`: prints every file and folder it created, one per line.
 pub fn run(g: &Global, a: InitArgs) -> Result<()> {
-    let s = wso2img::init::init(&g.config, &a.base, &g.registry())?;
+    let s = wso2img::init::init(&g.config, &a.base, a.pattern, &g.registry())?;
     for c in &s.created {
         print_line(c)?;
     }
@@ -31,5 +35,20 @@ pub fn run(g: &Global, a: InitArgs) -> Result<()> {
         g.config.display(),
         s.base,
     ));
+    if let Some(n) = a.pattern {
+        for c in &s.components {
+            wso2img::progress::message(&format!(
+                "pattern {n}: fill in {}/repository/conf/deployment.toml for the {} (its hostnames and the shared databases, the other components' URLs)",
+                wso2img::init::variant_overlays(c),
+                c.name
+            ));
+        }
+        if s.components.is_empty() {
+            wso2img::progress::message(&format!(
+                "pattern {n} ({}): the main image is all it needs",
+                wso2img::init::pattern::name(n)
+            ));
+        }
+    }
     Ok(())
 }

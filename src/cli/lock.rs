@@ -29,49 +29,74 @@ fn digest_or_none(c: &Comparison) -> String {
     c.locked.map(|d| d.to_string()).unwrap_or_else(|| "nothing".into())
 }
 
-/// Runs `update`: resolves the base again and records it in the lock.
+/// One base in the JSON of `update` and `outdated`, under `flag` (`changed`, `outdated`).
+fn base_json(c: &Comparison, flag: &str) -> serde_json::Value {
+    json!({ "base": c.base, "locked": c.locked, "current": c.current, flag: c.moved })
+}
+
+/// Runs `update`: resolves every base again and records those that moved in the lock.
 pub fn update(g: &Global, a: LockArgs) -> Result<()> {
-    let c = pipeline::update(&options(g, &a)?)?;
+    let all = pipeline::update(&options(g, &a)?)?;
+    let c = &all[0];
+    let moved = all.iter().any(|c| c.moved);
     let shown = c.lockfile.display().to_string();
-    if c.moved {
+    if moved {
         wso2img::progress::message(&format!("{shown}: updated"));
     } else {
         wso2img::progress::message(&format!("{shown}: already current"));
     }
     if a.json {
+        // The main base's fields as before; `changed` is whether the lock changed.
         return print_json(&json!({
             "base": c.base,
             "locked": c.locked,
             "current": c.current,
-            "changed": c.moved,
+            "changed": moved,
             "lockfile": shown,
+            "bases": all.iter().map(|c| base_json(c, "changed")).collect::<Vec<_>>(),
         }));
     }
-    match (c.moved, c.locked) {
-        (false, _) => print_line(&format!("{}: unchanged ({})", c.base, c.current)),
-        (true, None) => print_line(&format!("{}: locked at {}", c.base, c.current)),
-        (true, Some(old)) => print_line(&format!("{}: {old} -> {}", c.base, c.current)),
+    for c in &all {
+        match (c.moved, c.locked) {
+            (false, _) => print_line(&format!("{}: unchanged ({})", c.base, c.current))?,
+            (true, None) => print_line(&format!("{}: locked at {}", c.base, c.current))?,
+            (true, Some(old)) => print_line(&format!("{}: {old} -> {}", c.base, c.current))?,
+        }
     }
+    Ok(())
 }
 
-/// Runs `outdated`; returns whether the base moved away from the lock (or
+/// Runs `outdated`; returns whether any base moved away from the lock (or
 /// is not locked), which makes the exit code 1.
 pub fn outdated(g: &Global, a: LockArgs) -> Result<bool> {
-    let c = pipeline::outdated(&options(g, &a)?)?;
+    let all = pipeline::outdated(&options(g, &a)?)?;
+    let moved = all.iter().any(|c| c.moved);
     if a.json {
+        let c = &all[0];
+        // The main base's fields as before; `outdated` is whether any base is.
         print_json(&json!({
             "base": c.base,
             "locked": c.locked,
             "current": c.current,
-            "outdated": c.moved,
+            "outdated": moved,
+            "bases": all.iter().map(|c| base_json(c, "outdated")).collect::<Vec<_>>(),
         }))?;
-    } else if c.moved {
-        print_line(&format!("{}: outdated: locked at {}, now {}", c.base, digest_or_none(&c), c.current))?;
     } else {
-        print_line(&format!("{}: up to date ({})", c.base, c.current))?;
+        for c in &all {
+            if c.moved {
+                print_line(&format!("{}: outdated: locked at {}, now {}", c.base, digest_or_none(c), c.current))?;
+            } else {
+                print_line(&format!("{}: up to date ({})", c.base, c.current))?;
+            }
+        }
     }
-    if c.moved {
-        wso2img::progress::message(&format!("run `wso2img update` to lock {} in {}", c.current, c.lockfile.display()));
+    for c in all.iter().filter(|c| c.moved) {
+        wso2img::progress::message(&format!(
+            "run `wso2img update` to lock {} at {} in {}",
+            c.base,
+            c.current,
+            c.lockfile.display()
+        ));
     }
-    Ok(c.moved)
+    Ok(moved)
 }

@@ -94,11 +94,17 @@ pub struct Placement {
 impl Placement {
     fn mode(&self, mode: u32) -> u32 {
         if self.group_like_owner {
-            (mode & !0o070) | ((mode & 0o700) >> 3)
+            group_like_owner(mode)
         } else {
             mode
         }
     }
+}
+
+/// `mode` with the group's permissions made the owner's (`chmod g=u`:
+/// 0644 → 0664, 0750 → 0770); the other bits stay.
+pub fn group_like_owner(mode: u32) -> u32 {
+    (mode & !0o070) | ((mode & 0o700) >> 3)
 }
 
 /// Whether `path` is a non-empty relative path of plain components: none
@@ -295,6 +301,21 @@ impl LayerSpec {
             parent.push_str(comp);
             self.ensure_dir(&parent, placement, Path::new(dest))?;
         }
+        Ok(())
+    }
+
+    /// Sets folder `dest` (an absolute image path) to exactly `mode` and
+    /// `owner`, without adding its parents: for a folder whose mode and
+    /// owner are known (a base folder re-added with group permissions).
+    pub fn set_dir(&mut self, dest: &str, mode: u32, owner: Owner) -> Result<()> {
+        let path = dest.trim_start_matches('/').trim_end_matches('/');
+        if !plain_path(path) {
+            return Err(Error::input(format!("{dest}: not a plain folder path")));
+        }
+        if let Some(e) = self.entries.get(path).filter(|e| e.kind != EntryKind::Dir) {
+            return Err(Error::input(format!("{dest}: needs to be a folder, but {} goes there", describe(e))));
+        }
+        self.entries.insert(path.to_string(), LayerEntry { kind: EntryKind::Dir, mode, owner, key: None });
         Ok(())
     }
 

@@ -74,7 +74,9 @@ impl Composing<'_> {
                 created_by: self.plan.layers[i].summary.description.clone(),
             });
             let mut env = config.image.env.clone();
-            if let Some(profile) = product.variant.as_ref().and_then(|v| v.profile.as_ref()) {
+            // `default` is the start without a profile: no PROFILE_NAME.
+            let profile = product.variant.as_ref().and_then(|v| v.profile.as_ref());
+            if let Some(profile) = profile.filter(|p| *p != wso2::profiles::DEFAULT) {
                 env.insert(wso2::PROFILE_ENV.into(), profile.clone());
             }
             let changes = ConfigChanges {

@@ -41,6 +41,7 @@ mod keystores;
 mod layers;
 mod memo;
 mod plan;
+mod profile;
 mod project;
 mod publish;
 mod report;
@@ -230,26 +231,36 @@ fn build_with(opts: &Options, cache: &Arc<Cache>) -> Result<Report> {
     Ok(rep)
 }
 
-/// `wso2img update`: resolves the base again and records it in `wso2img.lock`.
-pub fn update(opts: &Options) -> Result<crate::lock::Comparison> {
-    let (config, written, base) = resolve_base(opts)?;
-    crate::lock::update(&config, &written, &base)
+/// `wso2img update`: resolves every base again (the main one and the
+/// variants' own) and records those that moved in `wso2img.lock`.
+pub fn update(opts: &Options) -> Result<Vec<crate::lock::Comparison>> {
+    let (config, bases) = resolve_bases(opts)?;
+    crate::lock::update(&config, &bases.iter().map(|(w, b)| (w.clone(), b)).collect::<Vec<_>>())
 }
 
-/// `wso2img outdated`: resolves the base again and compares it with
+/// `wso2img outdated`: resolves every base again and compares each with
 /// `wso2img.lock`, writing nothing.
-pub fn outdated(opts: &Options) -> Result<crate::lock::Comparison> {
-    let (config, written, base) = resolve_base(opts)?;
-    crate::lock::outdated(&config, &written, &base)
+pub fn outdated(opts: &Options) -> Result<Vec<crate::lock::Comparison>> {
+    let (config, bases) = resolve_bases(opts)?;
+    crate::lock::outdated(&config, &bases.iter().map(|(w, b)| (w.clone(), b)).collect::<Vec<_>>())
 }
 
-/// The config, the base's location as written, and the base read again.
-fn resolve_base(opts: &Options) -> Result<(crate::config::Config, String, crate::transport::Base)> {
+/// The config and every base read again with its location as written: the
+/// main base first, then each `[[variant]]`'s own base (each once).
+fn resolve_bases(opts: &Options) -> Result<(crate::config::Config, Vec<(String, crate::transport::Base)>)> {
     let config = crate::config::Config::load(&opts.config)?;
     let (location, dir) = config.base_location(opts.base.as_ref())?;
-    let base = crate::transport::open_base(&location, &dir, &Connections::new(opts.registry.clone()))?;
-    let written = crate::lock::written_location(&config, opts.base.as_ref());
-    Ok((config, written, base))
+    let connections = Connections::new(opts.registry.clone());
+    let main = crate::transport::open_base(&location, &dir, &connections)?;
+    let mut bases = vec![(crate::lock::written_location(&config, opts.base.as_ref()), main)];
+    for v in &config.variants {
+        let Some(w) = v.base.as_ref().filter(|w| !bases.iter().any(|(x, _)| x == *w)) else { continue };
+        let shown = format!("{}: [[variant]] {}", config.path.display(), v.name);
+        let location: Location = w.parse().map_err(|e: crate::error::Error| e.context(&shown))?;
+        let base = crate::transport::open_base(&location, &config.dir, &connections)?;
+        bases.push((w.clone(), base));
+    }
+    Ok((config, bases))
 }
 
 /// One run's stages up to the plan: the project, the connections, the

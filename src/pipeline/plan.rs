@@ -12,6 +12,7 @@ use std::path::Path;
 use super::bases::Bases;
 use super::inputs::{artifact_keys, Inputs};
 use super::memo::{self, Planned, Recipe};
+use super::profile;
 use super::{Options, DEFAULT_MTIME};
 use crate::cache::Cache;
 use crate::config::{Config, LayerKind, LayerSource, VariantSection};
@@ -206,6 +207,11 @@ pub(super) fn plan(opts: &Options, config: &Config, bases: &Bases, inputs: &Inpu
                     f
                 }
             };
+            // Before any layer of the product is planned: a profile the base
+            // does not start in is a configuration error.
+            if let Some((v, profile)) = variant.and_then(|v| Some((v, v.profile.as_deref()?))) {
+                check_profile(config, v, profile, &facts)?;
+            }
             let mut ids = Vec::new();
             // Below the customer layers, so a customer file replaces the base's copy.
             if let Some(dir) = &extracted {
@@ -225,13 +231,24 @@ pub(super) fn plan(opts: &Options, config: &Config, bases: &Bases, inputs: &Inpu
                 take(planned, &mut ids, Some((None, fi)));
             }
             if let (Some(v), Some((vi, (w, prints)))) = (variant, walk) {
-                if let Some(profile) = &v.profile {
-                    check_profile(config, v, profile, &facts)?;
-                }
                 let own = Planning { variant: Some(&v.name), ..main };
                 for (fi, (src, entries)) in w.iter().enumerate() {
                     let planned = own.folder(Some(vi), fi, (src, entries), prints[fi].as_ref(), cache)?;
                     take(planned, &mut ids, Some((Some(vi), fi)));
+                }
+            }
+            // Last: the customer's deployment.toml where the variant's profile takes its template from.
+            if let Some(v) = variant {
+                let own = walk.map_or(&[][..], |(_, (w, _))| w.as_slice());
+                let folders = profile::Folders { main: &walks.main, own };
+                let placement = Placement {
+                    owner: facts.owner,
+                    owned_root: facts.user_home.clone(),
+                    file_mode: None,
+                    group_like_owner: arbitrary,
+                };
+                if let Some(spec) = profile::layer(v, &facts, &folders, &placement, mtime)? {
+                    take((vec![Planned::full(spec)], None), &mut ids, None);
                 }
             }
             let want = if pi == 0 { trust_main } else { &trust_variants[pi - 1] };
@@ -487,26 +504,43 @@ fn detect(
 
 /// The `arbitrary-uid` layer: the folders the product writes at run time,
 /// re-added without their files, and the base files it rewrites in place
-/// (config mapper output, OSGi state, H2 databases) re-added with their
-/// bytes (copied into `into`), owned by the runtime user and group 0, group
-/// permissions = owner permissions.
+/// (config mapper output, OSGi state, H2 databases, keystores) re-added with
+/// their bytes (copied into `into`) — each with the base's mode and owner
+/// made group 0 with group permissions = owner permissions (`chgrp 0`,
+/// `chmod g=u`); a folder the base lacks is the runtime user's. The user home
+/// is among them (a random UID must enter it); nothing above it is.
 fn runtime_layer(facts: &Facts, img: &transport::BaseImage, mtime: u64, into: &Path) -> Result<LayerSpec> {
-    let placement =
-        Placement { owner: facts.owner, owned_root: facts.user_home.clone(), file_mode: None, group_like_owner: true };
-    let mut spec = LayerSpec::new("arbitrary-uid", mtime);
-    for d in wso2::runtime_write_dirs(facts, &mut transport::LayerFs(img))? {
-        spec.add_dir(&d, &placement)?;
-    }
     let files = wso2::runtime_rewritten_files(facts, &mut transport::LayerFs(img), into)?;
+    let home = facts.product_home.trim_start_matches('/');
+    let mut parents = std::collections::BTreeSet::new();
+    for f in &files {
+        let mut d = f.path.as_str();
+        while let Some((p, _)) = d.rsplit_once('/').filter(|(p, _)| p.len() > home.len() && p.starts_with(home)) {
+            parents.insert(p.to_string());
+            d = p;
+        }
+    }
+    let parents: Vec<String> = parents.into_iter().collect();
+    let dirs = wso2::runtime_write_dirs(facts, &mut transport::LayerFs(img), &parents)?;
+    let group_0 = |o: layer::Owner| layer::Owner { uid: o.uid, gid: 0 };
+    let mut spec = LayerSpec::new("arbitrary-uid", mtime);
+    for d in &dirs {
+        let (mode, owner) = d.meta.map_or((0o755, facts.owner), |(m, o)| (m, group_0(o)));
+        spec.set_dir(&d.path, layer::group_like_owner(mode), owner)?;
+    }
+    let mut placement =
+        Placement { owner: facts.owner, owned_root: facts.user_home.clone(), file_mode: None, group_like_owner: true };
     for f in &files {
         let entry = SourceEntry {
             rel: f.path.clone(),
             path: f.local.clone(),
-            kind: layer::SourceKind::File { size: f.size, executable: f.executable },
+            kind: layer::SourceKind::File { size: f.size, executable: f.mode & 0o111 != 0 },
             origin: Some(format!("base /{}", f.path)),
             key: None,
             head: None,
         };
+        placement.owner = group_0(f.owner);
+        placement.file_mode = Some(f.mode);
         spec.add(format!("/{}", f.path), &entry, &placement)?;
     }
     spec.description = format!(

@@ -224,7 +224,8 @@ fn daemon_hints(bases: &Bases) -> Vec<String> {
     if let Some(r) = transport::of(&base.location).daemon_image() {
         hints.push(daemon::daemon_name(&r));
     }
-    if let Ok(r) = Reference::parse(&base.name) {
+    // A base named by its digest (a layout or archive that carries no reference) names no daemon image.
+    if let Some(r) = Reference::parse(&base.name).ok().filter(|_| base.name.parse::<crate::digest::Digest>().is_err()) {
         hints.push(daemon::daemon_name(&r));
     }
     hints

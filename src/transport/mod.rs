@@ -301,8 +301,8 @@ impl crate::wso2::BaseFs for LayerFs<'_> {
     fn list_dir(&mut self, dir: &str) -> Result<Vec<String>> {
         list_base_dir(self.0, dir)
     }
-    fn dirs_under(&mut self, roots: &[String]) -> Result<Vec<String>> {
-        list_base_dirs_under(self.0, roots)
+    fn dirs_under(&mut self, roots: &[String], exact: &[String]) -> Result<Vec<crate::wso2::BaseDir>> {
+        list_base_dirs_under(self.0, roots, exact)
     }
     fn files_under(&mut self, roots: &[String], into: &Path) -> Result<Vec<crate::wso2::BaseFile>> {
         copy_base_files_under(self.0, roots, into)
@@ -338,7 +338,11 @@ pub fn copy_base_files_under(image: &BaseImage, roots: &[String], into: &Path) -
                 files.remove(&p);
                 continue;
             }
-            let mode = header.mode().unwrap_or(0o644);
+            let mode = header.mode().unwrap_or(0o644) & 0o7777;
+            let owner = crate::layer::Owner {
+                uid: header.uid().ok().and_then(|u| u32::try_from(u).ok()).unwrap_or(0),
+                gid: header.gid().ok().and_then(|g| u32::try_from(g).ok()).unwrap_or(0),
+            };
             let size = entry.size();
             total += size;
             if total > MAX_TOTAL {
@@ -352,7 +356,7 @@ pub fn copy_base_files_under(image: &BaseImage, roots: &[String], into: &Path) -
             std::io::copy(&mut entry, &mut out)
                 .map_err(|e| Error::source(format!("{what}: /{p}: {}", io_reason(&e))))?;
             added.insert(p.clone());
-            files.insert(p.clone(), crate::wso2::BaseFile { path: p, local, size, executable: mode & 0o111 != 0 });
+            files.insert(p.clone(), crate::wso2::BaseFile { path: p, local, size, mode, owner });
         }
     }
     Ok(files.into_values().collect())
@@ -440,15 +444,24 @@ pub fn list_base_dir(image: &BaseImage, dir: &str) -> Result<Vec<String>> {
     Ok(names.into_iter().collect())
 }
 
-/// Every folder at or below each of `roots` (relative, e.g.
-/// `home/wso2carbon/wso2am-4.5.0/tmp`) in the base's filesystem, in one pass
-/// over the layers, bottom up: folder entries and the parents of other
-/// entries count; a whiteout removes a folder and everything below it, an
-/// opaque marker what lower layers had below its folder.
-pub fn list_base_dirs_under(image: &BaseImage, roots: &[String]) -> Result<Vec<String>> {
+/// Every folder at or below each of `roots`, and each folder of `exact`
+/// (relative, e.g. `home/wso2carbon/wso2am-4.5.0/tmp`) in the base's
+/// filesystem, in one pass over the layers, bottom up: folder entries and the
+/// parents of other entries count, an upper layer's entry giving the mode and
+/// owner; a whiteout removes a folder and everything below it, an opaque
+/// marker what lower layers had below its folder.
+pub fn list_base_dirs_under(
+    image: &BaseImage,
+    roots: &[String],
+    exact: &[String],
+) -> Result<Vec<crate::wso2::BaseDir>> {
     let roots: Vec<String> = roots.iter().map(|r| r.trim_matches('/').to_string()).collect();
-    let under = |p: &str| roots.iter().any(|r| p == r || p.starts_with(&format!("{r}/")));
-    let mut dirs = std::collections::BTreeSet::new();
+    let below: Vec<String> = roots.iter().map(|r| format!("{r}/")).collect();
+    let exact: std::collections::BTreeSet<String> = exact.iter().map(|e| e.trim_matches('/').to_string()).collect();
+    let wanted =
+        |p: &str| roots.iter().zip(&below).any(|(r, b)| p == r || p.starts_with(b.as_str())) || exact.contains(p);
+    let mut dirs: std::collections::BTreeMap<String, Option<(u32, crate::layer::Owner)>> =
+        std::collections::BTreeMap::new();
     for layer in &image.layers {
         let (what, mut ar) = layer_archive(layer)?;
         let entries = ar.entries().map_err(|e| Error::source(format!("{what}: {}", io_reason(&e))))?;
@@ -457,21 +470,33 @@ pub fn list_base_dirs_under(image: &BaseImage, roots: &[String]) -> Result<Vec<S
             let entry = entry.map_err(|e| Error::source(format!("{what}: not a valid tar ({})", io_reason(&e))))?;
             let p = entry_path(&entry, &what)?;
             if let Some(w) = Whiteout::of(&p) {
-                dirs.retain(|d: &String| !w.hides(d, &added));
+                dirs.retain(|d, _| !w.hides(d, &added));
                 continue;
             }
-            let parent = p.rsplit_once('/').map_or("", |(parent, _)| parent);
-            let dir = if entry.header().entry_type().is_dir() { p.as_str() } else { parent };
-            let mut d = dir;
-            while !d.is_empty() && under(d) {
-                if dirs.insert(d.to_string()) {
+            let header = entry.header();
+            let is_dir = header.entry_type().is_dir();
+            if is_dir && wanted(&p) {
+                let meta = (|| {
+                    let owner = crate::layer::Owner {
+                        uid: u32::try_from(header.uid().ok()?).ok()?,
+                        gid: u32::try_from(header.gid().ok()?).ok()?,
+                    };
+                    Some((header.mode().ok()? & 0o7777, owner))
+                })();
+                dirs.insert(p.clone(), meta);
+                added.insert(p.clone());
+            }
+            let mut d = p.rsplit_once('/').map_or("", |(parent, _)| parent);
+            while !d.is_empty() {
+                if wanted(d) && !dirs.contains_key(d) {
+                    dirs.insert(d.to_string(), None);
                     added.insert(d.to_string());
                 }
                 d = d.rsplit_once('/').map(|(a, _)| a).unwrap_or("");
             }
         }
     }
-    Ok(dirs.into_iter().collect())
+    Ok(dirs.into_iter().map(|(path, meta)| crate::wso2::BaseDir { path, meta }).collect())
 }
 
 /// Reads the file at `path` (relative, e.g. `etc/passwd`) from the base's
@@ -540,7 +565,22 @@ mod tests {
         assert!(String::from_utf8(passwd).unwrap().contains("wso2carbon:x:802:802"));
         assert!(read_base_file(img, "etc/shadow").unwrap().is_none());
         let home = "home/wso2carbon/wso2am-4.1.0";
-        let dirs = list_base_dirs_under(img, &[format!("{home}/repository/deployment/"), "nope".into()]).unwrap();
+        let found = list_base_dirs_under(
+            img,
+            &[format!("{home}/repository/deployment/"), "nope".into()],
+            &["home/wso2carbon".into(), "home".into(), "home/none".into()],
+        )
+        .unwrap();
+        let meta = |p: &str| found.iter().find(|d| d.path == p).map(|d| d.meta);
+        let owner = crate::layer::Owner { uid: 802, gid: 802 };
+        assert_eq!(meta("home/wso2carbon"), Some(Some((0o755, owner))), "an entry's mode and owner");
+        assert_eq!(meta("home"), Some(Some((0o755, crate::layer::Owner { uid: 0, gid: 0 }))));
+        assert_eq!(meta("home/none"), None, "a folder the base lacks");
+        let dirs: Vec<String> = found
+            .iter()
+            .map(|d| d.path.clone())
+            .filter(|d| !["home", "home/wso2carbon"].contains(&d.as_str()))
+            .collect();
         assert_eq!(dirs.first().map(String::as_str), Some("home/wso2carbon/wso2am-4.1.0/repository/deployment"));
         assert!(dirs.contains(&format!("{home}/repository/deployment/server/jaggeryapps/devportal/site/public/theme")));
         assert!(dirs.iter().all(|d| d.starts_with(&format!("{home}/repository/deployment"))), "{dirs:?}");

@@ -222,11 +222,22 @@ pub trait BaseFs {
     fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>>;
     /// The names in a folder (path relative to `/`).
     fn list_dir(&mut self, dir: &str) -> Result<Vec<String>>;
-    /// Every folder at or below each of `roots` (paths relative to `/`).
-    fn dirs_under(&mut self, roots: &[String]) -> Result<Vec<String>>;
+    /// Every folder at or below each of `roots`, and each folder of `exact`
+    /// the base has (paths relative to `/`), with its mode and owner.
+    fn dirs_under(&mut self, roots: &[String], exact: &[String]) -> Result<Vec<BaseDir>>;
     /// Every regular file at or below each of `roots` (paths relative to
     /// `/`), its bytes copied into a new file in `into`, in one pass.
     fn files_under(&mut self, roots: &[String], into: &Path) -> Result<Vec<BaseFile>>;
+}
+
+/// A folder of a base image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseDir {
+    /// Its path in the image, relative to `/`.
+    pub path: String,
+    /// Its permission bits and owner, when a layer has an entry for it
+    /// (`None`: only implied by the entries below it).
+    pub meta: Option<(u32, Owner)>,
 }
 
 /// A regular file of a base, copied out of its layers.
@@ -238,17 +249,22 @@ pub struct BaseFile {
     pub local: std::path::PathBuf,
     /// Its size.
     pub size: u64,
-    /// Whether any execute bit is set.
-    pub executable: bool,
+    /// Its permission bits.
+    pub mode: u32,
+    /// Its owner.
+    pub owner: Owner,
 }
 
-/// Trees below the product home whose existing files the product rewrites
-/// in place at start: the config mapper's output and metadata, the OSGi
-/// framework state and the H2 databases. Under an arbitrary UID those files
-/// must be group-writable too, so they are re-added with their bytes.
-pub const REWRITTEN_TREES: [&str; 4] = [
+/// Trees below the product home whose existing files are rewritten in place
+/// at start: the config mapper's output and metadata, the OSGi framework
+/// state, the H2 databases, and the keystores and `deployment.toml` the
+/// entrypoint's config-volume copy (`cp -RL`) lays over the base's. Under an
+/// arbitrary UID those files must be group-writable too, so they are
+/// re-added with their bytes.
+pub const REWRITTEN_TREES: [&str; 5] = [
     "repository/conf",
     "repository/resources/conf",
+    "repository/resources/security",
     "repository/components/default/configuration",
     "repository/database",
 ];
@@ -500,11 +516,13 @@ pub fn check_profile(facts: &Facts, profile: &str) -> std::result::Result<(), St
 /// (`repository/components/default/configuration`) and the bundles made from
 /// `components/lib` (`repository/components/dropins`), the H2 databases, the
 /// deployment folder (synapse configs, web applications; the entrypoint's copy
-/// target for preserved artifacts), logs and `tmp`. The product home itself
-/// gets `wso2carbon.pid` and the config mapper's `backup/`.
-pub const RUNTIME_TREES: [&str; 8] = [
+/// target for preserved artifacts and the artifact volume), the keystores
+/// (which the entrypoint's config-volume copy overwrites), logs and `tmp`.
+/// The product home itself gets `wso2carbon.pid` and the config mapper's `backup/`.
+pub const RUNTIME_TREES: [&str; 9] = [
     "repository/conf",
     "repository/resources/conf",
+    "repository/resources/security",
     "repository/components/default/configuration",
     "repository/components/dropins",
     "repository/database",
@@ -514,14 +532,16 @@ pub const RUNTIME_TREES: [&str; 8] = [
 ];
 
 /// The absolute folders an arbitrary UID with group 0 must be able to write
-/// in: the product home, [`RUNTIME_TREES`] and the Solr folder (created when
-/// the base lacks them) with every folder `fs` finds below them; the
-/// config mapper's `backup/` and the folders of every OSGi profile the image
-/// can start in, with what is below them, where the base has them; and the
-/// folders the config mapper writes its outputs into (each folder of
-/// templates below [`startup::TEMPLATES`] that holds no sub-folder stands for
-/// its target folder).
-pub fn runtime_write_dirs(facts: &Facts, fs: &mut dyn BaseFs) -> Result<Vec<String>> {
+/// in, each with the base's mode and owner when the base has an entry for
+/// it: the user home (which it must enter), the product home,
+/// [`RUNTIME_TREES`] and the Solr folder (created when the base lacks them)
+/// with every folder `fs` finds below them; the config mapper's `backup/`
+/// and the folders of every OSGi profile the image can start in, with what
+/// is below them, where the base has them; the folders the config mapper
+/// writes its outputs into (each folder of templates below
+/// [`startup::TEMPLATES`] that holds no sub-folder stands for its target
+/// folder); and each folder of `also` (absolute) that the base has.
+pub fn runtime_write_dirs(facts: &Facts, fs: &mut dyn BaseFs, also: &[String]) -> Result<Vec<BaseDir>> {
     let home = &facts.product_home;
     let mut roots: Vec<String> = vec![home.clone()];
     roots.extend(RUNTIME_TREES.iter().map(|t| format!("{home}/{t}")));
@@ -530,21 +550,28 @@ pub fn runtime_write_dirs(facts: &Facts, fs: &mut dyn BaseFs) -> Result<Vec<Stri
     for p in startup::osgi_profiles_started(facts.kind, facts.version.as_deref()) {
         existing.push(format!("{home}/repository/components/{p}"));
     }
-    let rel: Vec<String> =
-        roots.iter().skip(1).chain(&existing).map(|r| r.trim_start_matches('/').to_string()).collect();
-    let mut dirs: Vec<String> = fs.dirs_under(&rel)?.into_iter().map(|d| format!("/{d}")).collect();
+    let rel = |l: &mut dyn Iterator<Item = &String>| -> Vec<String> {
+        l.map(|r| r.trim_start_matches('/').trim_end_matches('/').to_string()).collect()
+    };
+    let under = rel(&mut roots.iter().skip(1).chain(&existing));
+    let user_home = facts.user_home.trim_end_matches('/').to_string();
+    let exact = rel(&mut std::iter::once(home).chain(std::iter::once(&user_home)).chain(also));
+    let mut dirs: std::collections::BTreeMap<String, Option<(u32, Owner)>> =
+        fs.dirs_under(&under, &exact)?.into_iter().map(|d| (format!("/{}", d.path), d.meta)).collect();
     let templates = format!("{home}/{}", startup::TEMPLATES);
     let leaves: Vec<String> = dirs
-        .iter()
+        .keys()
         .filter(|d| is_under(d, &templates))
-        .filter(|d| !dirs.iter().any(|o| o.len() > d.len() && is_under(o, d)))
+        .filter(|d| !dirs.keys().any(|o| o.len() > d.len() && is_under(o, d)))
         .map(|d| format!("{home}{}", &d[templates.len()..]))
         .collect();
-    dirs.extend(leaves);
-    dirs.extend(roots);
-    dirs.sort();
-    dirs.dedup();
-    Ok(dirs)
+    for d in leaves.into_iter().chain(roots) {
+        dirs.entry(d).or_insert(None);
+    }
+    if !user_home.is_empty() && is_under(home, &user_home) {
+        dirs.entry(user_home).or_insert(None);
+    }
+    Ok(dirs.into_iter().map(|(path, meta)| BaseDir { path, meta }).collect())
 }
 
 /// The absolute path of a volume: absolute paths stay; `solr` is the user
@@ -587,7 +614,7 @@ mod tests {
         fn list_dir(&mut self, _dir: &str) -> Result<Vec<String>> {
             Ok(self.1.clone())
         }
-        fn dirs_under(&mut self, _roots: &[String]) -> Result<Vec<String>> {
+        fn dirs_under(&mut self, _roots: &[String], _exact: &[String]) -> Result<Vec<BaseDir>> {
             Ok(Vec::new())
         }
         fn files_under(&mut self, _roots: &[String], _into: &Path) -> Result<Vec<BaseFile>> {
@@ -656,7 +683,14 @@ mod tests {
             let img = &base.images[0];
             let facts = detect(&img.config_json, None, &mut LayerFs(img)).unwrap();
             let home = facts.product_home.clone();
-            let dirs = runtime_write_dirs(&facts, &mut LayerFs(img)).unwrap();
+            let found = runtime_write_dirs(&facts, &mut LayerFs(img), &[]).unwrap();
+            let dirs: Vec<String> = found.iter().map(|d| d.path.clone()).collect();
+            let meta = |p: &str| found.iter().find(|d| d.path == p).and_then(|d| d.meta);
+            let owner = Owner { uid: 10001, gid: 10001 };
+            assert_eq!(meta("/home/wso2carbon"), Some((0o750, owner)), "the user home, as the base has it");
+            assert_eq!(meta(&home), Some((0o755, owner)));
+            assert!(!dirs.contains(&"/home".to_string()), "nothing above the user home");
+            assert!(dirs.contains(&format!("{home}/repository/resources/security")), "the config volume's keystores");
             let into = tempfile::tempdir().unwrap();
             let files: Vec<String> = runtime_rewritten_files(&facts, &mut LayerFs(img), into.path())
                 .unwrap()
@@ -675,7 +709,7 @@ mod tests {
                     let abs = format!("{home}/{d}");
                     // A folder the base lacks has nothing to remove (`rm -f` of its files does nothing).
                     let present =
-                        !LayerFs(img).dirs_under(&[abs.trim_start_matches('/').to_string()]).unwrap().is_empty();
+                        !LayerFs(img).dirs_under(&[abs.trim_start_matches('/').to_string()], &[]).unwrap().is_empty();
                     assert!(!present || dirs.contains(&abs), "{version} {}: {d}", p.name);
                 }
             }

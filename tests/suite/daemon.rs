@@ -144,6 +144,32 @@ fn loads_into_the_daemon_runs_and_reloads_only_what_changed() {
     rmi(&[format!("{repo}:{}", r3["tag"].as_str().unwrap())]);
 }
 
+/// `--to docker-daemon:NAME` without a tag: the image gets its content tag
+/// and `latest`, as `docker build -t NAME` gives, so `docker run NAME` runs
+/// it; what the messages and the report name exists.
+#[test]
+fn a_daemon_output_without_a_tag_is_also_latest() {
+    if !docker() || busybox().is_none() {
+        return;
+    }
+    let ws = Workspace::new();
+    ws.customization();
+    sample_430(true, &[]).write_oci(&ws.join("base"), "4.3.0").unwrap();
+    ws.config("[base]\nimage = \"oci:base:4.3.0\"\n");
+    let repo = format!("wso2img-daemon-test/untagged-{}", std::process::id());
+    let out = run_ok(&ws, None, &["build", "--json", "--bake-keystores", "--to", &format!("docker-daemon:{repo}")]);
+    let r = json(&out);
+    let content = r["content_digest"].as_str().unwrap().to_string();
+    let names = [format!("{repo}:{}", r["tag"].as_str().unwrap()), format!("{repo}:latest")];
+    for name in &names {
+        assert_eq!(image_id(name), content, "{name}");
+    }
+    assert!(stderr(&out).contains(&format!("{repo}:latest")), "{}", stderr(&out));
+    let home = "/home/wso2carbon/wso2am-4.3.0";
+    assert!(run_in(&repo, &format!("cat {home}/repository/conf/deployment.toml")).contains("hostname"));
+    rmi(&names);
+}
+
 #[test]
 fn base_only_in_the_daemon_builds_like_its_docker_save_archive() {
     if !docker() || busybox().is_none() {

@@ -91,6 +91,34 @@ fn the_readme_first_command_image_starts_without_a_shell() {
     let _ = Command::new("docker").args(["rmi", "-f", &image]).output();
 }
 
+/// The README's first command, exactly as written there (its `cargo run
+/// --release --` part replaced by this binary), writes `oci:out`; that image,
+/// copied into the private dockerd by skopeo, starts under `docker run`.
+#[test]
+fn the_readme_first_command_as_written_builds_an_image_that_starts() {
+    if !docker() || !have("skopeo", &["--version"]) {
+        return;
+    }
+    let readme = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let line = readme.lines().find(|l| l.starts_with("cargo run --release -- ")).expect("the README's first command");
+    let args: Vec<&str> = line["cargo run --release -- ".len()..].split_whitespace().collect();
+    assert_eq!(args.first(), Some(&"build"), "{line}");
+    let ws = readme_workspace();
+    ws.run_ok(&args);
+    let index = layout_index(&ws.join("out"));
+    let tag = index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"].as_str().unwrap().to_string();
+    let image = format!("localhost/wso2img-test/readme:{}-{}", tag, std::process::id());
+    let mut copy = Command::new("skopeo");
+    copy.args(["copy", "--quiet"]);
+    if let Ok(host) = std::env::var("DOCKER_HOST") {
+        copy.args(["--dest-daemon-host", &host]);
+    }
+    ok(copy.arg(format!("oci:{}:{tag}", ws.join("out").display())).arg(format!("docker-daemon:{image}")));
+    let out = docker_ok(&["run", "--rm", "--network", "none", "--pull", "never", &image]);
+    assert_customization_shown(&out, "");
+    let _ = Command::new("docker").args(["rmi", "-f", &image]).output();
+}
+
 #[test]
 fn the_arm64_image_starts_under_qemu_in_a_chroot_of_its_rootfs() {
     if !have("qemu-aarch64-static", &["--version"]) || !have("umoci", &["--version"]) {

@@ -215,6 +215,55 @@ fn locked_build_after_the_base_tag_moved() {
 }
 
 /// Every file and folder under `dir`, relative, sorted.
+/// A variant's own base is locked, checked, listed and refreshed like the
+/// main one: after it moved, `build --locked` and `outdated` (exit 1) name
+/// it, `update` records it, then `--locked` builds.
+#[test]
+fn a_moved_variant_base_is_reported_and_updated() {
+    let ws = Workspace::new();
+    ws.customization();
+    let write_base = |filler: Vec<u64>| {
+        let dir = ws.join("vbase");
+        let _ = fs::remove_dir_all(&dir);
+        let mut b = SampleBase::v430();
+        b.filler = filler;
+        b.write_oci(&dir, "4.3.0").unwrap();
+    };
+    write_base(Vec::new());
+    ws.config("[base]\nimage = \"builtin:wso2am-4.3.0\"\n[[variant]]\nname = \"v\"\nbase = \"oci:vbase:4.3.0\"\n");
+    let run = |args: &[&str]| ws.run(args);
+    let out = run(&["plan"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lock = fs::read_to_string(ws.join("wso2img.lock")).unwrap();
+    assert!(lock.contains("oci:vbase:4.3.0"), "{lock}");
+    let o = json(&run(&["outdated", "--json"]));
+    assert_eq!(o["outdated"], false, "{o:#}");
+    let listed: Vec<&str> = o["bases"].as_array().unwrap().iter().map(|b| b["base"].as_str().unwrap()).collect();
+    assert_eq!(listed, ["builtin:wso2am-4.3.0", "oci:vbase:4.3.0"]);
+
+    write_base(vec![4096]);
+    one_line_error(&run(&["-q", "plan", "--locked"]), 1, &["oci:vbase:4.3.0", "wso2img update"]);
+    let out = run(&["outdated"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("oci:vbase:4.3.0: outdated"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("builtin:wso2am-4.3.0: up to date"), "{}", stdout(&out));
+    let o = json(&run(&["outdated", "--json"]));
+    assert_eq!((&o["base"], &o["outdated"]), (&Value::from("builtin:wso2am-4.3.0"), &Value::Bool(true)), "{o:#}");
+    assert_eq!(o["bases"][1]["outdated"], true, "{o:#}");
+    assert_eq!(fs::read_to_string(ws.join("wso2img.lock")).unwrap(), lock, "outdated writes nothing");
+
+    let u = json(&run(&["update", "--json"]));
+    assert_eq!(
+        (&u["changed"], &u["bases"][0]["changed"], &u["bases"][1]["changed"]),
+        (&Value::Bool(true), &Value::Bool(false), &Value::Bool(true)),
+        "{u:#}"
+    );
+    assert_ne!(fs::read_to_string(ws.join("wso2img.lock")).unwrap(), lock);
+    assert_eq!(run(&["outdated"]).status.code(), Some(0));
+    let out = run(&["plan", "--locked"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 fn tree(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
@@ -285,6 +334,91 @@ fn init_scaffolds_for_the_version_and_never_overwrites() {
     let toml = fs::read_to_string(ws.join("apim/wso2img.toml")).unwrap();
     assert!(toml.contains("image = \"docker-archive:../base.tar\""), "{toml}");
     ws.run_ok(&["-c", "apim/wso2img.toml", "build", "-q", "--locked", "--to", "oci:out"]);
+}
+
+/// `init --pattern N` writes the variants helm-apim's pattern N needs for
+/// the base's version (profiles on 4.0–4.4, the distributed images on 4.5+),
+/// each with its own overlays folder, says what to fill in, and `plan` takes
+/// the result; a pattern it cannot write is one line, exit 2, nothing written.
+#[test]
+fn init_pattern_writes_the_components_of_the_version() {
+    type Want = &'static [(&'static str, Option<&'static str>, Option<&'static str>)];
+    let cases: [(&str, u8, Want); 5] = [
+        (
+            "builtin:wso2am-4.1.0",
+            4,
+            &[
+                ("control-plane", Some("control-plane"), None),
+                ("traffic-manager", Some("traffic-manager"), None),
+                ("gateway", Some("gateway-worker"), None),
+                ("key-manager", Some("api-key-manager-deprecated"), None),
+            ],
+        ),
+        (
+            "builtin:wso2am-4.4.0",
+            5,
+            &[("gateway", Some("gateway-worker"), None), ("key-manager", Some("api-key-manager-node"), None)],
+        ),
+        (
+            "builtin:wso2am-4.5.0",
+            4,
+            &[
+                ("control-plane", None, Some("builtin:wso2am-acp-4.5.0")),
+                ("traffic-manager", None, Some("builtin:wso2am-tm-4.5.0")),
+                ("gateway", None, Some("builtin:wso2am-universal-gw-4.5.0")),
+                ("key-manager", Some("key-manager"), Some("builtin:wso2am-acp-4.5.0")),
+            ],
+        ),
+        ("builtin:wso2am-4.5.0", 2, &[("gateway", None, Some("builtin:wso2am-universal-gw-4.5.0"))]),
+        ("builtin:wso2am-4.3.0", 1, &[]),
+    ];
+    for (base, n, want) in cases {
+        let ws = Workspace::new();
+        let out = ws.run_ok(&["init", "--base", base, "--pattern", &n.to_string()]);
+        let config: toml::Value = toml::from_str(&fs::read_to_string(ws.join("wso2img.toml")).unwrap()).unwrap();
+        let variants = config.get("variant").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+        let got: Vec<(String, Option<String>, Option<String>)> = variants
+            .iter()
+            .map(|v| {
+                let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+                (s("name").unwrap(), s("profile"), s("base"))
+            })
+            .collect();
+        let want: Vec<(String, Option<String>, Option<String>)> =
+            want.iter().map(|(a, p, b)| (a.to_string(), p.map(str::to_string), b.map(str::to_string))).collect();
+        assert_eq!(got, want, "{base} pattern {n}");
+        for (name, _, _) in &want {
+            let conf = format!("variants/{name}/overlays/repository/conf");
+            assert!(ws.join(&conf).is_dir(), "{conf}");
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains(&format!("fill in {conf}/deployment.toml")),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let r = json(&ws.run_ok(&["plan", "--json"]));
+        let planned: Vec<&str> =
+            r["variants"].as_array().into_iter().flatten().map(|v| v["name"].as_str().unwrap()).collect();
+        assert_eq!(planned, want.iter().map(|w| w.0.as_str()).collect::<Vec<_>>(), "{base} pattern {n}: {r}");
+    }
+
+    for (base, n, said) in
+        [("builtin:wso2am-4.3.0", "6", "numbered 0 to 5"), ("builtin:wso2am-tm-4.5.0", "3", "all-in-one")]
+    {
+        let ws = Workspace::new();
+        one_line_error(&ws.run(&["-q", "init", "--base", base, "--pattern", n]), 2, &["--pattern", said]);
+        assert!(tree(ws.path()).is_empty(), "nothing written: {:?}", tree(ws.path()));
+    }
+    let ws = Workspace::new();
+    let mut b = SampleBase::official(wso2img::wso2::ProductKind::AllInOne, "4.5.0");
+    b.platforms.truncate(1);
+    b.write_oci(&ws.join("b45"), "4.5.0").unwrap();
+    one_line_error(
+        &ws.run(&["-q", "init", "--base", "oci:b45:4.5.0", "--pattern", "3"]),
+        2,
+        &["oci:b45:4.5.0", "registry base"],
+    );
+    assert!(!ws.join("wso2img.toml").exists());
 }
 
 #[test]

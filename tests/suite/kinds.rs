@@ -226,7 +226,7 @@ fn profiles_only_where_the_version_runs_them() {
     one_line_error(&ws.run(&build), 2, &["api-key-manager-node", "4.2.0", "api-key-manager-deprecated"]);
     variant("wso2am-4.1.0", "api-key-manager-node");
     one_line_error(&ws.run(&build), 2, &["api-key-manager-node", "4.1.0", "api-devportal-deprecated"]);
-    assert!(!ws.join("out").exists(), "nothing written");
+    assert!(!ws.join("out").exists() && !ws.join("wso2img.lock").exists(), "nothing written");
     for (base, profile) in [
         ("wso2am-4.4.0", "api-key-manager-node"),
         ("wso2am-4.2.0", "api-key-manager-deprecated"),
@@ -238,6 +238,19 @@ fn profiles_only_where_the_version_runs_them() {
     variant("wso2am-acp-4.5.0", "key-manager");
     let plan = json(&ws.run_ok(&["plan", "--json"]));
     assert_eq!(plan["variants"][0]["profile"], "key-manager");
+    // `default` is the start without a profile: no PROFILE_NAME at all.
+    for (profile, env) in [("default", None), ("gateway-worker", Some("PROFILE_NAME=gateway-worker"))] {
+        variant("wso2am-4.4.0", profile);
+        let r = json(&ws.run_ok(&["build", "--json", "--to", "oci:def"]));
+        let config = layout_json(&ws.join("def"), r["variants"][0]["platforms"][0]["config_digest"].as_str().unwrap());
+        let set: Vec<&str> = config["config"]["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e.as_str().filter(|e| e.starts_with("PROFILE_NAME=")))
+            .collect();
+        assert_eq!(set, env.into_iter().collect::<Vec<_>>(), "{profile}");
+    }
 }
 
 #[test]

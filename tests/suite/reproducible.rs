@@ -170,3 +170,51 @@ fn jar_version_bump_moves_only_its_layer() {
     assert_eq!(changed[0], &format!("jars.{group:02}"), "the rule documented in README");
     assert_eq!(kind_files(&after, "jars"), 25);
 }
+
+/// The same base content in three folders (an OCI layout whose tag is not a
+/// reference, a `docker save` archive) gives one content digest: the
+/// base-name label and annotation name the base by the reference it carries
+/// or its digest, never by where it sits, and no label, history line or
+/// annotation holds a local path.
+#[test]
+fn a_local_base_gives_one_digest_wherever_it_sits() {
+    for archive in [false, true] {
+        let mut digests = Vec::new();
+        for place in ["spot-a", "spot-b/deep", "spot-c/x/y/z"] {
+            let ws = Workspace::new();
+            ws.customization();
+            let at = ws.join(place);
+            fs::create_dir_all(&at).unwrap();
+            let base = if archive {
+                let path = at.join("base.tar");
+                sample_430(false, &[]).write_docker_archive(&path, "registry.example/acme/wso2am:4.3.0").unwrap();
+                format!("docker-archive:{}", path.display())
+            } else {
+                sample_430(false, &[]).write_oci(&at.join("base"), "4.3.0").unwrap();
+                format!("oci:{}:4.3.0", at.join("base").display())
+            };
+            ws.config(&format!("[base]\nimage = \"{base}\"\n"));
+            let r = json(&ws.run_ok(&["build", "--json", "--bake-keystores", "--to", "oci:out"]));
+            let config = layout_json(&ws.join("out"), r["platforms"][0]["config_digest"].as_str().unwrap());
+            let manifest = layout_json(&ws.join("out"), r["outputs"][0]["digest"].as_str().unwrap());
+            let name = config["config"]["Labels"]["org.opencontainers.image.base.name"].as_str().unwrap().to_string();
+            if archive {
+                assert_eq!(name, "registry.example/acme/wso2am:4.3.0", "the reference the archive carries");
+            } else {
+                assert_eq!(
+                    Some(name.as_str()),
+                    r["base"]["digest"].as_str(),
+                    "a layout without a reference: its digest"
+                );
+            }
+            assert_eq!(manifest["annotations"]["org.opencontainers.image.base.name"], name.as_str());
+            let root = ws.path().to_str().unwrap();
+            for text in [config["config"]["Labels"].to_string(), config["history"].to_string(), manifest.to_string()] {
+                assert!(!text.contains(root) && !text.contains("spot-"), "a local path in {text}");
+            }
+            digests.push(r["content_digest"].as_str().unwrap().to_string());
+        }
+        digests.dedup();
+        assert_eq!(digests.len(), 1, "archive={archive}: {digests:?}");
+    }
+}

@@ -132,17 +132,15 @@ pub fn read_base(location: &Location, path: &Path, reference: Option<&Reference>
         };
         layers.push(Blob::file(desc, path.to_path_buf(), off));
     }
-    let name = entry
-        .repo_tags
-        .iter()
-        .flatten()
-        .find_map(|t| Reference::parse(t).ok())
-        .map(|r| r.to_string())
-        .unwrap_or_else(|| shown.clone());
+    // The first full reference among its RepoTags; else the image ID (the
+    // config's digest). Never the archive's location: where it sits on disk
+    // must not reach the image.
+    let carried = entry.repo_tags.iter().flatten().find_map(|t| Reference::parse(t).ok());
     let tag = reference
         .and_then(|r| r.tag.clone())
-        .or_else(|| Reference::parse(&name).ok().and_then(|r| r.tag))
+        .or_else(|| carried.as_ref().and_then(|r| r.tag.clone()))
         .unwrap_or_else(|| "latest".into());
+    let name = carried.map_or_else(|| config_digest.to_string(), |r| r.to_string());
     let image = base_image(&shown, None, config, layers, None)?;
     Ok(Base {
         location: location.clone(),

@@ -36,6 +36,14 @@ pub fn daemon_tags(target: &Reference, image: &Planned) -> Vec<Reference> {
     with_own_tag(&image.tags, target.tag.as_ref().filter(|_| image.main)).iter().map(|t| target.with_tag(t)).collect()
 }
 
+/// The references `docker-daemon:` gives `image`: [`daemon_tags`], and
+/// `latest` on the main image when the target names no tag — as `docker
+/// build -t NAME` does, so that `docker run NAME` finds it.
+pub fn loaded_tags(target: &Reference, image: &Planned) -> Vec<Reference> {
+    let own = target.tag_or_latest().to_string();
+    with_own_tag(&image.tags, Some(&own).filter(|_| image.main)).iter().map(|t| target.with_tag(t)).collect()
+}
+
 impl Destination for DaemonDestination {
     fn name(&self) -> String {
         format!("docker-daemon:{}", daemon_name(&self.target))
@@ -50,7 +58,7 @@ impl Destination for DaemonDestination {
         for image in images {
             let id = pick_config(image, &self.platforms, WHAT)?;
             if self.daemon.image_id(&id.to_string())?.is_some() {
-                self.daemon.tag_all(&id.to_string(), &daemon_tags(&self.target, image))?;
+                self.daemon.tag_all(&id.to_string(), &loaded_tags(&self.target, image))?;
                 crate::progress::message(&format!(
                     "{}: the daemon already has {} ({id}); nothing to load",
                     self.name(),
@@ -66,7 +74,7 @@ impl Destination for DaemonDestination {
 
     fn write(&mut self, image: &Planned, set: &ImageSet) -> Result<Written> {
         let one = pick_image(set, &self.platforms, WHAT)?;
-        let loaded = self.daemon.load(one, &daemon_tags(&self.target, image), &self.hints)?;
+        let loaded = self.daemon.load(one, &loaded_tags(&self.target, image), &self.hints)?;
         let status = if loaded.up_to_date { Status::UpToDate } else { Status::Loaded };
         Ok(Written { digest: loaded.id, status })
     }

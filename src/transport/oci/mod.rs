@@ -67,18 +67,20 @@ pub fn read_base(location: &Location, dir: &Path, tag: Option<&str>) -> Result<B
         let have = if tags.is_empty() { "none".to_string() } else { tags.join(", ") };
         Error::source(format!("{shown}: no image tagged {} in this layout (tags: {have})", tag.unwrap_or("")))
     })?;
-    let name = entry
+    // The reference the layout carries (containerd's name, or a ref name that
+    // is a full reference); else the manifest's digest. Never the layout's
+    // location: where it sits on disk must not reach the image.
+    let carried = entry
         .annotations
         .get(CONTAINERD_NAME)
         .or_else(|| entry.annotations.get(REF_NAME))
-        .and_then(|n| n.contains('/').then(|| Reference::parse(n).ok()).flatten())
-        .map(|r| r.to_string())
-        .unwrap_or_else(|| shown.clone());
+        .and_then(|n| n.contains('/').then(|| Reference::parse(n).ok()).flatten());
     let base_tag = tag
         .map(str::to_string)
-        .or_else(|| Reference::parse(&name).ok().and_then(|r| r.tag))
+        .or_else(|| carried.as_ref().and_then(|r| r.tag.clone()))
         .or_else(|| entry.annotations.get(REF_NAME).filter(|t| Reference::valid_tag(t)).cloned())
         .unwrap_or_else(|| "latest".into());
+    let name = carried.map_or_else(|| entry.digest.to_string(), |r| r.to_string());
     let top = read_verified(&layout_blob(dir, entry), &shown)?;
     let media_type = entry.media_type.as_str();
     let family = MediaFamily::of(media_type)
