@@ -17,6 +17,9 @@ use crate::transport;
 use crate::transport::registry;
 use crate::wso2::{self, Facts};
 
+/// The `.gitignore` `init` writes (when there is none): the default output.
+const GITIGNORE: &str = "# What wso2img build writes by default (oci:out); built, never committed.\n/out/\n";
+
 /// What `init` created.
 #[derive(Debug, Clone)]
 pub struct Scaffold {
@@ -109,6 +112,10 @@ pub fn init(config: &Path, base: &str, registry: &registry::Options) -> Result<S
             if fs::read_dir(&p).map(|mut r| r.next().is_none()).unwrap_or(false) {
                 made.file(&p.join(".gitkeep"), "")?;
             }
+        }
+        let gitignore = dir.join(".gitignore");
+        if gitignore.symlink_metadata().is_err() {
+            made.file(&gitignore, GITIGNORE)?;
         }
         let lock = Lockfile {
             path: lock_path.clone(),

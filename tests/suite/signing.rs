@@ -135,13 +135,13 @@ fn run_json(ws: &Workspace, args: &[&str]) -> Value {
     json(&out)
 }
 
-/// Requires exit `code` and one `wso2img: error:` line; returns it.
+/// Requires exit `code` and one `error:` line; returns it.
 fn one_line_error(out: &Output, code: i32) -> String {
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(code), "exit code; stderr: {err}");
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one line on stderr: {err}");
-    assert!(lines[0].starts_with("wso2img: error: "), "{err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
     lines[0].to_string()
 }
 
