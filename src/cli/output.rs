@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::ValueEnum;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use wso2img::fmt::human;
 use wso2img::progress::{self, Sink, TaskView};
@@ -50,7 +50,7 @@ pub fn install(mode: Mode, verbosity: u8) {
     let sink: Arc<dyn Sink> = if tty {
         let color = !std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         // A terminal even when stderr does not look like one (`tty`).
-        let target = ProgressDrawTarget::term_like_with_hz(Box::new(console::Term::stderr()), 10);
+        let target = ProgressDrawTarget::term_like_with_hz(Box::new(Narrow(console::Term::stderr())), 10);
         let shared = Shared {
             multi: MultiProgress::with_draw_target(target),
             summary: Arc::new(Mutex::new(Summary::default())),
@@ -179,7 +179,8 @@ impl Shared {
         if let Some(bar) = s.bar.take() {
             bar.finish_and_clear();
             self.multi.remove(&bar);
-            let _ = self.multi.println(s.line());
+            let line = s.line();
+            self.multi.suspend(|| eprintln!("{line}"));
         }
         let _ = self.multi.clear();
     }
@@ -187,7 +188,10 @@ impl Shared {
 
 impl Sink for Bars {
     fn message(&self, msg: &str) {
-        let _ = self.shared.multi.println(format!("wso2img: {}", clean(msg)));
+        // Bars cleared, the line written, bars drawn again: a line printed
+        // between two draws would leave the previous draw on the screen.
+        let line = format!("wso2img: {}", clean(msg));
+        self.shared.multi.suspend(|| eprintln!("{line}"));
     }
     fn detail(&self, msg: &str) {
         if self.shared.verbose {
@@ -200,10 +204,10 @@ impl Sink for Bars {
         }
     }
     fn start(&self, what: &str, total: Option<u64>) -> Box<dyn TaskView> {
-        let bar = match total {
-            Some(t) if t > 0 => ProgressBar::new(t),
-            _ => ProgressBar::no_length(),
-        };
+        // Hidden until the multi-progress takes it: a bar styled before that
+        // would draw once on its own, outside the lines the multi-progress
+        // clears, and stay on the screen.
+        let bar = ProgressBar::with_draw_target(total.filter(|t| *t > 0), ProgressDrawTarget::hidden());
         // Fixed columns; the bar takes what the terminal width leaves, so a
         // line never wraps (a wrapped line is one the next redraw misses).
         let template = if self.color {
@@ -242,7 +246,8 @@ impl TaskView for BarTask {
         let bars = &self.shared;
         bars.multi.remove(&self.bar);
         if bars.verbose {
-            let _ = bars.multi.println(format!("wso2img: {}: {}", clean(&self.what), summary(bytes, secs)));
+            let line = format!("wso2img: {}: {}", clean(&self.what), summary(bytes, secs));
+            bars.multi.suspend(|| eprintln!("{line}"));
         }
         let mut s = bars.summary.lock().unwrap_or_else(|e| e.into_inner());
         if s.closed {
@@ -260,7 +265,7 @@ impl TaskView for BarTask {
         match s.bar.clone() {
             Some(b) => b.set_message(line),
             None => {
-                let b = bars.multi.add(ProgressBar::new_spinner());
+                let b = bars.multi.add(ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden()));
                 if let Ok(style) = ProgressStyle::with_template("{wide_msg}") {
                     b.set_style(style);
                 }
@@ -268,5 +273,44 @@ impl TaskView for BarTask {
                 s.bar = Some(b);
             }
         }
+    }
+}
+
+/// Standard error, one column narrower than it is: a line never reaches the
+/// last column, where terminals defer the wrap and the next redraw would
+/// start a line below the one it means to clear.
+#[derive(Debug)]
+struct Narrow(console::Term);
+
+impl TermLike for Narrow {
+    fn width(&self) -> u16 {
+        self.0.size().1.saturating_sub(1).max(20)
+    }
+    fn height(&self) -> u16 {
+        self.0.size().0
+    }
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_up(n)
+    }
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_down(n)
+    }
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_right(n)
+    }
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_left(n)
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.0.write_line(s)
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.0.write_str(s)
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.0.clear_line()
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        self.0.flush()
     }
 }
