@@ -38,7 +38,9 @@ fn host(input: &str) -> Result<String> {
     let bare = bare.strip_suffix("/v1").or_else(|| bare.strip_suffix("/v2")).unwrap_or(bare);
     let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_');
     if bare.is_empty() || !bare.chars().all(valid) {
-        return Err(Error::usage(format!("{input:?}: not a registry host; write HOST[:PORT], e.g. registry.example.com")));
+        return Err(Error::usage(format!(
+            "{input:?}: not a registry host; write HOST[:PORT], e.g. registry.example.com"
+        )));
     }
     Ok(match bare {
         "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),

@@ -48,10 +48,15 @@ fn arguments(cmd: &Command) -> Vec<(String, String)> {
         if id == "help" || id == "version" {
             continue;
         }
-        let names: Vec<String> = a.get_short().map(|s| format!("-{s}")).into_iter().chain(a.get_long().map(|l| format!("--{l}"))).collect();
+        let names: Vec<String> =
+            a.get_short().map(|s| format!("-{s}")).into_iter().chain(a.get_long().map(|l| format!("--{l}"))).collect();
         let value = a.get_value_names().map(|v| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "));
         let takes = a.get_action().takes_values();
-        let mut form = if names.is_empty() { format!("<{}>", value.clone().unwrap_or_else(|| id.to_uppercase())) } else { names.join(", ") };
+        let mut form = if names.is_empty() {
+            format!("<{}>", value.clone().unwrap_or_else(|| id.to_uppercase()))
+        } else {
+            names.join(", ")
+        };
         if !names.is_empty() && takes {
             form += &format!(" {}", value.unwrap_or_else(|| id.to_uppercase()));
         }
@@ -59,7 +64,8 @@ fn arguments(cmd: &Command) -> Vec<(String, String)> {
         if !help.is_empty() && !help.ends_with('.') {
             help.push('.');
         }
-        let values: Vec<String> = a.get_possible_values().iter().filter(|v| !v.is_hide_set()).map(|v| v.get_name().to_string()).collect();
+        let values: Vec<String> =
+            a.get_possible_values().iter().filter(|v| !v.is_hide_set()).map(|v| v.get_name().to_string()).collect();
         if !values.is_empty() && a.get_long().is_some() {
             help += &format!(" Values: {}.", values.join(", "));
         }
@@ -102,7 +108,12 @@ fn markdown(cmd: &Command) -> String {
 
 /// Escapes text for roff.
 fn roff(t: &str) -> String {
-    t.replace('\\', "\\e").replace('-', "\\-").lines().map(|l| if l.starts_with(['.', '\'']) { format!("\\&{l}") } else { l.to_string() }).collect::<Vec<_>>().join("\n")
+    t.replace('\\', "\\e")
+        .replace('-', "\\-")
+        .lines()
+        .map(|l| if l.starts_with(['.', '\'']) { format!("\\&{l}") } else { l.to_string() })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn man(cmd: &Command) -> String {
@@ -114,7 +125,11 @@ fn man(cmd: &Command) -> String {
     }
     s += ".SH COMMANDS\n";
     for sub in subcommands(cmd) {
-        s += &format!(".SS \"wso2img {}\"\n{}\n", sub.get_name(), roff(&sub.get_about().map(|a| a.to_string()).unwrap_or_default()));
+        s += &format!(
+            ".SS \"wso2img {}\"\n{}\n",
+            sub.get_name(),
+            roff(&sub.get_about().map(|a| a.to_string()).unwrap_or_default())
+        );
         for (form, help) in arguments(sub).into_iter().filter(|(f, _)| !arguments(cmd).iter().any(|(g, _)| g == f)) {
             s += &format!(".TP\n\\fB{}\\fR\n{}\n", roff(&form), roff(&help));
         }

@@ -42,7 +42,12 @@ fn offline_blocks() -> Vec<(PathBuf, String)> {
             if l.trim() != "<!-- test: offline -->" {
                 continue;
             }
-            assert_eq!(lines.next().map(str::trim), Some("```sh"), "{}: the marker goes right above a ```sh block", p.display());
+            assert_eq!(
+                lines.next().map(str::trim),
+                Some("```sh"),
+                "{}: the marker goes right above a ```sh block",
+                p.display()
+            );
             let block: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
             out.push((p.clone(), block.join("\n")));
         }
@@ -148,6 +153,9 @@ fn the_readme_is_short_and_its_commands_are_the_ones_ci_runs() {
     assert!(readme.contains("--git"), "the --git install form");
     let ci = fs::read_to_string(root().join(".ci/run")).unwrap();
     let test_command = ci.lines().last().unwrap().trim_start_matches("exec ").trim();
-    assert!(readme.lines().any(|l| l == test_command), "the README's test command is the one .ci/run runs: {test_command}");
+    assert!(
+        readme.lines().any(|l| l == test_command),
+        "the README's test command is the one .ci/run runs: {test_command}"
+    );
     assert!(readme.lines().any(|l| l == "cargo run --release -- build --base builtin:wso2am-4.3.0"), "the main job");
 }

@@ -144,9 +144,9 @@ fn terminal_progress_leaves_nothing_stale() {
     push_sample(&reg, "wso2/wso2am:4.3.0", &sample_430(false, &[]));
     let ws = Workspace::new();
     ws.customization();
-    for (i, layer) in ["jars", "dropins", "overlays"].iter().enumerate() {
-        ws.write(&format!("{layer}/big{i}-1.0.jar"), &big_jar("com.acme", &format!("big{i}"), "1.0", 4 << 20));
-    }
+    ws.write("jars/big-1.0.jar", &big_jar("com.acme", "big", "1.0", 4 << 20));
+    let noise: Vec<u8> = (0..6u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    ws.write("overlays/repository/resources/big.bin", &noise);
     ws.config(&format!("[base]\nimage = \"{host}/wso2/wso2am:4.3.0\"\n[target]\nrepository = \"{host}/acme/apim\"\n"));
     let script = r#"
 import os, pty, sys, select, struct, fcntl, termios, pyte
