@@ -48,7 +48,7 @@ pub fn install(mode: Mode, verbosity: u8) {
         }
     };
     let sink: Arc<dyn Sink> = if tty {
-        let color = !std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         // A terminal even when stderr does not look like one (`tty`).
         let target = ProgressDrawTarget::term_like_with_hz(Box::new(Narrow(console::Term::stderr())), 10);
         let shared = Shared {

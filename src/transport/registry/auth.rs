@@ -175,7 +175,7 @@ pub fn erase(host: &str) -> Result<Option<PathBuf>> {
     let path = docker_config_file()?;
     let mut config = read_docker_config(&path)?;
     let removed = match config.get_mut("auths").and_then(Value::as_object_mut) {
-        Some(auths) => keys_for(host).iter().fold(false, |any, k| auths.remove(k).is_some() || any),
+        Some(auths) => keys_for(host).iter().map(|k| auths.remove(k).is_some()).filter(|removed| *removed).count() > 0,
         None => false,
     };
     if !removed {
