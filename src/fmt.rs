@@ -16,6 +16,20 @@ pub fn human(n: u64) -> String {
     }
 }
 
+/// `word` for one, `word` + `s` for any other count.
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        word.to_string()
+    } else {
+        format!("{word}s")
+    }
+}
+
+/// A count and its noun: `1 file`, `3 files`.
+pub fn count(n: usize, word: &str) -> String {
+    format!("{n} {}", plural(n, word))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -25,5 +39,7 @@ mod tests {
         assert_eq!(human(999), "999 B");
         assert_eq!(human(1_500), "1.5 kB");
         assert_eq!(human(2_000_000_000), "2.0 GB");
+        assert_eq!(count(1, "file"), "1 file");
+        assert_eq!(count(0, "file"), "0 files");
     }
 }

@@ -19,6 +19,9 @@ use crate::wso2::{self, Facts};
 
 pub mod pattern;
 
+/// The `.gitignore` `init` writes (when there is none): the default output.
+const GITIGNORE: &str = "# What wso2img build writes by default (oci:out); built, never committed.\n/out/\n";
+
 /// What `init` created.
 #[derive(Debug, Clone)]
 pub struct Scaffold {
@@ -124,6 +127,10 @@ pub fn init(config: &Path, base: &str, pattern: Option<u8>, registry: &registry:
             if fs::read_dir(&p).map(|mut r| r.next().is_none()).unwrap_or(false) {
                 made.file(&p.join(".gitkeep"), "")?;
             }
+        }
+        let gitignore = dir.join(".gitignore");
+        if gitignore.symlink_metadata().is_err() {
+            made.file(&gitignore, GITIGNORE)?;
         }
         let lock = Lockfile {
             path: lock_path.clone(),

@@ -55,6 +55,21 @@ pub fn debug(msg: &str) {
     }
 }
 
+/// Names of blobs, by digest, for tasks that move them (an upload shows the
+/// layer's name, not its digest).
+static NAMES: OnceLock<std::sync::Mutex<std::collections::HashMap<String, String>>> = OnceLock::new();
+
+/// Names blob `digest` (`sha256:…`) `name` (a layer kind: `jars`, `themes`) in task names.
+pub fn name_blob(digest: &str, name: &str) {
+    let names = NAMES.get_or_init(Default::default);
+    names.lock().unwrap_or_else(|e| e.into_inner()).insert(digest.to_string(), name.to_string());
+}
+
+/// The name given to blob `digest`, when one was.
+pub fn blob_name(digest: &str) -> Option<String> {
+    NAMES.get()?.lock().unwrap_or_else(|e| e.into_inner()).get(digest).cloned()
+}
+
 /// A running task; it reports its end when dropped.
 pub struct Task {
     view: Option<Box<dyn TaskView>>,

@@ -573,6 +573,67 @@ impl FromStr for Location {
     }
 }
 
+/// A Docker Hub image named without a registry (`out`, `nosuch:thing`) that
+/// could not be read: a bare name is easily meant as a local folder or file.
+/// The hint names the local image when one of that name exists
+/// (`did you mean oci:out?`), else the forms of a local image.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{name}: {reason}")]
+pub struct BareNameError {
+    /// The name as the user would write it.
+    pub name: String,
+    /// Why it could not be read (the registry's error).
+    pub reason: String,
+    /// The kind of the registry's error.
+    pub kind: crate::error::Kind,
+    /// The local image of that name, when a folder or file exists.
+    pub local: Option<Location>,
+}
+
+impl crate::error::Typed for BareNameError {
+    fn kind(&self) -> crate::error::Kind {
+        self.kind
+    }
+    fn hint(&self) -> Option<String> {
+        Some(match &self.local {
+            Some(l) => format!("did you mean {l}?"),
+            None => "a name without a registry is a Docker Hub image; for a local one write oci:DIR[:TAG], \
+                     docker-archive:FILE, docker-daemon:NAME[:TAG] or builtin:NAME"
+                .to_string(),
+        })
+    }
+}
+
+impl BareNameError {
+    /// `err`, from reading Docker Hub image `r`, with the hint when `r` could
+    /// have been meant as a local image (relative paths against `dir`).
+    pub fn wrap(r: &Reference, dir: &std::path::Path, err: Error) -> Error {
+        if !r.is_docker_hub() || r.digest.is_some() {
+            return err;
+        }
+        let name = r.familiar_name();
+        let path = dir.join(&name);
+        let local = if path.is_dir() {
+            Some(Location::Oci { dir: PathBuf::from(&name), tag: r.tag.clone() })
+        } else if path.is_file() && r.tag.is_none() {
+            Some(Location::DockerArchive { path: PathBuf::from(&name), reference: None })
+        } else {
+            None
+        };
+        let shown = match &r.tag {
+            Some(t) => format!("{name}:{t}"),
+            None => name,
+        };
+        let cause = err.cause();
+        let typed: Error =
+            BareNameError { name: shown, reason: err.what().to_string(), kind: err.kind(), local }.into();
+        match cause {
+            Some(c) => typed.with_cause(c),
+            None => typed,
+        }
+    }
+}
+
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

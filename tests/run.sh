@@ -57,10 +57,12 @@ fi
 # cryptography and PyNaCl (independent of wso2img's Rust crates). One venv,
 # kept in target/.
 venv=target/test-venv
-if ! "$venv/bin/python" -c 'import cyclonedx.validation.json, jsonschema, cryptography, nacl' 2>/dev/null; then
+# pyte renders what the progress bars drew under a pseudo-terminal; mkdocs
+# builds the documentation (tests/suite/docs.rs).
+if ! "$venv/bin/python" -c 'import cyclonedx.validation.json, jsonschema, cryptography, nacl, pyte, mkdocs' 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install -q 'cyclonedx-python-lib[json-validation]==11.12.0' \
-    'cryptography==50.0.2' 'pynacl==1.6.2'
+    'cryptography==50.0.2' 'pynacl==1.6.2' 'pyte==0.8.2' 'mkdocs==1.6.1'
 fi
 export WSO2IMG_TEST_PYTHON="$PWD/$venv/bin/python"
 

@@ -91,6 +91,16 @@ impl Common {
     }
 }
 
+/// Says, after a run that succeeded, that the keystores folder is not baked
+/// (once; a failed run says only what failed).
+pub(super) fn tell_unbaked_keystores(g: &Global, c: &Common) {
+    if let Ok(config) = wso2img::config::Config::load(&g.config) {
+        if let Some(note) = wso2img::inputs::unbaked_keystores(&config, c.bake_keystores) {
+            wso2img::progress::message(&note);
+        }
+    }
+}
+
 /// `plan` flags.
 #[derive(Args)]
 pub struct PlanArgs {
@@ -160,6 +170,7 @@ pub fn build(g: &Global, a: BuildArgs) -> Result<()> {
     }
     let rep = pipeline::build(&opts)?;
     files.write(&rep)?;
+    tell_unbaked_keystores(g, &a.common);
     if !stdout_users.is_empty() {
         wso2img::progress::message(&format!("content digest {} tag {}", rep.content_digest, rep.tag));
         Ok(())
@@ -167,8 +178,14 @@ pub fn build(g: &Global, a: BuildArgs) -> Result<()> {
         print_json(&rep)
     } else {
         wso2img::progress::message(&format!("content digest {} tag {}", rep.content_digest, rep.tag));
-        print_line(&rep.content_digest.to_string())
+        pinned(&rep).try_for_each(print_line)
     }
+}
+
+/// One line per image written (the main image's destinations, then each
+/// variant's): what a CI step passes on.
+fn pinned(rep: &Report) -> impl Iterator<Item = &str> {
+    rep.outputs.iter().chain(rep.variants.iter().flat_map(|v| v.outputs.iter())).map(|o| o.pinned.as_str())
 }
 
 /// Runs `plan`.
@@ -176,6 +193,7 @@ pub fn plan(g: &Global, a: PlanArgs) -> Result<()> {
     let mut opts = options(g, &a.common, &[])?;
     opts.no_cache = a.no_cache;
     let rep = pipeline::plan(&opts)?;
+    tell_unbaked_keystores(g, &a.common);
     if a.common.json {
         print_json(&rep)
     } else {
@@ -213,11 +231,14 @@ fn plan_text(r: &Report) -> String {
         }
     }
     for l in &r.layers {
-        s +=
-            &format!("layer {:<10} {:>6} files {:>10}  {}\n", l.name, l.files, wso2img::fmt::human(l.bytes), l.diff_id);
-    }
-    for i in &r.ignored {
-        s += &format!("ignored {:>6} file{}  {}\n", i.files, if i.files == 1 { " " } else { "s" }, i.rule);
+        s += &format!(
+            "layer {:<10} {:>12}  content {:>9}  tar {:>9}  {}\n",
+            l.name,
+            wso2img::fmt::count(l.files, "file"),
+            wso2img::fmt::human(l.bytes),
+            wso2img::fmt::human(l.tar_size),
+            l.diff_id
+        );
     }
     s.trim_end().to_string()
 }

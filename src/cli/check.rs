@@ -4,6 +4,7 @@ use clap::Args;
 
 use super::build::{options, Common};
 use super::{print_json, print_line, Global};
+use wso2img::fmt::count;
 use wso2img::pipeline::{self, CheckReport};
 use wso2img::Result;
 
@@ -18,6 +19,7 @@ pub struct CheckArgs {
 pub fn run(g: &Global, a: CheckArgs) -> Result<()> {
     let opts = options(g, &a.common, &[])?;
     let rep = pipeline::check(&opts)?;
+    super::build::tell_unbaked_keystores(g, &a.common);
     if a.common.json() {
         print_json(&rep)
     } else {
@@ -27,21 +29,15 @@ pub fn run(g: &Global, a: CheckArgs) -> Result<()> {
 
 fn text(r: &CheckReport) -> String {
     let mut s = format!(
-        "ok: {} file{} ({} jar{}, {} configuration file{}) checked against {}",
-        r.files,
-        if r.files == 1 { "" } else { "s" },
-        r.jars,
-        if r.jars == 1 { "" } else { "s" },
-        r.config_files,
-        if r.config_files == 1 { "" } else { "s" },
+        "ok: {} ({}, {}) checked against {}",
+        count(r.files, "file"),
+        count(r.jars, "jar"),
+        count(r.config_files, "configuration file"),
         r.base
     );
-    for i in &r.ignored {
-        s += &format!("\nignored {:>6} file{}  {}", i.files, if i.files == 1 { " " } else { "s" }, i.rule);
-    }
     if !r.warnings.is_empty() {
         let n = r.warnings.len();
-        s += &format!("\n{n} warning{} (on stderr)", if n == 1 { "" } else { "s" });
+        s += &format!("\n{} (on stderr)", count(n, "warning"));
     }
     s
 }

@@ -8,8 +8,10 @@ mod completions;
 mod init;
 mod inspect;
 mod lock;
+mod login;
 mod metadata;
 mod output;
+mod reference;
 mod registry;
 
 use std::io::Write;
@@ -37,9 +39,12 @@ pub struct Global {
     /// The config file.
     #[arg(short, long, global = true, default_value = wso2img::config::FILE_NAME, value_name = "FILE")]
     pub config: PathBuf,
-    /// Print only errors on stderr.
+    /// Print only errors on stderr (the same as --progress=quiet).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// How progress shows on stderr: bars on a terminal (auto, tty), timestamped lines (plain), or only errors (quiet).
+    #[arg(long, global = true, value_enum, default_value_t = output::Mode::Auto, value_name = "MODE")]
+    pub progress: output::Mode,
     /// Also print per-blob details (exists, mounted, uploaded, retried); twice (-vv), every network request too.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -115,18 +120,30 @@ enum Command {
         after_help = "Exit status: 0 when the lock is current, 1 when the base moved or is not locked,\n2 on a usage or configuration error.\n\nExamples:\n  wso2img outdated || wso2img update\n  wso2img outdated --json"
     )]
     Outdated(lock::LockArgs),
+    /// Check a registry credential and store it in the Docker config file (as `docker login` does).
+    #[command(
+        after_help = "Examples:\n  printf %s \"$TOKEN\" | wso2img login registry.example.com -u ci --password-stdin\n  wso2img logout registry.example.com"
+    )]
+    Login(login::LoginArgs),
+    /// Remove a registry credential from the Docker config file.
+    Logout(login::LogoutArgs),
     /// Print a shell completion script.
     #[command(
+        visible_alias = "completion",
         after_help = "Examples:\n  wso2img completions bash > /etc/bash_completion.d/wso2img\n  wso2img completions zsh > \"${fpath[1]}/_wso2img\"\n  wso2img completions fish > ~/.config/fish/completions/wso2img.fish"
     )]
     Completions(completions::CompletionsArgs),
+    /// Print the command-line reference (markdown or a man page), generated from these definitions.
+    #[command(hide = true)]
+    Reference(reference::ReferenceArgs),
 }
 
 /// Runs the command line and maps errors to exit codes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let global = cli.global.clone();
-    output::install(global.quiet, global.verbose);
+    let mode = if global.quiet { output::Mode::Quiet } else { global.progress };
+    output::install(mode, global.verbose);
     let result = match cli.command {
         Command::Build(a) => build::build(&global, a),
         Command::Plan(a) => build::plan(&global, a),
@@ -141,12 +158,16 @@ pub fn main() -> ExitCode {
             Ok(false) => Ok(()),
             Err(e) => Err(e),
         },
+        Command::Login(a) => login::login(&global, a),
+        Command::Logout(a) => login::logout(&global, a),
         Command::Completions(a) => completions::run(a),
+        Command::Reference(a) => reference::run(a),
     };
+    output::close();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "wso2img: error: {}", wso2img::sanitize::escape_controls(&e.message()));
+            let _ = writeln!(std::io::stderr(), "error: {}", wso2img::sanitize::escape_controls(&e.message()));
             ExitCode::from(e.exit_code())
         }
     }
@@ -160,6 +181,7 @@ pub fn print_json(v: &impl Serialize) -> Result<()> {
 
 /// Prints a line on stdout; a closed pipe is not an error.
 pub fn print_line(s: &str) -> Result<()> {
+    output::close();
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{s}") {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("writing", &PathBuf::from("stdout"), e)),

@@ -158,7 +158,14 @@ pub fn tag(g: &Global, a: TagArgs) -> Result<()> {
     }
     let outputs = tags
         .iter()
-        .map(|t| OutputReport { reference: format!("docker://{}", src.with_tag(t)), digest, status: "pushed".into() })
+        .map(|t| {
+            OutputReport::new(
+                format!("docker://{}", src.with_tag(t)),
+                digest,
+                "pushed",
+                format!("{}@{digest}", src.name()),
+            )
+        })
         .collect();
     if !a.json {
         return print_line(&format!("{}@{digest}", src.name()));
@@ -186,7 +193,8 @@ pub fn copy(g: &Global, a: CopyArgs) -> Result<()> {
     if let Some(key) = &key {
         sign_as(regs, key, &dst, digest, out.tag.as_slice())?;
     }
-    let outputs = vec![OutputReport { reference: format!("docker://{out}"), digest, status: "pushed".into() }];
+    let outputs =
+        vec![OutputReport::new(format!("docker://{out}"), digest, "pushed", format!("{}@{digest}", out.name()))];
     if !a.json {
         return print_line(&format!("{}@{digest}", dst.name()));
     }

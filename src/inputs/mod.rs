@@ -162,13 +162,16 @@ pub fn gather(config: &Config, opts: &Options, cache: &Cache) -> Result<Gathered
     for w in &warnings {
         crate::progress::message(&format!("warning: {w}"));
     }
-    if !excluded.is_empty() {
-        let files: usize = excluded.iter().map(|e| e.files).sum();
+    let shown: Vec<_> = excluded.iter().filter(|e| !ignore::is_placeholder(&e.rule)).cloned().collect();
+    if !shown.is_empty() {
+        let files: usize = shown.iter().map(|e| e.files).sum();
         crate::progress::message(&format!(
-            "ignore rules left out {files} file{} ({}); -v lists them",
-            if files == 1 { "" } else { "s" },
-            ignore::totals(&excluded).iter().map(|(r, n)| format!("{r}: {n}")).collect::<Vec<_>>().join(", ")
+            "ignore rules left out {} ({}); -v lists them",
+            crate::fmt::count(files, "file"),
+            ignore::totals(&shown).iter().map(|(r, n)| format!("{r}: {n}")).collect::<Vec<_>>().join(", ")
         ));
+    }
+    if !excluded.is_empty() {
         for e in &excluded {
             crate::progress::detail(&format!(
                 "ignored {} ({}, {} file{})",
@@ -192,6 +195,30 @@ pub fn gather(config: &Config, opts: &Options, cache: &Cache) -> Result<Gathered
         warnings,
         inspections,
         variant_inspections,
+    })
+}
+
+/// The note for files in the keystores folder when baking is off (they are
+/// left out of every image, on purpose): `keystores: 2 files not baked
+/// (mount them at run time; …)`. `None` when baking is on or the folder holds
+/// no file.
+pub fn unbaked_keystores(config: &Config, bake_keystores: bool) -> Option<String> {
+    if config.bakes_keystores(bake_keystores) {
+        return None;
+    }
+    let rel = config.layers.keystores.clone().unwrap_or_else(|| LayerKind::Keystores.name().to_string());
+    let dir = config.dir.join(&rel);
+    if !dir.is_dir() {
+        return None;
+    }
+    let rules = config.ignore_rules().ok()?;
+    let (entries, _) = layer::walk_filtered(&dir, &rel, &rules).ok()?;
+    let n = entries.iter().filter(|e| !matches!(e.kind, SourceKind::Dir)).count();
+    (n > 0).then(|| {
+        format!(
+            "{rel}: {} not baked (mount them at run time; bake_keystores = true or --bake-keystores bakes them)",
+            crate::fmt::count(n, "file")
+        )
     })
 }
 

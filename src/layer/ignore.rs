@@ -20,6 +20,13 @@ use crate::error::{io_reason, Error, Result};
 /// The name of an ignore file.
 pub const FILE_NAME: &str = ".wso2imgignore";
 
+/// Whether `rule` is the built-in rule for the empty files that keep a
+/// folder in git (`.gitkeep`, `.keep`, which `init` writes): what it leaves
+/// out is left out silently.
+pub fn is_placeholder(rule: &str) -> bool {
+    matches!(rule, "built-in: .gitkeep" | "built-in: .keep")
+}
+
 /// Patterns every build ignores unless a rule re-includes them.
 pub const DEFAULTS: [&str; 9] = [".git", ".svn", ".hg", ".DS_Store", "Thumbs.db", "*~", ".*.swp", ".gitkeep", ".keep"];
 

@@ -533,7 +533,9 @@ pub fn map_chunks<T: Sync, R: Send>(items: &[T], chunk: usize, f: impl Fn(&[T]) 
 /// Builds the layer's gzip blob as a new file in `dir`.
 pub fn build(spec: &LayerSpec, dir: &Path) -> Result<CompressedLayer> {
     let task = crate::progress::Task::start(&format!("compress {}", spec.name), Some(spec.content_bytes()));
-    compress_with(dir, |w| spec.write_tar(&mut crate::progress::Counting { inner: w, task: &task }))
+    let c = compress_with(dir, |w| spec.write_tar(&mut crate::progress::Counting { inner: w, task: &task }))?;
+    crate::progress::name_blob(&c.digest.to_string(), &spec.name);
+    Ok(c)
 }
 
 /// Like [`build`], also returning the sha256 of every regular file's
@@ -544,6 +546,7 @@ pub fn build_digesting(spec: &LayerSpec, dir: &Path) -> Result<(CompressedLayer,
     let c = compress_with(dir, |w| {
         spec.write_tar_digesting(&mut crate::progress::Counting { inner: w, task: &task }, &mut digests)
     })?;
+    crate::progress::name_blob(&c.digest.to_string(), &spec.name);
     Ok((c, digests))
 }
 

@@ -270,9 +270,9 @@ fn report(l: &Summary, t: layer::TarDigest) -> LayerReport {
 
 fn log_layer(l: &Summary, c: &CompressedLayer) {
     crate::progress::message(&format!(
-        "layer {}: {} files, {} -> {} gzip, {}",
+        "layer {}: {}, tar {} -> {} gzip, {}",
         l.name,
-        l.files,
+        crate::fmt::count(l.files, "file"),
         human(c.tar.size),
         human(c.size),
         c.tar.diff_id

@@ -219,7 +219,7 @@ fn build_with(opts: &Options, cache: &Arc<Cache>) -> Result<Report> {
             connections: &run.connections,
             sbom: sbom.as_deref(),
         };
-        signing.sign_pushed(key, &planned, &rep)?;
+        signing.sign_pushed(key, &planned, &mut rep)?;
     }
     // The staged layers go first: they share inodes with the blobs just
     // written, whose keys the cache takes when it saves.

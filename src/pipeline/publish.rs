@@ -12,7 +12,6 @@ use super::plan::Plan;
 use super::project::Project;
 use super::{Options, OutputReport, Report};
 use crate::cache::Cache;
-use crate::digest::Digest;
 use crate::error::Result;
 use crate::image::{Blob, Descriptor, MediaFamily};
 use crate::layer::CompressedLayer;
@@ -182,7 +181,7 @@ impl Destinations {
                     }
                 };
                 let slot = if pi == 0 { &mut rep.outputs } else { &mut rep.variants[pi - 1].outputs };
-                slot.push(OutputReport { reference: dest.name(), digest, status: status.as_str().into() });
+                slot.push(OutputReport::new(dest.name(), digest, status.as_str(), dest.pinned(image, &digest)));
             }
         }
         for dest in self.0.iter_mut() {
@@ -231,8 +230,8 @@ fn daemon_hints(bases: &Bases) -> Vec<String> {
     hints
 }
 
-/// The digest written to destination `reference` for product `pi`, as reported.
-pub(super) fn written<'a>(rep: &'a Report, pi: usize, reference: &str) -> Option<&'a Digest> {
-    let outputs = if pi == 0 { &rep.outputs } else { &rep.variants[pi - 1].outputs };
-    outputs.iter().find(|o| o.reference == reference).map(|o| &o.digest)
+/// What was written to destination `reference` for product `pi`, as reported.
+pub(super) fn written<'a>(rep: &'a mut Report, pi: usize, reference: &str) -> Option<&'a mut OutputReport> {
+    let outputs = if pi == 0 { &mut rep.outputs } else { &mut rep.variants[pi - 1].outputs };
+    outputs.iter_mut().find(|o| o.reference == reference)
 }

@@ -76,6 +76,23 @@ pub struct OutputReport {
     /// `written`, `pushed`, `loaded` (into the Docker daemon) or `up-to-date`
     /// (the registry tag or the daemon already had this content; only tags set).
     pub status: String,
+    /// The line `build` prints for it: `HOST/REPO@sha256:…` for a registry
+    /// (pullable as it is), else the location with `@digest`
+    /// (`oci:DIR:TAG@sha256:…`, `docker-daemon:NAME:TAG@<image ID>`).
+    pub pinned: String,
+    /// Signatures added to it (`--sign-key`, registries only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<usize>,
+    /// Predicate types of the attestations attached to it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<String>,
+}
+
+impl OutputReport {
+    /// An output without signatures.
+    pub fn new(reference: String, digest: Digest, status: &str, pinned: String) -> Self {
+        OutputReport { reference, digest, status: status.into(), pinned, signatures: None, attestations: Vec::new() }
+    }
 }
 
 /// What `plan` and `build` report.

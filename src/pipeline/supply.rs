@@ -38,7 +38,7 @@ impl Signing<'_> {
     /// Signs every image pushed to a registry destination (its index and each
     /// manifest, once per tag it was pushed with) and attaches the SBOM (main
     /// image) and provenance (every image) to its top digest.
-    pub(super) fn sign_pushed(&self, key: &SigningKey, planned: &[Planned], rep: &Report) -> Result<()> {
+    pub(super) fn sign_pushed(&self, key: &SigningKey, planned: &[Planned], rep: &mut Report) -> Result<()> {
         let creator = sign::creator();
         let materials = inputs(self.inputs)?;
         let registries = &self.connections.registries;
@@ -46,7 +46,8 @@ impl Signing<'_> {
             let Some(target) = transport::of(loc).registry_reference() else { continue };
             let repo = Reference { tag: None, digest: None, ..target.clone() };
             for (pi, image) in planned.iter().enumerate() {
-                let Some(digest) = publish::written(rep, pi, &loc.to_string()) else { continue };
+                let Some(output) = publish::written(rep, pi, &loc.to_string()) else { continue };
+                let digest = &output.digest.clone();
                 let tags = with_own_tag(&image.tags, target.tag.as_ref().filter(|_| image.main));
                 let identities: Vec<String> = tags.iter().map(|t| repo.with_tag(t).to_string()).collect();
                 let added = attach::sign_tree(registries, &repo, digest, &identities, key, &creator)?;
@@ -56,6 +57,8 @@ impl Signing<'_> {
                         attested.push(predicate_type);
                     }
                 }
+                output.signatures = Some(added);
+                output.attestations = attested.iter().map(|p| p.to_string()).collect();
                 crate::progress::message(&format!(
                     "signed {}@{} ({} new signature{}{})",
                     repo.name(),

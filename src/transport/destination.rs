@@ -76,6 +76,13 @@ pub type Held = Vec<Option<Digest>>;
 pub trait Destination {
     /// How it is named in reports and messages (`oci:out`, `docker://HOST/REPO`).
     fn name(&self) -> String;
+    /// The reference that names `image` stored here as `digest`, the line
+    /// `build` prints: `HOST/REPO@sha256:…` for a registry (what `docker
+    /// pull` takes), otherwise the location with `@digest` appended
+    /// (`oci:DIR:TAG@sha256:…`).
+    fn pinned(&self, _image: &Planned, digest: &Digest) -> String {
+        format!("{}@{digest}", self.name())
+    }
     /// The media type family of the manifests it stores for a base of
     /// family `base`, or `None` when it stores no manifests of ours.
     fn manifests(&self, base: MediaFamily) -> Option<MediaFamily>;

@@ -12,7 +12,7 @@ fn check(out: &Output, code: i32, needles: &[&str], ws: &Workspace) {
     assert_eq!(out.status.code(), Some(code), "exit code; stderr: {err}");
     let lines: Vec<&str> = err.lines().filter(|l| !l.is_empty()).collect();
     assert_eq!(lines.len(), 1, "exactly one line on stderr, got: {err}");
-    assert!(lines[0].starts_with("wso2img: error: "), "{err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
     for n in needles {
         assert!(lines[0].contains(n), "error should mention {n:?}: {err}");
     }

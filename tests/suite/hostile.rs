@@ -118,7 +118,7 @@ fn failed(out: &Output, code: i32, needles: &[&str]) -> String {
     let err = stderr(out);
     assert_eq!(out.status.code(), Some(code), "exit code; stderr: {err}");
     let last = err.lines().last().unwrap_or("");
-    assert!(last.starts_with("wso2img: error: "), "the error is the last line: {err}");
+    assert!(last.starts_with("error: "), "the error is the last line: {err}");
     for n in needles {
         assert!(last.contains(n), "error should mention {n:?}: {err}");
     }

@@ -252,7 +252,11 @@ fn non_terminal_output_is_plain_timestamped_lines() {
         assert!(rest.starts_with("wso2img: "), "{line}");
     }
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.trim().starts_with("sha256:") && stdout.lines().count() == 1, "data only on stdout: {stdout}");
+    assert!(
+        stdout.trim().starts_with("oci:out:4.3.0-") && stdout.lines().count() == 1,
+        "data only on stdout: {stdout}"
+    );
+    assert!(stdout.trim().split_once('@').is_some_and(|(_, d)| d.starts_with("sha256:") && d.len() == 71), "{stdout}");
     let quiet = ws.run_ok(&["-q", "build", "--to", "oci:out"]);
     assert!(quiet.stderr.is_empty(), "-q prints nothing but errors");
 }

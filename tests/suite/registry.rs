@@ -1040,3 +1040,48 @@ fn registry_destination_is_asked_while_the_base_is_read() {
     let asked = requests.iter().filter(|q| q.uri.contains("/acme/apim/tags/list")).count();
     assert_eq!(asked, 1, "the early answer is the one used:\n{}", proxy.describe());
 }
+
+/// stdout of `build` is one pullable `HOST/REPO@sha256:<manifest digest>` per
+/// registry destination and `oci:DIR:TAG@sha256:…` per layout; `-q` prints the
+/// same; `--json` has the same lines as `pinned`. The printed line is pulled
+/// exactly as printed.
+#[test]
+fn build_prints_a_pullable_reference_per_output() {
+    if !registry_tools() {
+        return;
+    }
+    let reg = Registry::start(Kind::Anonymous);
+    let host = reg.host();
+    push_sample(&reg, "wso2/wso2am:4.3.0", &sample_430(false, &[]));
+    let ws = Workspace::new();
+    ws.customization();
+    config(&ws, &format!("{host}/wso2/wso2am:4.3.0"), &format!("{host}/acme/apim"), "");
+    let args = ["build", "--push", "--to", "oci:out"];
+    let out = checked(&args, wso2img_run(&ws, &args));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "one line per written image: {text}");
+    let r = run_json(&ws, &["build", "--push", "--to", "oci:out", "--json"]);
+    let tag = tag_of(&r);
+    let digest = reg.digest_of(&format!("acme/apim:{tag}"));
+    let layout = r["outputs"].as_array().unwrap().iter().find(|o| o["ref"] == "oci:out").expect("oci output");
+    assert_eq!(lines[0], format!("oci:out:{tag}@{}", layout["digest"].as_str().unwrap()), "{text}");
+    assert_eq!(lines[1], format!("{host}/acme/apim@{digest}"), "{text}");
+    let pinned: Vec<&str> = r["outputs"].as_array().unwrap().iter().map(|o| o["pinned"].as_str().unwrap()).collect();
+    assert_eq!(pinned, lines, "--json names the same references: {r:#}");
+    let quiet = checked(&args, wso2img_run(&ws, &["-q", "build", "--push", "--to", "oci:out"]));
+    assert_eq!(String::from_utf8(quiet.stdout).unwrap(), text, "-q prints the same lines");
+    assert!(quiet.stderr.is_empty(), "{}", String::from_utf8_lossy(&quiet.stderr));
+
+    // Pulled exactly as printed.
+    let inspected = run_limited(
+        skopeo().args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{}", lines[1])]),
+        COMMAND_LIMIT,
+    );
+    assert!(inspected.status.success(), "{}", String::from_utf8_lossy(&inspected.stderr));
+    assert_eq!(wso2img::digest::Digest::of(&inspected.stdout).to_string(), digest);
+    if docker() {
+        docker_ok(&["pull", "--quiet", lines[1]]);
+        let _ = Command::new("docker").args(["rmi", "-f", lines[1]]).output();
+    }
+}

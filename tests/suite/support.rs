@@ -327,7 +327,7 @@ pub fn docker_ok(args: &[&str]) -> String {
     String::from_utf8(ok(Command::new("docker").args(args)).stdout).unwrap()
 }
 
-/// Requires exit `code` and exactly one `wso2img: error: `
+/// Requires exit `code` and exactly one `error: `
 /// line on stderr naming every needle; returns that line.
 pub fn one_line_error(out: &Output, code: i32, needles: &[&str]) -> String {
     let err = String::from_utf8_lossy(&out.stderr).to_string();
@@ -339,7 +339,7 @@ pub fn one_line_error(out: &Output, code: i32, needles: &[&str]) -> String {
     );
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "exactly one line on stderr, got: {err}");
-    assert!(lines[0].starts_with("wso2img: error: "), "{err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
     for n in needles {
         assert!(lines[0].contains(n), "the error names {n:?}: {err}");
     }

@@ -180,8 +180,6 @@ impl Destination for ArchiveDestination {
         if self.pending.is_empty() {
             return Ok(());
         }
-        write(&self.path, &self.pending, &self.name())?;
-        crate::progress::message(&format!("written {}", self.name()));
-        Ok(())
+        write(&self.path, &self.pending, &self.name())
     }
 }

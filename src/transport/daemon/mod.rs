@@ -70,6 +70,27 @@ use crate::net::urlencode as escape;
 use crate::reference::Reference;
 use crate::transport::registry::auth::Found;
 
+/// A `DOCKER_HOST` that wso2img cannot use: a configuration error (exit 2).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// Not `unix://PATH` (`tcp://`, `ssh://`, `npipe://`).
+    #[error("DOCKER_HOST={host}: wso2img reaches the Docker daemon through a unix socket only")]
+    NotUnixSocket {
+        /// The value.
+        host: String,
+    },
+}
+
+impl crate::error::Typed for HostError {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::Config
+    }
+    fn hint(&self) -> Option<String> {
+        Some(format!("set DOCKER_HOST=unix:///PATH/docker.sock, or unset it for {DEFAULT_HOST}"))
+    }
+}
+
 /// The daemon address when `DOCKER_HOST` is not set.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 /// How long a request may wait for the daemon's answer. A `docker load` is
@@ -219,9 +240,7 @@ impl Daemon {
         let from_env = env.is_some();
         let host = env.unwrap_or_else(|| DEFAULT_HOST.to_string());
         let Some(path) = host.strip_prefix("unix://").filter(|p| !p.is_empty()) else {
-            return Err(Error::unsupported(format!(
-                "DOCKER_HOST={host}: wso2img reaches the Docker daemon through a unix socket only; set DOCKER_HOST=unix:///PATH/docker.sock (or unset it for {DEFAULT_HOST})"
-            )));
+            return Err(HostError::NotUnixSocket { host }.into());
         };
         let socket = PathBuf::from(path);
         let unreachable = |reason: &str| unreachable_error(&host, from_env, reason);

@@ -8,6 +8,7 @@
 
 use super::destination::daemon_tags;
 use super::Daemon;
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::{ImageSet, MediaFamily, Platform};
 use crate::reference::Reference;
@@ -31,6 +32,10 @@ impl ViaDaemon {
 impl Destination for ViaDaemon {
     fn name(&self) -> String {
         format!("docker://{}", self.target)
+    }
+
+    fn pinned(&self, _image: &Planned, digest: &Digest) -> String {
+        format!("{}@{digest}", self.target.name())
     }
 
     fn manifests(&self, _base: MediaFamily) -> Option<MediaFamily> {

@@ -288,6 +288,14 @@ impl Destination for LayoutDestination {
         }
     }
 
+    fn pinned(&self, image: &Planned, digest: &Digest) -> String {
+        let tag = self.tag.as_ref().filter(|_| image.main).or(image.tags.first());
+        match tag {
+            Some(t) => format!("oci:{}:{t}@{digest}", self.dir.display()),
+            None => format!("oci:{}@{digest}", self.dir.display()),
+        }
+    }
+
     fn manifests(&self, _base: MediaFamily) -> Option<MediaFamily> {
         Some(MediaFamily::Oci)
     }

@@ -102,6 +102,89 @@ fn helper_server(host: &str) -> String {
     }
 }
 
+/// The Docker config file that `docker login` writes and [`lookup`] reads:
+/// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+pub fn docker_config_file() -> Result<PathBuf> {
+    std::env::var_os("DOCKER_CONFIG")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".docker")))
+        .map(|d| d.join("config.json"))
+        .ok_or_else(|| Error::usage("neither DOCKER_CONFIG nor HOME is set: no Docker config file to write"))
+}
+
+/// The key `docker login` files `host`'s credential under.
+fn login_key(host: &str) -> String {
+    match host {
+        "docker.io" | "registry-1.docker.io" | "index.docker.io" => "https://index.docker.io/v1/".into(),
+        _ => host.to_string(),
+    }
+}
+
+/// Reads the Docker config at `path` as a JSON object (empty when missing).
+fn read_docker_config(path: &Path) -> Result<serde_json::Map<String, Value>> {
+    let bytes = match std::fs::File::open(path) {
+        Ok(f) => crate::bounded::read_to_end_max(f, 4 << 20).map_err(|e| Error::io("reading", path, e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(serde_json::Map::new()),
+        Err(e) => return Err(Error::io("reading", path, e)),
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_json::from_slice(&bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(Error::config(format!("{}: not a JSON object; fix or remove it", path.display()))),
+    }
+}
+
+/// Writes `config` to `path` whole (a new file renamed over it), mode 0600.
+fn write_docker_config(path: &Path, config: serde_json::Map<String, Value>) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+    }
+    let mut text = serde_json::to_vec_pretty(&Value::Object(config)).expect("JSON serializes");
+    text.push(b'\n');
+    crate::files::write_atomic(path, &text)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| Error::io("chmod", path, e))
+}
+
+/// Records `username` and `password` for registry `host` in the Docker
+/// config file, as `docker login` does (`auths.<host>.auth`, base64 of
+/// `user:password`), keeping every other key. Returns the file.
+pub fn store(host: &str, username: &str, password: &str) -> Result<PathBuf> {
+    let path = docker_config_file()?;
+    let mut config = read_docker_config(&path)?;
+    let auths = config.entry("auths").or_insert_with(|| Value::Object(Default::default()));
+    if !auths.is_object() {
+        *auths = Value::Object(Default::default());
+    }
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+    let entry = auths.as_object_mut().expect("an object").entry(login_key(host)).or_insert_with(|| Value::Null);
+    let mut kept = entry.as_object().cloned().unwrap_or_default();
+    kept.insert("auth".into(), Value::String(auth));
+    kept.remove("identitytoken");
+    *entry = Value::Object(kept);
+    write_docker_config(&path, config)?;
+    Ok(path)
+}
+
+/// Removes registry `host`'s credential from the Docker config file, as
+/// `docker logout` does. Returns the file, or `None` when it held none.
+pub fn erase(host: &str) -> Result<Option<PathBuf>> {
+    let path = docker_config_file()?;
+    let mut config = read_docker_config(&path)?;
+    let removed = match config.get_mut("auths").and_then(Value::as_object_mut) {
+        Some(auths) => keys_for(host).iter().map(|k| auths.remove(k).is_some()).filter(|removed| *removed).count() > 0,
+        None => false,
+    };
+    if !removed {
+        return Ok(None);
+    }
+    write_docker_config(&path, config)?;
+    Ok(Some(path))
+}
+
 /// Finds the credential for registry `host` (as in a reference: `docker.io`, `127.0.0.1:5000`).
 pub fn lookup(host: &str) -> Result<Option<Found>> {
     if let (Ok(u), Ok(p)) = (std::env::var(ENV_USERNAME), std::env::var(ENV_PASSWORD)) {

@@ -176,6 +176,29 @@ impl Client {
         self.uploaded.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Checks `credential` against the registry, as `docker login` does: a
+    /// `GET /v2/` with it (basic auth, or a token fetched with it from the
+    /// token realm). A registry that asks for no credentials accepts any.
+    pub async fn verify(mut self, credential: Credential) -> Result<()> {
+        self.found = Some(Found { credential, source: "the credentials given".into() });
+        if self.challenge == Challenge::None {
+            return Ok(());
+        }
+        let url = self.url("");
+        let resp = self.send(&[], &|http| http.get(&url)).await?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(Error::new(
+                Kind::Usage,
+                format!("{}: the registry refused these credentials ({status})", self.host),
+            ));
+        }
+        Err(self.status_error(resp, "login").await)
+    }
+
     /// `base/v2/<path>`.
     pub fn url(&self, path: &str) -> String {
         format!("{}/v2/{}", self.base, path)

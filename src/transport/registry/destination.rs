@@ -47,6 +47,10 @@ impl Destination for RegistryDestination {
         format!("docker://{}", self.target)
     }
 
+    fn pinned(&self, _image: &Planned, digest: &Digest) -> String {
+        format!("{}@{digest}", self.target.name())
+    }
+
     fn manifests(&self, base: MediaFamily) -> Option<MediaFamily> {
         Some(base)
     }

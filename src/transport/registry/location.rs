@@ -18,8 +18,9 @@ pub struct Repository<'a> {
 }
 
 impl Transport for Repository<'_> {
-    fn open_base(&self, _dir: &Path, connections: &Connections) -> Result<Base> {
+    fn open_base(&self, dir: &Path, connections: &Connections) -> Result<Base> {
         pull::read_base(self.location, self.reference, &connections.registries)
+            .map_err(|e| crate::reference::BareNameError::wrap(self.reference, dir, e))
     }
 
     fn check_output(&self) -> Result<()> {

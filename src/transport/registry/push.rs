@@ -328,7 +328,8 @@ async fn upload(registries: &Registries, client: &Arc<Client>, repo: &str, blob:
     let mut chunked = client.opts.chunk_size.is_some();
     // A 413 is answered at once by switching to chunks, without a wait.
     let mut switched = false;
-    let task = Arc::new(crate::progress::Task::start(&format!("upload {short}"), Some(blob.desc.size)));
+    let label = crate::progress::blob_name(&blob.desc.digest.to_string()).unwrap_or_else(|| short.clone());
+    let task = Arc::new(crate::progress::Task::start(&format!("upload {label}"), Some(blob.desc.size)));
     for attempt in 0..policy.attempts {
         if let Some(f) = &last {
             crate::progress::detail(&format!("{}: retrying upload of {short} ({})", client.host, f.error));
