@@ -145,10 +145,16 @@ impl Lockfile {
     /// Reads the lock at `path`; a missing file is an empty lock.
     pub fn load(path: &Path) -> Result<Lockfile> {
         let shown = path.display();
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::bounded::read_file_string(path, crate::bounded::LOCK_FILE) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(Lockfile { path: path.to_path_buf(), existed: false, bases: Vec::new(), maven: Vec::new() })
+            }
+            Err(e) if crate::bounded::refusal(&e).is_some() => {
+                return Err(Error::config(format!(
+                    "{shown}: {}; delete the file and run `wso2img update`",
+                    crate::bounded::read_error(&e)
+                )))
             }
             Err(e) => return Err(Error::config(format!("{shown}: cannot read ({})", io_reason(&e)))),
         };
