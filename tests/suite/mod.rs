@@ -22,4 +22,5 @@ mod signing;
 mod startup;
 mod truststore;
 mod uid;
+mod untrusted;
 mod wso2;
