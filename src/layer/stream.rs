@@ -49,7 +49,7 @@ enum Bytes {
     Fetched(Range<usize>),
     /// Being read; `left` bytes to go, `head` its first bytes, `hasher` its
     /// digest when digests are taken.
-    Reading { f: File, stamp: Stamp, left: u64, head: [u8; HEAD], held: usize, hasher: Option<Hasher> },
+    Reading { f: File, stamp: Box<Stamp>, left: u64, head: Box<[u8; HEAD]>, held: usize, hasher: Option<Hasher> },
 }
 
 impl LayerSpec {
@@ -176,7 +176,7 @@ impl<'a> TarStream<'a> {
         let f = File::open(source).map_err(|e| cannot_read(source, &e))?;
         let stamp = Stamp::of(&f).map_err(|e| cannot_read(source, &e))?;
         let hasher = self.digests.is_some().then(Hasher::new);
-        Ok(Bytes::Reading { f, stamp, left: size, head: [0; HEAD], held: 0, hasher })
+        Ok(Bytes::Reading { f, stamp: Box::new(stamp), left: size, head: Box::new([0; HEAD]), held: 0, hasher })
     }
 
     /// Hands out the next bytes of the current file into `buf`; at its end,

@@ -27,8 +27,6 @@ use crate::error::{io_reason, Error, Kind, Result};
 /// order they are read.
 pub const PASSWORD_VARS: [&str; 2] = ["WSO2IMG_SIGN_PASSWORD", "COSIGN_PASSWORD"];
 
-/// The largest key file read (a PEM key is well under a kilobyte).
-
 /// Encrypted-key PEM labels cosign writes (new, then legacy).
 const ENCRYPTED_LABELS: [&str; 2] = ["ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY"];
 
