@@ -203,6 +203,156 @@ fn pax_size(body: &[u8]) -> Option<u64> {
         .find_map(|l| l.split_once(' ').and_then(|(_, kv)| kv.strip_prefix("size=")).and_then(|v| v.parse().ok()))
 }
 
+/// A kind of file or output that comes from outside, and the most bytes read of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// What it is, as the error names it ("a config file").
+    pub what: &'static str,
+    /// The most bytes read.
+    pub max: u64,
+}
+
+/// `wso2img.toml`, `-c`, `.wso2imgignore`.
+pub const CONFIG_FILE: Limit = Limit { what: "a config file", max: 1 << 20 };
+/// `wso2img.lock`.
+pub const LOCK_FILE: Limit = Limit { what: "a lock file", max: 4 << 20 };
+/// Maven's `settings.xml`.
+pub const MAVEN_SETTINGS: Limit = Limit { what: "a Maven settings file", max: 1 << 20 };
+/// Docker's `config.json`, Podman's `auth.json`.
+pub const DOCKER_CONFIG: Limit = Limit { what: "a registry credentials file", max: 1 << 20 };
+/// A PEM or DER certificate file or bundle (`--ca-cert`, `[truststore]`).
+pub const CERTIFICATES: Limit = Limit { what: "a certificate file", max: 4 << 20 };
+/// What a credential helper prints.
+pub const HELPER_OUTPUT: Limit = Limit { what: "a credential helper's output", max: 1 << 20 };
+/// A Maven `.sha1` or `.sha256` body (a hex digest, perhaps a file name).
+pub const CHECKSUM: Limit = Limit { what: "a checksum file", max: 4 << 10 };
+/// A signing or verification key file.
+pub const KEY_FILE: Limit = Limit { what: "a key file", max: 64 << 10 };
+/// One layer of a signature or attestation (a DSSE envelope or a signed payload).
+pub const SIGNATURE_BLOB: Limit = Limit { what: "a signature or attestation layer", max: 4 << 20 };
+/// All the signature and attestation layers read for one image together.
+pub const SIGNATURES_TOTAL: Limit = Limit { what: "the signatures and attestations of one image", max: 32 << 20 };
+
+/// Why a bounded read was refused; carried inside an `io::Error` so callers
+/// can tell it from an I/O failure ([`refusal`]).
+#[derive(Debug)]
+pub enum Refused {
+    /// More than the limit.
+    TooLarge(Limit),
+    /// A fifo, device, socket or folder where a file was expected.
+    NotAFile(&'static str),
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::TooLarge(l) => write!(f, "larger than {}, the limit for {}", size_text(l.max), l.what),
+            Refused::NotAFile(kind) => write!(f, "is {kind}, not a regular file"),
+        }
+    }
+}
+
+impl std::error::Error for Refused {}
+
+impl Refused {
+    fn into_io(self) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, self)
+    }
+}
+
+/// The refusal inside `e`, if a bounded read refused (rather than failed).
+pub fn refusal(e: &io::Error) -> Option<&Refused> {
+    e.get_ref().and_then(|r| r.downcast_ref::<Refused>())
+}
+
+/// What to say after a file's name when reading it failed: the refusal as
+/// it is ("larger than 1 MiB, the limit for a config file"), any other error
+/// as `cannot read (reason)`.
+pub fn read_error(e: &io::Error) -> String {
+    match refusal(e) {
+        Some(r) => r.to_string(),
+        None => {
+            let s = e.to_string();
+            let s = s.find(" (os error").map_or(s.as_str(), |i| &s[..i]).to_string();
+            format!("cannot read ({s})")
+        }
+    }
+}
+
+/// Opens `path` for reading a file that comes from outside: without blocking
+/// (a fifo with no writer would hang an ordinary open), and only when it is
+/// a regular file (a fifo, device, socket or folder is refused with [`Refused::NotAFile`]).
+pub fn open_file(path: &std::path::Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let f =
+        std::fs::OpenOptions::new().read(true).custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32).open(path)?;
+    let t = f.metadata()?.file_type();
+    let kind = if t.is_file() {
+        None
+    } else if t.is_fifo() {
+        Some("a fifo")
+    } else if t.is_char_device() || t.is_block_device() {
+        Some("a device")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else if t.is_dir() {
+        Some("a folder")
+    } else {
+        Some("not a file")
+    };
+    match kind {
+        Some(k) => Err(Refused::NotAFile(k).into_io()),
+        None => Ok(f),
+    }
+}
+
+/// Reads the regular file `path` (see [`open_file`]), at most `limit.max`
+/// bytes: more is refused with [`Refused::TooLarge`] having held at most one byte more.
+pub fn read_file(path: &std::path::Path, limit: Limit) -> io::Result<Vec<u8>> {
+    read_limited(open_file(path)?, limit)
+}
+
+/// [`read_file`], as UTF-8 text (`InvalidData` otherwise).
+pub fn read_file_string(path: &std::path::Path, limit: Limit) -> io::Result<String> {
+    String::from_utf8(read_file(path, limit)?).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+/// Reads all of `r` (a helper's output, a body), refused past `limit`.
+pub fn read_limited(r: impl Read, limit: Limit) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    r.take(limit.max.saturating_add(1)).read_to_end(&mut out)?;
+    if out.len() as u64 > limit.max {
+        return Err(Refused::TooLarge(limit).into_io());
+    }
+    Ok(out)
+}
+
+/// A running total for reads that share one budget (every signature layer of an image).
+#[derive(Debug)]
+pub struct Budget {
+    limit: Limit,
+    left: u64,
+}
+
+impl Budget {
+    /// A budget of `limit.max` bytes.
+    pub fn new(limit: Limit) -> Budget {
+        Budget { limit, left: limit.max }
+    }
+
+    /// Takes `n` bytes from the budget before they are read (a declared size),
+    /// refusing once the total would pass the limit.
+    pub fn take(&mut self, n: u64) -> io::Result<()> {
+        match self.left.checked_sub(n) {
+            Some(left) => {
+                self.left = left;
+                Ok(())
+            }
+            None => Err(Refused::TooLarge(self.limit).into_io()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +363,30 @@ mod tests {
         let e = read_to_end_max(io::repeat(7), 1 << 20).unwrap_err();
         assert_eq!(e.to_string(), "larger than the 1 MiB limit");
         assert_eq!(size_text(4 << 20), "4 MiB");
+    }
+
+    #[test]
+    fn files_from_outside_are_bounded_and_regular() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.toml");
+        std::fs::File::create(&big).unwrap().set_len(8 << 30).unwrap();
+        let e = read_file(&big, CONFIG_FILE).unwrap_err();
+        assert_eq!(read_error(&e), "larger than 1 MiB, the limit for a config file");
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let e = read_file(&fifo, CONFIG_FILE).unwrap_err();
+        assert_eq!(read_error(&e), "is a fifo, not a regular file");
+        let e = read_file(std::path::Path::new("/dev/zero"), CONFIG_FILE).unwrap_err();
+        assert_eq!(read_error(&e), "is a device, not a regular file");
+        let e = read_file(&dir.path().join("none"), CONFIG_FILE).unwrap_err();
+        assert_eq!(
+            (e.kind(), read_error(&e).as_str()),
+            (io::ErrorKind::NotFound, "cannot read (No such file or directory)")
+        );
+        std::fs::write(&big, "x = 1\n").unwrap();
+        assert_eq!(read_file_string(&big, CONFIG_FILE).unwrap(), "x = 1\n");
+        let mut b = Budget::new(Limit { what: "t", max: 10 });
+        assert!(b.take(6).is_ok() && b.take(4).is_ok() && b.take(1).is_err());
     }
 
     fn header(path: &str, kind: u8, size: u64) -> Vec<u8> {

@@ -703,12 +703,17 @@ impl<W: Write> Write for Crc<W> {
 /// (layers, gzips, notes, blobs) and their crc32, then the files table and
 /// its crc32.
 fn read_state(path: &Path) -> Result<Option<State>, String> {
-    let mut f = match File::open(path) {
+    let mut f = match crate::bounded::open_file(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if crate::bounded::refusal(&e).is_some() => return Err(crate::bounded::read_error(&e)),
         Err(e) => return Err(crate::error::io_reason(&e)),
     };
-    let len = f.metadata().map_err(|e| crate::error::io_reason(&e))?.len();
+    let meta = f.metadata().map_err(|e| crate::error::io_reason(&e))?;
+    if std::os::unix::fs::MetadataExt::uid(&meta) != rustix::process::geteuid().as_raw() {
+        return Err("owned by another user".into());
+    }
+    let len = meta.len();
     if len > MAX_FILE {
         return Err("too large".into());
     }

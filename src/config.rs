@@ -3,7 +3,6 @@
 //! error is one line naming the file, the line and what to do.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -416,9 +415,14 @@ impl Config {
     /// Reads and validates the config at `path`.
     pub fn load(path: &Path) -> Result<Config> {
         let file = path.display().to_string();
-        let text = fs::read_to_string(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => ConfigError::NotFound { file: file.clone() },
-            _ => ConfigError::Unreadable { file: file.clone(), reason: io_reason(&e) },
+        let text = crate::bounded::read_file_string(path, crate::bounded::CONFIG_FILE).map_err(|e| {
+            match (e.kind(), crate::bounded::refusal(&e)) {
+                (std::io::ErrorKind::NotFound, _) => ConfigError::NotFound { file: file.clone() },
+                (_, Some(r)) => {
+                    ConfigError::Invalid { file: file.clone(), problem: format!("{r}; is it the right file?") }
+                }
+                _ => ConfigError::Unreadable { file: file.clone(), reason: io_reason(&e) },
+            }
         })?;
         let raw: RawConfig = toml::from_str(&text).map_err(|e| {
             let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
@@ -735,6 +739,7 @@ pub fn expand_tag(template: &str, v: &TagValues<'_>) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn load(text: &str) -> Result<Config> {
         let d = tempfile::tempdir().unwrap();

@@ -28,8 +28,12 @@ impl Coordinates {
         if !ok(g) || !ok(a) || !ok(v) || g.starts_with('.') || a.starts_with('.') || v.starts_with('.') {
             return Err("group, artifact and version may hold letters, digits, . _ - only".into());
         }
-        if v.ends_with("-SNAPSHOT") {
+        let upper = v.to_ascii_uppercase();
+        if upper.ends_with("-SNAPSHOT") || upper == "SNAPSHOT" {
             return Err("a SNAPSHOT moves; pin a released version".into());
+        }
+        if upper == "LATEST" || upper == "RELEASE" {
+            return Err(format!("{v} is not a version but a moving pointer; pin a released version"));
         }
         Ok(Coordinates { group: g.to_string(), artifact: a.to_string(), version: v.to_string() })
     }
@@ -78,6 +82,9 @@ pub fn check_url(url: &str) -> std::result::Result<(), String> {
     }
     if host.is_empty() {
         return Err("the URL has no host".into());
+    }
+    if rest.contains(['?', '#']) {
+        return Err("a query string or fragment has no place in a repository URL (it would break every jar path and be logged); put a token in settings.xml or WSO2IMG_MAVEN_PASSWORD".into());
     }
     match scheme {
         "https" => Ok(()),

@@ -37,6 +37,14 @@ pub enum LockError {
         /// Why.
         reason: String,
     },
+    /// It is not a file wso2img reads (too large, not a regular file).
+    #[error("{file}: {reason}")]
+    Refused {
+        /// The lock file.
+        file: String,
+        /// What it is instead.
+        reason: String,
+    },
     /// It is not a lock file wso2img can read.
     #[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
     Syntax {
@@ -210,10 +218,13 @@ impl Lockfile {
     /// Reads the lock at `path`; a missing file is an empty lock.
     pub fn load(path: &Path) -> Result<Lockfile> {
         let shown = path.display();
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::bounded::read_file_string(path, crate::bounded::LOCK_FILE) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(Lockfile { path: path.to_path_buf(), existed: false, bases: Vec::new(), maven: Vec::new() })
+            }
+            Err(e) if crate::bounded::refusal(&e).is_some() => {
+                return Err(LockError::Refused { file: shown.to_string(), reason: crate::bounded::read_error(&e) }.into())
             }
             Err(e) => return Err(LockError::Unreadable { file: shown.to_string(), reason: io_reason(&e) }.into()),
         };

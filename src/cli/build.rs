@@ -114,9 +114,13 @@ pub struct PlanArgs {
 pub(super) fn options(g: &Global, c: &Common, outputs: &[String]) -> Result<Options> {
     let source_date_epoch =
         match std::env::var("SOURCE_DATE_EPOCH") {
-            Ok(s) if !s.is_empty() => Some(s.trim().parse::<i64>().map_err(|_| {
-                Error::usage(format!("SOURCE_DATE_EPOCH={s}: expected a number of seconds since 1970"))
-            })?),
+            Ok(s) if !s.is_empty() => Some(s.trim().parse::<i64>().ok().filter(|t| (0..1 << 33).contains(t)).ok_or_else(
+                || {
+                    Error::usage(format!(
+                        "SOURCE_DATE_EPOCH={s}: expected a number of seconds since 1970, from 0 to 8589934591 (what a tar header holds)"
+                    ))
+                },
+            )?),
             _ => None,
         };
     Ok(Options {
@@ -135,6 +139,8 @@ pub(super) fn options(g: &Global, c: &Common, outputs: &[String]) -> Result<Opti
         sbom: None,
         locked: c.locked,
         sign_key: None,
+        sign_key_file: None,
+        output_files: Vec::new(),
         verify_base_key: c.verify_base_key.clone(),
         no_cache: false,
     })
@@ -153,7 +159,13 @@ pub fn build(g: &Global, a: BuildArgs) -> Result<()> {
         ViaArg::Docker => Via::Docker,
     };
     opts.sign_key = a.sign_key.as_deref().map(super::registry::load_sign_key).transpose()?;
+    opts.sign_key_file = a.sign_key.clone();
     let files = super::metadata::Files::new(a.digest_file.clone(), a.metadata_file.clone())?;
+    for (flag, p) in [("--digest-file", &a.digest_file), ("--metadata-file", &a.metadata_file)] {
+        if let Some(p) = p {
+            opts.output_files.push((format!("{flag} {}", p.display()), p.clone()));
+        }
+    }
     let mut stdout_users = files.stdout_users();
     let to_stdout = |p: &std::path::Path| Target::of(p) == Target::Stdout;
     stdout_users.extend(opts.sbom.iter().filter(|p| to_stdout(p)).map(|p| format!("--sbom {}", p.display())));

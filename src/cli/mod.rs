@@ -54,8 +54,8 @@ pub struct Global {
     /// Allow plain HTTP or an unverified certificate for this registry host (repeatable).
     #[arg(long, global = true, value_name = "HOST")]
     pub insecure_registry: Vec<String>,
-    /// Upload blobs in chunks of this many bytes, at least 65536 (for registries that limit request bodies).
-    #[arg(long, global = true, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(wso2img::transport::registry::push::MIN_CHUNK_SIZE..))]
+    /// Upload blobs in chunks of this many bytes, 65536 to 1 GiB (for registries that limit request bodies).
+    #[arg(long, global = true, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(wso2img::transport::registry::push::MIN_CHUNK_SIZE..=wso2img::transport::registry::push::MAX_CHUNK_SIZE))]
     pub chunk_size: Option<u64>,
     /// Give up on a registry that sends nothing for this many seconds (1 to 3600).
     #[arg(long, global = true, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]

@@ -332,7 +332,7 @@ fn fingerprint(src: &LayerSource, entries: &[SourceEntry]) -> Option<FolderPrint
     });
     let mut h = Blocks::new();
     let mut settled_after = i64::MIN;
-    h.field(b"wso2img folder inspection 2");
+    h.field(b"wso2img folder inspection 3");
     h.field(src.label.as_bytes());
     for piece in pieces {
         let (digest, settled) = piece?;

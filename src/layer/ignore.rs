@@ -199,9 +199,15 @@ fn reason(e: &::ignore::Error) -> String {
 /// Parses one ignore file rooted at `root`, line by line so a bad line is
 /// named; `None` when the file does not exist.
 fn read_file(root: &Path, file: &Path, shown: &str) -> Result<Option<Gitignore>> {
-    let text = match fs::read(file) {
+    let text = match crate::bounded::read_file(file, crate::bounded::CONFIG_FILE) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if crate::bounded::refusal(&e).is_some() => {
+            return Err(Error::config(format!(
+                "{shown}: {}; an ignore file holds patterns, one a line",
+                crate::bounded::read_error(&e)
+            )))
+        }
         Err(e) => return Err(Error::config(format!("{shown}: cannot read ({}); fix its permissions", io_reason(&e)))),
     };
     let text =

@@ -479,6 +479,47 @@ fn cannot_read(source: &Path, e: &io::Error) -> Error {
 }
 
 /// A layer source file whose size is no longer the `planned` one.
+/// What tells a file's content changed on disk while it was read: size,
+/// modification and change times, inode and device (git's racy-clean rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    ino: u64,
+    dev: u64,
+}
+
+impl Stamp {
+    /// The stamp of the open file `f`.
+    fn of(f: &File) -> io::Result<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = f.metadata()?;
+        Ok(Stamp {
+            size: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+            ino: m.ino(),
+            dev: m.dev(),
+        })
+    }
+
+    /// Fails naming `source` when `f` no longer has this stamp.
+    fn check(&self, f: &File, source: &Path) -> Result<()> {
+        let now = Stamp::of(f).map_err(|e| cannot_read(source, &e))?;
+        if now.size != self.size {
+            return Err(changed_size(source, self.size, now.size));
+        }
+        if now != *self {
+            return Err(Error::input(format!(
+                "{}: changed while it was read into the image (same size, new modification time); run again once nothing writes to it",
+                source.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
 fn changed_size(source: &Path, planned: u64, now: impl std::fmt::Display) -> Error {
     Error::input(format!(
         "{}: changed while the image was being built ({planned} bytes planned, {now} now); run again",
@@ -500,7 +541,7 @@ pub struct TarDigest {
 pub type Look<'a> = &'a (dyn Fn(&Path, &[u8]) + Sync);
 
 /// Bytes of a file's start a [`Look`] is sure to see.
-pub const HEAD: usize = 16;
+pub const HEAD: usize = 64;
 
 /// A compressed layer written to disk.
 #[derive(Debug, Clone)]

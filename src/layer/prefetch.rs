@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::Scope;
 
-use super::{cannot_read, changed_size};
+use super::{cannot_read, changed_size, Stamp};
 use crate::error::{Error, Result};
 
 /// Files up to this size are read ahead whole; bigger ones are streamed by
@@ -278,6 +278,7 @@ fn read_exact(dir: &mut Folder, source: &Path, dst: &mut [u8]) -> Result<()> {
     let rerr = |e: std::io::Error| cannot_read(source, &e);
     let size = dst.len() - 1;
     let mut f = dir.open(source).map_err(rerr)?;
+    let stamp = Stamp::of(&f).map_err(rerr)?;
     let mut got = 0;
     loop {
         let asked = dst.len() - got;
@@ -295,7 +296,7 @@ fn read_exact(dir: &mut Folder, source: &Path, dst: &mut [u8]) -> Result<()> {
         let now = f.metadata().map_or_else(|_| "?".to_string(), |m| m.len().to_string());
         return Err(changed_size(source, size as u64, now));
     }
-    Ok(())
+    stamp.check(&f, source)
 }
 
 #[cfg(test)]

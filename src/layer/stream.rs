@@ -12,7 +12,9 @@ use std::path::Path;
 use std::thread::Scope;
 
 use super::prefetch::{self, Prefetch, Taker};
-use super::{cannot_read, changed_size, tar, threads, EntryKind, LayerEntry, LayerSpec, Look, HEAD, STREAM_BUFFER};
+use super::{
+    cannot_read, changed_size, tar, threads, EntryKind, LayerEntry, LayerSpec, Look, Stamp, HEAD, STREAM_BUFFER,
+};
 use crate::digest::{Digest, Hasher};
 use crate::error::Result;
 
@@ -47,7 +49,7 @@ enum Bytes {
     Fetched(Range<usize>),
     /// Being read; `left` bytes to go, `head` its first bytes, `hasher` its
     /// digest when digests are taken.
-    Reading { f: File, left: u64, head: [u8; HEAD], held: usize, hasher: Option<Hasher> },
+    Reading { f: File, stamp: Box<Stamp>, left: u64, head: Box<[u8; HEAD]>, held: usize, hasher: Option<Hasher> },
 }
 
 impl LayerSpec {
@@ -172,8 +174,9 @@ impl<'a> TarStream<'a> {
     /// Opens a file to read its bytes into the stream's buffer.
     fn open(&self, source: &'a Path, size: u64) -> Result<Bytes> {
         let f = File::open(source).map_err(|e| cannot_read(source, &e))?;
+        let stamp = Stamp::of(&f).map_err(|e| cannot_read(source, &e))?;
         let hasher = self.digests.is_some().then(Hasher::new);
-        Ok(Bytes::Reading { f, left: size, head: [0; HEAD], held: 0, hasher })
+        Ok(Bytes::Reading { f, stamp: Box::new(stamp), left: size, head: Box::new([0; HEAD]), held: 0, hasher })
     }
 
     /// Hands out the next bytes of the current file into `buf`; at its end,
@@ -191,7 +194,7 @@ impl<'a> TarStream<'a> {
                 }
                 n
             }
-            Bytes::Reading { f, left, head, held, hasher } => {
+            Bytes::Reading { f, left, head, held, hasher, .. } => {
                 let want = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
                 let n =
                     if want == 0 { 0 } else { f.read(&mut buf[..want]).map_err(|e| cannot_read(cur.source, &e))? };
@@ -218,18 +221,19 @@ impl<'a> TarStream<'a> {
         let cur = self.file.take().expect("a file is being handed out");
         let (f, missing, hasher) = match cur.bytes {
             Bytes::Fetched(_) => (None, false, None),
-            Bytes::Reading { f, left, head, held, hasher } => {
+            Bytes::Reading { f, stamp, left, head, held, hasher } => {
                 if let Some(look) = self.look {
                     look(cur.source, &head[..held]);
                 }
-                (Some(f), left != 0, hasher)
+                (Some((f, stamp)), left != 0, hasher)
             }
         };
-        if let Some(f) = f {
+        if let Some((f, stamp)) = f {
             let now = f.metadata().map_err(|e| cannot_read(cur.source, &e))?.len();
             if missing || now != cur.size {
                 return Err(changed_size(cur.source, cur.size, now));
             }
+            stamp.check(&f, cur.source)?;
             if let (Some(d), Some(h)) = (self.digests.as_mut(), hasher) {
                 d.push(h.finish().0);
             }

@@ -56,10 +56,16 @@ pub struct SourceEntry {
 }
 
 /// Up to the first [`super::HEAD`] bytes of a file.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Head {
     bytes: [u8; super::HEAD],
     len: u8,
+}
+
+impl Default for Head {
+    fn default() -> Self {
+        Head { bytes: [0; super::HEAD], len: 0 }
+    }
 }
 
 impl Head {

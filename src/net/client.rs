@@ -7,7 +7,7 @@ use reqwest::Url;
 
 use super::proxy::Proxies;
 use super::Settings;
-use crate::error::{io_reason, Error, Result};
+use crate::error::{Error, Result};
 
 /// Where registry CA certificates go, per host (Docker's convention).
 const CERTS_D: &str = "/etc/docker/certs.d";
@@ -118,11 +118,7 @@ impl ClientBuilder {
             .user_agent(super::USER_AGENT)
             .connect_timeout(self.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
-            .redirect(if self.redirects {
-                reqwest::redirect::Policy::limited(10)
-            } else {
-                reqwest::redirect::Policy::none()
-            })
+            .redirect(if self.redirects { redirect_policy() } else { reqwest::redirect::Policy::none() })
             .no_proxy();
         if let Some(d) = self.read_timeout {
             b = b.read_timeout(d);
@@ -142,10 +138,39 @@ impl ClientBuilder {
     }
 }
 
+/// The most redirects followed for one request.
+const MAX_REDIRECTS: usize = 10;
+
+/// The redirect policy of clients that follow redirects themselves: at most
+/// [`MAX_REDIRECTS`], and never from HTTPS to anything else (a download
+/// would go in the clear while the log names the HTTPS URL).
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| match redirect_refusal(attempt.previous(), attempt.url()) {
+        Some(why) => attempt.error(why),
+        None => attempt.follow(),
+    })
+}
+
+/// Why a redirect to `next` after `previous` is not followed, if it is not.
+fn redirect_refusal(previous: &[Url], next: &Url) -> Option<String> {
+    if previous.len() > MAX_REDIRECTS {
+        return Some(format!("more than {MAX_REDIRECTS} redirects; refusing to follow"));
+    }
+    let from = previous.last()?;
+    (from.scheme() == "https" && next.scheme() != "https").then(|| {
+        format!(
+            "refusing to follow a redirect from HTTPS to {}://{}{}",
+            next.scheme(),
+            next.host_str().unwrap_or(""),
+            next.path()
+        )
+    })
+}
+
 /// The certificates of a PEM bundle (at least one).
 fn read_pem_bundle(f: &std::path::Path) -> Result<Vec<reqwest::Certificate>> {
-    let pem = std::fs::read(f)
-        .map_err(|e| Error::usage(format!("--ca-cert {}: cannot read ({})", f.display(), io_reason(&e))))?;
+    let pem = crate::bounded::read_file(f, crate::bounded::CERTIFICATES)
+        .map_err(|e| Error::usage(format!("--ca-cert {}: {}", f.display(), crate::bounded::read_error(&e))))?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem)
         .map_err(|_| Error::usage(format!("--ca-cert {}: not a PEM certificate bundle", f.display())))?;
     if certs.is_empty() {
@@ -216,5 +241,17 @@ mod tests {
         assert!(settings(&[]).client().proxies(bad).reaches(plain).build().is_ok(), "HTTPS_PROXY serves https only");
         let good = Proxies::from_vars(|n| (n == "HTTPS_PROXY").then(|| "proxy.test:3128".to_string()));
         assert!(settings(&[]).client().proxies(good).follow_redirects(true).build().is_ok());
+    }
+
+    #[test]
+    fn redirects_never_leave_https() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        let https = [u("https://repo.example.com/m2/a.jar")];
+        let down = redirect_refusal(&https, &u("http://cdn.example.com/a.jar?sig=SECRET")).unwrap();
+        assert_eq!(down, "refusing to follow a redirect from HTTPS to http://cdn.example.com/a.jar");
+        assert!(redirect_refusal(&https, &u("https://cdn.example.com/a.jar")).is_none());
+        assert!(redirect_refusal(&[u("http://127.0.0.1:8081/m2/a.jar")], &u("http://127.0.0.1:8082/a")).is_none());
+        let many = vec![u("https://a.example/"); MAX_REDIRECTS + 1];
+        assert!(redirect_refusal(&many, &u("https://a.example/")).unwrap().contains("more than"));
     }
 }

@@ -97,6 +97,11 @@ pub struct Options {
     /// `--sign-key`: sign every image pushed to a registry and attach its
     /// SBOM and provenance (loaded and checked before anything is pushed).
     pub sign_key: Option<Arc<SigningKey>>,
+    /// The file `sign_key` was read from (refused inside a customer folder).
+    pub sign_key_file: Option<PathBuf>,
+    /// Files the caller writes after the build (`--digest-file`,
+    /// `--metadata-file`), as named to the user: checked with the outputs.
+    pub output_files: Vec<(String, PathBuf)>,
     /// `--verify-base-key`: check the base's signature with this public key
     /// (instead of `[base] verify_key`).
     pub verify_base_key: Option<PathBuf>,

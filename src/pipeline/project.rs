@@ -45,6 +45,7 @@ pub(super) fn load(opts: &Options) -> Result<Project> {
     check_templates(&config)?;
     let outputs = resolve_outputs(opts, &config)?;
     check_sign_outputs(opts, &outputs)?;
+    check_paths(opts, &config, &base, &base_dir, &outputs)?;
     let base_key = base_key(opts, &config)?;
     if opts.pull && transport::of(&base).daemon_image().is_none() {
         return Err(Error::usage(format!("--pull: applies to a docker-daemon: base; {base} is read directly")));
@@ -137,6 +138,67 @@ fn absolute(p: &Path) -> PathBuf {
         out.push(name);
     }
     out
+}
+
+/// Refuses, before anything is written, an output that would overwrite an
+/// input or another output: every file or folder written (`--to` paths,
+/// `--sbom`, `--digest-file`, `--metadata-file`) against the config, the
+/// lock, the base, the customer folders, the key files and each other; and a
+/// key file inside a customer folder (it would ship in the image). Paths are
+/// compared canonicalized (a file that does not exist yet by its parent).
+fn check_paths(opts: &Options, config: &Config, base: &Location, base_dir: &Path, outputs: &[Location]) -> Result<()> {
+    let mut written: Vec<(String, PathBuf)> = Vec::new();
+    for o in outputs {
+        if let Some(p) = o.local_path() {
+            written.push((o.to_string(), p.to_path_buf()));
+        }
+    }
+    if let Some(p) = &opts.sbom {
+        written.push((format!("--sbom {}", p.display()), p.clone()));
+    }
+    written.extend(opts.output_files.iter().cloned());
+    written.retain(|(_, p)| matches!(crate::files::Target::of(p), crate::files::Target::Replace(_)));
+    let written: Vec<(String, PathBuf)> = written.into_iter().map(|(s, p)| (s, absolute(&p))).collect();
+    let mut keys: Vec<(String, PathBuf)> = Vec::new();
+    if let Some(p) = &opts.sign_key_file {
+        keys.push((format!("--sign-key {}", p.display()), p.clone()));
+    }
+    if let Some(p) = &opts.verify_base_key {
+        keys.push((format!("--verify-base-key {}", p.display()), p.clone()));
+    } else if let Some(rel) = &config.base.verify_key {
+        keys.push((format!("[base] verify_key {rel}"), config.dir.join(rel)));
+    }
+    let folders: Vec<PathBuf> = config.input_dirs().iter().map(|d| absolute(d)).collect();
+    for (shown, key) in &keys {
+        let key = absolute(key);
+        if let Some(dir) = folders.iter().find(|d| key.starts_with(d)) {
+            return Err(Error::config(format!(
+                "{shown}: is inside the customer folder {}, whose files go into the image; keep keys outside the customer folders",
+                dir.display()
+            )));
+        }
+    }
+    let mut read: Vec<(String, PathBuf, bool)> = vec![
+        (format!("the config {}", config.path.display()), absolute(&config.path), false),
+        ("the lock".to_string(), absolute(&crate::lock::path_for(&config.path)), false),
+    ];
+    if let Some(p) = base.local_path() {
+        read.push((format!("the base {base}"), absolute(&base_dir.join(p)), true));
+    }
+    read.extend(keys.into_iter().map(|(s, p)| (s, absolute(&p), false)));
+    for (i, (shown, out)) in written.iter().enumerate() {
+        if let Some((what, _, _)) = read.iter().find(|(_, p, dir)| out == p || (*dir && out.starts_with(p))) {
+            return Err(Error::usage(format!(
+                "{shown}: would overwrite {what}, which this build reads; write elsewhere"
+            )));
+        }
+        if let Some((other, _)) =
+            written[..i].iter().find(|(_, p)| p == out || out.starts_with(p) || p.starts_with(out))
+        {
+            return Err(Error::usage(format!("{shown}: is also written by {other}; give each output its own path")));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses `--sign-key` when no destination keeps signatures (a registry).

@@ -36,8 +36,6 @@ pub const DSSE: &str = "application/vnd.dsse.envelope.v1+json";
 pub const PREDICATE_TYPE_ANNOTATION: &str = "predicateType";
 /// The empty config of an OCI 1.1 artifact manifest.
 const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
-/// The largest signature or attestation payload read back.
-const PAYLOAD_MAX: u64 = 16 << 20;
 
 /// The tag cosign's schema gives an image's `suffix` (`sig`, `att`) attachments.
 pub fn attachment_tag(image: &Digest, suffix: &str) -> String {
@@ -416,8 +414,20 @@ async fn signature_layers(client: &Client, repo: &str, image: &Digest) -> Result
         .and_then(|m| serde_json::from_value(m["layers"].clone()).ok())
         .unwrap_or_default();
     let mut out = Vec::new();
+    let mut budget = crate::bounded::Budget::new(crate::bounded::SIGNATURES_TOTAL);
     for l in layers.into_iter().filter(|l| l.media_type == SIMPLE_SIGNING) {
-        let payload = if l.size <= PAYLOAD_MAX { client.get_small_blob(repo, &l).await.ok() } else { None };
+        let payload = if l.size <= crate::bounded::SIGNATURE_BLOB.max {
+            budget.take(l.size).map_err(|e| {
+                Error::source(format!(
+                    "{repo}:{}: {}; refusing its signatures",
+                    attachment_tag(image, "sig"),
+                    crate::bounded::read_error(&e)
+                ))
+            })?;
+            client.get_small_blob(repo, &l).await.ok()
+        } else {
+            None
+        };
         out.push((l, payload));
     }
     Ok(out)

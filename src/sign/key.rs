@@ -27,9 +27,6 @@ use crate::error::{io_reason, Error, Kind, Result};
 /// order they are read.
 pub const PASSWORD_VARS: [&str; 2] = ["WSO2IMG_SIGN_PASSWORD", "COSIGN_PASSWORD"];
 
-/// The largest key file read (a PEM key is well under a kilobyte).
-const KEY_FILE_MAX: u64 = 64 << 10;
-
 /// Encrypted-key PEM labels cosign writes (new, then legacy).
 const ENCRYPTED_LABELS: [&str; 2] = ["ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY"];
 
@@ -142,13 +139,12 @@ impl PublicKey {
 
 /// Reads a key file, bounded; the error says why (without contents).
 fn read_key_file(path: &Path) -> std::result::Result<String, String> {
-    use std::io::Read;
-    let f = std::fs::File::open(path).map_err(|e| format!("cannot read the key ({})", io_reason(&e)))?;
-    let mut bytes = Vec::new();
-    f.take(KEY_FILE_MAX + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read the key ({})", io_reason(&e)))?;
-    if bytes.len() as u64 > KEY_FILE_MAX {
-        return Err("is too large to be a key file".into());
-    }
+    let bytes =
+        crate::bounded::read_file(path, crate::bounded::KEY_FILE).map_err(|e| match crate::bounded::refusal(&e) {
+            Some(crate::bounded::Refused::TooLarge(_)) => "is too large to be a key file".to_string(),
+            Some(r) => r.to_string(),
+            None => format!("cannot read the key ({})", io_reason(&e)),
+        })?;
     String::from_utf8(bytes).map_err(|_| "not a PEM key file (not text)".into())
 }
 

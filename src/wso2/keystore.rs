@@ -42,7 +42,55 @@ pub fn by_name(name: &str) -> Option<&'static str> {
 /// `name` whose first bytes are `first` (only the first [`HEAD`] count): by
 /// name, else by content.
 pub fn sniff(name: &str, first: &[u8]) -> Option<&'static str> {
-    by_name(name).or_else(|| detect(&first[..first.len().min(HEAD)]))
+    let first = &first[..first.len().min(HEAD)];
+    by_name(name).or_else(|| detect(first)).or_else(|| private_key(first))
+}
+
+/// Recognises a private key from its first bytes: PEM (`-----BEGIN … PRIVATE
+/// KEY-----`, OpenSSH's and cosign's included) and DER (PKCS#8, encrypted
+/// PKCS#8, PKCS#1 RSA, SEC1 EC) by a cheap look at its ASN.1 header. Such a
+/// file follows every keystore rule.
+pub fn private_key(b: &[u8]) -> Option<&'static str> {
+    let text = b.trim_ascii_start();
+    if let Some(rest) = text.strip_prefix(b"-----BEGIN ") {
+        let label = &rest[..rest.windows(5).position(|w| w == b"-----")?];
+        return match label {
+            b"OPENSSH PRIVATE KEY" => Some("OpenSSH private key"),
+            l if l.ends_with(b"PRIVATE KEY") => Some("PEM private key"),
+            _ => None,
+        };
+    }
+    let inner = der_sequence_body(b)?;
+    const PBES2: &[u8] = &[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0d];
+    const PKCS12_PBE: &[u8] = &[0x06, 0x0a, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x01];
+    match inner {
+        [0x02, 0x01, 0x00 | 0x01, 0x30, _, 0x06, ..] => Some("DER private key (PKCS#8)"),
+        [0x02, 0x01, 0x00, 0x30, 0x81, _, 0x06, ..] => Some("DER private key (PKCS#8)"),
+        [0x02, 0x01, 0x00, 0x02, ..] => Some("DER private key (RSA)"),
+        [0x02, 0x01, 0x01, 0x04, ..] => Some("DER private key (EC)"),
+        [0x30, ..] => {
+            let alg = der_sequence_body(inner)?;
+            (alg.starts_with(&[0x30])
+                && der_sequence_body(alg).is_some_and(|a| a.starts_with(PBES2) || a.starts_with(PKCS12_PBE))
+                || alg.starts_with(PBES2)
+                || alg.starts_with(PKCS12_PBE))
+            .then_some("DER private key (encrypted PKCS#8)")
+        }
+        _ => None,
+    }
+}
+
+/// What follows the tag and length of a DER `SEQUENCE` at the start of `b`.
+fn der_sequence_body(b: &[u8]) -> Option<&[u8]> {
+    if b.first() != Some(&0x30) {
+        return None;
+    }
+    let skip = match *b.get(1)? {
+        l if l < 0x80 => 2,
+        l @ 0x81..=0x84 => 2 + (l & 0x7f) as usize,
+        _ => return None,
+    };
+    b.get(skip..)
 }
 
 /// Keystores recognised by content among files whose bytes were read for
@@ -53,7 +101,7 @@ pub struct Seen(Mutex<Vec<(PathBuf, &'static str)>>);
 
 impl Seen {
     /// Looks at the name of the file at `path` and at its first bytes (as
-    /// many as were read, at least the first 16 unless the file is shorter).
+    /// many as were read, at least the first [`HEAD`] unless the file is shorter).
     pub fn look(&self, path: &Path, first: &[u8]) {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if let Some(kind) = sniff(name, first) {
@@ -111,11 +159,52 @@ mod tests {
         seen.look(std::path::Path::new("themes/a.css"), b"body {}");
         let named = std::path::Path::new("themes/x.P12");
         seen.look(named, b"not really");
-        // Only the first 16 bytes count, as for a head read from disk.
-        let mut late = vec![b' '; 16];
+        // Only the first HEAD bytes count, as for a head read from disk.
+        let mut late = vec![b' '; super::HEAD];
         late.extend([0xfe, 0xed, 0xfe, 0xed]);
         seen.look(std::path::Path::new("themes/late.bin"), &late);
         assert_eq!(seen.found(), [(path.to_path_buf(), "JKS"), (named.to_path_buf(), "PKCS12")].into_iter().collect());
+    }
+
+    #[test]
+    fn recognises_private_keys() {
+        use super::private_key;
+        for (pem, kind) in [
+            (&b"-----BEGIN PRIVATE KEY-----\nMIIE"[..], "PEM private key"),
+            (b"\n-----BEGIN RSA PRIVATE KEY-----\n", "PEM private key"),
+            (b"-----BEGIN EC PRIVATE KEY-----", "PEM private key"),
+            (b"-----BEGIN ENCRYPTED PRIVATE KEY-----", "PEM private key"),
+            (b"-----BEGIN ENCRYPTED COSIGN PRIVATE KEY-----", "PEM private key"),
+            (b"-----BEGIN OPENSSH PRIVATE KEY-----", "OpenSSH private key"),
+        ] {
+            assert_eq!(private_key(pem), Some(kind), "{}", String::from_utf8_lossy(pem));
+        }
+        for not in [
+            &b"-----BEGIN CERTIFICATE-----"[..],
+            b"-----BEGIN PUBLIC KEY-----",
+            b"-----BEGIN RSA PUBLIC KEY-----",
+            b"hello",
+        ] {
+            assert_eq!(private_key(not), None, "{}", String::from_utf8_lossy(not));
+        }
+        // openssl genpkey (PKCS#8 Ed25519, P-256), traditional RSA and SEC1 EC, encrypted PKCS#8.
+        let ed25519 = [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22];
+        assert_eq!(private_key(&ed25519), Some("DER private key (PKCS#8)"));
+        let p256 = [0x30, 0x81, 0x87, 0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86];
+        assert_eq!(private_key(&p256), Some("DER private key (PKCS#8)"));
+        let rsa = [0x30, 0x82, 0x04, 0xa4, 0x02, 0x01, 0x00, 0x02, 0x82, 0x01, 0x01, 0x00];
+        assert_eq!(private_key(&rsa), Some("DER private key (RSA)"));
+        let ec = [0x30, 0x77, 0x02, 0x01, 0x01, 0x04, 0x20, 0x11];
+        assert_eq!(private_key(&ec), Some("DER private key (EC)"));
+        let enc = [
+            0x30, 0x82, 0x01, 0x3c, 0x30, 0x57, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0d, 0x30,
+        ];
+        assert_eq!(private_key(&enc), Some("DER private key (encrypted PKCS#8)"));
+        // A DER certificate and a PKCS#12 store are not private keys.
+        let cert = [0x30, 0x82, 0x03, 0x2a, 0x30, 0x82, 0x02, 0x12, 0xa0, 0x03, 0x02, 0x01, 0x02];
+        assert_eq!(private_key(&cert), None);
+        assert_eq!(private_key(&[0x30, 0x82, 0x0a, 0x1b, 0x02, 0x01, 0x03, 0x30]), None);
+        assert_eq!(super::sniff("signing.pem", b"-----BEGIN EC PRIVATE KEY-----\nMHcC"), Some("PEM private key"));
     }
 
     #[test]

@@ -618,3 +618,31 @@ fn hostile_https_registry_moving_to_plain_http_is_refused() {
     assert!(plain.seen().is_empty(), "the plain-HTTP host was reached: {:?}", plain.seen());
     assert!(!reg.with_credentials().is_empty(), "the TLS registry itself got its credentials");
 }
+
+#[test]
+fn hostile_signature_bomb_is_refused_in_flat_memory() {
+    let image = Image::sample(json!({}));
+    let sig_tag = format!("sha256-{}.sig", Digest::of(&image.manifest).hex());
+    let blob = vec![b'x'; 3 << 20];
+    let bd = Digest::of(&blob).to_string();
+    let layer =
+        json!({"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": bd, "size": blob.len()});
+    let config = json!({"mediaType": "application/vnd.oci.image.config.v1+json", "digest": bd, "size": blob.len()});
+    let sig = serde_json::to_vec(
+        &json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": vec![layer; 150]}),
+    )
+    .unwrap();
+    let reg = serving("127.0.0.1", image, move |req| {
+        if req.path.ends_with(&format!("/manifests/{sig_tag}")) {
+            return Some(Reply::ok(OCI_MANIFEST, sig.clone()));
+        }
+        if req.path.ends_with(&format!("/blobs/{bd}")) {
+            return Some(Reply::ok("application/octet-stream", blob.clone()));
+        }
+        None
+    });
+    let ws = plain_ws();
+    let (out, peak) = measured(&ws, &["inspect", &format!("docker://{}/acme/base:1", reg.host())]);
+    failed(&out, 1, &[".sig", "larger than 32 MiB, the limit for the signatures and attestations of one image"]);
+    assert!(peak < RSS_LIMIT_KB, "peak RSS {peak} KiB");
+}

@@ -46,6 +46,8 @@ pub enum Reply {
     Stall { status: u16, headers: Vec<(String, String)>, content_length: u64, first: Vec<u8> },
     /// No answer at all: the connection stays open and silent.
     Silent,
+    /// Headers promising `content_length` bytes, then one byte every `every` (a slow loris).
+    Trickle { status: u16, headers: Vec<(String, String)>, content_length: u64, every: Duration },
 }
 
 impl Reply {
@@ -262,6 +264,20 @@ fn answer(out: &mut impl Write, reply: Reply, stop: &AtomicBool) -> bool {
             let started = Instant::now();
             while started.elapsed() < CONN_LIMIT && !stop.load(Ordering::Relaxed) {
                 thread::sleep(Duration::from_millis(50));
+            }
+            false
+        }
+        Reply::Trickle { status, headers, content_length, every } => {
+            let _ = out.write_all(&head(status, &headers, Some(content_length))).and_then(|_| out.flush());
+            let started = Instant::now();
+            for _ in 0..content_length {
+                if started.elapsed() >= CONN_LIMIT || stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                thread::sleep(every);
+                if out.write_all(b" ").and_then(|_| out.flush()).is_err() {
+                    break;
+                }
             }
             false
         }

@@ -24,4 +24,5 @@ mod startup;
 mod truststore;
 mod uid;
 mod usability;
+mod untrusted;
 mod wso2;

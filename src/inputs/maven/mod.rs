@@ -141,6 +141,8 @@ fn hash_file(path: &Path) -> Option<(Digest, u64)> {
 struct Fetcher {
     http: reqwest::Client,
     repos: Vec<(Repository, Option<Credential>)>,
+    /// `--timeout`, which also sets each body's total deadline ([`body_deadline`]).
+    timeout: Duration,
 }
 
 enum Got {
@@ -162,7 +164,7 @@ impl Fetcher {
                 b = b.reaches(u);
             }
         }
-        Ok(Fetcher { http: b.build()?, repos })
+        Ok(Fetcher { http: b.build()?, repos, timeout: opts.net.timeout })
     }
 
     /// Downloads `coords` into `dest` (through a temporary file), verified;
@@ -177,7 +179,13 @@ impl Fetcher {
                 .prefix(".download-")
                 .tempfile_in(parent)
                 .map_err(|e| Error::io("creating a file in the Maven cache", parent, e))?;
-            let got = crate::net::runtime().block_on(download(&self.http, &url, cred.as_ref(), tmp.as_file_mut()))?;
+            let got = crate::net::runtime().block_on(download(
+                &self.http,
+                &url,
+                cred.as_ref(),
+                tmp.as_file_mut(),
+                self.timeout,
+            ))?;
             let (sha256, sha1, size) = match got {
                 (Got::Missing, ..) => {
                     tried.push(repo.url.clone());
@@ -210,7 +218,8 @@ impl Fetcher {
         sha1: &str,
     ) -> Result<()> {
         for (ext, have) in [("sha256", sha256.hex()), ("sha1", sha1.to_string())] {
-            let Some(text) = crate::net::runtime().block_on(get_text(&self.http, &format!("{url}.{ext}"), cred))?
+            let Some(text) =
+                crate::net::runtime().block_on(get_text(&self.http, &format!("{url}.{ext}"), cred, self.timeout))?
             else {
                 continue;
             };
@@ -310,6 +319,7 @@ async fn download(
     url: &str,
     cred: Option<&Credential>,
     out: &mut fs::File,
+    timeout: Duration,
 ) -> Result<(Got, Digest, String, u64)> {
     let mut res = send(http, url, cred).await?;
     let status = res.status();
@@ -321,10 +331,12 @@ async fn download(
     }
     let mut w = HashWriter::new(std::io::BufWriter::new(out));
     let mut sha1 = sha1::Sha1::new();
+    let (deadline, total) = body_deadline(timeout, res.content_length());
     loop {
-        let chunk = res.chunk().await.map_err(|e| {
-            Error::new(Kind::Source, format!("{}: download broke off ({}); try again", redact(url), reason(&e)))
-        })?;
+        let chunk =
+            tokio::time::timeout_at(deadline, res.chunk()).await.map_err(|_| too_slow(url, total))?.map_err(|e| {
+                Error::new(Kind::Source, format!("{}: download broke off ({}); try again", redact(url), reason(&e)))
+            })?;
         let Some(chunk) = chunk else { break };
         sha1.update(&chunk);
         w.write_all(&chunk).map_err(|e| Error::new(Kind::Io, format!("writing the Maven cache: {}", io_reason(&e))))?;
@@ -335,8 +347,13 @@ async fn download(
 }
 
 /// The body of `url` as text, `None` on 404.
-async fn get_text(http: &reqwest::Client, url: &str, cred: Option<&Credential>) -> Result<Option<String>> {
-    let res = send(http, url, cred).await?;
+async fn get_text(
+    http: &reqwest::Client,
+    url: &str,
+    cred: Option<&Credential>,
+    timeout: Duration,
+) -> Result<Option<String>> {
+    let mut res = send(http, url, cred).await?;
     let status = res.status();
     if status == reqwest::StatusCode::NOT_FOUND {
         return Ok(None);
@@ -344,8 +361,55 @@ async fn get_text(http: &reqwest::Client, url: &str, cred: Option<&Credential>) 
     if !status.is_success() {
         return Err(status_error(url, status, cred));
     }
-    let text = res.text().await.map_err(|e| Error::new(Kind::Source, format!("{}: {}", redact(url), reason(&e))))?;
-    Ok(Some(text))
+    let limit = crate::bounded::CHECKSUM;
+    if res.content_length().is_some_and(|n| n > limit.max) {
+        return Err(checksum_too_large(url));
+    }
+    let mut body = Vec::new();
+    let (deadline, total) = body_deadline(timeout, None);
+    while let Some(chunk) = tokio::time::timeout_at(deadline, res.chunk())
+        .await
+        .map_err(|_| too_slow(url, total))?
+        .map_err(|e| Error::new(Kind::Source, format!("{}: {}", redact(url), reason(&e))))?
+    {
+        if (body.len() + chunk.len()) as u64 > limit.max {
+            return Err(checksum_too_large(url));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// When a body must have arrived whole, and how long that is: ten times
+/// `--timeout`, plus a second per 64 KiB announced. A peer that sends a byte
+/// now and then (never silent for `--timeout`) is cut off all the same.
+fn body_deadline(timeout: Duration, len: Option<u64>) -> (tokio::time::Instant, Duration) {
+    let total = timeout.saturating_mul(10).saturating_add(Duration::from_secs(len.unwrap_or(0) / (64 << 10)));
+    (tokio::time::Instant::now() + total, total)
+}
+
+fn too_slow(url: &str, total: Duration) -> Error {
+    Error::new(
+        Kind::Source,
+        format!(
+            "{}: the body did not arrive within {} s in all (ten times --timeout, more for a large file); the repository sends too slowly",
+            redact(url),
+            total.as_secs()
+        ),
+    )
+}
+
+fn checksum_too_large(url: &str) -> Error {
+    let limit = crate::bounded::CHECKSUM;
+    Error::new(
+        Kind::Source,
+        format!(
+            "{}: larger than {}, the limit for {}; the repository does not serve a checksum there",
+            redact(url),
+            crate::bounded::size_text(limit.max),
+            limit.what
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -359,6 +423,14 @@ mod tests {
         assert_eq!(c.purl(), "pkg:maven/org.postgresql/postgresql@42.5.5");
         assert!(Coordinates::parse("a:b").is_err());
         assert!(Coordinates::parse("a:b:1.0-SNAPSHOT").unwrap_err().contains("SNAPSHOT"));
+        assert!(Coordinates::parse("a:b:1.0-snapshot").unwrap_err().contains("SNAPSHOT"));
+        for moving in ["LATEST", "latest", "RELEASE"] {
+            assert!(Coordinates::parse(&format!("a:b:{moving}")).unwrap_err().contains("moving pointer"), "{moving}");
+        }
+        assert!(Coordinates::parse("a:b:1.0-RC1").is_ok());
+        for q in ["https://nexus.example.com/m2?token=SECRET", "https://nexus.example.com/m2#x"] {
+            assert!(check_url(q).unwrap_err().contains("query string"), "{q}");
+        }
         assert!(Coordinates::parse("a:b:[1.0,2.0)").is_err());
         assert!(Coordinates::parse("a:../b:1").is_err());
         assert!(check_url("https://nexus.example.com/repository/maven-public").is_ok());

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
-use crate::error::{io_reason, Error, Result};
+use crate::error::{Error, Result};
 
 /// A username and password for one repository.
 #[derive(Clone)]
@@ -53,10 +53,10 @@ impl Settings {
     /// Reads `path`; a missing file holds no credentials.
     pub fn load(path: &Path) -> Result<Settings> {
         let shown = path.display();
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::bounded::read_file_string(path, crate::bounded::MAVEN_SETTINGS) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Settings::default()),
-            Err(e) => return Err(Error::config(format!("{shown}: cannot read ({})", io_reason(&e)))),
+            Err(e) => return Err(Error::config(format!("{shown}: {}", crate::bounded::read_error(&e)))),
         };
         let mut s = Settings { path: Some(path.to_path_buf()), ..Settings::default() };
         let mut r = Reader::from_str(&text);

@@ -37,7 +37,7 @@ impl Daemon {
     /// Asks the daemon to pull `r`, with the credential wso2img finds for its
     /// registry; each finished step is reported as progress.
     pub fn pull(&self, r: &Reference) -> Result<()> {
-        let found = auth::lookup(&r.registry)?;
+        let found = auth::lookup(&r.registry, crate::net::DEFAULT_TIMEOUT)?;
         let header = registry_auth(found.as_ref().map(|f| &f.credential), &r.registry);
         let path = format!("/images/create?fromImage={}&tag={}", escape(&r.familiar_name()), escape(r.tag_or_latest()));
         crate::progress::message(&format!("daemon: pulling {}", daemon_name(r)));
@@ -52,7 +52,7 @@ impl Daemon {
     /// the daemon pushed: the daemon compresses layers itself, so it differs
     /// from what a direct push writes while the config digest stays.
     pub fn push(&self, r: &Reference) -> Result<Digest> {
-        let found = auth::lookup(&r.registry)?;
+        let found = auth::lookup(&r.registry, crate::net::DEFAULT_TIMEOUT)?;
         let header = registry_auth(found.as_ref().map(|f| &f.credential), &r.registry);
         let path = format!("/images/{}/push?tag={}", escape_path(&r.familiar_name()), escape(r.tag_or_latest()));
         let what = format!("{}: pushing through the Docker daemon", r);

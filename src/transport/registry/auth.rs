@@ -8,9 +8,10 @@
 //! `Debug`, logs or errors.
 
 use std::fmt;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -186,7 +187,7 @@ pub fn erase(host: &str) -> Result<Option<PathBuf>> {
 }
 
 /// Finds the credential for registry `host` (as in a reference: `docker.io`, `127.0.0.1:5000`).
-pub fn lookup(host: &str) -> Result<Option<Found>> {
+pub fn lookup(host: &str, timeout: Duration) -> Result<Option<Found>> {
     if let (Ok(u), Ok(p)) = (std::env::var(ENV_USERNAME), std::env::var(ENV_PASSWORD)) {
         let scoped = std::env::var(ENV_HOST).ok().filter(|h| !h.is_empty());
         if scoped.as_deref().is_none_or(|h| h == host) && !u.is_empty() {
@@ -214,26 +215,24 @@ pub fn lookup(host: &str) -> Result<Option<Found>> {
         files.push((PathBuf::from(h).join(".config/containers/auth.json"), "~/.config/containers/auth.json".into()));
     }
     for (path, label) in files {
-        if let Some(found) = from_file(&path, &label, host)? {
+        if let Some(found) = from_file(&path, &label, host, timeout)? {
             return Ok(Some(found));
         }
     }
     Ok(None)
 }
 
-fn from_file(path: &Path, label: &str, host: &str) -> Result<Option<Found>> {
-    let bytes = match std::fs::read(path) {
+fn from_file(path: &Path, label: &str, host: &str, timeout: Duration) -> Result<Option<Found>> {
+    let bytes = match crate::bounded::read_file(path, crate::bounded::DOCKER_CONFIG) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(Error::config(format!("{}: cannot read ({})", path.display(), crate::error::io_reason(&e))))
-        }
+        Err(e) => return Err(Error::config(format!("{}: {}", path.display(), crate::bounded::read_error(&e)))),
     };
     let v: Value = serde_json::from_slice(&bytes)
         .map_err(|e| Error::config(format!("{}: not valid JSON ({e}); fix or remove it", path.display())))?;
     let keys = keys_for(host);
     if let Some(helper) = keys.iter().find_map(|k| v["credHelpers"][k].as_str()) {
-        return helper_get(helper, host)
+        return helper_get(helper, host, timeout)
             .map(|c| c.map(|credential| Found { credential, source: format!("docker-credential-{helper}") }));
     }
     if let Some(entry) = keys.iter().find_map(|k| v["auths"].get(k)) {
@@ -242,7 +241,7 @@ fn from_file(path: &Path, label: &str, host: &str) -> Result<Option<Found>> {
         }
     }
     if let Some(store) = v["credsStore"].as_str().filter(|s| !s.is_empty()) {
-        return helper_get(store, host)
+        return helper_get(store, host, timeout)
             .map(|c| c.map(|credential| Found { credential, source: format!("docker-credential-{store}") }));
     }
     Ok(None)
@@ -264,14 +263,18 @@ fn parse_entry(entry: &Value) -> Option<Credential> {
     }
 }
 
-/// Runs `docker-credential-<helper> get` for `host`.
-fn helper_get(helper: &str, host: &str) -> Result<Option<Credential>> {
+/// Runs `docker-credential-<helper> get` for `host`: killed (with anything
+/// it started) when it has not finished within `timeout`; what it prints is
+/// read up to [`crate::bounded::HELPER_OUTPUT`].
+fn helper_get(helper: &str, host: &str, timeout: Duration) -> Result<Option<Credential>> {
+    use std::os::unix::process::CommandExt;
     let prog = format!("docker-credential-{helper}");
     let mut child = Command::new(&prog)
         .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .map_err(|e| {
             Error::config(format!(
@@ -282,8 +285,62 @@ fn helper_get(helper: &str, host: &str) -> Result<Option<Credential>> {
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(helper_server(host).as_bytes());
     }
-    let out =
-        child.wait_with_output().map_err(|e| Error::config(format!("{prog}: {}", crate::error::io_reason(&e))))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    for (i, pipe) in [
+        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child.stderr.take().map(|p| Box::new(p) as _),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let read = pipe.map_or(Ok(Vec::new()), |p| crate::bounded::read_limited(p, crate::bounded::HELPER_OUTPUT));
+            let _ = tx.send((i, read));
+        });
+    }
+    let deadline = Instant::now() + timeout;
+    let group = rustix::process::Pid::from_raw(child.id() as i32);
+    let stop = |child: &mut std::process::Child| {
+        if let Some(g) = group {
+            let _ = rustix::process::kill_process_group(g, rustix::process::Signal::KILL);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    };
+    let late = || {
+        Error::config(format!(
+            "{prog} get {host}: no answer within {} s; it was stopped (see --timeout)",
+            timeout.as_secs_f64()
+        ))
+    };
+    let mut pipes: [Vec<u8>; 2] = Default::default();
+    for _ in 0..2 {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok((i, Ok(bytes))) => pipes[i] = bytes,
+            Ok((_, Err(e))) => {
+                stop(&mut child);
+                return Err(Error::config(format!("{prog} get {host}: {}", crate::bounded::read_error(&e))));
+            }
+            Err(_) => {
+                stop(&mut child);
+                return Err(late());
+            }
+        }
+    }
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) if Instant::now() >= deadline => {
+                stop(&mut child);
+                return Err(late());
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(Error::config(format!("{prog}: {}", crate::error::io_reason(&e)))),
+        }
+    };
+    let [stdout, stderr] = pipes;
+    let out = std::process::Output { status, stdout, stderr };
     if !out.status.success() {
         let msg = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
         if msg.to_lowercase().contains("not found") {
@@ -369,6 +426,8 @@ pub fn parse_challenge(header: &str) -> Challenge {
 mod tests {
     use super::*;
 
+    const T: Duration = Duration::from_secs(5);
+
     #[test]
     fn challenges() {
         assert_eq!(
@@ -390,11 +449,11 @@ mod tests {
         let p = d.path().join("config.json");
         let auth = base64::engine::general_purpose::STANDARD.encode("u:p+/=x");
         std::fs::write(&p, format!(r#"{{"auths":{{"127.0.0.1:5000":{{"auth":"{auth}"}},"https://index.docker.io/v1/":{{"identitytoken":"tok"}}}}}}"#)).unwrap();
-        let f = from_file(&p, "cfg", "127.0.0.1:5000").unwrap().unwrap();
+        let f = from_file(&p, "cfg", "127.0.0.1:5000", T).unwrap().unwrap();
         assert_eq!(f.credential, Credential::Basic { username: "u".into(), password: "p+/=x".into() });
         assert!(!format!("{:?}", f.credential).contains("p+/=x"));
-        let f = from_file(&p, "cfg", "docker.io").unwrap().unwrap();
+        let f = from_file(&p, "cfg", "docker.io", T).unwrap().unwrap();
         assert_eq!(f.credential, Credential::IdentityToken("tok".into()));
-        assert!(from_file(&p, "cfg", "other:1").unwrap().is_none());
+        assert!(from_file(&p, "cfg", "other:1", T).unwrap().is_none());
     }
 }

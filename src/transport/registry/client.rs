@@ -111,13 +111,10 @@ fn api_host(host: &str) -> &str {
     }
 }
 
-/// Whether plain HTTP is allowed for `host` without `--insecure-registry`.
+/// Whether plain HTTP is allowed for `host` without `--insecure-registry`:
+/// `localhost` or a loopback IP, parsed (`127.evil.test` is a name).
 fn is_loopback(host: &str) -> bool {
-    let h = host
-        .rsplit_once(':')
-        .map(|(h, p)| if p.chars().all(|c| c.is_ascii_digit()) { h } else { host })
-        .unwrap_or(host);
-    h.eq_ignore_ascii_case("localhost") || h.starts_with("127.") || h == "[::1]"
+    crate::net::is_loopback(host)
 }
 
 impl Client {
@@ -125,7 +122,7 @@ impl Client {
     pub async fn connect(host: &str, opts: &Options) -> Result<Client> {
         let plain_ok = is_loopback(host) || opts.insecure.iter().any(|h| h == host);
         let http = http_client(host, opts, plain_ok, true)?;
-        let found = auth::lookup(host)?;
+        let found = auth::lookup(host, opts.timeout)?;
         let https = format!("https://{}", api_host(host));
         let (base, resp) = match ping(&http, &https, opts).await {
             Ok(r) => (https, r),
@@ -465,6 +462,7 @@ impl Client {
                     request.headers_mut().insert(AUTHORIZATION, a);
                 }
             }
+            let replayable = request.try_clone().is_some();
             let started = Instant::now();
             let resp = self.execute(request, &what).await?;
             crate::progress::debug(&format!(
@@ -477,6 +475,18 @@ impl Client {
             ));
             let st = resp.status();
             if st == StatusCode::UNAUTHORIZED && !fresh && matches!(self.challenge, Challenge::Bearer { .. }) {
+                if !replayable {
+                    // The body (an upload's stream) is spent: drop the token
+                    // and have the caller send the request again, body and all.
+                    self.tokens.lock().expect("token cache").remove(&scopes.join(" "));
+                    return Err(Failure::transient(
+                        Error::source(format!(
+                            "{}: {what}: 401 Unauthorized (the token expired); authenticating again",
+                            self.host
+                        )),
+                        None,
+                    ));
+                }
                 fresh = true;
                 continue;
             }
@@ -701,6 +711,10 @@ mod tests {
         assert!(is_loopback("127.0.0.1:5000"));
         assert!(is_loopback("localhost"));
         assert!(!is_loopback("registry.example.com:5000"));
+        for name in ["127.evil.test", "127.evil.test:5000", "127.0.0.1.nip.io", "localhost.evil.test:80"] {
+            assert!(!is_loopback(name), "{name}");
+        }
+        assert!(is_loopback("[::1]:5000") && is_loopback("127.9.8.7:80"));
         let policy = Options { backoff: Duration::from_millis(100), ..Options::default() }.retry();
         let d = policy.delay(3, None);
         assert!(d >= Duration::from_millis(200) && d <= Duration::from_millis(600), "{d:?}");

@@ -26,6 +26,8 @@ use crate::reference::Reference;
 /// The smallest upload chunk (`--chunk-size`): smaller ones would make a
 /// request per few bytes.
 pub const MIN_CHUNK_SIZE: u64 = 64 << 10;
+/// The largest `--chunk-size` (a chunk is held in memory).
+pub const MAX_CHUNK_SIZE: u64 = 1 << 30;
 
 /// What a tag currently names in a registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -398,7 +400,7 @@ async fn upload_once(
     }
     let chunk = client.opts.chunk_size.unwrap_or(4 << 20).max(MIN_CHUNK_SIZE) as usize;
     let mut source = Box::pin(source);
-    let mut buf: Vec<u8> = Vec::with_capacity(chunk);
+    let mut buf: Vec<u8> = Vec::with_capacity(chunk.min(4 << 20));
     let mut sent: u64 = 0;
     let mut done = false;
     while !done {

@@ -7,7 +7,7 @@ use serde::Serialize;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::digest::Digest;
-use crate::error::{io_reason, Error, Result};
+use crate::error::{Error, Result};
 use crate::sanitize::escape_controls;
 
 /// A certificate to add to a truststore.
@@ -32,7 +32,8 @@ pub struct Cert {
 /// after the file), checked against the time `now` (seconds since the epoch):
 /// the certificates, and the warnings (a certificate that is not a CA).
 pub fn read(path: &Path, label: &str, alias: Option<&str>, now: i64) -> Result<(Vec<Cert>, Vec<String>)> {
-    let bytes = std::fs::read(path).map_err(|e| Error::config(format!("{label}: cannot read ({})", io_reason(&e))))?;
+    let bytes = crate::bounded::read_file(path, crate::bounded::CERTIFICATES)
+        .map_err(|e| Error::config(format!("{label}: {}", crate::bounded::read_error(&e))))?;
     let ders = ders(&bytes, label)?;
     let base = match alias {
         Some(a) => a.to_string(),
