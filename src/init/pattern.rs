@@ -109,7 +109,7 @@ fn sibling(base: &str, server: &str, n: u8) -> Result<String> {
     if let Some(rest) = base.strip_prefix("builtin:wso2am-") {
         return Ok(format!("builtin:{server}-{rest}"));
     }
-    let (head, last) = base.rsplit_once('/').map_or(("", base), |(h, l)| (h, l));
+    let (head, last) = base.rsplit_once('/').unwrap_or(("", base));
     let registry = matches!(base.parse::<Location>(), Ok(Location::Registry(_)));
     match last.strip_prefix("wso2am:").filter(|_| registry && !base.contains('@')) {
         Some(tag) => Ok(format!("{}{}{server}:{tag}", head, if head.is_empty() { "" } else { "/" })),
