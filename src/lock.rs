@@ -224,7 +224,9 @@ impl Lockfile {
                 return Ok(Lockfile { path: path.to_path_buf(), existed: false, bases: Vec::new(), maven: Vec::new() })
             }
             Err(e) if crate::bounded::refusal(&e).is_some() => {
-                return Err(LockError::Refused { file: shown.to_string(), reason: crate::bounded::read_error(&e) }.into())
+                return Err(
+                    LockError::Refused { file: shown.to_string(), reason: crate::bounded::read_error(&e) }.into()
+                )
             }
             Err(e) => return Err(LockError::Unreadable { file: shown.to_string(), reason: io_reason(&e) }.into()),
         };

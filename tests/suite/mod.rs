@@ -23,6 +23,6 @@ mod signing;
 mod startup;
 mod truststore;
 mod uid;
-mod usability;
 mod untrusted;
+mod usability;
 mod wso2;
