@@ -110,7 +110,7 @@ fn sibling(base: &str, server: &str, n: u8) -> Result<String> {
         return Ok(format!("builtin:{server}-{rest}"));
     }
     let (head, last) = base.rsplit_once('/').unwrap_or(("", base));
-    let registry = matches!(base.parse::<Location>(), Ok(Location::Registry(_)));
+    let registry = base.parse::<Location>().is_ok_and(|l| crate::transport::of(&l).registry_reference().is_some());
     match last.strip_prefix("wso2am:").filter(|_| registry && !base.contains('@')) {
         Some(tag) => Ok(format!("{}{}{server}:{tag}", head, if head.is_empty() { "" } else { "/" })),
         None => Err(Error::usage(format!(
