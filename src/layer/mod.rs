@@ -701,7 +701,9 @@ mod tests {
         }
         let d = tempfile::tempdir().unwrap();
         let spec = hash::tests::spec(d.path(), "w", &[("big.jar", 1 << 20)]);
-        let e = spec.write_tar(&mut Rewriting(d.path().join("big.jar"), 0)).err().expect("a rewritten file fails");
+        let Err(e) = spec.write_tar(&mut Rewriting(d.path().join("big.jar"), 0)) else {
+            panic!("a file rewritten while it is read fails the write")
+        };
         assert!(e.to_string().contains("changed while it was read"), "{e}");
     }
 
