@@ -192,8 +192,11 @@ fn check_paths(opts: &Options, config: &Config, base: &Location, base_dir: &Path
                 "{shown}: would overwrite {what}, which this build reads; write elsewhere"
             )));
         }
-        if let Some((other, _)) =
-            written[..i].iter().find(|(_, p)| p == out || out.starts_with(p) || p.starts_with(out))
+        // An OCI layout holds many images: two `oci:` outputs may share one.
+        let layouts = |other: &str| shown.starts_with("oci:") && other.starts_with("oci:");
+        if let Some((other, _)) = written[..i]
+            .iter()
+            .find(|(o, p)| (p == out && !layouts(o)) || (p != out && (out.starts_with(p) || p.starts_with(out))))
         {
             return Err(Error::usage(format!("{shown}: is also written by {other}; give each output its own path")));
         }
