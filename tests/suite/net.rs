@@ -70,17 +70,6 @@ fn proxied(ws: &Workspace, proxy: &FaultProxy, no_proxy: Option<&str>) -> Comman
     c
 }
 
-fn ok_out(args: &[&str], out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "wso2img {args:?} failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// A registry holding the sample base, a recording proxy in front of it,
 /// and a workspace that builds from the base by [`NAME`] and pushes there.
 fn setup() -> Option<(Registry, FaultProxy, Workspace, String)> {
@@ -103,7 +92,7 @@ fn setup() -> Option<(Registry, FaultProxy, Workspace, String)> {
 fn proxy_never_sees_a_registry_named_in_no_proxy() {
     let Some((reg, proxy, ws, named)) = setup() else { return };
     let args = ["--insecure-registry", &named, "build", "--push", "--json"];
-    let out = ok_out(&args, with_hosts(&ws, proxied(&ws, &proxy, Some(&format!("other.test, {NAME}"))).args(args)));
+    let out = checked(&args, with_hosts(&ws, proxied(&ws, &proxy, Some(&format!("other.test, {NAME}"))).args(args)));
     let r = json(&out);
     assert_eq!(r["outputs"][0]["status"], "pushed", "{r:#}");
     assert!(proxy.requests().is_empty(), "the proxy saw:\n{}", proxy.describe());
@@ -122,7 +111,7 @@ fn proxy_never_sees_a_registry_named_in_no_proxy() {
     ] {
         let target = format!("docker://{named}/wso2/wso2am:4.3.0");
         let args = ["--insecure-registry", &named, "inspect", "--json", &target];
-        ok_out(&args, with_hosts(&ws, proxied(&ws, &proxy, Some(&no_proxy)).args(args)));
+        checked(&args, with_hosts(&ws, proxied(&ws, &proxy, Some(&no_proxy)).args(args)));
         assert!(proxy.requests().is_empty(), "NO_PROXY={no_proxy}: the proxy saw:\n{}", proxy.describe());
     }
 }
@@ -138,7 +127,7 @@ fn proxy_sees_a_registry_not_excluded_and_never_a_loopback_one() {
     {
         let mark = proxy.requests().len();
         let args = ["--insecure-registry", &named, "inspect", "--json", &target];
-        let out = ok_out(&args, with_hosts(&ws, proxied(&ws, &proxy, no_proxy.as_deref()).args(args)));
+        let out = checked(&args, with_hosts(&ws, proxied(&ws, &proxy, no_proxy.as_deref()).args(args)));
         assert_eq!(
             json(&out)["platforms"].as_array().map(|p| p.len()),
             Some(1),
@@ -161,7 +150,7 @@ fn proxy_sees_a_registry_not_excluded_and_never_a_loopback_one() {
     // The same build pushes through the proxy.
     let mark = proxy.requests().len();
     let args = ["--insecure-registry", &named, "build", "--push", "--json"];
-    let out = ok_out(&args, with_hosts(&ws, proxied(&ws, &proxy, None).args(args)));
+    let out = checked(&args, with_hosts(&ws, proxied(&ws, &proxy, None).args(args)));
     assert_eq!(json(&out)["outputs"][0]["status"], "pushed");
     let seen = &proxy.requests()[mark..];
     assert!(seen.iter().any(|q| q.method == "HEAD" && q.uri.contains("/acme/apim/blobs/")), "{}", proxy.describe());
@@ -170,7 +159,7 @@ fn proxy_sees_a_registry_not_excluded_and_never_a_loopback_one() {
     let mark = proxy.requests().len();
     let loopback = format!("docker://{}/wso2/wso2am:4.3.0", reg.host());
     let args = ["inspect", "--json", &loopback];
-    ok_out(&args, with_hosts(&ws, proxied(&ws, &proxy, None).args(args)));
+    checked(&args, with_hosts(&ws, proxied(&ws, &proxy, None).args(args)));
     assert_eq!(proxy.requests().len(), mark, "the proxy saw loopback traffic:\n{}", proxy.describe());
 }
 
@@ -195,5 +184,5 @@ fn an_unusable_proxy_is_a_configuration_error_unless_the_registry_is_loopback() 
     let loopback = format!("docker://{}/wso2/wso2am:4.3.0", reg.host());
     let mut direct = wso2img(&ws);
     direct.env_remove("NO_PROXY").env("HTTPS_PROXY", "socks5://proxy.test:1080");
-    ok_out(&["inspect"], run_limited(direct.args(["inspect", &loopback]), COMMAND_LIMIT));
+    checked(&["inspect"], run_limited(direct.args(["inspect", &loopback]), COMMAND_LIMIT));
 }

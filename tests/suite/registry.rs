@@ -21,17 +21,6 @@ fn config(ws: &Workspace, base: &str, repository: &str, extra: &str) {
     ws.config(&format!("[base]\nimage = \"{base}\"\n[target]\nrepository = \"{repository}\"\n{extra}"));
 }
 
-fn checked(args: &[&str], out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "wso2img {args:?} failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// The outputs of a report whose `ref` names `repo` (`HOST/acme/apim`); at least one.
 fn outputs_for<'a>(r: &'a Value, repo: &str) -> Vec<&'a Value> {
     let v: Vec<&Value> = r["outputs"]

@@ -284,7 +284,11 @@ pub fn wso2img_run(ws: &Workspace, args: &[&str]) -> Output {
 
 /// Runs wso2img in `ws`, requires success, parses its `--json` stdout.
 pub fn run_json(ws: &Workspace, args: &[&str]) -> Value {
-    let out = wso2img_run(ws, args);
+    json(&checked(args, wso2img_run(ws, args)))
+}
+
+/// Requires `out` (of wso2img run with `args`) to be a success; returns it.
+pub fn checked(args: &[&str], out: Output) -> Output {
     assert!(
         out.status.success(),
         "wso2img {args:?} failed ({}):\nstdout: {}\nstderr: {}",
@@ -292,7 +296,7 @@ pub fn run_json(ws: &Workspace, args: &[&str]) -> Value {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    json(&out)
+    out
 }
 
 /// Writes `$DOCKER_CONFIG/config.json` into `dir` and returns `dir`.
