@@ -110,11 +110,8 @@ impl Questions {
 /// Walks the customer folders through the ignore rules, checks the
 /// configuration files, resolves `[maven]` jars and checks every file.
 pub(super) fn gather(opts: &Options, config: &Config, cache: &Cache) -> Result<Inputs> {
-    let gopts = crate::inputs::Options {
-        bake_keystores: opts.bake_keystores,
-        locked: opts.locked,
-        net: opts.registry.net(),
-    };
+    let gopts =
+        crate::inputs::Options { bake_keystores: opts.bake_keystores, locked: opts.locked, net: opts.registry.net() };
     let mut g = crate::inputs::gather(config, &gopts, cache)?;
     let now =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
