@@ -613,8 +613,8 @@ impl Client {
                 if self.scheme.load(Ordering::Acquire) == SCHEME_UNKNOWN {
                     let (resp, again) = self.probe(request, what).await?;
                     request = match self.redirected(resp, again, what)? {
-                        Ok(resp) => return Ok(resp),
-                        Err(next) => next,
+                        Next::Answer(resp) => return Ok(resp),
+                        Next::Follow(next) => next,
                     };
                     continue;
                 }
@@ -632,8 +632,8 @@ impl Client {
                 None => self.send_upload(request, what).await?,
             };
             request = match self.redirected(resp, again, what)? {
-                Ok(resp) => return Ok(resp),
-                Err(next) => next,
+                Next::Answer(resp) => return Ok(resp),
+                Next::Follow(next) => next,
             };
         }
         Err(Failure::fatal(Error::source(format!(
@@ -643,19 +643,18 @@ impl Client {
         ))))
     }
 
-    /// The response itself (`Ok`), or the request a redirect asks for
-    /// (`Err`): `again` is the request sent, when it can be sent again.
-    #[allow(clippy::type_complexity)]
+    /// The response itself, or the request a redirect asks for: `again` is
+    /// the request sent, when it can be sent again.
     fn redirected(
         &self,
         resp: Response,
         again: Option<reqwest::Request>,
         what: &str,
-    ) -> std::result::Result<std::result::Result<Response, reqwest::Request>, Failure> {
+    ) -> std::result::Result<Next, Failure> {
         let st = resp.status().as_u16();
         let location = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok());
         let (true, Some(location)) = (matches!(st, 301 | 302 | 303 | 307 | 308), location) else {
-            return Ok(Ok(resp));
+            return Ok(Next::Answer(resp));
         };
         let fail = |m: String| Failure::fatal(Error::source(format!("{}: {what}: {m}", self.host)));
         let next = origin::follow(resp.url(), location).map_err(fail)?;
@@ -670,7 +669,7 @@ impl Client {
             *r.body_mut() = None;
         }
         *r.url_mut() = next;
-        Ok(Err(r))
+        Ok(Next::Follow(r))
     }
 
     /// The failure for a request that got no response: a stall is final,
@@ -724,6 +723,12 @@ fn http_client(host: &str, opts: &Options, plain_ok: bool, read_timeout: bool) -
         }
     }
     b.build()
+}
+
+/// What an answer leads to: itself, or the request a redirect asks for.
+enum Next {
+    Answer(Response),
+    Follow(reqwest::Request),
 }
 
 /// Why `GET /v2/` got no usable answer.
