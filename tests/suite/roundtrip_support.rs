@@ -63,9 +63,10 @@ impl Counted {
     pub fn sequential(&self) -> usize {
         let mut reqs = self.requests.clone();
         reqs.sort_by_key(|r| r.sent);
-        let mut depth = vec![0usize; reqs.len()];
-        for i in 0..reqs.len() {
-            depth[i] = 1 + (0..i).filter(|&j| reqs[j].answered <= reqs[i].sent).map(|j| depth[j]).max().unwrap_or(0);
+        let mut depth: Vec<usize> = Vec::with_capacity(reqs.len());
+        for (i, r) in reqs.iter().enumerate() {
+            let before = (0..i).filter(|&j| reqs[j].answered <= r.sent).map(|j| depth[j]).max().unwrap_or(0);
+            depth.push(before + 1);
         }
         depth.into_iter().max().unwrap_or(0) + self.tls_probes.min(1)
     }
