@@ -131,9 +131,11 @@ async fn known_layers(client: &Client, repo: &str, top: &RawManifest) -> HashMap
     let configs = futures_util::future::join_all(manifests.iter().map(|m| async move {
         let bytes = client.get_small_blob(repo, &m.config).await.ok()?;
         let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-        let ids: Option<Vec<Digest>> =
-            v["rootfs"]["diff_ids"].as_array()?.iter().map(|d| d.as_str().and_then(|d| d.parse().ok())).collect();
-        ids
+        v["rootfs"]["diff_ids"]
+            .as_array()?
+            .iter()
+            .map(|d| d.as_str().and_then(|d| d.parse::<Digest>().ok()))
+            .collect::<Option<Vec<Digest>>>()
     }))
     .await;
     let mut known = HashMap::new();
