@@ -77,8 +77,9 @@ pub struct Written {
 pub struct Early {
     /// It certainly holds no image yet.
     pub empty: bool,
-    /// Tags seen, and the manifest (or index) digest each names.
-    pub tags: HashMap<String, Digest>,
+    /// Tags asked about, and the manifest (or index) digest each names
+    /// (`None`: it names nothing).
+    pub tags: HashMap<String, Option<Digest>>,
     /// Gzip layer blobs of the images seen, by diff_id: digest and size.
     /// Unverified: a blob is asked for ([`Destination::has_blobs`]) before
     /// it is relied on.

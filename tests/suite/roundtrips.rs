@@ -38,6 +38,7 @@ fn ok_output(args: &[&str], out: Output) -> Output {
 fn compressed_layers(stderr: &str) -> Vec<String> {
     stderr
         .lines()
+        .map(|l| l.split_once("wso2img: ").map_or(l, |(_, rest)| rest))
         .filter(|l| l.starts_with("layer ") && l.contains(" gzip, "))
         .map(|l| l.trim_start_matches("layer ").split(':').next().unwrap_or("").to_string())
         .collect()

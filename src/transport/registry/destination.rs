@@ -68,7 +68,7 @@ impl Destination for RegistryDestination {
                 TagState::Same(digest) => {
                     let names = |t: &String| match ask.iter().position(|a| a == t) {
                         Some(i) => named[i],
-                        None => seen.and_then(|s| s.get(t).copied()),
+                        None => seen.and_then(|s| s.get(t).copied().flatten()),
                     };
                     let missing: Vec<String> = tags[1..].iter().filter(|t| names(t) != Some(digest)).cloned().collect();
                     push::set_tags(&self.registries, &self.target, top.as_ref().expect("a tag names it"), &missing)?;

@@ -102,11 +102,15 @@ pub fn ask_early(registries: &Arc<Registries>, target: &Reference) -> Early {
             match client.get_manifest(repo, tag).await {
                 Ok(Some(m)) => {
                     let mut early = Early { empty: false, ..Early::default() };
-                    early.tags.insert(tag.clone(), m.digest);
+                    early.tags.insert(tag.clone(), Some(m.digest));
                     early.layers = known_layers(&client, repo, &m).await;
                     return early;
                 }
-                Ok(None) => {}
+                Ok(None) => {
+                    let empty = client.has_no_tags(repo).await.unwrap_or(false);
+                    let tags = [(tag.clone(), None)].into();
+                    return Early { empty, tags, ..Early::default() };
+                }
                 Err(_) => return Early::default(),
             }
         }
