@@ -80,7 +80,7 @@ pub fn login(g: &Global, a: LoginArgs) -> Result<()> {
     let credential = auth::Credential::Basic { username: a.username.clone(), password: password.clone() };
     let opts = g.registry();
     wso2img::transport::registry::runtime().block_on(async {
-        let client = Client::connect(&host, &opts).await?;
+        let client = Client::connect(&host, &opts)?;
         client.verify(credential).await
     })?;
     let file = auth::store(&host, &a.username, &password)?;

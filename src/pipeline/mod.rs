@@ -176,7 +176,7 @@ pub fn build(opts: &Options) -> Result<Report> {
 
 fn build_with(opts: &Options, cache: &Arc<Cache>) -> Result<Report> {
     let mut run = Run::prepare(opts, cache, true)?;
-    let mut dests = publish::open(opts, &run.project, &run.bases, &run.connections, cache, &run.empty)?;
+    let mut dests = publish::open(opts, &run.project, &run.bases, &run.connections, cache, &run.early)?;
     let (mut hashed, settled) = if dests.surely_empty() {
         // A cold build: every layer will be needed, so each is compressed
         // as it is hashed and its upload starts right away. Its uploads
@@ -278,9 +278,9 @@ struct Run {
     bases: bases::Bases,
     plan: plan::Plan,
     lock: Option<crate::lock::Pending>,
-    /// Per output: whether it is empty, when that was asked while the
-    /// folders were walked.
-    empty: Vec<Option<bool>>,
+    /// Per output: what it answered while the folders were walked
+    /// (whether it is empty, what its tag names).
+    early: Vec<Option<crate::transport::destination::Early>>,
     /// Every input file will be listed (SBOM, provenance): keep the walks.
     keep_walks: bool,
     /// The keystore questions, when they were settled before hashing.
@@ -298,14 +298,14 @@ impl Run {
         // The base is read, and the registry outputs asked whether they are
         // empty, while the folders are walked (unless the daemon must pull
         // the base first); the walk's errors still come first.
-        let (gathered, opened, empty) = std::thread::scope(|scope| {
+        let (gathered, opened, early) = std::thread::scope(|scope| {
             let opening = (!opts.pull)
                 .then(|| scope.spawn(|| crate::transport::open_base(&project.base, &project.base_dir, &connections)));
-            let asking = asks_outputs.then(|| scope.spawn(|| publish::ask_empty(opts, &project, &connections)));
+            let asking = asks_outputs.then(|| scope.spawn(|| publish::ask_early(opts, &project, &connections)));
             let gathered = inputs::gather(opts, &project.config, cache);
             let opened = opening.map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-            let empty = asking.map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-            (gathered, opened, empty.unwrap_or_default())
+            let early = asking.map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            (gathered, opened, early.unwrap_or_default())
         });
         let mut inputs = gathered?;
         let walked = started.elapsed().as_secs_f64();
@@ -343,7 +343,7 @@ impl Run {
             plan.layers.iter().filter(|l| l.is_memo()).count()
         ));
         let keep_walks = opts.sbom.is_some() || opts.sign_key.is_some();
-        let mut run = Run { project, connections, inputs, bases, plan, lock, empty, keep_walks, settled };
+        let mut run = Run { project, connections, inputs, bases, plan, lock, early, keep_walks, settled };
         run.release_walks();
         for base in &run.bases.list {
             crate::progress::message(&format!(

@@ -12,27 +12,29 @@ use super::plan::Plan;
 use super::project::Project;
 use super::{Options, OutputReport, Report};
 use crate::cache::Cache;
+use crate::digest::Digest;
 use crate::error::Result;
 use crate::image::{Blob, Descriptor, MediaFamily};
 use crate::layer::CompressedLayer;
 use crate::reference::Reference;
-use crate::transport::destination::{Held, Planned, Status};
+use crate::transport::destination::{Early, Held, Planned, Status};
 use crate::transport::{self, daemon, Connections, Destination, Opening};
 
 /// The destinations of a build, in output order.
 pub(super) struct Destinations(Vec<Box<dyn Destination>>);
 
-/// Per output: whether it certainly holds nothing yet, for the outputs that
-/// answer early ([`transport::Transport::ask_empty`]) and that the config
-/// does not count as public (baked keystores bound for a public registry are
-/// refused before any request reaches it).
-pub(super) fn ask_empty(opts: &Options, project: &Project, connections: &Connections) -> Vec<Option<bool>> {
+/// Per output: whether it certainly holds nothing yet and what the image its
+/// tag names holds, for the outputs that answer early
+/// ([`transport::Transport::ask_early`]) and that the config does not count
+/// as public (baked keystores bound for a public registry are refused before
+/// any request reaches it).
+pub(super) fn ask_early(opts: &Options, project: &Project, connections: &Connections) -> Vec<Option<Early>> {
     project
         .outputs
         .iter()
         .map(|o| match project.is_public(o) {
             true => None,
-            false => transport::of(o).ask_empty(connections, opts.via),
+            false => transport::of(o).ask_early(connections, opts.via),
         })
         .collect()
 }
@@ -49,7 +51,7 @@ pub(super) fn open(
     bases: &Bases,
     connections: &Connections,
     cache: &Arc<Cache>,
-    empty: &[Option<bool>],
+    early: &[Option<Early>],
 ) -> Result<Destinations> {
     let hints = daemon_hints(bases);
     let repository = archive_repo(project, bases)?;
@@ -63,7 +65,7 @@ pub(super) fn open(
             platforms: &opts.platforms,
             repository: repository.clone(),
             daemon_hints: &hints,
-            known_empty: empty.get(i).copied().flatten(),
+            early: early.get(i).cloned().flatten(),
         };
         out.push(transport::of(loc).open_destination(&opening)?);
     }
@@ -88,9 +90,11 @@ impl Destinations {
 
     /// What must be compressed: customer layers of images some destination
     /// lacks, and the plain-tar base layers when such a destination stores
-    /// manifests; less every layer whose compressed blob, known from an
-    /// earlier build, each destination that wants it already holds (a
-    /// changed image then compresses only its changed layers).
+    /// manifests; less every layer whose compressed blob each destination
+    /// that wants it already holds — a blob known from an earlier build (the
+    /// digest cache) or from an image the destination held before this build
+    /// (a fresh runner), checked there, all at once — so a changed image
+    /// compresses only its changed layers.
     pub(super) fn needs(
         &mut self,
         plan: &Plan,
@@ -116,22 +120,37 @@ impl Destinations {
                 need.base_gzip |= plain_base && d.manifests(base.family).is_some();
             }
         }
-        for (i, diff_id) in hashed.diff_ids().iter().enumerate() {
-            let Some((digest, size)) = (need.layers[i] && !hashed.made(i)).then(|| cache.gzip(diff_id)).flatten()
-            else {
+        // Per layer still to make: the blob it would be, if known.
+        let known: Vec<Option<(Digest, u64)>> = hashed
+            .diff_ids()
+            .iter()
+            .enumerate()
+            .map(|(i, diff_id)| {
+                (need.layers[i] && !hashed.made(i))
+                    .then(|| cache.gzip(diff_id).or_else(|| self.0.iter().find_map(|d| d.known_layer(diff_id))))
+                    .flatten()
+            })
+            .collect();
+        let mut everywhere: Vec<bool> = known.iter().map(Option::is_some).collect();
+        for (d, h) in self.0.iter_mut().zip(held) {
+            let asked: Vec<usize> =
+                (0..known.len()).filter(|&i| everywhere[i]).filter(|&i| wanting(plan, h, i).is_some()).collect();
+            if asked.is_empty() {
                 continue;
-            };
-            let mut everywhere = true;
-            for (d, h) in self.0.iter_mut().zip(held) {
-                let Some(pi) = wanting(plan, h, i) else { continue };
-                if d.manifests(bases.of(pi).family).is_none() || !d.has_blob(&digest)? {
-                    everywhere = false;
-                    break;
-                }
             }
-            if everywhere {
+            if asked.iter().any(|&i| d.manifests(bases.of(wanting(plan, h, i).expect("wanted")).family).is_none()) {
+                asked.iter().for_each(|&i| everywhere[i] = false);
+                continue;
+            }
+            let digests: Vec<Digest> = asked.iter().map(|&i| known[i].expect("known").0).collect();
+            for (&i, has) in asked.iter().zip(d.has_blobs(&digests)?) {
+                everywhere[i] &= has;
+            }
+        }
+        for (i, k) in known.iter().enumerate() {
+            if let (true, Some(k)) = (everywhere[i], k) {
                 need.layers[i] = false;
-                need.held[i] = Some((digest, size));
+                need.held[i] = Some(*k);
             }
         }
         Ok(need)

@@ -14,6 +14,8 @@
 //! Adding an output is adding one implementation of this trait; the pipeline
 //! never asks where an image goes.
 
+use std::collections::HashMap;
+
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::{Blob, Image, ImageSet, MediaFamily, Platform};
@@ -69,6 +71,21 @@ pub struct Written {
     pub status: Status,
 }
 
+/// What a destination answered before anything was built
+/// ([`crate::transport::Transport::ask_early`]).
+#[derive(Debug, Clone, Default)]
+pub struct Early {
+    /// It certainly holds no image yet.
+    pub empty: bool,
+    /// Tags asked about, and the manifest (or index) digest each names
+    /// (`None`: it names nothing).
+    pub tags: HashMap<String, Option<Digest>>,
+    /// Gzip layer blobs of the images seen, by diff_id: digest and size.
+    /// Unverified: a blob is asked for ([`Destination::has_blobs`]) before
+    /// it is relied on.
+    pub layers: HashMap<Digest, (Digest, u64)>,
+}
+
 /// What a destination already holds, per planned image (same order).
 pub type Held = Vec<Option<Digest>>;
 
@@ -99,12 +116,18 @@ pub trait Destination {
     /// overlaps the compression of the next layer. A failure surfaces in
     /// that `write`. The default waits for `write`.
     fn offer(&mut self, _blob: &Blob) {}
-    /// Whether it already holds blob `digest` (asked before compressing a
-    /// layer whose compressed digest is known from an earlier build, so an
-    /// unchanged layer of a changed image is never compressed again). The
-    /// default says no, and the layer is made.
-    fn has_blob(&mut self, _digest: &Digest) -> Result<bool> {
-        Ok(false)
+    /// Whether it already holds each of `digests` (asked before compressing
+    /// layers whose compressed digest is known — from an earlier build, or
+    /// from an image the destination holds — so an unchanged layer of a
+    /// changed image is never compressed again). The default says no, and
+    /// the layers are made.
+    fn has_blobs(&mut self, digests: &[Digest]) -> Result<Vec<bool>> {
+        Ok(vec![false; digests.len()])
+    }
+    /// The compressed blob (digest, size) of a layer with `diff_id` that an
+    /// image it holds has, as seen before anything was built; unverified.
+    fn known_layer(&self, _diff_id: &Digest) -> Option<(Digest, u64)> {
+        None
     }
     /// Whether it certainly holds no image yet (a registry repository
     /// without tags, a layout not written yet): every layer of the build

@@ -159,8 +159,8 @@ pub struct Opening<'a> {
     pub repository: Option<Reference>,
     /// Daemon images that may share the base's layers.
     pub daemon_hints: &'a [String],
-    /// Whether the destination is empty, when that was asked early ([`Transport::ask_empty`]).
-    pub known_empty: Option<bool>,
+    /// What the destination answered early ([`Transport::ask_early`]), if it was asked.
+    pub early: Option<destination::Early>,
 }
 
 /// What the rest of wso2img asks of an image location; each transport
@@ -209,8 +209,9 @@ pub trait Transport {
         Ok(None)
     }
     /// Asks, before anything is built, whether it certainly holds no image
-    /// yet (`None`: not a question it answers early).
-    fn ask_empty(&self, _connections: &Connections, _via: Via) -> Option<bool> {
+    /// yet and what the image its tag names holds (`None`: not a question
+    /// it answers early).
+    fn ask_early(&self, _connections: &Connections, _via: Via) -> Option<destination::Early> {
         None
     }
 }

@@ -139,9 +139,10 @@ fn with_credentials(ws: &Workspace) -> Command {
     c
 }
 
-/// A registry that asks for basic auth: `GET /v2/` without credentials is a 401.
+/// A registry that asks for basic auth, as a real one does: any request
+/// without credentials is a 401.
 fn basic_auth_gate(req: &super::hostile_support::Seen) -> Option<Reply> {
-    if req.path == "/v2/" && req.authorization.is_none() {
+    if req.authorization.is_none() {
         return Some(Reply::status(401, &[("WWW-Authenticate", "Basic realm=\"hostile\"")]));
     }
     None

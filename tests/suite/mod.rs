@@ -19,6 +19,8 @@ mod outputs;
 mod registry;
 mod registry_support;
 mod reproducible;
+mod roundtrip_support;
+mod roundtrips;
 mod signing;
 mod startup;
 mod truststore;

@@ -1,6 +1,8 @@
 //! An HTTP client for one registry host: scheme selection (HTTPS, or plain
 //! HTTP only for loopback and `--insecure-registry` hosts), basic and bearer
-//! auth with cached tokens per scope, redirects followed by hand
+//! auth with cached tokens per scope — both learnt from the first real
+//! request (no separate `GET /v2/` ping: its TLS failure or its 401 says what
+//! a ping would have), redirects followed by hand
 //! (credentials only to the registry's own origin, see [`super::origin`]),
 //! bounded bodies, and a stall limit (`--timeout`): a registry that sends
 //! nothing for that long fails the request, with a line saying what is
@@ -10,7 +12,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -80,8 +82,15 @@ impl Options {
 pub struct Client {
     /// The host as references name it (`docker.io`, `127.0.0.1:5000`).
     pub host: String,
-    base: String,
-    base_url: Url,
+    /// `https://HOST` and its URL.
+    https: (String, Url),
+    /// `http://HOST` and its URL (used only when `plain_ok` and HTTPS failed).
+    plain: (String, Url),
+    /// [`SCHEME_UNKNOWN`] until the first request answered, then
+    /// [`SCHEME_HTTPS`] or [`SCHEME_PLAIN`].
+    scheme: AtomicU8,
+    /// Held by the request that finds the scheme; the others wait for it.
+    probing: tokio::sync::Mutex<()>,
     http: reqwest::Client,
     /// The same, without a read timeout: for uploads, whose answer comes only
     /// once the whole body is sent (their stalls are watched by [`Client::execute`]).
@@ -91,15 +100,23 @@ pub struct Client {
     /// Whether plain HTTP is allowed (loopback and `--insecure-registry`).
     plain_ok: bool,
     found: Option<Found>,
-    challenge: Challenge,
+    /// What the registry asks for, once a 401 (or a success without
+    /// credentials) said it; `None` before.
+    challenge: Mutex<Option<Challenge>>,
     tokens: Mutex<HashMap<String, String>>,
+    /// Held while a token is fetched, so requests side by side fetch it once.
+    token_fetch: tokio::sync::Mutex<()>,
     pub(crate) opts: Options,
     uploaded: AtomicU64,
 }
 
+const SCHEME_UNKNOWN: u8 = 0;
+const SCHEME_HTTPS: u8 = 1;
+const SCHEME_PLAIN: u8 = 2;
+
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Client({})", self.base)
+        write!(f, "Client({})", self.base().0)
     }
 }
 
@@ -118,50 +135,42 @@ fn is_loopback(host: &str) -> bool {
 }
 
 impl Client {
-    /// Connects to `host`: picks the scheme, reads the auth challenge and finds credentials.
-    pub async fn connect(host: &str, opts: &Options) -> Result<Client> {
+    /// A client for `host`: finds credentials; sends nothing (the first
+    /// request picks the scheme and learns the auth challenge).
+    pub fn connect(host: &str, opts: &Options) -> Result<Client> {
         let plain_ok = is_loopback(host) || opts.insecure.iter().any(|h| h == host);
         let http = http_client(host, opts, plain_ok, true)?;
         let found = auth::lookup(host, opts.timeout)?;
-        let https = format!("https://{}", api_host(host));
-        let (base, resp) = match ping(&http, &https, opts).await {
-            Ok(r) => (https, r),
-            Err(Ping::Failed(tls_err)) if plain_ok => {
-                let plain = format!("http://{}", api_host(host));
-                match ping(&http, &plain, opts).await {
-                    Ok(r) if r.status() == StatusCode::OK || r.status() == StatusCode::UNAUTHORIZED => (plain, r),
-                    _ => return Err(tls_err),
-                }
-            }
-            Err(Ping::Failed(e) | Ping::Stalled(e)) => return Err(e),
+        let parse = |scheme: &str| {
+            let base = format!("{scheme}://{}", api_host(host));
+            Url::parse(&base)
+                .map(|u| (base, u))
+                .map_err(|e| Error::usage(format!("{host}: not a usable registry host ({e})")))
         };
-        let challenge = match resp.status() {
-            StatusCode::UNAUTHORIZED => resp
-                .headers()
-                .get(WWW_AUTHENTICATE)
-                .and_then(|v| v.to_str().ok())
-                .map(auth::parse_challenge)
-                .unwrap_or(Challenge::Basic),
-            s if s.is_success() => Challenge::None,
-            s => {
-                return Err(Error::source(format!("{host}: GET /v2/ answered {s}; is this a container registry?")));
-            }
-        };
-        let base_url =
-            Url::parse(&base).map_err(|e| Error::usage(format!("{host}: not a usable registry host ({e})")))?;
         Ok(Client {
             host: host.to_string(),
-            base,
-            base_url,
+            https: parse("https")?,
+            plain: parse("http")?,
+            scheme: AtomicU8::new(SCHEME_UNKNOWN),
+            probing: tokio::sync::Mutex::new(()),
             http,
             http_upload: std::sync::OnceLock::new(),
             plain_ok,
             found,
-            challenge,
+            challenge: Mutex::new(None),
             tokens: Mutex::new(HashMap::new()),
+            token_fetch: tokio::sync::Mutex::new(()),
             opts: opts.clone(),
             uploaded: AtomicU64::new(0),
         })
+    }
+
+    /// The registry's base (`https://HOST` until plain HTTP was found to be it).
+    fn base(&self) -> &(String, Url) {
+        match self.scheme.load(Ordering::Acquire) {
+            SCHEME_PLAIN => &self.plain,
+            _ => &self.https,
+        }
     }
 
     /// Bytes of blob data uploaded so far.
@@ -178,9 +187,6 @@ impl Client {
     /// token realm). A registry that asks for no credentials accepts any.
     pub async fn verify(mut self, credential: Credential) -> Result<()> {
         self.found = Some(Found { credential, source: "the credentials given".into() });
-        if self.challenge == Challenge::None {
-            return Ok(());
-        }
         let url = self.url("");
         let resp = self.send(&[], &|http| http.get(&url)).await?;
         if resp.status().is_success() {
@@ -198,14 +204,14 @@ impl Client {
 
     /// `base/v2/<path>`.
     pub fn url(&self, path: &str) -> String {
-        format!("{}/v2/{}", self.base, path)
+        format!("{}/v2/{}", self.base().0, path)
     }
 
     /// Resolves a `Location` header against the registry, refusing a move
     /// from HTTPS to plain HTTP. Requests to another origin go without
     /// credentials (see `Client::attempt`).
     pub fn absolute(&self, location: &str) -> Result<String> {
-        origin::follow(&self.base_url, location)
+        origin::follow(&self.base().1, location)
             .map(String::from)
             .map_err(|m| Error::source(format!("{}: {m}", self.host)))
     }
@@ -311,31 +317,66 @@ impl Client {
         s
     }
 
-    /// The Authorization header for `scopes`.
+    /// The challenge learnt so far.
+    fn challenge(&self) -> Option<Challenge> {
+        self.challenge.lock().expect("challenge").clone()
+    }
+
+    /// The Authorization header for `scopes` (none while the challenge is unknown).
     async fn authorization(&self, scopes: &[String], fresh: bool) -> Result<Option<HeaderValue>> {
-        match &self.challenge {
-            Challenge::None => Ok(None),
-            Challenge::Basic => Ok(self
+        match self.challenge() {
+            None | Some(Challenge::None) => Ok(None),
+            Some(Challenge::Basic) => Ok(self
                 .found
                 .as_ref()
                 .and_then(|f| f.credential.basic_header())
                 .and_then(|h| HeaderValue::from_str(&h).ok())),
-            Challenge::Bearer { realm, service, .. } => {
+            Some(Challenge::Bearer { realm, service, .. }) => {
                 let key = scopes.join(" ");
+                let cached = || self.tokens.lock().expect("token cache").get(&key).cloned();
                 if !fresh {
-                    if let Some(t) = self.tokens.lock().expect("token cache").get(&key) {
+                    if let Some(t) = cached() {
                         return Ok(HeaderValue::from_str(&format!("Bearer {t}")).ok());
                     }
                 }
-                let token = self.fetch_token(realm, service.as_deref(), scopes).await?;
+                let _fetching = self.token_fetch.lock().await;
+                // Another request may have fetched it meanwhile.
+                if let Some(t) = cached().filter(|_| !fresh) {
+                    return Ok(HeaderValue::from_str(&format!("Bearer {t}")).ok());
+                }
+                let token = self.fetch_token(&realm, service.as_deref(), scopes).await?;
                 self.tokens.lock().expect("token cache").insert(key, token.clone());
                 Ok(HeaderValue::from_str(&format!("Bearer {token}")).ok())
             }
         }
     }
 
+    /// Learns the challenge from a response to a request sent without
+    /// credentials: a 401's `WWW-Authenticate` (basic when it names none),
+    /// or none needed when the first answer succeeded (until a 401 says
+    /// otherwise: some registries let anyone pull but not push). Returns
+    /// whether it changed.
+    fn learn_challenge(&self, resp: &Response) -> bool {
+        let mut c = self.challenge.lock().expect("challenge");
+        let learnt = match resp.status() {
+            StatusCode::UNAUTHORIZED => resp
+                .headers()
+                .get(WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .map(auth::parse_challenge)
+                .unwrap_or(Challenge::Basic),
+            s if s.is_success() && c.is_none() => Challenge::None,
+            _ => return false,
+        };
+        if matches!(*c, Some(Challenge::Basic | Challenge::Bearer { .. })) || c.as_ref() == Some(&learnt) {
+            return false;
+        }
+        *c = Some(learnt);
+        true
+    }
+
     async fn fetch_token(&self, realm: &str, service: Option<&str>, scopes: &[String]) -> Result<String> {
-        if let Err(m) = origin::follow(&self.base_url, realm) {
+        if let Err(m) = origin::follow(&self.base().1, realm) {
             let realm_host = Url::parse(realm).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
             if !is_loopback(&realm_host) {
                 return Err(Error::source(format!("{}: token realm {realm}: {m}", self.host)));
@@ -444,22 +485,28 @@ impl Client {
 
     /// One attempt: builds the request with `make`, adds auth for `scopes`
     /// (only while the request stays on the registry's origin), sends it and
-    /// follows redirects. A 401 refreshes the token once within the attempt.
+    /// follows redirects. The first 401 teaches the challenge (the request
+    /// goes again with credentials); a later one refreshes the token once
+    /// within the attempt.
     pub(crate) async fn attempt(
         &self,
         scopes: &[String],
         make: &(dyn Fn(&reqwest::Client) -> RequestBuilder + Send + Sync),
     ) -> std::result::Result<Response, Failure> {
         let mut fresh = false;
+        let mut answered = false;
         loop {
             let auth = self.authorization(scopes, fresh).await.map_err(Failure::fatal)?;
             let mut request = make(&self.http)
                 .build()
                 .map_err(|e| Failure::fatal(Error::source(self.scrub(format!("{}: {}", self.host, one_line(&e))))))?;
+            self.rebase(&mut request);
             let what = format!("{} {}", request.method(), request.url().path());
+            let mut sent_auth = false;
             if let Some(a) = auth {
-                if origin::same_origin(request.url(), &self.base_url) {
+                if origin::same_origin(request.url(), &self.base().1) {
                     request.headers_mut().insert(AUTHORIZATION, a);
+                    sent_auth = true;
                 }
             }
             let replayable = request.try_clone().is_some();
@@ -474,7 +521,26 @@ impl Client {
                 started.elapsed().as_millis()
             ));
             let st = resp.status();
-            if st == StatusCode::UNAUTHORIZED && !fresh && matches!(self.challenge, Challenge::Bearer { .. }) {
+            // A 401 to a request sent without credentials: answer the
+            // challenge (learnt from this answer, or from another request's
+            // side by side) once.
+            if !sent_auth {
+                self.learn_challenge(&resp);
+            }
+            if !sent_auth && !answered && st == StatusCode::UNAUTHORIZED {
+                let can_answer = self.found.is_some() || matches!(self.challenge(), Some(Challenge::Bearer { .. }));
+                if can_answer {
+                    answered = true;
+                    if !replayable {
+                        return Err(Failure::transient(
+                            Error::source(format!("{}: {what}: 401 Unauthorized; authenticating", self.host)),
+                            None,
+                        ));
+                    }
+                    continue;
+                }
+            }
+            if st == StatusCode::UNAUTHORIZED && !fresh && matches!(self.challenge(), Some(Challenge::Bearer { .. })) {
                 if !replayable {
                     // The body (an upload's stream) is spent: drop the token
                     // and have the caller send the request again, body and all.
@@ -499,6 +565,87 @@ impl Client {
         }
     }
 
+    /// Points a request built for `https://HOST` at plain HTTP once that
+    /// was found to be the registry's scheme.
+    fn rebase(&self, request: &mut reqwest::Request) {
+        if self.scheme.load(Ordering::Acquire) == SCHEME_PLAIN && origin::same_origin(request.url(), &self.https.1) {
+            let _ = request.url_mut().set_scheme("http");
+        }
+    }
+
+    /// Sends a request to the registry while its scheme is not known yet:
+    /// HTTPS first, then — for loopback and `--insecure-registry` hosts —
+    /// the same request over plain HTTP when HTTPS got no answer. The first
+    /// answer fixes the scheme for every later request. A request that
+    /// cannot be sent twice (an upload) learns the scheme from a
+    /// `GET /v2/` first.
+    async fn probe(
+        &self,
+        request: reqwest::Request,
+        what: &str,
+    ) -> std::result::Result<(Response, Option<reqwest::Request>), Failure> {
+        let Some(mut again) = request.try_clone() else {
+            let (base, _) = match ping(&self.http, &self.https.0, &self.opts).await {
+                Ok(r) => (SCHEME_HTTPS, r),
+                Err(Ping::Failed(tls_err)) if self.plain_ok => {
+                    match ping(&self.http, &self.plain.0, &self.opts).await {
+                        Ok(r) if r.status() == StatusCode::OK || r.status() == StatusCode::UNAUTHORIZED => {
+                            (SCHEME_PLAIN, r)
+                        }
+                        _ => return Err(Failure::fatal(tls_err)),
+                    }
+                }
+                Err(Ping::Failed(e) | Ping::Stalled(e)) => return Err(Failure::fatal(e)),
+            };
+            self.scheme.store(base, Ordering::Release);
+            let mut request = request;
+            self.rebase(&mut request);
+            return Ok((self.send_upload(request, what).await?, None));
+        };
+        let https_err = match self.waiting(what, self.http.execute(request)).await {
+            Ok(r) => {
+                self.scheme.store(SCHEME_HTTPS, Ordering::Release);
+                return Ok((r, Some(again)));
+            }
+            Err(e) if e.is_timeout() || !self.plain_ok => {
+                return Err(Failure::fatal(ping_error(&self.host, &e, &self.opts)))
+            }
+            Err(e) => e,
+        };
+        crate::progress::debug(&format!("{}: HTTPS failed ({}); trying plain HTTP", self.host, root_cause(&https_err)));
+        let _ = again.url_mut().set_scheme("http");
+        let replay = again.try_clone();
+        match self.waiting(what, self.http.execute(again)).await {
+            // A TLS port answers plain HTTP with a bare 400 ("Client sent an
+            // HTTP request to an HTTPS server"); a registry's own 400 carries
+            // its API version header.
+            Ok(r)
+                if r.status() == StatusCode::BAD_REQUEST
+                    && !r.headers().contains_key("docker-distribution-api-version") =>
+            {
+                Err(Failure::fatal(ping_error(&self.host, &https_err, &self.opts)))
+            }
+            Ok(r) => {
+                self.scheme.store(SCHEME_PLAIN, Ordering::Release);
+                Ok((r, replay))
+            }
+            Err(e) if e.is_timeout() => Err(Failure::fatal(self.stalled(what))),
+            Err(_) => Err(Failure::fatal(ping_error(&self.host, &https_err, &self.opts))),
+        }
+    }
+
+    /// Sends an upload (no read timeout: its stalls are watched here).
+    async fn send_upload(&self, request: reqwest::Request, what: &str) -> std::result::Result<Response, Failure> {
+        match self.watch_upload(what, self.upload_http().map_err(Failure::fatal)?.execute(request)).await {
+            Some(Ok(r)) => Ok(r),
+            Some(Err(e)) => {
+                crate::progress::debug(&format!("{}: {what} failed: {}", self.host, root_cause(&e)));
+                Err(self.send_failure(&e, what))
+            }
+            None => Err(Failure::fatal(self.stalled(what))),
+        }
+    }
+
     /// The client for uploads, made on first use.
     fn upload_http(&self) -> Result<&reqwest::Client> {
         if let Some(c) = self.http_upload.get() {
@@ -514,51 +661,70 @@ impl Client {
     /// upload) is not redirected.
     async fn execute(&self, mut request: reqwest::Request, what: &str) -> std::result::Result<Response, Failure> {
         for _ in 0..=origin::MAX_REDIRECTS {
+            if self.scheme.load(Ordering::Acquire) == SCHEME_UNKNOWN
+                && origin::same_origin(request.url(), &self.https.1)
+            {
+                let _probing = self.probing.lock().await;
+                if self.scheme.load(Ordering::Acquire) == SCHEME_UNKNOWN {
+                    let (resp, again) = self.probe(request, what).await?;
+                    request = match self.redirected(resp, again, what)? {
+                        Next::Answer(resp) => return Ok(resp),
+                        Next::Follow(next) => next,
+                    };
+                    continue;
+                }
+            }
+            self.rebase(&mut request);
             let again = request.try_clone();
-            let sent = match &again {
-                Some(_) => self.waiting(what, self.http.execute(request)).await,
-                None => {
-                    match self.watch_upload(what, self.upload_http().map_err(Failure::fatal)?.execute(request)).await {
-                        Some(r) => r,
-                        None => return Err(Failure::fatal(self.stalled(what))),
+            let resp = match &again {
+                Some(_) => match self.waiting(what, self.http.execute(request)).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        crate::progress::debug(&format!("{}: {what} failed: {}", self.host, root_cause(&e)));
+                        return Err(self.send_failure(&e, what));
                     }
-                }
+                },
+                None => self.send_upload(request, what).await?,
             };
-            let resp = match sent {
-                Ok(r) => r,
-                Err(e) => {
-                    crate::progress::debug(&format!("{}: {what} failed: {}", self.host, root_cause(&e)));
-                    return Err(self.send_failure(&e, what));
-                }
+            request = match self.redirected(resp, again, what)? {
+                Next::Answer(resp) => return Ok(resp),
+                Next::Follow(next) => next,
             };
-            let st = resp.status().as_u16();
-            let location = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok());
-            let (true, Some(location)) = (matches!(st, 301 | 302 | 303 | 307 | 308), location) else {
-                return Ok(resp);
-            };
-            let fail = |m: String| Failure::fatal(Error::source(format!("{}: {what}: {m}", self.host)));
-            let next = origin::follow(resp.url(), location).map_err(fail)?;
-            let Some(mut r) = again else {
-                return Err(fail(format!(
-                    "redirected to {}; an upload cannot follow a redirect",
-                    origin::shown(&next)
-                )));
-            };
-            if !origin::same_origin(&next, &self.base_url) {
-                r.headers_mut().remove(AUTHORIZATION);
-            }
-            if st == 303 || (matches!(st, 301 | 302) && r.method() == Method::POST) {
-                *r.method_mut() = Method::GET;
-                *r.body_mut() = None;
-            }
-            *r.url_mut() = next;
-            request = r;
         }
         Err(Failure::fatal(Error::source(format!(
             "{}: {what}: more than {} redirects; refusing to follow",
             self.host,
             origin::MAX_REDIRECTS
         ))))
+    }
+
+    /// The response itself, or the request a redirect asks for: `again` is
+    /// the request sent, when it can be sent again.
+    fn redirected(
+        &self,
+        resp: Response,
+        again: Option<reqwest::Request>,
+        what: &str,
+    ) -> std::result::Result<Next, Failure> {
+        let st = resp.status().as_u16();
+        let location = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok());
+        let (true, Some(location)) = (matches!(st, 301 | 302 | 303 | 307 | 308), location) else {
+            return Ok(Next::Answer(resp));
+        };
+        let fail = |m: String| Failure::fatal(Error::source(format!("{}: {what}: {m}", self.host)));
+        let next = origin::follow(resp.url(), location).map_err(fail)?;
+        let Some(mut r) = again else {
+            return Err(fail(format!("redirected to {}; an upload cannot follow a redirect", origin::shown(&next))));
+        };
+        if !origin::same_origin(&next, &self.base().1) {
+            r.headers_mut().remove(AUTHORIZATION);
+        }
+        if st == 303 || (matches!(st, 301 | 302) && r.method() == Method::POST) {
+            *r.method_mut() = Method::GET;
+            *r.body_mut() = None;
+        }
+        *r.url_mut() = next;
+        Ok(Next::Follow(r))
     }
 
     /// The failure for a request that got no response: a stall is final,
@@ -612,6 +778,12 @@ fn http_client(host: &str, opts: &Options, plain_ok: bool, read_timeout: bool) -
         }
     }
     b.build()
+}
+
+/// What an answer leads to: itself, or the request a redirect asks for.
+enum Next {
+    Answer(Response),
+    Follow(reqwest::Request),
 }
 
 /// Why `GET /v2/` got no usable answer.

@@ -7,6 +7,7 @@ use super::{pull, push};
 use crate::error::{Error, Result};
 use crate::reference::{Location, Reference};
 use crate::transport::daemon::ViaDaemon;
+use crate::transport::destination::Early;
 use crate::transport::{Base, Connections, Destination, Opening, Transport, Via};
 
 /// A `docker://` location: a repository (and tag or digest) in a registry.
@@ -37,7 +38,7 @@ impl Transport for Repository<'_> {
             return Ok(Box::new(ViaDaemon::new(daemon, r, opening.platforms.to_vec(), opening.daemon_hints.to_vec())));
         }
         let registries = opening.connections.registries.clone();
-        Ok(Box::new(RegistryDestination::new(registries, r, opening.force).knowing_empty(opening.known_empty)))
+        Ok(Box::new(RegistryDestination::new(registries, r, opening.force).knowing(opening.early.clone())))
     }
 
     fn through_daemon(&self, via: Via) -> bool {
@@ -61,7 +62,7 @@ impl Transport for Repository<'_> {
         self.reference.is_public(extra).then(|| self.reference.registry.clone())
     }
 
-    fn ask_empty(&self, connections: &Connections, via: Via) -> Option<bool> {
-        (via == Via::Registry).then(|| push::repository_is_empty(&connections.registries, self.reference))
+    fn ask_early(&self, connections: &Connections, via: Via) -> Option<Early> {
+        (via == Via::Registry).then(|| push::ask_early(&connections.registries, self.reference))
     }
 }

@@ -61,7 +61,7 @@ impl Registries {
         if let Some(c) = map.get(host) {
             return Ok(c.clone());
         }
-        let c = Arc::new(Client::connect(host, &self.opts).await?);
+        let c = Arc::new(Client::connect(host, &self.opts)?);
         map.insert(host.to_string(), c.clone());
         Ok(c)
     }

@@ -30,16 +30,21 @@ async fn read_base_async(location: &Location, r: &Reference, registries: &Arc<Re
     let (images, multi) = if top.media_type == media::OCI_INDEX || top.media_type == media::DOCKER_LIST {
         let idx: Index =
             serde_json::from_slice(&top.bytes).map_err(|e| Error::source(format!("{shown}: invalid index: {e}")))?;
-        let mut images = Vec::new();
-        for m in idx.manifests.iter().filter(|m| !m.is_attestation()) {
-            if MediaFamily::of(&m.media_type) != Some(family) {
-                return Err(Error::source(format!("{shown}: index mixes media types ({})", m.media_type)));
-            }
-            let child = client.get_manifest(&r.repository, &m.digest.to_string()).await?.ok_or_else(|| {
-                Error::source(format!("{shown}: index lists {} but the registry does not have it", m.digest))
-            })?;
-            images.push(image(&shown, &client, &r.repository, &repo, child, m.platform.clone()).await?);
+        let listed: Vec<_> = idx.manifests.iter().filter(|m| !m.is_attestation()).collect();
+        if let Some(m) = listed.iter().find(|m| MediaFamily::of(&m.media_type) != Some(family)) {
+            return Err(Error::source(format!("{shown}: index mixes media types ({})", m.media_type)));
         }
+        // Every platform's manifest and config are asked at once.
+        let images = futures_util::future::try_join_all(listed.into_iter().map(|m| {
+            let (client, repo, shown) = (&client, &repo, &shown);
+            async move {
+                let child = client.get_manifest(&r.repository, &m.digest.to_string()).await?.ok_or_else(|| {
+                    Error::source(format!("{shown}: index lists {} but the registry does not have it", m.digest))
+                })?;
+                image(shown, client, &r.repository, repo, child, m.platform.clone()).await
+            }
+        }))
+        .await?;
         if images.is_empty() {
             return Err(Error::source(format!("{shown}: the index lists no images")));
         }

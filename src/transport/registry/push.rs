@@ -15,19 +15,23 @@ use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use reqwest::{Body, Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::{blob_stream, runtime, Client, Registries, RemoteRepo};
+use super::{blob_stream, runtime, Client, RawManifest, Registries, RemoteRepo};
 use crate::digest::Digest;
 use crate::error::{Cause, Error, Result};
 use crate::image::mutate::multi_platform_content_digest;
 use crate::image::{media, Blob, BlobData, ImageSet, Index, Manifest, MediaFamily, Platform};
 use crate::net::Failure;
 use crate::reference::Reference;
+use crate::transport::destination::Early;
 
 /// The smallest upload chunk (`--chunk-size`): smaller ones would make a
 /// request per few bytes.
 pub const MIN_CHUNK_SIZE: u64 = 64 << 10;
 /// The largest `--chunk-size` (a chunk is held in memory).
 pub const MAX_CHUNK_SIZE: u64 = 1 << 30;
+
+/// Blob existence checks (HEADs) sent side by side at most.
+const CHECKS_AT_ONCE: usize = 8;
 
 /// What a tag currently names in a registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,14 +44,116 @@ pub enum TagState {
     Different(Digest),
 }
 
-/// Checks what `tag` in `target`'s repository names, compared by content digest.
-pub fn tag_state(registries: &Arc<Registries>, target: &Reference, tag: &str, content: &Digest) -> Result<TagState> {
+/// What the content tag `tag` in `target`'s repository names (compared by
+/// content digest, with the manifest it names), and what each of `others`
+/// names (its manifest digest; `None` when absent) — asked at once.
+pub fn tag_states(
+    registries: &Arc<Registries>,
+    target: &Reference,
+    tag: &str,
+    content: &Digest,
+    others: &[String],
+) -> Result<(TagState, Option<RawManifest>, Vec<Option<Digest>>)> {
     runtime().block_on(async {
         let client = registries.client(&target.registry).await?;
-        let Some(top) = client.get_manifest(&target.repository, tag).await? else { return Ok(TagState::Absent) };
-        let found = content_digest_of(&client, &target.repository, &top.bytes, &top.media_type).await?;
-        Ok(if found.as_ref() == Some(content) { TagState::Same(top.digest) } else { TagState::Different(top.digest) })
+        let repo = &target.repository;
+        let state = async {
+            let Some(top) = client.get_manifest(repo, tag).await? else { return Ok((TagState::Absent, None)) };
+            let found = content_digest_of(&client, repo, &top.bytes, &top.media_type).await?;
+            let state = if found.as_ref() == Some(content) {
+                TagState::Same(top.digest)
+            } else {
+                TagState::Different(top.digest)
+            };
+            Ok::<_, Error>((state, Some(top)))
+        };
+        let named = futures_util::future::try_join_all(
+            others.iter().map(|t| async { Ok::<_, Error>(client.get_manifest(repo, t).await?.map(|m| m.digest)) }),
+        );
+        let ((state, top), named) = futures_util::future::try_join(state, named).await?;
+        Ok((state, top, named))
     })
+}
+
+/// Points each of `tags` at the manifest `top` (its bytes and media type),
+/// all at once.
+pub fn set_tags(registries: &Arc<Registries>, target: &Reference, top: &RawManifest, tags: &[String]) -> Result<()> {
+    if tags.is_empty() {
+        return Ok(());
+    }
+    runtime().block_on(async {
+        let client = registries.client(&target.registry).await?;
+        futures_util::future::try_join_all(
+            tags.iter().map(|t| client.put_manifest(&target.repository, t, &top.bytes, &top.media_type)),
+        )
+        .await?;
+        Ok(())
+    })
+}
+
+/// What `target`'s repository answers before anything is built: the image
+/// its tag names (its manifest digest, and the gzip layer blobs it holds by
+/// diff_id, read from its configs), or — when the tag names nothing —
+/// whether the repository lists no tag at all. Any failure says nothing is
+/// known (and not empty).
+pub fn ask_early(registries: &Arc<Registries>, target: &Reference) -> Early {
+    runtime().block_on(async {
+        let Ok(client) = registries.client(&target.registry).await else { return Early::default() };
+        let repo = &target.repository;
+        if let Some(tag) = &target.tag {
+            match client.get_manifest(repo, tag).await {
+                Ok(Some(m)) => {
+                    let mut early = Early { empty: false, ..Early::default() };
+                    early.tags.insert(tag.clone(), Some(m.digest));
+                    early.layers = known_layers(&client, repo, &m).await;
+                    return early;
+                }
+                Ok(None) => {
+                    let empty = client.has_no_tags(repo).await.unwrap_or(false);
+                    let tags = [(tag.clone(), None)].into();
+                    return Early { empty, tags, ..Early::default() };
+                }
+                Err(_) => return Early::default(),
+            }
+        }
+        Early { empty: client.has_no_tags(repo).await.unwrap_or(false), ..Early::default() }
+    })
+}
+
+/// The gzip layers of the image (or every image of the index) `top`, by
+/// diff_id: their blob digest and size, from each manifest's layers beside
+/// its config's diff_ids. Whatever cannot be read is left out.
+async fn known_layers(client: &Client, repo: &str, top: &RawManifest) -> HashMap<Digest, (Digest, u64)> {
+    let manifests: Vec<Manifest> = if top.media_type == media::OCI_INDEX || top.media_type == media::DOCKER_LIST {
+        let Ok(idx) = serde_json::from_slice::<Index>(&top.bytes) else { return HashMap::new() };
+        let children = idx.manifests.iter().filter(|m| !m.is_attestation()).map(|m| async move {
+            let child = client.get_manifest(repo, &m.digest.to_string()).await.ok().flatten()?;
+            serde_json::from_slice::<Manifest>(&child.bytes).ok()
+        });
+        futures_util::future::join_all(children).await.into_iter().flatten().collect()
+    } else {
+        serde_json::from_slice::<Manifest>(&top.bytes).ok().into_iter().collect()
+    };
+    let configs = futures_util::future::join_all(manifests.iter().map(|m| async move {
+        let bytes = client.get_small_blob(repo, &m.config).await.ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        v["rootfs"]["diff_ids"]
+            .as_array()?
+            .iter()
+            .map(|d| d.as_str().and_then(|d| d.parse::<Digest>().ok()))
+            .collect::<Option<Vec<Digest>>>()
+    }))
+    .await;
+    let mut known = HashMap::new();
+    for (m, ids) in manifests.iter().zip(configs) {
+        let Some(ids) = ids.filter(|ids| ids.len() == m.layers.len()) else { continue };
+        for (l, id) in m.layers.iter().zip(ids) {
+            if crate::image::layer_is_gzip(&l.media_type) == Some(true) {
+                known.insert(id, (l.digest, l.size));
+            }
+        }
+    }
+    known
 }
 
 /// The content digest (see [`crate::image::mutate::content_digest`]) of a manifest or index in a registry.
@@ -111,20 +217,14 @@ pub struct Pushed {
     pub summary: String,
 }
 
-/// Whether `target`'s repository has blob `digest` (a HEAD).
-pub fn blob_present(registries: &Arc<Registries>, target: &Reference, digest: &Digest) -> Result<bool> {
+/// Whether `target`'s repository has each of `digests` (HEADs, side by side).
+pub fn blobs_present(registries: &Arc<Registries>, target: &Reference, digests: &[Digest]) -> Result<Vec<bool>> {
     runtime().block_on(async {
         let client = registries.client(&target.registry).await?;
-        client.blob_exists(&target.repository, digest, true).await
-    })
-}
-
-/// Whether `target`'s repository certainly has no tag: it is unknown to
-/// the registry, or lists none. Any failure says no.
-pub fn repository_is_empty(registries: &Arc<Registries>, target: &Reference) -> bool {
-    runtime().block_on(async {
-        let Ok(client) = registries.client(&target.registry).await else { return false };
-        client.has_no_tags(&target.repository).await.unwrap_or(false)
+        stream::iter(digests.iter().map(|d| client.blob_exists(&target.repository, d, true)))
+            .buffered(CHECKS_AT_ONCE)
+            .try_collect()
+            .await
     })
 }
 
@@ -198,17 +298,37 @@ fn push_started(
     let (outcomes, client) = runtime().block_on(async {
         let client = registries.client(&target.registry).await?;
         let repo = target.repository.clone();
-        let results: Vec<Result<(Digest, BlobOutcome)>> = stream::iter(blobs.iter().cloned())
-            .map(|b| {
+        // Every blob not already on its way is asked about at once; only
+        // the missing ones then take an upload slot.
+        let early: Vec<_> = blobs.iter().map(|b| started.tasks.remove(&b.desc.digest)).collect();
+        let present: Vec<bool> = stream::iter(blobs.iter().zip(&early))
+            .map(|(b, e)| {
+                let (client, repo) = (client.clone(), repo.clone());
+                async move {
+                    match e {
+                        Some(_) => Ok(false),
+                        None => client.blob_exists(&repo, &b.desc.digest, true).await,
+                    }
+                }
+            })
+            .buffered(CHECKS_AT_ONCE)
+            .try_collect()
+            .await?;
+        let results: Vec<Result<(Digest, BlobOutcome)>> = stream::iter(blobs.iter().cloned().zip(early).zip(present))
+            .map(|((b, early), present)| {
                 let client = client.clone();
                 let repo = repo.clone();
-                let early = started.tasks.remove(&b.desc.digest);
                 async move {
                     let outcome = match early {
                         Some(task) => task.await.map_err(|e| {
                             Error::source(format!("upload of {} stopped: {e}", b.desc.digest.short(12)))
                         })?,
-                        None => push_blob(registries, &client, &repo, &b).await,
+                        None if present => {
+                            let short = b.desc.digest.short(12);
+                            crate::progress::detail(&format!("{}/{repo}: {short} already there", client.host));
+                            Ok(BlobOutcome::Present)
+                        }
+                        None => place_blob(registries, &client, &repo, &b).await,
                     };
                     outcome.map(|o| (b.desc.digest, o))
                 }
@@ -260,6 +380,13 @@ async fn push_blob(registries: &Registries, client: &Arc<Client>, repo: &str, bl
         crate::progress::detail(&format!("{}/{repo}: {short} already there", client.host));
         return Ok(BlobOutcome::Present);
     }
+    place_blob(registries, client, repo, blob).await
+}
+
+/// Gets a blob that `repo` lacks into it: mount (when the blob is in
+/// another repository of the same registry), else upload.
+async fn place_blob(registries: &Registries, client: &Arc<Client>, repo: &str, blob: &Blob) -> Result<BlobOutcome> {
+    let short = blob.desc.digest.short(12);
     if let Some(src) = blob.mount_source() {
         if src.registry == client.host
             && src.repository != repo
@@ -485,35 +612,6 @@ fn location(client: &Client, resp: &reqwest::Response) -> std::result::Result<St
 fn with_digest(location: &str, digest: &Digest) -> String {
     let sep = if location.contains('?') { '&' } else { '?' };
     format!("{location}{sep}digest={digest}")
-}
-
-/// Points each of `tags` in `target`'s repository at the manifest `digest`,
-/// skipping tags that already do. Returns how many tags moved.
-pub fn retag_missing(
-    registries: &Arc<Registries>,
-    target: &Reference,
-    digest: &Digest,
-    tags: &[String],
-) -> Result<usize> {
-    if tags.is_empty() {
-        return Ok(0);
-    }
-    runtime().block_on(async {
-        let client = registries.client(&target.registry).await?;
-        let m = client
-            .get_manifest(&target.repository, &digest.to_string())
-            .await?
-            .ok_or_else(|| Error::source(format!("{}@{digest}: vanished from the registry", target.name())))?;
-        let mut moved = 0;
-        for t in tags {
-            let current = client.get_manifest(&target.repository, t).await?;
-            if current.map(|c| c.digest) != Some(*digest) {
-                client.put_manifest(&target.repository, t, &m.bytes, &m.media_type).await?;
-                moved += 1;
-            }
-        }
-        Ok(moved)
-    })
 }
 
 /// Adds `tags` (in `src`'s repository) to the image `src` names, without
