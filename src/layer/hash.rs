@@ -74,6 +74,7 @@ pub(super) mod tests {
             owned_root: "/".into(),
             file_mode: None,
             group_like_owner: false,
+            base_folders: Default::default(),
         };
         let mut s = LayerSpec::new(name, 1);
         for (rel, size) in files {

@@ -28,7 +28,7 @@ use crate::error::{io_reason, Error, Result};
 pub use walk::{read_heads, walk, walk_filtered, Head, SourceEntry, SourceKind};
 
 /// Numeric owner of the files in a layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Owner {
     /// User id.
     pub uid: u32,
@@ -89,6 +89,11 @@ pub struct Placement {
     /// Give the group the owner's permissions (0644 → 0664, 0755 → 0775) on
     /// every entry `owner` owns, for an arbitrary UID running with group 0.
     pub group_like_owner: bool,
+    /// Mode and owner of folders the image below already has (paths relative
+    /// to `/`): a parent folder re-added here keeps them (made group 0 with
+    /// the owner's permissions at or below `owned_root` when
+    /// `group_like_owner`), instead of becoming a 0755 folder.
+    pub base_folders: std::collections::BTreeMap<String, (u32, Owner)>,
 }
 
 impl Placement {
@@ -277,8 +282,14 @@ impl LayerSpec {
                 let abs = format!("/{path}");
                 let root = placement.owned_root.trim_end_matches('/');
                 let owned = abs == root || abs.starts_with(&format!("{root}/"));
-                let (owner, mode) =
-                    if owned { (placement.owner, placement.mode(0o755)) } else { (Owner { uid: 0, gid: 0 }, 0o755) };
+                let (owner, mode) = match placement.base_folders.get(path) {
+                    Some(&(mode, owner)) if owned && placement.group_like_owner => {
+                        (Owner { uid: owner.uid, gid: 0 }, group_like_owner(mode))
+                    }
+                    Some(&(mode, owner)) => (owner, mode),
+                    None if owned => (placement.owner, placement.mode(0o755)),
+                    None => (Owner { uid: 0, gid: 0 }, 0o755),
+                };
                 self.entries.insert(path.to_string(), LayerEntry { kind: EntryKind::Dir, mode, owner, key: None });
                 Ok(())
             }
@@ -649,7 +660,27 @@ mod tests {
             owned_root: "/opt".into(),
             file_mode: None,
             group_like_owner: false,
+            base_folders: Default::default(),
         }
+    }
+
+    #[test]
+    fn parents_the_base_has_keep_its_mode_and_owner() {
+        let mut p = placement();
+        p.owned_root = "/home/u".into();
+        p.base_folders.insert("home".into(), (0o755, Owner { uid: 0, gid: 0 }));
+        p.base_folders.insert("home/u".into(), (0o750, Owner { uid: 7, gid: 9 }));
+        let mut spec = LayerSpec::new("t", 1);
+        spec.add("/home/u/app/x.jar".into(), &file(1, "x.jar".into()), &p).unwrap();
+        let meta = |s: &LayerSpec, path: &str| s.entries.get(path).map(|e| (e.mode, e.owner));
+        assert_eq!(meta(&spec, "home"), Some((0o755, Owner { uid: 0, gid: 0 })));
+        assert_eq!(meta(&spec, "home/u"), Some((0o750, Owner { uid: 7, gid: 9 })));
+        assert_eq!(meta(&spec, "home/u/app"), Some((0o755, Owner { uid: 7, gid: 7 })));
+        p.group_like_owner = true;
+        let mut spec = LayerSpec::new("t", 1);
+        spec.add("/home/u/app/x.jar".into(), &file(1, "x.jar".into()), &p).unwrap();
+        assert_eq!(meta(&spec, "home"), Some((0o755, Owner { uid: 0, gid: 0 })));
+        assert_eq!(meta(&spec, "home/u"), Some((0o770, Owner { uid: 7, gid: 0 })));
     }
 
     /// Where item `e` goes: folder by folder, except that every third

@@ -8,6 +8,9 @@
 //! again only when a step needs its entries (to hash or produce its bytes),
 //! and its fingerprint must then be the memo's.
 //!
+//! The facts memo keeps what detecting a base's facts read from its layers
+//! (its `/etc/passwd`, its folders), under the base config's digest.
+//!
 //! The memo is trusted exactly as far as the cache's other entries are: a
 //! note is saved only once every file it covers has settled (git's racy
 //! rule), and whoever produces bytes checks them.
@@ -20,7 +23,7 @@ use crate::cache::{Cache, StatKey};
 use crate::config::LayerKind;
 use crate::digest::{Blocks, Digest};
 use crate::inputs::FolderPrint;
-use crate::layer::LayerSpec;
+use crate::layer::{LayerSpec, Owner};
 use crate::wso2::Facts;
 
 /// What the pipeline knows of a customer layer before its bytes are read.
@@ -150,6 +153,34 @@ pub(super) fn get(cache: &Cache, key: &Digest) -> Option<Vec<Summary>> {
 pub(super) fn put(cache: &Cache, key: Digest, layers: &[Summary], print: &FolderPrint) {
     if let Ok(text) = serde_json::to_string(layers) {
         cache.put_note(key, text, print.settled_after);
+    }
+}
+
+/// Version of the facts memo's key; a change makes every entry a miss.
+const FACTS_FORMAT: &[u8] = b"wso2img facts memo 1";
+
+/// The key the facts of a base image are remembered under: its exact config
+/// (which names every layer by digest), the `owner` setting and this
+/// program's build; `None` when this program cannot tell its own build.
+pub(super) fn facts_key(config: &[u8], owner: Option<Owner>) -> Option<Digest> {
+    let mut h = Blocks::new();
+    h.field(FACTS_FORMAT);
+    h.field(build_id()?);
+    h.field(Digest::of(config).bytes());
+    h.field(&serde_json::to_vec(&owner).unwrap_or_default());
+    Some(h.finish())
+}
+
+/// The facts remembered under `key`.
+pub(super) fn facts(cache: &Cache, key: &Digest) -> Option<Facts> {
+    serde_json::from_str(&cache.note(key)?).ok()
+}
+
+/// Remembers `facts` under `key`. They come from the base's content alone,
+/// which its config pins: nothing can be racy.
+pub(super) fn put_facts(cache: &Cache, key: Digest, facts: &Facts) {
+    if let Ok(text) = serde_json::to_string(facts) {
+        cache.put_note(key, text, 0);
     }
 }
 

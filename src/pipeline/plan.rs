@@ -202,7 +202,7 @@ pub(super) fn plan(opts: &Options, config: &Config, bases: &Bases, inputs: &Inpu
             let facts = match facts_of.get(&(bi, i)) {
                 Some(f) => f.clone(),
                 None => {
-                    let f = detect(config, base, img, variant.filter(|_| bi != 0), owner, arbitrary)?;
+                    let f = detect(config, base, img, variant.filter(|_| bi != 0), owner, arbitrary, cache)?;
                     facts_of.insert((bi, i), f.clone());
                     f
                 }
@@ -241,12 +241,7 @@ pub(super) fn plan(opts: &Options, config: &Config, bases: &Bases, inputs: &Inpu
             if let Some(v) = variant {
                 let own = walk.map_or(&[][..], |(_, (w, _))| w.as_slice());
                 let folders = profile::Folders { main: &walks.main, own };
-                let placement = Placement {
-                    owner: facts.owner,
-                    owned_root: facts.user_home.clone(),
-                    file_mode: None,
-                    group_like_owner: arbitrary,
-                };
+                let placement = placement(&facts, None, arbitrary);
                 if let Some(spec) = profile::layer(v, &facts, &folders, &placement, mtime)? {
                     take((vec![Planned::full(spec)], None), &mut ids, None);
                 }
@@ -363,12 +358,7 @@ impl Planning<'_> {
 
     fn layer_spec(&self, src: &LayerSource, name: &str, entries: &[&SourceEntry]) -> Result<LayerSpec> {
         let (kind, label, facts) = (src.kind, src.label.as_str(), self.facts);
-        let placement = Placement {
-            owner: facts.owner,
-            owned_root: facts.user_home.clone(),
-            file_mode: (kind == LayerKind::Keystores).then_some(0o640),
-            group_like_owner: self.arbitrary,
-        };
+        let placement = placement(facts, (kind == LayerKind::Keystores).then_some(0o640), self.arbitrary);
         let root = match kind {
             LayerKind::Overlays => facts.product_home.clone(),
             k => format!("{}/{}", facts.product_home, wso2::kind_root(k)),
@@ -424,12 +414,7 @@ impl Trusting<'_> {
         if !local.exists() {
             std::fs::write(&local, &merged.bytes).map_err(|e| Error::io("writing the merged truststore", &local, e))?;
         }
-        let placement = Placement {
-            owner: facts.owner,
-            owned_root: facts.user_home.clone(),
-            file_mode: merged.private_key.then_some(0o640),
-            group_like_owner: self.arbitrary,
-        };
+        let placement = placement(facts, merged.private_key.then_some(0o640), self.arbitrary);
         let entry = SourceEntry {
             rel: truststore::FILE.to_string(),
             path: local,
@@ -476,7 +461,8 @@ impl Trusting<'_> {
     }
 }
 
-/// What one platform of a base holds; a variant's own base that is not WSO2
+/// What one platform of a base holds, from the facts memo when this build
+/// of the program detected it before; a variant's own base that is not WSO2
 /// API Manager is a configuration error (exit 2).
 fn detect(
     config: &Config,
@@ -485,8 +471,15 @@ fn detect(
     variant: Option<&VariantSection>,
     owner: Option<layer::Owner>,
     arbitrary: bool,
+    cache: &Cache,
 ) -> Result<Facts> {
-    let mut facts = wso2::detect(&img.config_json, owner, &mut transport::LayerFs(img)).map_err(|e| match variant {
+    let key = memo::facts_key(&img.config, owner);
+    let known = key.as_ref().and_then(|k| memo::facts(cache, k));
+    let found = match known {
+        Some(f) => Ok(f),
+        None => wso2::detect(&img.config_json, owner, &mut transport::LayerFs(img)),
+    };
+    let mut facts = found.map_err(|e| match variant {
         Some(v) => Error::config(format!(
             "{}: [[variant]] {}: base {} is not a WSO2 API Manager image ({}); name a wso2am, wso2am-acp, wso2am-tm or wso2am-universal-gw image",
             config.path.display(),
@@ -496,10 +489,27 @@ fn detect(
         )),
         None => e.context(format!("{} ({})", base.location, img.platform)),
     })?;
+    if let (Some(k), None) = (key, &known) {
+        memo::put_facts(cache, k, &facts);
+    }
     if arbitrary {
         facts.owner.gid = 0;
     }
     Ok(facts)
+}
+
+/// Where a layer on a base with `facts` puts files: owned by the runtime
+/// user at and below its home, with `file_mode` for every file (`None`: 0644
+/// or 0755), group permissions like the owner's for an arbitrary UID, parent
+/// folders the base has as the base has them.
+fn placement(facts: &Facts, file_mode: Option<u32>, group_like_owner: bool) -> Placement {
+    Placement {
+        owner: facts.owner,
+        owned_root: facts.user_home.clone(),
+        file_mode,
+        group_like_owner,
+        base_folders: facts.folders.clone(),
+    }
 }
 
 /// The `arbitrary-uid` layer: the folders the product writes at run time,
@@ -528,8 +538,7 @@ fn runtime_layer(facts: &Facts, img: &transport::BaseImage, mtime: u64, into: &P
         let (mode, owner) = d.meta.map_or((0o755, facts.owner), |(m, o)| (m, group_0(o)));
         spec.set_dir(&d.path, layer::group_like_owner(mode), owner)?;
     }
-    let mut placement =
-        Placement { owner: facts.owner, owned_root: facts.user_home.clone(), file_mode: None, group_like_owner: true };
+    let mut placement = placement(facts, None, true);
     for f in &files {
         let entry = SourceEntry {
             rel: f.path.clone(),

@@ -86,7 +86,13 @@ impl Signing<'_> {
         let config_name = config.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let product = &self.plan.products[pi];
         let build = provenance::Build {
-            base: Material { name: base.name.clone(), uri: Some(base.location.to_string()), sha256: base.digest },
+            // A registry base by the reference the user wrote; a layout or
+            // archive by its name alone (its path is this machine's).
+            base: Material {
+                name: base.name.clone(),
+                uri: transport::of(&base.location).registry_reference().map(|_| base.location.to_string()),
+                sha256: base.digest,
+            },
             config: Material {
                 name: config_name.clone(),
                 uri: None,

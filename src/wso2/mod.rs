@@ -13,7 +13,7 @@ pub mod truststore;
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::LayerKind;
@@ -22,7 +22,7 @@ use crate::layer::Owner;
 
 /// Which WSO2 API Manager image a base is: the all-in-one image, or one of
 /// the distributed images of 4.5 and later.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ProductKind {
     /// `wso2/wso2am`: every component in one server (`wso2am-X.Y.Z`).
     #[serde(rename = "all-in-one")]
@@ -121,8 +121,8 @@ pub fn server_of(product_home: &str) -> Option<(ProductKind, &'static str, Strin
     })
 }
 
-/// Facts detected from a base image config (and, for a named user, its /etc/passwd).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Facts detected from a base image config and filesystem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Facts {
     /// Absolute product home, e.g. `/home/wso2carbon/wso2am-4.3.0`.
     pub product_home: String,
@@ -142,7 +142,17 @@ pub struct Facts {
     pub owner_from: String,
     /// The runtime user's home; folders at and below it belong to the owner.
     pub user_home: String,
+    /// Mode and owner of the base's folders from `/` down to the product
+    /// home and the user home, and up to [`FOLDER_DEPTH`] levels below the
+    /// product home (paths relative to `/`): a layer that re-adds one as the
+    /// parent of a customer file gives it what the base has, so the user
+    /// home keeps its 0750 or 0700.
+    pub folders: std::collections::BTreeMap<String, (u32, Owner)>,
 }
+
+/// How many levels below the product home [`Facts::folders`] reaches
+/// (`repository/deployment/server/webapps` is four).
+pub const FOLDER_DEPTH: usize = 4;
 
 /// The runtime user named by a config's `User` field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,8 +317,9 @@ fn is_under(path: &str, root: &str) -> bool {
     path.strip_prefix(root).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// Detects the facts of a base from its config, reading its filesystem
-/// through `fs` only when needed; `owner` is the config override.
+/// Detects the facts of a base from its config and its filesystem (read
+/// through `fs`: the folders of [`Facts::folders`], and `/etc/passwd` for a
+/// named user); `owner` is the config override.
 pub fn detect(config: &Value, owner_override: Option<Owner>, fs: &mut dyn BaseFs) -> Result<Facts> {
     let workdir = env(config, "WORKING_DIRECTORY")
         .or_else(|| config["config"]["WorkingDir"].as_str().filter(|s| !s.is_empty()).map(str::to_string));
@@ -395,7 +406,36 @@ pub fn detect(config: &Value, owner_override: Option<Owner>, fs: &mut dyn BaseFs
             (Owner { uid: entry.uid, gid }, "/etc/passwd".to_string(), entry.home)
         }
     };
-    Ok(Facts { product_home, version, kind, server, portals, user, owner, owner_from, user_home })
+    let folders = base_folders(&product_home, &user_home, fs)?;
+    Ok(Facts { product_home, version, kind, server, portals, user, owner, owner_from, user_home, folders })
+}
+
+/// The base folders [`Facts::folders`] holds, in one pass over the layers.
+fn base_folders(
+    product_home: &str,
+    user_home: &str,
+    fs: &mut dyn BaseFs,
+) -> Result<std::collections::BTreeMap<String, (u32, Owner)>> {
+    let home = product_home.trim_matches('/');
+    let mut exact = Vec::new();
+    for dir in [home, user_home.trim_matches('/')] {
+        let mut at = String::new();
+        for part in dir.split('/').filter(|p| !p.is_empty()) {
+            if !at.is_empty() {
+                at.push('/');
+            }
+            at.push_str(part);
+            exact.push(at.clone());
+        }
+    }
+    let depth = |p: &str| p.matches('/').count();
+    let deepest = depth(home) + FOLDER_DEPTH;
+    Ok(fs
+        .dirs_under(&[home.to_string()], &exact)?
+        .into_iter()
+        .filter(|d| depth(&d.path) <= deepest || exact.contains(&d.path))
+        .filter_map(|d| Some((d.path, d.meta?)))
+        .collect())
 }
 
 fn parent(p: &str) -> String {

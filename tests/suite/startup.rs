@@ -570,6 +570,7 @@ fn a_profile_variant_starts_with_the_customers_deployment_toml() {
     for (kind, version, profile) in [
         (ProductKind::AllInOne, "4.1.0", "gateway-worker"),
         (ProductKind::AllInOne, "4.4.0", "gateway-worker"),
+        (ProductKind::ControlPlane, "4.5.0", "key-manager"),
         (ProductKind::ControlPlane, "4.7.0", "key-manager"),
     ] {
         for arbitrary in [false, true] {
@@ -628,7 +629,6 @@ fn arbitrary_uid_images_start_under_a_random_uid() {
 }
 
 #[test]
-#[ignore = "pipeline: the customer layers re-add the user home and the product home as 0755 runtime-user folders; leaving them out is not enough (Docker creates a missing parent root-owned 0755 in the layer, which overlayfs then shows), they must carry the base's mode and owner"]
 fn the_user_home_keeps_its_mode() {
     if !runnable() {
         return;
