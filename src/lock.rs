@@ -10,6 +10,7 @@
 //! without writing. The file is TOML, sorted, with a fixed layout, so the
 //! same resolution always gives the same bytes.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -114,6 +115,11 @@ pub struct LockedPlatform {
     pub manifest_digest: Option<Digest>,
     /// Its config digest (the image ID).
     pub config_digest: Digest,
+    /// Mode and owner (`0750 10001:10001`) of the base folders a customer
+    /// layer may re-add as parents, read from its layers once and recorded
+    /// here so that a build with this lock needs no base layer to know them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub folders: BTreeMap<String, String>,
 }
 
 /// One base location and what it resolved to.
@@ -140,15 +146,20 @@ impl LockedBase {
                 platform: i.platform.to_string(),
                 manifest_digest: i.manifest_digest,
                 config_digest: Digest::of(&i.config),
+                folders: BTreeMap::new(),
             })
             .collect();
         platforms.sort_by(|a, b| a.platform.cmp(&b.platform).then(a.config_digest.cmp(&b.config_digest)));
         LockedBase { location: location.to_string(), digest: base.digest, platforms }
     }
 
-    /// Whether both resolved to the same images (the location text aside).
+    /// Whether both resolved to the same images (the location text and the
+    /// recorded folders aside).
     pub fn same_resolution(&self, other: &LockedBase) -> bool {
-        self.digest == other.digest && self.platforms == other.platforms
+        let images = |b: &LockedBase| -> Vec<(String, Option<Digest>, Digest)> {
+            b.platforms.iter().map(|p| (p.platform.clone(), p.manifest_digest, p.config_digest)).collect()
+        };
+        self.digest == other.digest && images(self) == images(other)
     }
 
     /// The one digest that names this resolution in messages: the top-level
@@ -257,6 +268,15 @@ impl Lockfile {
         })
     }
 
+    /// The base folders recorded for the image with config `config_digest`.
+    pub fn folders(&self, config_digest: &Digest) -> Option<&BTreeMap<String, String>> {
+        self.bases
+            .iter()
+            .flat_map(|b| &b.platforms)
+            .find(|p| p.config_digest == *config_digest && !p.folders.is_empty())
+            .map(|p| &p.folders)
+    }
+
     /// Records `entry`, replacing the entry of the same location (whose
     /// spelling is kept).
     pub fn set(&mut self, mut entry: LockedBase) {
@@ -284,6 +304,12 @@ impl Lockfile {
                     s += &format!("manifest_digest = \"{d}\"\n");
                 }
                 s += &format!("config_digest = \"{}\"\n", p.config_digest);
+                if !p.folders.is_empty() {
+                    s += "\n[base.platform.folders]\n";
+                    for (path, meta) in &p.folders {
+                        s += &format!("{} = {}\n", quote(path), quote(meta));
+                    }
+                }
             }
         }
         for j in &self.maven {
@@ -386,6 +412,45 @@ pub fn record_maven(config: &Config, pending: Option<Pending>, jars: Vec<LockedJ
     }
 }
 
+/// The lock a run reads: the pending refresh, else the file.
+pub fn current(config: &Config, pending: Option<&Pending>) -> Result<Lockfile> {
+    match pending {
+        Some(p) => Ok(p.lock.clone()),
+        None => Lockfile::load(&path_for(&config.path)),
+    }
+}
+
+/// Records base folders read from the layers (`learnt`: config digest and
+/// folders) on the lock's platforms with that config, in the pending
+/// refresh, making one when only they are new.
+pub fn record_folders(
+    config: &Config,
+    pending: Option<Pending>,
+    learnt: &[(Digest, BTreeMap<String, String>)],
+) -> Result<Option<Pending>> {
+    let (mut lock, message) = match pending {
+        Some(p) => (p.lock, Some(p.message)),
+        None => (Lockfile::load(&path_for(&config.path))?, None),
+    };
+    let mut changed = false;
+    for p in lock.bases.iter_mut().flat_map(|b| &mut b.platforms) {
+        if let Some((_, folders)) = learnt.iter().find(|(d, _)| *d == p.config_digest) {
+            if p.folders != *folders {
+                p.folders = folders.clone();
+                changed = true;
+            }
+        }
+    }
+    Ok(match message {
+        Some(message) => Some(Pending { lock, message }),
+        None if changed => {
+            let message = format!("{}: base folder modes recorded", lock.path.display());
+            Some(Pending { lock, message })
+        }
+        None => None,
+    })
+}
+
 /// Called right after the base is opened by `plan` and `build`: with
 /// `locked`, fails (exit 1) when the lock is missing or the base moved;
 /// otherwise returns the refreshed lock to write when it is missing or the
@@ -485,6 +550,7 @@ mod tests {
                 platform: "linux/amd64".into(),
                 manifest_digest: Some(d(2)),
                 config_digest: d(3),
+                folders: BTreeMap::from([("home/u".to_string(), "0750 10001:10001".to_string())]),
             }],
         }
     }
@@ -504,6 +570,7 @@ mod tests {
         let again = Lockfile::load(&path).unwrap();
         assert_eq!(again.bases, lock.bases);
         assert_eq!(again.render(), text);
+        assert_eq!(again.folders(&d(3)).unwrap()["home/u"], "0750 10001:10001");
         let found = again.find("docker://docker.io/wso2/wso2am:4.3.0").unwrap();
         assert_eq!(found.location, "wso2/wso2am:4.3.0");
         assert_eq!(found.summary(), d(1));

@@ -90,9 +90,9 @@ pub struct Placement {
     /// every entry `owner` owns, for an arbitrary UID running with group 0.
     pub group_like_owner: bool,
     /// Mode and owner of folders the image below already has (paths relative
-    /// to `/`): a parent folder re-added here keeps them (made group 0 with
-    /// the owner's permissions at or below `owned_root` when
-    /// `group_like_owner`), instead of becoming a 0755 folder.
+    /// to `/`): a parent folder re-added here keeps its mode (at or below
+    /// `owned_root`: owned by `owner`, group like owner when asked) and,
+    /// above `owned_root`, its owner — instead of becoming a 0755 folder.
     pub base_folders: std::collections::BTreeMap<String, (u32, Owner)>,
 }
 
@@ -283,9 +283,7 @@ impl LayerSpec {
                 let root = placement.owned_root.trim_end_matches('/');
                 let owned = abs == root || abs.starts_with(&format!("{root}/"));
                 let (owner, mode) = match placement.base_folders.get(path) {
-                    Some(&(mode, owner)) if owned && placement.group_like_owner => {
-                        (Owner { uid: owner.uid, gid: 0 }, group_like_owner(mode))
-                    }
+                    Some(&(mode, _)) if owned => (placement.owner, placement.mode(mode)),
                     Some(&(mode, owner)) => (owner, mode),
                     None if owned => (placement.owner, placement.mode(0o755)),
                     None => (Owner { uid: 0, gid: 0 }, 0o755),
@@ -674,9 +672,10 @@ mod tests {
         spec.add("/home/u/app/x.jar".into(), &file(1, "x.jar".into()), &p).unwrap();
         let meta = |s: &LayerSpec, path: &str| s.entries.get(path).map(|e| (e.mode, e.owner));
         assert_eq!(meta(&spec, "home"), Some((0o755, Owner { uid: 0, gid: 0 })));
-        assert_eq!(meta(&spec, "home/u"), Some((0o750, Owner { uid: 7, gid: 9 })));
+        assert_eq!(meta(&spec, "home/u"), Some((0o750, Owner { uid: 7, gid: 7 })));
         assert_eq!(meta(&spec, "home/u/app"), Some((0o755, Owner { uid: 7, gid: 7 })));
         p.group_like_owner = true;
+        p.owner = Owner { uid: 7, gid: 0 };
         let mut spec = LayerSpec::new("t", 1);
         spec.add("/home/u/app/x.jar".into(), &file(1, "x.jar".into()), &p).unwrap();
         assert_eq!(meta(&spec, "home"), Some((0o755, Owner { uid: 0, gid: 0 })));

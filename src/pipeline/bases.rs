@@ -2,9 +2,12 @@
 //! once), checked against `wso2img.lock`, narrowed to the platforms asked
 //! for, and their signatures verified when a key is given.
 
+use std::collections::{BTreeMap, HashMap};
+
 use super::inputs::Inputs;
 use super::project::Project;
 use super::Options;
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::lock::Pending;
 use crate::reference::Location;
@@ -18,6 +21,8 @@ pub(super) struct Bases {
     pub(super) list: Vec<Base>,
     /// Per product, its base's index in `list`.
     pub(super) of_product: Vec<usize>,
+    /// Base folders the lock records, by the image's config digest.
+    pub(super) locked_folders: HashMap<Digest, BTreeMap<String, String>>,
 }
 
 impl Bases {
@@ -74,7 +79,16 @@ pub(super) fn complete(
             verify(connections, b, key)?;
         }
     }
-    Ok((Bases { list, of_product }, lock))
+    let current = crate::lock::current(config, lock.as_ref())?;
+    let locked_folders = list
+        .iter()
+        .flat_map(|b| &b.images)
+        .filter_map(|i| {
+            let d = Digest::of(&i.config);
+            Some((d, current.folders(&d)?.clone()))
+        })
+        .collect();
+    Ok((Bases { list, of_product, locked_folders }, lock))
 }
 
 /// Checks `base`'s cosign signature with `key`; a missing or bad one is an error.

@@ -110,7 +110,7 @@ impl Planned {
 }
 
 /// Version of the memo's key and text; a change makes every memo a miss.
-const FORMAT: &[u8] = b"wso2img plan memo 1";
+const FORMAT: &[u8] = b"wso2img plan memo 2";
 
 /// What planning one folder reads besides its files.
 pub(super) struct Context<'a> {
@@ -133,7 +133,7 @@ pub(super) fn key(print: &FolderPrint, cx: &Context<'_>) -> Option<Digest> {
     h.field(cx.kind.name().as_bytes());
     h.field(cx.label.as_bytes());
     h.field(cx.dir.as_os_str().as_encoded_bytes());
-    h.field(&serde_json::to_vec(cx.facts).unwrap_or_default());
+    h.field(&serde_json::to_vec(&(cx.facts, &cx.facts.folders)).unwrap_or_default());
     h.update(&cx.mtime.to_le_bytes());
     match cx.variant {
         Some(v) => h.field(v.as_bytes()),
@@ -157,7 +157,7 @@ pub(super) fn put(cache: &Cache, key: Digest, layers: &[Summary], print: &Folder
 }
 
 /// Version of the facts memo's key; a change makes every entry a miss.
-const FACTS_FORMAT: &[u8] = b"wso2img facts memo 1";
+const FACTS_FORMAT: &[u8] = b"wso2img facts memo 2";
 
 /// The key the facts of a base image are remembered under: its exact config
 /// (which names every layer by digest), the `owner` setting and this
@@ -171,15 +171,20 @@ pub(super) fn facts_key(config: &[u8], owner: Option<Owner>) -> Option<Digest> {
     Some(h.finish())
 }
 
-/// The facts remembered under `key`.
+/// Base folders as the facts memo keeps them.
+type Folders = std::collections::BTreeMap<String, (u32, Owner)>;
+
+/// The facts remembered under `key`, folders included.
 pub(super) fn facts(cache: &Cache, key: &Digest) -> Option<Facts> {
-    serde_json::from_str(&cache.note(key)?).ok()
+    let (mut facts, folders): (Facts, Folders) = serde_json::from_str(&cache.note(key)?).ok()?;
+    facts.folders = folders;
+    Some(facts)
 }
 
-/// Remembers `facts` under `key`. They come from the base's content alone,
-/// which its config pins: nothing can be racy.
+/// Remembers `facts` (folders included) under `key`. They come from the
+/// base's content alone, which its config pins: nothing can be racy.
 pub(super) fn put_facts(cache: &Cache, key: Digest, facts: &Facts) {
-    if let Ok(text) = serde_json::to_string(facts) {
+    if let Ok(text) = serde_json::to_string(&(facts, &facts.folders)) {
         cache.put_note(key, text, 0);
     }
 }

@@ -331,6 +331,17 @@ impl Run {
         let (bases, lock) = bases::complete(opts, &project, &connections, main, &inputs)?;
         let planning = std::time::Instant::now();
         let plan = plan::plan(opts, &project.config, &bases, &inputs, cache)?;
+        let lock = if opts.locked {
+            if !plan.learnt_folders.is_empty() {
+                crate::progress::message(&format!(
+                    "{}: records no folder modes for this base; they were read from its layers (a build without --locked records them, so that CI needs no base layer)",
+                    crate::lock::path_for(&project.config.path).display()
+                ));
+            }
+            lock
+        } else {
+            crate::lock::record_folders(&project.config, lock, &plan.learnt_folders)?
+        };
         if let Some(shown) = &plan.truststore_key {
             let bakes = project.config.bakes_keystores(opts.bake_keystores);
             keystores::check_truststore_key(&project, bakes, opts.allow_public_keystores, shown)?;

@@ -6,7 +6,7 @@
 //! ([`Plan::spec`]).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use super::bases::Bases;
@@ -59,6 +59,9 @@ pub(super) struct Plan {
     /// Where a merged truststore holding a private key goes (it is a
     /// keystore, and keeps every keystore rule), when one does.
     pub(super) truststore_key: Option<String>,
+    /// Base folders read from the layers because the lock records none for
+    /// that image (by config digest), to record in the lock.
+    pub(super) learnt_folders: Vec<Learnt>,
     /// Base files copied out for the `arbitrary-uid` layer; they live as long as the plan.
     _extracted: Option<crate::files::TempDir>,
     /// The merged truststores' files; they live as long as the plan.
@@ -188,6 +191,8 @@ pub(super) fn plan(opts: &Options, config: &Config, bases: &Bases, inputs: &Inpu
         ids.extend(here);
     };
     let mut facts_of: HashMap<(usize, usize), Facts> = HashMap::new();
+    let detecting = Detecting { config, owner, arbitrary, cache, locked: &bases.locked_folders };
+    let mut learnt_folders = Vec::new();
     let keys = artifact_keys(&inputs.checked);
     let walks = inputs.walks();
     let variants = std::iter::once(None).chain(config.variants.iter().map(Some));
@@ -202,7 +207,8 @@ pub(super) fn plan(opts: &Options, config: &Config, bases: &Bases, inputs: &Inpu
             let facts = match facts_of.get(&(bi, i)) {
                 Some(f) => f.clone(),
                 None => {
-                    let f = detect(config, base, img, variant.filter(|_| bi != 0), owner, arbitrary, cache)?;
+                    let (f, learnt) = detecting.facts(base, img, variant.filter(|_| bi != 0))?;
+                    learnt_folders.extend(learnt);
                     facts_of.insert((bi, i), f.clone());
                     f
                 }
@@ -278,6 +284,7 @@ pub(super) fn plan(opts: &Options, config: &Config, bases: &Bases, inputs: &Inpu
         memo_pending: pending,
         folders,
         truststore_key,
+        learnt_folders,
         _extracted: extracted,
         _truststores: trust_dir,
     })
@@ -461,41 +468,95 @@ impl Trusting<'_> {
     }
 }
 
-/// What one platform of a base holds, from the facts memo when this build
-/// of the program detected it before; a variant's own base that is not WSO2
-/// API Manager is a configuration error (exit 2).
-fn detect(
-    config: &Config,
-    base: &Base,
-    img: &transport::BaseImage,
-    variant: Option<&VariantSection>,
+/// Base folders read from an image's layers, by its config digest, as the
+/// lock records them.
+pub(super) type Learnt = (Digest, BTreeMap<String, String>);
+
+/// What detecting a base's facts reads besides the base: the config, the
+/// `owner` setting, the arbitrary-UID setting, the digest cache (its facts
+/// memo) and the base folders the lock records.
+struct Detecting<'a> {
+    config: &'a Config,
     owner: Option<layer::Owner>,
     arbitrary: bool,
-    cache: &Cache,
-) -> Result<Facts> {
-    let key = memo::facts_key(&img.config, owner);
-    let known = key.as_ref().and_then(|k| memo::facts(cache, k));
-    let found = match known {
-        Some(f) => Ok(f),
-        None => wso2::detect(&img.config_json, owner, &mut transport::LayerFs(img)),
-    };
-    let mut facts = found.map_err(|e| match variant {
-        Some(v) => Error::config(format!(
-            "{}: [[variant]] {}: base {} is not a WSO2 API Manager image ({}); name a wso2am, wso2am-acp, wso2am-tm or wso2am-universal-gw image",
-            config.path.display(),
-            v.name,
-            base.location,
-            e.message()
-        )),
-        None => e.context(format!("{} ({})", base.location, img.platform)),
-    })?;
-    if let (Some(k), None) = (key, &known) {
-        memo::put_facts(cache, k, &facts);
+    cache: &'a Cache,
+    locked: &'a HashMap<Digest, BTreeMap<String, String>>,
+}
+
+impl Detecting<'_> {
+    /// What one platform of a base holds, from the facts memo when this
+    /// build of the program detected it before, with its folders from the
+    /// lock or else read from its layers (then also returned, for the lock);
+    /// a variant's own base that is not WSO2 API Manager is a configuration
+    /// error (exit 2).
+    fn facts(
+        &self,
+        base: &Base,
+        img: &transport::BaseImage,
+        variant: Option<&VariantSection>,
+    ) -> Result<(Facts, Option<Learnt>)> {
+        let config_digest = Digest::of(&img.config);
+        let key = memo::facts_key(&img.config, self.owner);
+        let mut facts = match key.as_ref().and_then(|k| memo::facts(self.cache, k)) {
+            Some(f) => f,
+            None => {
+                let mut fs = transport::LayerFs(img);
+                let mut f = wso2::detect(&img.config_json, self.owner, &mut fs).map_err(|e| match variant {
+                    Some(v) => Error::config(format!(
+                        "{}: [[variant]] {}: base {} is not a WSO2 API Manager image ({}); name a wso2am, wso2am-acp, wso2am-tm or wso2am-universal-gw image",
+                        self.config.path.display(),
+                        v.name,
+                        base.location,
+                        e.message()
+                    )),
+                    None => e.context(format!("{} ({})", base.location, img.platform)),
+                })?;
+                f.folders = match self.locked.get(&config_digest) {
+                    Some(m) => parse_folders(m, &crate::lock::path_for(&self.config.path))?,
+                    None => wso2::base_folders(&f.product_home, &f.user_home, &mut fs)
+                        .map_err(|e| e.context(format!("{} ({})", base.location, img.platform)))?,
+                };
+                if let Some(k) = key {
+                    memo::put_facts(self.cache, k, &f);
+                }
+                f
+            }
+        };
+        let learnt =
+            (!self.locked.contains_key(&config_digest)).then(|| (config_digest, render_folders(&facts.folders)));
+        if self.arbitrary {
+            facts.owner.gid = 0;
+        }
+        Ok((facts, learnt))
     }
-    if arbitrary {
-        facts.owner.gid = 0;
-    }
-    Ok(facts)
+}
+
+/// Base folders as the lock records them: `0750 10001:10001` by path.
+fn render_folders(folders: &BTreeMap<String, (u32, layer::Owner)>) -> BTreeMap<String, String> {
+    folders.iter().map(|(p, (mode, o))| (p.clone(), format!("{mode:04o} {}:{}", o.uid, o.gid))).collect()
+}
+
+/// The base folders a lock records; a value that is not `MODE UID:GID` is a
+/// configuration error naming the lock.
+fn parse_folders(folders: &BTreeMap<String, String>, lock: &Path) -> Result<BTreeMap<String, (u32, layer::Owner)>> {
+    folders
+        .iter()
+        .map(|(path, v)| {
+            let parsed = (|| {
+                let (mode, owner) = v.split_once(' ')?;
+                let (uid, gid) = owner.split_once(':')?;
+                let mode = u32::from_str_radix(mode, 8).ok().filter(|m| *m <= 0o7777)?;
+                Some((mode, layer::Owner { uid: uid.parse().ok()?, gid: gid.parse().ok()? }))
+            })();
+            let meta = parsed.ok_or_else(|| {
+                Error::config(format!(
+                    "{}: base folder {path} = {v:?} is not \"MODE UID:GID\"; delete that [base.platform.folders] table and build again to record it anew",
+                    lock.display()
+                ))
+            })?;
+            Ok((path.clone(), meta))
+        })
+        .collect()
 }
 
 /// Where a layer on a base with `facts` puts files: owned by the runtime

@@ -146,7 +146,9 @@ pub struct Facts {
     /// home and the user home, and up to [`FOLDER_DEPTH`] levels below the
     /// product home (paths relative to `/`): a layer that re-adds one as the
     /// parent of a customer file gives it what the base has, so the user
-    /// home keeps its 0750 or 0700.
+    /// home keeps its 0750 or 0700. Filled by the pipeline (from the lock,
+    /// or read once with [`base_folders`]); not part of reports.
+    #[serde(skip_serializing, default)]
     pub folders: std::collections::BTreeMap<String, (u32, Owner)>,
 }
 
@@ -317,9 +319,9 @@ fn is_under(path: &str, root: &str) -> bool {
     path.strip_prefix(root).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// Detects the facts of a base from its config and its filesystem (read
-/// through `fs`: the folders of [`Facts::folders`], and `/etc/passwd` for a
-/// named user); `owner` is the config override.
+/// Detects the facts of a base from its config, reading its filesystem
+/// through `fs` only when needed (`/etc/passwd` for a named user);
+/// `owner` is the config override. [`Facts::folders`] stays empty.
 pub fn detect(config: &Value, owner_override: Option<Owner>, fs: &mut dyn BaseFs) -> Result<Facts> {
     let workdir = env(config, "WORKING_DIRECTORY")
         .or_else(|| config["config"]["WorkingDir"].as_str().filter(|s| !s.is_empty()).map(str::to_string));
@@ -406,12 +408,12 @@ pub fn detect(config: &Value, owner_override: Option<Owner>, fs: &mut dyn BaseFs
             (Owner { uid: entry.uid, gid }, "/etc/passwd".to_string(), entry.home)
         }
     };
-    let folders = base_folders(&product_home, &user_home, fs)?;
+    let folders = Default::default();
     Ok(Facts { product_home, version, kind, server, portals, user, owner, owner_from, user_home, folders })
 }
 
 /// The base folders [`Facts::folders`] holds, in one pass over the layers.
-fn base_folders(
+pub fn base_folders(
     product_home: &str,
     user_home: &str,
     fs: &mut dyn BaseFs,

@@ -287,6 +287,14 @@ pub fn run_json(ws: &Workspace, args: &[&str]) -> Value {
     json(&checked(args, wso2img_run(ws, args)))
 }
 
+/// Runs `plan` in `ws`, which writes `wso2img.lock` with the base and the
+/// modes of its folders (read from its layers once); checks they are there.
+pub fn lock_the_base(ws: &Workspace) {
+    run_json(ws, &["plan", "--json"]);
+    let lock = std::fs::read_to_string(ws.join("wso2img.lock")).unwrap();
+    assert!(lock.contains("[base.platform.folders]") && lock.contains("\"home/wso2carbon\" = \""), "{lock}");
+}
+
 /// Requires `out` (of wso2img run with `args`) to be a success; returns it.
 pub fn checked(args: &[&str], out: Output) -> Output {
     assert!(

@@ -262,6 +262,9 @@ pub async fn blob_stream(
     Ok(verify_stream(inner, desc.digest, desc.size, format!("{}/{repo}", client.host)))
 }
 
+/// How many times a streamed base blob is read before a cut connection fails it.
+const READ_ATTEMPTS: u32 = 3;
+
 /// Whether a failed blob read is worth another attempt: not when the source
 /// sent more than declared, a corrupt blob, or stalled.
 fn is_transient(e: &io::Error) -> bool {
@@ -339,17 +342,55 @@ impl RemoteBlobs for RemoteRepo {
         let task = crate::progress::Task::start(&format!("pull {}", desc.digest.short(12)), Some(desc.size));
         let desc = desc.clone();
         runtime().spawn(async move {
-            match blob_stream(&me.client, &me.repository, &desc).await {
-                Ok(mut s) => {
-                    let what = format!("GET blob {}@{}", me.repository, desc.digest.short(12));
-                    while let Some(c) = me.client.waiting(&what, s.next()).await {
-                        if tx.send(c).is_err() {
+            let what = format!("GET blob {}@{}", me.repository, desc.digest.short(12));
+            // A connection cut mid-blob is read again from the start, up to
+            // READ_ATTEMPTS times; the bytes already passed on are skipped,
+            // after checking they are the same bytes.
+            let mut passed = Hasher::new();
+            for attempt in 1..=READ_ATTEMPTS {
+                let mut s = match blob_stream(&me.client, &me.repository, &desc).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = tx.send(Err(io::Error::other(e.to_string())));
+                        return;
+                    }
+                };
+                let mut skip = passed.len();
+                let mut again = Hasher::new();
+                loop {
+                    match me.client.waiting(&what, s.next()).await {
+                        None => return,
+                        Some(Ok(mut b)) => {
+                            if skip > 0 {
+                                let n = skip.min(b.len() as u64) as usize;
+                                again.update(&b[..n]);
+                                skip -= n as u64;
+                                b = b.slice(n..);
+                                if skip == 0 && again.clone().finish() != passed.clone().finish() {
+                                    let _ = tx.send(Err(io::Error::new(
+                                        io::ErrorKind::InvalidData,
+                                        format!("{}: {what}: the blob changed between two reads", me.client.host),
+                                    )));
+                                    return;
+                                }
+                            }
+                            if b.is_empty() {
+                                continue;
+                            }
+                            passed.update(&b);
+                            if tx.send(Ok(b)).is_err() {
+                                return;
+                            }
+                        }
+                        Some(Err(e)) if attempt < READ_ATTEMPTS && is_transient(&e) => {
+                            crate::progress::debug(&format!("{what}: {e}; reading it again"));
                             break;
                         }
+                        Some(Err(e)) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
                     }
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(io::Error::other(e.to_string())));
                 }
             }
         });
