@@ -19,6 +19,7 @@ mod outputs;
 mod registry;
 mod registry_support;
 mod reproducible;
+mod sbom;
 mod signing;
 mod startup;
 mod truststore;
