@@ -309,6 +309,8 @@ pub struct Contents {
     pub own: Option<Coords>,
     /// Its OSGi identity, when its manifest has a `Bundle-SymbolicName`.
     pub bundle: Option<Bundle>,
+    /// Its manifest's `Implementation-Version` (else `Specification-Version`).
+    pub manifest_version: Option<String>,
     /// Artifacts shaded into it, known only by their pom.properties: the
     /// entry's path and the coordinates.
     pub shaded: Vec<(String, Coords)>,
@@ -333,7 +335,8 @@ impl Contents {
     /// The name, version and coordinates to list the archive under, its file
     /// name `stem` (without extension) last: pom.properties, then the
     /// bundle's manifest, then the name split at the first `-` or `_`
-    /// followed by a digit (`com.acme.osgi.handler_3.1.4`).
+    /// followed by a digit (`com.acme.osgi.handler_3.1.4`), the manifest's
+    /// `Implementation-Version` when the name has no version (as syft does).
     pub fn identity(&self, stem: &str) -> Coords {
         if let Some(c) = &self.own {
             return c.clone();
@@ -349,7 +352,12 @@ impl Contents {
                 version: Some(stem[i..].to_string()),
                 from_pom: false,
             },
-            None => Coords { group: None, artifact: stem.to_string(), version: None, from_pom: false },
+            None => Coords {
+                group: None,
+                artifact: stem.to_string(),
+                version: self.manifest_version.clone(),
+                from_pom: false,
+            },
         }
     }
 }
@@ -426,6 +434,9 @@ fn look_into<R: Read + Seek>(
             name: v.split(';').next().unwrap_or("").trim().to_string(),
             version: manifest_value(&text, "Bundle-Version"),
         });
+        out.manifest_version = manifest_value(&text, "Implementation-Version")
+            .or_else(|| manifest_value(&text, "Specification-Version"))
+            .filter(|v| !v.is_empty());
     }
     let poms: Vec<&Entry> = entries.iter().filter(|e| is_pom(&e.name)).collect();
     let own = own_pom(&poms, &coords_from_name(stem).artifact).map(|e| e.name.as_str());
@@ -736,6 +747,12 @@ mod nested_tests {
         let p = write(d.path(), "com.acme.osgi.handler_3.1.4.jar", &zip(&[("a.class", b"x")]));
         let id = contents(&p, "x", LIMITS).unwrap().identity("com.acme.osgi.handler_3.1.4");
         assert_eq!((id.artifact.as_str(), id.version.as_deref()), ("com.acme.osgi.handler", Some("3.1.4")));
+        let mf = b"Manifest-Version: 1.0\r\nImplementation-Title: Bar\r\nImplementation-Version: 4.2\r\n";
+        let p = write(d.path(), "vendor-sdk.jar", &zip(&[("META-INF/MANIFEST.MF", mf)]));
+        let id = contents(&p, "x", LIMITS).unwrap().identity("vendor-sdk");
+        assert_eq!((id.artifact.as_str(), id.version.as_deref()), ("vendor-sdk", Some("4.2")));
+        let id = contents(&p, "x", LIMITS).unwrap().identity("vendor-sdk-4.3");
+        assert_eq!(id.version.as_deref(), Some("4.3"), "the file name's version first");
         assert_eq!(manifest_value("A: 1\nB: 2\n 3\n", "b").as_deref(), Some("23"));
         assert_eq!(manifest_value("A: 1\n\nB: 2\n", "B"), None, "only the main section");
     }

@@ -37,6 +37,7 @@ fn pom(g: &str, a: &str, v: &str) -> Vec<u8> {
 /// The fixture, built here: `jars/acme-app-2.0.jar`, a shaded jar (its own
 /// pom.properties and guava's) holding `BOOT-INF/lib/acme-inner-1.0.0.jar`
 /// (which holds `lib/acme-deep-0.3.jar`) and `WEB-INF/lib/acme-web-1.1.jar`;
+/// `jars/vendor-sdk.jar`, versioned only by its manifest's Implementation-Version;
 /// `dropins/com.acme.osgi.handler_3.1.4.jar`, a bundle without pom.properties.
 /// Returns the nested jars' bytes (inner, deep, web) for their hashes.
 fn fixture(ws: &Workspace) -> [Vec<u8>; 3] {
@@ -67,6 +68,11 @@ fn fixture(ws: &Workspace) -> [Vec<u8>; 3] {
     ]);
     ws.write("jars/acme-app-2.0.jar", &app);
     ws.write("jars/acme-driver-1.0.jar", &real_jar("com.acme", "acme-driver", "1.0"));
+    let sdk = b"Manifest-Version: 1.0\r\nImplementation-Title: Vendor SDK\r\nImplementation-Version: 4.2\r\n\r\n";
+    ws.write(
+        "jars/vendor-sdk.jar",
+        &zip_stored(&[("META-INF/MANIFEST.MF", sdk), ("v/Sdk.class", &fake_jar("v", 300))]),
+    );
     let bundle =
         zip_stored(&[("META-INF/MANIFEST.MF", BUNDLE_MANIFEST), ("com/acme/osgi/Handler.class", &fake_jar("h", 600))]);
     ws.write("dropins/com.acme.osgi.handler_3.1.4.jar", &bundle);
@@ -257,7 +263,7 @@ fn sbom_lists_every_java_package_syft_finds_in_our_layers() {
     let described: Vec<String> =
         found.iter().map(|f| format!("{} {} ({}) at {}", f.name, f.version, f.purl, f.at)).collect();
     eprintln!("syft finds in our layers: {described:#?}");
-    assert!(found.len() >= 7, "syft finds the fixture's packages in our layers: {described:#?}");
+    assert!(found.len() >= 8, "syft finds the fixture's packages in our layers: {described:#?}");
 
     let bom: Value = serde_json::from_slice(&fs::read(ws.join("sbom.json")).unwrap()).unwrap();
     let every = all_components(&bom);
@@ -283,6 +289,7 @@ fn sbom_lists_every_java_package_syft_finds_in_our_layers() {
     assert!(found.iter().any(|f| f.version == "3.1.4"), "syft sees the bundle: {described:#?}");
     assert!(every.iter().any(|c| c["purl"] == "pkg:maven/com.google.guava/guava@31.1-jre"));
     assert!(every.iter().any(|c| c["name"] == "com.acme.osgi.handler" && c["version"] == "3.1.4"));
+    assert!(every.iter().any(|c| c["name"] == "vendor-sdk" && c["version"] == "4.2"));
 }
 
 /// A jar holding `BOOT-INF/lib/bomb-1.0.jar`: `size` bytes of zeros,
