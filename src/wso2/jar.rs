@@ -466,6 +466,14 @@ fn look_into<R: Read + Seek>(
     Ok(out)
 }
 
+/// `read` bytes, or "more than" the `declared` size when reading stopped past it.
+fn size_or_more(read: u64, declared: Option<u64>) -> String {
+    match declared {
+        Some(d) if read > d => format!("more than {d} bytes"),
+        _ => format!("{read} bytes"),
+    }
+}
+
 /// Archive entry `e` of `f`: hashed, and looked into when it fits the bounds.
 fn nested<R: Read + Seek>(
     f: &mut R,
@@ -489,19 +497,17 @@ fn nested<R: Read + Seek>(
             return n;
         }
     };
-    let fits = e.size <= in_memory && e.size != 0xffff_ffff && depth < max_depth;
+    // Held whole only when the size the zip declares fits (one allocation
+    // of that size; more bytes than declared is a lie, not read further).
+    let fits = e.size < in_memory && depth < max_depth;
     let mut held = Vec::new();
     let (digest, read) = if fits {
-        match crate::bounded::read_to_end_max(&mut reader, in_memory) {
-            Ok(bytes) => {
-                held = bytes;
-                (Digest::of(&held), held.len() as u64)
-            }
-            Err(err) => {
-                skip(format!("not read ({err})"));
-                return n;
-            }
+        held.reserve_exact(e.size as usize + 1);
+        if let Err(err) = (&mut reader).take(e.size + 1).read_to_end(&mut held) {
+            skip(format!("not read ({})", io_reason(&err)));
+            return n;
         }
+        (Digest::of(&held), held.len() as u64)
     } else {
         let mut h = HashReader::new(&mut reader);
         if let Err(err) = std::io::copy(&mut h, &mut std::io::sink()) {
@@ -518,7 +524,7 @@ fn nested<R: Read + Seek>(
     }
     allowance.decompressed -= read;
     if read != e.size {
-        skip(format!("not read: {read} bytes where the zip says {}", e.size));
+        skip(format!("not read: {} where the zip says {}", size_or_more(read, fits.then_some(e.size)), e.size));
         return n;
     }
     n.sha256 = Some(digest);
@@ -553,7 +559,7 @@ pub fn coords_from_name(stem: &str) -> Coords {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::Write;
 
@@ -576,6 +582,13 @@ mod tests {
     impl<'a> Raw<'a> {
         pub(crate) fn stored(name: &'a str, data: &'a [u8]) -> Raw<'a> {
             Raw { name, method: 0, data: data.into(), size: data.len() as u32, crc: crc32fast::hash(data) }
+        }
+        /// `data`, deflated.
+        pub(crate) fn deflated(name: &'a str, data: &[u8]) -> Raw<'a> {
+            let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(data).unwrap();
+            let packed = enc.finish().unwrap();
+            Raw { name, method: 8, data: packed.into(), size: data.len() as u32, crc: crc32fast::hash(data) }
         }
         /// `size` zeros, deflated.
         pub(crate) fn zeros(name: &'a str, size: u64) -> Raw<'a> {
@@ -775,7 +788,11 @@ mod nested_tests {
         assert!(c.nested[1].sha256.is_none());
         assert!(c.nested[2].sha256.is_some(), "later entries are still read: {c:?}");
         assert!(c.skipped[0].contains("big-1.0.jar: not looked into (over 4 MiB"), "{:?}", c.skipped);
-        assert!(c.skipped[1].contains("liar-1.0.jar: not read (larger than the 4 MiB limit)"), "{:?}", c.skipped);
+        assert!(
+            c.skipped[1].contains("liar-1.0.jar: not read: more than 10 bytes where the zip says 10"),
+            "{:?}",
+            c.skipped
+        );
         // Past the total budget, nested archives are listed but not read.
         let many: Vec<Raw<'_>> = ["a.jar", "b.jar", "c.jar"].iter().map(|n| Raw::zeros(n, 40 << 20)).collect();
         let p = write(d.path(), "many.jar", &zip_raw(&many));
