@@ -180,6 +180,21 @@ fn sbom_lists_shaded_nested_and_osgi_artifacts_with_the_image_layer_names() {
 }
 
 #[test]
+fn sbom_is_the_same_bytes_from_a_copy_of_the_inputs() {
+    let (a, b) = (Workspace::new(), Workspace::new());
+    for ws in [&a, &b] {
+        fixture(ws);
+        ws.config("[base]\nimage = \"builtin:wso2am-4.3.0\"\n");
+    }
+    let one = a.run_ok(&["build", "--json", "--to", "oci:out", "--sbom", "sbom.json"]);
+    let two = b.run_ok(&["build", "--json", "--to", "oci:elsewhere", "--sbom", "sbom.json"]);
+    assert_eq!(json(&one)["content_digest"], json(&two)["content_digest"]);
+    let (x, y) = (fs::read(a.join("sbom.json")).unwrap(), fs::read(b.join("sbom.json")).unwrap());
+    assert!(x == y, "the SBOM differs between two copies of the same inputs");
+    assert!(String::from_utf8_lossy(&x).contains("acme-inner"), "with its nested components");
+}
+
+#[test]
 fn sbom_names_the_image_as_pushed_with_to() {
     if !registry_tools() {
         return;
