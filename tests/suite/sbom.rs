@@ -38,6 +38,7 @@ fn pom(g: &str, a: &str, v: &str) -> Vec<u8> {
 /// pom.properties and guava's) holding `BOOT-INF/lib/acme-inner-1.0.0.jar`
 /// (which holds `lib/acme-deep-0.3.jar`) and `WEB-INF/lib/acme-web-1.1.jar`;
 /// `jars/vendor-sdk.jar`, versioned only by its manifest's Implementation-Version;
+/// `jars/unversioned.jar`, versioned nowhere;
 /// `dropins/com.acme.osgi.handler_3.1.4.jar`, a bundle without pom.properties.
 /// Returns the nested jars' bytes (inner, deep, web) for their hashes.
 fn fixture(ws: &Workspace) -> [Vec<u8>; 3] {
@@ -72,6 +73,11 @@ fn fixture(ws: &Workspace) -> [Vec<u8>; 3] {
     ws.write(
         "jars/vendor-sdk.jar",
         &zip_stored(&[("META-INF/MANIFEST.MF", sdk), ("v/Sdk.class", &fake_jar("v", 300))]),
+    );
+    let bare = b"Manifest-Version: 1.0\r\nCreated-By: createjars\r\n\r\n";
+    ws.write(
+        "jars/unversioned.jar",
+        &zip_stored(&[("META-INF/MANIFEST.MF", bare), ("u/U.class", &fake_jar("u", 300))]),
     );
     let bundle =
         zip_stored(&[("META-INF/MANIFEST.MF", BUNDLE_MANIFEST), ("com/acme/osgi/Handler.class", &fake_jar("h", 600))]);
@@ -278,7 +284,7 @@ fn sbom_lists_every_java_package_syft_finds_in_our_layers() {
     let described: Vec<String> =
         found.iter().map(|f| format!("{} {} ({}) at {}", f.name, f.version, f.purl, f.at)).collect();
     eprintln!("syft finds in our layers: {described:#?}");
-    assert!(found.len() >= 8, "syft finds the fixture's packages in our layers: {described:#?}");
+    assert!(found.len() >= 9, "syft finds the fixture's packages in our layers: {described:#?}");
 
     let bom: Value = serde_json::from_slice(&fs::read(ws.join("sbom.json")).unwrap()).unwrap();
     let every = all_components(&bom);
@@ -290,8 +296,10 @@ fn sbom_lists_every_java_package_syft_finds_in_our_layers() {
             } else {
                 // Found by the manifest or file name: syft then makes up Maven coordinates (group from
                 // the Bundle-SymbolicName, name from its last part); we list the symbolic name and version.
+                // With no version anywhere, syft says `UNKNOWN`; we leave the version out.
                 let name = c["name"].as_str().unwrap_or("");
-                c["version"] == f.version.as_str()
+                let version = c["version"].as_str().unwrap_or("UNKNOWN");
+                version == f.version
                     && (name == f.name
                         || name.ends_with(&format!(".{}", f.name))
                         || f.purl.contains(&format!("/{name}/")))
@@ -305,6 +313,7 @@ fn sbom_lists_every_java_package_syft_finds_in_our_layers() {
     assert!(every.iter().any(|c| c["purl"] == "pkg:maven/com.google.guava/guava@31.1-jre"));
     assert!(every.iter().any(|c| c["name"] == "com.acme.osgi.handler" && c["version"] == "3.1.4"));
     assert!(every.iter().any(|c| c["name"] == "vendor-sdk" && c["version"] == "4.2"));
+    assert!(every.iter().any(|c| c["name"] == "unversioned" && c.get("version").is_none()));
 }
 
 /// A jar holding `BOOT-INF/lib/bomb-1.0.jar`: `size` bytes of zeros,
