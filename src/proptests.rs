@@ -166,6 +166,15 @@ fn inspect_jar(bytes: &[u8]) {
     let p = d.path().join("x-1.0.jar");
     std::fs::write(&p, bytes).unwrap();
     let _ = crate::wso2::jar::inspect(&p, "jars/x-1.0.jar");
+    let _ = crate::wso2::jar::contents(&p, "jars/x-1.0.jar", crate::wso2::jar::LIMITS);
+}
+
+/// The golden jar nested in a jar, twice: stored and deflated.
+fn nested_jar_bytes() -> Vec<u8> {
+    crate::wso2::jar::tests::zip_raw(&[
+        crate::wso2::jar::tests::Raw::stored("BOOT-INF/lib/a-1.0.jar", &jar_bytes()),
+        crate::wso2::jar::tests::Raw::deflated("WEB-INF/lib/b-1.0.jar", &jar_bytes()),
+    ])
 }
 
 proptest! {
@@ -223,7 +232,7 @@ proptest! {
     }
 
     #[test]
-    fn jars_never_panic(bytes in prop_oneof![vec(any::<u8>(), 0..1024), mutated(jar_bytes())]) {
+    fn jars_never_panic(bytes in prop_oneof![vec(any::<u8>(), 0..1024), mutated(jar_bytes()), mutated(nested_jar_bytes())]) {
         largest_allocation();
         inspect_jar(&bytes);
         prop_assert!(largest_allocation() <= ALLOCATION_MAX);

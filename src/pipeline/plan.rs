@@ -290,6 +290,32 @@ pub(super) fn plan(opts: &Options, config: &Config, bases: &Bases, inputs: &Inpu
     })
 }
 
+/// The layers a folder's entries go to, with the names the image's layers
+/// carry: one layer, or for jars and dropins one per share of [`split`]
+/// (`jars.07`); a variant's are prefixed with its name (`gw:jars.07`).
+/// `keys` are the artifact keys known from the jars' Maven coordinates.
+pub(super) fn shares<'a>(
+    kind: LayerKind,
+    variant: Option<&str>,
+    entries: &'a [SourceEntry],
+    keys: &'a HashMap<&Path, String>,
+) -> Vec<(String, Vec<&'a SourceEntry>)> {
+    let name = match variant {
+        Some(v) => format!("{v}:{}", kind.name()),
+        None => kind.name().to_string(),
+    };
+    match kind {
+        LayerKind::Jars | LayerKind::Dropins => split::split(entries, |e| match keys.get(e.path.as_path()) {
+            Some(k) => Cow::Borrowed(k.as_str()),
+            None => Cow::Borrowed(split::artifact_key(&e.rel)),
+        })
+        .into_iter()
+        .map(|s| (format!("{name}.{}", s.suffix), s.entries))
+        .collect(),
+        _ => vec![(name, entries.iter().collect())],
+    }
+}
+
 /// What planning a customer folder reads besides the folder itself: the
 /// artifact keys known from the jars' Maven coordinates, the base's facts,
 /// the mtime, the arbitrary-UID setting and the variant whose folder it is.
@@ -345,21 +371,7 @@ impl Planning<'_> {
     /// The layers of one folder: one layer, or for jars and dropins one per
     /// share of [`split`].
     fn layer_specs(&self, src: &LayerSource, entries: &[SourceEntry]) -> Result<Vec<LayerSpec>> {
-        let kind = src.kind;
-        let name = match self.variant {
-            Some(v) => format!("{v}:{}", kind.name()),
-            None => kind.name().to_string(),
-        };
-        let shares: Vec<(String, Vec<&SourceEntry>)> = match kind {
-            LayerKind::Jars | LayerKind::Dropins => split::split(entries, |e| match self.keys.get(e.path.as_path()) {
-                Some(k) => Cow::Borrowed(k.as_str()),
-                None => Cow::Borrowed(split::artifact_key(&e.rel)),
-            })
-            .into_iter()
-            .map(|s| (format!("{name}.{}", s.suffix), s.entries))
-            .collect(),
-            _ => vec![(name, entries.iter().collect())],
-        };
+        let shares = shares(src.kind, self.variant, entries, self.keys);
         shares.into_iter().map(|(name, entries)| self.layer_spec(src, &name, &entries)).collect()
     }
 

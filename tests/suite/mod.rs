@@ -21,6 +21,7 @@ mod registry_support;
 mod reproducible;
 mod roundtrip_support;
 mod roundtrips;
+mod sbom;
 mod signing;
 mod startup;
 mod truststore;

@@ -218,9 +218,15 @@ fn jar_with_manifest(group: &str, artifact: &str, version: &str, manifest: &str,
         (format!("META-INF/maven/{group}/{artifact}/pom.properties"), pom.into_bytes()),
         (format!("{}/Main.class", artifact.replace('-', "/")), fake_jar(artifact, class_size)),
     ];
+    let entries: Vec<(&str, &[u8])> = entries.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
+    zip_stored(&entries)
+}
+
+/// A zip (stored entries) of `entries`, in order.
+pub fn zip_stored(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut cd = Vec::new();
-    for (name, data) in &entries {
+    for (name, data) in entries {
         let off = out.len() as u32;
         let crc = crc32(data);
         let mut local = vec![0x50, 0x4b, 0x03, 0x04, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0];
