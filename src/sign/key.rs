@@ -470,7 +470,8 @@ jhNdir/yRKUrFMruAMpDQZyrllSMmrxWSkDAAXOgwU9rmneQ+EQecMxm
         let message = path("message");
         std::fs::write(&message, b"a payload").unwrap();
         // (name, genpkey options, conversion to another PEM format, openssl verify options, Debug algorithm)
-        let cases: [(&str, &[&str], Option<&[&str]>, &[&str], &str); 7] = [
+        type Case<'a> = (&'a str, &'a [&'a str], Option<&'a [&'a str]>, &'a [&'a str], &'a str);
+        let cases: [Case; 7] = [
             ("p256", &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"], None, &["-sha256"], "ECDSA P-256"),
             ("p384", &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"], None, &["-sha384"], "ECDSA P-384"),
             ("p521", &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-521"], None, &["-sha512"], "ECDSA P-521"),

@@ -666,7 +666,8 @@ fn every_key_type_cosign_takes_signs_a_multi_platform_push_the_sigstore_crate_ve
     let keys = ws.join("keys");
     fs::create_dir_all(&keys).unwrap();
     // (name, openssl genpkey options, conversion to another PEM format, cosign-encrypted)
-    let cases: [(&str, &[&str], Option<&[&str]>, bool); 6] = [
+    type Case<'a> = (&'a str, &'a [&'a str], Option<&'a [&'a str]>, bool);
+    let cases: [Case; 6] = [
         ("p256-sec1", &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"], Some(&["ec"]), false),
         ("p384", &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"], None, false),
         ("p521", &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-521"], None, false),
