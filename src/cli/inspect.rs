@@ -7,6 +7,7 @@ use wso2img::error::Kind;
 use wso2img::inspect::Inspection;
 use wso2img::reference::Location;
 use wso2img::sanitize::escape_controls;
+use wso2img::sign::attach::AttestationCheck;
 use wso2img::sign::PublicKey;
 use wso2img::transport::Connections;
 use wso2img::{Error, Result};
@@ -19,7 +20,8 @@ pub struct InspectArgs {
     /// Print one JSON object on stdout.
     #[arg(long)]
     json: bool,
-    /// Check the image's cosign signatures with this public key (PEM); exit 1 when none verifies.
+    /// Check the image's cosign signatures and attestations with this public key (PEM); exit 1 when no signature
+    /// verifies or any attestation does not (bad signature, another subject).
     #[arg(long, value_name = "FILE")]
     verify_key: Option<std::path::PathBuf>,
 }
@@ -41,11 +43,24 @@ pub fn run(g: &Global, a: InspectArgs) -> Result<()> {
         let shown: Vec<String> = text(&info).lines().map(|l| escape_controls(l).into_owned()).collect();
         print_line(&shown.join("\n"))?;
     }
+    let shown_key = a.verify_key.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
     let verified = info.signatures.iter().flatten().any(|s| s.verified == Some(true));
     if key.is_some() && !verified {
+        return Err(Error::source(format!("{loc}: no signature verifies with {shown_key}")));
+    }
+    let failed: Vec<String> = info
+        .attestations
+        .iter()
+        .flatten()
+        .filter_map(|a| match a.verification {
+            Some(v) if v != AttestationCheck::Verified => Some(format!("{} ({})", a.predicate_type, v.describe())),
+            _ => None,
+        })
+        .collect();
+    if !failed.is_empty() {
         return Err(Error::source(format!(
-            "{loc}: no signature verifies with {}",
-            a.verify_key.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+            "{loc}: attestation {} does not verify with {shown_key}",
+            failed.join(", ")
         )));
     }
     Ok(())
@@ -96,7 +111,12 @@ fn text(i: &Inspection) -> String {
         s += &format!("signature {}{state}\n", sig.docker_reference);
     }
     for a in i.attestations.iter().flatten() {
-        s += &format!("attestation {}  ({}, {})\n", a.predicate_type, a.stored, a.digest);
+        let state = match a.verification {
+            Some(AttestationCheck::Verified) => "  verified".to_string(),
+            Some(v) => format!("  NOT verified: {}", v.describe()),
+            None => String::new(),
+        };
+        s += &format!("attestation {}  ({}, {}){state}\n", a.predicate_type, a.stored, a.digest);
     }
     s.trim_end().to_string()
 }

@@ -12,7 +12,7 @@ use wso2img::digest::Digest;
 use wso2img::error::Kind;
 use wso2img::pipeline::{OutputReport, KEYSTORES_LABEL};
 use wso2img::reference::{Location, Reference};
-use wso2img::sign::{attach, SigningKey};
+use wso2img::sign::{attach, PublicKey, SigningKey};
 use wso2img::transport;
 use wso2img::transport::registry::{push, Registries};
 use wso2img::transport::Connections;
@@ -33,9 +33,13 @@ pub struct TagArgs {
     /// Tag an image with baked keystores on a public registry (Docker Hub, [target] public_registries) anyway.
     #[arg(long)]
     allow_public_keystores: bool,
-    /// Sign the image under each new tag with this ECDSA P-256 key (PKCS#8 PEM or cosign key).
+    /// Sign the image under each new tag with this key (ECDSA P-256/P-384/P-521, RSA or Ed25519; PEM or cosign key).
     #[arg(long, value_name = "FILE")]
     sign_key: Option<PathBuf>,
+    /// Tag only an image whose signatures and attestations verify with this public key (PEM); else exit 1,
+    /// nothing tagged.
+    #[arg(long, value_name = "FILE")]
+    verify_key: Option<PathBuf>,
 }
 
 /// `copy` flags.
@@ -51,9 +55,17 @@ pub struct CopyArgs {
     /// Copy an image with baked keystores to a public registry (Docker Hub, [target] public_registries) anyway.
     #[arg(long)]
     allow_public_keystores: bool,
-    /// Sign the copy (and each manifest of an index) with this ECDSA P-256 key (PKCS#8 PEM or cosign key).
+    /// Sign the copy (and each manifest of an index) under its new name with this key (ECDSA P-256/P-384/P-521, RSA
+    /// or Ed25519; PEM or cosign key), beside the signatures carried from the source.
     #[arg(long, value_name = "FILE")]
     sign_key: Option<PathBuf>,
+    /// Copy only an image whose signatures and attestations verify with this public key (PEM); else exit 1,
+    /// nothing pushed.
+    #[arg(long, value_name = "FILE")]
+    verify_key: Option<PathBuf>,
+    /// Leave the source's attestations (SBOM, provenance) behind; its signatures are still carried.
+    #[arg(long)]
+    no_attestations: bool,
 }
 
 /// What `tag` and `copy` print with `--json`.
@@ -108,19 +120,51 @@ pub(super) fn load_sign_key(path: &Path) -> Result<Arc<SigningKey>> {
 }
 
 /// Signs `repo@digest` (and its manifests) as `repo:TAG` for each of `tags`.
-fn sign_as(regs: &Arc<Registries>, key: &SigningKey, repo: &Reference, digest: Digest, tags: &[String]) -> Result<()> {
+fn sign_as(
+    regs: &Arc<Registries>,
+    key: &SigningKey,
+    repo: &Reference,
+    digest: Digest,
+    tags: &[String],
+) -> Result<attach::Signed> {
     let repo = Reference { tag: None, digest: None, ..repo.clone() };
     let mut identities: Vec<String> = tags.iter().map(|t| repo.with_tag(t).to_string()).collect();
     if identities.is_empty() {
         identities.push(repo.name());
     }
-    let added = attach::sign_tree(regs, &repo, &digest, &identities, key, &wso2img::sign::creator())?;
+    let signed = attach::sign_tree(regs, &repo, &digest, &identities, key, &wso2img::sign::creator())?;
+    let added = signed.added;
     wso2img::progress::message(&format!(
         "signed {}@{digest} ({added} new signature{})",
         repo.name(),
         if added == 1 { "" } else { "s" }
     ));
-    Ok(())
+    Ok(signed)
+}
+
+/// Loads `--verify-key FILE` (a bad key is a usage error).
+fn load_verify_key(path: &Path) -> Result<(PublicKey, String)> {
+    let shown = format!("--verify-key {}", path.display());
+    Ok((PublicKey::load(path, &shown, Kind::Usage)?, path.display().to_string()))
+}
+
+/// Refuses `src` (exit 1, before anything is pushed) unless a signature of
+/// the digest it names verifies with `key`, and each of its attestations
+/// (unless they are left behind). Returns the digest.
+fn verify_source(
+    regs: &Arc<Registries>,
+    src: &Reference,
+    key: &(PublicKey, String),
+    attestations: bool,
+) -> Result<Digest> {
+    let digest = attach::resolve(regs, src)?;
+    let repo = Reference { tag: None, digest: None, ..src.clone() };
+    attach::verify(regs, &repo, &digest, &key.0, &format!("to promote it (--verify-key {})", key.1))?;
+    if attestations {
+        attach::verify_attestations(regs, &repo, &digest, &key.0, &key.1)?;
+    }
+    wso2img::progress::message(&format!("{}@{digest}: signatures verified with {}", repo.name(), key.1));
+    Ok(digest)
 }
 
 fn registry_ref(s: &str, what: &str) -> Result<Reference> {
@@ -148,23 +192,29 @@ pub fn tag(g: &Global, a: TagArgs) -> Result<()> {
         tags.push(r.tag.ok_or_else(|| Error::usage(format!("tag {t}: has no tag")))?);
     }
     let key = a.sign_key.as_deref().map(load_sign_key).transpose()?;
+    let verify_key = a.verify_key.as_deref().map(load_verify_key).transpose()?;
     let c = Connections::new(g.registry());
     let regs = &c.registries;
     guard_public(g, &c, &src, &src, a.allow_public_keystores)?;
+    // The same repository: the digest's `.sig` and `.att` stay where they are.
+    let src = match &verify_key {
+        Some(k) => src.with_digest(verify_source(regs, &src, k, true)?),
+        None => src,
+    };
     let digest = push::tag(regs, &src, &tags)?;
     wso2img::progress::message(&format!("tagged {}@{digest} as {}", src.name(), tags.join(", ")));
-    if let Some(key) = &key {
-        sign_as(regs, key, &src, digest, &tags)?;
-    }
+    let signed = key.as_ref().map(|key| sign_as(regs, key, &src, digest, &tags)).transpose()?;
     let outputs = tags
         .iter()
         .map(|t| {
-            OutputReport::new(
+            let mut o = OutputReport::new(
                 format!("docker://{}", src.with_tag(t)),
                 digest,
                 "pushed",
                 format!("{}@{digest}", src.name()),
-            )
+            );
+            o.signatures = signed.clone();
+            o
         })
         .collect();
     if !a.json {
@@ -182,19 +232,39 @@ pub fn copy(g: &Global, a: CopyArgs) -> Result<()> {
         return Err(Error::usage(format!("copy {}: the destination takes a tag, not a digest", a.dst)));
     }
     let key = a.sign_key.as_deref().map(load_sign_key).transpose()?;
+    let verify_key = a.verify_key.as_deref().map(load_verify_key).transpose()?;
     let c = Connections::new(g.registry());
     let regs = &c.registries;
     guard_public(g, &c, &src, &dst, a.allow_public_keystores)?;
+    // Verified, the copy is of the digest that verified (a tag moving meanwhile changes nothing).
+    let src = match &verify_key {
+        Some(k) => {
+            let d = verify_source(regs, &src, k, !a.no_attestations)?;
+            Reference { tag: src.tag.clone(), digest: Some(d), ..src }
+        }
+        None => src,
+    };
     let digest = push::copy(regs, &src, &dst)?;
     let out = match (&dst.tag, &src.tag) {
         (Some(t), _) | (None, Some(t)) => dst.with_tag(t),
         _ => dst.with_digest(digest),
     };
-    if let Some(key) = &key {
-        sign_as(regs, key, &dst, digest, out.tag.as_slice())?;
-    }
-    let outputs =
-        vec![OutputReport::new(format!("docker://{out}"), digest, "pushed", format!("{}@{digest}", out.name()))];
+    let (src_repo, dst_repo) =
+        (Reference { tag: None, digest: None, ..src.clone() }, Reference { tag: None, digest: None, ..dst.clone() });
+    let carried = attach::carry(regs, &src_repo, &dst_repo, &digest, !a.no_attestations)?;
+    wso2img::progress::message(&format!(
+        "carried to {}@{digest}: {} signature{}, {} attestation{}",
+        dst_repo.name(),
+        carried.signatures,
+        if carried.signatures == 1 { "" } else { "s" },
+        carried.attestations.len(),
+        if carried.attestations.len() == 1 { "" } else { "s" },
+    ));
+    let signed = key.as_ref().map(|key| sign_as(regs, key, &dst, digest, out.tag.as_slice())).transpose()?;
+    let mut output = OutputReport::new(format!("docker://{out}"), digest, "pushed", format!("{}@{digest}", out.name()));
+    output.signatures = signed;
+    output.attestations = carried.attestations;
+    let outputs = vec![output];
     if !a.json {
         return print_line(&format!("{}@{digest}", dst.name()));
     }

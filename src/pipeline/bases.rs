@@ -10,7 +10,7 @@ use super::Options;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::lock::Pending;
-use crate::reference::Location;
+use crate::reference::{Location, Reference};
 use crate::sign::{attach, PublicKey};
 use crate::transport::{self, Base, Connections};
 
@@ -99,11 +99,18 @@ fn verify(connections: &Connections, base: &Base, key: &(PublicKey, String)) -> 
             key.1, base.location
         )));
     };
-    let claim = attach::verify(&connections.registries, &r, &digest, &key.0)?;
+    let claim = attach::verify(&connections.registries, &r, &digest, &key.0, "the base")?;
+    let repo = Reference { tag: None, digest: None, ..r.clone() };
+    let attested = attach::verify_attestations(&connections.registries, &repo, &digest, &key.0, &key.1)?;
     crate::progress::message(&format!(
-        "base {}@{digest}: signature verified (signed as {})",
+        "base {}@{digest}: signature verified (signed as {}){}",
         r.name(),
-        claim.docker_reference
+        claim.docker_reference,
+        match attested {
+            0 => String::new(),
+            1 => "; 1 attestation verified".to_string(),
+            n => format!("; {n} attestations verified"),
+        }
     ));
     Ok(())
 }

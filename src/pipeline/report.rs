@@ -80,12 +80,14 @@ pub struct OutputReport {
     /// (pullable as it is), else the location with `@digest`
     /// (`oci:DIR:TAG@sha256:…`, `docker-daemon:NAME:TAG@<image ID>`).
     pub pinned: String,
-    /// Signatures added to it (`--sign-key`, registries only).
+    /// Its signatures (`--sign-key`, registries only): the `.sig` manifest's
+    /// digest, the identities signed, how many were added.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub signatures: Option<usize>,
-    /// Predicate types of the attestations attached to it.
+    pub signatures: Option<crate::sign::attach::Signed>,
+    /// Its attestations: predicate type, the `.att` or referrer manifest's
+    /// digest, the envelope's digest, whether it was added now.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub attestations: Vec<String>,
+    pub attestations: Vec<crate::sign::attach::Attested>,
 }
 
 impl OutputReport {

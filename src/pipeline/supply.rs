@@ -50,15 +50,16 @@ impl Signing<'_> {
                 let digest = &output.digest.clone();
                 let tags = with_own_tag(&image.tags, target.tag.as_ref().filter(|_| image.main));
                 let identities: Vec<String> = tags.iter().map(|t| repo.with_tag(t).to_string()).collect();
-                let added = attach::sign_tree(registries, &repo, digest, &identities, key, &creator)?;
-                let mut attested = Vec::new();
+                let signed = attach::sign_tree(registries, &repo, digest, &identities, key, &creator)?;
+                let added = signed.added;
+                let mut attestations = Vec::new();
                 for (predicate_type, statement) in self.statements(pi, &repo, digest, &tags, &materials)? {
-                    if attach::attest(registries, &repo, digest, predicate_type, &statement, key)? {
-                        attested.push(predicate_type);
-                    }
+                    attestations.push(attach::attest(registries, &repo, digest, predicate_type, &statement, key)?);
                 }
-                output.signatures = Some(added);
-                output.attestations = attested.iter().map(|p| p.to_string()).collect();
+                let attested: Vec<String> =
+                    attestations.iter().filter(|a| a.added).map(|a| a.predicate_type.clone()).collect();
+                output.signatures = Some(signed);
+                output.attestations = attestations;
                 crate::progress::message(&format!(
                     "signed {}@{} ({} new signature{}{})",
                     repo.name(),

@@ -2,7 +2,8 @@
 //! verifying a signed base — in the formats cosign and containers/image
 //! (skopeo, podman, CRI-O policies) both read for key-based signing.
 //!
-//! - [`key`]: ECDSA P-256 keys (PKCS#8/SEC1 PEM, cosign's encrypted PEM).
+//! - [`key`]: ECDSA P-256/P-384/P-521, RSA and Ed25519 keys (PKCS#8, SEC1,
+//!   PKCS#1 PEM, cosign's encrypted PEM).
 //! - [`mod@format`]: the simple-signing payload, DSSE envelopes, in-toto statements.
 //! - [`provenance`]: the SLSA provenance v1 predicate of a build.
 //! - [`attach`]: the registry side — cosign's `.sig`/`.att` tag schema,
