@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use crate::cache::Cache;
 use crate::config::{Config, LayerKind, LayerSource};
 use crate::digest::{Blocks, Digest};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::layer::{self, ignore, Head, SourceEntry, SourceKind};
 use crate::wso2::checks::{self, CheckedFile};
 use crate::wso2::jar::Coords;
@@ -296,10 +296,21 @@ fn first_opened<'e>(
     entries: &'e mut [SourceEntry],
 ) -> Result<Option<(&'e SourceEntry, &'static str)>> {
     layer::read_heads(entries, &src.label)?;
-    Ok(entries.iter().filter(|e| inspected(e)).find_map(|e| {
+    for e in entries.iter().filter(|e| inspected(e)) {
         let name = e.rel.rsplit('/').next().unwrap_or(&e.rel);
-        Some((e, keystore::sniff(name, e.head.as_ref().map_or(&[], Head::as_slice))?))
-    }))
+        let head = e.head.as_ref().map_or(&[][..], Head::as_slice);
+        if let Some(kind) = keystore::sniff(name, head) {
+            return Ok(Some((e, kind)));
+        }
+        if keystore::may_hold_pem_key(head) {
+            let found = keystore::pem_file_private_key(&e.path)
+                .map_err(|err| Error::io(&format!("reading it (in {}/)", src.label), &e.path, err))?;
+            if let Some(kind) = found {
+                return Ok(Some((e, kind)));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Entries per piece of a folder print, hashed side by side.

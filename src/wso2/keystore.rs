@@ -46,6 +46,38 @@ pub fn sniff(name: &str, first: &[u8]) -> Option<&'static str> {
     by_name(name).or_else(|| detect(first)).or_else(|| private_key(first))
 }
 
+/// Whether a file whose first bytes are `first` is PEM text that may hold a
+/// private key further down (a certificate first, or `openssl pkcs12`'s
+/// `Bag Attributes` lines): such a file is read in full by [`pem_private_key`].
+pub fn may_hold_pem_key(first: &[u8]) -> bool {
+    let text = first.trim_ascii_start();
+    text.starts_with(b"-----BEGIN ") || text.starts_with(b"Bag Attributes")
+}
+
+/// Recognises a private key anywhere in PEM text: any `-----BEGIN … PRIVATE
+/// KEY-----` block, after certificates or other text.
+pub fn pem_private_key(text: &[u8]) -> Option<&'static str> {
+    let marker = b"-----BEGIN ";
+    let mut at = 0;
+    while let Some(i) = text[at..].windows(marker.len()).position(|w| w == marker) {
+        let start = at + i;
+        if let Some(kind) = private_key(&text[start..]) {
+            return Some(kind);
+        }
+        at = start + marker.len();
+    }
+    None
+}
+
+/// [`pem_private_key`] in the first [`crate::bounded::CERTIFICATES`] bytes
+/// of the file at `path` (PEM files are small; a key further in is not looked for).
+pub fn pem_file_private_key(path: &Path) -> std::io::Result<Option<&'static str>> {
+    use std::io::Read;
+    let mut text = Vec::new();
+    crate::bounded::open_file(path)?.take(crate::bounded::CERTIFICATES.max).read_to_end(&mut text)?;
+    Ok(pem_private_key(&text))
+}
+
 /// Recognises a private key from its first bytes: PEM (`-----BEGIN … PRIVATE
 /// KEY-----`, OpenSSH's and cosign's included) and DER (PKCS#8, encrypted
 /// PKCS#8, PKCS#1 RSA, SEC1 EC) by a cheap look at its ASN.1 header. Such a
@@ -104,7 +136,14 @@ impl Seen {
     /// many as were read, at least the first [`HEAD`] unless the file is shorter).
     pub fn look(&self, path: &Path, first: &[u8]) {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if let Some(kind) = sniff(name, first) {
+        // PEM text may hold a key after a certificate: what was read, then the
+        // file (an unreadable one fails its layer's hashing anyway).
+        let pem = || {
+            may_hold_pem_key(first)
+                .then(|| pem_private_key(first).or_else(|| pem_file_private_key(path).ok().flatten()))
+                .flatten()
+        };
+        if let Some(kind) = sniff(name, first).or_else(pem) {
             self.0.lock().unwrap_or_else(|e| e.into_inner()).push((path.to_path_buf(), kind));
         }
     }
@@ -146,6 +185,18 @@ pub fn detect(b: &[u8]) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::detect;
+
+    #[test]
+    fn keys_after_other_pem_text() {
+        let cert = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let mut both = cert.to_vec();
+        both.extend_from_slice(b"Bag Attributes\n    localKeyID: 01\n-----BEGIN PRIVATE KEY-----\nMIIE\n");
+        assert!(super::may_hold_pem_key(cert) && super::may_hold_pem_key(b"Bag Attributes\n"));
+        assert!(!super::may_hold_pem_key(b"<?xml version"));
+        assert_eq!(super::pem_private_key(&both), Some("PEM private key"));
+        assert_eq!(super::pem_private_key(cert), None);
+        assert_eq!(super::pem_private_key(b"-----BEGIN -----BEGIN EC PRIVATE KEY-----"), Some("PEM private key"));
+    }
 
     #[test]
     fn sniffs_by_name_and_content() {

@@ -224,6 +224,18 @@ fn untrusted_private_keys_in_customer_folders_are_keystores() {
     assert!(out.status.success(), "baking lets it in: {}", String::from_utf8_lossy(&out.stderr));
     fs::remove_file(ws.join("overlays/signing.pem")).unwrap();
 
+    // A key after a certificate and `openssl pkcs12`'s bag attributes, as in a combined server.pem.
+    let combined = b"-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ2VydGlmaWNhdGUgZmlyc3Q=\n-----END CERTIFICATE-----\n\
+Bag Attributes\n    localKeyID: 01 00 00 00\n-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n";
+    ws.write("overlays/repository/conf/server.pem", combined);
+    let (out, _) = run(&ws, &["plan"]);
+    refused(&out, 2, &["server.pem (PEM private key)", "is a keystore"]);
+    fs::remove_file(ws.join("overlays/repository/conf/server.pem")).unwrap();
+    ws.write("overlays/repository/conf/ca.pem", b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+    let (out, _) = run(&ws, &["plan"]);
+    assert!(out.status.success(), "a certificate alone is no keystore: {}", String::from_utf8_lossy(&out.stderr));
+    fs::remove_file(ws.join("overlays/repository/conf/ca.pem")).unwrap();
+
     // An OpenSSH key, and a DER PKCS#8 key under an innocent name.
     ws.write("themes/devportal/id_ed25519", b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n");
     let (out, _) = run(&ws, &["plan"]);
