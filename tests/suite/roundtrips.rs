@@ -7,7 +7,6 @@
 //! bound was set from are in docs/performance.md.
 
 use std::path::Path;
-use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -19,19 +18,8 @@ use super::support::*;
 /// wso2img in `ws` with its digest cache under `cache` (`--json` output parsed).
 fn build(ws: &Workspace, cache: &Path, args: &[&str]) -> (Value, String) {
     let out = run_limited(wso2img(ws).env("XDG_CACHE_HOME", cache).args(args), COMMAND_LIMIT);
-    let out = ok_output(args, out);
+    let out = checked(args, out);
     (json(&out), String::from_utf8_lossy(&out.stderr).to_string())
-}
-
-fn ok_output(args: &[&str], out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "wso2img {args:?} failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// The layers a run compressed, from its `layer NAME: … gzip, …` lines.
